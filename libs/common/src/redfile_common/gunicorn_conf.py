@@ -1,0 +1,62 @@
+"""Gunicorn configuration shared by every service.
+
+    gunicorn -c python:redfile_common.gunicorn_conf 'redfile_files:create_app()'
+
+Read from the environment: SERVICE_NAME, BIND (or PORT), WEB_CONCURRENCY
+(workers), GUNICORN_THREADS, GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT,
+LOG_LEVEL, PROMETHEUS_MULTIPROC_DIR, METRICS_HOST and METRICS_PORT.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from redfile_common.logs import logging_dict_config
+from redfile_common.tracing import init_tracing
+
+_service = os.environ.get("SERVICE_NAME", "redfile")
+
+bind = os.environ.get("BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+worker_class = "gthread"
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+keepalive = 5
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+proc_name = f"redfile-{_service}"
+accesslog = None
+logconfig_dict = logging_dict_config(_service, os.environ.get("LOG_LEVEL", "INFO"))
+# Limits on the request line and headers: a hostile client gets a 400, not a worker.
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+
+def on_starting(server):
+    mp_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if mp_dir:
+        os.makedirs(mp_dir, exist_ok=True)
+        for stale in glob.glob(os.path.join(mp_dir, "*.db")):
+            os.remove(stale)
+
+
+def when_ready(server):
+    port = int(os.environ.get("METRICS_PORT", "0") or 0)
+    if port and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics
+
+        GunicornPrometheusMetrics.start_http_server_when_ready(port, os.environ.get("METRICS_HOST", "127.0.0.1"))
+
+
+def post_fork(server, worker):
+    # The span processor's export thread must belong to the worker, not the master.
+    init_tracing(_service)
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics
+
+        GunicornPrometheusMetrics.mark_process_dead_on_child_exit(worker.pid)

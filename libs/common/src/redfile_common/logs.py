@@ -1,0 +1,140 @@
+"""Structured JSON logs: one line per request, gunicorn's own lines in the same format.
+
+Every line carries the service name; request lines carry request_id (taken
+from ``X-Request-ID`` when it is well formed, else generated, and echoed
+back), trace_id/span_id, user, method, route, status and duration_ms.
+Request bodies, headers and query strings are never logged, and a last
+processor masks any field whose name says it holds a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import re
+import sys
+import time
+import uuid
+
+import structlog
+from flask import Flask, g, request
+from opentelemetry import trace
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+_SECRET_FIELDS = re.compile(r"pass(word)?|secret|token|authorization|cookie|api_?key|signature|content$", re.I)
+_configured_for: str | None = None
+
+
+def _add_trace_ids(logger, method, event: dict) -> dict:
+    ctx = trace.get_current_span().get_span_context()
+    if ctx.is_valid:
+        event.setdefault("trace_id", format(ctx.trace_id, "032x"))
+        event.setdefault("span_id", format(ctx.span_id, "016x"))
+    return event
+
+
+def _mask_secrets(logger, method, event: dict) -> dict:
+    for key in list(event):
+        if key not in ("event", "token_kind") and _SECRET_FIELDS.search(key):
+            event[key] = "[masked]"
+    return event
+
+
+def _shared_processors(service: str) -> list:
+    def add_service(logger, method, event):
+        event.setdefault("service", service)
+        return event
+
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_service,
+        _add_trace_ids,
+        _mask_secrets,
+    ]
+
+
+def logging_dict_config(service: str, level: str = "INFO") -> dict:
+    """A ``logging.config.dictConfig`` mapping; gunicorn's ``logconfig_dict`` uses it too."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "processors": [
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info,
+                    structlog.processors.JSONRenderer(),
+                ],
+                "foreign_pre_chain": _shared_processors(service),
+            }
+        },
+        "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+        "root": {"handlers": ["stdout"], "level": level.upper()},
+        "loggers": {
+            "gunicorn.error": {"handlers": ["stdout"], "level": level.upper(), "propagate": False},
+            "gunicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            "werkzeug": {"level": "WARNING"},
+            "urllib3": {"level": "WARNING"},
+        },
+    }
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Idempotent per process: the gunicorn config and the app factory may both call it."""
+    global _configured_for
+    if _configured_for == service:
+        return
+    logging.config.dictConfig(logging_dict_config(service, level))
+    structlog.configure(
+        processors=[*_shared_processors(service), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    _configured_for = service
+
+
+def init_request_logging(app: Flask) -> None:
+    log = structlog.get_logger("redfile.request")
+
+    @app.before_request
+    def _start():
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.request_started = time.perf_counter()
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=g.request_id)
+
+    @app.after_request
+    def _finish(response):
+        request_id = g.get("request_id")
+        if request_id:
+            response.headers["X-Request-ID"] = request_id
+        started = g.get("request_started")
+        rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+        fields = dict(
+            method=request.method,
+            route=rule,
+            status=response.status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2) if started else None,
+            user=g.get("log_user"),
+            remote=request.remote_addr,
+        )
+        if response.status_code >= 500:
+            log.error("request", **fields)
+        else:
+            log.info("request", **fields)
+        return response
+
+    @app.teardown_request
+    def _clear(exc):
+        structlog.contextvars.clear_contextvars()
+
+
+def print_line(message: str) -> None:
+    """For the dev launcher: plain text for humans on stderr."""
+    print(message, file=sys.stderr, flush=True)

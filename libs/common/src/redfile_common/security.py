@@ -1,0 +1,113 @@
+"""Authentication of incoming requests, shared by every service.
+
+Public endpoints take user access tokens only; ``/internal/...`` endpoints
+take service tokens addressed to this service only.  Every access token is
+also checked against the user's current token version in Redis, so a
+disabled, deleted or re-roled user is refused on their very next request.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import structlog
+from flask import current_app, g, request
+
+from .errors import ApiError
+from .tokens import Claims, TokenError
+
+log = structlog.get_logger("redfile.security")
+
+BEARER_SCHEME = {"BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+SERVICE_SCHEME = {"ServiceToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+
+
+@dataclass(frozen=True)
+class Principal:
+    username: str
+    role: str
+    scopes: tuple[str, ...]
+    claims: Claims
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _bearer() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError("unauthorized", headers={"WWW-Authenticate": "Bearer"})
+    return token.strip()
+
+
+def _reject(reason: str, kind: str) -> ApiError:
+    log.warning("security_token_rejected", reason=reason, token_kind=kind)
+    hook = current_app.extensions["redfile"].on_token_rejected
+    if hook:
+        hook(reason, kind)
+    code = "token_revoked" if reason == "revoked" else "invalid_token"
+    return ApiError(code, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+def authenticate_user() -> Principal:
+    """Verify the request's access token and its revocation state; set ``g.principal``."""
+    rf = current_app.extensions["redfile"]
+    token = _bearer()
+    try:
+        claims = rf.user_tokens.verify(token)
+        rf.token_state.check(claims)
+    except TokenError as exc:
+        raise _reject(exc.reason, "access") from None
+    principal = Principal(username=claims.sub, role=claims.role or "user", scopes=claims.scopes, claims=claims)
+    g.principal = principal
+    g.log_user = principal.username
+    return principal
+
+
+def authenticate_service() -> Claims:
+    rf = current_app.extensions["redfile"]
+    token = _bearer()
+    try:
+        claims = rf.service_tokens.verify(token)
+    except TokenError as exc:
+        raise _reject(exc.reason, "service") from None
+    g.log_user = f"service:{claims.sub}"
+    g.service_claims = claims
+    return claims
+
+
+def login_required(view=None, *, admin: bool = False):
+    """Route decorator: a valid user access token (of an admin, when ``admin=True``)."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            principal = authenticate_user()
+            if admin and not principal.is_admin:
+                log.warning("security_permission_denied", user=principal.username, endpoint=request.endpoint)
+                raise ApiError("forbidden", "Admin role required.")
+            return fn(*args, **kwargs)
+
+        inner._redfile_security = "BearerAuth"  # read by the OpenAPI helper
+        return inner
+
+    return wrap(view) if view is not None else wrap
+
+
+def service_required(fn):
+    """Route decorator for ``/internal/...``: a service token addressed to this service."""
+
+    @functools.wraps(fn)
+    def inner(*args, **kwargs):
+        authenticate_service()
+        return fn(*args, **kwargs)
+
+    inner._redfile_security = "ServiceToken"
+    return inner
+
+
+def current_principal() -> Principal:
+    return g.principal

@@ -1,0 +1,238 @@
+"""HS256 JWTs with ``kid``-based key rotation.
+
+Two keyrings, never mixed: user tokens (``typ=access``, minted by auth) and
+service tokens (``typ=service``, minted by the calling service for exactly one
+target service, at most 60 s).  The first key of a keyring signs; every key
+verifies, so a new key is rolled out by adding it second, then moving it
+first, then dropping the old one once its tokens have expired.
+
+Revocation state (``rf:tokstate:*`` and ``rf:tokdeny:*``) is written only by
+the auth service and read by every service through ``TokenState``; see
+docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+
+import jwt
+
+from .settings import SigningKey
+
+ACCESS = "access"
+SERVICE = "service"
+MAX_SERVICE_TOKEN_TTL = 60
+LEEWAY_SECONDS = 5
+
+
+class TokenError(Exception):
+    """A token that must be refused; ``reason`` is a short stable label for logs/metrics."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+@dataclass(frozen=True)
+class Claims:
+    sub: str
+    typ: str
+    aud: str
+    iss: str
+    jti: str
+    iat: int
+    exp: int
+    role: str | None = None
+    scopes: tuple[str, ...] = ()
+    ver: str | None = None
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+class Keyring:
+    """Signs with the first key and verifies with any key of the ring."""
+
+    def __init__(self, keys: list[SigningKey]) -> None:
+        if not keys:
+            raise ValueError("a keyring needs at least one key")
+        self._keys = list(keys)
+        self._by_kid = {k.kid: k for k in keys}
+
+    @property
+    def signing_key(self) -> SigningKey:
+        return self._keys[0]
+
+    def sign(self, payload: dict) -> str:
+        key = self.signing_key
+        return jwt.encode(payload, key.secret, algorithm="HS256", headers={"kid": key.kid})
+
+    def verify(self, token: str, *, audience: str, issuer: str | None = None) -> dict:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise TokenError("malformed") from None
+        if header.get("alg") != "HS256":
+            raise TokenError("bad_algorithm")
+        key = self._by_kid.get(header.get("kid", ""))
+        if key is None:
+            raise TokenError("unknown_key")
+        try:
+            return jwt.decode(
+                token,
+                key.secret,
+                algorithms=["HS256"],
+                audience=audience,
+                issuer=issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["iss", "sub", "aud", "iat", "exp", "jti", "typ"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenError("expired") from None
+        except jwt.InvalidAudienceError:
+            raise TokenError("wrong_audience") from None
+        except jwt.InvalidIssuerError:
+            raise TokenError("wrong_issuer") from None
+        except jwt.InvalidSignatureError:
+            raise TokenError("bad_signature") from None
+        except jwt.PyJWTError:
+            raise TokenError("invalid") from None
+
+
+def _claims(payload: dict) -> Claims:
+    return Claims(
+        sub=str(payload["sub"]),
+        typ=str(payload["typ"]),
+        aud=str(payload["aud"]),
+        iss=str(payload["iss"]),
+        jti=str(payload["jti"]),
+        iat=int(payload["iat"]),
+        exp=int(payload["exp"]),
+        role=payload.get("role"),
+        scopes=tuple(payload.get("scopes") or ()),
+        ver=payload.get("ver"),
+        raw=payload,
+    )
+
+
+def new_jti() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class UserTokens:
+    """Access tokens: minted by auth, verified by every service."""
+
+    def __init__(self, keyring: Keyring, *, issuer: str, audience: str) -> None:
+        self.keyring = keyring
+        self.issuer = issuer
+        self.audience = audience
+
+    def mint(self, *, username: str, role: str, scopes: list[str], version: str, ttl: int) -> tuple[str, Claims]:
+        now = int(time.time())
+        payload = {
+            "iss": self.issuer,
+            "sub": username,
+            "aud": self.audience,
+            "iat": now,
+            "exp": now + ttl,
+            "jti": new_jti(),
+            "typ": ACCESS,
+            "role": role,
+            "scopes": list(scopes),
+            "ver": version,
+        }
+        return self.keyring.sign(payload), _claims(payload)
+
+    def verify(self, token: str) -> Claims:
+        payload = self.keyring.verify(token, audience=self.audience, issuer=self.issuer)
+        if payload.get("typ") != ACCESS:
+            raise TokenError("wrong_type")
+        if payload.get("role") not in ("admin", "user") or not payload.get("ver"):
+            raise TokenError("invalid")
+        return _claims(payload)
+
+
+class ServiceTokens:
+    """Service-to-service tokens: ``sub`` is the caller, ``aud`` the one target service."""
+
+    def __init__(self, keyring: Keyring, *, service_name: str, ttl: int = 30) -> None:
+        if not 0 < ttl <= MAX_SERVICE_TOKEN_TTL:
+            raise ValueError("service tokens live at most 60 s")
+        self.keyring = keyring
+        self.service_name = service_name
+        self.ttl = ttl
+
+    @property
+    def issuer(self) -> str:
+        return f"redfile-{self.service_name}"
+
+    def mint(self, target: str) -> str:
+        now = int(time.time())
+        return self.keyring.sign(
+            {
+                "iss": self.issuer,
+                "sub": self.service_name,
+                "aud": f"redfile-{target}",
+                "iat": now,
+                "exp": now + self.ttl,
+                "jti": new_jti(),
+                "typ": SERVICE,
+                "scopes": ["internal"],
+            }
+        )
+
+    def verify(self, token: str) -> Claims:
+        """Accept only service tokens addressed to this service."""
+        payload = self.keyring.verify(token, audience=f"redfile-{self.service_name}")
+        if payload.get("typ") != SERVICE:
+            raise TokenError("wrong_type")
+        if int(payload["exp"]) - int(payload["iat"]) > MAX_SERVICE_TOKEN_TTL:
+            raise TokenError("lifetime_too_long")
+        if payload.get("iss") != f"redfile-{payload.get('sub')}":
+            raise TokenError("wrong_issuer")
+        return _claims(payload)
+
+
+class TokenState:
+    """Per-user token version and per-token denylist, kept in Redis.
+
+    Key spaces (owner: auth writes, every service reads):
+      ``rf:tokstate:{username}``  string, the user's current token version; no TTL.
+          Changed whenever the user's role, password or active flag changes, and
+          deleted with the user, so their existing tokens fail on the next request.
+      ``rf:tokdeny:{jti}``        string "1", TTL = the token's remaining life;
+          set on logout.
+
+    Failure mode: if Redis cannot be read the request fails (503): we do not
+    let a possibly revoked token through.
+    """
+
+    VERSION_PREFIX = "rf:tokstate:"
+    DENY_PREFIX = "rf:tokdeny:"
+
+    def __init__(self, redis_client) -> None:
+        self.redis = redis_client
+
+    def check(self, claims: Claims) -> None:
+        version, denied = self.redis.mget(self.VERSION_PREFIX + claims.sub, self.DENY_PREFIX + claims.jti)
+        if denied is not None:
+            raise TokenError("revoked")
+        if version is None or version.decode() != claims.ver:
+            raise TokenError("revoked")
+
+    # -- writers (auth only) -------------------------------------------------
+    def bump(self, username: str, pipe=None) -> str:
+        version = secrets.token_hex(8)
+        (pipe or self.redis).set(self.VERSION_PREFIX + username, version)
+        return version
+
+    def current(self, username: str) -> str | None:
+        raw = self.redis.get(self.VERSION_PREFIX + username)
+        return raw.decode() if raw is not None else None
+
+    def forget(self, username: str, pipe=None) -> None:
+        (pipe or self.redis).delete(self.VERSION_PREFIX + username)
+
+    def deny(self, claims: Claims) -> None:
+        ttl = max(1, claims.exp - int(time.time()) + LEEWAY_SECONDS)
+        self.redis.set(self.DENY_PREFIX + claims.jti, "1", ex=ttl)

@@ -1,0 +1,16 @@
+"""App factory of the admin service."""
+
+from __future__ import annotations
+
+from apiflask import APIFlask
+
+from redfile_common.app import create_service_app
+from redfile_common.settings import load_settings
+
+from .settings import AdminSettings
+
+
+def create_app(settings: AdminSettings | None = None, **overrides) -> APIFlask:
+    settings = settings or load_settings(AdminSettings, overrides)
+    app = create_service_app(__name__, settings, title="Redfile admin")
+    return app

@@ -1,0 +1,5 @@
+"""Redfile auth service."""
+
+from .app import create_app
+
+__all__ = ["create_app"]

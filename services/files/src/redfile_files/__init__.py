@@ -1,0 +1,5 @@
+"""Redfile files service."""
+
+from .app import create_app
+
+__all__ = ["create_app"]
