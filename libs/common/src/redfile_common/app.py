@@ -105,6 +105,10 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
         ),
     )
 
+    if settings.trusted_proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)
     logs.init_request_logging(app)
     metrics.init_metrics(app, name)
     tracing.instrument_app(app)

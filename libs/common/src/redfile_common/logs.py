@@ -56,6 +56,21 @@ def _shared_processors(service: str) -> list:
     ]
 
 
+class StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is now (so test capture and reopened streams work)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def logging_dict_config(service: str, level: str = "INFO") -> dict:
     """A ``logging.config.dictConfig`` mapping; gunicorn's ``logconfig_dict`` uses it too."""
     return {
@@ -72,7 +87,7 @@ def logging_dict_config(service: str, level: str = "INFO") -> dict:
                 "foreign_pre_chain": _shared_processors(service),
             }
         },
-        "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+        "handlers": {"stdout": {"()": StdoutHandler, "formatter": "json"}},
         "root": {"handlers": ["stdout"], "level": level.upper()},
         "loggers": {
             "gunicorn.error": {"handlers": ["stdout"], "level": level.upper(), "propagate": False},

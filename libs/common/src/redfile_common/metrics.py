@@ -28,7 +28,7 @@ def init_metrics(app: Flask, service: str):
         from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics
 
         metrics = GunicornPrometheusMetrics(
-            app, group_by="url_rule", default_labels=labels, excluded_paths=EXCLUDED, defaults_prefix="redfile_http"
+            app, group_by="url_rule", default_labels=labels, excluded_paths=EXCLUDED, defaults_prefix="redfile"
         )
     else:
         metrics = PrometheusMetrics(
@@ -38,7 +38,7 @@ def init_metrics(app: Flask, service: str):
             group_by="url_rule",
             default_labels=labels,
             excluded_paths=EXCLUDED,
-            defaults_prefix="redfile_http",
+            defaults_prefix="redfile",
         )
     app.extensions["redfile_metrics"] = metrics
     return metrics

@@ -111,6 +111,9 @@ class ServiceSettings(BaseSettings):
 
     admin_users: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["admin"])
 
+    # How many proxies in front of the service set X-Forwarded-For (the Ingress, the dev gateway).
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=5)
+
     metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
 

@@ -92,6 +92,7 @@ class Launcher:
                 {
                     **shared,
                     "SERVICE_NAME": s,
+                    "TRUSTED_PROXY_HOPS": "1",
                     "BIND": f"127.0.0.1:{ports[s]}",
                     "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "2"),
                     "PROMETHEUS_MULTIPROC_DIR": str(mp_dir),
@@ -123,7 +124,7 @@ class Launcher:
 
     def wait_ready(self, name: str, url: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self.stopping:
             proc = self.procs[name]
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {proc.returncode} while starting")
@@ -133,6 +134,8 @@ class Launcher:
             except requests.RequestException:
                 pass
             time.sleep(0.2)
+        if self.stopping:
+            raise RuntimeError("interrupted while starting")
         raise RuntimeError(f"{name} not ready after {timeout}s")
 
     def watch(self) -> int:

@@ -1,0 +1,149 @@
+"""End to end: the whole system as `make run` starts it — real gunicorn processes
+behind the development gateway, and a private real Redis — driven only over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from redfile_common.dev.redis_server import free_port
+
+ADMIN_PASSWORD = "e2e-admin-password-0123"
+STARTUP_TIMEOUT = 120
+
+
+class System:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.ports = {s: free_port() for s in ("auth", "files", "admin")}
+        self.metrics_ports = {s: free_port() for s in ("auth", "files", "admin")}
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = root / "system.log"
+        self.proc: subprocess.Popen | None = None
+
+    def env(self) -> dict:
+        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "ADMIN_PASSWORD", "ADMIN_USERS")}
+        env.update(
+            REDFILE_DATA_DIR=str(self.root / "data"),
+            REDFILE_PORT=str(self.port),
+            ADMIN_USERS="admin",
+            ADMIN_PASSWORD=ADMIN_PASSWORD,
+            REDFILE_ENV="development",
+            LOG_LEVEL="INFO",
+            WEB_CONCURRENCY="2",
+            # keep logins quick in tests; production defaults are in the README
+            ARGON2_MEMORY_KIB="8192",
+            ARGON2_TIME_COST="1",
+        )
+        for s in self.ports:
+            env[f"REDFILE_{s.upper()}_PORT"] = str(self.ports[s])
+            env[f"REDFILE_{s.upper()}_METRICS_PORT"] = str(self.metrics_ports[s])
+        return env
+
+    def start(self) -> None:
+        log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "redfile_common.dev.run"], env=self.env(), stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"launcher exited early:\n{self.log_path.read_text()[-4000:]}")
+            if "Redfile is running" in self.log_path.read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"system not up after {STARTUP_TIMEOUT}s:\n{self.log_path.read_text()[-4000:]}")
+
+    def stop(self) -> int | None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode if self.proc else None
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def system(tmp_path_factory):
+    sys_ = System(tmp_path_factory.mktemp("system"))
+    sys_.start()
+    yield sys_
+    sys_.stop()
+
+
+class Api:
+    """A tiny HTTP client bound to the gateway, with an optional bearer token."""
+
+    def __init__(self, base: str, token: str | None = None) -> None:
+        self.base = base
+        self.token = token
+        self.session = requests.Session()
+
+    def headers(self, extra=None):
+        h = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        h.update(extra or {})
+        return h
+
+    def request(self, method, path, **kw):
+        kw["headers"] = self.headers(kw.get("headers"))
+        kw.setdefault("timeout", 30)
+        return self.session.request(method, self.base + path, **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, **kw):
+        return self.request("POST", path, **kw)
+
+    def patch(self, path, **kw):
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+
+def login(base: str, username: str, password: str) -> Api:
+    resp = requests.post(f"{base}/auth/login", json={"username": username, "password": password}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    return Api(base, resp.json()["access_token"])
+
+
+@pytest.fixture(scope="session")
+def admin(system) -> Api:
+    return login(system.base, "admin", ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def make_user(system, admin, unique):
+    """Create a fresh user through the admin API and return a logged-in client."""
+    counter = iter(range(1000))
+
+    def make(role: str = "user") -> tuple[str, str, Api]:
+        name = f"u{unique}{next(counter)}"
+        password = f"pw-{unique}-secret"
+        resp = admin.post("/admin/users", json={"username": name, "password": password, "role": role})
+        assert resp.status_code == 201, resp.text
+        return name, password, login(system.base, name, password)
+
+    return make
+
+
+@pytest.fixture
+def login_as(system):
+    def do(username: str, password: str) -> Api:
+        return login(system.base, username, password)
+
+    return do

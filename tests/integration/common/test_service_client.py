@@ -1,0 +1,71 @@
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from redfile_common.errors import ApiError
+from redfile_common.service_client import ServiceClient
+from redfile_common.settings import SigningKey
+from redfile_common.tokens import Keyring, ServiceTokens
+
+KEY = SigningKey("s1", b"s" * 40)
+
+
+class Recorder:
+    def __init__(self, statuses):
+        self.statuses = list(statuses)
+        self.seen = []
+
+    def __call__(self, environ, start_response):
+        req = Request(environ)
+        self.seen.append(req.headers.get("Authorization", ""))
+        status = self.statuses.pop(0) if self.statuses else 200
+        body = b'{"ok": true}' if status == 200 else b'{"error": {"code": "user_not_found", "message": "No such user."}}'
+        return Response(body, status=status, content_type="application/json")(environ, start_response)
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(app):
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield start
+    for s in servers:
+        s.shutdown()
+
+
+def client_for(url):
+    return ServiceClient(ServiceTokens(Keyring([KEY]), service_name="admin"), {"auth": url}, timeout=2, retries=3)
+
+
+def test_retries_503_and_attaches_a_fresh_token_for_the_target(serve):
+    rec = Recorder([503, 502, 200])
+    body = client_for(serve(rec)).call("auth", "GET", "/internal/users")
+    assert body == {"ok": True}
+    assert len(rec.seen) == 3
+    verifier = ServiceTokens(Keyring([KEY]), service_name="auth")
+    for header in rec.seen:
+        claims = verifier.verify(header.removeprefix("Bearer "))
+        assert claims.sub == "admin" and claims.aud == "redfile-auth"
+
+
+def test_4xx_from_the_target_passes_through(serve):
+    rec = Recorder([404])
+    with pytest.raises(ApiError) as err:
+        client_for(serve(rec)).call("auth", "GET", "/internal/users/nobody")
+    assert err.value.status == 404 and err.value.code == "user_not_found"
+    assert len(rec.seen) == 1  # 4xx is not retried
+
+
+def test_unreachable_target_is_bad_gateway():
+    from redfile_common.dev.redis_server import free_port
+
+    with pytest.raises(ApiError) as err:
+        client_for(f"http://127.0.0.1:{free_port()}").call("auth", "GET", "/x")
+    assert err.value.status == 502

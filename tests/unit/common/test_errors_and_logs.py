@@ -1,0 +1,95 @@
+import json
+import logging
+
+import pytest
+import redis
+
+from redfile_common.errors import ApiError
+from redfile_common.testing import settings_overrides
+
+
+@pytest.fixture
+def app():
+    from redfile_files import create_app
+
+    # An unreachable Redis: these tests need none, and one test proves the 503 path.
+    app = create_app(**settings_overrides("redis://127.0.0.1:1/0", redis_retries=0, redis_connect_timeout=0.2))
+
+    @app.get("/t/api-error")
+    def api_error():
+        raise ApiError("chunk_conflict", details={"index": 3})
+
+    @app.get("/t/boom")
+    def boom():
+        raise RuntimeError("internal detail that must not leak")
+
+    @app.get("/t/redis")
+    def redis_down():
+        app.extensions["redfile"].redis.get("x")
+
+    @app.get("/t/oom")
+    def oom():
+        raise redis.exceptions.ResponseError("OOM command not allowed when used memory > 'maxmemory'.")
+
+    return app
+
+
+def test_domain_error_shape(app):
+    resp = app.test_client().get("/t/api-error")
+    assert resp.status_code == 409
+    assert resp.json == {"error": {"code": "chunk_conflict", "message": "A different chunk is already stored at this index.", "details": {"index": 3}}}
+
+
+def test_unknown_exception_is_generic_500_without_internal_text(app, capsys):
+    resp = app.test_client().get("/t/boom")
+    assert resp.status_code == 500
+    assert resp.json["error"]["code"] == "internal_error"
+    assert "internal detail" not in resp.get_data(as_text=True)
+
+
+def test_http_errors_use_the_same_shape(app):
+    client = app.test_client()
+    assert client.get("/no/such/path").json["error"]["code"] == "not_found"
+    resp = client.post("/healthz")
+    assert resp.status_code == 405 and resp.json["error"]["code"] == "method_not_allowed"
+
+
+def test_redis_outage_is_503_with_retry_after(app):
+    resp = app.test_client().get("/t/redis")
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"]
+    assert resp.json["error"]["code"] == "service_unavailable"
+    ready = app.test_client().get("/readyz")
+    assert ready.status_code == 503
+
+
+def test_redis_out_of_memory_is_507(app):
+    resp = app.test_client().get("/t/oom")
+    assert resp.status_code == 507 and resp.json["error"]["code"] == "insufficient_storage"
+
+
+def test_request_id_is_echoed_or_generated(app):
+    client = app.test_client()
+    assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == "abc-123"
+    generated = client.get("/healthz", headers={"X-Request-ID": "bad id <script>"}).headers["X-Request-ID"]
+    assert generated != "bad id <script>" and len(generated) == 32
+
+
+def test_request_line_is_structured_and_masks_secrets(app, capsys):
+    logging.getLogger().setLevel(logging.INFO)
+    client = app.test_client()
+    client.get("/t/api-error", headers={"X-Request-ID": "rid-1", "Authorization": "Bearer SECRET-TOKEN"})
+    import structlog
+
+    structlog.get_logger("t").info("probe", password="hunter2", access_token="tok", note="fine")
+    out = capsys.readouterr().out
+    lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+    request_lines = [l for l in lines if l.get("event") == "request" and l.get("request_id") == "rid-1"]
+    assert request_lines, out
+    line = request_lines[0]
+    for field in ("service", "request_id", "method", "route", "status", "duration_ms"):
+        assert field in line
+    assert line["route"] == "/t/api-error" and line["status"] == 409 and line["service"] == "files"
+    probe = [l for l in lines if l.get("event") == "probe"][0]
+    assert probe["password"] == "[masked]" and probe["access_token"] == "[masked]" and probe["note"] == "fine"
+    assert "SECRET-TOKEN" not in out and "hunter2" not in out
