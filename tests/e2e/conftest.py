@@ -147,3 +147,8 @@ def login_as(system):
         return login(system.base, username, password)
 
     return do
+
+
+@pytest.fixture(scope="session")
+def admin_password() -> str:
+    return ADMIN_PASSWORD

@@ -110,11 +110,14 @@ class Launcher:
         self.wait_ready("gateway", f"http://127.0.0.1:{self.port}/auth/openapi.json")
 
         first_admin = admins.split(",")[0].strip() or "admin"
-        password_note = "(from ADMIN_PASSWORD)" if os.environ.get("ADMIN_PASSWORD") else f"(kept in {self.root / 'dev-secrets.json'})"
+        if os.environ.get("ADMIN_PASSWORD"):
+            shown = "<the ADMIN_PASSWORD you set>"  # never echo a password the operator chose
+        else:
+            shown = f"{shared['ADMIN_PASSWORD']}  (generated, kept in {self.root / 'dev-secrets.json'})"
         print(
             f"\nRedfile is running at http://{self.host}:{self.port}\n"
             f"  API docs:  http://{self.host}:{self.port}/auth/docs  /files/docs  /admin/docs\n"
-            f"  admin:     {first_admin} / {shared['ADMIN_PASSWORD']}  {password_note}\n"
+            f"  admin:     {first_admin} / {shown}\n"
             f"  Ctrl-C stops everything.\n",
             flush=True,
         )
