@@ -22,8 +22,8 @@ class RedisNotFound(RuntimeError):
     pass
 
 
-def find_redis_binary() -> str:
-    found = shutil.which("redis-server")
+def find_redis_binary(*, prefer_path: bool = True) -> str:
+    found = shutil.which("redis-server") if prefer_path else None
     if found:
         return found
     try:
@@ -48,7 +48,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 class RedisProcess:
     """One private server process.  ``extra_args`` are passed on the command line."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, appendonly: bool = True, extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        appendonly: bool = True,
+        extra_args: list[str] | None = None,
+        binary: str | None = None,
+    ) -> None:
+        self.binary = binary
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.appendonly = appendonly
@@ -62,7 +71,7 @@ class RedisProcess:
     def start(self, timeout: float = 15.0) -> "RedisProcess":
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
-            find_redis_binary(),
+            self.binary or find_redis_binary(),
             "--bind", "127.0.0.1",
             "--port", str(self.port),
             "--dir", str(self.data_dir),
