@@ -69,3 +69,10 @@ def test_unreachable_target_is_bad_gateway():
     with pytest.raises(ApiError) as err:
         client_for(f"http://127.0.0.1:{free_port()}").call("auth", "GET", "/x")
     assert err.value.status == 502
+
+
+def test_a_refused_service_token_is_a_bad_gateway_not_a_401(serve):
+    rec = Recorder([401])
+    with pytest.raises(ApiError) as err:
+        client_for(serve(rec)).call("auth", "GET", "/internal/users")
+    assert err.value.status == 502

@@ -93,3 +93,29 @@ def test_request_line_is_structured_and_masks_secrets(app, capsys):
     probe = [l for l in lines if l.get("event") == "probe"][0]
     assert probe["password"] == "[masked]" and probe["access_token"] == "[masked]" and probe["note"] == "fine"
     assert "SECRET-TOKEN" not in out and "hunter2" not in out
+
+
+def test_malformed_json_is_invalid_json_both_through_flask_and_through_schemas(app):
+    from apiflask import Schema
+    from apiflask.fields import String
+
+    class Body(Schema):
+        name = String(required=True)
+
+    @app.post("/t/schema")
+    @app.input(Body, arg_name="body")
+    def with_schema(body):
+        return body
+
+    @app.post("/t/plain")
+    def plain():
+        from flask import request
+
+        return request.get_json()
+
+    client = app.test_client()
+    for path in ("/t/schema", "/t/plain"):
+        resp = client.post(path, data="{not json", content_type="application/json")
+        assert resp.status_code == 400, path
+        assert resp.json["error"]["code"] == "invalid_json", (path, resp.json)
+    assert client.post("/t/schema", json={}).json["error"]["code"] == "validation_error"

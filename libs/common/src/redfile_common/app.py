@@ -75,6 +75,7 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
         AUTO_SERVERS=False,
         TESTING=settings.redfile_env == "test",
     )
+    app.request_class = errors.JsonRequest
     app.error_processor(errors.apiflask_error_processor)
     errors.register_error_handlers(app)
 

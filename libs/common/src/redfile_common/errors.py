@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 import structlog
-from flask import Flask, g, jsonify
+from flask import Flask, Request, g, jsonify
 from werkzeug.exceptions import HTTPException
 
 log = structlog.get_logger("redfile.errors")
@@ -111,6 +111,13 @@ def code_for_status(status: int) -> str:
     return _STATUS_CODES.get(status, "bad_request" if 400 <= status < 500 else "internal_error")
 
 
+class JsonRequest(Request):
+    """Flask's request, but a body that does not parse is our ``invalid_json`` in every mode."""
+
+    def on_json_loading_failed(self, e: ValueError | None):
+        raise ApiError("invalid_json")
+
+
 def register_error_handlers(app: Flask) -> None:
     """Install the handlers that give every error the one shape."""
 
@@ -123,7 +130,9 @@ def register_error_handlers(app: Flask) -> None:
         status = exc.code or 500
         code = code_for_status(status)
         message = CATALOGUE.get(code, (status, exc.description))[1]
-        if status == 400 and "JSON" in (exc.description or ""):
+        data = getattr(exc, "data", None) or {}
+        if status == 400 and "Invalid JSON body." in ((data.get("messages") or {}).get("json") or ()):
+            # webargs (under apiflask's @input) aborts with this for a body that does not parse.
             code, message = "invalid_json", CATALOGUE["invalid_json"][1]
         headers = {}
         valid_methods = getattr(exc, "valid_methods", None)

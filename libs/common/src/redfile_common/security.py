@@ -91,7 +91,6 @@ def login_required(view=None, *, admin: bool = False):
                 raise ApiError("forbidden", "Admin role required.")
             return fn(*args, **kwargs)
 
-        inner._redfile_security = "BearerAuth"  # read by the OpenAPI helper
         return inner
 
     return wrap(view) if view is not None else wrap
@@ -105,7 +104,6 @@ def service_required(fn):
         authenticate_service()
         return fn(*args, **kwargs)
 
-    inner._redfile_security = "ServiceToken"
     return inner
 
 

@@ -64,6 +64,11 @@ class ServiceClient:
             return resp.json() if resp.content else None
         body = _json_or_none(resp)
         err = (body or {}).get("error") if isinstance(body, dict) else None
+        if resp.status_code in (401, 403):
+            # The target refused *our* service token: a key or audience misconfiguration,
+            # not something the end user can fix by logging in again.
+            log.error("service_token_refused", target=service, path=path, status=resp.status_code)
+            raise ApiError("bad_gateway", f"The {service} service refused this service's credentials.")
         if 400 <= resp.status_code < 500 and err and err.get("code"):
             from .errors import CATALOGUE
 

@@ -4,7 +4,7 @@ Enable with ``pytest_plugins = ["redfile_common.testing"]``.  Fixtures:
 
 * ``redis_server`` (session): a private real Redis on a free loopback port.
 * ``redis_url``: that server's URL, flushed before each test that uses it.
-* ``fake_redis_url``: for unit tests that want no server; see ``use_fakeredis``.
+* ``redis_client``: a client of that server.
 
 And helpers to build settings and mint tokens the way auth does.
 """
