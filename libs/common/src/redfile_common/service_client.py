@@ -61,7 +61,13 @@ class ServiceClient:
         """Make a call and return its JSON; a 4xx error from the target is passed through as is."""
         resp = self.request(service, method, path, **kwargs)
         if resp.status_code in expect:
-            return resp.json() if resp.content else None
+            if not resp.content:
+                return None
+            body = _json_or_none(resp)
+            if body is None:
+                log.error("service_bad_response", target=service, path=path, status=resp.status_code)
+                raise ApiError("bad_gateway", f"The {service} service sent an unreadable answer.")
+            return body
         body = _json_or_none(resp)
         err = (body or {}).get("error") if isinstance(body, dict) else None
         if resp.status_code in (401, 403):

@@ -7,10 +7,12 @@ from apiflask import APIFlask
 from redfile_common.app import create_service_app
 from redfile_common.settings import load_settings
 
+from . import routes
 from .settings import AdminSettings
 
 
 def create_app(settings: AdminSettings | None = None, **overrides) -> APIFlask:
     settings = settings or load_settings(AdminSettings, overrides)
     app = create_service_app(__name__, settings, title="Redfile admin")
+    app.register_blueprint(routes.bp)
     return app
