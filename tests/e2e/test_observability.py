@@ -25,14 +25,15 @@ def counter(text: str, name: str, **labels) -> float:
 
 
 def test_request_counts_are_exact_across_workers(system):
+    # The exporter's per-rule series is the latency histogram; its _count is the request count.
     port = system.metrics_ports["files"]
-    before = counter(scrape(port), "redfile_http_request_total", url_rule="/files", status="401")
+    before = counter(scrape(port), "redfile_http_request_duration_seconds_count", url_rule="/files", status="401")
     n = 40
     session = requests.Session()
     for _ in range(n):
         session.headers["Connection"] = "close"  # spread requests over workers
         assert session.get(f"{system.base}/files", timeout=10).status_code == 401
-    after = counter(scrape(port), "redfile_http_request_total", url_rule="/files", status="401")
+    after = counter(scrape(port), "redfile_http_request_duration_seconds_count", url_rule="/files", status="401")
     assert after - before == n
 
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import redis
 from apiflask import APIFlask
 
-from . import errors, health, logs, metrics, tracing
+from . import error_handlers, health, logs, metrics, tracing
 from .redis_client import make_redis
 from .security import BEARER_SCHEME, SERVICE_SCHEME
 from .service_client import ServiceClient
@@ -75,9 +75,9 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
         AUTO_SERVERS=False,
         TESTING=settings.redfile_env == "test",
     )
-    app.request_class = errors.JsonRequest
-    app.error_processor(errors.apiflask_error_processor)
-    errors.register_error_handlers(app)
+    app.request_class = error_handlers.JsonRequest
+    app.error_processor(error_handlers.apiflask_error_processor)
+    error_handlers.register_error_handlers(app)
 
     client = make_redis(settings)
     readiness = redis.Redis.from_url(

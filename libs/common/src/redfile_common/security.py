@@ -87,7 +87,7 @@ def login_required(view=None, *, admin: bool = False):
         def inner(*args, **kwargs):
             principal = authenticate_user()
             if admin and not principal.is_admin:
-                log.warning("security_permission_denied", user=principal.username, endpoint=request.endpoint)
+                log.warning("permission_denied", user=principal.username, endpoint=request.endpoint)
                 raise ApiError("forbidden", "Admin role required.")
             return fn(*args, **kwargs)
 

@@ -77,6 +77,8 @@ class RedisProcess:
             "--dir", str(self.data_dir),
             "--appendonly", "yes" if self.appendonly else "no",
             "--save", "",
+            # Chunks are data, not cache: Redis must refuse writes when full, never evict.
+            "--maxmemory-policy", "noeviction",
             "--protected-mode", "yes",
             "--logfile", str(self.data_dir / "server.log"),
             *self.extra_args,
