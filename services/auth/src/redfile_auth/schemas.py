@@ -1,0 +1,70 @@
+"""Request and response schemas; they validate input and make the OpenAPI document."""
+
+from __future__ import annotations
+
+from apiflask import Schema
+from apiflask.fields import Boolean, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range
+
+from .validation import PASSWORD_MAX, ROLES
+
+# Class names are the OpenAPI component names (User, TokenPair, ...).
+# Generous bounds at the edge; the exact rules (validation.py) are checked by the domain.
+_NAME = Length(min=1, max=64)
+_PASSWORD = Length(min=1, max=PASSWORD_MAX)
+_REFRESH = Length(min=1, max=256)
+
+
+class LoginIn(Schema):
+    username = String(required=True, validate=_NAME)
+    password = String(required=True, validate=_PASSWORD)
+
+
+class RefreshIn(Schema):
+    refresh_token = String(required=True, validate=_REFRESH)
+
+
+class LogoutIn(Schema):
+    refresh_token = String(validate=_REFRESH)
+
+
+class PasswordChangeIn(Schema):
+    current_password = String(required=True, validate=_PASSWORD)
+    new_password = String(required=True, validate=_PASSWORD)
+
+
+class TokenPair(Schema):
+    access_token = String(required=True)
+    refresh_token = String(required=True)
+    token_type = String(required=True, metadata={"example": "Bearer"})
+    expires_in = Integer(required=True, metadata={"description": "Seconds the access token lives."})
+
+
+class User(Schema):
+    username = String(required=True)
+    role = String(required=True, validate=OneOf(ROLES))
+    active = Boolean(required=True)
+    created_at = String(required=True, metadata={"example": "2026-11-26T08:43:19Z"})
+    updated_at = String(required=True, metadata={"example": "2026-11-26T08:43:19Z"})
+
+
+class UserCreateIn(Schema):
+    username = String(required=True, validate=_NAME)
+    password = String(required=True, validate=_PASSWORD)
+    role = String(load_default="user", validate=OneOf(ROLES))
+
+
+class UserPatchIn(Schema):
+    role = String(validate=OneOf(ROLES))
+    active = Boolean(truthy={True}, falsy={False})  # JSON booleans only, not "yes"
+    password = String(validate=_PASSWORD)
+
+
+class PageQuery(Schema):
+    limit = Integer(load_default=50, validate=Range(min=1, max=200))
+    cursor = String(validate=Length(min=1, max=128))
+
+
+class UserPage(Schema):
+    items = List(Nested(User), required=True)
+    next_cursor = String(required=True, allow_none=True)

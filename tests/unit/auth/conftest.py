@@ -1,0 +1,59 @@
+"""Unit-test fixtures for auth: fakeredis (no server) and cheap Argon2."""
+
+from __future__ import annotations
+
+import fakeredis
+import pytest
+
+from redfile_auth.passwords import Passwords
+from redfile_auth.ratelimit import LoginLimiter
+from redfile_auth.sessions import Sessions
+from redfile_auth.storage import AuthStore
+from redfile_auth.users import Users
+from redfile_common.settings import parse_keyring
+from redfile_common.testing import TEST_USER_KEYS
+from redfile_common.tokens import Keyring, TokenState, UserTokens
+
+CHEAP = dict(time_cost=1, memory_kib=1024, parallelism=1)
+
+
+@pytest.fixture
+def fake():
+    client = fakeredis.FakeRedis()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def token_state(fake) -> TokenState:
+    return TokenState(fake)
+
+
+@pytest.fixture
+def store(fake, token_state) -> AuthStore:
+    return AuthStore(fake, token_state)
+
+
+@pytest.fixture(scope="session")
+def passwords() -> Passwords:
+    return Passwords(**CHEAP)
+
+
+@pytest.fixture
+def users(store, passwords) -> Users:
+    return Users(store, passwords, ["root", "boss"])
+
+
+@pytest.fixture
+def user_tokens() -> UserTokens:
+    return UserTokens(Keyring(parse_keyring(TEST_USER_KEYS, "USER_TOKEN_KEYS")), issuer="redfile-auth", audience="redfile")
+
+
+@pytest.fixture
+def limiter(store) -> LoginLimiter:
+    return LoginLimiter(store, per_user=3, per_ip=5, window=60)
+
+
+@pytest.fixture
+def sessions(store, passwords, limiter, user_tokens) -> Sessions:
+    return Sessions(store, passwords, limiter, user_tokens, access_ttl=900, refresh_ttl=3600)

@@ -1,0 +1,155 @@
+"""AuthStore against fakeredis (everything but the Lua rotation, which is tested on real Redis)."""
+
+from __future__ import annotations
+
+import threading
+
+from redfile_auth.storage import FAMILY, REFRESH, USER_FAMILIES, AuthStore, UserRecord
+
+
+def record(name="alice", role="user", active=True, pw_hash="$argon2id$fake") -> UserRecord:
+    return UserRecord(name, role, active, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", pw_hash)
+
+
+def test_create_stores_user_index_and_token_version(store, fake, token_state):
+    version = store.create_user(record())
+    assert version and token_state.current("alice") == version
+    assert fake.hgetall("auth:user:alice") == {
+        b"username": b"alice",
+        b"password_hash": b"$argon2id$fake",
+        b"role": b"user",
+        b"active": b"1",
+        b"created_at": b"2026-01-01T00:00:00Z",
+        b"updated_at": b"2026-01-01T00:00:00Z",
+    }
+    assert fake.zscore("auth:users", "alice") == 0
+    assert store.get_user("alice") == record()
+
+
+def test_create_twice_keeps_the_first(store, token_state):
+    v1 = store.create_user(record(pw_hash="first"))
+    assert store.create_user(record(pw_hash="second", role="admin")) is None
+    assert store.get_user("alice").password_hash == "first"
+    assert store.get_user("alice").role == "user"
+    assert token_state.current("alice") == v1
+
+
+def test_concurrent_creates_of_one_name_exactly_one_wins(fake, token_state):
+    results = []
+    barrier = threading.Barrier(8)
+
+    def worker(i):
+        s = AuthStore(fake, token_state)
+        barrier.wait()
+        results.append(s.create_user(record(pw_hash=f"h{i}")))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r is not None for r in results) == 1
+
+
+def test_record_hides_hash_in_repr_and_public_view():
+    r = record(pw_hash="$argon2id$secret")
+    assert "secret" not in repr(r)
+    assert "password_hash" not in r.public()
+    assert r.public() == {
+        "username": "alice",
+        "role": "user",
+        "active": True,
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z",
+    }
+
+
+def test_user_and_version(store):
+    assert store.user_and_version("nobody") == (None, None)
+    version = store.create_user(record())
+    assert store.user_and_version("alice") == (record(), version)
+
+
+def test_list_users_pages_by_name(store):
+    for name in ["dave", "alice", "carol", "bob", "erin"]:
+        store.create_user(record(name))
+    page, more = store.list_users(None, 2)
+    assert [r.username for r in page] == ["alice", "bob"] and more
+    page, more = store.list_users("bob", 2)
+    assert [r.username for r in page] == ["carol", "dave"] and more
+    page, more = store.list_users("dave", 2)
+    assert [r.username for r in page] == ["erin"] and not more
+    page, more = store.list_users("erin", 2)
+    assert page == [] and not more
+
+
+def test_update_changes_fields_bumps_version_and_revokes_families(store, fake, token_state):
+    v1 = store.create_user(record())
+    f1 = store.start_family("alice", "h1", v1, 3600, "now")
+    f2 = store.start_family("alice", "h2", v1, 3600, "now")
+    updated, v2 = store.update_user("alice", {"role": "admin"}, "2026-02-02T00:00:00Z")
+    assert updated.role == "admin" and updated.updated_at == "2026-02-02T00:00:00Z"
+    assert v2 and v2 != v1 and token_state.current("alice") == v2
+    assert store.get_user("alice").role == "admin"
+    assert not fake.exists(FAMILY + f1) and not fake.exists(FAMILY + f2)
+    assert not fake.exists(USER_FAMILIES + "alice")
+
+
+def test_update_without_a_real_change_keeps_sessions(store, fake, token_state):
+    v1 = store.create_user(record())
+    family = store.start_family("alice", "h1", v1, 3600, "now")
+    updated, version = store.update_user("alice", {"role": "user", "active": "1"}, "later")
+    assert version is None and updated.updated_at == "2026-01-01T00:00:00Z"
+    assert token_state.current("alice") == v1
+    assert fake.exists(FAMILY + family)
+
+
+def test_update_unknown_user(store):
+    assert store.update_user("ghost", {"role": "admin"}, "now") is None
+    assert store.get_user("ghost") is None
+
+
+def test_delete_removes_everything_of_the_user(store, fake, token_state):
+    v1 = store.create_user(record())
+    family = store.start_family("alice", "h1", v1, 3600, "now")
+    assert store.delete_user("alice")
+    assert store.get_user("alice") is None
+    assert fake.zscore("auth:users", "alice") is None
+    assert token_state.current("alice") is None
+    assert not fake.exists(FAMILY + family) and not fake.exists(USER_FAMILIES + "alice")
+    assert not store.delete_user("alice")
+
+
+def test_replace_password_hash_only_when_unchanged(store):
+    store.create_user(record(pw_hash="old"))
+    assert not store.replace_password_hash("alice", "other", "new")
+    assert store.get_user("alice").password_hash == "old"
+    assert store.replace_password_hash("alice", "old", "new")
+    assert store.get_user("alice").password_hash == "new"
+
+
+def test_start_family_and_peek(store, fake):
+    family = store.start_family("alice", "abc", "v1", 3600, "now")
+    assert store.peek_refresh("abc") == ("alice", family)
+    assert store.peek_refresh("nope") is None
+    assert fake.hgetall(REFRESH + "abc") == {b"username": b"alice", b"family": family.encode(), b"version": b"v1", b"used": b"0"}
+    for key in (REFRESH + "abc", FAMILY + family, USER_FAMILIES + "alice"):
+        assert 3500 < fake.ttl(key) <= 3600
+    store.revoke_family("alice", family)
+    assert not fake.exists(FAMILY + family)
+    assert not fake.sismember(USER_FAMILIES + "alice", family)
+
+
+def test_failure_counters_expire_with_the_window(store, fake):
+    assert store.failures("alice", "10.0.0.1").user == 0
+    for _ in range(3):
+        store.add_failure("alice", "10.0.0.1", 60)
+    store.add_failure(None, "10.0.0.1", 60)
+    f = store.failures("alice", "10.0.0.1")
+    assert (f.user, f.ip) == (3, 4)
+    assert 0 < f.user_ttl <= 60 and 0 < f.ip_ttl <= 60
+    assert store.failures(None, "10.0.0.1").user == 0
+    store.clear_user_failures("alice")
+    f = store.failures("alice", "10.0.0.1")
+    assert (f.user, f.ip) == (0, 4)
+    assert fake.ttl("auth:ratelimit:ip:10.0.0.1") > 0
