@@ -1,0 +1,170 @@
+"""Reading request bodies that carry bytes: the three chunk forms and one-request uploads.
+
+``POST /upload_chunk`` takes its chunk as a multipart file part ``chunk_data``
+(or, in a multipart or urlencoded form, a base64 text field), as base64 in a
+JSON body, or as a raw ``application/octet-stream`` body with the other fields
+in the query string.  apiflask's ``@input`` cannot express "one of three
+bodies", so the parsing is here, with the same error shape as its validation:
+``validation_error`` with ``details = {location: {field: [messages]}}``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable, Mapping
+
+from flask import Request
+from marshmallow import ValidationError
+
+from redfile_common.errors import ApiError
+
+from .validation import decode_base64, lenient_mime_type, parse_sha256
+
+_INTEGER = re.compile(r"^\s*[+-]?\d{1,30}\s*$")
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+@dataclass(frozen=True)
+class ChunkRequest:
+    file_id: str | None
+    chunk_index: int
+    total_chunks: int
+    data: bytes
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class FileUpload:
+    data: bytes
+    name: str
+    mime_type: str | None
+
+
+def _invalid(location: str, errors: dict[str, list[str]]) -> ApiError:
+    summary = "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())
+    return ApiError("validation_error", f"The request is not valid: {summary}", details={location: errors})
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and _INTEGER.match(value):
+        return int(value)
+    return None
+
+
+def _too_large(limit: int, what: str = "chunk") -> ApiError:
+    return ApiError("payload_too_large", f"The {what} is too large.", details={f"max_{what}_bytes": limit})
+
+
+def _base64_field(value: Any, limit: int, what: str) -> bytes:
+    # MAX_CONTENT_LENGTH already bounds the encoded text, so decoding first costs little.
+    data = decode_base64(value)
+    if len(data) > limit:
+        raise _too_large(limit, what)
+    return data
+
+
+def _read_part(part, limit: int, what: str) -> bytes:
+    data = part.stream.read(limit + 1)
+    if len(data) > limit:
+        raise _too_large(limit, what)
+    return data
+
+
+def _chunk_fields(fields: Mapping[str, Any], location: str, *, max_chunks: int) -> tuple[str | None, int, int, str | None]:
+    errors: dict[str, list[str]] = {}
+    file_id = fields.get("file_id")
+    if file_id in ("", None):
+        file_id = None
+    elif not isinstance(file_id, str):
+        errors["file_id"] = ["Not a valid string."]
+    values = {}
+    for name in ("chunk_index", "total_chunks"):
+        raw = fields.get(name)
+        value = _integer(raw)
+        if raw is None or raw == "":
+            errors[name] = ["Missing data for required field."]
+        elif value is None:
+            errors[name] = ["Not a valid integer."]
+        values[name] = value
+    index, total = values["chunk_index"], values["total_chunks"]
+    if total is not None and not 1 <= total <= max_chunks:
+        errors["total_chunks"] = [f"Must be between 1 and {max_chunks}."]
+    if index is not None and index < 0:
+        errors["chunk_index"] = ["Must be at least 0."]
+    elif index is not None and "total_chunks" not in errors and total is not None and index >= total:
+        errors["chunk_index"] = ["Must be less than total_chunks."]
+    sha = fields.get("sha256")
+    try:
+        sha = parse_sha256(sha)
+    except ApiError:
+        errors["sha256"] = ["Must be 64 hexadecimal characters."]
+    if errors:
+        raise _invalid(location, errors)
+    return file_id, index, total, sha
+
+
+def _chunk_source(request: Request, limit: int) -> tuple[str, Mapping[str, Any], Callable[[], bytes] | None]:
+    """Where the fields are, and how to read the chunk (None: no chunk was sent)."""
+    if request.mimetype in FORM_TYPES:
+        part = request.files.get("chunk_data")
+        if part is not None:
+            return "form", request.form, partial(_read_part, part, limit, "chunk")
+        if "chunk_data" in request.form:
+            return "form", request.form, partial(_base64_field, request.form["chunk_data"], limit, "chunk")
+        return "form", request.form, None
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise ApiError("invalid_json", "The request body must be a JSON object.")
+        if body.get("chunk_data") is None:
+            return "json", body, None
+        return "json", body, partial(_base64_field, body["chunk_data"], limit, "chunk")
+    if request.mimetype == "application/octet-stream":
+        return "query", request.args, partial(request.get_data, cache=False)
+    raise ApiError(
+        "unsupported_media_type",
+        "Send the chunk as multipart/form-data, application/json (base64) or application/octet-stream.",
+    )
+
+
+def read_chunk_request(request: Request, *, max_chunk_bytes: int, max_chunks: int) -> ChunkRequest:
+    """The chunk and its fields, whichever of the three forms the client used."""
+    location, fields, read = _chunk_source(request, max_chunk_bytes)
+    file_id, index, total, sha = _chunk_fields(fields, location, max_chunks=max_chunks)
+    if read is None:
+        raise _invalid(location, {"chunk_data": ["Missing data for required field."]})
+    data = read()
+    if len(data) > max_chunk_bytes:
+        raise _too_large(max_chunk_bytes)
+    return ChunkRequest(file_id=file_id, chunk_index=index, total_chunks=total, data=data, sha256=sha)
+
+
+def read_file_upload(request: Request, json_schema, *, max_bytes: int) -> FileUpload:
+    """``POST /files``: a multipart part ``file`` (+ ``name``, ``mime_type``) or JSON ``{name, mime_type?, data}``."""
+    if request.mimetype in FORM_TYPES:
+        part = request.files.get("file")
+        if part is None:
+            raise _invalid("files", {"file": ["Missing data for required field."]})
+        name = request.form.get("name") or part.filename
+        if not name:
+            raise _invalid("form", {"name": ["Missing data for required field (or a filename on the part)."]})
+        # An explicit mime_type field is validated; the part's own Content-Type is only a hint.
+        mime_type = request.form.get("mime_type") or lenient_mime_type(part.mimetype)
+        return FileUpload(data=_read_part(part, max_bytes, "single_upload"), name=name, mime_type=mime_type)
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise ApiError("invalid_json", "The request body must be a JSON object.")
+        try:
+            loaded = json_schema.load(body)
+        except ValidationError as exc:
+            raise _invalid("json", exc.messages) from None
+        data = _base64_field(loaded["data"], max_bytes, "single_upload")
+        return FileUpload(data=data, name=loaded["name"], mime_type=loaded.get("mime_type"))
+    raise ApiError("unsupported_media_type", "Send the file as multipart/form-data or application/json (base64).")

@@ -1,0 +1,122 @@
+"""Pure checks of client-supplied values: ids, names, MIME types, checksums, base64, cursors.
+
+No Flask and no Redis here; every function raises ``ApiError`` with a code
+from the shared catalogue, or returns the normalised value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import unicodedata
+
+from redfile_common.errors import ApiError
+
+FILE_ID = re.compile(r"^[0-9a-f]{32}$")
+SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+MAX_MIME_LENGTH = 255
+DEFAULT_MIME_TYPE = "application/octet-stream"
+
+# RFC 9110 token and quoted-string; ASCII only, so a stored type is always a safe header value.
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_QUOTED = r'"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e]|\\[\t\x20-\x7e])*"'
+_MIME = re.compile(rf"^({_TOKEN})/({_TOKEN})((?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))*)[ \t]*$")
+
+# Bidi embedding/override/isolate marks and line/paragraph separators: they let a name
+# display as something it is not ("invoice\u202efdp.exe").
+_SPOOFING = set("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029")
+
+
+def is_file_id(value: object) -> bool:
+    return isinstance(value, str) and FILE_ID.match(value) is not None
+
+
+def validate_name(name: object, max_bytes: int = 255) -> str:
+    """A file name we can store and later put in a header: see the rules in the messages below."""
+
+    def bad(reason: str) -> ApiError:
+        return ApiError("invalid_name", f"The name is not allowed: {reason}.")
+
+    if not isinstance(name, str) or name == "":
+        raise bad("it must be a non-empty string")
+    if name in (".", ".."):
+        raise bad("'.' and '..' are reserved")
+    if "/" in name or "\\" in name:
+        raise bad("it must not contain '/' or '\\'")
+    if name != name.strip():
+        raise bad("it must not start or end with whitespace")
+    for ch in name:
+        if unicodedata.category(ch) in ("Cc", "Cs") or ch in _SPOOFING:
+            raise bad("it must not contain control characters")
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:  # pragma: no cover - surrogates are rejected above
+        raise bad("it must be valid Unicode") from None
+    if size > max_bytes:
+        raise bad(f"it must be at most {max_bytes} bytes in UTF-8")
+    return name
+
+
+def validate_mime_type(value: object) -> str:
+    """``type/subtype`` with optional ``; name=value`` parameters; type and subtype lower-cased."""
+    if value is None or value == "":
+        return DEFAULT_MIME_TYPE
+    if not isinstance(value, str) or len(value) > MAX_MIME_LENGTH:
+        raise ApiError("invalid_mime_type")
+    match = _MIME.match(value.strip())
+    if match is None:
+        raise ApiError("invalid_mime_type")
+    kind, subtype, params = match.groups()
+    return f"{kind.lower()}/{subtype.lower()}{params}"
+
+
+def lenient_mime_type(value: str | None) -> str:
+    """A MIME type sent implicitly (a multipart part's Content-Type): kept when valid, else the default."""
+    try:
+        return validate_mime_type(value)
+    except ApiError:
+        return DEFAULT_MIME_TYPE
+
+
+def parse_sha256(value: object, field: str = "sha256") -> str | None:
+    """An optional hex SHA-256 from the client, lower-cased; anything else is a validation error."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or SHA256_HEX.match(value) is None:
+        raise ApiError("validation_error", details={"fields": {field: ["Must be 64 hexadecimal characters."]}})
+    return value.lower()
+
+
+def decode_base64(value: object) -> bytes:
+    """Standard or URL-safe alphabet; padding optional; ASCII whitespace (line wrapping) ignored."""
+    if not isinstance(value, str):
+        raise ApiError("invalid_base64", "The data must be a base64 string.")
+    text = "".join(value.split())
+    if "-" in text or "_" in text:
+        text = text.replace("-", "+").replace("_", "/")
+    if len(text) % 4 == 1:
+        raise ApiError("invalid_base64")
+    text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError("invalid_base64") from None
+
+
+def encode_cursor(score: int, member: str) -> str:
+    return base64.urlsafe_b64encode(f"{score}:{member}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[int, str] | None:
+    """The opaque page cursor back into (score, file id); a malformed one is a validation error."""
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        score, member = raw.split(":", 1)
+        if not score.isdigit() or len(score) > 16 or not is_file_id(member):
+            raise ValueError
+        return int(score), member
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise ApiError("validation_error", "The cursor is not valid.", details={"query": {"cursor": ["Not a valid cursor."]}}) from None

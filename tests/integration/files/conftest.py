@@ -1,0 +1,129 @@
+"""Fixtures for the files service against the private real Redis: the app, users' headers, helpers."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from redfile_common.testing import auth_header, service_token, settings_overrides, user_token
+from redfile_files import create_app
+
+CHUNK = 64  # small chunks so tests exercise many of them
+
+
+@pytest.fixture
+def make_app(redis_url):
+    def make(**overrides):
+        limits = {"max_chunk_bytes": CHUNK, "max_single_upload_bytes": 256, "max_chunks": 1000, "upload_ttl": 600}
+        return create_app(**settings_overrides(redis_url, **{**limits, **overrides}))
+
+    return make
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def settings(app):
+    return app.extensions["redfile"].settings
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def alice(settings, redis_client):
+    return auth_header(user_token(settings, redis_client, "alice"))
+
+
+@pytest.fixture
+def bob(settings, redis_client):
+    return auth_header(user_token(settings, redis_client, "bob"))
+
+
+@pytest.fixture
+def admin(settings, redis_client):
+    return auth_header(user_token(settings, redis_client, "root", role="admin"))
+
+
+@pytest.fixture
+def internal(settings):
+    return auth_header(service_token(settings, "admin", "files"))
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+class Api:
+    """Small helpers over the test client; every call returns the Flask test response."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def chunk(self, headers, index, total, data, file_id=None, **extra):
+        body = {"chunk_index": index, "total_chunks": total, "chunk_data": b64(data), **extra}
+        if file_id:
+            body["file_id"] = file_id
+        return self.client.post("/upload_chunk", headers=headers, json=body)
+
+    def complete(self, headers, file_id, size, name="file.bin", mime_type=None):
+        body = {"file_id": file_id, "name": name, "total_size": size}
+        if mime_type is not None:
+            body["mime_type"] = mime_type
+        return self.client.post("/upload_complete", headers=headers, json=body)
+
+    def upload(self, headers, data: bytes, name="file.bin", chunk=CHUNK, mime_type=None) -> dict:
+        """A whole chunked upload; returns the file JSON."""
+        pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)] or [b""]
+        file_id = None
+        for index, piece in enumerate(pieces):
+            resp = self.chunk(headers, index, len(pieces), piece, file_id)
+            assert resp.status_code in (200, 201), resp.json
+            file_id = resp.json["file_id"]
+        resp = self.complete(headers, file_id, len(data), name=name, mime_type=mime_type)
+        assert resp.status_code == 201, resp.json
+        return resp.json
+
+
+@pytest.fixture
+def api(client):
+    return Api(client)
+
+
+def dump(r) -> dict:
+    """Every key's type, value and whether it expires: compare two dumps to prove nothing changed."""
+    state = {}
+    for key in sorted(r.keys("*")):
+        kind = r.type(key).decode()
+        if kind == "string":
+            value = r.get(key)
+        elif kind == "hash":
+            value = r.hgetall(key)
+        elif kind == "zset":
+            value = r.zrange(key, 0, -1, withscores=True)
+        elif kind == "set":
+            value = sorted(r.smembers(key))
+        else:
+            value = r.lrange(key, 0, -1)
+        state[key] = (kind, value, r.ttl(key) != -1)
+    return state
+
+
+@pytest.fixture
+def unchanged(redis_client):
+    """``with unchanged(): ...`` asserts Redis holds exactly the same data afterwards."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def check():
+        before = dump(redis_client)
+        yield
+        assert dump(redis_client) == before
+
+    return check

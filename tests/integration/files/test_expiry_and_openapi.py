@@ -1,0 +1,113 @@
+"""Abandoned uploads expire completely; the OpenAPI document lists every route."""
+
+import time
+
+import pytest
+
+from redfile_common.testing import auth_header, user_token
+from redfile_files import storage
+
+TTL = 30
+
+
+@pytest.fixture
+def short(make_app, settings, redis_client):
+    app = make_app(upload_ttl=TTL)
+    return app.test_client(), auth_header(user_token(settings, redis_client, "alice"))
+
+
+def upload_keys(r, fid):
+    return [k for k in r.keys("*") if fid.encode() in k]
+
+
+def start(client, headers, total=4, indices=(0, 2)):
+    fid = None
+    for i in indices:
+        body = {"chunk_index": i, "total_chunks": total, "chunk_data": "eHl6"}
+        resp = client.post("/upload_chunk", headers=headers, json={**body, **({"file_id": fid} if fid else {})})
+        assert resp.status_code in (200, 201)
+        fid = resp.json["file_id"]
+    return fid
+
+
+def test_every_key_of_an_abandoned_upload_expires_within_upload_ttl(short, redis_client):
+    client, headers = short
+    fid = start(client, headers)
+    keys = upload_keys(redis_client, fid)
+    assert len(keys) == 4  # upload, parts, two chunks
+    for key in keys:
+        assert 0 < redis_client.ttl(key) <= TTL, key
+    deadline = int(redis_client.hget(storage.upload_key(fid), "deadline"))
+    assert {redis_client.expiretime(k) for k in keys} == {deadline}
+
+
+def test_activity_moves_every_keys_deadline(short, redis_client):
+    client, headers = short
+    fid = start(client, headers)
+    # pretend the upload went quiet 10 s ago: its shared deadline is 10 s closer
+    earlier = int(time.time()) + TTL - 10
+    redis_client.hset(storage.upload_key(fid), "deadline", earlier)
+    for key in upload_keys(redis_client, fid):
+        redis_client.expireat(key, earlier)
+    start_resp = client.post("/upload_chunk", headers=headers, json={"file_id": fid, "chunk_index": 1, "total_chunks": 4, "chunk_data": "eHl6"})
+    assert start_resp.status_code == 200
+    keys = upload_keys(redis_client, fid)
+    assert len(keys) == 5
+    for key in keys:
+        assert TTL - 3 <= redis_client.ttl(key) <= TTL, key
+
+
+def test_quiet_periods_shorter_than_a_tenth_share_the_old_deadline(short, redis_client):
+    client, headers = short
+    fid = start(client, headers, indices=(0,))
+    deadline = int(redis_client.hget(storage.upload_key(fid), "deadline"))
+    start_again = client.post("/upload_chunk", headers=headers, json={"file_id": fid, "chunk_index": 3, "total_chunks": 4, "chunk_data": "eHl6"})
+    assert start_again.status_code == 200
+    assert redis_client.expiretime(storage.chunk_key(fid, 3)) == deadline
+
+
+def test_an_expired_upload_is_gone_for_good(short, redis_client):
+    client, headers = short
+    fid = start(client, headers)
+    for key in upload_keys(redis_client, fid):
+        redis_client.pexpire(key, 1)
+    time.sleep(0.05)
+    assert upload_keys(redis_client, fid) == []
+    resp = client.post("/upload_chunk", headers=headers, json={"file_id": fid, "chunk_index": 1, "total_chunks": 4, "chunk_data": "eHl6"})
+    assert resp.status_code == 404 and resp.json["error"]["code"] == "upload_not_found"
+    assert client.post("/upload_complete", headers=headers, json={"file_id": fid, "name": "x", "total_size": 6}).status_code == 404
+    assert upload_keys(redis_client, fid) == []
+
+
+EXPECTED = {
+    ("post", "/upload_chunk"): "BearerAuth",
+    ("post", "/upload_complete"): "BearerAuth",
+    ("get", "/files"): "BearerAuth",
+    ("post", "/files"): "BearerAuth",
+    ("get", "/files/{file_id}"): "BearerAuth",
+    ("get", "/files/{file_id}/meta"): "BearerAuth",
+    ("post", "/files/{file_id}/rename"): "BearerAuth",
+    ("delete", "/files/{file_id}"): "BearerAuth",
+    ("post", "/texts"): "BearerAuth",
+    ("get", "/texts/{file_id}"): "BearerAuth",
+    ("get", "/internal/files"): "ServiceToken",
+    ("delete", "/internal/files/{file_id}"): "ServiceToken",
+    ("delete", "/internal/owners/{username}/files"): "ServiceToken",
+}
+
+
+def test_the_openapi_document_lists_every_route(client):
+    resp = client.get("/files/openapi.json")
+    assert resp.status_code == 200
+    spec = resp.json
+    found = {(m, p) for p, ops in spec["paths"].items() for m in ops if m in ("get", "post", "delete")}
+    assert set(EXPECTED) <= found
+    for (method, path), scheme in EXPECTED.items():
+        op = spec["paths"][path][method]
+        assert op["security"] == [{scheme: []}], (method, path)
+        assert op.get("summary"), (method, path)
+    chunk_body = spec["paths"]["/upload_chunk"]["post"]["requestBody"]["content"]
+    assert set(chunk_body) == {"multipart/form-data", "application/json", "application/octet-stream"}
+    assert set(spec["paths"]["/files"]["post"]["requestBody"]["content"]) == {"multipart/form-data", "application/json"}
+    assert "FileOut" in spec["components"]["schemas"]
+    assert {"BearerAuth", "ServiceToken"} <= set(spec["components"]["securitySchemes"])

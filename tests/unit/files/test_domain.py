@@ -1,0 +1,200 @@
+"""Domain rules over the real storage module on fakeredis (no server).
+
+fakeredis runs Lua only with ``lupa``, which is not installed: the two Lua
+scripts (chunk write, completion) are exercised in tests/integration/files.
+Everything else -- ownership, listing and cursors, rename, delete, the checks
+made before a script runs -- is tested here.
+"""
+
+import hashlib
+from dataclasses import dataclass
+
+import fakeredis
+import pytest
+
+from redfile_common.errors import ApiError
+from redfile_common.testing import settings_overrides
+from redfile_files import storage
+from redfile_files.domain import FilesService
+from redfile_files.settings import FilesSettings
+
+
+@dataclass
+class Who:
+    username: str
+    is_admin: bool = False
+
+
+ALICE, BOB, ADMIN = Who("alice"), Who("bob"), Who("root", True)
+
+
+@pytest.fixture
+def r():
+    return fakeredis.FakeRedis()
+
+
+@pytest.fixture
+def service(r):
+    settings = FilesSettings(**settings_overrides("redis://unused:1/0", max_chunk_bytes=8, max_single_upload_bytes=16))
+    store = storage.FileStore(r, upload_ttl=settings.upload_ttl, max_file_bytes=settings.max_file_bytes)
+    return FilesService(store, settings, clock=lambda: 1_764_000_000.0)
+
+
+def seed_file(r, n, owner="alice", score=None, chunks=(b"ab", b"c"), kind="file"):
+    file_id = f"{n:032x}"
+    data = b"".join(chunks)
+    r.hset(storage.meta_key(file_id), mapping={
+        "id": file_id, "name": f"f{n}.bin", "size": len(data), "owner": owner, "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z", "mime_type": "application/octet-stream",
+        "sha256": hashlib.sha256(data).hexdigest(), "kind": kind, "total_chunks": len(chunks),
+    })  # fmt: skip
+    for i, c in enumerate(chunks):
+        r.set(storage.chunk_key(file_id, i), c)
+    score = n if score is None else score
+    r.zadd(storage.owner_index(owner), {file_id: score})
+    r.zadd(storage.ALL_INDEX, {file_id: score})
+    return file_id
+
+
+def code(fn, *args, **kw):
+    with pytest.raises(ApiError) as err:
+        fn(*args, **kw)
+    return err.value.code
+
+
+def test_owner_admin_and_service_see_a_file_others_get_404(service, r):
+    fid = seed_file(r, 1)
+    assert service.get_file(ALICE, fid).owner == "alice"
+    assert service.get_file(ADMIN, fid).id == fid
+    assert service.get_file(None, fid).size == 3
+    assert code(service.get_file, BOB, fid) == "file_not_found"
+    assert code(service.get_file, ALICE, "../" + fid[3:]) == "file_not_found"
+    assert code(service.get_file, ALICE, f"{2:032x}") == "file_not_found"
+
+
+def test_download_reads_the_chunks_in_order(service, r):
+    fid = seed_file(r, 1, chunks=(b"he", b"ll", b"o"))
+    assert b"".join(service.read_chunks(service.get_file(ALICE, fid))) == b"hello"
+
+
+def test_listing_pages_newest_first_with_ties_and_no_duplicates(service, r):
+    # scores with ties: the cursor must resume inside a group of equal scores
+    ids = [seed_file(r, n, score=score) for n, score in enumerate([5, 7, 7, 7, 9, 9, 1, 3], start=1)]
+    expected = sorted(ids, key=lambda i: (r.zscore(storage.ALL_INDEX, i), i), reverse=True)
+    seen, cursor = [], None
+    while True:
+        items, cursor = service.list_files("alice", limit=3, cursor=cursor)
+        seen += [f.id for f in items]
+        if cursor is None:
+            break
+    assert seen == expected
+    assert [f.id for f in service.list_files(None, limit=200, cursor=None)[0]] == expected
+    assert service.list_files("bob", limit=3, cursor=None) == ([], None)
+
+
+def test_an_exact_page_has_no_next_cursor(service, r):
+    for n in range(1, 4):
+        seed_file(r, n)
+    items, cursor = service.list_files("alice", limit=3, cursor=None)
+    assert len(items) == 3 and cursor is None
+
+
+def test_a_stale_index_entry_is_skipped(service, r):
+    fid = seed_file(r, 1)
+    r.zadd(storage.owner_index("alice"), {f"{99:032x}": 50})
+    assert [f.id for f in service.list_files("alice", limit=10, cursor=None)[0]] == [fid]
+
+
+def test_bad_cursor(service):
+    assert code(service.list_files, "alice", limit=3, cursor="garbage!") == "validation_error"
+
+
+def test_rename(service, r):
+    fid = seed_file(r, 1)
+    renamed = service.rename(ALICE, fid, "new name.txt")
+    assert renamed.name == "new name.txt" and renamed.updated_at == "2025-11-24T16:00:00Z"
+    assert renamed.created_at == "2026-01-01T00:00:00Z"
+    assert code(service.rename, BOB, fid, "x") == "file_not_found"
+    assert code(service.rename, ALICE, fid, "../x") == "invalid_name"
+    assert service.get_file(ALICE, fid).name == "new name.txt"
+    assert service.rename(ADMIN, fid, "by admin").name == "by admin"
+
+
+def test_delete_removes_everything_of_that_file_only(service, r):
+    keep = seed_file(r, 1)
+    fid = seed_file(r, 2, chunks=tuple(bytes([i % 256]) for i in range(2500)))
+    assert code(service.delete, BOB, fid) == "file_not_found"
+    assert r.exists(storage.meta_key(fid))
+    service.delete(ALICE, fid)
+    assert not [k for k in r.keys() if fid.encode() in k]
+    assert r.zrange(storage.owner_index("alice"), 0, -1) == [keep.encode()]
+    assert r.zrange(storage.ALL_INDEX, 0, -1) == [keep.encode()]
+    assert code(service.delete, ALICE, fid) == "file_not_found"
+
+
+def test_delete_owner_files(service, r):
+    mine = [seed_file(r, n) for n in range(1, 6)]
+    other = seed_file(r, 9, owner="bob")
+    r.zadd(storage.owner_index("alice"), {f"{77:032x}": 1, other: 2})  # stale and corrupt entries
+    assert service.delete_owner_files("alice") == len(mine)
+    assert not r.exists(storage.owner_index("alice"))
+    assert service.get_file(BOB, other).owner == "bob"
+    assert service.delete_owner_files("nobody") == 0
+
+
+def test_read_text_only_for_texts(service, r):
+    fid = seed_file(r, 1, chunks=("héllo".encode(),), kind="text")
+    record, content = service.read_text(ALICE, fid)
+    assert content == "héllo" and record.kind == "text"
+    assert code(service.read_text, ALICE, seed_file(r, 2)) == "file_not_found"
+    assert code(service.read_text, BOB, fid) == "file_not_found"
+
+
+def test_chunk_checks_before_storage_touch_nothing(service, r):
+    assert code(service.receive_chunk, "alice", file_id="nope", chunk_index=0, total_chunks=1, data=b"x", sha256=None) == "upload_not_found"
+    assert code(service.receive_chunk, "alice", file_id=None, chunk_index=0, total_chunks=1, data=b"x" * 9, sha256=None) == "payload_too_large"
+    assert code(service.receive_chunk, "alice", file_id=None, chunk_index=0, total_chunks=1, data=b"x", sha256="0" * 64) == "checksum_mismatch"
+    for index, total in ((1, 1), (-1, 1), (0, 0), (0, 100_001)):
+        assert code(service.receive_chunk, "alice", file_id=None, chunk_index=index, total_chunks=total, data=b"x", sha256=None) == "invalid_chunk"
+    assert code(service.create_file, "alice", b"x" * 17, name="a", mime_type=None) == "payload_too_large"
+    assert code(service.create_file, "alice", b"x", name="a/b", mime_type=None) == "invalid_name"
+    assert code(service.create_file, "alice", b"x", name="a", mime_type="nope") == "invalid_mime_type"
+    assert r.dbsize() == 0
+
+
+def seed_upload(r, upload_id, owner, total, parts):
+    r.hset(storage.upload_key(upload_id), mapping={"owner": owner, "total_chunks": total, "received_bytes": sum(parts.values())})
+    for index, size in parts.items():
+        r.hset(storage.parts_key(upload_id), index, f"{size}:{'0' * 64}")
+        r.set(storage.chunk_key(upload_id, index), b"x" * size)
+
+
+def test_completion_checks(service, r):
+    uid = "a" * 32
+    seed_upload(r, uid, "alice", 250, {0: 1, 5: 1})
+    complete = service.complete_upload
+    assert code(complete, "alice", file_id="b" * 32, name="x", mime_type=None, total_size=2) == "upload_not_found"
+    assert code(complete, "bob", file_id=uid, name="x", mime_type=None, total_size=2) == "upload_not_found"
+    assert code(complete, "alice", file_id="zz", name="x", mime_type=None, total_size=2) == "upload_not_found"
+    assert code(complete, "alice", file_id=uid, name="..", mime_type=None, total_size=2) == "invalid_name"
+    assert code(complete, "alice", file_id=uid, name="x", mime_type="x", total_size=2) == "invalid_mime_type"
+    with pytest.raises(ApiError) as err:
+        complete("alice", file_id=uid, name="x", mime_type=None, total_size=2)
+    assert err.value.code == "upload_incomplete"
+    assert err.value.details["missing_count"] == 248
+    assert err.value.details["missing"] == [1, 2, 3, 4] + list(range(6, 102))
+
+    seed_upload(r, "c" * 32, "alice", 2, {0: 3, 1: 4})
+    with pytest.raises(ApiError) as err:
+        complete("alice", file_id="c" * 32, name="x", mime_type=None, total_size=8)
+    assert (err.value.code, err.value.details) == ("size_mismatch", {"declared": 8, "stored": 7})
+
+
+def test_a_missing_chunk_stops_a_read(service, r):
+    fid = seed_file(r, 1, chunks=(b"a", b"b", b"c"))
+    r.delete(storage.chunk_key(fid, 1))
+    chunks = service.read_chunks(service.get_file(ALICE, fid))
+    assert next(chunks) == b"a"
+    with pytest.raises(storage.ChunkMissing) as err:
+        next(chunks)
+    assert err.value.index == 1
