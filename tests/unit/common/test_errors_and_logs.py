@@ -119,3 +119,19 @@ def test_malformed_json_is_invalid_json_both_through_flask_and_through_schemas(a
         assert resp.status_code == 400, path
         assert resp.json["error"]["code"] == "invalid_json", (path, resp.json)
     assert client.post("/t/schema", json={}).json["error"]["code"] == "validation_error"
+
+
+def test_lone_surrogates_in_json_are_refused_before_any_route(app):
+    @app.post("/t/echo")
+    def echo():
+        from flask import request
+
+        return {"len": len(request.get_json()["s"])}
+
+    client = app.test_client()
+    for body in ('{"s": "\\ud800"}', '{"s": ["ok", {"k": "x\\udfff"}]}', '{"\\udc00": 1, "s": "x"}'):
+        resp = client.post("/t/echo", data=body, content_type="application/json")
+        assert resp.status_code == 400 and resp.json["error"]["code"] == "invalid_json", body
+    # a proper pair (an emoji) and an escaped backslash are fine
+    assert client.post("/t/echo", data='{"s": "\\ud83d\\ude00"}', content_type="application/json").json == {"len": 1}
+    assert client.post("/t/echo", data='{"s": "\\\\ud800"}', content_type="application/json").json == {"len": 6}

@@ -8,11 +8,13 @@ the log.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import redis
 import structlog
-from flask import Flask, Request, g, jsonify
+from flask import Flask, Request, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .errors import CATALOGUE, ApiError, code_for_status, error_body
@@ -36,8 +38,44 @@ class JsonRequest(Request):
         raise ApiError("invalid_json")
 
 
+# A \uD800-\uDFFF escape: the only way JSON text can smuggle a lone surrogate,
+# which no str.encode("utf-8") downstream (hashing, Redis) would survive.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+def reject_lone_surrogates() -> None:
+    """before_request: refuse JSON text that is not valid Unicode, for every route at once."""
+    if not request.is_json or (request.content_length or 0) > 1024 * 1024:
+        return  # large bodies (base64 chunks) are ASCII by construction, or rejected by their parser
+    body = request.get_data(cache=True)
+    if not _SURROGATE_ESCAPE.search(body):
+        return
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return  # the route's parser reports invalid_json
+    if _has_lone_surrogate(data):
+        raise ApiError("invalid_json", "The JSON body holds text that is not valid Unicode (a lone surrogate).")
+
+
 def register_error_handlers(app: Flask) -> None:
     """Install the handlers that give every error the one shape."""
+
+    app.before_request(reject_lone_surrogates)
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):

@@ -26,6 +26,9 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = 5
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 proc_name = f"redfile-{_service}"
+# gunicorn >= 25 opens a control socket at one fixed path per user; several
+# masters on one machine (make run, the e2e suite) would steal it from each other.
+control_socket_disable = True
 accesslog = None
 logconfig_dict = logging_dict_config(_service, os.environ.get("LOG_LEVEL", "INFO"))
 # Limits on the request line and headers: a hostile client gets a 400, not a worker.

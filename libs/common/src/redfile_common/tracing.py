@@ -20,13 +20,49 @@ _provider_set = False
 _libraries_instrumented = False
 
 
-def exporter_requested() -> bool:
-    wanted = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
-    if wanted == "none":
-        return False
-    return bool(wanted) or any(
-        os.environ.get(v) for v in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    )
+class TracingConfigError(RuntimeError):
+    pass
+
+
+def requested_exporters() -> list[str]:
+    """The exporters the standard ``OTEL_*`` variables ask for; [] means tracing off.
+
+    ``OTEL_SDK_DISABLED=true`` turns it off; ``OTEL_TRACES_EXPORTER`` names
+    ``otlp``, ``console`` or ``none`` (comma-separated); with it unset, an OTLP
+    endpoint variable alone means ``otlp``.  Only OTLP over HTTP/protobuf is
+    installed; asking for gRPC or an unknown exporter stops the start-up.
+    """
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return []
+    raw = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if raw:
+        names = [n.strip() for n in raw.split(",") if n.strip() and n.strip() != "none"]
+    elif any(os.environ.get(v) for v in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):
+        names = ["otlp"]
+    else:
+        names = []
+    unknown = set(names) - {"otlp", "console"}
+    if unknown:
+        raise TracingConfigError(f"OTEL_TRACES_EXPORTER: unsupported exporter(s) {sorted(unknown)}; use otlp, console or none")
+    if "otlp" in names:
+        protocol = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
+        if protocol != "http/protobuf":
+            raise TracingConfigError(f"OTLP protocol {protocol!r} is not installed; use http/protobuf")
+    return names
+
+
+def _processors(names: list[str]) -> list:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    processors = []
+    for name in names:
+        if name == "otlp":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            processors.append(BatchSpanProcessor(OTLPSpanExporter()))
+        else:
+            processors.append(BatchSpanProcessor(ConsoleSpanExporter()))
+    return processors
 
 
 def init_tracing(service_name: str, span_processor=None) -> None:
@@ -35,19 +71,16 @@ def init_tracing(service_name: str, span_processor=None) -> None:
     with _lock:
         if _provider_set:
             return
-        if span_processor is None and not exporter_requested():
+        processors = [span_processor] if span_processor is not None else _processors(requested_exporters())
+        if not processors:
             return
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
 
         resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", f"redfile-{service_name}")})
         provider = TracerProvider(resource=resource)
-        if span_processor is None:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-            span_processor = BatchSpanProcessor(OTLPSpanExporter())
-        provider.add_span_processor(span_processor)
+        for processor in processors:
+            provider.add_span_processor(processor)
         trace.set_tracer_provider(provider)
         _provider_set = True
 

@@ -12,19 +12,12 @@ from apiflask.fields import Boolean, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from marshmallow import ValidationError, validates_schema
 
+from redfile_common.fields import StrictBoolean
+
 ROLES = ("admin", "user")
 MAX_PAGE = 200
 
-_username = dict(validate=Length(min=1, max=128), metadata={"description": "The account's name."})
-
-
-class StrictBoolean(Boolean):
-    """A JSON ``true``/``false`` only: ``"yes"``, ``1`` or ``"false"`` are refused, not guessed at."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, bool):
-            raise self.make_error("invalid", input=value)
-        return value
+_username = dict(validate=Length(min=1, max=64), metadata={"description": "The account's name."})
 
 
 # -- inputs ------------------------------------------------------------------

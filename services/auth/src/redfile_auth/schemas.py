@@ -6,6 +6,8 @@ from apiflask import Schema
 from apiflask.fields import Boolean, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 
+from redfile_common.fields import StrictBoolean
+
 from .validation import PASSWORD_MAX, ROLES
 
 # Class names are the OpenAPI component names (User, TokenPair, ...).
@@ -56,7 +58,7 @@ class UserCreateIn(Schema):
 
 class UserPatchIn(Schema):
     role = String(validate=OneOf(ROLES))
-    active = Boolean(truthy={True}, falsy={False})  # JSON booleans only, not "yes"
+    active = StrictBoolean()  # JSON booleans only: not "yes", not 1
     password = String(validate=_PASSWORD)
 
 

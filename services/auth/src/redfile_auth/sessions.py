@@ -82,7 +82,8 @@ class Sessions:
         verdict = self.passwords.verify(record.password_hash if record else None, password)
         if not (verdict.ok and record and record.active):
             self.limiter.failed(known_name, addr)
-            log.warning("login_failed", username=known_name or "<invalid>", remote=addr)
+            # Name only accounts that exist: an unknown "username" may be a password typed in the wrong box.
+            log.warning("login_failed", username=record.username if record else "<unknown>", remote=addr)
             raise ApiError("invalid_credentials")
         self.limiter.succeeded(record.username)
         if verdict.needs_rehash:

@@ -2,25 +2,37 @@
 
     /auth/...   -> auth
     /admin/...  -> admin
+    /internal/... -> 404 (service-to-service only, never routed from outside)
     everything else (/upload_chunk, /upload_complete, /files..., /texts..., /files/openapi.json) -> files
 
 Served by gunicorn: ``gunicorn 'redfile_common.dev.gateway:create_gateway()'``.
+
+The forwarding is written here rather than taken from werkzeug's
+ProxyMiddleware because that one loses what an Ingress keeps: it drops a
+chunked request body (no Content-Length), it answers with an HTML 502 when an
+upstream stops reading early — hiding the upstream's own 413 — and its prefix
+matching cannot say "everything else".  Bodies stream both ways in 64 KiB
+pieces; nothing is buffered whole.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
+from urllib.parse import quote, urlsplit
 
-from werkzeug.middleware.http_proxy import ProxyMiddleware
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.http import is_hop_by_hop_header
+from werkzeug.wsgi import get_input_stream
+
+PIECE = 64 * 1024
+UPSTREAM_TIMEOUT = 300
 
 
-def _not_found(environ, start_response):
-    body = b'{"error":{"code":"not_found","message":"Not found."}}'
-    start_response("404 NOT FOUND", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+def _json(start_response, status: str, code: str, message: str):
+    body = ('{"error":{"code":"%s","message":"%s"}}' % (code, message)).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
-
-
-SERVICES = ("auth", "admin", "files")
 
 
 def route(path: str) -> str | None:
@@ -29,30 +41,91 @@ def route(path: str) -> str | None:
     if first in ("auth", "admin"):
         return first
     if first == "internal":
-        return None  # service-to-service only, as behind the Ingress
+        return None
     return "files"
 
 
+def _request_headers(environ, host: str) -> list[tuple[str, str]]:
+    headers = [
+        (k, v)
+        for k, v in EnvironHeaders(environ).items()
+        if not is_hop_by_hop_header(k) and k.lower() not in ("host", "content-length", "x-forwarded-for")
+    ]
+    forwarded = environ.get("HTTP_X_FORWARDED_FOR")
+    remote = environ.get("REMOTE_ADDR", "")
+    headers.append(("X-Forwarded-For", f"{forwarded}, {remote}" if forwarded else remote))
+    headers.append(("X-Forwarded-Proto", environ.get("wsgi.url_scheme", "http")))
+    if environ.get("HTTP_HOST"):
+        headers.append(("X-Forwarded-Host", environ["HTTP_HOST"]))
+    headers.append(("Host", host))
+    headers.append(("Connection", "close"))
+    return headers
+
+
+def forward(environ, start_response, target: str):
+    url = urlsplit(target)
+    conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=UPSTREAM_TIMEOUT)
+    path = quote(environ.get("PATH_INFO", "/"), safe="!$&'()*+,/:;=@%")
+    if environ.get("QUERY_STRING"):
+        path = f"{path}?{environ['QUERY_STRING']}"
+    length = environ.get("CONTENT_LENGTH") or ""
+    chunked = not length and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    try:
+        conn.putrequest(environ["REQUEST_METHOD"], path, skip_host=True, skip_accept_encoding=True)
+        for key, value in _request_headers(environ, url.netloc):
+            conn.putheader(key, value)
+        if length:
+            conn.putheader("Content-Length", length)
+        elif chunked:
+            conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+    except OSError:
+        conn.close()
+        return _json(start_response, "502 Bad Gateway", "bad_gateway", "The service could not be reached.")
+
+    if length or chunked:
+        stream = get_input_stream(environ)
+        try:
+            while piece := stream.read(PIECE):
+                conn.send(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            if chunked:
+                conn.send(b"0\r\n\r\n")
+        except OSError:
+            pass  # the upstream stopped reading (e.g. a 413): its answer is still worth reading
+    try:
+        resp = conn.getresponse()
+    except (OSError, http.client.HTTPException):
+        conn.close()
+        return _json(start_response, "502 Bad Gateway", "bad_gateway", "The service did not answer.")
+
+    start_response(
+        f"{resp.status} {resp.reason}",
+        [(k, v) for k, v in resp.getheaders() if not is_hop_by_hop_header(k)],
+    )
+
+    def body():
+        try:
+            while piece := resp.read(PIECE):
+                yield piece
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    return body()
+
+
 def create_gateway(auth_url: str | None = None, files_url: str | None = None, admin_url: str | None = None):
-    urls = {
+    targets = {
         "auth": auth_url or os.environ["AUTH_URL"],
         "files": files_url or os.environ["FILES_URL"],
         "admin": admin_url or os.environ["ADMIN_URL"],
     }
-    # ProxyMiddleware does the proxying (streaming both ways, hop-by-hop headers);
-    # routing is ours, because its prefix matching cannot express "everything else".
-    proxy = ProxyMiddleware(_not_found, {f"/{s}/": {"target": url} for s, url in urls.items()}, timeout=300)
-    options = {s: proxy.targets[f"/{s}/"] for s in SERVICES}
 
     def gateway(environ, start_response):
-        path = environ.get("PATH_INFO", "/")
-        service = route(path)
+        service = route(environ.get("PATH_INFO", "/"))
         if service is None:
-            return _not_found(environ, start_response)
-        # Pass the client address on, as an Ingress controller does.
-        forwarded = environ.get("HTTP_X_FORWARDED_FOR")
-        remote = environ.get("REMOTE_ADDR", "")
-        environ["HTTP_X_FORWARDED_FOR"] = f"{forwarded}, {remote}" if forwarded else remote
-        return proxy.proxy_to(options[service], path, "")(environ, start_response)
+            return _json(start_response, "404 Not Found", "not_found", "Not found.")
+        return forward(environ, start_response, targets[service])
 
     return gateway

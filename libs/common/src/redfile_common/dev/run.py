@@ -112,8 +112,10 @@ class Launcher:
         first_admin = admins.split(",")[0].strip() or "admin"
         if os.environ.get("ADMIN_PASSWORD"):
             shown = "<the ADMIN_PASSWORD you set>"  # never echo a password the operator chose
-        else:
+        elif self.password_works(first_admin, shared["ADMIN_PASSWORD"]):
             shown = f"{shared['ADMIN_PASSWORD']}  (generated, kept in {self.root / 'dev-secrets.json'})"
+        else:
+            shown = "<unchanged: the account existed before; its password is not the generated one>"
         print(
             f"\nRedfile is running at http://{self.host}:{self.port}\n"
             f"  API docs:  http://{self.host}:{self.port}/auth/docs  /files/docs  /admin/docs\n"
@@ -121,6 +123,16 @@ class Launcher:
             f"  Ctrl-C stops everything.\n",
             flush=True,
         )
+
+    def password_works(self, username: str, password: str) -> bool:
+        """Bootstrap never resets an existing admin's password, so check before printing one."""
+        try:
+            resp = requests.post(
+                f"http://127.0.0.1:{self.port}/auth/login", json={"username": username, "password": password}, timeout=10
+            )
+        except requests.RequestException:
+            return False
+        return resp.status_code == 200
 
     def spawn(self, name: str, gunicorn_args: list[str], env: dict) -> None:
         self.procs[name] = subprocess.Popen([sys.executable, "-m", "gunicorn", *gunicorn_args], env=env, stdin=subprocess.DEVNULL)
