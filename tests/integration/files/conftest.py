@@ -15,7 +15,8 @@ CHUNK = 64  # small chunks so tests exercise many of them
 @pytest.fixture
 def make_app(redis_url):
     def make(**overrides):
-        limits = {"max_chunk_bytes": CHUNK, "max_single_upload_bytes": 256, "max_chunks": 1000, "upload_ttl": 600}
+        # no background sweep thread per test app: tests run the sweep themselves
+        limits = {"max_chunk_bytes": CHUNK, "max_single_upload_bytes": 256, "max_chunks": 1000, "upload_ttl": 600, "sweep_interval": 0}
         return create_app(**settings_overrides(redis_url, **{**limits, **overrides}))
 
     return make
@@ -91,9 +92,44 @@ class Api:
         return resp.json
 
 
+    # -- upload sessions --------------------------------------------------------
+    def create(self, headers, size, name="file.bin", **extra):
+        return self.client.post("/uploads", headers=headers, json={"name": name, "total_size": size, **extra})
+
+    def put(self, headers, upload_id, index, data: bytes, **extra_headers):
+        return self.client.put(
+            f"/uploads/{upload_id}/chunks/{index}", headers={**headers, **extra_headers}, data=data,
+            content_type="application/octet-stream",
+        )  # fmt: skip
+
+    def session(self, headers, data: bytes, name="file.bin", chunk=CHUNK, order=None, **extra) -> dict:
+        """A whole upload session, chunks in ``order``; returns the file JSON."""
+        created = self.create(headers, len(data), name=name, chunk_size=chunk, **extra)
+        assert created.status_code == 201, created.json
+        upload = created.json
+        for index in order if order is not None else range(upload["total_chunks"]):
+            resp = self.put(headers, upload["id"], index, data[index * chunk : (index + 1) * chunk])
+            assert resp.status_code in (200, 201), resp.json
+        done = self.client.post(f"/uploads/{upload['id']}/complete", headers=headers)
+        assert done.status_code == 201, done.json
+        return done.json
+
+
 @pytest.fixture
 def api(client):
     return Api(client)
+
+
+@pytest.fixture
+def service(app):
+    return app.extensions["redfile_files"]
+
+
+def expire_now(r, service, user: str, file_id: str) -> None:
+    """Make an id due now, as time passing would."""
+    from redfile_files import ledger
+
+    r.zadd(ledger.due_key(user), {file_id: 0})
 
 
 def dump(r) -> dict:

@@ -93,6 +93,15 @@ EXPECTED = {
     ("get", "/internal/files"): "ServiceToken",
     ("delete", "/internal/files/{file_id}"): "ServiceToken",
     ("delete", "/internal/owners/{username}/files"): "ServiceToken",
+    ("get", "/internal/owners/{username}/quota"): "ServiceToken",
+    ("put", "/internal/owners/{username}/quota"): "ServiceToken",
+    ("post", "/uploads"): "BearerAuth",
+    ("get", "/uploads/{upload_id}"): "BearerAuth",
+    ("put", "/uploads/{upload_id}/chunks/{index}"): "BearerAuth",
+    ("post", "/uploads/{upload_id}/complete"): "BearerAuth",
+    ("delete", "/uploads/{upload_id}"): "BearerAuth",
+    ("head", "/files/{file_id}"): "BearerAuth",
+    ("get", "/quota"): "BearerAuth",
 }
 
 
@@ -100,7 +109,7 @@ def test_the_openapi_document_lists_every_route(client):
     resp = client.get("/files/openapi.json")
     assert resp.status_code == 200
     spec = resp.json
-    found = {(m, p) for p, ops in spec["paths"].items() for m in ops if m in ("get", "post", "delete")}
+    found = {(m, p) for p, ops in spec["paths"].items() for m in ops if m in ("get", "post", "put", "delete", "head")}
     assert set(EXPECTED) <= found
     for (method, path), scheme in EXPECTED.items():
         op = spec["paths"][path][method]
@@ -110,4 +119,9 @@ def test_the_openapi_document_lists_every_route(client):
     assert set(chunk_body) == {"multipart/form-data", "application/json", "application/octet-stream"}
     assert set(spec["paths"]["/files"]["post"]["requestBody"]["content"]) == {"multipart/form-data", "application/json"}
     assert "FileOut" in spec["components"]["schemas"]
+    put = spec["paths"]["/uploads/{upload_id}/chunks/{index}"]["put"]
+    assert set(put["requestBody"]["content"]) == {"application/octet-stream"}
+    assert {"X-Checksum-SHA256", "X-Checksum-CRC32C"} <= {p["name"] for p in put["parameters"]}
+    assert {"Range", "If-Range", "If-None-Match"} <= {p["name"] for p in spec["paths"]["/files/{file_id}"]["get"]["parameters"]}
+    assert {"UploadIn", "UploadOut", "QuotaOut"} <= set(spec["components"]["schemas"])
     assert {"BearerAuth", "ServiceToken"} <= set(spec["components"]["securitySchemes"])

@@ -5,7 +5,7 @@ import hashlib
 import io
 import os
 
-from redfile_files import storage
+from redfile_files import ledger, storage
 
 
 def sha(data: bytes) -> str:
@@ -49,10 +49,16 @@ def test_chunked_upload_lifecycle(client, api, alice, redis_client, unchanged):
     assert meta["id"] == fid and meta["name"] == "report.pdf" and meta["size"] == len(data)
     assert meta["owner"] == "alice" and meta["mime_type"] == "application/pdf" and meta["kind"] == "file"
     assert meta["sha256"] == sha(data) and meta["created_at"].endswith("Z")
-    assert set(meta) == {"id", "name", "size", "owner", "created_at", "updated_at", "mime_type", "sha256", "kind"}
-    # upload state gone, chunks kept without TTL
-    assert not redis_client.exists(storage.upload_key(fid), storage.parts_key(fid))
+    assert set(meta) == {
+        "id", "name", "size", "owner", "created_at", "updated_at", "mime_type", "sha256", "kind",
+        # issue 3: the whole-file checksums, the chunk layout, the expiry and encryption are metadata too
+        "crc32c", "composite_sha256", "chunk_size", "total_chunks", "expires_at", "encrypted",
+    }  # fmt: skip
+    assert meta["expires_at"] is None and meta["total_chunks"] == 4 and meta["chunk_size"] == 64
+    # upload state gone; chunks and the part table (now the file's chunk table) kept without TTL
+    assert not redis_client.exists(storage.upload_key(fid))
     assert all(redis_client.ttl(storage.chunk_key(fid, i)) == -1 for i in range(4))
+    assert redis_client.ttl(storage.parts_key(fid)) == -1
 
     listed = client.get("/files", headers=alice).json
     assert listed == {"items": [meta], "next_cursor": None}
@@ -64,6 +70,7 @@ def test_chunked_upload_lifecycle(client, api, alice, redis_client, unchanged):
     assert download.headers["Content-Length"] == str(len(data))
     assert download.headers["Content-Disposition"] == "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf"
     assert download.headers["X-Content-Type-Options"] == "nosniff"
+    assert download.headers["Content-Security-Policy"] == "sandbox"
     assert download.headers["ETag"] == f'"{sha(data)}"'
 
     renamed = client.post(f"/files/{fid}/rename", headers=alice, json={"new_name": "Übersicht 2026.pdf"})
@@ -76,8 +83,8 @@ def test_chunked_upload_lifecycle(client, api, alice, redis_client, unchanged):
     deleted = client.delete(f"/files/{fid}", headers=alice)
     assert deleted.status_code == 204 and deleted.data == b""
     assert file_keys(redis_client, fid) == []
-    assert redis_client.zscore(storage.owner_index("alice"), fid) is None
-    assert redis_client.zscore(storage.ALL_INDEX, fid) is None
+    assert redis_client.zscore(ledger.owner_index("alice"), fid) is None
+    assert redis_client.zscore(ledger.ALL_INDEX, fid) is None
     assert client.get(f"/files/{fid}", headers=alice).status_code == 404
     assert client.delete(f"/files/{fid}", headers=alice).json["error"]["code"] == "file_not_found"
 
@@ -228,6 +235,6 @@ def test_listing_is_newest_first_and_paginated(api, client, alice, bob, redis_cl
         if cursor is None:
             break
     assert pages == 3 and sorted(seen) == sorted(ids) and len(set(seen)) == 5
-    newest_first = sorted(ids, key=lambda i: (redis_client.zscore(storage.ALL_INDEX, i), i), reverse=True)
+    newest_first = sorted(ids, key=lambda i: (redis_client.zscore(ledger.ALL_INDEX, i), i), reverse=True)
     assert seen == newest_first
     assert client.get("/files", headers=alice, query_string={"limit": 200}).json["next_cursor"] is None

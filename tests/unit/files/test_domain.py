@@ -1,9 +1,10 @@
 """Domain rules over the real storage module on fakeredis (no server).
 
-fakeredis runs Lua only with ``lupa``, which is not installed: the two Lua
-scripts (chunk write, completion) are exercised in tests/integration/files.
-Everything else -- ownership, listing and cursors, rename, delete, the checks
-made before a script runs -- is tested here.
+fakeredis runs Lua only with ``lupa``, which is not installed: every Lua
+script (chunk writes, completion, deletion, the quota ledger, the reconciler's
+sweep) is exercised in tests/integration/files.  Everything else -- ownership,
+listing and cursors, rename, reading, the checks made before a script runs --
+is tested here, with the lazy sweep (a script) switched off.
 """
 
 import hashlib
@@ -14,7 +15,9 @@ import pytest
 
 from redfile_common.errors import ApiError
 from redfile_common.testing import settings_overrides
-from redfile_files import storage
+from redfile_files import ledger, storage
+from redfile_files.checksums import part_of
+from redfile_files.crypto import ChunkCorrupt
 from redfile_files.domain import FilesService
 from redfile_files.settings import FilesSettings
 
@@ -37,22 +40,25 @@ def r():
 def service(r):
     settings = FilesSettings(**settings_overrides("redis://unused:1/0", max_chunk_bytes=8, max_single_upload_bytes=16))
     store = storage.FileStore(r, upload_ttl=settings.upload_ttl, max_file_bytes=settings.max_file_bytes)
-    return FilesService(store, settings, clock=lambda: 1_764_000_000.0)
+    service = FilesService(store, settings, clock=lambda: 1_764_000_000.0)
+    service.reconciler.sweep_user = lambda *a, **k: 0  # a Lua script; see the module docstring
+    return service
 
 
 def seed_file(r, n, owner="alice", score=None, chunks=(b"ab", b"c"), kind="file"):
     file_id = f"{n:032x}"
     data = b"".join(chunks)
+    score = n if score is None else score
     r.hset(storage.meta_key(file_id), mapping={
         "id": file_id, "name": f"f{n}.bin", "size": len(data), "owner": owner, "created_at": "2026-01-01T00:00:00Z",
         "updated_at": "2026-01-01T00:00:00Z", "mime_type": "application/octet-stream",
-        "sha256": hashlib.sha256(data).hexdigest(), "kind": kind, "total_chunks": len(chunks),
+        "sha256": hashlib.sha256(data).hexdigest(), "kind": kind, "total_chunks": len(chunks), "created_ms": score,
     })  # fmt: skip
     for i, c in enumerate(chunks):
         r.set(storage.chunk_key(file_id, i), c)
-    score = n if score is None else score
-    r.zadd(storage.owner_index(owner), {file_id: score})
-    r.zadd(storage.ALL_INDEX, {file_id: score})
+        r.hset(storage.parts_key(file_id), i, part_of(c).encode())
+    r.zadd(ledger.owner_index(owner), {file_id: score})
+    r.zadd(ledger.ALL_INDEX, {file_id: score})
     return file_id
 
 
@@ -80,7 +86,7 @@ def test_download_reads_the_chunks_in_order(service, r):
 def test_listing_pages_newest_first_with_ties_and_no_duplicates(service, r):
     # scores with ties: the cursor must resume inside a group of equal scores
     ids = [seed_file(r, n, score=score) for n, score in enumerate([5, 7, 7, 7, 9, 9, 1, 3], start=1)]
-    expected = sorted(ids, key=lambda i: (r.zscore(storage.ALL_INDEX, i), i), reverse=True)
+    expected = sorted(ids, key=lambda i: (r.zscore(ledger.ALL_INDEX, i), i), reverse=True)
     seen, cursor = [], None
     while True:
         items, cursor = service.list_files("alice", limit=3, cursor=cursor)
@@ -101,7 +107,7 @@ def test_an_exact_page_has_no_next_cursor(service, r):
 
 def test_a_stale_index_entry_is_skipped(service, r):
     fid = seed_file(r, 1)
-    r.zadd(storage.owner_index("alice"), {f"{99:032x}": 50})
+    r.zadd(ledger.owner_index("alice"), {f"{99:032x}": 50})
     assert [f.id for f in service.list_files("alice", limit=10, cursor=None)[0]] == [fid]
 
 
@@ -118,28 +124,6 @@ def test_rename(service, r):
     assert code(service.rename, ALICE, fid, "../x") == "invalid_name"
     assert service.get_file(ALICE, fid).name == "new name.txt"
     assert service.rename(ADMIN, fid, "by admin").name == "by admin"
-
-
-def test_delete_removes_everything_of_that_file_only(service, r):
-    keep = seed_file(r, 1)
-    fid = seed_file(r, 2, chunks=tuple(bytes([i % 256]) for i in range(2500)))
-    assert code(service.delete, BOB, fid) == "file_not_found"
-    assert r.exists(storage.meta_key(fid))
-    service.delete(ALICE, fid)
-    assert not [k for k in r.keys() if fid.encode() in k]
-    assert r.zrange(storage.owner_index("alice"), 0, -1) == [keep.encode()]
-    assert r.zrange(storage.ALL_INDEX, 0, -1) == [keep.encode()]
-    assert code(service.delete, ALICE, fid) == "file_not_found"
-
-
-def test_delete_owner_files(service, r):
-    mine = [seed_file(r, n) for n in range(1, 6)]
-    other = seed_file(r, 9, owner="bob")
-    r.zadd(storage.owner_index("alice"), {f"{77:032x}": 1, other: 2})  # stale and corrupt entries
-    assert service.delete_owner_files("alice") == len(mine)
-    assert not r.exists(storage.owner_index("alice"))
-    assert service.get_file(BOB, other).owner == "bob"
-    assert service.delete_owner_files("nobody") == 0
 
 
 def test_read_text_only_for_texts(service, r):
@@ -185,6 +169,7 @@ def test_completion_checks(service, r):
     assert err.value.details["missing"] == [1, 2, 3, 4] + list(range(6, 102))
 
     seed_upload(r, "c" * 32, "alice", 2, {0: 3, 1: 4})
+    r.hset(storage.upload_key("c" * 32), "mode", "seed")
     with pytest.raises(ApiError) as err:
         complete("alice", file_id="c" * 32, name="x", mime_type=None, total_size=8)
     assert (err.value.code, err.value.details) == ("size_mismatch", {"declared": 8, "stored": 7})
@@ -198,3 +183,23 @@ def test_a_missing_chunk_stops_a_read(service, r):
     with pytest.raises(storage.ChunkMissing) as err:
         next(chunks)
     assert err.value.index == 1
+
+
+def test_reads_of_a_range_cross_chunks_and_verify_each(service, r):
+    fid = seed_file(r, 1, chunks=(b"hello", b" wor", b"ld"))  # sizes vary: offsets come from the part table
+    record = service.get_file(ALICE, fid)
+    assert record.chunk_size == 0
+    for start, end in ((0, 11), (3, 7), (5, 9), (9, 11), (10, 11), (0, 1)):
+        assert b"".join(service.read_chunks(record, start, end)) == b"hello world"[start:end]
+    r.set(storage.chunk_key(fid, 1), b" WOR")  # same size, other bytes: the CRC32C catches it
+    with pytest.raises(ChunkCorrupt) as err:
+        b"".join(service.read_chunks(record))
+    assert err.value.index == 1
+
+
+def test_uniform_chunks_need_no_table(service, r):
+    fid = seed_file(r, 2, chunks=(b"abc", b"def", b"g"))
+    r.hset(storage.meta_key(fid), "chunk_size", 3)
+    record = service.get_file(ALICE, fid)
+    assert b"".join(service.read_chunks(record, 2, 7)) == b"cdefg"
+    assert b"".join(service.read_chunks(record, 7, 7)) == b""

@@ -6,11 +6,15 @@ JSON body, or as a raw ``application/octet-stream`` body with the other fields
 in the query string.  apiflask's ``@input`` cannot express "one of three
 bodies", so the parsing is here, with the same error shape as its validation:
 ``validation_error`` with ``details = {location: {field: [messages]}}``.
+
+``PUT /uploads/<id>/chunks/<index>`` takes the chunk as the raw body, read
+from the request stream in 1 MiB pieces straight into one buffer of the
+announced size (hashed as it arrives): werkzeug never buffers it, and a
+worker holds at most one copy of a chunk per request.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Mapping
@@ -20,9 +24,12 @@ from marshmallow import ValidationError
 
 from redfile_common.errors import ApiError
 
-from .validation import decode_base64, lenient_mime_type, parse_sha256
+from .checksums import ChunkDigest, Part
+from .schemas import ChunkFieldsIn, FileFormIn
+from .validation import decode_base64, lenient_mime_type
 
-_INTEGER = re.compile(r"^\s*[+-]?\d{1,30}\s*$")
+PIECE = 1024 * 1024
+
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
@@ -47,16 +54,6 @@ def _invalid(location: str, errors: dict[str, list[str]]) -> ApiError:
     return ApiError("validation_error", f"The request is not valid: {summary}", details={location: errors})
 
 
-def _integer(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and _INTEGER.match(value):
-        return int(value)
-    return None
-
-
 def _too_large(limit: int, what: str = "chunk") -> ApiError:
     return ApiError("payload_too_large", f"The {what} is too large.", details={f"max_{what}_bytes": limit})
 
@@ -77,36 +74,18 @@ def _read_part(part, limit: int, what: str) -> bytes:
 
 
 def _chunk_fields(fields: Mapping[str, Any], location: str, *, max_chunks: int) -> tuple[str | None, int, int, str | None]:
-    errors: dict[str, list[str]] = {}
-    file_id = fields.get("file_id")
-    if file_id in ("", None):
-        file_id = None
-    elif not isinstance(file_id, str):
-        errors["file_id"] = ["Not a valid string."]
-    values = {}
-    for name in ("chunk_index", "total_chunks"):
-        raw = fields.get(name)
-        value = _integer(raw)
-        if raw is None or raw == "":
-            errors[name] = ["Missing data for required field."]
-        elif value is None:
-            errors[name] = ["Not a valid integer."]
-        values[name] = value
-    index, total = values["chunk_index"], values["total_chunks"]
-    if total is not None and not 1 <= total <= max_chunks:
-        errors["total_chunks"] = [f"Must be between 1 and {max_chunks}."]
-    if index is not None and index < 0:
-        errors["chunk_index"] = ["Must be at least 0."]
-    elif index is not None and "total_chunks" not in errors and total is not None and index >= total:
-        errors["chunk_index"] = ["Must be less than total_chunks."]
-    sha = fields.get("sha256")
+    wanted = {k: fields[k] for k in ("file_id", "chunk_index", "total_chunks", "sha256") if k in fields}
+    for optional in ("file_id", "sha256"):
+        if wanted.get(optional) == "":
+            del wanted[optional]
     try:
-        sha = parse_sha256(sha)
-    except ApiError:
-        errors["sha256"] = ["Must be 64 hexadecimal characters."]
-    if errors:
-        raise _invalid(location, errors)
-    return file_id, index, total, sha
+        loaded = ChunkFieldsIn().load(wanted)
+    except ValidationError as exc:
+        raise _invalid(location, exc.messages) from None
+    if loaded["total_chunks"] > max_chunks:
+        raise _invalid(location, {"total_chunks": [f"Must be between 1 and {max_chunks}."]})
+    sha = loaded.get("sha256")
+    return loaded.get("file_id"), loaded["chunk_index"], loaded["total_chunks"], sha.lower() if sha else None
 
 
 def _chunk_source(request: Request, limit: int) -> tuple[str, Mapping[str, Any], Callable[[], bytes] | None]:
@@ -151,12 +130,16 @@ def read_file_upload(request: Request, json_schema, *, max_bytes: int) -> FileUp
         part = request.files.get("file")
         if part is None:
             raise _invalid("files", {"file": ["Missing data for required field."]})
-        name = request.form.get("name") or part.filename
+        try:
+            form = FileFormIn().load(request.form.to_dict())
+        except ValidationError as exc:
+            raise _invalid("form", exc.messages) from None
+        name = form["name"] or part.filename
         if not name:
             raise _invalid("form", {"name": ["Missing data for required field (or a filename on the part)."]})
         # An explicit mime_type field is validated; the part's own Content-Type is only a hint.
-        mime_type = request.form.get("mime_type") or lenient_mime_type(part.mimetype)
-        return FileUpload(data=_read_part(part, max_bytes, "single_upload"), name=name, mime_type=mime_type)
+        mime_type = form["mime_type"] or lenient_mime_type(part.mimetype)
+        return FileUpload(data=_read_part(part, max_bytes, "file"), name=name, mime_type=mime_type)
     if request.is_json:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
@@ -165,6 +148,34 @@ def read_file_upload(request: Request, json_schema, *, max_bytes: int) -> FileUp
             loaded = json_schema.load(body)
         except ValidationError as exc:
             raise _invalid("json", exc.messages) from None
-        data = _base64_field(loaded["data"], max_bytes, "single_upload")
+        data = _base64_field(loaded["data"], max_bytes, "file")
         return FileUpload(data=data, name=loaded["name"], mime_type=loaded.get("mime_type"))
     raise ApiError("unsupported_media_type", "Send the file as multipart/form-data or application/json (base64).")
+
+
+def read_raw_chunk(request: Request, *, max_chunk_bytes: int) -> tuple[memoryview, Part]:
+    """The raw body of a chunk PUT, read in bounded pieces, with its SHA-256 and CRC32C."""
+    length = request.content_length
+    if length is not None and length > max_chunk_bytes:
+        raise _too_large(max_chunk_bytes)
+    stream = request.stream
+    digest = ChunkDigest()
+    if length is not None:
+        buf = bytearray(length)
+        view = memoryview(buf)
+        pos = 0
+        while pos < length:
+            piece = stream.read(min(PIECE, length - pos))
+            if not piece:
+                raise ApiError("bad_request", "The body ended before Content-Length bytes arrived.")
+            view[pos : pos + len(piece)] = piece
+            digest.update(piece)
+            pos += len(piece)
+        return view, digest.part()
+    buf = bytearray()  # chunked transfer encoding: no size announced
+    while piece := stream.read(PIECE):
+        if len(buf) + len(piece) > max_chunk_bytes:
+            raise _too_large(max_chunk_bytes)
+        buf += piece
+        digest.update(piece)
+    return memoryview(buf), digest.part()

@@ -1,32 +1,40 @@
-"""What the files service does, without HTTP: uploads, files, texts, ownership.
+"""What the files service does, without HTTP: files, texts, reading, quotas, ownership.
 
 Callers pass an ``actor`` (anything with ``username`` and ``is_admin``, e.g.
 the request's Principal) or ``None`` for a trusted service call.  A user sees
 and changes only their own files: another user's file is reported exactly as
 a missing one (404), so ids cannot be probed.  Admins act on any file.
-Uploads are always the uploader's own, admins included.
+Uploads are always the uploader's own, admins included (see ``uploads``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import time
-from dataclasses import dataclass, fields
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import accumulate
 from typing import Iterator, Protocol
 
 import structlog
 
 from redfile_common.errors import ApiError
 
+from .checksums import crc32c_hex, part_of
+from .crypto import ChunkCorrupt, Encryption
+from .ledger import Ledger
+from .reconcile import Reconciler
+from .records import ChunkReceipt, FileRecord, UploadStatus, iso, new_file_id  # noqa: F401 - re-exported
 from .settings import FilesSettings
-from .storage import MISSING_LIMIT, ChunkMissing, FileStore
+from .storage import ChunkMissing, FileStore, Late
+from .uploads import Uploads, _late
 from .validation import decode_cursor, encode_cursor, is_file_id, validate_mime_type, validate_name
 
 log = structlog.get_logger("redfile.files")
 
 TEXT_MIME_TYPE = "text/plain; charset=utf-8"
+# Downloads read the next chunk while the current one is being sent: one fetch ahead per download.
+_READ_AHEAD = ThreadPoolExecutor(max_workers=32, thread_name_prefix="redfile-read-ahead")
 
 
 class Actor(Protocol):
@@ -35,125 +43,73 @@ class Actor(Protocol):
 
 
 @dataclass(frozen=True)
-class FileRecord:
-    id: str
-    name: str
-    size: int
-    owner: str
-    created_at: str
-    updated_at: str
-    mime_type: str
-    sha256: str
-    kind: str
-    total_chunks: int
+class QuotaView:
+    username: str
+    quota_bytes: int
+    max_file_bytes: int
+    used_bytes: int
+    reserved_bytes: int
+    quota_is_default: bool
+    max_file_is_default: bool
 
-    @classmethod
-    def from_meta(cls, meta: dict) -> "FileRecord":
-        return cls(**{f.name: meta.get(f.name, "") for f in fields(cls)})
-
-    def to_meta(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass(frozen=True)
-class ChunkReceipt:
-    file_id: str
-    chunk_index: int
-    total_chunks: int
-    received_chunks: int
-    received_bytes: int
-    created: bool
-
-
-def new_file_id() -> str:
-    return secrets.token_hex(16)
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def missing_details(missing: list[int]) -> dict:
-    return {"missing": missing[:MISSING_LIMIT], "missing_count": len(missing)}
+    @property
+    def available_bytes(self) -> int:
+        return max(0, self.quota_bytes - self.used_bytes - self.reserved_bytes)
 
 
 class FilesService:
-    def __init__(self, store: FileStore, settings: FilesSettings, clock=time.time) -> None:
+    def __init__(self, store: FileStore, settings: FilesSettings, clock=time.time, *, ledger: Ledger | None = None,
+                 encryption: Encryption | None = None) -> None:  # fmt: skip
         self.store = store
         self.settings = settings
         self.clock = clock
+        self.ledger = ledger or Ledger(store.redis, default_quota=settings.default_quota_bytes, default_max_file=settings.max_file_bytes)
+        self.encryption = encryption or Encryption([])
+        self.reconciler = Reconciler(store, self.ledger, batch=settings.sweep_batch)
+        self.uploads = Uploads(store, self.ledger, self.reconciler, self.encryption, settings, clock)
 
-    # -- chunked uploads -----------------------------------------------------
+    # -- the seed's chunked uploads ---------------------------------------------
     def receive_chunk(
-        self, owner: str, *, file_id: str | None, chunk_index: int, total_chunks: int, data: bytes, sha256: str | None
+        self, owner: str, *, file_id: str | None, chunk_index: int, total_chunks: int, data, sha256: str | None, crc32c: str | None = None
     ) -> ChunkReceipt:
         """Store one chunk; a missing ``file_id`` starts a new upload."""
-        create = file_id is None
-        if not create and not is_file_id(file_id):
-            raise ApiError("upload_not_found")
-        if not (1 <= total_chunks <= self.settings.max_chunks and 0 <= chunk_index < total_chunks):
-            raise ApiError("invalid_chunk", "chunk_index or total_chunks is out of range.")
-        if len(data) > self.settings.max_chunk_bytes:
-            raise ApiError("payload_too_large", "The chunk is too large.", details={"max_chunk_bytes": self.settings.max_chunk_bytes})
-        digest = hashlib.sha256(data).hexdigest()
-        if sha256 is not None and sha256 != digest:
-            raise ApiError("checksum_mismatch", details={"chunk_index": chunk_index})
-        upload_id = new_file_id() if create else file_id
-        write = self.store.put_chunk(
-            upload_id, owner=owner, total_chunks=total_chunks, index=chunk_index, data=data,
-            sha256=digest, create=create, now_iso=iso(self.clock()),
-        )  # fmt: skip
-        return ChunkReceipt(upload_id, chunk_index, total_chunks, write.received_chunks, write.received_bytes, create)
+        from .checksums import verify
+
+        part = part_of(data)
+        verify(part, chunk_index, sha256=sha256, crc32c=crc32c)
+        return self.uploads.receive_seed_chunk(owner, file_id=file_id, index=chunk_index, total_chunks=total_chunks, data=data, part=part)
 
     def complete_upload(
-        self, owner: str, *, file_id: str, name: str, mime_type: str | None, total_size: int, kind: str = "file"
+        self, owner: str, *, file_id: str, name: str, mime_type: str | None, total_size: int, kind: str = "file", expires_ts: int | None = None
     ) -> FileRecord:
-        """Check the upload is whole, hash it chunk by chunk, then publish it as a file."""
         name = validate_name(name, self.settings.max_name_bytes)
         mime_type = validate_mime_type(mime_type)
-        if not is_file_id(file_id):
-            raise ApiError("upload_not_found")
-        state = self.store.get_upload(file_id)
-        if state is None or state.owner != owner:
-            raise ApiError("upload_not_found")
-        if state.received_chunks < state.total_chunks:
-            raise ApiError("upload_incomplete", details=missing_details(self.store.missing_chunks(file_id, state.total_chunks)))
-        if state.received_bytes != total_size:
-            raise ApiError("size_mismatch", details={"declared": total_size, "stored": state.received_bytes})
-        digest = hashlib.sha256()
-        try:
-            for data in self.store.iter_chunks(file_id, state.total_chunks):
-                digest.update(data)
-        except ChunkMissing as exc:
-            raise ApiError("upload_incomplete", details=missing_details([exc.index])) from None
-        now = self.clock()
-        record = FileRecord(
-            id=file_id, name=name, size=total_size, owner=owner, created_at=iso(now), updated_at=iso(now),
-            mime_type=mime_type, sha256=digest.hexdigest(), kind=kind, total_chunks=state.total_chunks,
-        )  # fmt: skip
-        self.store.commit_upload(file_id, owner=owner, meta=record.to_meta(), created_ms=int(now * 1000))
-        log.info("file_created", file_id=file_id, owner=owner, size=total_size, chunks=state.total_chunks, kind=kind)
-        return record
+        return self.uploads.complete(owner, file_id, name=name, mime_type=mime_type, total_size=total_size, kind=kind, expires_ts=expires_ts)
 
     # -- one-request uploads and texts ---------------------------------------
     def create_file(self, owner: str, data: bytes, *, name: str, mime_type: str | None, kind: str = "file") -> FileRecord:
-        """Store a small file in one go, through the same chunk and commit path as chunked uploads."""
+        """Store a small file in one go, through the same session, chunk and commit path as large ones."""
         name = validate_name(name, self.settings.max_name_bytes)
         mime_type = validate_mime_type(mime_type)
         if len(data) > self.settings.max_single_upload_bytes:
             raise ApiError(
-                "payload_too_large", "The file is too large for a one-request upload; use /upload_chunk.",
+                "payload_too_large", "The file is too large for a one-request upload; use /uploads.",
                 details={"max_single_upload_bytes": self.settings.max_single_upload_bytes},
             )  # fmt: skip
-        size = self.settings.max_chunk_bytes
-        pieces = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
-        upload_id = None
-        for index, piece in enumerate(pieces):
-            receipt = self.receive_chunk(
-                owner, file_id=upload_id, chunk_index=index, total_chunks=len(pieces), data=piece, sha256=None
-            )
-            upload_id = receipt.file_id
-        return self.complete_upload(owner, file_id=upload_id, name=name, mime_type=mime_type, total_size=len(data), kind=kind)
+        size = self.settings.chunk_bytes
+        status = self.uploads.create(owner, total_size=len(data), name=name, mime_type=mime_type, chunk_size=size)
+        view = memoryview(data)
+        try:
+            for index in range(status.total_chunks):
+                piece = view[index * size : (index + 1) * size]
+                self.uploads.put(owner, status.id, index, piece, part_of(piece))
+            return self.uploads.complete(owner, status.id, kind=kind)
+        except BaseException:
+            try:
+                self.uploads.abort(owner, status.id)
+            except ApiError:
+                pass
+            raise
 
     def create_text(self, owner: str, content: str, name: str | None = None) -> FileRecord:
         if name is None:
@@ -178,13 +134,62 @@ class FilesService:
             raise ApiError("file_not_found")
         return FileRecord.from_meta(meta)
 
-    def read_chunks(self, record: FileRecord) -> Iterator[bytes]:
-        """The file's bytes, chunk by chunk; a chunk vanishing mid-way (a concurrent delete) ends it with ChunkMissing."""
-        return self.store.iter_chunks(record.id, record.total_chunks)
+    def read_chunks(self, record: FileRecord, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The file's bytes ``[start, end)``, chunk by chunk, each verified (GCM tag and CRC32C) before it is yielded.
+
+        The next chunk is fetched while the current one is being sent.  A chunk
+        that vanished (a concurrent delete) ends the stream with ``ChunkMissing``,
+        one that fails its check with ``ChunkCorrupt``: never wrong bytes.
+        """
+        end = record.size if end is None else end
+        if start >= end:
+            return iter(())
+        try:
+            sealer = self.encryption.sealer(record.id, record.dek)
+        except ChunkCorrupt as exc:
+            log.error("file_key_unusable", file_id=record.id, reason=str(exc))
+            raise ApiError("stored_data_corrupt", "The file's encryption key cannot be opened.") from None
+        if record.chunk_size:
+            first, last = start // record.chunk_size, (end - 1) // record.chunk_size
+            offset_of = lambda i: i * record.chunk_size  # noqa: E731
+        else:
+            table = self.store.parts(record.id)
+            offsets = [0, *accumulate(table[i].size if i in table else 0 for i in range(record.total_chunks))]
+            first = max(i for i in range(record.total_chunks) if offsets[i] <= start)
+            last = max(i for i in range(record.total_chunks) if offsets[i] < end)
+            offset_of = offsets.__getitem__
+
+        def fetch(index: int) -> bytes:
+            (stored, part), = self.store.fetch_chunks(record.id, [index])
+            if stored is None or part is None:
+                raise ChunkMissing(index)
+            plain = sealer.open(index, stored)
+            if len(plain) != part.size or crc32c_hex(plain) != part.crc32c:
+                raise ChunkCorrupt(index, "checksum mismatch")
+            return plain
+
+        def pieces() -> Iterator[bytes]:
+            pending: Future = _READ_AHEAD.submit(fetch, first)
+            try:
+                for index in range(first, last + 1):
+                    plain = pending.result()
+                    if index < last:
+                        pending = _READ_AHEAD.submit(fetch, index + 1)
+                    base = offset_of(index)
+                    lo, hi = max(0, start - base), min(len(plain), end - base)
+                    yield plain if (lo, hi) == (0, len(plain)) else plain[lo:hi]
+                    del plain
+            finally:
+                pending.cancel()
+
+        return pieces()
 
     def list_files(self, owner: str | None, *, limit: int, cursor: str | None) -> tuple[list[FileRecord], str | None]:
         """A page of ``owner``'s files (every file when None), newest first."""
-        ids, last = self.store.page(owner, limit, decode_cursor(cursor))
+        after = decode_cursor(cursor)
+        if owner is not None:
+            self.reconciler.sweep_user(owner)
+        ids, last = self.ledger.page(owner, limit, after)
         items = [FileRecord.from_meta(m) for m in self.store.get_metas(ids) if m is not None]
         return items, (encode_cursor(*last) if last else None)
 
@@ -197,15 +202,61 @@ class FilesService:
 
     def delete(self, actor: Actor | None, file_id: str) -> None:
         record = self.get_file(actor, file_id)
-        if not self.store.delete(file_id):
+        if not self._delete(record.owner, file_id):
             raise ApiError("file_not_found")
         log.info("file_deleted", file_id=file_id, owner=record.owner, by=actor.username if actor else "service")
 
+    def _delete(self, owner: str, file_id: str) -> bool:
+        """Lease, remove the file (fenced), unindex it, release its bytes; see ``uploads``."""
+        lease = self.ledger.lease(owner, file_id)
+        try:
+            gone = self.store.delete_file(file_id, not_after_us=lease.fence, only_owner=owner)
+        except Late:
+            raise _late() from None
+        if gone is None:
+            return False
+        self.ledger.unindex_global(file_id)
+        self.ledger.apply(owner, file_id, expected=lease.score, held=None, index_ms=None, due_us=None)
+        return True
+
     def delete_owner_files(self, owner: str) -> int:
-        """Delete every file of ``owner``; returns how many were deleted."""
+        """Delete every file and upload of ``owner``, and their quota settings; returns how many files."""
         deleted = 0
         while True:
-            ids = self.store.owner_file_ids(owner, 500)
+            ids = self.ledger.owner_file_ids(owner, 500)
             if not ids:
-                return deleted
-            deleted += sum(self.store.delete(file_id, only_owner=owner) for file_id in ids)
+                break
+            for file_id in ids:
+                if self._delete(owner, file_id):
+                    deleted += 1
+                else:
+                    self.reconciler.reconcile(owner, file_id, None)
+        for upload_id, holding in self.ledger.holdings(owner).items():
+            if holding.kind == "r":
+                try:
+                    self.uploads.abort(owner, upload_id)
+                except ApiError:
+                    self.reconciler.reconcile(owner, upload_id, None)
+        self.ledger.set_quota(owner, None, None)
+        return deleted
+
+    # -- quotas ------------------------------------------------------------------
+    def quota(self, username: str) -> QuotaView:
+        self.reconciler.sweep_user(username)
+        q = self.ledger.quota(username)
+        return QuotaView(
+            username=username, quota_bytes=q.limit if q.limit is not None else self.settings.default_quota_bytes,
+            max_file_bytes=q.max_file if q.max_file is not None else self.settings.max_file_bytes,
+            used_bytes=q.used, reserved_bytes=q.reserved, quota_is_default=q.limit is None, max_file_is_default=q.max_file is None,
+        )  # fmt: skip
+
+    def set_quota(self, username: str, quota_bytes: int | None, max_file_bytes: int | None) -> QuotaView:
+        self.ledger.set_quota(username, quota_bytes, max_file_bytes)
+        log.info("quota_set", target=username, quota_bytes=quota_bytes, max_file_bytes=max_file_bytes)
+        return self.quota(username)
+
+    def upload_status(self, owner: str, upload_id: str) -> UploadStatus:
+        return self.uploads.status(owner, upload_id)
+
+
+__all__ = ["FilesService", "FileRecord", "ChunkReceipt", "QuotaView", "new_file_id", "iso"]

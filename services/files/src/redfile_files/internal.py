@@ -1,7 +1,8 @@
 """Internal routes of the files service (service tokens addressed to ``redfile-files`` only).
 
 Used by the admin service: list anyone's files, delete one, delete all of a
-user's (when the user is deleted).  See docs/contracts.md.
+user's (when the user is deleted), read and set a user's quota.  See
+docs/contracts.md.
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 from apiflask import APIBlueprint
 from flask import current_app
 
+from redfile_common.errors import ApiError
 from redfile_common.security import service_required
 
 from .domain import FilesService
-from .schemas import DeletedOut, FilePage, InternalPageQuery
+from .schemas import DeletedOut, FilePage, InternalPageQuery, QuotaIn, QuotaOut
 
 bp = APIBlueprint("files_internal", __name__, tag="Internal")
 
@@ -51,3 +53,28 @@ def delete_file(file_id):
 def delete_owner_files(username):
     """Delete every file of one user."""
     return {"deleted": files().delete_owner_files(username)}
+
+
+def _username(username: str) -> str:
+    if not 1 <= len(username) <= 128 or any(ord(ch) < 0x20 or ch in "{}" for ch in username):
+        raise ApiError("validation_error", "Not a valid username.", details={"path": {"username": ["Not a valid username."]}})
+    return username
+
+
+@bp.get("/internal/owners/<username>/quota")
+@service_required
+@bp.output(QuotaOut)
+@bp.doc(security=SERVICE, responses={401: "Not a service token for files", 422: "Not a valid username"})
+def get_quota(username):
+    """One user's quota, largest file and usage."""
+    return files().quota(_username(username))
+
+
+@bp.put("/internal/owners/<username>/quota")
+@service_required
+@bp.input(QuotaIn)
+@bp.output(QuotaOut)
+@bp.doc(security=SERVICE, responses={401: "Not a service token for files", 422: "Invalid input"})
+def set_quota(username, json_data):
+    """Set one user's quota and largest file (null: the service default); takes effect on their next reservation."""
+    return files().set_quota(_username(username), json_data["quota_bytes"], json_data["max_file_bytes"])

@@ -1,88 +1,102 @@
 """The request bodies apiflask's ``@input`` cannot describe: one operation, several content types.
 
-``POST /upload_chunk`` and ``POST /files`` parse their bodies by hand (see
-``bodies.py``); this spec processor documents what they accept.
+``POST /upload_chunk`` and ``POST /files`` take their fields in several forms
+(JSON, multipart, query); ``bodies.py`` validates every form with the
+marshmallow schemas in ``schemas.py`` and reads only the bytes by hand.  This
+spec processor documents each form from those same schemas, adding the
+byte-carrying field.
 """
 
 from __future__ import annotations
 
+from apispec.ext.marshmallow.openapi import OpenAPIConverter
+
+from .schemas import ChunkFieldsIn, FileFormIn, FileJsonIn
+
 _BINARY = {"type": "string", "format": "binary"}
-_INT = {"type": "integer"}
 _STR = {"type": "string"}
 
-_CHUNK_FIELDS = {
-    "file_id": {**_STR, "description": "omit on the first chunk; a new upload is created"},
-    "chunk_index": {**_INT, "minimum": 0},
-    "total_chunks": {**_INT, "minimum": 1},
-    "sha256": {**_STR, "description": "optional SHA-256 of the chunk, hex; verified"},
-}
-_CHUNK_REQUIRED = ["chunk_index", "total_chunks", "chunk_data"]
 
-CHUNK_BODY = {
+def _converter() -> OpenAPIConverter:
+    return OpenAPIConverter(openapi_version="3.1.0", schema_name_resolver=lambda schema: None, spec=None)
+
+
+def _with(schema: dict, **extra_properties) -> dict:
+    """A schema generated from marshmallow, plus the byte-carrying field(s) read by hand."""
+    out = {**schema, "properties": {**schema["properties"], **extra_properties}}
+    out["required"] = sorted({*schema.get("required", []), *extra_properties})
+    return out
+
+
+def chunk_body() -> dict:
+    fields = _converter().schema2jsonschema(ChunkFieldsIn)
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": _with(fields, chunk_data={**_BINARY, "description": "the chunk (a file part; a text field is read as base64)"})},
+            "application/json": {"schema": _with(fields, chunk_data={**_STR, "format": "byte", "description": "the chunk, base64"})},
+            "application/octet-stream": {"schema": {**_BINARY, "description": "the chunk; the other fields go in the query string"}},
+        },
+    }
+
+
+def chunk_query() -> list[dict]:
+    params = _converter().schema2parameters(ChunkFieldsIn, location="query")
+    for param in params:
+        param["required"] = False  # required only with an application/octet-stream body
+        param["description"] = f"{param.get('description', '')} (query form: only with an application/octet-stream body)".strip()
+    return params
+
+
+def file_body() -> dict:
+    converter = _converter()
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": _with(converter.schema2jsonschema(FileFormIn), file={**_BINARY, "description": "the file; its filename is the default name"})},
+            "application/json": {"schema": converter.schema2jsonschema(FileJsonIn)},
+        },
+    }
+
+
+CHUNK_PUT_BODY = {
     "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": _CHUNK_REQUIRED,
-                "properties": {**_CHUNK_FIELDS, "chunk_data": {**_BINARY, "description": "the chunk (a file part; a text field is read as base64)"}},
-            }
-        },
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": _CHUNK_REQUIRED,
-                "properties": {**_CHUNK_FIELDS, "chunk_data": {**_STR, "format": "byte", "description": "the chunk, base64"}},
-            }
-        },
-        "application/octet-stream": {
-            "schema": {**_BINARY, "description": "the chunk; the other fields go in the query string"}
-        },
-    },
+    "content": {"application/octet-stream": {"schema": {**_BINARY, "description": "the chunk's bytes (any Content-Type is read raw)"}}},
 }
-CHUNK_QUERY = [
-    {"in": "query", "name": name, "required": name in _CHUNK_REQUIRED, "schema": schema,
-     "description": "only with an application/octet-stream body"}
-    for name, schema in _CHUNK_FIELDS.items()
+CHUNK_PUT_HEADERS = [
+    {"in": "header", "name": "X-Checksum-SHA256", "required": False, "schema": _STR,
+     "description": "the chunk's SHA-256, hex or base64; a mismatch is a 400 and nothing is stored"},
+    {"in": "header", "name": "X-Checksum-CRC32C", "required": False, "schema": _STR,
+     "description": "the chunk's CRC32C, 8 hex digits or base64 of 4 big-endian bytes; verified"},
 ]  # fmt: skip
-
-FILE_BODY = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["file"],
-                "properties": {
-                    "file": {**_BINARY, "description": "the file; its filename is the default name"},
-                    "name": _STR,
-                    "mime_type": {**_STR, "description": "default: the part's Content-Type, else application/octet-stream"},
-                },
-            }
-        },
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["name", "data"],
-                "properties": {
-                    "name": _STR,
-                    "mime_type": {**_STR, "description": "default application/octet-stream"},
-                    "data": {**_STR, "format": "byte", "description": "the file, base64"},
-                },
-            }
-        },
-    },
-}
+RANGE_HEADERS = [
+    {"in": "header", "name": "Range", "required": False, "schema": _STR, "description": "one range: bytes=a-b, bytes=a- or bytes=-n"},
+    {"in": "header", "name": "If-Range", "required": False, "schema": _STR, "description": "the ETag the range is for"},
+    {"in": "header", "name": "If-None-Match", "required": False, "schema": _STR, "description": "304 when it matches the ETag"},
+]
 
 
 def document_bodies(spec: dict) -> dict:
     paths = spec.get("paths", {})
+    chunk_put = paths.get("/uploads/{upload_id}/chunks/{index}", {}).get("put")
+    if chunk_put is not None:
+        chunk_put["requestBody"] = CHUNK_PUT_BODY
+        chunk_put["parameters"] = [*chunk_put.get("parameters", []), *CHUNK_PUT_HEADERS]
+    download = paths.get("/files/{file_id}", {}).get("get")
+    if download is not None:
+        download["parameters"] = [*download.get("parameters", []), *RANGE_HEADERS]
+        paths["/files/{file_id}"]["head"] = {
+            **{k: v for k, v in download.items() if k not in ("responses", "operationId")},
+            "summary": "A file's download headers (size, ETag, checksums), without the body",
+            "operationId": "head_files_file_id",
+            "responses": {k: v for k, v in download["responses"].items() if k in ("200", "206", "304", "401", "404", "416")},
+        }
     if "post" in paths.get("/upload_chunk", {}):
         op = paths["/upload_chunk"]["post"]
-        op["requestBody"] = CHUNK_BODY
-        op["parameters"] = [*op.get("parameters", []), *CHUNK_QUERY]
+        op["requestBody"] = chunk_body()
+        op["parameters"] = [*op.get("parameters", []), *chunk_query()]
     if "post" in paths.get("/files", {}):
-        paths["/files"]["post"]["requestBody"] = FILE_BODY
+        paths["/files"]["post"]["requestBody"] = file_body()
     return spec
 
 

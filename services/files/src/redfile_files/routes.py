@@ -14,13 +14,24 @@ from redfile_common.security import current_principal, login_required
 
 from . import bodies
 from .domain import FilesService
-from .downloads import download_response, not_modified
-from .schemas import ChunkOut, CompleteIn, FileJsonIn, FileOut, FilePage, PageQuery, RenameIn, TextIn, TextOut
+from .downloads import byte_range, download_response, not_modified, unsatisfiable
+from .schemas import ChunkOut, CompleteIn, FileJsonIn, FileOut, FilePage, PageQuery, RenameIn, TextIn, TextOut, expiry_ts
 
 bp = APIBlueprint("files", __name__, tag="Files")
 
 USER = "BearerAuth"
 _FILE_ERRORS = {401: "Missing or invalid token", 404: "No such file (or not yours)"}
+
+
+class TextView:
+    """A text file and its content, for TextOut."""
+
+    def __init__(self, record, content: str) -> None:
+        self._record = record
+        self.content = content
+
+    def __getattr__(self, name):
+        return getattr(self._record, name)
 
 
 def files() -> FilesService:
@@ -42,7 +53,7 @@ def _settings():
         401: "Missing or invalid token",
         404: "No such upload (or not yours)",
         409: "Different bytes are already stored at this index",
-        413: "The chunk is too large",
+        413: "The chunk is too large, or over your quota (quota_exceeded)",
         415: "Unsupported content type",
         422: "A field is missing or out of range",
     },
@@ -74,9 +85,10 @@ def upload_chunk():
 )
 def upload_complete(json_data):
     """Finish a chunked upload: check it is whole, hash it and publish it as a file."""
-    return files().complete_upload(
+    service = files()
+    return service.complete_upload(
         current_principal().username, file_id=json_data["file_id"], name=json_data["name"],
-        mime_type=json_data["mime_type"], total_size=json_data["total_size"],
+        mime_type=json_data["mime_type"], total_size=json_data["total_size"], expires_ts=expiry_ts(json_data, service.clock()),
     )  # fmt: skip
 
 
@@ -107,18 +119,27 @@ def create_file():
 @bp.doc(
     security=USER,
     responses={
-        200: {"description": "The file's bytes", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        200: {"description": "The file's bytes (HEAD: only the headers)", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        206: {"description": "One byte range (Range: bytes=a-b)", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
         304: "Not modified (If-None-Match matched the ETag)",
+        416: "The range starts past the end (Content-Range: bytes */size)",
+        500: "A stored chunk failed its integrity check (stored_data_corrupt)",
         **_FILE_ERRORS,
     },
 )
 def download_file(file_id):
-    """Download a file, streamed chunk by chunk."""
+    """Download a file, streamed chunk by chunk and verified; HEAD, one Range, ETag, If-None-Match and If-Range."""
     service = files()
     record = service.get_file(current_principal(), file_id)
     if request.if_none_match.contains_weak(record.sha256):
         return not_modified(record)
-    return download_response(record, service.read_chunks(record))
+    span = byte_range(request, record)
+    if span is False:
+        raise unsatisfiable(record)
+    start, end = span if span is not None else (0, record.size)
+    if request.method == "HEAD":
+        return download_response(record, None, span)
+    return download_response(record, service.read_chunks(record, start, end), span)
 
 
 @bp.get("/files/<file_id>/meta")
@@ -167,4 +188,4 @@ def create_text(json_data):
 def read_text(file_id):
     """A text snippet with its content."""
     record, content = files().read_text(current_principal(), file_id)
-    return {**record.to_meta(), "content": content}
+    return TextView(record, content)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from apiflask import Schema
-from apiflask.fields import Integer, List, Nested, String
-from apiflask.validators import Length, Range
-from marshmallow import EXCLUDE
+from datetime import timezone
+
+from apiflask.fields import Boolean, DateTime, Function, Integer, List, Nested, String
+from apiflask.validators import Length, Range, Regexp
+from marshmallow import EXCLUDE, ValidationError, validates_schema
 
 PAGE_LIMIT_MAX = 200
 PAGE_LIMIT_DEFAULT = 50
@@ -26,6 +28,15 @@ class FileOut(Schema):
     mime_type = String()
     sha256 = String(metadata={"description": "SHA-256 of the whole file, hex"})
     kind = String(metadata={"description": "file or text"})
+    crc32c = String(metadata={"description": "CRC32C of the whole file, 8 hex digits"})
+    composite_sha256 = String(
+        metadata={"description": "SHA-256 of the chunks' concatenated SHA-256 digests, hex, then -<number of chunks> (as S3)"}
+    )
+    chunk_size = Integer(metadata={"description": "every chunk but the last has this size; 0 when sizes vary"})
+    total_chunks = Integer()
+    expires_at = Function(lambda f: getattr(f, "expires_at", None) or None, metadata={"type": "string", "nullable": True,
+                          "description": "ISO 8601 UTC when the file disappears; null: never"})  # fmt: skip
+    encrypted = Boolean(metadata={"description": "stored sealed with AES-256-GCM"})
 
 
 class TextOut(FileOut):
@@ -50,14 +61,35 @@ class InternalPageQuery(PageQuery):
     owner = String(load_default=None, validate=Length(min=1, max=200), metadata={"description": "omit for every file"})
 
 
-class ChunkJsonIn(Schema):
-    """The JSON form of POST /upload_chunk (the multipart and raw forms carry the same fields)."""
+class WholeNumber(Integer):
+    """An integer, from JSON or from a form/query string; never a bool or a fraction."""
 
-    file_id = String(metadata={"description": "omit on the first chunk of a new upload"})
-    chunk_index = Integer(required=True, validate=Range(min=0))
-    total_chunks = Integer(required=True, validate=Range(min=1))
-    chunk_data = String(required=True, metadata={"description": "the chunk's bytes, base64"})
-    sha256 = String(metadata={"description": "optional SHA-256 of the chunk, hex; verified"})
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, (bool, float)):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class ChunkFieldsIn(Schema):
+    """The fields of POST /upload_chunk: JSON body, multipart form, or query string (raw body).
+
+    Validates every form of the request and generates its OpenAPI document
+    (``openapi.py``); only the chunk's bytes are read by hand (``bodies.py``).
+    """
+
+    class Meta:
+        unknown = EXCLUDE
+
+    file_id = String(allow_none=True, validate=Length(max=64), metadata={"description": "omit on the first chunk; a new upload is created"})
+    chunk_index = WholeNumber(required=True, validate=Range(min=0), metadata={"description": "0-based, less than total_chunks"})
+    total_chunks = WholeNumber(required=True, validate=Range(min=1), metadata={"description": "at most MAX_CHUNKS"})
+    sha256 = String(validate=Regexp(r"^[0-9A-Fa-f]{64}$"), metadata={"description": "optional SHA-256 of the chunk, hex; verified"})
+
+    @validates_schema
+    def _index_in_range(self, data, **kwargs):
+        index, total = data.get("chunk_index"), data.get("total_chunks")
+        if index is not None and total is not None and index >= total:
+            raise ValidationError("Must be less than total_chunks.", field_name="chunk_index")
 
 
 class ChunkOut(Schema):
@@ -68,11 +100,104 @@ class ChunkOut(Schema):
     received_bytes = Integer()
 
 
-class CompleteIn(_In):
+_EXPIRES_IN = Integer(load_default=None, allow_none=True, strict=True, validate=Range(min=1, max=10 * 366 * 86400),
+                      metadata={"description": "seconds from now after which the file disappears (or give expires_at)"})  # fmt: skip
+_EXPIRES_AT = DateTime(load_default=None, allow_none=True, metadata={"description": "ISO 8601 time at which the file disappears"})
+
+
+class _Expiry(_In):
+    expires_in = _EXPIRES_IN
+    expires_at = _EXPIRES_AT
+
+    @validates_schema
+    def _one_expiry(self, data, **kwargs):
+        if data.get("expires_in") is not None and data.get("expires_at") is not None:
+            raise ValidationError("Give expires_in or expires_at, not both.", field_name="expires_at")
+
+
+def expiry_ts(data: dict, now: float) -> int | None:
+    """The file expiry of an input with ``expires_in`` / ``expires_at`` as unix seconds, or None."""
+    if data.get("expires_in") is not None:
+        return int(now) + data["expires_in"]
+    at = data.get("expires_at")
+    if at is None:
+        return None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    return int(at.astimezone(timezone.utc).timestamp())
+
+
+class CompleteIn(_Expiry):
     file_id = String(required=True)
     name = String(required=True)
     mime_type = String(load_default=None, allow_none=True)
     total_size = Integer(required=True, strict=True, validate=Range(min=0))
+
+
+class UploadIn(_Expiry):
+    """POST /uploads: what the file will be, declared up front."""
+
+    name = String(required=True)
+    total_size = Integer(required=True, strict=True, validate=Range(min=0), metadata={"description": "bytes; reserved against your quota now"})
+    mime_type = String(load_default=None, allow_none=True)
+    chunk_size = Integer(load_default=None, allow_none=True, strict=True, validate=Range(min=1),
+                         metadata={"description": "bytes per chunk (the last one the rest); default: the server's"})  # fmt: skip
+    sha256 = String(load_default=None, allow_none=True, metadata={"description": "SHA-256 of the whole file, hex; verified at completion"})
+
+
+class UploadOut(Schema):
+    id = String(metadata={"description": "the upload's id; the file keeps it"})
+    name = String()
+    mime_type = String()
+    total_size = Integer(allow_none=True, metadata={"description": "null for a seed upload (/upload_chunk)"})
+    chunk_size = Integer(allow_none=True)
+    total_chunks = Integer()
+    received_chunks = Integer()
+    received_bytes = Integer()
+    missing = List(Integer(), metadata={"description": "the first 100 missing chunk indices"})
+    missing_count = Integer()
+    expires_at = String(metadata={"description": "ISO 8601 UTC: the upload is gone after this unless a chunk arrives"})
+    created_at = String()
+    updated_at = String()
+    sha256 = String(allow_none=True, metadata={"description": "the declared SHA-256 of the whole file"})
+    file_expires_at = String(allow_none=True, metadata={"description": "when the completed file will disappear"})
+    encrypted = Boolean()
+
+
+class ChunkPutOut(Schema):
+    upload_id = String()
+    chunk_index = Integer()
+    size = Integer()
+    sha256 = String(metadata={"description": "of the chunk, hex"})
+    crc32c = String(metadata={"description": "of the chunk, 8 hex digits"})
+    stored = Boolean(metadata={"description": "false: the same bytes were already stored"})
+    received_chunks = Integer()
+    received_bytes = Integer()
+
+
+class QuotaOut(Schema):
+    username = String()
+    quota_bytes = Integer()
+    max_file_bytes = Integer()
+    used_bytes = Integer(metadata={"description": "files, including ones being completed"})
+    reserved_bytes = Integer(metadata={"description": "uploads in progress"})
+    available_bytes = Integer()
+    quota_is_default = Boolean()
+    max_file_is_default = Boolean()
+
+
+class QuotaIn(_In):
+    quota_bytes = Integer(required=True, allow_none=True, strict=True, validate=Range(min=0),
+                          metadata={"description": "bytes the user may hold; null: the service default"})  # fmt: skip
+    max_file_bytes = Integer(load_default=None, allow_none=True, strict=True, validate=Range(min=1),
+                             metadata={"description": "the user's largest file; null: the service default"})  # fmt: skip
+
+
+class FileFormIn(_In):
+    """The form fields of a multipart POST /files (the bytes come in the part ``file``)."""
+
+    name = String(load_default=None, allow_none=True, metadata={"description": "default: the part's filename"})
+    mime_type = String(load_default=None, allow_none=True, metadata={"description": "default: the part's Content-Type"})
 
 
 class FileJsonIn(_In):
@@ -80,7 +205,7 @@ class FileJsonIn(_In):
 
     name = String(required=True)
     mime_type = String(load_default=None, allow_none=True)
-    data = String(required=True, metadata={"description": "the file's bytes, base64"})
+    data = String(required=True, metadata={"description": "the file's bytes, base64", "format": "byte"})
 
 
 class RenameIn(_In):

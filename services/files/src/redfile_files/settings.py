@@ -12,32 +12,56 @@ from pydantic import Field, model_validator
 
 from redfile_common.settings import ServiceSettings
 
+from .crypto import parse_master_keys
+
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
+
+# 8 MiB less 4 KiB: Redis's allocator (jemalloc) rounds a value of exactly 8 MiB up to a
+# 10 MiB size class (+25 %), while 8 MiB - 4 KiB, with its 28 bytes of AES-GCM overhead
+# and Redis's string header, still fits the 8 MiB class (+0.05 %).  See docs/performance.md.
+DEFAULT_CHUNK_BYTES = 8 * MIB - 4 * KIB
 
 
 class FilesSettings(ServiceSettings):
     service_name: Literal["files"] = "files"
 
-    # Largest chunk accepted by POST /upload_chunk (raw bytes, after base64 decoding).
+    # Largest chunk accepted (raw bytes, after base64 decoding), by every upload API.
     max_chunk_bytes: int = Field(default=8 * MIB, ge=1, le=512 * MIB)
+    # The chunk size an upload session gets when its client names none (capped by MAX_CHUNK_BYTES).
+    default_chunk_bytes: int = Field(default=DEFAULT_CHUNK_BYTES, ge=1, le=512 * MIB)
     # Largest total_chunks an upload may declare.
     max_chunks: int = Field(default=100_000, ge=1, le=10_000_000)
-    # Largest file an upload may complete to.
+    # Largest file an upload may complete to (an admin may set another per user).
     max_file_bytes: int = Field(default=10 * GIB, ge=1)
-    # Seconds an upload may sit idle before all its keys expire.
+    # Bytes a user may hold (files plus uploads in progress) unless an admin set their quota.
+    default_quota_bytes: int = Field(default=100 * GIB, ge=0)
+    # Seconds an upload may sit idle before it expires and its reserved bytes return.
     upload_ttl: int = Field(default=86_400, ge=10)
     # Largest one-request upload (POST /files) and text snippet (POST /texts).
     max_single_upload_bytes: int = Field(default=8 * MIB, ge=1, le=512 * MIB)
     # Longest file name, in UTF-8 bytes.
     max_name_bytes: int = Field(default=255, ge=1, le=1024)
+    # Seconds between background sweeps (expired uploads and files, interrupted operations); 0: off.
+    sweep_interval: int = Field(default=60, ge=0, le=86_400)
+    # Entries one sweep step reconciles per user (and global-index entries it checks).
+    sweep_batch: int = Field(default=200, ge=1, le=10_000)
+    # Master keys for encryption at rest: "kid:base64(32 bytes),...": the first wraps new files'
+    # data keys, every one unwraps.  Empty: chunks are stored in the clear.
+    encryption_keys: str = ""
 
     @model_validator(mode="after")
     def _check_limits(self) -> "FilesSettings":
         if self.max_chunk_bytes > self.max_file_bytes:
             raise ValueError("MAX_CHUNK_BYTES must not exceed MAX_FILE_BYTES")
+        parse_master_keys(self.encryption_keys)  # raises ValueError naming the problem, never a key
         return self
+
+    @property
+    def chunk_bytes(self) -> int:
+        """The chunk size of an upload session whose client names none."""
+        return min(self.default_chunk_bytes, self.max_chunk_bytes)
 
     @property
     def max_request_bytes(self) -> int:

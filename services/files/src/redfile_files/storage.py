@@ -1,79 +1,137 @@
-"""The files service's Redis storage: the only code of the service that talks to Redis.
+"""The files service's Redis storage: one file's (or upload's) keys, in one hash slot.
 
-Key spaces (owner: files service; ``{id}`` is written literally with its braces,
-so it is the Redis Cluster hash tag and every key of one file lives in one slot):
+``storage`` (this module: the keys of one file or upload) and ``ledger`` (the
+keys of one user, and the global index) are the only code of the service that
+talks to Redis.  Every key starts with ``files:`` (so one ACL prefix,
+``~files:*``, covers the service) followed by a Redis Cluster hash tag in
+braces; no command and no Lua script ever touches keys of two tags, so a move
+to Redis Cluster needs no change of data model.
+(The scripts build chunk key names from a prefix in ARGV rather than declaring
+up to 100,000 keys; those keys carry the declared keys' tag, so share their slot.)
 
-=================================  ============  ==============================================
-key                                type          holds / TTL
-=================================  ============  ==============================================
-``files:upload:{id}``              hash          an upload in progress: owner, total_chunks,
-                                                 created_at, updated_at, received_bytes,
-                                                 deadline (unix s).  TTL <= upload_ttl.
-``files:upload:{id}:parts``        hash          chunk index -> "size:sha256hex".
-                                                 TTL <= upload_ttl.
-``files:chunk:{id}:<index>``       string        the chunk's raw bytes (no base64).  TTL <=
-                                                 upload_ttl while uploading; none once the
-                                                 upload is completed.
-``files:meta:{id}``                hash          a file: id, name, size, owner, created_at,
-                                                 updated_at, mime_type, sha256, kind,
-                                                 total_chunks.  No TTL.
-``files:owner:<username>``         sorted set    the user's file ids, score = created ms.
-``files:all``                      sorted set    every file id, score = created ms.
-=================================  ============  ==============================================
+Key spaces (``<id>``: 32 hex characters; an upload keeps its id when it becomes a file)
 
-Contract:
+==================================  ==========  ===================================================
+key                                 type        holds / TTL
+==================================  ==========  ===================================================
+``files:{<id>}:upload``             hash        an upload in progress: owner, mode (session|seed),
+                                                total_chunks, total_size, chunk_size, name,
+                                                mime_type, sha256 (declared), file_expires, dek,
+                                                created_at, updated_at, received_bytes, deadline.
+                                                EXPIREAT deadline.
+``files:{<id>}:parts``              hash        chunk index -> "size:sha256:crc32c" of the
+                                                plaintext.  The upload's deadline; then the
+                                                file's chunk table (no TTL, or the file's expiry).
+``files:{<id>}:c:<index>``          string      the chunk's bytes: raw, or ``nonce|ciphertext|tag``
+                                                when encrypted (never base64).  Deadline, then
+                                                none (or the file's expiry).
+``files:{<id>}:meta``               hash        a file: id, name, size, owner, created_at,
+                                                updated_at, created_ms, mime_type, sha256, crc32c,
+                                                composite_sha256, kind, total_chunks, chunk_size,
+                                                expires_at, expires_ts, dek.  No TTL, or EXPIREAT
+                                                expires_ts.
+``files:{u:<user>}:quota``          hash        limit, max_file (admin overrides), used, reserved
+``files:{u:<user>}:held``           hash        id -> "r:<bytes>" (reserved by an upload) or
+                                                "c:<bytes>" (charged: a file, or one completing)
+``files:{u:<user>}:files``          sorted set  the user's file ids, score = created ms
+``files:{u:<user>}:due``            sorted set  id -> when (unix microseconds) the reconciler must
+                                                look at it: an upload's deadline, a file's expiry,
+                                                or the end of a lease (see below)
+``files:{all}:files``               sorted set  every file id, score = created ms
+``files:{all}:sweep-lock``          string      the background sweep's lock.  EX sweep_interval.
+``files:{all}:gc-cursor``           string      where the sweep's walk of ``files:{all}:files`` is
+==================================  ==========  ===================================================
 
-* ``put_chunk`` is one Lua script: it checks that the upload exists and belongs
-  to ``owner`` (else ``upload_not_found``), that ``total_chunks`` matches
-  (else ``invalid_chunk``), that a chunk already stored at the index has the
-  same size and SHA-256 (a repeat is a no-op; a different one is
-  ``chunk_conflict``) and that the upload stays under ``max_file_bytes``
-  (else ``payload_too_large``); only then does it write.  A rejected write
-  changes nothing.
-* All keys of an upload share one deadline (``deadline`` in the upload hash,
-  set with EXPIREAT from Redis's own clock).  Activity more than a tenth of
-  ``upload_ttl`` after the deadline was last set moves every key's deadline to
-  now + ``upload_ttl``; an abandoned upload therefore leaves nothing behind,
-  at most ``upload_ttl`` and at least 0.9 x ``upload_ttl`` after its last
-  request.
-* ``commit_upload`` is one Lua script: the file's meta and both index entries
-  appear together, the chunks lose their TTL and the upload state is
-  deleted; or, when a chunk is missing or the sizes do not add up, nothing
-  changes and the upload can still be finished.
-* ``delete`` removes the meta, every chunk and both index entries in one
-  MULTI (WATCHing the meta); ``rename`` changes name and updated_at only if
-  the file still exists.
+**Truth and derived state.**  A file exists iff its ``meta`` exists; an upload
+iff its ``upload`` hash exists (its TTL ends it exactly at its deadline).  Ids
+are random and never reused, so "neither exists" is final.  The user's
+``held``/``quota``/``files`` and the global index are derived from that truth,
+kept in step by the protocol in ``ledger`` and ``reconcile``:
+
+* acquiring steps run in the user's slot *before* the file's slot (reserve
+  quota, then create the upload; charge the file and index it, then commit),
+  releasing steps *after* (delete the file, then unindex it and release its
+  bytes), so a crash in between over-counts (never under-counts) a quota and
+  leaves an index entry that readers skip (its meta is missing);
+* each multi-slot operation first takes a **lease**: it sets the id's ``due``
+  score to now + 120 s in the user's slot.  Its file-slot step is **fenced**: it
+  runs only before now + 60 s (the scripts compare Redis ``TIME``), so once a
+  lease has run out no step of its operation can still land;
+* the **reconciler** looks at an id only when its ``due`` is past, reads the
+  file slot atomically and makes the user's slot and the global index agree
+  with it, compare-and-set on the ``due`` score it saw (a newer lease wins).
+
+Contract of ``FileStore`` (file slot only):
+
+* ``create_upload`` and ``put_chunk(create=True)`` refuse (``late``) after their
+  fence, and refuse an id that exists.  ``put_chunk`` checks owner, index, the
+  chunk's size (sessions: ``chunk_size``, the last one the rest) or the declared
+  total (seed uploads), that a chunk already stored at the index has the same
+  part record (a repeat is a no-op, other bytes ``chunk_conflict``), and the
+  largest file; only then does it write, and only after Redis answered is the
+  chunk acknowledged.  A rejected write changes nothing.
+* All keys of an upload share one deadline (``deadline``, from Redis's clock).
+  Activity more than a tenth of ``upload_ttl`` after it was last set moves every
+  key to now + ``upload_ttl``.
+* ``commit`` (fenced) turns a complete upload into a file at once: meta
+  written, chunks and part table lose their TTL (or get the file's expiry),
+  upload hash deleted; or, when a chunk is missing or the sizes do not add up,
+  nothing changes.  ``abort`` and ``delete_file`` (fenced) remove every key of
+  the upload or file.  ``snapshot`` reads meta and upload in one MULTI.
 * Redis must run with ``maxmemory-policy noeviction``: an evicted chunk of a
-  stored file cannot be recovered (``iter_chunks`` raises ``ChunkMissing``).
+  stored file cannot be recovered (reads raise ``ChunkMissing``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterable
 
 import redis
 
 from redfile_common.errors import ApiError
 
-PREFIX = "files"
-ALL_INDEX = f"{PREFIX}:all"
-MISSING_LIMIT = 100
-_DELETE_BATCH = 1000
+from .checksums import Part
 
-_PUT_CHUNK = """
-local upload, parts, chunk = KEYS[1], KEYS[2], KEYS[3]
-local owner, total, index, part = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local size, ttl, create, now_iso = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8]
-local max_bytes, chunk_prefix = tonumber(ARGV[9]), ARGV[10]
-local now = tonumber(redis.call('TIME')[1])
+PREFIX = "files"
+MISSING_LIMIT = 100
+
+_TIME = """
+local t = redis.call('TIME')
+local now = tonumber(t[1])
+local now_us = now * 1000000 + tonumber(t[2])
+"""
+
+_CREATE_UPLOAD = _TIME + """
+if now_us > tonumber(ARGV[1]) then return {'late'} end
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return {'exists'} end
+local deadline = now + tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'deadline', deadline, 'received_bytes', 0, unpack(ARGV, 3))
+redis.call('EXPIREAT', KEYS[1], deadline)
+return {'ok', deadline}
+"""
+
+_PUT_CHUNK = _TIME + """
+local upload, parts, chunk, meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local owner, index, part = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local size, ttl, now_iso, chunk_prefix = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[8]
 local received, deadline, old = 0, now + ttl, false
-if create == '1' then
-  if redis.call('EXISTS', upload) == 1 then return {'exists'} end
+local create = ARGV[9] == '1'
+if create then
+  if now_us > tonumber(ARGV[10]) then return {'late'} end
+  if redis.call('EXISTS', upload) == 1 or redis.call('EXISTS', meta) == 1 then return {'exists'} end
 else
-  local u = redis.call('HMGET', upload, 'owner', 'total_chunks', 'received_bytes', 'deadline')
+  local u = redis.call('HMGET', upload, 'owner', 'total_chunks', 'received_bytes', 'deadline', 'mode', 'total_size', 'chunk_size')
   if not u[1] or u[1] ~= owner then return {'not_found'} end
-  if u[2] ~= total then return {'total_mismatch', u[2]} end
+  local total = tonumber(u[2])
+  if u[5] == 'session' then
+    if index >= total then return {'bad_index', total} end
+    local expected = tonumber(u[7])
+    if index == total - 1 then expected = tonumber(u[6]) - expected * (total - 1) end
+    if size ~= expected then return {'bad_size', expected} end
+  elseif ARGV[11] ~= u[2] then
+    return {'total_mismatch', total}
+  end
   received, deadline = tonumber(u[3]), tonumber(u[4])
   old = redis.call('HGET', parts, index)
   if old and redis.call('EXISTS', chunk) == 0 then
@@ -84,12 +142,11 @@ else
 end
 if old then
   if old ~= part then return {'conflict'} end
-elseif received + size > max_bytes then
+elseif received + size > tonumber(ARGV[12]) then
   return {'too_large', received}
 end
-if create == '1' then
-  redis.call('HSET', upload, 'owner', owner, 'total_chunks', total, 'created_at', now_iso,
-             'received_bytes', 0, 'deadline', deadline)
+if create then
+  redis.call('HSET', upload, 'received_bytes', 0, 'deadline', deadline, unpack(ARGV, 13))
 end
 if deadline - now < ttl * 0.9 then
   deadline = now + ttl
@@ -99,7 +156,7 @@ if deadline - now < ttl * 0.9 then
   end
 end
 if not old then
-  redis.call('SET', chunk, ARGV[11], 'EXAT', deadline)
+  redis.call('SET', chunk, ARGV[7], 'EXAT', deadline)
   redis.call('HSET', parts, index, part)
   received = received + size
   redis.call('HSET', upload, 'received_bytes', received)
@@ -107,12 +164,14 @@ end
 redis.call('HSET', upload, 'updated_at', now_iso)
 redis.call('EXPIREAT', upload, deadline)
 redis.call('EXPIREAT', parts, deadline)
-return {old and 'unchanged' or 'stored', redis.call('HLEN', parts), received}
+return {old and 'unchanged' or 'stored', redis.call('HLEN', parts), received, deadline}
 """
 
-_COMMIT = """
-local upload, parts, meta, owner_index, all_index = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local owner, total, size, score, id, chunk_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+_COMMIT = _TIME + """
+local upload, parts, meta = KEYS[1], KEYS[2], KEYS[3]
+local owner, total, size, chunk_prefix = ARGV[1], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local expires = tonumber(ARGV[6])
+if now_us > tonumber(ARGV[2]) then return {'late'} end
 local u = redis.call('HMGET', upload, 'owner', 'total_chunks', 'received_bytes')
 if not u[1] or u[1] ~= owner or u[2] ~= total then return {'not_found'} end
 if redis.call('EXISTS', meta) == 1 then return {'exists'} end
@@ -125,13 +184,37 @@ for i = 0, n - 1 do
   end
 end
 if count > 0 then return {'missing', count, missing} end
-if tonumber(u[3]) ~= tonumber(size) then return {'size', tonumber(u[3])} end
-for i = 0, n - 1 do redis.call('PERSIST', chunk_prefix .. i) end
+if tonumber(u[3]) ~= size then return {'size', tonumber(u[3])} end
+for i = 0, n - 1 do
+  if expires > 0 then redis.call('EXPIREAT', chunk_prefix .. i, expires) else redis.call('PERSIST', chunk_prefix .. i) end
+end
 redis.call('HSET', meta, unpack(ARGV, 8))
-redis.call('ZADD', owner_index, score, id)
-redis.call('ZADD', all_index, score, id)
-redis.call('DEL', upload, parts)
+if expires > 0 then
+  redis.call('EXPIREAT', meta, expires)
+  redis.call('EXPIREAT', parts, expires)
+else
+  redis.call('PERSIST', parts)
+end
+redis.call('DEL', upload)
 return {'ok'}
+"""
+
+_ABORT = _TIME + """
+if now_us > tonumber(ARGV[2]) then return {'late'} end
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if not owner or owner ~= ARGV[1] then return {'not_found'} end
+for _, i in ipairs(redis.call('HKEYS', KEYS[2])) do redis.call('UNLINK', ARGV[3] .. i) end
+redis.call('UNLINK', KEYS[1], KEYS[2])
+return {'ok'}
+"""
+
+_DELETE = _TIME + """
+if now_us > tonumber(ARGV[1]) then return {'late'} end
+local m = redis.call('HMGET', KEYS[1], 'owner', 'total_chunks', 'size')
+if not m[1] or (ARGV[3] ~= '' and m[1] ~= ARGV[3]) then return {'not_found'} end
+for i = 0, tonumber(m[2]) - 1 do redis.call('UNLINK', ARGV[2] .. i) end
+redis.call('UNLINK', KEYS[1], KEYS[2])
+return {'ok', m[1], tonumber(m[3])}
 """
 
 
@@ -143,31 +226,56 @@ class ChunkMissing(Exception):
         super().__init__(f"chunk {index} is missing")
 
 
+class Late(Exception):
+    """A fenced step ran after its lease's fence: it changed nothing."""
+
+
 @dataclass(frozen=True)
 class ChunkWrite:
     stored: bool  # False: the same chunk was already there
     received_chunks: int
     received_bytes: int
+    deadline: int
 
 
 @dataclass(frozen=True)
 class UploadState:
+    id: str
     owner: str
+    mode: str  # "session" (declared size) or "seed" (the seed's /upload_chunk)
     total_chunks: int
+    total_size: int | None
+    chunk_size: int | None
+    name: str
+    mime_type: str
+    sha256: str  # declared by the client, or ""
+    file_expires: int | None  # unix s the file will expire at
+    created_at: str
+    updated_at: str
     received_chunks: int
     received_bytes: int
+    deadline: int
+    dek: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The file slot of one id, read atomically."""
+
+    meta: dict | None
+    upload: dict | None
 
 
 def upload_key(file_id: str) -> str:
-    return f"{PREFIX}:upload:{{{file_id}}}"
+    return f"{PREFIX}:{{{file_id}}}:upload"
 
 
 def parts_key(file_id: str) -> str:
-    return f"{upload_key(file_id)}:parts"
+    return f"{PREFIX}:{{{file_id}}}:parts"
 
 
 def chunk_prefix(file_id: str) -> str:
-    return f"{PREFIX}:chunk:{{{file_id}}}:"
+    return f"{PREFIX}:{{{file_id}}}:c:"
 
 
 def chunk_key(file_id: str, index: int) -> str:
@@ -175,120 +283,197 @@ def chunk_key(file_id: str, index: int) -> str:
 
 
 def meta_key(file_id: str) -> str:
-    return f"{PREFIX}:meta:{{{file_id}}}"
+    return f"{PREFIX}:{{{file_id}}}:meta"
 
 
-def owner_index(owner: str) -> str:
-    return f"{PREFIX}:owner:{owner}"
-
-
-def _text(value: bytes | str) -> str:
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _int(value, default: int | None = 0) -> int | None:
+    text = _text(value)
+    return int(text) if text not in ("", None) else default
+
+
+_META_INTS = ("size", "total_chunks", "chunk_size", "created_ms", "expires_ts")
 
 
 def _decode_meta(raw: dict) -> dict | None:
     if not raw:
         return None
     meta = {_text(k): _text(v) for k, v in raw.items()}
-    for field in ("size", "total_chunks"):
-        meta[field] = int(meta.get(field, 0))
+    for field in _META_INTS:
+        meta[field] = int(meta.get(field) or 0)
     return meta
 
 
+def _decode_upload(file_id: str, raw: dict, count: int) -> UploadState | None:
+    u = {_text(k): _text(v) for k, v in raw.items()}
+    if not u.get("owner") or not u.get("total_chunks"):
+        return None
+    return UploadState(
+        id=file_id, owner=u["owner"], mode=u.get("mode") or "seed", total_chunks=int(u["total_chunks"]),
+        total_size=_int(u.get("total_size"), None), chunk_size=_int(u.get("chunk_size"), None),
+        name=u.get("name", ""), mime_type=u.get("mime_type", ""), sha256=u.get("sha256", ""),
+        file_expires=_int(u.get("file_expires"), None), created_at=u.get("created_at", ""),
+        updated_at=u.get("updated_at", ""), received_chunks=count, received_bytes=_int(u.get("received_bytes")),
+        deadline=_int(u.get("deadline")), dek=u.get("dek", ""),
+    )  # fmt: skip
+
+
+def _flat(fields: dict) -> list:
+    out: list = []
+    for key, value in fields.items():
+        out += [key, "" if value is None else value]
+    return out
+
+
 class FileStore:
-    """Uploads, chunks, file metadata and the per-owner and global indexes, in Redis."""
+    """Uploads, chunks and file metadata in Redis: the keys of one id, in one slot."""
 
     def __init__(self, client: redis.Redis, *, upload_ttl: int, max_file_bytes: int) -> None:
         self.redis = client
         self.upload_ttl = upload_ttl
         self.max_file_bytes = max_file_bytes
+        self._create_upload = client.register_script(_CREATE_UPLOAD)
         self._put_chunk = client.register_script(_PUT_CHUNK)
         self._commit = client.register_script(_COMMIT)
+        self._abort = client.register_script(_ABORT)
+        self._delete = client.register_script(_DELETE)
 
     # -- uploads -------------------------------------------------------------
+    def create_upload(self, upload_id: str, fields: dict, *, not_after_us: int) -> int:
+        """Create a session upload (fenced); returns its deadline (unix s)."""
+        result = self._create_upload(
+            keys=[upload_key(upload_id), meta_key(upload_id)], args=[not_after_us, self.upload_ttl, *_flat(fields)]
+        )
+        status = _text(result[0])
+        if status == "ok":
+            return int(result[1])
+        if status == "late":
+            raise Late()
+        raise ApiError("conflict", "An upload with this id already exists.")
+
     def put_chunk(
-        self, upload_id: str, *, owner: str, total_chunks: int, index: int, data: bytes, sha256: str, create: bool, now_iso: str
-    ) -> ChunkWrite:
-        """Store one chunk (creating the upload when ``create``); see the module contract."""
-        keys = [upload_key(upload_id), parts_key(upload_id), chunk_key(upload_id, index)]
+        self, upload_id: str, *, owner: str, index: int, data, part: Part, now_iso: str,
+        total_chunks: int | None = None, create_fields: dict | None = None, not_after_us: int = 0,
+    ) -> ChunkWrite:  # fmt: skip
+        """Store one chunk's stored bytes ``data`` whose plaintext is ``part``; see the module contract.
+
+        ``create_fields`` creates a seed upload with this chunk (fenced by
+        ``not_after_us``); ``total_chunks`` is the seed client's claim, checked
+        against the upload's.
+        """
+        keys = [upload_key(upload_id), parts_key(upload_id), chunk_key(upload_id, index), meta_key(upload_id)]
         args = [
-            owner, total_chunks, index, f"{len(data)}:{sha256}", len(data), self.upload_ttl,
-            "1" if create else "0", now_iso, self.max_file_bytes, chunk_prefix(upload_id), data,
+            owner, index, part.encode(), part.size, self.upload_ttl, now_iso, data, chunk_prefix(upload_id),
+            "1" if create_fields is not None else "0", not_after_us, "" if total_chunks is None else total_chunks,
+            self.max_file_bytes, *_flat(create_fields or {}),
         ]  # fmt: skip
         result = self._put_chunk(keys=keys, args=args)
         status = _text(result[0])
         if status in ("stored", "unchanged"):
-            return ChunkWrite(stored=status == "stored", received_chunks=int(result[1]), received_bytes=int(result[2]))
+            return ChunkWrite(status == "stored", int(result[1]), int(result[2]), int(result[3]))
         if status == "not_found":
             raise ApiError("upload_not_found")
         if status == "conflict":
             raise ApiError("chunk_conflict", details={"chunk_index": index})
         if status == "total_mismatch":
             raise ApiError(
-                "invalid_chunk",
-                "total_chunks differs from the upload's declared total.",
-                details={"total_chunks": int(result[1])},
+                "invalid_chunk", "total_chunks differs from the upload's declared total.", details={"total_chunks": int(result[1])}
             )
+        if status == "bad_index":
+            raise ApiError("invalid_chunk", "The chunk index is past the upload's last chunk.", details={"total_chunks": int(result[1])})
+        if status == "bad_size":
+            raise ApiError(
+                "invalid_chunk", "The chunk's size is not the one this index must have.",
+                details={"chunk_index": index, "expected_size": int(result[1]), "size": part.size},
+            )  # fmt: skip
         if status == "too_large":
             raise ApiError(
-                "payload_too_large",
-                "The upload would exceed the largest file size.",
+                "payload_too_large", "The upload would exceed the largest file size.",
                 details={"max_file_bytes": self.max_file_bytes, "received_bytes": int(result[1])},
-            )
+            )  # fmt: skip
+        if status == "late":
+            raise Late()
         raise ApiError("conflict", "An upload with this id already exists.")
 
     def get_upload(self, upload_id: str) -> UploadState | None:
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(upload_key(upload_id), "owner", "total_chunks", "received_bytes")
+            pipe.hgetall(upload_key(upload_id))
             pipe.hlen(parts_key(upload_id))
-            (owner, total, received), count = pipe.execute()
-        if owner is None or total is None:
-            return None
-        return UploadState(_text(owner), int(total), int(count), int(received or 0))
+            raw, count = pipe.execute()
+        return _decode_upload(upload_id, raw, int(count)) if raw else None
+
+    def get_part(self, file_id: str, index: int) -> Part | None:
+        raw = self.redis.hget(parts_key(file_id), index)
+        return Part.decode(raw) if raw else None
+
+    def parts(self, file_id: str) -> dict[int, Part]:
+        """The whole part table (an upload's received chunks, or a file's chunk table)."""
+        return {int(k): Part.decode(v) for k, v in self.redis.hgetall(parts_key(file_id)).items()}
 
     def missing_chunks(self, upload_id: str, total_chunks: int) -> list[int]:
         """Indices below ``total_chunks`` with no stored part (reads the whole parts hash)."""
         present = {int(i) for i in self.redis.hkeys(parts_key(upload_id))}
         return [i for i in range(total_chunks) if i not in present]
 
-    def commit_upload(self, upload_id: str, *, owner: str, meta: dict, created_ms: int) -> None:
-        """Turn a complete upload into the file ``meta`` atomically; see the module contract."""
-        keys = [upload_key(upload_id), parts_key(upload_id), meta_key(upload_id), owner_index(owner), ALL_INDEX]
-        args = [owner, meta["total_chunks"], meta["size"], created_ms, upload_id, chunk_prefix(upload_id), MISSING_LIMIT]
-        for field, value in meta.items():
-            args += [field, value]
+    def commit(
+        self, upload_id: str, *, owner: str, total_chunks: int, size: int, meta: dict, expires_ts: int | None, not_after_us: int
+    ) -> None:
+        """Turn a complete upload into the file ``meta`` atomically (fenced); see the module contract."""
+        keys = [upload_key(upload_id), parts_key(upload_id), meta_key(upload_id)]
+        args = [owner, not_after_us, total_chunks, size, chunk_prefix(upload_id), expires_ts or 0, MISSING_LIMIT, *_flat(meta)]
         result = self._commit(keys=keys, args=args)
         status = _text(result[0])
         if status == "ok":
             return
         if status == "missing":
-            raise ApiError(
-                "upload_incomplete",
-                details={"missing": [int(i) for i in result[2]], "missing_count": int(result[1])},
-            )
+            raise ApiError("upload_incomplete", details={"missing": [int(i) for i in result[2]], "missing_count": int(result[1])})
         if status == "size":
-            raise ApiError("size_mismatch", details={"declared": int(meta["size"]), "stored": int(result[1])})
+            raise ApiError("size_mismatch", details={"declared": size, "stored": int(result[1])})
         if status == "exists":
             raise ApiError("conflict", "This upload was already completed.")
+        if status == "late":
+            raise Late()
         raise ApiError("upload_not_found")
 
-    # -- chunks --------------------------------------------------------------
-    def iter_chunks(self, file_id: str, total_chunks: int, *, ahead: int = 2) -> Iterator[bytes]:
-        """Yield the chunks in order, one GET each, ``ahead`` GETs per round trip (so at most
-        ``ahead`` chunks are held in memory); raise ``ChunkMissing`` for a missing one."""
-        for start in range(0, total_chunks, ahead):
-            indices = range(start, min(start + ahead, total_chunks))
-            with self.redis.pipeline(transaction=False) as pipe:
-                for index in indices:
-                    pipe.get(chunk_key(file_id, index))
-                batch = pipe.execute()
-            for index, data in zip(indices, batch):
-                if data is None:
-                    raise ChunkMissing(index)
-                yield data
-            del batch
+    def abort(self, upload_id: str, *, owner: str, not_after_us: int) -> None:
+        """Remove every key of the upload (fenced); ``upload_not_found`` when it is not ``owner``'s."""
+        result = self._abort(keys=[upload_key(upload_id), parts_key(upload_id)], args=[owner, not_after_us, chunk_prefix(upload_id)])
+        status = _text(result[0])
+        if status == "late":
+            raise Late()
+        if status != "ok":
+            raise ApiError("upload_not_found")
 
     # -- files ---------------------------------------------------------------
+    def delete_file(self, file_id: str, *, not_after_us: int, only_owner: str | None = None) -> tuple[str, int] | None:
+        """Remove meta, part table and chunks at once (fenced); (owner, size), or None when there is no such file."""
+        result = self._delete(keys=[meta_key(file_id), parts_key(file_id)], args=[not_after_us, chunk_prefix(file_id), only_owner or ""])
+        status = _text(result[0])
+        if status == "late":
+            raise Late()
+        if status != "ok":
+            return None
+        return _text(result[1]), int(result[2])
+
+    def snapshot(self, file_id: str) -> Snapshot:
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(meta_key(file_id))
+            pipe.hgetall(upload_key(file_id))
+            meta, upload = pipe.execute()
+        return Snapshot(_decode_meta(meta), {_text(k): _text(v) for k, v in upload.items()} or None)
+
+    def alive(self, file_ids: list[str]) -> list[bool]:
+        """For each id: does a file or an upload with it exist?"""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for file_id in file_ids:
+                pipe.exists(meta_key(file_id), upload_key(file_id))
+            return [bool(n) for n in pipe.execute()]
+
     def get_meta(self, file_id: str) -> dict | None:
         return _decode_meta(self.redis.hgetall(meta_key(file_id)))
 
@@ -298,27 +483,15 @@ class FileStore:
                 pipe.hgetall(meta_key(file_id))
             return [_decode_meta(raw) for raw in pipe.execute()]
 
-    def page(self, owner: str | None, limit: int, after: tuple[int, str] | None) -> tuple[list[str], tuple[int, str] | None]:
-        """Ids newest first, after the (score, id) position ``after``; and the position of the last one when more follow."""
-        key = owner_index(owner) if owner is not None else ALL_INDEX
-        if after is None:
-            rows = self.redis.zrange(key, 0, limit, desc=True, withscores=True)
-        else:
-            score, member = after
-            # Equal scores come in descending member order; resume below ``member``.
-            same = self.redis.zrange(key, score, score, desc=True, byscore=True, withscores=True)
-            rows = [(m, s) for m, s in same if _text(m) < member]
-            if len(rows) <= limit:
-                rows += self.redis.zrange(
-                    key, f"({score}", "-inf", desc=True, byscore=True, withscores=True, offset=0, num=limit + 1 - len(rows)
-                )
-        rows = [(_text(m), int(s)) for m, s in rows]
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return [m for m, _ in rows], ((rows[-1][1], rows[-1][0]) if more and rows else None)
-
-    def owner_file_ids(self, owner: str, count: int) -> list[str]:
-        return [_text(m) for m in self.redis.zrange(owner_index(owner), 0, count - 1)]
+    def fetch_chunks(self, file_id: str, indices: Iterable[int]) -> list[tuple[bytes | None, Part | None]]:
+        """Stored bytes and part record of each chunk, in one round trip."""
+        indices = list(indices)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for index in indices:
+                pipe.get(chunk_key(file_id, index))
+                pipe.hget(parts_key(file_id), index)
+            raw = pipe.execute()
+        return [(raw[2 * i], Part.decode(raw[2 * i + 1]) if raw[2 * i + 1] else None) for i in range(len(indices))]
 
     def rename(self, file_id: str, name: str, now_iso: str) -> bool:
         """Set name and updated_at if the file exists; False when it does not."""
@@ -332,31 +505,3 @@ class FileStore:
             return True
 
         return self.redis.transaction(change, key, value_from_callable=True)
-
-    def delete(self, file_id: str, *, only_owner: str | None = None) -> bool:
-        """Remove the file's meta, chunks and index entries at once; False when there is no such file.
-
-        With ``only_owner`` the file is deleted only if that user owns it, and a
-        stale entry for it in that user's index is dropped in any case.
-        """
-        key = meta_key(file_id)
-
-        def remove(pipe) -> bool:
-            owner, total = pipe.hmget(key, "owner", "total_chunks")
-            owner = _text(owner) if owner is not None else None
-            pipe.multi()
-            if only_owner is not None:
-                pipe.zrem(owner_index(only_owner), file_id)
-            if owner is None or (only_owner is not None and owner != only_owner):
-                if owner is None:
-                    pipe.zrem(ALL_INDEX, file_id)
-                return False
-            chunks = [chunk_key(file_id, i) for i in range(int(total or 0))]
-            pipe.unlink(key, *chunks[:_DELETE_BATCH])
-            for start in range(_DELETE_BATCH, len(chunks), _DELETE_BATCH):
-                pipe.unlink(*chunks[start : start + _DELETE_BATCH])
-            pipe.zrem(owner_index(owner), file_id)
-            pipe.zrem(ALL_INDEX, file_id)
-            return True
-
-        return self.redis.transaction(remove, key, value_from_callable=True)

@@ -1,0 +1,91 @@
+"""The values the domain hands to routes: a file, a chunk receipt, an upload's status."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+
+from .storage import MISSING_LIMIT
+
+
+def new_file_id() -> str:
+    return secrets.token_hex(16)
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def missing_details(missing: list[int], count: int | None = None) -> dict:
+    return {"missing": missing[:MISSING_LIMIT], "missing_count": len(missing) if count is None else count}
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    id: str
+    name: str
+    size: int
+    owner: str
+    created_at: str
+    updated_at: str
+    mime_type: str
+    sha256: str
+    kind: str
+    total_chunks: int
+    chunk_size: int = 0  # every chunk but the last has this size; 0: sizes vary (see the part table)
+    crc32c: str = ""
+    composite_sha256: str = ""
+    expires_at: str = ""
+    expires_ts: int = 0
+    created_ms: int = 0
+    dek: str = ""
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "FileRecord":
+        values = {}
+        for f in fields(cls):
+            value = meta.get(f.name, f.default)
+            values[f.name] = int(value or 0) if f.type in ("int", int) else ("" if value is None else value)
+        return cls(**values)
+
+    def to_meta(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def encrypted(self) -> bool:
+        return bool(self.dek)
+
+
+@dataclass(frozen=True)
+class ChunkReceipt:
+    file_id: str
+    chunk_index: int
+    total_chunks: int
+    received_chunks: int
+    received_bytes: int
+    created: bool
+    stored: bool = True
+    size: int = 0
+    sha256: str = ""
+    crc32c: str = ""
+
+
+@dataclass(frozen=True)
+class UploadStatus:
+    id: str
+    name: str
+    mime_type: str
+    total_size: int | None
+    chunk_size: int | None
+    total_chunks: int
+    received_chunks: int
+    received_bytes: int
+    missing: list[int]
+    missing_count: int
+    expires_at: str
+    created_at: str
+    updated_at: str
+    sha256: str | None
+    file_expires_at: str | None
+    encrypted: bool

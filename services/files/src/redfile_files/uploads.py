@@ -1,0 +1,299 @@
+"""The upload engine: sessions and the seed's chunks, quota reservations, completion, abort.
+
+No Flask here.  Two kinds of upload share one engine (the same keys, scripts
+and completion):
+
+* a **session** declares its total size (and name, type, optional SHA-256 and
+  file expiry) up front: the whole size is reserved against the owner's quota
+  before any chunk is accepted, and each chunk must have the session's chunk
+  size (the last one the rest);
+* a **seed upload** (``POST /upload_chunk``) declares only ``total_chunks``:
+  each new chunk reserves its own bytes first, and gives them back when it
+  turns out not to be stored (a repeat, a conflict, an error).
+
+Every operation that spans the user's slot and the file's follows the order
+and leases described in ``storage`` and ``reconcile``:
+
+============  ==============================================  ==========================
+operation     steps (slot)                                    a crash after step k leaves
+============  ==============================================  ==========================
+create        1 reserve + lease (user)  2 create upload,       1: a reservation, released
+              fenced (file)  3 due := deadline (user)          at the lease's end; 2: an
+                                                               upload, re-dued at the
+                                                               lease's end
+complete      0 checks and checksums (read only)               1: a charge and index entry
+              1 charge + index + lease (user)  2 global index  for an upload; 2: the same
+              3 commit, fenced (file)  4 due := expiry (user)  plus a global entry -- both
+                                                               reverted at the lease's end;
+                                                               3: the file, finished then
+abort/delete  1 lease (user)  2 remove, fenced (file)          1: nothing; 2-3: a holding
+              3 global unindex  4 release (user)               and index entries of a gone
+                                                               id, released at the lease's end
+============  ==============================================  ==========================
+
+A failed step leaves its lease in place: the reconciler sets things right
+when it ends (after 120 s); the client may retry at once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import structlog
+
+from redfile_common.errors import ApiError
+
+from .checksums import FileDigest, Part, composite
+from .crypto import ChunkCorrupt, Encryption
+from .ledger import Ledger, Lease
+from .reconcile import US, Reconciler
+from .records import ChunkReceipt, FileRecord, UploadStatus, iso, missing_details, new_file_id
+from .settings import FilesSettings
+from .storage import ChunkMissing, FileStore, Late, UploadState
+from .validation import is_file_id, validate_mime_type, validate_name
+
+log = structlog.get_logger("redfile.files")
+
+
+def _late() -> ApiError:
+    return ApiError("service_unavailable", "The operation took too long and was not applied; retry it.", headers={"Retry-After": "1"})
+
+
+class Uploads:
+    def __init__(
+        self, store: FileStore, ledger: Ledger, reconciler: Reconciler, encryption: Encryption, settings: FilesSettings, clock=time.time
+    ) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.reconciler = reconciler
+        self.encryption = encryption
+        self.settings = settings
+        self.clock = clock
+
+    # -- helpers ---------------------------------------------------------------
+    def _upload(self, owner: str, upload_id: str) -> UploadState:
+        state = self.store.get_upload(upload_id) if is_file_id(upload_id) else None
+        if state is None or state.owner != owner:
+            raise ApiError("upload_not_found")
+        return state
+
+    def _finish(self, user: str, file_id: str, lease: Lease, **target) -> None:
+        """The last step of an operation: set the final state, unless a newer lease took over."""
+        self.ledger.apply(user, file_id, expected=lease.score, **target)
+
+    def _check_expiry(self, expires_ts: int | None) -> int | None:
+        if expires_ts is None:
+            return None
+        if expires_ts <= self.clock():
+            raise ApiError("validation_error", "The file's expiry time must be in the future.", details={"json": {"expires_at": ["Must be in the future."]}})
+        return int(expires_ts)
+
+    # -- sessions --------------------------------------------------------------
+    def create(
+        self, owner: str, *, total_size: int, name: str, mime_type: str | None, chunk_size: int | None = None,
+        sha256: str | None = None, expires_ts: int | None = None,
+    ) -> UploadStatus:  # fmt: skip
+        """Reserve ``total_size`` against the owner's quota, then open an upload session."""
+        name = validate_name(name, self.settings.max_name_bytes)
+        mime_type = validate_mime_type(mime_type)
+        expires_ts = self._check_expiry(expires_ts)
+        chunk_size = chunk_size or self.settings.chunk_bytes
+        if not 1 <= chunk_size <= self.settings.max_chunk_bytes:
+            raise ApiError("validation_error", details={"json": {"chunk_size": [f"Must be between 1 and {self.settings.max_chunk_bytes}."]}})
+        total_chunks = math.ceil(total_size / chunk_size)
+        if total_chunks > self.settings.max_chunks:
+            raise ApiError(
+                "validation_error", "The upload would need too many chunks; use a larger chunk_size.",
+                details={"json": {"chunk_size": [f"total_size / chunk_size must be at most {self.settings.max_chunks}."]}},
+            )  # fmt: skip
+        self.reconciler.sweep_user(owner)
+        upload_id = new_file_id()
+        now = iso(self.clock())
+        lease = self.ledger.reserve(owner, upload_id, total_size, new=True, lease=True)
+        fields = {
+            "owner": owner, "mode": "session", "total_chunks": total_chunks, "total_size": total_size, "chunk_size": chunk_size,
+            "name": name, "mime_type": mime_type, "sha256": sha256 or "", "file_expires": expires_ts or "",
+            "dek": self.encryption.new_wrapped_key(upload_id), "created_at": now, "updated_at": now,
+        }  # fmt: skip
+        try:
+            deadline = self.store.create_upload(upload_id, fields, not_after_us=lease.fence)
+        except Late:
+            raise _late() from None
+        self._finish(owner, upload_id, lease, held=f"r>={total_size}", index_ms=None, due_us=deadline * US)
+        log.info("upload_created", upload_id=upload_id, owner=owner, total_size=total_size, chunks=total_chunks)
+        return self.status(owner, upload_id)
+
+    def status(self, owner: str, upload_id: str) -> UploadStatus:
+        state = self._upload(owner, upload_id)
+        missing = self.store.missing_chunks(upload_id, state.total_chunks) if state.received_chunks < state.total_chunks else []
+        return UploadStatus(
+            id=upload_id, name=state.name, mime_type=state.mime_type, total_size=state.total_size, chunk_size=state.chunk_size,
+            total_chunks=state.total_chunks, received_chunks=state.received_chunks, received_bytes=state.received_bytes,
+            missing=missing[:100], missing_count=len(missing), expires_at=iso(state.deadline), created_at=state.created_at,
+            updated_at=state.updated_at, sha256=state.sha256 or None,
+            file_expires_at=iso(state.file_expires) if state.file_expires else None, encrypted=bool(state.dek),
+        )  # fmt: skip
+
+    # -- chunks ----------------------------------------------------------------
+    def put(self, owner: str, upload_id: str, index: int, data, part: Part, total_chunks: int | None = None) -> ChunkReceipt:
+        """Store one chunk of an existing upload (either kind); ``part`` describes its plaintext ``data``."""
+        state = self._upload(owner, upload_id)
+        if not 0 <= index < state.total_chunks:
+            raise ApiError("invalid_chunk", "The chunk index is past the upload's last chunk.", details={"total_chunks": state.total_chunks})
+        if len(data) > self.settings.max_chunk_bytes:
+            raise ApiError("payload_too_large", "The chunk is too large.", details={"max_chunk_bytes": self.settings.max_chunk_bytes})
+        if state.mode == "seed" and total_chunks is not None and total_chunks != state.total_chunks:
+            raise ApiError("invalid_chunk", "total_chunks differs from the upload's declared total.", details={"total_chunks": state.total_chunks})
+        seed = state.mode == "seed"
+        reserved = False
+        if seed:
+            known = self.store.get_part(upload_id, index)
+            if known is None or known != part:
+                # a new chunk (or a conflict, which the script refuses): its bytes count first
+                self.ledger.reserve(owner, upload_id, part.size, new=False)
+                reserved = True
+        stored = self._seal(upload_id, state.dek, index, data)
+        try:
+            write = self.store.put_chunk(
+                upload_id, owner=owner, index=index, data=stored, part=part, now_iso=iso(self.clock()),
+                total_chunks=state.total_chunks if seed else None,
+            )  # fmt: skip
+        except BaseException:
+            if reserved:
+                self.ledger.shrink(owner, upload_id, part.size)
+            raise
+        if reserved and not write.stored:
+            self.ledger.shrink(owner, upload_id, part.size)
+        return ChunkReceipt(
+            upload_id, index, state.total_chunks, write.received_chunks, write.received_bytes, False, write.stored,
+            part.size, part.sha256, part.crc32c,
+        )  # fmt: skip
+
+    def _seal(self, upload_id: str, dek: str, index: int, data):
+        try:
+            return self.encryption.sealer(upload_id, dek).seal(index, data)
+        except ChunkCorrupt:
+            log.error("upload_key_unusable", upload_id=upload_id)
+            raise ApiError("stored_data_corrupt", "The upload's encryption key cannot be opened.") from None
+
+    def receive_seed_chunk(self, owner: str, *, file_id: str | None, index: int, total_chunks: int, data, part: Part) -> ChunkReceipt:
+        """The seed's ``/upload_chunk``: a missing ``file_id`` starts a new upload with this chunk."""
+        if not (1 <= total_chunks <= self.settings.max_chunks and 0 <= index < total_chunks):
+            raise ApiError("invalid_chunk", "chunk_index or total_chunks is out of range.")
+        if len(data) > self.settings.max_chunk_bytes:
+            raise ApiError("payload_too_large", "The chunk is too large.", details={"max_chunk_bytes": self.settings.max_chunk_bytes})
+        if file_id is not None:
+            if not is_file_id(file_id):
+                raise ApiError("upload_not_found")
+            return self.put(owner, file_id, index, data, part, total_chunks=total_chunks)
+        self.reconciler.sweep_user(owner)
+        upload_id = new_file_id()
+        now = iso(self.clock())
+        lease = self.ledger.reserve(owner, upload_id, part.size, new=True, lease=True)
+        dek = self.encryption.new_wrapped_key(upload_id)
+        fields = {"owner": owner, "mode": "seed", "total_chunks": total_chunks, "dek": dek, "created_at": now}
+        try:
+            write = self.store.put_chunk(
+                upload_id, owner=owner, index=index, data=self._seal(upload_id, dek, index, data), part=part, now_iso=now,
+                total_chunks=total_chunks, create_fields=fields, not_after_us=lease.fence,
+            )  # fmt: skip
+        except Late:
+            raise _late() from None
+        self._finish(owner, upload_id, lease, held=f"r>={part.size}", index_ms=None, due_us=write.deadline * US)
+        return ChunkReceipt(upload_id, index, total_chunks, write.received_chunks, write.received_bytes, True, True, part.size, part.sha256, part.crc32c)
+
+    # -- completion ------------------------------------------------------------
+    def complete(
+        self, owner: str, upload_id: str, *, name: str | None = None, mime_type: str | None = None,
+        total_size: int | None = None, expires_ts: int | None = None, kind: str = "file",
+    ) -> FileRecord:  # fmt: skip
+        """Check the upload is whole, verify and hash it chunk by chunk, then publish it as a file."""
+        if name is not None:
+            name = validate_name(name, self.settings.max_name_bytes)
+        if mime_type is not None:
+            mime_type = validate_mime_type(mime_type)
+        state = self._upload(owner, upload_id)
+        name = name if name is not None else state.name
+        if not name:
+            raise ApiError("validation_error", "This upload has no name yet: give one.", details={"json": {"name": ["Missing data for required field."]}})
+        mime_type = mime_type or state.mime_type or validate_mime_type(None)
+        expires_ts = self._check_expiry(expires_ts) if expires_ts is not None else state.file_expires
+        if state.received_chunks < state.total_chunks:
+            raise ApiError("upload_incomplete", details=missing_details(self.store.missing_chunks(upload_id, state.total_chunks)))
+        size = state.received_bytes
+        declared = total_size if total_size is not None else state.total_size
+        if declared is not None and declared != size:
+            raise ApiError("size_mismatch", details={"declared": declared, "stored": size})
+        parts = self.store.parts(upload_id)
+        ordered = [parts[i] for i in range(state.total_chunks) if i in parts]
+        digest = self._hash(upload_id, state, ordered)
+        if state.sha256 and state.sha256 != digest.sha256:
+            raise ApiError("checksum_mismatch", "The file's SHA-256 is not the one declared when the upload was created.",
+                           details={"declared": state.sha256, "computed": digest.sha256})  # fmt: skip
+        now = self.clock()
+        created_ms = int(now * 1000)
+        record = FileRecord(
+            id=upload_id, name=name, size=size, owner=owner, created_at=iso(now), updated_at=iso(now),
+            mime_type=mime_type, sha256=digest.sha256, kind=kind, total_chunks=state.total_chunks,
+            chunk_size=_uniform_chunk_size(state, ordered), crc32c=digest.crc32c, composite_sha256=composite(ordered),
+            expires_at=iso(expires_ts) if expires_ts else "", expires_ts=expires_ts or 0, created_ms=created_ms, dek=state.dek,
+        )  # fmt: skip
+        lease = self.ledger.charge(owner, upload_id, size, created_ms)
+        self.ledger.index_global(upload_id, created_ms)
+        try:
+            self.store.commit(
+                upload_id, owner=owner, total_chunks=state.total_chunks, size=size, meta=record.to_meta(),
+                expires_ts=expires_ts, not_after_us=lease.fence,
+            )  # fmt: skip
+        except Late:
+            raise _late() from None
+        self._finish(owner, upload_id, lease, held=f"c:{size}", index_ms=created_ms, due_us=expires_ts * US if expires_ts else None)
+        log.info("file_created", file_id=upload_id, owner=owner, size=size, chunks=state.total_chunks, kind=kind, encrypted=record.encrypted)
+        return record
+
+    def _hash(self, upload_id: str, state: UploadState, parts: list[Part]) -> FileDigest:
+        digest = FileDigest()
+        sealer = self.encryption.sealer(upload_id, state.dek)
+        for index in range(state.total_chunks):  # one chunk in memory at a time
+            for stored, part in self.store.fetch_chunks(upload_id, [index]):
+                if stored is None or part is None:
+                    raise ApiError("upload_incomplete", details=missing_details([index]))
+                try:
+                    plain = sealer.open(index, stored)
+                except ChunkCorrupt:
+                    raise ApiError("stored_data_corrupt", details={"chunk_index": index}) from None
+                if len(plain) != part.size:
+                    raise ApiError("stored_data_corrupt", details={"chunk_index": index})
+                digest.update(plain)
+        return digest
+
+    def abort(self, owner: str, upload_id: str) -> None:
+        """Remove the upload and every chunk of it; its reserved bytes return to the owner's quota."""
+        self._upload(owner, upload_id)
+        lease = self.ledger.lease(owner, upload_id)
+        try:
+            self.store.abort(upload_id, owner=owner, not_after_us=lease.fence)
+        except Late:
+            raise _late() from None
+        self.ledger.unindex_global(upload_id)
+        self._finish(owner, upload_id, lease, held=None, index_ms=None, due_us=None)
+        log.info("upload_aborted", upload_id=upload_id, owner=owner)
+
+
+def _uniform_chunk_size(state: UploadState, parts: list[Part]) -> int:
+    if state.chunk_size:
+        return state.chunk_size
+    sizes = [p.size for p in parts]
+    if not sizes or sizes[0] == 0:
+        return 0
+    if all(s == sizes[0] for s in sizes[:-1]) and sizes[-1] <= sizes[0]:
+        return sizes[0]
+    return 0
+
+
+def missing_error(missing: list[int]) -> ApiError:
+    return ApiError("upload_incomplete", details=missing_details(missing))
+
+
+__all__ = ["Uploads", "ChunkMissing"]

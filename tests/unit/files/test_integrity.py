@@ -1,0 +1,123 @@
+"""Checksums, encryption and raw chunk bodies on their own (no Redis)."""
+
+import base64
+import hashlib
+
+import google_crc32c
+import pytest
+from flask import Flask, request
+
+from redfile_common.errors import ApiError
+from redfile_common.settings import SettingsError, load_settings
+from redfile_common.testing import settings_overrides
+from redfile_files.bodies import read_raw_chunk
+from redfile_files.checksums import Part, composite, parse_crc32c_value, parse_sha256_value, part_of, verify
+from redfile_files.crypto import SEAL_OVERHEAD, ChunkCorrupt, ChunkSealer, Encryption, NullSealer, parse_master_keys
+from redfile_files.settings import DEFAULT_CHUNK_BYTES, FilesSettings
+
+KEY = base64.b64encode(b"k" * 32).decode()
+FID = "0" * 32
+
+
+def test_part_records_and_the_composite_checksum():
+    part = part_of(b"hello")
+    assert part == Part(5, hashlib.sha256(b"hello").hexdigest(), f"{google_crc32c.value(b'hello'):08x}")
+    assert Part.decode(part.encode()) == part and Part.decode("3:" + "a" * 64).crc32c == ""
+    parts = [part_of(b"a"), part_of(b"b")]
+    expected = hashlib.sha256(hashlib.sha256(b"a").digest() + hashlib.sha256(b"b").digest()).hexdigest()
+    assert composite(parts) == f"{expected}-2" and composite([]) == f"{hashlib.sha256().hexdigest()}-0"
+
+
+def test_checksum_headers_in_hex_or_base64():
+    digest = hashlib.sha256(b"x").digest()
+    assert parse_sha256_value(digest.hex().upper()) == digest.hex()
+    assert parse_sha256_value(base64.b64encode(digest).decode()) == digest.hex()
+    assert parse_sha256_value(None) is None and parse_sha256_value(" ") is None
+    assert parse_crc32c_value("0A0B0C0D") == "0a0b0c0d" and parse_crc32c_value(base64.b64encode(b"\x01\x02\x03\x04").decode()) == "01020304"
+    for bad in ("zz", "ab" * 31, base64.b64encode(b"short").decode()):
+        with pytest.raises(ApiError) as err:
+            parse_sha256_value(bad)
+        assert err.value.status == 422
+    with pytest.raises(ApiError):
+        parse_crc32c_value("123")
+
+
+def test_verify_names_the_checksums_that_differ():
+    part = part_of(b"abc")
+    verify(part, 0, sha256=part.sha256, crc32c=part.crc32c)
+    verify(part, 0, sha256=None, crc32c=None)
+    with pytest.raises(ApiError) as err:
+        verify(part, 3, sha256="0" * 64, crc32c="00000000")
+    assert err.value.code == "checksum_mismatch" and err.value.details == {"chunk_index": 3, "checksums": ["sha256", "crc32c"]}
+
+
+def test_master_keys_parse_and_refuse_nonsense_without_echoing_keys():
+    keys = parse_master_keys(f"a:{KEY}, b:{KEY}")
+    assert [k.kid for k in keys] == ["a", "b"] and parse_master_keys("") == []
+    for bad in ("nokid", f"a:{KEY},a:{KEY}", "a:!!!", "a:" + base64.b64encode(b"short").decode(), f":{KEY}"):
+        with pytest.raises(ValueError) as err:
+            parse_master_keys(bad)
+        assert KEY not in str(err.value)
+
+
+def test_sealed_chunks_open_only_where_they_were_sealed():
+    sealer = Encryption(parse_master_keys(f"a:{KEY}")).sealer(FID, Encryption(parse_master_keys(f"a:{KEY}")).new_wrapped_key(FID))
+    sealed = sealer.seal(3, b"secret bytes")
+    assert len(sealed) == len(b"secret bytes") + SEAL_OVERHEAD and b"secret" not in sealed
+    assert sealer.open(3, sealed) == b"secret bytes"
+    assert sealer.seal(3, b"secret bytes") != sealed  # a fresh nonce per write
+    for index, blob in ((4, sealed), (3, sealed[:-1] + bytes([sealed[-1] ^ 1])), (3, sealed[:10])):
+        with pytest.raises(ChunkCorrupt):
+            sealer.open(index, blob)
+    other = ChunkSealer(b"k" * 32, "1" * 32)
+    with pytest.raises(ChunkCorrupt):
+        other.open(3, sealed)
+    assert NullSealer().open(0, NullSealer().seal(0, b"x")) == b"x"
+
+
+def test_data_keys_unwrap_with_any_configured_master_key():
+    old = Encryption(parse_master_keys(f"old:{KEY}"))
+    wrapped = old.new_wrapped_key(FID)
+    assert wrapped.startswith("old:")
+    rotated = Encryption(parse_master_keys(f"new:{base64.b64encode(b'n' * 32).decode()},old:{KEY}"))
+    assert rotated.new_wrapped_key(FID).startswith("new:")
+    data = rotated.sealer(FID, wrapped).seal(0, b"x")
+    assert old.sealer(FID, wrapped).open(0, data) == b"x"
+    with pytest.raises(ChunkCorrupt):
+        Encryption(parse_master_keys(f"new:{base64.b64encode(b'n' * 32).decode()}")).sealer(FID, wrapped)
+    with pytest.raises(ChunkCorrupt):
+        old.sealer("1" * 32, wrapped)  # a data key is bound to its file
+    assert Encryption([]).new_wrapped_key(FID) == "" and isinstance(Encryption([]).sealer(FID, ""), NullSealer)
+
+
+def test_new_settings():
+    s = load_settings(FilesSettings, settings_overrides("redis://127.0.0.1:1/0"))
+    assert s.chunk_bytes == DEFAULT_CHUNK_BYTES == 8 * 1024 * 1024 - 4096
+    assert (s.default_quota_bytes, s.sweep_interval, s.sweep_batch, s.encryption_keys) == (100 * 1024**3, 60, 200, "")
+    assert load_settings(FilesSettings, settings_overrides("redis://127.0.0.1:1/0", max_chunk_bytes=1000)).chunk_bytes == 1000
+    with pytest.raises(SettingsError) as err:
+        load_settings(FilesSettings, settings_overrides("redis://127.0.0.1:1/0", encryption_keys="a:" + base64.b64encode(b"x").decode()))
+    assert "32 bytes" in str(err.value)
+
+
+@pytest.fixture
+def app():
+    return Flask(__name__)
+
+
+def raw(app, data, limit=16, **kw):
+    with app.test_request_context("/uploads/x/chunks/0", method="PUT", data=data, **kw):
+        view, part = read_raw_chunk(request, max_chunk_bytes=limit)
+        return bytes(view), part
+
+
+def test_raw_chunks_are_read_and_hashed_in_pieces(app, monkeypatch):
+    import redfile_files.bodies as bodies
+
+    monkeypatch.setattr(bodies, "PIECE", 3)
+    data, part = raw(app, b"0123456789")
+    assert data == b"0123456789" and part == part_of(b"0123456789")
+    assert raw(app, b"") == (b"", part_of(b""))
+    with pytest.raises(ApiError) as err:
+        raw(app, b"x" * 17)
+    assert err.value.code == "payload_too_large"
