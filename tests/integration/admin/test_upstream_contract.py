@@ -63,11 +63,14 @@ def test_auth_calls_carry_a_service_token_addressed_to_auth(stack, method, path,
         ("get", "/admin/files", (200, {"items": [FILE], "next_cursor": None}), ("GET", "/internal/files")),
         ("delete", "/admin/files/f1", (204, None), ("DELETE", "/internal/files/f1")),
         ("delete", "/admin/users/ann", (200, {"deleted": 2}), ("DELETE", "/internal/owners/ann/files")),
+        ("get", "/admin/users/ann/quota", (200, {"username": "ann"}), ("GET", "/internal/owners/ann/quota")),
+        ("put", "/admin/users/ann/quota", (200, {"username": "ann"}), ("PUT", "/internal/owners/ann/quota")),
     ],
 )
 def test_files_calls_carry_a_service_token_addressed_to_files(stack, method, path, answer, expected_call):
-    s = stack(auth_answers=[(204, None)], files_answers=[answer])
-    resp = getattr(s.client, method)(path, headers=s.admin)
+    s = stack(auth_answers=[(204, None) if method == "delete" else (200, USER)], files_answers=[answer])
+    body = {"quota_bytes": 5000} if method == "put" else None
+    resp = getattr(s.client, method)(path, headers=s.admin, json=body)
     assert resp.status_code < 300, resp.get_json()
     call = s.files.calls[0]
     assert (call.method, call.path) == expected_call
@@ -91,6 +94,13 @@ def test_bodies_and_parameters_are_passed_as_the_contract_says(stack):
     ]
     assert s.auth.calls[3].query == {"limit": "2", "cursor": "abc"}
     assert s.files.calls[0].query == {"owner": "ann", "limit": "5"}
+
+
+def test_quota_bodies_are_passed_as_the_contract_says(stack):
+    s = stack(auth_answers=[(200, USER)] * 2, files_answers=[(200, {"username": "ann"})] * 2)
+    s.client.put("/admin/users/ann/quota", json={"quota_bytes": 5000, "max_file_bytes": 100}, headers=s.admin)
+    s.client.put("/admin/users/ann/quota", json={"quota_bytes": None}, headers=s.admin)
+    assert [c.json for c in s.files.calls] == [{"quota_bytes": 5000, "max_file_bytes": 100}, {"quota_bytes": None, "max_file_bytes": None}]
 
 
 def test_a_username_is_one_encoded_path_segment(stack):

@@ -209,3 +209,30 @@ def test_deleting_a_user_deletes_their_files(rf):
 
     again = rf.admin.delete("/admin/users/hal-int", headers=rf.root)
     assert again.status_code == 404 and again.get_json()["error"]["code"] == "user_not_found"
+
+
+def test_an_admin_sets_a_quota_that_files_enforces(rf):
+    rf.create("qat-int")
+    user = rf.token("qat-int")
+    default = rf.admin.get("/admin/users/qat-int/quota", headers=rf.root)
+    assert default.status_code == 200 and default.get_json()["quota_is_default"] is True
+
+    resp = rf.admin.put("/admin/users/qat-int/quota", json={"quota_bytes": 10, "max_file_bytes": 8}, headers=rf.root)
+    assert resp.status_code == 200
+    assert resp.get_json() | {} == {
+        "username": "qat-int", "quota_bytes": 10, "max_file_bytes": 8, "used_bytes": 0, "reserved_bytes": 0,
+        "available_bytes": 10, "quota_is_default": False, "max_file_is_default": False,
+    }  # fmt: skip
+    big = requests.post(f"{rf.files_url}/uploads", headers=user, json={"name": "a", "total_size": 9}, timeout=10)
+    assert big.status_code == 413 and big.json()["error"]["code"] == "payload_too_large"
+    rf.upload(user, "six.txt", b"123456")
+    over = requests.post(f"{rf.files_url}/uploads", headers=user, json={"name": "b", "total_size": 5}, timeout=10)
+    assert over.status_code == 413 and over.json()["error"]["code"] == "quota_exceeded"
+    assert rf.admin.get("/admin/users/qat-int/quota", headers=rf.root).get_json()["used_bytes"] == 6
+
+    # back to the defaults: the upload fits again
+    assert rf.admin.put("/admin/users/qat-int/quota", json={"quota_bytes": None}, headers=rf.root).get_json()["quota_is_default"]
+    assert requests.post(f"{rf.files_url}/uploads", headers=user, json={"name": "b", "total_size": 5}, timeout=10).status_code == 201
+
+    missing = rf.admin.put("/admin/users/nobody-int/quota", json={"quota_bytes": 1}, headers=rf.root)
+    assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "user_not_found"

@@ -79,6 +79,7 @@ def test_openapi_document(client):
         "/auth/password": {"post"},
         "/internal/users": {"get", "post"},
         "/internal/users/{username}": {"get", "patch", "delete"},
+        "/internal/stats": {"get"},
     }
     assert set(paths) == set(expected)
     for path, methods in expected.items():

@@ -1,24 +1,40 @@
-"""One trace follows a request from one service to another and into Redis."""
+"""One trace follows a request from one service to another and into Redis.
+
+The first test uses two bare apps of the shared factory; the second the real admin, auth and
+files apps: one admin request (deleting a user) calls auth and files, and every span of it, in
+all three services and in Redis, belongs to one trace with the right parents.  Spans are
+recorded in memory (``spans``, from redfile_common.testing).
+"""
 
 import threading
 
 import pytest
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+import requests
 from werkzeug.serving import make_server
 
 from redfile_common.app import create_service_app, redfile
 from redfile_common.settings import ServiceSettings
-from redfile_common.testing import make_settings
-from redfile_common.tracing import init_tracing
-
-exporter = InMemorySpanExporter()
+from redfile_common.testing import auth_header, make_settings, settings_overrides, user_token
 
 
 @pytest.fixture
-def traced(redis_url):
-    init_tracing("test", span_processor=SimpleSpanProcessor(exporter))
-    exporter.clear()
+def serve():
+    servers = []
+
+    def start(wsgi_app) -> str:
+        server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def traced(redis_url, serve):
     callee = create_service_app("callee", make_settings(ServiceSettings, redis_url, service_name="files"), title="callee")
 
     @callee.get("/internal/ping")
@@ -26,11 +42,9 @@ def traced(redis_url):
         redfile().redis.get("trace-probe")
         return {"ok": True}
 
-    server = make_server("127.0.0.1", 0, callee.wsgi_app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     caller = create_service_app(
         "caller",
-        make_settings(ServiceSettings, redis_url, service_name="admin", files_url=f"http://127.0.0.1:{server.server_port}"),
+        make_settings(ServiceSettings, redis_url, service_name="admin", files_url=serve(callee.wsgi_app)),
         title="caller",
     )
 
@@ -38,24 +52,89 @@ def traced(redis_url):
     def probe():
         return redfile().services.call("files", "GET", "/internal/ping")
 
-    yield caller
-    server.shutdown()
+    return caller
 
 
-def test_one_trace_spans_both_services_and_redis(traced):
+def by_kind(spans):
+    kinds = {}
+    for span in spans:
+        kinds.setdefault(span.kind.name, []).append(span)
+    return kinds
+
+
+def is_redis(span) -> bool:
+    return span.attributes.get("db.system") == "redis" or span.attributes.get("db.system.name") == "redis"
+
+
+def test_one_trace_spans_both_services_and_redis(traced, spans):
     resp = traced.test_client().get("/admin/probe")
     assert resp.status_code == 200, resp.json
-    spans = exporter.get_finished_spans()
-    by_kind = {}
-    for span in spans:
-        by_kind.setdefault(span.kind.name, []).append(span)
-    servers = by_kind["SERVER"]
+    finished = spans.get_finished_spans()
+    kinds = by_kind(finished)
+    servers = kinds["SERVER"]
     assert len(servers) == 2
-    trace_ids = {s.context.trace_id for s in spans}
+    trace_ids = {s.context.trace_id for s in finished}
     assert len(trace_ids) == 1, "every span belongs to the one trace"
     outer = next(s for s in servers if s.parent is None)
-    client_span = next(s for s in by_kind["CLIENT"] if s.name.startswith("GET") and s.parent and s.parent.span_id == outer.context.span_id)
+    client_span = next(s for s in kinds["CLIENT"] if s.name.startswith("GET") and s.parent and s.parent.span_id == outer.context.span_id)
     inner = next(s for s in servers if s is not outer)
     assert inner.parent.span_id == client_span.context.span_id
-    redis_span = next(s for s in by_kind["CLIENT"] if "GET" in s.name and s.attributes.get("db.system") == "redis")
+    redis_span = next(s for s in kinds["CLIENT"] if "GET" in s.name and is_redis(s))
     assert redis_span.parent.span_id == inner.context.span_id
+
+
+class LateApp:
+    app = None
+
+    def __call__(self, environ, start_response):
+        return self.app(environ, start_response)
+
+
+@pytest.fixture
+def system(redis_url, redis_client, serve):
+    """The real auth and files apps on loopback; the real admin app as a test client."""
+    from redfile_admin import create_app as create_admin
+    from redfile_auth import create_app as create_auth
+    from redfile_files import create_app as create_files
+
+    auth_slot, files_slot = LateApp(), LateApp()
+    urls = {"auth_url": serve(auth_slot), "files_url": serve(files_slot)}
+    auth_slot.app = create_auth(
+        **settings_overrides(redis_url, **urls, admin_password="bootstrap-" + "p" * 12, argon2_time_cost=1, argon2_memory_kib=64, argon2_parallelism=1)
+    )
+    files_slot.app = create_files(**settings_overrides(redis_url, **urls))
+    admin = create_admin(**settings_overrides(redis_url, **urls))
+    root = auth_header(user_token(redfile(admin).settings, redis_client, "root", role="admin"))
+    return admin.test_client(), root, urls
+
+
+def test_one_admin_request_is_one_trace_across_admin_auth_files_and_redis(system, spans):
+    admin, root, urls = system
+    created = admin.post("/admin/users", json={"username": "tracy", "password": "tracy-password-1", "role": "user"}, headers=root)
+    assert created.status_code == 201, created.get_json()
+    login = requests.post(f"{urls['auth_url']}/auth/login", json={"username": "tracy", "password": "tracy-password-1"}, timeout=10)
+    assert login.status_code == 200
+    spans.clear()
+
+    assert admin.delete("/admin/users/tracy", headers=root).status_code == 204
+
+    finished = spans.get_finished_spans()
+    root_span = next(s for s in finished if s.kind.name == "SERVER" and s.name == "DELETE /admin/users/<username>")
+    assert root_span.parent is None
+    trace = [s for s in finished if s.context.trace_id == root_span.context.trace_id]
+    by_id = {s.context.span_id: s for s in trace}
+
+    def children(parent, kind=None):
+        return [s for s in trace if s.parent and s.parent.span_id == parent.context.span_id and (kind is None or s.kind.name == kind)]
+
+    calls = [s for s in children(root_span, "CLIENT") if not is_redis(s)]
+    assert len(calls) == 2, [s.name for s in calls]  # admin → auth, admin → files
+    servers = {s.name: s for s in trace if s.kind.name == "SERVER" and s is not root_span}
+    auth_server = servers["DELETE /internal/users/<username>"]
+    files_server = servers["DELETE /internal/owners/<username>/files"]
+    assert by_id[auth_server.parent.span_id] in calls and by_id[files_server.parent.span_id] in calls
+    assert auth_server.parent.span_id != files_server.parent.span_id
+    # and into Redis, in each of the three services, under that service's request span
+    for server in (root_span, auth_server, files_server):
+        assert any(is_redis(s) for s in children(server)), f"no Redis span under {server.name}"
+    assert {s.context.trace_id for s in (root_span, auth_server, files_server, *calls)} == {root_span.context.trace_id}

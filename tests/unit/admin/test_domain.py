@@ -174,3 +174,25 @@ def test_every_change_is_an_audit_event_with_actor_and_target_and_no_password():
         assert "secret" not in repr(fields)
     assert audit.events[2][2] == {"actor": "root", "target": "ann", "fields": ["active", "password"], "active": False}
     assert audit.events[4][2]["files_deleted"] == 1
+
+
+QUOTA = {"username": "ann", "quota_bytes": 1000, "max_file_bytes": 500, "used_bytes": 0, "reserved_bytes": 0,
+         "available_bytes": 1000, "quota_is_default": False, "max_file_is_default": False}  # fmt: skip
+
+
+def test_set_quota_checks_the_account_then_asks_files_and_is_audited():
+    caller = ScriptedCaller({("auth", "GET", "/internal/users/ann"): USER, ("files", "PUT", "/internal/owners/ann/quota"): QUOTA})
+    audit = AuditLog()
+    assert actions(caller, audit).set_quota("root", "ann", 1000, 500) == QUOTA
+    assert [(c[0], c[1], c[2]) for c in caller.calls] == [("auth", "GET", "/internal/users/ann"), ("files", "PUT", "/internal/owners/ann/quota")]
+    assert caller.calls[1][3]["json"] == {"quota_bytes": 1000, "max_file_bytes": 500}
+    assert audit.events == [("info", "admin_quota_set", {"actor": "root", "target": "ann", "quota_bytes": 1000, "max_file_bytes": 500})]
+
+
+def test_quota_of_an_unknown_user_is_404_and_files_is_never_asked():
+    caller = ScriptedCaller({("auth", "GET", "/internal/users/nobody"): ApiError("user_not_found")})
+    for call in (lambda a: a.get_quota("nobody"), lambda a: a.set_quota("root", "nobody", None, None)):
+        with pytest.raises(ApiError) as err:
+            call(actions(caller))
+        assert err.value.code == "user_not_found"
+    assert {c[0] for c in caller.calls} == {"auth"}

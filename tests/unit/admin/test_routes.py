@@ -16,6 +16,11 @@ ROUTES = [
     ("post", "/admin/roles", {"username": "ann", "role": "admin"}),
     ("get", "/admin/files", None),
     ("delete", "/admin/files/f1", None),
+    ("get", "/admin/users/ann/quota", None),
+    ("put", "/admin/users/ann/quota", {"quota_bytes": 1000}),
+    ("get", "/admin/stats", None),
+    ("get", "/admin/users/ann/usage", None),
+    ("get", "/admin/audit", None),
 ]
 
 
@@ -86,6 +91,10 @@ def test_an_admin_cannot_delete_demote_or_disable_themselves(client, as_admin, m
         ("post", "/admin/roles", {"username": "ann"}, 422, "validation_error"),
         ("get", "/admin/users?limit=500", None, 422, "validation_error"),
         ("get", "/admin/files?limit=abc", None, 422, "validation_error"),
+        ("put", "/admin/users/ann/quota", {}, 422, "validation_error"),
+        ("put", "/admin/users/ann/quota", {"quota_bytes": -1}, 422, "validation_error"),
+        ("put", "/admin/users/ann/quota", {"quota_bytes": "10"}, 422, "validation_error"),
+        ("put", "/admin/users/ann/quota", {"quota_bytes": 10, "max_file_bytes": 0}, 422, "validation_error"),
     ],
 )
 def test_bad_input_is_a_4xx_json_error(client, as_admin, method, path, body, status, code):
@@ -113,7 +122,7 @@ def test_openapi_documents_every_route_with_bearer_auth(client):
         (method.upper(), path)
         for path, item in spec["paths"].items()
         for method in item
-        if method in ("get", "post", "patch", "delete")
+        if method in ("get", "post", "put", "patch", "delete")
     }
     assert operations == {
         ("POST", "/admin/users"),
@@ -124,10 +133,15 @@ def test_openapi_documents_every_route_with_bearer_auth(client):
         ("POST", "/admin/roles"),
         ("GET", "/admin/files"),
         ("DELETE", "/admin/files/{file_id}"),
+        ("GET", "/admin/users/{username}/quota"),
+        ("PUT", "/admin/users/{username}/quota"),
+        ("GET", "/admin/stats"),
+        ("GET", "/admin/users/{username}/usage"),
+        ("GET", "/admin/audit"),
     }
     for path, item in spec["paths"].items():
         for method, op in item.items():
-            if method in ("get", "post", "patch", "delete"):
+            if method in ("get", "post", "put", "patch", "delete"):
                 assert op["security"] == [{"BearerAuth": []}], (method, path)
                 assert op["summary"], (method, path)
                 assert {"401", "403"} <= set(op["responses"])

@@ -1,9 +1,9 @@
 """The base app factory every service builds on.
 
 ``create_service_app`` wires settings, the Redis client, tokens, errors,
-logs, metrics, tracing, health and the OpenAPI document into an APIFlask
-app; each service's own ``create_app`` then registers its blueprints.
-Nothing here runs at import time.
+logs, metrics, tracing, health, the audit trail, security events and the
+OpenAPI document into an APIFlask app; each service's own ``create_app``
+then registers its blueprints.  Nothing here runs at import time.
 """
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ import redis
 from apiflask import APIFlask
 
 from . import error_handlers, health, logs, metrics, tracing
+from .audit import AuditLog, request_context
+from .product_metrics import CommonMetrics
 from .redis_client import make_redis
+from .redis_info import RedisInfo, info_client
+from .security_events import SecurityEvents
 from .security import BEARER_SCHEME, SERVICE_SCHEME
 from .service_client import ServiceClient
 from .settings import ServiceSettings
@@ -49,6 +53,10 @@ class Redfile:
     service_tokens: ServiceTokens
     token_state: TokenState
     services: ServiceClient
+    metrics: CommonMetrics
+    audit: AuditLog
+    security_events: SecurityEvents
+    redis_info: RedisInfo
     on_token_rejected: Callable[[str, str], None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -79,7 +87,9 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
     app.error_processor(error_handlers.apiflask_error_processor)
     error_handlers.register_error_handlers(app)
 
-    client = make_redis(settings)
+    registry = metrics.new_registry()
+    instruments = CommonMetrics(name, registry)
+    client = make_redis(settings, observer=instruments.redis_command)
     readiness = redis.Redis.from_url(
         settings.redis_url,
         username=settings.redis_username or None,
@@ -103,7 +113,20 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
             {s: settings.service_url(s) for s in ("auth", "files", "admin")},
             timeout=settings.service_timeout,
             retries=settings.service_retries,
+            metrics=instruments,
         ),
+        metrics=instruments,
+        audit=AuditLog(
+            client,
+            service=name,
+            max_len=settings.audit_max_len,
+            context=request_context,
+            on_written=instruments.audit_written,
+            on_failed=instruments.audit_failed,
+        ),
+        security_events=SecurityEvents(count=instruments.security_event),
+        redis_info=RedisInfo(info_client(settings), ttl=settings.redis_info_ttl),
+        on_token_rejected=instruments.token_rejected,
     )
 
     if settings.trusted_proxy_hops:
@@ -111,7 +134,7 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)
     logs.init_request_logging(app)
-    metrics.init_metrics(app, name)
+    metrics.init_metrics(app, name, registry)
     tracing.instrument_app(app)
     app.register_blueprint(health.bp)
     return app

@@ -48,9 +48,10 @@ def on_starting(server):
 def when_ready(server):
     port = int(os.environ.get("METRICS_PORT", "0") or 0)
     if port and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics
+        from redfile_common.metrics import start_metrics_server
 
-        GunicornPrometheusMetrics.start_http_server_when_ready(port, os.environ.get("METRICS_HOST", "127.0.0.1"))
+        # The workers' merged samples plus Redis INFO, read here at scrape time, never in a worker.
+        start_metrics_server(port, os.environ.get("METRICS_HOST", "127.0.0.1"), _service)
 
 
 def post_fork(server, worker):

@@ -1,4 +1,5 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (Redis answers in bounded time)."""
+"""``/healthz`` (the process answers) and ``/readyz`` (Redis answers in bounded time; counted in
+``redfile_readiness_checks_total{result}``, which the ReadinessFailing alert watches)."""
 
 from __future__ import annotations
 
@@ -23,5 +24,7 @@ def readyz():
     try:
         rf.readiness_redis.ping()
     except (redis.exceptions.RedisError, OSError):
+        rf.metrics.readiness(False)
         return {"status": "unavailable", "redis": "down"}, 503, {"Retry-After": "5"}
+    rf.metrics.readiness(True)
     return {"status": "ok", "redis": "up", "redis_ms": round((time.perf_counter() - started) * 1000, 2)}

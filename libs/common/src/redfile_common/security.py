@@ -11,13 +11,10 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import structlog
 from flask import current_app, g, request
 
 from .errors import ApiError
 from .tokens import Claims, TokenError
-
-log = structlog.get_logger("redfile.security")
 
 BEARER_SCHEME = {"BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
 SERVICE_SCHEME = {"ServiceToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
@@ -44,10 +41,10 @@ def _bearer() -> str:
 
 
 def _reject(reason: str, kind: str) -> ApiError:
-    log.warning("security_token_rejected", reason=reason, token_kind=kind)
-    hook = current_app.extensions["redfile"].on_token_rejected
-    if hook:
-        hook(reason, kind)
+    rf = current_app.extensions["redfile"]
+    rf.security_events.emit("security_token_rejected", reason=reason, token_kind=kind, endpoint=request.endpoint)
+    if rf.on_token_rejected:
+        rf.on_token_rejected(reason, kind)
     code = "token_revoked" if reason == "revoked" else "invalid_token"
     return ApiError(code, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
@@ -87,7 +84,9 @@ def login_required(view=None, *, admin: bool = False):
         def inner(*args, **kwargs):
             principal = authenticate_user()
             if admin and not principal.is_admin:
-                log.warning("permission_denied", user=principal.username, endpoint=request.endpoint)
+                current_app.extensions["redfile"].security_events.emit(
+                    "permission_denied", user=principal.username, endpoint=request.endpoint
+                )
                 raise ApiError("forbidden", "Admin role required.")
             return fn(*args, **kwargs)
 

@@ -5,10 +5,16 @@ service, the caller's request id, explicit connect/read timeouts, and is
 retried with backoff on connection errors and on 502/503/504 answers.  The
 trace context travels in the ``traceparent`` header (requests is
 instrumented by ``tracing.instrument_app``).
+
+Each call is timed into ``redfile_service_call_duration_seconds`` (by target,
+method and status; ``error`` when no answer came) and each failure counted in
+``redfile_service_call_errors_total`` (unreachable, refused, status_5xx,
+bad_response) through the ``CommonMetrics`` given.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import requests
@@ -18,14 +24,24 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .errors import ApiError
+from .product_metrics import CommonMetrics
 from .tokens import ServiceTokens
 
 log = structlog.get_logger("redfile.service_client")
 
 
 class ServiceClient:
-    def __init__(self, tokens: ServiceTokens, base_urls: dict[str, str], *, timeout: float = 10.0, retries: int = 3) -> None:
+    def __init__(
+        self,
+        tokens: ServiceTokens,
+        base_urls: dict[str, str],
+        *,
+        timeout: float = 10.0,
+        retries: int = 3,
+        metrics: CommonMetrics | None = None,
+    ) -> None:
         self.tokens = tokens
+        self.metrics = metrics or CommonMetrics.null()
         self.base_urls = {k: v.rstrip("/") for k, v in base_urls.items()}
         self.timeout = (min(2.0, timeout), timeout)
         self.session = requests.Session()
@@ -51,11 +67,16 @@ class ServiceClient:
         if has_request_context() and g.get("request_id"):
             headers["X-Request-ID"] = g.request_id
         url = f"{self.base_urls[service]}{path}"
+        started = time.perf_counter()
         try:
-            return self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+            resp = self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
+            self.metrics.service_call(service, method, None, time.perf_counter() - started)
+            self.metrics.service_call_failed(service, "unreachable")
             log.error("service_call_failed", target=service, path=path, error_type=type(exc).__name__)
             raise ApiError("bad_gateway", f"The {service} service could not be reached.") from None
+        self.metrics.service_call(service, method, resp.status_code, time.perf_counter() - started)
+        return resp
 
     def call(self, service: str, method: str, path: str, *, expect=(200,), **kwargs: Any) -> Any:
         """Make a call and return its JSON; a 4xx error from the target is passed through as is."""
@@ -65,6 +86,7 @@ class ServiceClient:
                 return None
             body = _json_or_none(resp)
             if body is None:
+                self.metrics.service_call_failed(service, "bad_response")
                 log.error("service_bad_response", target=service, path=path, status=resp.status_code)
                 raise ApiError("bad_gateway", f"The {service} service sent an unreadable answer.")
             return body
@@ -73,6 +95,7 @@ class ServiceClient:
         if resp.status_code in (401, 403):
             # The target refused *our* service token: a key or audience misconfiguration,
             # not something the end user can fix by logging in again.
+            self.metrics.service_call_failed(service, "refused")
             log.error("service_token_refused", target=service, path=path, status=resp.status_code)
             raise ApiError("bad_gateway", f"The {service} service refused this service's credentials.")
         if 400 <= resp.status_code < 500 and err and err.get("code"):
@@ -80,6 +103,7 @@ class ServiceClient:
 
             code = err["code"] if err["code"] in CATALOGUE else "bad_request"
             raise ApiError(code, err.get("message"), status=resp.status_code, details=err.get("details"))
+        self.metrics.service_call_failed(service, "status_5xx" if resp.status_code >= 500 else "bad_response")
         log.error("service_call_error", target=service, path=path, status=resp.status_code)
         if resp.status_code == 503:
             raise ApiError("service_unavailable", headers={"Retry-After": "5"})

@@ -116,6 +116,13 @@ class ServiceSettings(BaseSettings):
 
     metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
+    # Redis INFO (memory, persistence) for the metrics and GET /admin/stats: one reading
+    # is reused for this many seconds, and a reading waits at most redis_info_timeout.
+    redis_info_ttl: float = Field(default=5.0, ge=0.5, le=300)
+    redis_info_timeout: float = Field(default=1.0, gt=0, le=30)
+
+    # The audit trail (Redis Stream rf:audit) keeps about this many entries (XADD MAXLEN ~).
+    audit_max_len: int = Field(default=100_000, ge=100, le=100_000_000)
 
     _split_admins = field_validator("admin_users", mode="before")(_split_csv)
 

@@ -5,6 +5,9 @@ Enable with ``pytest_plugins = ["redfile_common.testing"]``.  Fixtures:
 * ``redis_server`` (session): a private real Redis on a free loopback port.
 * ``redis_url``: that server's URL, flushed before each test that uses it.
 * ``redis_client``: a client of that server.
+* ``spans``: an in-memory span exporter that records the test's spans (tracing is
+  switched on for the process the first time it is used, and records only during
+  the tests that ask for it).
 
 And helpers to build settings and mint tokens the way auth does.
 """
@@ -86,6 +89,48 @@ def redis_client(redis_url):
     client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
+
+
+def _recording_switch():
+    """A span processor that hands finished spans to an in-memory exporter while ``on``."""
+    from opentelemetry.sdk.trace import SpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    class RecordingSwitch(SpanProcessor):
+        def __init__(self) -> None:
+            self.exporter = InMemorySpanExporter()
+            self.on = False
+
+        def on_end(self, span) -> None:
+            if self.on:
+                self.exporter.export((span,))
+
+    return RecordingSwitch()
+
+
+@pytest.fixture(scope="session")
+def _span_switch():
+    from opentelemetry import trace
+
+    from .tracing import init_tracing
+
+    switch = _recording_switch()
+    provider = trace.get_tracer_provider()
+    if hasattr(provider, "add_span_processor"):  # tracing was already on in this process
+        provider.add_span_processor(switch)
+    else:
+        init_tracing("test", span_processor=switch)
+    return switch
+
+
+@pytest.fixture
+def spans(_span_switch):
+    """The in-memory exporter of this test's finished spans."""
+    _span_switch.exporter.clear()
+    _span_switch.on = True
+    yield _span_switch.exporter
+    _span_switch.on = False
+    _span_switch.exporter.clear()
 
 
 @pytest.fixture

@@ -101,6 +101,19 @@ class AdminActions:
             ) from None
         self.log.info("admin_user_deleted", actor=actor, target=username, files_deleted=deleted)
 
+    # -- quotas ---------------------------------------------------------------
+    def get_quota(self, username: str) -> dict:
+        """The user's quota and usage, from files; the account must exist in auth."""
+        self.users.get(username)
+        return self.files.quota(username)
+
+    def set_quota(self, actor: str, username: str, quota_bytes: int | None, max_file_bytes: int | None) -> dict:
+        """Set a user's quota and largest file (None: the files service's default); the account must exist."""
+        self.users.get(username)
+        quota = self.files.set_quota(username, quota_bytes, max_file_bytes)
+        self.log.info("admin_quota_set", actor=actor, target=username, quota_bytes=quota_bytes, max_file_bytes=max_file_bytes)
+        return quota
+
     # -- files ----------------------------------------------------------------
     def list_files(self, limit: int | None = None, cursor: str | None = None, owner: str | None = None) -> dict:
         return self.files.list(limit, cursor, owner)

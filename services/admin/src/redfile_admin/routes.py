@@ -1,6 +1,7 @@
 """The admin HTTP API: every route needs an admin's access token.
 
-Each handler authenticates, validates, calls one ``AdminActions`` method and
+Each handler authenticates, validates, calls one ``AdminActions`` (or, for the
+read-only operations views, ``AdminReports``) method and
 lets its schema shape the answer.  Authentication runs before validation, so
 a caller who is not an admin learns nothing about the expected input.
 """
@@ -13,8 +14,15 @@ from apiflask.schemas import EmptySchema
 from redfile_common.app import redfile
 from redfile_common.security import current_principal, login_required
 
+from redfile_common.audit import AuditReader
+
+from .audit import AdminAudit
 from .domain import AdminActions
-from .schemas import FileListQuery, FilePage, PageQuery, RoleChangeIn, UserCreateIn, UserOut, UserPage, UserPatchIn
+from .reports import AdminReports
+from .schemas import (
+    FileListQuery, FilePage, PageQuery, QuotaIn, QuotaOut, RoleChangeIn, UserCreateIn, UserOut, UserPage, UserPatchIn,
+)  # fmt: skip
+from .schemas import AuditPage, AuditQuery, StatsOut, UsageOut
 from .upstream import AuthUsers, FilesCatalogue
 
 bp = APIBlueprint("admin", __name__, url_prefix="/admin", tag="Admin")
@@ -29,8 +37,13 @@ def _doc(*extra: int) -> dict:
 
 
 def actions() -> AdminActions:
-    services = redfile().services
-    return AdminActions(AuthUsers(services), FilesCatalogue(services))
+    rf = redfile()
+    return AdminActions(AuthUsers(rf.services), FilesCatalogue(rf.services), audit=AdminAudit(rf.audit))
+
+
+def reports() -> AdminReports:
+    rf = redfile()
+    return AdminReports(AuthUsers(rf.services), FilesCatalogue(rf.services), redis_info=rf.redis_info, reader=AuditReader(rf.redis))
 
 
 def actor() -> str:
@@ -86,6 +99,25 @@ def delete_user(username):
     return "", 204
 
 
+@bp.get("/users/<username>/quota")
+@bp.doc(**_doc(404))
+@login_required(admin=True)
+@bp.output(QuotaOut)
+def get_quota(username):
+    """Show a user's storage quota, largest file and usage."""
+    return actions().get_quota(username)
+
+
+@bp.put("/users/<username>/quota")
+@bp.doc(**_doc(400, 404, 422))
+@login_required(admin=True)
+@bp.input(QuotaIn, arg_name="body")
+@bp.output(QuotaOut)
+def set_quota(username, body):
+    """Set a user's storage quota and largest file (null: the default); enforced from their next upload."""
+    return actions().set_quota(actor(), username, body["quota_bytes"], body["max_file_bytes"])
+
+
 @bp.post("/roles")
 @bp.doc(**_doc(400, 404, 409, 422))
 @login_required(admin=True)
@@ -114,3 +146,39 @@ def delete_file(file_id):
     """Delete any user's file."""
     actions().delete_file(actor(), file_id)
     return "", 204
+
+
+# -- operations views ------------------------------------------------------------
+@bp.get("/stats")
+@bp.doc(**_doc())
+@login_required(admin=True)
+@bp.output(StatsOut)
+def stats():
+    """Accounts, files, bytes stored, uploads in progress, and Redis memory and persistence."""
+    return reports().stats()
+
+
+@bp.get("/users/<username>/usage")
+@bp.doc(**_doc(404))
+@login_required(admin=True)
+@bp.output(UsageOut)
+def user_usage(username):
+    """One user's files, bytes stored, uploads in progress and quota."""
+    return reports().usage(username)
+
+
+@bp.get("/audit")
+@bp.doc(**_doc(400, 422))
+@login_required(admin=True)
+@bp.input(AuditQuery, location="query", arg_name="query")
+@bp.output(AuditPage)
+def audit_trail(query):
+    """The audit trail, newest first: filter by user, action (or family) and time; a page at a time."""
+    return reports().audit(
+        limit=query.get("limit") or 50,
+        cursor=query.get("cursor"),
+        user=query.get("user"),
+        action=query.get("action"),
+        since=query.get("since"),
+        until=query.get("until"),
+    )

@@ -8,8 +8,8 @@ auth, whose 4xx answers pass through unchanged.
 from __future__ import annotations
 
 from apiflask import Schema
-from apiflask.fields import Boolean, Integer, List, Nested, String
-from apiflask.validators import Length, OneOf, Range
+from apiflask.fields import Boolean, DateTime, Dict, Float, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import ValidationError, validates_schema
 
 from redfile_common.fields import StrictBoolean
@@ -42,6 +42,17 @@ class UserPatchIn(Schema):
     def _not_empty(self, data, **kwargs):
         if not data:
             raise ValidationError("Give at least one of active, password, role.", field_name="_schema")
+
+
+class QuotaIn(Schema):
+    quota_bytes = Integer(
+        required=True, allow_none=True, strict=True, validate=Range(min=0),
+        metadata={"description": "Bytes the user may hold (files and uploads in progress); null: the files service's default."},
+    )  # fmt: skip
+    max_file_bytes = Integer(
+        load_default=None, allow_none=True, strict=True, validate=Range(min=1),
+        metadata={"description": "The user's largest file; null: the files service's default."},
+    )  # fmt: skip
 
 
 class PageQuery(Schema):
@@ -80,6 +91,91 @@ class FileOut(Schema):
     kind = String(metadata={"enum": ["file", "text"]})
 
 
+class QuotaOut(Schema):
+    username = String()
+    quota_bytes = Integer()
+    max_file_bytes = Integer()
+    used_bytes = Integer(metadata={"description": "Stored files (and ones being completed)."})
+    reserved_bytes = Integer(metadata={"description": "Reserved by uploads in progress."})
+    available_bytes = Integer()
+    quota_is_default = Boolean()
+    max_file_is_default = Boolean()
+
+
 class FilePage(Schema):
     items = List(Nested(FileOut))
+    next_cursor = String(allow_none=True)
+
+
+# -- operations views: stats, usage, the audit trail ------------------------------
+
+class UsersStats(Schema):
+    total = Integer(metadata={"description": "Accounts, enabled or not."})
+
+
+class FilesStats(Schema):
+    files = Integer(metadata={"description": "Stored files and texts."})
+    bytes_stored = Integer(metadata={"description": "Their bytes (uploads in progress not included)."})
+    active_uploads = Integer(metadata={"description": "Chunked uploads in progress."})
+
+
+class RedisPersistence(Schema):
+    loading = Boolean()
+    aof_enabled = Boolean()
+    aof_last_write_ok = Boolean()
+    aof_rewrite_in_progress = Boolean()
+    rdb_last_bgsave_ok = Boolean()
+    rdb_changes_since_last_save = Integer()
+    rdb_last_save_time = String(allow_none=True, metadata={"format": "date-time"})
+
+
+class RedisStats(Schema):
+    up = Boolean(metadata={"description": "false: INFO could not be read (the other fields are then absent)."})
+    version = String()
+    used_memory_bytes = Integer()
+    maxmemory_bytes = Integer(metadata={"description": "0: no limit."})
+    memory_used_ratio = Float(allow_none=True, metadata={"description": "used / maxmemory; null without a limit."})
+    maxmemory_policy = String()
+    connected_clients = Integer()
+    persistence = Nested(RedisPersistence)
+
+
+class StatsOut(Schema):
+    users = Nested(UsersStats, allow_none=True, metadata={"description": "null when auth did not answer."})
+    files = Nested(FilesStats, allow_none=True, metadata={"description": "null when files did not answer."})
+    redis = Nested(RedisStats)
+    unavailable = List(String(), metadata={"description": "The parts that could not be read: auth, files, redis."})
+
+
+class UsageOut(FilesStats):
+    username = String()
+    quota = Nested(QuotaOut)
+
+
+class AuditQuery(PageQuery):
+    user = String(validate=Length(min=1, max=64), metadata={"description": "Entries whose actor or subject is this user."})
+    action = String(
+        validate=Regexp(r"^[a-z_]+(\.[a-z_]+)?$"),
+        metadata={"description": "An action (login.failed) or a family of them (login)."},
+    )
+    since = DateTime(metadata={"description": "Entries at or after this time (ISO 8601)."})
+    until = DateTime(metadata={"description": "Entries at or before this time (ISO 8601)."})
+
+
+class AuditEntryOut(Schema):
+    id = String(metadata={"description": "The stream entry id; entries are ordered by it."})
+    time = String(metadata={"format": "date-time"})
+    action = String()
+    service = String(metadata={"description": "The service that wrote the entry."})
+    actor = String(metadata={"description": "Who acted: a username, or system."})
+    user = String(allow_none=True, metadata={"description": "The account concerned."})
+    target = String(allow_none=True, metadata={"description": "What was acted on: a username, a file id, ..."})
+    outcome = String(metadata={"enum": ["success", "failure", "denied"]})
+    request_id = String(allow_none=True)
+    remote = String(allow_none=True, metadata={"description": "The client's address."})
+    details = Dict()
+
+
+class AuditPage(Schema):
+    items = List(Nested(AuditEntryOut))
     next_cursor = String(allow_none=True)

@@ -72,9 +72,13 @@ class AuthUsers(_Upstream):
     def delete(self, username: str) -> None:
         self._call("DELETE", f"/internal/users/{segment(username)}", expect=(204,), body_required=False)
 
+    def stats(self) -> dict:
+        """``{"users": n}``."""
+        return self._call("GET", "/internal/stats")
+
 
 class FilesCatalogue(_Upstream):
-    """files' ``/internal/files`` and ``/internal/owners`` API."""
+    """files' ``/internal/files`` and ``/internal/owners`` API (files, and quotas)."""
 
     service = "files"
 
@@ -83,6 +87,17 @@ class FilesCatalogue(_Upstream):
 
     def delete(self, file_id: str) -> None:
         self._call("DELETE", f"/internal/files/{segment(file_id)}", expect=(204,), body_required=False)
+
+    def stats(self, owner: str | None = None) -> dict:
+        """``{"files", "bytes_stored", "active_uploads"}``: everyone's, or one owner's."""
+        return self._call("GET", "/internal/stats", params={"owner": owner} if owner is not None else {})
+
+    def quota(self, username: str) -> dict:
+        return self._call("GET", f"/internal/owners/{segment(username)}/quota")
+
+    def set_quota(self, username: str, quota_bytes: int | None, max_file_bytes: int | None) -> dict:
+        body = {"quota_bytes": quota_bytes, "max_file_bytes": max_file_bytes}
+        return self._call("PUT", f"/internal/owners/{segment(username)}/quota", json=body)
 
     def delete_owned_by(self, username: str) -> int:
         body = self._call("DELETE", f"/internal/owners/{segment(username)}/files")

@@ -18,6 +18,8 @@ import sys
 
 import structlog
 
+from redfile_common.audit import NullAuditLog
+
 from .users import Users
 from .validation import normalise_username, username_problem
 
@@ -28,8 +30,12 @@ class BootstrapError(RuntimeError):
     """The service cannot start: its first admin cannot be made."""
 
 
-def bootstrap_admins(users: Users, admin_users: list[str], admin_password: str | None, *, development: bool) -> bool:
-    """Make sure the configured admins exist; True if this call created the first one."""
+def bootstrap_admins(users: Users, admin_users: list[str], admin_password: str | None, *, development: bool, audit=None) -> bool:
+    """Make sure the configured admins exist; True if this call created the first one.
+
+    Creating or promoting an admin here is audited with ``actor="system"``.
+    """
+    audit = audit or NullAuditLog()
     names = [normalise_username(n) for n in admin_users]
     for name in names:
         problem = username_problem(name)
@@ -49,7 +55,9 @@ def bootstrap_admins(users: Users, admin_users: list[str], admin_password: str |
             password = secrets.token_urlsafe(16)
         record, created = users.create(first, password, "admin")
         if created:
-            log.warning("bootstrap_admin_created", username=first, origin="ADMIN_PASSWORD" if admin_password else "generated")
+            origin = "ADMIN_PASSWORD" if admin_password else "generated"
+            log.warning("bootstrap_admin_created", username=first, origin=origin)
+            audit.record("user.created", actor="system", user=first, target=first, role="admin", origin=origin)
             if admin_password is None:
                 # Printed, not logged: the log masks password fields, and this is shown once only.
                 print(f"redfile-auth: created admin {first!r} with generated password: {password}", file=sys.stderr, flush=True)
@@ -57,4 +65,5 @@ def bootstrap_admins(users: Users, admin_users: list[str], admin_password: str |
         record = users.find(name)
         if record is not None and record.role != "admin" and users.promote(name):
             log.warning("bootstrap_admin_promoted", username=name)
+            audit.record("role.changed", actor="system", user=name, target=name, role="admin", origin="ADMIN_USERS")
     return created

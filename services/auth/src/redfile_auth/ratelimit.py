@@ -9,25 +9,30 @@ guessing at others from the same address).
 
 The counters live in Redis (see storage.py); if Redis is down, login fails
 with 503 anyway, so the limiter fails closed.
+
+Every refused attempt is a ``login_locked_out`` security event (a warning).
+``failed`` tells which limits that very failure reached, so the caller can
+write one ``login.locked_out`` audit entry per lockout rather than one per
+refused attempt (a locked-out guesser cannot flood the audit trail).
 """
 
 from __future__ import annotations
 
-import structlog
-
 from redfile_common.errors import ApiError
+from redfile_common.security_events import SecurityEvents
 
 from .storage import AuthStore
 
-log = structlog.get_logger("redfile.auth")
-
 
 class LoginLimiter:
-    def __init__(self, store: AuthStore, *, per_user: int, per_ip: int, window: int) -> None:
+    def __init__(
+        self, store: AuthStore, *, per_user: int, per_ip: int, window: int, events: SecurityEvents | None = None
+    ) -> None:
         self.store = store
         self.per_user = per_user
         self.per_ip = per_ip
         self.window = window
+        self.events = events or SecurityEvents()
 
     def check(self, username: str | None, addr: str) -> None:
         """Raise 429 when the username or the address is locked out."""
@@ -40,11 +45,13 @@ class LoginLimiter:
         if not locked:
             return
         retry_after = max(max(ttl for _, ttl in locked), 1)
-        log.warning("login_locked_out", username=username, remote=addr, scope=",".join(s for s, _ in locked), retry_after=retry_after)
+        self.events.emit("login_locked_out", username=username, remote=addr, scope=",".join(s for s, _ in locked), retry_after=retry_after)
         raise ApiError("too_many_requests", headers={"Retry-After": str(retry_after)})
 
-    def failed(self, username: str | None, addr: str) -> None:
-        self.store.add_failure(username, addr, self.window)
+    def failed(self, username: str | None, addr: str) -> list[str]:
+        """Count a failure; the limits (``user``, ``ip``) this failure has just reached."""
+        user_count, ip_count = self.store.add_failure(username, addr, self.window)
+        return [s for s, count, limit in (("user", user_count, self.per_user), ("ip", ip_count, self.per_ip)) if count == limit]
 
     def succeeded(self, username: str) -> None:
         self.store.clear_user_failures(username)

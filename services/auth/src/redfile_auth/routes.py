@@ -14,6 +14,7 @@ from redfile_common.security import current_principal, login_required, service_r
 
 from .domain import AuthDomain
 from .schemas import (
+    AuthStats,
     LoginIn,
     LogoutIn,
     PageQuery,
@@ -129,6 +130,15 @@ def get_user(username):
 def update_user(username, body):
     """Change a user's role, active flag or password; ends all of the user's sessions."""
     return domain().users.update(username, **body).public()
+
+
+@internal.get("/stats")
+@internal.doc(security="ServiceToken", responses=[401])
+@internal.output(AuthStats)
+@service_required
+def stats():
+    """How many accounts there are (for GET /admin/stats)."""
+    return domain().stats()
 
 
 @internal.delete("/users/<username>")

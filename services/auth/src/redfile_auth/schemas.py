@@ -70,3 +70,7 @@ class PageQuery(Schema):
 class UserPage(Schema):
     items = List(Nested(User), required=True)
     next_cursor = String(required=True, allow_none=True)
+
+
+class AuthStats(Schema):
+    users = Integer(metadata={"description": "Accounts, enabled or not."})

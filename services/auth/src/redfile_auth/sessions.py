@@ -8,6 +8,13 @@ was stolen (or the client is broken): the whole family is revoked.
 
 Wrong username, wrong password and disabled account all answer the same 401
 after the same amount of work, and only the username reaches the log.
+
+Observed: logins and refreshes are counted by result (``AuthMetrics``); login
+failures, lockouts, refresh-token reuse and a foreign refresh token at logout
+are security events (warnings); logins, failed logins of existing accounts,
+lockouts, logouts, refresh-token reuse and password changes go to the audit
+trail.  A name that is not an account is never logged or audited (the entry
+says ``<unknown>``): it may be a password typed into the wrong box.
 """
 
 from __future__ import annotations
@@ -16,9 +23,10 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-import structlog
-
+from redfile_common.audit import NullAuditLog
 from redfile_common.errors import ApiError
+from redfile_common.product_metrics import AuthMetrics
+from redfile_common.security_events import SecurityEvents
 from redfile_common.tokens import Claims, UserTokens
 
 from .passwords import Passwords
@@ -26,8 +34,6 @@ from .ratelimit import LoginLimiter
 from .storage import AuthStore, UserRecord
 from .users import utc_now
 from .validation import is_valid_username, normalise_username, require_password
-
-log = structlog.get_logger("redfile.auth")
 
 USER_SCOPES = ("files:read", "files:write")
 
@@ -66,6 +72,9 @@ class Sessions:
         *,
         access_ttl: int,
         refresh_ttl: int,
+        metrics: AuthMetrics | None = None,
+        events: SecurityEvents | None = None,
+        audit=None,
     ) -> None:
         self.store = store
         self.passwords = passwords
@@ -73,56 +82,85 @@ class Sessions:
         self.user_tokens = user_tokens
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
+        self.metrics = metrics or AuthMetrics.null()
+        self.events = events or SecurityEvents()
+        self.audit = audit or NullAuditLog()
 
     def login(self, username: str, password: str, addr: str) -> TokenPair:
         name = normalise_username(username)
         known_name = name if is_valid_username(name) else None
-        self.limiter.check(known_name, addr)
+        try:
+            self.limiter.check(known_name, addr)
+        except ApiError:
+            self.metrics.login("locked_out")
+            raise
         record, version = self.store.user_and_version(known_name) if known_name else (None, None)
         verdict = self.passwords.verify(record.password_hash if record else None, password)
         if not (verdict.ok and record and record.active):
-            self.limiter.failed(known_name, addr)
+            reached = self.limiter.failed(known_name, addr)
+            self.metrics.login("failure")
             # Name only accounts that exist: an unknown "username" may be a password typed in the wrong box.
-            log.warning("login_failed", username=record.username if record else "<unknown>", remote=addr)
+            account = record.username if record else None
+            reason = "bad_password" if record and not verdict.ok else ("disabled" if record else "unknown_user")
+            self.events.emit("login_failed", username=account or "<unknown>", remote=addr, reason=reason)
+            # Audited whether or not the account exists, so both failures cost the same time.
+            self.audit.record("login.failed", actor=account or "<unknown>", user=account, outcome="failure", reason=reason)
+            if reached:
+                self.audit.record("login.locked_out", actor=account or "<unknown>", user=account, outcome="denied", scope=",".join(reached))
             raise ApiError("invalid_credentials")
         self.limiter.succeeded(record.username)
         if verdict.needs_rehash:
             self.store.replace_password_hash(record.username, record.password_hash, self.passwords.hash(password))
-        return self._issue(record, version or self.store.new_version(record.username))
+        pair = self._issue(record, version or self.store.new_version(record.username))
+        self.metrics.login("success")
+        self.audit.record("login.succeeded", actor=record.username, user=record.username, role=record.role)
+        return pair
 
     def refresh(self, refresh_token: str) -> TokenPair:
         old_hash = token_hash(refresh_token)
         owner = self.store.peek_refresh(old_hash)
         if owner is None:
+            self.metrics.refresh("invalid")
             raise ApiError("invalid_token")
         username, family = owner
         new_token = secrets.token_urlsafe(32)
         rotation = self.store.rotate_refresh(old_hash, token_hash(new_token), username, family, self.refresh_ttl)
         if rotation.status == "reuse":
-            log.warning("refresh_token_reuse", username=username, family=family)
+            self.metrics.refresh("reuse")
+            self.events.emit("refresh_token_reuse", username=username, family=family)
+            self.audit.record("token.refresh_reused", actor=username, user=username, outcome="denied", family=family)
         if rotation.status != "ok":
+            if rotation.status != "reuse":
+                self.metrics.refresh("invalid")
             raise ApiError("invalid_token")
         record, version = self.store.user_and_version(username)
         if record is None or not record.active or version != rotation.version:
             # The user changed (or went) since this family was issued: end it.
             self.store.revoke_family(username, family)
+            self.metrics.refresh("invalid")
             raise ApiError("invalid_token")
         access, _ = self._mint_access(record, version)
+        self.metrics.refresh("success")
         return TokenPair(access, new_token, self.access_ttl)
 
     def logout(self, claims: Claims, refresh_token: str | None) -> None:
         """End this access token and, if given and the user's own, its refresh family."""
         self.store.deny(claims)
+        ended = self._end_family(claims, refresh_token)
+        self.audit.record("logout", actor=claims.sub, user=claims.sub, refresh_family_ended=ended)
+
+    def _end_family(self, claims: Claims, refresh_token: str | None) -> bool:
         if not refresh_token:
-            return
+            return False
         owner = self.store.peek_refresh(token_hash(refresh_token))
         if owner is None:
-            return
+            return False
         username, family = owner
         if username != claims.sub:
-            log.warning("permission_denied", username=claims.sub, action="logout_foreign_refresh_token")
-            return
+            self.events.emit("permission_denied", username=claims.sub, action="logout_foreign_refresh_token")
+            return False
         self.store.revoke_family(username, family)
+        return True
 
     def change_password(self, username: str, current: str, new: str, addr: str) -> TokenPair:
         """Check the current password, set the new one and end every session; a fresh pair."""
@@ -132,13 +170,15 @@ class Sessions:
         verdict = self.passwords.verify(record.password_hash if record else None, current)
         if not (verdict.ok and record and record.active):
             self.limiter.failed(username, addr)
-            log.warning("login_failed", username=username, remote=addr, action="password_change")
+            self.events.emit("login_failed", username=username, remote=addr, action="password_change")
+            self.audit.record("password.changed", actor=username, user=username, outcome="failure", reason="wrong_current_password")
             raise ApiError("invalid_credentials", "The current password is wrong.")
         self.limiter.succeeded(username)
         result = self.store.update_user(username, {"password_hash": self.passwords.hash(new)}, utc_now())
         if result is None or result[1] is None:
             raise ApiError("user_not_found")
         record, version = result
+        self.audit.record("password.changed", actor=username, user=username, other_sessions_ended=True)
         return self._issue(record, version)
 
     # -- helpers ---------------------------------------------------------------
