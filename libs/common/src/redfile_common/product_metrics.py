@@ -36,6 +36,7 @@ CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LOGIN_RESULTS = ("success", "failure", "locked_out")
 REFRESH_RESULTS = ("success", "invalid", "reuse")
 UPLOAD_EVENTS = ("started", "completed", "aborted", "expired")
+SHARE_EVENTS = ("created", "revoked", "used", "denied", "gone")
 CHECKSUM_SOURCES = ("client", "storage")
 READINESS_RESULTS = ("ok", "fail")
 _COMMAND = re.compile(r"^[A-Z][A-Z_]{0,23}$")
@@ -208,10 +209,17 @@ class FilesMetrics(_Group):
         )  # fmt: skip
         self._quota = self._make(Counter, "redfile_files_quota_rejections", "Requests refused because they would exceed the user's quota.")
         self._shares = self._make(Counter, "redfile_files_share_downloads", "Downloads through a share link.")
+        self._share_events = self._make(
+            Counter, "redfile_files_share_events",
+            "Share actions: created, revoked, used (a download by link or recipient), denied (wrong password or locked), gone (410).",
+            ("event",),
+        )  # fmt: skip
         for metric in (self._uploaded, self._downloaded, self._chunks, self._quota, self._shares):
             self._bound(metric)
         for event in UPLOAD_EVENTS:
             self._bound(self._uploads, event=event)
+        for event in SHARE_EVENTS:
+            self._bound(self._share_events, event=event)
         for source in CHECKSUM_SOURCES:
             self._bound(self._checksums, source=source)
 
@@ -262,6 +270,10 @@ class FilesMetrics(_Group):
     def share_download(self) -> None:
         """A download through a share link (its bytes go to ``bytes_downloaded`` too)."""
         self._bound(self._shares).inc()
+
+    def share_event(self, event: str) -> None:
+        """A share action (``SHARE_EVENTS``): a link or recipient created or revoked, a use, a denial, a 410."""
+        self._bound(self._share_events, event=_one_of(event, SHARE_EVENTS)).inc()
 
 
 def files_metrics(app) -> FilesMetrics:

@@ -3,7 +3,7 @@
     /auth/...   -> auth
     /admin/...  -> admin
     /internal/... -> 404 (service-to-service only, never routed from outside)
-    everything else (/upload_chunk, /upload_complete, /files..., /texts..., /files/openapi.json) -> files
+    everything else (/upload_chunk, /upload_complete, /files..., /texts..., /tus/..., /files/openapi.json) -> files
 
 Served by gunicorn: ``gunicorn 'redfile_common.dev.gateway:create_gateway()'``.
 
@@ -12,7 +12,9 @@ ProxyMiddleware because that one loses what an Ingress keeps: it drops a
 chunked request body (no Content-Length), it answers with an HTML 502 when an
 upstream stops reading early — hiding the upstream's own 413 — and its prefix
 matching cannot say "everything else".  Bodies stream both ways in 64 KiB
-pieces; nothing is buffered whole.
+pieces; nothing is buffered whole.  A chunked body keeps its trailer fields (tus's
+``Upload-Checksum`` may come as one), and a body the client cut short ends the
+upstream request at once instead of leaving the service waiting for the rest.
 """
 
 from __future__ import annotations
@@ -62,6 +64,45 @@ def _request_headers(environ, host: str) -> list[tuple[str, str]]:
     return headers
 
 
+def _trailers(environ) -> bytes:
+    """A chunked request's trailer fields (gunicorn keeps them on its request once the body is read)."""
+    reader = getattr(environ.get("wsgi.input"), "reader", None)
+    pairs = getattr(getattr(reader, "req", None), "trailers", None) or ()
+    return b"".join(f"{name}: {value}\r\n".encode("latin-1") for name, value in pairs)
+
+
+def _send_body(environ, conn: http.client.HTTPConnection, length: int | None) -> bool:
+    """Stream the request body upstream; False when the client's body ended short (a cut connection).
+
+    Reading the client and writing the upstream fail apart: a client that went
+    away must end the upstream request too (else the service waits for the
+    rest of a body that never comes), while an upstream that stopped reading
+    (e.g. a 413) still has an answer worth reading.
+    """
+    stream = get_input_stream(environ)
+    chunked = length is None
+    sent = 0
+    while True:
+        try:
+            piece = stream.read(PIECE)
+        except Exception:  # noqa: BLE001 - a reset, or broken chunked framing: the client's body is unusable
+            return False
+        if not piece:
+            break
+        sent += len(piece)
+        try:
+            conn.send(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+        except OSError:
+            return True  # the upstream stopped reading: its answer is still worth reading
+    if not chunked:
+        return sent >= length
+    try:
+        conn.send(b"0\r\n" + _trailers(environ) + b"\r\n")
+    except OSError:
+        pass
+    return True
+
+
 def forward(environ, start_response, target: str):
     url = urlsplit(target)
     conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=UPSTREAM_TIMEOUT)
@@ -78,20 +119,16 @@ def forward(environ, start_response, target: str):
             conn.putheader("Content-Length", length)
         elif chunked:
             conn.putheader("Transfer-Encoding", "chunked")
+            if environ.get("HTTP_TRAILER"):  # hop-by-hop, but it announces the trailers forwarded below
+                conn.putheader("Trailer", environ["HTTP_TRAILER"])
         conn.endheaders()
     except OSError:
         conn.close()
         return _json(start_response, "502 Bad Gateway", "bad_gateway", "The service could not be reached.")
 
-    if length or chunked:
-        stream = get_input_stream(environ)
-        try:
-            while piece := stream.read(PIECE):
-                conn.send(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
-            if chunked:
-                conn.send(b"0\r\n\r\n")
-        except OSError:
-            pass  # the upstream stopped reading (e.g. a 413): its answer is still worth reading
+    if (length or chunked) and not _send_body(environ, conn, int(length) if length else None):
+        conn.close()  # the upstream sees its request end short, as it would behind an Ingress
+        return _json(start_response, "400 Bad Request", "bad_request", "The request body ended before it was complete.")
     try:
         resp = conn.getresponse()
     except (OSError, http.client.HTTPException):
