@@ -72,6 +72,25 @@ def test_token_rejections_are_exact_and_by_reason(system):
     assert value(port, "redfile_token_rejections_total", **labels) - before == 12
 
 
+def test_file_byte_and_upload_counts_are_exact_across_workers(system, make_user):
+    name, password, api = make_user()
+    remember(system, password, api.token)
+    port = system.metrics_ports["files"]
+    names = ("redfile_files_uploaded_bytes_total", "redfile_files_downloaded_bytes_total")
+    before = {n: value(port, n) for n in names}
+    started = value(port, "redfile_files_upload_events_total", event="started")
+    s = fresh_session()
+    headers = {"Authorization": f"Bearer {api.token}"}
+    for i in range(5):
+        made = s.post(f"{system.base}/files", files={"file": (f"m{i}.bin", b"m" * 300)}, headers=headers, timeout=30)
+        assert made.status_code == 201, made.text
+        assert s.get(f"{system.base}/files/{made.json()['id']}", headers=headers, timeout=30).content == b"m" * 300
+    for _ in range(3):
+        assert s.post(f"{system.base}/uploads", json={"name": "u.bin", "total_size": 10}, headers=headers, timeout=30).status_code == 201
+    assert {n: value(port, n) - before[n] for n in names} == {n: 1500 for n in names}
+    assert value(port, "redfile_files_upload_events_total", event="started") - started == 3
+
+
 def test_every_metrics_port_reads_redis_info(system):
     for service in SERVICES:
         port = system.metrics_ports[service]
@@ -144,7 +163,18 @@ def test_the_audit_trail_through_the_admin_api(system, admin, make_user):
     assert [e["action"] for e in logins] == ["login.succeeded"]
 
 
-def test_admin_stats(system, admin):
+def test_admin_stats(system, admin, make_user):
+    def files_part() -> dict:
+        resp = admin.get("/admin/stats")
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["unavailable"] == []
+        return resp.json()["files"]
+
+    def usage_of(name) -> tuple:
+        resp = admin.get(f"/admin/users/{name}/usage")
+        assert resp.status_code == 200, resp.text
+        return resp.json()["files"], resp.json()["bytes_stored"], resp.json()["active_uploads"]
+
     resp = admin.get("/admin/stats")
     assert resp.status_code == 200, resp.text
     stats = resp.json()
@@ -152,9 +182,32 @@ def test_admin_stats(system, admin):
     redis = stats["redis"]
     assert redis["up"] is True and redis["maxmemory_policy"] == "noeviction" and redis["used_memory_bytes"] > 0
     assert redis["persistence"]["aof_enabled"] is True and redis["persistence"]["aof_last_write_ok"] is True
-    assert "auth" not in stats["unavailable"] and "redis" not in stats["unavailable"]
-    # files' part needs files' GET /internal/stats (docs/contracts.md); until then it is null and named.
-    assert (stats["files"] is None) == ("files" in stats["unavailable"])
+    assert stats["unavailable"] == []
+    before = stats["files"]
+    assert all(isinstance(before[k], int) and before[k] >= 0 for k in ("files", "bytes_stored", "active_uploads"))
+
+    name, password, api = make_user()
+    remember(system, password, api.token)
+    assert usage_of(name) == (0, 0, 0)
+    assert api.post("/files", files={"file": ("stats.bin", b"s" * 1000)}).status_code == 201
+    text = api.post("/texts", json={"name": "stats.txt", "content": "12345"})
+    assert text.status_code == 201
+    upload = api.post("/uploads", json={"name": "later.bin", "total_size": 100})
+    assert upload.status_code == 201
+    assert usage_of(name) == (2, 1005, 1)
+    after = files_part()
+    assert after == {
+        "files": before["files"] + 2, "bytes_stored": before["bytes_stored"] + 1005, "active_uploads": before["active_uploads"] + 1,
+    }  # fmt: skip
+
+    assert api.delete(f"/files/{text.json()['id']}").status_code == 204
+    assert api.delete(f"/uploads/{upload.json()['id']}").status_code == 204
+    assert usage_of(name) == (1, 1000, 0)
+    assert files_part() == {**before, "files": before["files"] + 1, "bytes_stored": before["bytes_stored"] + 1000}
+    assert admin.delete(f"/admin/users/{name}").status_code == 204
+    assert files_part() == before
+    deleted = admin.get("/admin/audit", params={"user": name, "action": "file.deleted"}).json()["items"]
+    assert [(e["service"], e["actor"], e["target"]) for e in deleted] == [("files", name, text.json()["id"])]
 
 
 def defined_families() -> set[str]:

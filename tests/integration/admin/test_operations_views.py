@@ -2,8 +2,7 @@
 
 The first tests run against recording servers: which internal endpoints the admin service calls,
 with which token and parameters, and what it does when one fails.  The rest run against the real
-auth and files apps (one real Redis).  Those that need files' ``GET /internal/stats`` are skipped
-until the files service serves it (pending on the files side); they run by themselves once it does.
+auth and files apps (one real Redis).
 """
 
 from __future__ import annotations
@@ -88,7 +87,7 @@ def real(serve, redis_url, make_admin, mint):
     auth_slot.app = create_auth(
         **settings_overrides(redis_url, **urls, admin_password="bootstrap-" + "p" * 12, argon2_time_cost=1, argon2_memory_kib=64, argon2_parallelism=1)
     )
-    files_slot.app = create_files(**settings_overrides(redis_url, **urls))
+    files_slot.app = create_files(**settings_overrides(redis_url, **urls, sweep_interval=0))  # no sweeper thread outliving the test
     admin = make_admin(**urls)
 
     class Real:
@@ -116,10 +115,6 @@ def real(serve, redis_url, make_admin, mint):
             raise AssertionError("paging did not end")
 
     return Real()
-
-
-def files_serves_stats(real) -> bool:
-    return any(rule.rule == "/internal/stats" for rule in real.files_app.url_map.iter_rules())
 
 
 def test_the_audit_trail_records_who_did_what_and_pages_newest_first(real):
@@ -158,10 +153,7 @@ def test_stats_counts_accounts_and_reads_redis(real):
     stats = real.client.get("/admin/stats", headers=real.root).get_json()
     assert stats["users"] == {"total": before + 1}
     assert stats["redis"]["up"] is True and stats["redis"]["maxmemory_policy"] == "noeviction"
-    if not files_serves_stats(real):
-        assert stats["files"] is None and stats["unavailable"] == ["files"]
-        pytest.skip("pending on the files side: GET /internal/stats (docs/contracts.md)")
-    assert stats["unavailable"] == [] and set(stats["files"]) == {"files", "bytes_stored", "active_uploads"}
+    assert stats["unavailable"] == [] and stats["files"] == {"files": 0, "bytes_stored": 0, "active_uploads": 0}
 
 
 def upload(real, username, name, data):
@@ -181,8 +173,6 @@ def upload(real, username, name, data):
 
 
 def test_stats_and_usage_count_files_bytes_and_uploads_in_progress(real):
-    if not files_serves_stats(real):
-        pytest.skip("pending on the files side: GET /internal/stats[?owner=] (docs/contracts.md)")
     real.create("cid-int")
     before = real.client.get("/admin/stats", headers=real.root).get_json()["files"]
     headers, file_id = upload(real, "cid-int", "a.txt", b"hello")

@@ -91,7 +91,7 @@ def rf(serve, redis_url, make_admin, mint):
             argon2_time_cost=1, argon2_memory_kib=64, argon2_parallelism=1,
         )
     )  # fmt: skip
-    files_slot.app = create_files(**settings_overrides(redis_url, **urls))
+    files_slot.app = create_files(**settings_overrides(redis_url, **urls, sweep_interval=0))  # no sweeper thread outliving the test
     admin_app = make_admin(**urls)
     return Redfile(urls["auth_url"], urls["files_url"], admin_app, mint(admin_app, "root", role="admin"))
 

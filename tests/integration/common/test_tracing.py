@@ -102,7 +102,7 @@ def system(redis_url, redis_client, serve):
     auth_slot.app = create_auth(
         **settings_overrides(redis_url, **urls, admin_password="bootstrap-" + "p" * 12, argon2_time_cost=1, argon2_memory_kib=64, argon2_parallelism=1)
     )
-    files_slot.app = create_files(**settings_overrides(redis_url, **urls))
+    files_slot.app = create_files(**settings_overrides(redis_url, **urls, sweep_interval=0))  # no sweeper thread outliving the test
     admin = create_admin(**settings_overrides(redis_url, **urls))
     root = auth_header(user_token(redfile(admin).settings, redis_client, "root", role="admin"))
     return admin.test_client(), root, urls

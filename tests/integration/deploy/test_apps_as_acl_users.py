@@ -160,6 +160,13 @@ def test_files_and_admin_flows_as_their_own_users(system, ops):
     # admin over the internal APIs of auth and files
     listed = requests.get(f"{system['admin']}/admin/files", params={"owner": "alice"}, headers=root, timeout=10)
     assert listed.status_code == 200 and {f["id"] for f in listed.json()["items"]} >= {file_id}
+    counts = {"files": 2, "bytes_stored": len(data) + len("buy milk"), "active_uploads": 0}
+    stats = requests.get(f"{system['admin']}/admin/stats", headers=root, timeout=10)
+    assert stats.status_code == 200, stats.text
+    assert stats.json()["unavailable"] == [] and stats.json()["users"] == {"total": 2} and stats.json()["files"] == counts
+    usage = requests.get(f"{system['admin']}/admin/users/alice/usage", headers=root, timeout=10)
+    assert usage.status_code == 200 and usage.json()["username"] == "alice", usage.text
+    assert {k: usage.json()[k] for k in counts} == counts
     disabled = requests.patch(f"{system['admin']}/admin/users/alice", json={"active": False}, headers=root, timeout=10)
     assert disabled.status_code == 200, disabled.text
     # files reads the token state auth just bumped: alice's token stops working at once
@@ -169,6 +176,31 @@ def test_files_and_admin_flows_as_their_own_users(system, ops):
     assert ops.exists(f"files:meta:{{{file_id}}}") == 0
     names = {c["name"] for c in ops.client_list()}
     assert {"redfile-auth", "redfile-files", "redfile-admin"} <= names  # CLIENT SETNAME went through
+    assert acl_violations(ops) == []
+
+
+def test_the_files_sweep_runs_as_the_files_user(acl_redis, ops):
+    # The background sweep (SCAN, the reconciler, the walk of the global index) runs in a
+    # thread, not a request: run one round as the files user, with work to do.
+    from redfile_common.testing import auth_header, user_token
+    from redfile_files import ledger
+    from redfile_files.reconcile import Sweeper
+
+    app = create_files(**settings_overrides(
+        acl_redis.url, redis_username="redfile-files", redis_password=acl_redis.passwords["redfile-files"], sweep_interval=0,
+    ))  # fmt: skip
+    client = app.test_client()
+    service = app.extensions["redfile_files"]
+    alice = auth_header(user_token(app.extensions["redfile"].settings, ops, "alice"))
+    kept = client.post("/texts", headers=alice, json={"name": "kept.txt", "content": "kept"}).json["id"]
+    left = client.post("/uploads", headers=alice, json={"name": "left.bin", "total_size": 10}).json["id"]
+    ops.delete(ledger.ALL_SIZES, ledger.ALL_BYTES)  # as if stored before sizes were kept: the walk counts it again
+    for key in ops.keys(f"files:{{{left}}}:*"):
+        ops.delete(key)  # as if the upload's deadline had passed
+    ops.zadd(ledger.due_key("alice"), {left: 0})
+    assert Sweeper(service.reconciler, interval=60).run_once() == 1
+    assert service.stats() == ledger.Stats(files=1, bytes_stored=4, active_uploads=0)
+    assert service.stats("alice") == ledger.Stats(files=1, bytes_stored=4, active_uploads=0)
     assert acl_violations(ops) == []
 
 

@@ -42,6 +42,8 @@ def test_each_group_counts_on_its_registry_with_the_service_label():
     files.checksum_failure("storage")
     files.quota_rejection()
     files.share_download()
+    files.share_event("created")
+    files.share_event("bogus")
 
     assert value(registry, "redfile_redis_command_duration_seconds_count", service="auth", command="GET") == 1
     assert value(registry, "redfile_redis_command_errors_total", service="auth", command="EVALSHA", error="KeyError") == 1
@@ -64,6 +66,8 @@ def test_each_group_counts_on_its_registry_with_the_service_label():
     assert value(registry, "redfile_files_checksum_failures_total", service="files", source="storage") == 1
     assert value(registry, "redfile_files_quota_rejections_total", service="files") == 1
     assert value(registry, "redfile_files_share_downloads_total", service="files") == 1
+    assert value(registry, "redfile_files_share_events_total", service="files", event="created") == 1
+    assert value(registry, "redfile_files_share_events_total", service="files", event="other") == 1
 
 
 def test_known_label_values_exist_at_zero_from_the_start():
@@ -99,6 +103,7 @@ def test_null_groups_accept_every_call_and_register_nothing():
                     "token_rejected": ("expired", "access"), "security_event": ("login_failed",), "audit_written": ("logout",),
                     "readiness": (True,), "login": ("success",), "refresh": ("success",), "bytes_uploaded": (1,),
                     "bytes_downloaded": (1,), "upload_expired": (1,), "set_active_uploads": (1,), "checksum_failure": ("client",),
+                        "share_event": ("used",),
                 }.get(name, ())  # fmt: skip
                 method(*args)
 

@@ -8,44 +8,61 @@ import sys
 from apiflask import APIFlask
 
 from redfile_common.app import create_service_app, redfile
+from redfile_common.product_metrics import files_metrics
 from redfile_common.settings import load_settings
 
-from . import internal, openapi, routes, upload_routes
+from . import internal, openapi, routes, share_routes, tus, upload_routes
 from .crypto import Encryption, parse_master_keys
 from .domain import FilesService
 from .reconcile import Sweeper
 from .settings import FilesSettings
+from .share_store import ShareStore
+from .shares import Sharing
 from .storage import FileStore
 
 
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+# glibc's mallopt parameters
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
+MIB = 1024 * 1024
 
 
-def keep_big_buffers_out_of_the_heap() -> None:
-    """Serve every allocation over 1 MiB (a chunk, a Redis reply) with its own mmap, returned on free.
+def tune_malloc_for_chunks() -> None:
+    """Fixed glibc malloc settings, so chunk-sized buffers are reused and the worker's RSS stays bounded.
 
-    glibc otherwise raises its mmap threshold after the first big free (up to
-    32 MiB), so later chunk buffers come from the heap, whose free space is
-    kept: a worker's RSS would creep up with each request instead of staying
-    at about the chunks in flight (docs/performance.md).  No-op off glibc.
+    * ``M_MMAP_THRESHOLD`` 16 MiB: a chunk buffer (8 MiB by default) or a Redis
+      reply of one comes from the heap and its pages are reused by the next
+      request; with its own mmap, each chunk cost 2,048 fresh page faults and an
+      munmap, and uploads ran at a third of the speed (docs/performance.md).
+    * ``M_TRIM_THRESHOLD`` 32 MiB: at most that much free heap is kept before
+      it is returned to the system (fixed, where glibc's default grows it).
+    * ``M_ARENA_MAX`` 2: request and read-ahead threads share two heaps, not one
+      each (glibc allows 8 per core), so what is kept is bounded per worker.
+
+    No-op off glibc.
     """
     if not sys.platform.startswith("linux"):
         return
     try:
-        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 1024 * 1024)
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 16 * MIB)
+        libc.mallopt(_M_TRIM_THRESHOLD, 32 * MIB)
+        libc.mallopt(_M_ARENA_MAX, 2)
     except (OSError, AttributeError):
         pass
 
 
 def create_app(settings: FilesSettings | None = None, **overrides) -> APIFlask:
     settings = settings or load_settings(FilesSettings, overrides)
-    keep_big_buffers_out_of_the_heap()
+    tune_malloc_for_chunks()
     app = create_service_app(__name__, settings, title="Redfile files")
+    fm = files_metrics(app)  # now, so every series exists (at 0) from the first scrape
     # A base64 chunk is 4/3 of its bytes; 64 KiB more covers JSON and multipart framing.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_request_bytes  # a base64 chunk in a plain form field
     store = FileStore(redfile(app).redis, upload_ttl=settings.upload_ttl, max_file_bytes=settings.max_file_bytes)
-    service = FilesService(store, settings, encryption=Encryption(parse_master_keys(settings.encryption_keys)))
+    service = FilesService(
+        store, settings, encryption=Encryption(parse_master_keys(settings.encryption_keys)), metrics=fm, audit=redfile(app).audit
+    )
     app.extensions["redfile_files"] = service
     # The background sweep starts with a worker's first request, so a gunicorn master never runs it.
     sweeper = Sweeper(service.reconciler, settings.sweep_interval)
@@ -54,5 +71,8 @@ def create_app(settings: FilesSettings | None = None, **overrides) -> APIFlask:
     app.register_blueprint(routes.bp)
     app.register_blueprint(upload_routes.bp)
     app.register_blueprint(internal.bp)
+    app.extensions["redfile_files_sharing"] = Sharing(service, ShareStore(redfile(app).redis))
+    app.register_blueprint(share_routes.bp)
+    tus.init_app(app, service)  # the tus protocol at /tus/, on the same upload engine
     openapi.init_app(app)
     return app

@@ -5,6 +5,12 @@ the request's Principal) or ``None`` for a trusted service call.  A user sees
 and changes only their own files: another user's file is reported exactly as
 a missing one (404), so ids cannot be probed.  Admins act on any file.
 Uploads are always the uploader's own, admins included (see ``uploads``).
+
+Metrics and the audit trail come in as objects (``FilesMetrics``, an audit
+log); without them the service counts and audits nothing, so it needs no
+Flask app.  A user's own deletion of a file is audited here (``file.deleted``);
+a trusted service's (an admin's, through the admin service) is audited by the
+admin service.
 """
 
 from __future__ import annotations
@@ -18,11 +24,13 @@ from typing import Iterator, Protocol
 
 import structlog
 
+from redfile_common.audit import NullAuditLog
 from redfile_common.errors import ApiError
+from redfile_common.product_metrics import FilesMetrics
 
 from .checksums import crc32c_hex, part_of
 from .crypto import ChunkCorrupt, Encryption
-from .ledger import Ledger
+from .ledger import Ledger, Stats
 from .reconcile import Reconciler
 from .records import ChunkReceipt, FileRecord, UploadStatus, iso, new_file_id  # noqa: F401 - re-exported
 from .settings import FilesSettings
@@ -59,24 +67,25 @@ class QuotaView:
 
 class FilesService:
     def __init__(self, store: FileStore, settings: FilesSettings, clock=time.time, *, ledger: Ledger | None = None,
-                 encryption: Encryption | None = None) -> None:  # fmt: skip
+                 encryption: Encryption | None = None, metrics: FilesMetrics | None = None, audit=None) -> None:  # fmt: skip
         self.store = store
         self.settings = settings
         self.clock = clock
+        self.metrics = metrics or FilesMetrics.null()
+        self.audit = audit or NullAuditLog()
         self.ledger = ledger or Ledger(store.redis, default_quota=settings.default_quota_bytes, default_max_file=settings.max_file_bytes)
         self.encryption = encryption or Encryption([])
-        self.reconciler = Reconciler(store, self.ledger, batch=settings.sweep_batch)
-        self.uploads = Uploads(store, self.ledger, self.reconciler, self.encryption, settings, clock)
+        self.reconciler = Reconciler(store, self.ledger, batch=settings.sweep_batch, metrics=self.metrics)
+        self.uploads = Uploads(store, self.ledger, self.reconciler, self.encryption, settings, clock, metrics=self.metrics)
+        self.on_deleted: list = []  # callables (file_id) run after a file is deleted (sharing forgets its shares)
 
     # -- the seed's chunked uploads ---------------------------------------------
     def receive_chunk(
         self, owner: str, *, file_id: str | None, chunk_index: int, total_chunks: int, data, sha256: str | None, crc32c: str | None = None
     ) -> ChunkReceipt:
         """Store one chunk; a missing ``file_id`` starts a new upload."""
-        from .checksums import verify
-
         part = part_of(data)
-        verify(part, chunk_index, sha256=sha256, crc32c=crc32c)
+        self.uploads.verify(part, chunk_index, sha256=sha256, crc32c=crc32c)
         return self.uploads.receive_seed_chunk(owner, file_id=file_id, index=chunk_index, total_chunks=total_chunks, data=data, part=part)
 
     def complete_upload(
@@ -97,19 +106,21 @@ class FilesService:
                 details={"max_single_upload_bytes": self.settings.max_single_upload_bytes},
             )  # fmt: skip
         size = self.settings.chunk_bytes
-        status = self.uploads.create(owner, total_size=len(data), name=name, mime_type=mime_type, chunk_size=size)
+        status = self.uploads.create(owner, total_size=len(data), name=name, mime_type=mime_type, chunk_size=size, one_request=True)
         view = memoryview(data)
         try:
             for index in range(status.total_chunks):
                 piece = view[index * size : (index + 1) * size]
-                self.uploads.put(owner, status.id, index, piece, part_of(piece))
-            return self.uploads.complete(owner, status.id, kind=kind)
+                self.uploads.put(owner, status.id, index, piece, part_of(piece), one_request=True)
+            record = self.uploads.complete(owner, status.id, kind=kind, one_request=True)
         except BaseException:
             try:
-                self.uploads.abort(owner, status.id)
+                self.uploads.abort(owner, status.id, one_request=True)
             except ApiError:
                 pass
             raise
+        self.metrics.bytes_uploaded(record.size)
+        return record
 
     def create_text(self, owner: str, content: str, name: str | None = None) -> FileRecord:
         if name is None:
@@ -124,7 +135,12 @@ class FilesService:
         record = self.get_file(actor, file_id)
         if record.kind != "text":
             raise ApiError("file_not_found", "No such text.")
-        return record, b"".join(self.read_chunks(record)).decode("utf-8", errors="replace")
+        try:
+            data = b"".join(self.read_chunks(record))
+        except (ChunkMissing, ChunkCorrupt) as exc:  # counted by read_chunks
+            log.error("text_chunk_unreadable", file_id=file_id, chunk_index=exc.index, reason=type(exc).__name__)
+            raise ApiError("stored_data_corrupt", details={"chunk_index": exc.index}) from None
+        return record, data.decode("utf-8", errors="replace")
 
     # -- files ---------------------------------------------------------------
     def get_file(self, actor: Actor | None, file_id: str) -> FileRecord:
@@ -139,7 +155,9 @@ class FilesService:
 
         The next chunk is fetched while the current one is being sent.  A chunk
         that vanished (a concurrent delete) ends the stream with ``ChunkMissing``,
-        one that fails its check with ``ChunkCorrupt``: never wrong bytes.
+        one that fails its check with ``ChunkCorrupt``: never wrong bytes.  Each
+        is counted as a storage checksum failure; the bytes of each piece are
+        counted as downloaded as it is handed out.
         """
         end = record.size if end is None else end
         if start >= end:
@@ -148,6 +166,7 @@ class FilesService:
             sealer = self.encryption.sealer(record.id, record.dek)
         except ChunkCorrupt as exc:
             log.error("file_key_unusable", file_id=record.id, reason=str(exc))
+            self.metrics.checksum_failure("storage")
             raise ApiError("stored_data_corrupt", "The file's encryption key cannot be opened.") from None
         if record.chunk_size:
             first, last = start // record.chunk_size, (end - 1) // record.chunk_size
@@ -168,17 +187,26 @@ class FilesService:
                 raise ChunkCorrupt(index, "checksum mismatch")
             return plain
 
+        metrics = self.metrics
+
         def pieces() -> Iterator[bytes]:
             pending: Future = _READ_AHEAD.submit(fetch, first)
             try:
                 for index in range(first, last + 1):
-                    plain = pending.result()
+                    try:
+                        plain = pending.result()
+                    except (ChunkMissing, ChunkCorrupt):
+                        metrics.checksum_failure("storage")
+                        raise
                     if index < last:
                         pending = _READ_AHEAD.submit(fetch, index + 1)
                     base = offset_of(index)
                     lo, hi = max(0, start - base), min(len(plain), end - base)
-                    yield plain if (lo, hi) == (0, len(plain)) else plain[lo:hi]
+                    piece = plain if (lo, hi) == (0, len(plain)) else plain[lo:hi]
                     del plain
+                    metrics.bytes_downloaded(len(piece))
+                    yield piece
+                    del piece
             finally:
                 pending.cancel()
 
@@ -201,10 +229,13 @@ class FilesService:
         return self.get_file(actor, file_id)
 
     def delete(self, actor: Actor | None, file_id: str) -> None:
+        """Delete a file; audited when a user did it (``actor``), not for a trusted service (which audits its own)."""
         record = self.get_file(actor, file_id)
         if not self._delete(record.owner, file_id):
             raise ApiError("file_not_found")
         log.info("file_deleted", file_id=file_id, owner=record.owner, by=actor.username if actor else "service")
+        if actor is not None:
+            self.audit.record("file.deleted", actor=actor.username, user=record.owner, target=file_id, size=record.size, kind=record.kind)
 
     def _delete(self, owner: str, file_id: str) -> bool:
         """Lease, remove the file (fenced), unindex it, release its bytes; see ``uploads``."""
@@ -217,6 +248,8 @@ class FilesService:
             return False
         self.ledger.unindex_global(file_id)
         self.ledger.apply(owner, file_id, expected=lease.score, held=None, index_ms=None, due_us=None)
+        for hook in self.on_deleted:
+            hook(file_id)
         return True
 
     def delete_owner_files(self, owner: str) -> int:
@@ -234,7 +267,7 @@ class FilesService:
         for upload_id, holding in self.ledger.holdings(owner).items():
             if holding.kind == "r":
                 try:
-                    self.uploads.abort(owner, upload_id)
+                    self.uploads.abort(owner, upload_id)  # counted as aborted
                 except ApiError:
                     self.reconciler.reconcile(owner, upload_id, None)
         self.ledger.set_quota(owner, None, None)
@@ -255,8 +288,23 @@ class FilesService:
         log.info("quota_set", target=username, quota_bytes=quota_bytes, max_file_bytes=max_file_bytes)
         return self.quota(username)
 
+    # -- counts ------------------------------------------------------------------
+    def stats(self, owner: str | None = None) -> Stats:
+        """Files, bytes stored and uploads in progress: everyone's, or ``owner``'s (zeros for a stranger).
+
+        O(1) reads (see ``ledger``).  An owner's due entries are swept first, as for
+        their quota; everyone's count what the background sweep has seen, and
+        set the active-uploads gauge.
+        """
+        if owner is not None:
+            self.reconciler.sweep_user(owner)
+            return self.ledger.stats(owner)
+        stats = self.ledger.stats()
+        self.metrics.set_active_uploads(stats.active_uploads)
+        return stats
+
     def upload_status(self, owner: str, upload_id: str) -> UploadStatus:
         return self.uploads.status(owner, upload_id)
 
 
-__all__ = ["FilesService", "FileRecord", "ChunkReceipt", "QuotaView", "new_file_id", "iso"]
+__all__ = ["FilesService", "FileRecord", "ChunkReceipt", "QuotaView", "Stats", "new_file_id", "iso"]

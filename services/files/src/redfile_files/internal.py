@@ -1,8 +1,8 @@
 """Internal routes of the files service (service tokens addressed to ``redfile-files`` only).
 
 Used by the admin service: list anyone's files, delete one, delete all of a
-user's (when the user is deleted), read and set a user's quota.  See
-docs/contracts.md.
+user's (when the user is deleted), read and set a user's quota, count files,
+bytes and uploads in progress.  See docs/contracts.md.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from redfile_common.errors import ApiError
 from redfile_common.security import service_required
 
 from .domain import FilesService
-from .schemas import DeletedOut, FilePage, InternalPageQuery, QuotaIn, QuotaOut
+from .schemas import DeletedOut, FilePage, InternalPageQuery, QuotaIn, QuotaOut, StatsOut, StatsQuery
 
 bp = APIBlueprint("files_internal", __name__, tag="Internal")
 
@@ -78,3 +78,14 @@ def get_quota(username):
 def set_quota(username, json_data):
     """Set one user's quota and largest file (null: the service default); takes effect on their next reservation."""
     return files().set_quota(_username(username), json_data["quota_bytes"], json_data["max_file_bytes"])
+
+
+@bp.get("/internal/stats")
+@service_required
+@bp.input(StatsQuery, location="query")
+@bp.output(StatsOut)
+@bp.doc(security=SERVICE, responses={401: "Not a service token for files", 422: "Not a valid username"})
+def stats(query_data):
+    """Files, bytes stored and uploads in progress: everyone's, or one owner's (zeros for an owner with nothing)."""
+    owner = query_data["owner"]
+    return files().stats(_username(owner) if owner is not None else None)

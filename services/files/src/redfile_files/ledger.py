@@ -23,6 +23,18 @@ Contract:
 * ``apply`` is the reconciler's (and a finishing operation's) write: set
   held, index entry and due time for an id to a target, only if the due score
   is still the one the caller saw (else ``busy``, nothing changes).
+* A user's ``files`` index holds exactly the ids ``held`` records as charged
+  (``c:``): every script that changes one changes the other.  So the user's
+  counts cost O(1): files = ZCARD ``files``, bytes stored = ``quota.used``,
+  uploads in progress = HLEN ``held`` - ZCARD ``files`` (``stats``).
+* The global slot ``{all}`` keeps, beside the index, each indexed file's size
+  (``files:{all}:sizes``) and their sum (``files:{all}:bytes``), changed in the
+  same script as the index (``index_global``, ``unindex_global``), and the set
+  of uploads in progress (``files:{all}:uploads``): added before the upload is
+  created, removed after it is gone (completed, aborted, expired).  So global
+  stats are two ZCARDs and a GET.  Both are derived state: the reconciler
+  unindexes what no longer exists, and the sweep's walk of the global index
+  drops dead entries and fills in a size missing for a live file.
 """
 
 from __future__ import annotations
@@ -37,6 +49,9 @@ from redfile_common.errors import ApiError
 
 PREFIX = "files"
 ALL_INDEX = f"{PREFIX}:{{all}}:files"
+ALL_SIZES = f"{PREFIX}:{{all}}:sizes"
+ALL_BYTES = f"{PREFIX}:{{all}}:bytes"
+ALL_UPLOADS = f"{PREFIX}:{{all}}:uploads"
 SWEEP_LOCK = f"{PREFIX}:{{all}}:sweep-lock"
 GC_CURSOR = f"{PREFIX}:{{all}}:gc-cursor"
 DUE_PATTERN = f"{PREFIX}:{{u:*}}:due"
@@ -158,7 +173,7 @@ end
 if ARGV[4] ~= '' then redis.call('ZADD', index, ARGV[4], id) else redis.call('ZREM', index, id) end
 if ARGV[5] ~= '' then redis.call('ZADD', due, ARGV[5], id) else redis.call('ZREM', due, id) end
 cleanup(quota, held)
-return 'ok'
+return 'ok:' .. (okind or '')
 """
 
 _DUE = _LIB + """
@@ -175,6 +190,54 @@ if not q[1] and not q[2] and (tonumber(q[3]) or 0) == 0 and (tonumber(q[4]) or 0
   redis.call('DEL', KEYS[1])
 end
 return q
+"""
+
+
+# The global index and its byte count, in the {all} slot: sizes[id] exists only for
+# indexed ids, bytes is the sum of sizes (deleted at 0, so nothing is left behind).
+_GLOBAL_LIB = """
+local index, sizes, bytes = KEYS[1], KEYS[2], KEYS[3]
+local function add_bytes(d)
+  if d ~= 0 and redis.call('INCRBY', bytes, string.format('%.0f', d)) <= 0 then redis.call('DEL', bytes) end
+end
+"""
+
+_INDEX_GLOBAL = _GLOBAL_LIB + """
+redis.call('ZADD', index, ARGV[2], ARGV[1])
+if ARGV[3] ~= '' then
+  local old = redis.call('HGET', sizes, ARGV[1])
+  if old ~= ARGV[3] then
+    redis.call('HSET', sizes, ARGV[1], ARGV[3])
+    add_bytes(tonumber(ARGV[3]) - (tonumber(old) or 0))
+  end
+end
+return 1
+"""
+
+_UNINDEX_GLOBAL = _GLOBAL_LIB + """
+local total = 0
+for _, id in ipairs(ARGV) do
+  redis.call('ZREM', index, id)
+  local s = redis.call('HGET', sizes, id)
+  if s then
+    redis.call('HDEL', sizes, id)
+    total = total + tonumber(s)
+  end
+end
+add_bytes(-total)
+return 1
+"""
+
+_FILL_SIZES = _GLOBAL_LIB + """
+local total = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('ZSCORE', index, ARGV[i]) and redis.call('HEXISTS', sizes, ARGV[i]) == 0 then
+    redis.call('HSET', sizes, ARGV[i], ARGV[i + 1])
+    total = total + tonumber(ARGV[i + 1])
+  end
+end
+add_bytes(total)
+return 1
 """
 
 
@@ -227,6 +290,13 @@ class Holding:
     bytes: int
 
 
+@dataclass(frozen=True)
+class Stats:
+    files: int
+    bytes_stored: int
+    active_uploads: int
+
+
 class Ledger:
     """The user-slot and global-slot half of the storage layer (see the module contract)."""
 
@@ -241,6 +311,9 @@ class Ledger:
         self._apply = client.register_script(_APPLY)
         self._due = client.register_script(_DUE)
         self._set_quota = client.register_script(_SET_QUOTA)
+        self._index_global = client.register_script(_INDEX_GLOBAL)
+        self._unindex_global = client.register_script(_UNINDEX_GLOBAL)
+        self._fill_sizes = client.register_script(_FILL_SIZES)
 
     @staticmethod
     def _user_keys(user: str) -> list[str]:
@@ -288,8 +361,15 @@ class Ledger:
 
     def apply(self, user: str, file_id: str, *, expected: int | None, held: str | None, index_ms: int | None, due_us: int | None) -> bool:
         """Set the id's holding (``"c:<n>"``, ``"r>=<n>"`` or None), index entry and due time; False when busy."""
+        return self.apply_from(user, file_id, expected=expected, held=held, index_ms=index_ms, due_us=due_us) is not None
+
+    def apply_from(
+        self, user: str, file_id: str, *, expected: int | None, held: str | None, index_ms: int | None, due_us: int | None
+    ) -> str | None:
+        """``apply``, returning the kind of holding it replaced (``"r"``, ``"c"`` or ``""``: none); None when busy."""
         args = [file_id, "" if expected is None else expected, held or "", "" if index_ms is None else index_ms, "" if due_us is None else due_us]
-        return _text(self._apply(keys=self._user_keys(user), args=args)) == "ok"
+        result = _text(self._apply(keys=self._user_keys(user), args=args))
+        return result[3:] if result.startswith("ok") else None
 
     def quota(self, user: str) -> Quota:
         limit, max_file, used, reserved = self.redis.hmget(quota_key(user), "limit", "max_file", "used", "reserved")
@@ -330,22 +410,68 @@ class Ledger:
         return bool(self.redis.set(SWEEP_LOCK, secrets.token_hex(8), nx=True, ex=max(1, seconds)))
 
     # -- indexes ---------------------------------------------------------------
-    def index_global(self, file_id: str, score_ms: int) -> None:
-        self.redis.zadd(ALL_INDEX, {file_id: score_ms})
+    _GLOBAL_KEYS = [ALL_INDEX, ALL_SIZES, ALL_BYTES]
 
-    def unindex_global(self, file_id: str) -> None:
-        self.redis.zrem(ALL_INDEX, file_id)
+    def index_global(self, file_id: str, score_ms: int, size: int | None = None) -> None:
+        """Add the id to the global index with its file's ``size`` (None: not known; the sweep's walk fills it in)."""
+        self._index_global(keys=self._GLOBAL_KEYS, args=[file_id, score_ms, "" if size is None else size])
 
-    def gc_global(self, alive: Callable[[list[str]], list[bool]], batch: int) -> int:
-        """One step of the walk over the global index: drop entries whose id is neither file nor upload."""
+    def unindex_global(self, *file_ids: str) -> None:
+        """Drop ids from the global index, and their sizes from the global byte count."""
+        if file_ids:
+            self._unindex_global(keys=self._GLOBAL_KEYS, args=list(file_ids))
+
+    def upload_started(self, upload_id: str, created_ms: int) -> None:
+        """Count an upload in progress (before its file-slot step: over-counts on a crash, never under-counts)."""
+        self.redis.zadd(ALL_UPLOADS, {upload_id: created_ms})
+
+    def upload_ended(self, upload_id: str) -> None:
+        """The upload is gone (completed, aborted, expired, or never created)."""
+        self.redis.zrem(ALL_UPLOADS, upload_id)
+
+    def gc_global(
+        self, alive: Callable[[list[str]], list[bool]], batch: int, sizes: Callable[[list[str]], list[int | None]] | None = None
+    ) -> int:
+        """One step of the walk over the global index: drop entries whose id is neither file nor upload.
+
+        With ``sizes`` (each id's file size, None when it is no file), also count
+        the bytes of live files indexed without a size (stored before sizes were kept).
+        """
         cursor = int(self.redis.get(GC_CURSOR) or 0)
         cursor, rows = self.redis.zscan(ALL_INDEX, cursor, count=batch)
         ids = [_text(m) for m, _ in rows]
-        dead = [i for i, ok in zip(ids, alive(ids)) if not ok] if ids else []
-        if dead:
-            self.redis.zrem(ALL_INDEX, *dead)
+        flags = alive(ids) if ids else []
+        dead = [i for i, ok in zip(ids, flags) if not ok]
+        self.unindex_global(*dead)
+        live = [i for i, ok in zip(ids, flags) if ok]
+        if live and sizes is not None:
+            unsized = [i for i, known in zip(live, self.redis.hmget(ALL_SIZES, live)) if known is None]
+            found = [(i, n) for i, n in zip(unsized, sizes(unsized) if unsized else []) if n is not None]
+            if found:
+                self._fill_sizes(keys=self._GLOBAL_KEYS, args=[x for pair in found for x in pair])
         self.redis.set(GC_CURSOR, cursor)
         return len(dead)
+
+    # -- counts ----------------------------------------------------------------
+    def stats(self, owner: str | None = None) -> Stats:
+        """Files, their bytes and uploads in progress: everyone's, or ``owner``'s; a few O(1) reads in one slot."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            if owner is None:
+                pipe.zcard(ALL_INDEX)
+                pipe.get(ALL_BYTES)
+                pipe.zcard(ALL_UPLOADS)
+                files, stored, uploads = pipe.execute()
+            else:
+                pipe.zcard(owner_index(owner))
+                pipe.hget(quota_key(owner), "used")
+                pipe.hlen(held_key(owner))
+                files, stored, held = pipe.execute()
+                uploads = int(held) - int(files)  # held = charged (indexed) + reserved (uploads)
+        return Stats(int(files), max(0, int(stored or 0)), max(0, int(uploads)))
+
+    def active_uploads(self) -> int:
+        """Uploads in progress, everyone's (ZCARD)."""
+        return int(self.redis.zcard(ALL_UPLOADS))
 
     def page(self, owner: str | None, limit: int, after: tuple[int, str] | None) -> tuple[list[str], tuple[int, str] | None]:
         """Ids newest first, after the (score, id) position ``after``; and the position of the last one when more follow."""

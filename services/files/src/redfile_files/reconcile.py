@@ -19,7 +19,10 @@ upload or file)            indexes, no due entry -- the id has left nothing behi
 Because every fenced file-slot step lands before its lease ends and a
 reconcile acts only after the due time (so after every lease on the id), what
 it reads cannot be changed any more by an operation in flight; a newer lease
-changes the due score and turns the reconcile's write into a no-op.
+changes the due score and turns the reconcile's write into a no-op.  An id
+whose upload hash is gone also leaves the global set of uploads in progress
+(never re-added here: an upload enters it only when it is created), and a
+reservation released that way is an upload that expired (counted).
 
 Sweeps run lazily for the requesting user (listing, quota, new uploads), and
 in the background: every ``SWEEP_INTERVAL`` seconds (with jitter) each worker
@@ -37,6 +40,8 @@ import time
 
 import structlog
 
+from redfile_common.product_metrics import FilesMetrics
+
 from .ledger import Ledger
 from .storage import FileStore
 
@@ -47,17 +52,20 @@ MAX_ROUNDS = 50  # batches one user's sweep may take in one go
 
 
 class Reconciler:
-    def __init__(self, store: FileStore, ledger: Ledger, *, batch: int) -> None:
+    def __init__(self, store: FileStore, ledger: Ledger, *, batch: int, metrics: FilesMetrics | None = None) -> None:
         self.store = store
         self.ledger = ledger
         self.batch = batch
+        self.metrics = metrics or FilesMetrics.null()
 
     def reconcile(self, user: str, file_id: str, expected: int | None) -> bool:
         """Make ``user``'s slot agree with ``file_id``'s file slot; False when a newer lease made it busy."""
         snap = self.store.snapshot(file_id)
         meta, upload = snap.meta, snap.upload
+        if upload is None:
+            self.ledger.upload_ended(file_id)
         if meta is not None and meta.get("owner") == user:
-            self.ledger.index_global(file_id, meta["created_ms"])
+            self.ledger.index_global(file_id, meta["created_ms"], meta["size"])
             due = meta["expires_ts"] * US if meta["expires_ts"] else None
             return self.ledger.apply(user, file_id, expected=expected, held=f"c:{meta['size']}", index_ms=meta["created_ms"], due_us=due)
         if upload is not None and upload.get("owner") == user:
@@ -68,7 +76,10 @@ class Reconciler:
             return self.ledger.apply(user, file_id, expected=expected, held=held, index_ms=None, due_us=int(upload["deadline"]) * US)
         if meta is None and upload is None:
             self.ledger.unindex_global(file_id)
-        return self.ledger.apply(user, file_id, expected=expected, held=None, index_ms=None, due_us=None)
+        replaced = self.ledger.apply_from(user, file_id, expected=expected, held=None, index_ms=None, due_us=None)
+        if replaced == "r":
+            self.metrics.upload_expired(1)
+        return replaced is not None
 
     def sweep_user(self, user: str, rounds: int = 1) -> int:
         """Reconcile what is due for ``user``: up to ``rounds`` batches; returns how many ids."""
@@ -86,7 +97,7 @@ class Reconciler:
         done = 0
         for user in self.ledger.users_with_due():
             done += self.sweep_user(user, rounds=MAX_ROUNDS)
-        self.ledger.gc_global(self.store.alive, self.batch)
+        self.ledger.gc_global(self.store.alive, self.batch, sizes=self.store.file_sizes)
         return done
 
 
@@ -113,11 +124,17 @@ class Sweeper:
 
     def run_once(self) -> int:
         if not self.reconciler.ledger.try_sweep_lock(self.interval):
+            self.count_active_uploads()
             return 0
         done = self.reconciler.sweep_all()
         if done:
             log.info("files_swept", reconciled=done)
+        self.count_active_uploads()
         return done
+
+    def count_active_uploads(self) -> None:
+        """Every worker sets the gauge (one ZCARD) each round; the metric keeps the latest value."""
+        self.reconciler.metrics.set_active_uploads(self.reconciler.ledger.active_uploads())
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval * random.uniform(0.5, 1.5)):

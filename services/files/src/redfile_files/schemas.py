@@ -219,3 +219,13 @@ class TextIn(_In):
 
 class DeletedOut(Schema):
     deleted = Integer()
+
+
+class StatsQuery(_In):
+    owner = String(load_default=None, validate=Length(min=1, max=128), metadata={"description": "one user's counts; omit for everyone's"})
+
+
+class StatsOut(Schema):
+    files = Integer(required=True, metadata={"description": "stored files and texts"})
+    bytes_stored = Integer(required=True, metadata={"description": "the sum of their sizes"})
+    active_uploads = Integer(required=True, metadata={"description": "chunked uploads in progress (not completed, aborted or expired)"})

@@ -50,6 +50,13 @@ class FilesSettings(ServiceSettings):
     # Master keys for encryption at rest: "kid:base64(32 bytes),...": the first wraps new files'
     # data keys, every one unwraps.  Empty: chunks are stored in the clear.
     encryption_keys: str = ""
+    # Browser origins allowed to use the tus endpoint (/tus/) across origins, comma-separated;
+    # "*" for any; empty: no CORS headers.
+    tus_cors_origins: str = ""
+    # Wrong passwords one share link accepts within SHARE_PASSWORD_WINDOW seconds (every
+    # replica together) before it answers 429 until the window ends.
+    share_password_max_failures: int = Field(default=5, ge=1, le=1000)
+    share_password_window: int = Field(default=900, ge=1, le=86_400)
 
     @model_validator(mode="after")
     def _check_limits(self) -> "FilesSettings":
@@ -62,6 +69,10 @@ class FilesSettings(ServiceSettings):
     def chunk_bytes(self) -> int:
         """The chunk size of an upload session whose client names none."""
         return min(self.default_chunk_bytes, self.max_chunk_bytes)
+
+    @property
+    def tus_cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(o.strip().rstrip("/") for o in self.tus_cors_origins.split(",") if o.strip())
 
     @property
     def max_request_bytes(self) -> int:

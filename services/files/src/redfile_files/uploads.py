@@ -17,22 +17,29 @@ and leases described in ``storage`` and ``reconcile``:
 ============  ==============================================  ==========================
 operation     steps (slot)                                    a crash after step k leaves
 ============  ==============================================  ==========================
-create        1 reserve + lease (user)  2 create upload,       1: a reservation, released
-              fenced (file)  3 due := deadline (user)          at the lease's end; 2: an
-                                                               upload, re-dued at the
-                                                               lease's end
+create        1 reserve + lease (user)  1b count the upload    1-1b: a reservation (and a
+              in progress (all)  2 create upload, fenced       count), released at the
+              (file)  3 due := deadline (user)                 lease's end; 2: an upload,
+                                                               re-dued at the lease's end
 complete      0 checks and checksums (read only)               1: a charge and index entry
               1 charge + index + lease (user)  2 global index  for an upload; 2: the same
-              3 commit, fenced (file)  4 due := expiry (user)  plus a global entry -- both
-                                                               reverted at the lease's end;
+              3 commit, fenced (file)  3b no longer in         plus a global entry -- both
+              progress (all)  4 due := expiry (user)           reverted at the lease's end;
                                                                3: the file, finished then
 abort/delete  1 lease (user)  2 remove, fenced (file)          1: nothing; 2-3: a holding
-              3 global unindex  4 release (user)               and index entries of a gone
-                                                               id, released at the lease's end
+              3 global unindex, no longer in progress (all)    and index entries of a gone
+              4 release (user)                                 id, released at the lease's end
 ============  ==============================================  ==========================
 
 A failed step leaves its lease in place: the reconciler sets things right
 when it ends (after 120 s); the client may retry at once.
+
+Metrics (``FilesMetrics``; the null one by default) are counted here, where
+things happen: uploads started, completed and aborted, chunks newly stored and
+their bytes, quota refusals, checksums that do not match (``client``) and
+stored data that fails its check (``storage``).  A one-request file or text
+(``one_request=True``) goes through the same steps but counts only its
+refusals and failures: its bytes are counted once by the caller.
 """
 
 from __future__ import annotations
@@ -43,8 +50,9 @@ import time
 import structlog
 
 from redfile_common.errors import ApiError
+from redfile_common.product_metrics import FilesMetrics
 
-from .checksums import FileDigest, Part, composite
+from .checksums import FileDigest, Part, composite, verify
 from .crypto import ChunkCorrupt, Encryption
 from .ledger import Ledger, Lease
 from .reconcile import US, Reconciler
@@ -62,14 +70,16 @@ def _late() -> ApiError:
 
 class Uploads:
     def __init__(
-        self, store: FileStore, ledger: Ledger, reconciler: Reconciler, encryption: Encryption, settings: FilesSettings, clock=time.time
-    ) -> None:
+        self, store: FileStore, ledger: Ledger, reconciler: Reconciler, encryption: Encryption, settings: FilesSettings, clock=time.time,
+        metrics: FilesMetrics | None = None,
+    ) -> None:  # fmt: skip
         self.store = store
         self.ledger = ledger
         self.reconciler = reconciler
         self.encryption = encryption
         self.settings = settings
         self.clock = clock
+        self.metrics = metrics or FilesMetrics.null()
 
     # -- helpers ---------------------------------------------------------------
     def _upload(self, owner: str, upload_id: str) -> UploadState:
@@ -77,6 +87,37 @@ class Uploads:
         if state is None or state.owner != owner:
             raise ApiError("upload_not_found")
         return state
+
+    def verify(self, part: Part, index: int, *, sha256: str | None, crc32c: str | None) -> None:
+        """400 ``checksum_mismatch`` (counted) when a checksum the client sent does not match the chunk."""
+        try:
+            verify(part, index, sha256=sha256, crc32c=crc32c)
+        except ApiError:
+            self.metrics.checksum_failure("client")
+            raise
+
+    def _corrupt(self, message: str | None = None, **details) -> ApiError:
+        """``stored_data_corrupt``, counted as a storage checksum failure."""
+        self.metrics.checksum_failure("storage")
+        return ApiError("stored_data_corrupt", message, details=details or None)
+
+    def _reserve(self, owner: str, upload_id: str, size: int, **kwargs) -> Lease | None:
+        try:
+            return self.ledger.reserve(owner, upload_id, size, **kwargs)
+        except ApiError as exc:
+            self._count_refusal(exc)
+            raise
+
+    def _charge(self, owner: str, upload_id: str, size: int, created_ms: int) -> Lease:
+        try:
+            return self.ledger.charge(owner, upload_id, size, created_ms)
+        except ApiError as exc:
+            self._count_refusal(exc)
+            raise
+
+    def _count_refusal(self, exc: ApiError) -> None:
+        if exc.code == "quota_exceeded":
+            self.metrics.quota_rejection()
 
     def _finish(self, user: str, file_id: str, lease: Lease, **target) -> None:
         """The last step of an operation: set the final state, unless a newer lease took over."""
@@ -92,7 +133,7 @@ class Uploads:
     # -- sessions --------------------------------------------------------------
     def create(
         self, owner: str, *, total_size: int, name: str, mime_type: str | None, chunk_size: int | None = None,
-        sha256: str | None = None, expires_ts: int | None = None,
+        sha256: str | None = None, expires_ts: int | None = None, one_request: bool = False,
     ) -> UploadStatus:  # fmt: skip
         """Reserve ``total_size`` against the owner's quota, then open an upload session."""
         name = validate_name(name, self.settings.max_name_bytes)
@@ -110,7 +151,8 @@ class Uploads:
         self.reconciler.sweep_user(owner)
         upload_id = new_file_id()
         now = iso(self.clock())
-        lease = self.ledger.reserve(owner, upload_id, total_size, new=True, lease=True)
+        lease = self._reserve(owner, upload_id, total_size, new=True, lease=True)
+        self.ledger.upload_started(upload_id, int(self.clock() * 1000))
         fields = {
             "owner": owner, "mode": "session", "total_chunks": total_chunks, "total_size": total_size, "chunk_size": chunk_size,
             "name": name, "mime_type": mime_type, "sha256": sha256 or "", "file_expires": expires_ts or "",
@@ -121,6 +163,8 @@ class Uploads:
         except Late:
             raise _late() from None
         self._finish(owner, upload_id, lease, held=f"r>={total_size}", index_ms=None, due_us=deadline * US)
+        if not one_request:
+            self.metrics.upload_started()
         log.info("upload_created", upload_id=upload_id, owner=owner, total_size=total_size, chunks=total_chunks)
         return self.status(owner, upload_id)
 
@@ -136,8 +180,15 @@ class Uploads:
         )  # fmt: skip
 
     # -- chunks ----------------------------------------------------------------
-    def put(self, owner: str, upload_id: str, index: int, data, part: Part, total_chunks: int | None = None) -> ChunkReceipt:
-        """Store one chunk of an existing upload (either kind); ``part`` describes its plaintext ``data``."""
+    def put(
+        self, owner: str, upload_id: str, index: int, data, part: Part, total_chunks: int | None = None, *,
+        sha256: str | None = None, crc32c: str | None = None, one_request: bool = False,
+    ) -> ChunkReceipt:  # fmt: skip
+        """Store one chunk of an existing upload (either kind); ``part`` describes its plaintext ``data``.
+
+        ``sha256`` / ``crc32c``: the checksums the client sent, checked first.
+        """
+        self.verify(part, index, sha256=sha256, crc32c=crc32c)
         state = self._upload(owner, upload_id)
         if not 0 <= index < state.total_chunks:
             raise ApiError("invalid_chunk", "The chunk index is past the upload's last chunk.", details={"total_chunks": state.total_chunks})
@@ -151,7 +202,7 @@ class Uploads:
             known = self.store.get_part(upload_id, index)
             if known is None or known != part:
                 # a new chunk (or a conflict, which the script refuses): its bytes count first
-                self.ledger.reserve(owner, upload_id, part.size, new=False)
+                self._reserve(owner, upload_id, part.size, new=False)
                 reserved = True
         stored = self._seal(upload_id, state.dek, index, data)
         try:
@@ -165,17 +216,23 @@ class Uploads:
             raise
         if reserved and not write.stored:
             self.ledger.shrink(owner, upload_id, part.size)
+        if write.stored and not one_request:
+            self._count_chunk(part)
         return ChunkReceipt(
             upload_id, index, state.total_chunks, write.received_chunks, write.received_bytes, False, write.stored,
             part.size, part.sha256, part.crc32c,
         )  # fmt: skip
+
+    def _count_chunk(self, part: Part) -> None:
+        self.metrics.chunk_stored()
+        self.metrics.bytes_uploaded(part.size)
 
     def _seal(self, upload_id: str, dek: str, index: int, data):
         try:
             return self.encryption.sealer(upload_id, dek).seal(index, data)
         except ChunkCorrupt:
             log.error("upload_key_unusable", upload_id=upload_id)
-            raise ApiError("stored_data_corrupt", "The upload's encryption key cannot be opened.") from None
+            raise self._corrupt("The upload's encryption key cannot be opened.") from None
 
     def receive_seed_chunk(self, owner: str, *, file_id: str | None, index: int, total_chunks: int, data, part: Part) -> ChunkReceipt:
         """The seed's ``/upload_chunk``: a missing ``file_id`` starts a new upload with this chunk."""
@@ -190,7 +247,8 @@ class Uploads:
         self.reconciler.sweep_user(owner)
         upload_id = new_file_id()
         now = iso(self.clock())
-        lease = self.ledger.reserve(owner, upload_id, part.size, new=True, lease=True)
+        lease = self._reserve(owner, upload_id, part.size, new=True, lease=True)
+        self.ledger.upload_started(upload_id, int(self.clock() * 1000))
         dek = self.encryption.new_wrapped_key(upload_id)
         fields = {"owner": owner, "mode": "seed", "total_chunks": total_chunks, "dek": dek, "created_at": now}
         try:
@@ -201,12 +259,14 @@ class Uploads:
         except Late:
             raise _late() from None
         self._finish(owner, upload_id, lease, held=f"r>={part.size}", index_ms=None, due_us=write.deadline * US)
+        self.metrics.upload_started()
+        self._count_chunk(part)
         return ChunkReceipt(upload_id, index, total_chunks, write.received_chunks, write.received_bytes, True, True, part.size, part.sha256, part.crc32c)
 
     # -- completion ------------------------------------------------------------
     def complete(
         self, owner: str, upload_id: str, *, name: str | None = None, mime_type: str | None = None,
-        total_size: int | None = None, expires_ts: int | None = None, kind: str = "file",
+        total_size: int | None = None, expires_ts: int | None = None, kind: str = "file", one_request: bool = False,
     ) -> FileRecord:  # fmt: skip
         """Check the upload is whole, verify and hash it chunk by chunk, then publish it as a file."""
         if name is not None:
@@ -229,6 +289,7 @@ class Uploads:
         ordered = [parts[i] for i in range(state.total_chunks) if i in parts]
         digest = self._hash(upload_id, state, ordered)
         if state.sha256 and state.sha256 != digest.sha256:
+            self.metrics.checksum_failure("client")
             raise ApiError("checksum_mismatch", "The file's SHA-256 is not the one declared when the upload was created.",
                            details={"declared": state.sha256, "computed": digest.sha256})  # fmt: skip
         now = self.clock()
@@ -239,8 +300,8 @@ class Uploads:
             chunk_size=_uniform_chunk_size(state, ordered), crc32c=digest.crc32c, composite_sha256=composite(ordered),
             expires_at=iso(expires_ts) if expires_ts else "", expires_ts=expires_ts or 0, created_ms=created_ms, dek=state.dek,
         )  # fmt: skip
-        lease = self.ledger.charge(owner, upload_id, size, created_ms)
-        self.ledger.index_global(upload_id, created_ms)
+        lease = self._charge(owner, upload_id, size, created_ms)
+        self.ledger.index_global(upload_id, created_ms, size)
         try:
             self.store.commit(
                 upload_id, owner=owner, total_chunks=state.total_chunks, size=size, meta=record.to_meta(),
@@ -248,7 +309,10 @@ class Uploads:
             )  # fmt: skip
         except Late:
             raise _late() from None
+        self.ledger.upload_ended(upload_id)
         self._finish(owner, upload_id, lease, held=f"c:{size}", index_ms=created_ms, due_us=expires_ts * US if expires_ts else None)
+        if not one_request:
+            self.metrics.upload_completed()
         log.info("file_created", file_id=upload_id, owner=owner, size=size, chunks=state.total_chunks, kind=kind, encrypted=record.encrypted)
         return record
 
@@ -262,13 +326,13 @@ class Uploads:
                 try:
                     plain = sealer.open(index, stored)
                 except ChunkCorrupt:
-                    raise ApiError("stored_data_corrupt", details={"chunk_index": index}) from None
+                    raise self._corrupt(chunk_index=index) from None
                 if len(plain) != part.size:
-                    raise ApiError("stored_data_corrupt", details={"chunk_index": index})
+                    raise self._corrupt(chunk_index=index)
                 digest.update(plain)
         return digest
 
-    def abort(self, owner: str, upload_id: str) -> None:
+    def abort(self, owner: str, upload_id: str, *, one_request: bool = False) -> None:
         """Remove the upload and every chunk of it; its reserved bytes return to the owner's quota."""
         self._upload(owner, upload_id)
         lease = self.ledger.lease(owner, upload_id)
@@ -277,7 +341,10 @@ class Uploads:
         except Late:
             raise _late() from None
         self.ledger.unindex_global(upload_id)
+        self.ledger.upload_ended(upload_id)
         self._finish(owner, upload_id, lease, held=None, index_ms=None, due_us=None)
+        if not one_request:
+            self.metrics.upload_aborted()
         log.info("upload_aborted", upload_id=upload_id, owner=owner)
 
 

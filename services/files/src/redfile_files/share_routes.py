@@ -1,0 +1,369 @@
+"""Sharing routes: share links (public, by token), named recipients, "send to", QR codes, zips.
+
+The public routes (``/s/<token>...``) take no account; a link's password goes
+in the ``X-Share-Password`` header (never the URL, which ends up in logs).
+Downloads go through the owners' streamed path (``downloads``): one Range,
+ETag and If-None-Match, the safe headers; a link without preview is always an
+attachment.
+"""
+
+from __future__ import annotations
+
+import io
+
+import segno
+from apiflask import APIBlueprint, Schema
+from apiflask.fields import Boolean, DateTime, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range
+from flask import Response, current_app, request
+from zipstream import ZIP_STORED, ZipStream
+
+from redfile_common.errors import ApiError
+from redfile_common.security import authenticate_user, current_principal, login_required
+
+from . import bodies
+from .downloads import byte_range, content_disposition, download_response, not_modified, unsatisfiable
+from .schemas import FileItem, FileJsonIn, FileOut, _In, expiry_ts
+from .shares import USERNAME_RE, Sharing
+
+bp = APIBlueprint("shares", __name__, tag="Sharing")
+
+USER = "BearerAuth"
+PASSWORD_HEADER = "X-Share-Password"
+MAX_ZIP_FILES = 1000
+_BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+_LINK_ERRORS = {401: "A password is needed, or it is wrong (share_password_required)", 404: "No such link (or revoked)",
+                410: "The link has expired or is used up (share_gone)", 429: "Too many wrong passwords"}  # fmt: skip
+
+
+def sharing() -> Sharing:
+    return current_app.extensions["redfile_files_sharing"]
+
+
+# -- schemas -----------------------------------------------------------------------
+class LinkIn(_In):
+    password = String(load_default=None, validate=Length(1, 1024))
+    expires_in = Integer(load_default=None, validate=Range(1, 10 * 365 * 86400), metadata={"description": "seconds from now"})
+    expires_at = DateTime(load_default=None, metadata={"description": "ISO 8601; instead of expires_in"})
+    max_downloads = Integer(load_default=None, validate=Range(1, 1_000_000))
+    preview = Boolean(load_default=True, metadata={"description": "false: always downloaded as an attachment"})
+    burn_after_read = Boolean(load_default=False, metadata={"description": "texts only: deleted after one read"})
+    visibility = String(load_default="public", validate=OneOf(["public", "private"]),
+                        metadata={"description": "public: anyone with the link; private: only you and the file's recipients, logged in"})  # fmt: skip
+
+
+class LinkOut(Schema):
+    id = String()
+    file_id = String()
+    created_at = String()
+    expires_at = String(allow_none=True)
+    max_downloads = Integer(allow_none=True)
+    downloads = Integer()
+    password = Boolean(metadata={"description": "whether the link has a password"})
+    preview = Boolean()
+    burn_after_read = Boolean()
+    visibility = String()
+    state = String(metadata={"description": "active, expired or used_up"})
+
+
+class LinkCreatedOut(LinkOut):
+    token = String(metadata={"description": "shown only now; only its SHA-256 is kept"})
+    url = String()
+    qr_png = String()
+    qr_svg = String()
+
+
+class LinkList(Schema):
+    items = List(Nested(LinkOut))
+
+
+class LinkQuery(_In):
+    file_id = String(load_default=None, validate=Length(max=64))
+
+
+class PublicFileOut(Schema):
+    name = String()
+    size = Integer()
+    mime_type = String()
+    sha256 = String()
+    kind = String()
+    expires_at = String(allow_none=True, metadata={"description": "when the link stops working"})
+    downloads_left = Integer(allow_none=True)
+    preview = Boolean()
+
+
+class RecipientIn(_In):
+    username = String(required=True, validate=Length(1, 64))
+
+
+class RecipientList(Schema):
+    recipients = List(String())
+
+
+class SharedItem(FileItem):
+    """A file shared with the caller."""
+
+
+class SharedList(Schema):
+    items = List(Nested(SharedItem))
+
+
+class ZipIn(_In):
+    file_ids = List(String(validate=Length(1, 64)), required=True, validate=Length(1, MAX_ZIP_FILES))
+    name = String(load_default="files.zip", validate=Length(1, 200))
+
+
+# -- owners: links -------------------------------------------------------------------
+def _link_out(view, token: str | None = None) -> dict:
+    out = dict(view.__dict__)
+    if token:
+        url = f"{request.host_url}s/{token}"
+        out |= {"token": token, "url": url, "qr_png": f"{url}/qr.png", "qr_svg": f"{url}/qr.svg"}
+    return out
+
+
+@bp.post("/files/<file_id>/shares")
+@login_required
+@bp.input(LinkIn)
+@bp.output(LinkCreatedOut, status_code=201, description="The link; its token is shown only now")
+@bp.doc(security=USER, responses={401: "Missing or invalid token", 404: "No such file (or not yours)", 422: "Bad options"})
+def create_link(file_id, json_data):
+    """Create a share link to one of your files or texts: password, expiry, download limit, preview, burn-after-read."""
+    service = sharing()
+    now = service.files.clock()
+    expires_ts = expiry_ts(json_data, now)
+    if expires_ts is not None and expires_ts <= now:
+        raise ApiError("validation_error", details={"expires_at": ["must be in the future"]})
+    view, token = service.create_link(
+        current_principal(), file_id, password=json_data["password"], expires_ts=expires_ts,
+        max_downloads=json_data["max_downloads"], preview=json_data["preview"], burn_after_read=json_data["burn_after_read"],
+        visibility=json_data["visibility"],
+    )  # fmt: skip
+    return _link_out(view, token), 201
+
+
+@bp.get("/shares")
+@login_required
+@bp.input(LinkQuery, location="query")
+@bp.output(LinkList)
+@bp.doc(security=USER, responses={401: "Missing or invalid token"})
+def list_links(query_data):
+    """Your share links (all, or one file's) with their download counts, newest first."""
+    return {"items": [_link_out(v) for v in sharing().list_links(current_principal().username, query_data["file_id"])]}
+
+
+@bp.delete("/shares/<share_id>")
+@login_required
+@bp.output({}, status_code=204, description="Revoked: the link is 404 from now on")
+@bp.doc(security=USER, responses={401: "Missing or invalid token", 404: "No such link (or not yours)"})
+def revoke_link(share_id):
+    """Revoke a share link at once."""
+    sharing().revoke(current_principal(), share_id)
+    return ""
+
+
+# -- anyone with the link ---------------------------------------------------------------
+def _viewer() -> str | None:
+    """Who is asking, for a private link: None without a token; a bad token is a 401 as anywhere."""
+    return authenticate_user().username if request.headers.get("Authorization") else None
+
+
+def _safe(response: Response) -> Response:
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL
+    return response
+
+
+def _stream(service, record, *, attachment: bool, on_body=None) -> Response:
+    """The owners' download path: 304, one Range, HEAD; ``on_body`` runs before a body is produced."""
+    if request.if_none_match.contains_weak(record.sha256):
+        return not_modified(record)
+    span = byte_range(request, record)
+    if span is False:
+        raise unsatisfiable(record)
+    start, end = span if span is not None else (0, record.size)
+    if request.method == "HEAD":
+        response = download_response(record, None, span)
+    else:
+        if on_body is not None:
+            on_body(span is not None)
+        response = download_response(record, service.files.read_chunks(record, start, end), span)
+    if attachment:
+        response.headers["Content-Disposition"] = content_disposition(record.name, "attachment")
+    return response
+
+
+@bp.get("/s/<token>")
+@bp.doc(responses={200: {"description": "The file (HEAD: headers only)", "content": _BINARY}, 206: "One byte range", 304: "Not modified",
+                   416: "Range past the end", **_LINK_ERRORS})  # fmt: skip
+def link_download(token):
+    """Download through a share link (no account); each download with a body counts against its limit."""
+    service = sharing()
+    opened = service.open_link(token, request.headers.get(PASSWORD_HEADER), reserve=False, viewer=_viewer)
+    record = opened.record
+    if opened.link.burn_after_read and request.method == "GET":  # a text: counted, read whole, then gone
+        opened = service.reserve(opened)
+        data = b"".join(service.files.read_chunks(record))
+        service.used(opened, ranged=False)
+        service.burn(opened)
+        response = Response(data, content_type=record.mime_type)
+        response.headers["Content-Disposition"] = content_disposition(record.name, "inline" if opened.link.preview else "attachment")
+        response.headers["Content-Security-Policy"] = "sandbox"
+        return _safe(response)
+
+    def counted(ranged: bool) -> None:  # before a byte is read: of N racing downloads of the last one, one wins
+        service.used(service.reserve(opened), ranged=ranged)
+
+    return _safe(_stream(service, record, attachment=not opened.link.preview, on_body=counted))
+
+
+@bp.get("/s/<token>/meta")
+@bp.output(PublicFileOut)
+@bp.doc(responses=_LINK_ERRORS)
+def link_meta(token):
+    """What a share link holds (name, size, type); does not count as a download."""
+    opened = sharing().open_link(token, request.headers.get(PASSWORD_HEADER), reserve=False, viewer=_viewer)
+    record, link = opened.record, opened.link
+    left = None if link.max_downloads is None else max(0, link.max_downloads - link.downloads)
+    return {"name": record.name, "size": record.size, "mime_type": record.mime_type, "sha256": record.sha256, "kind": record.kind,
+            "expires_at": link.expires_at, "downloads_left": left, "preview": link.preview}  # fmt: skip
+
+
+def _qr(token: str, kind: str) -> Response:
+    service = sharing()
+    service.open_link(token, None, reserve=False, check_password=False)  # unknown, revoked, expired: no code
+    qr = segno.make(f"{request.host_url}s/{token}", error="m")
+    buf = io.BytesIO()
+    qr.save(buf, kind=kind, scale=6, border=4)
+    response = Response(buf.getvalue(), content_type="image/png" if kind == "png" else "image/svg+xml")
+    response.headers["Content-Security-Policy"] = "sandbox"
+    return _safe(response)
+
+
+@bp.get("/s/<token>/qr.png")
+@bp.doc(responses={200: {"description": "The link's QR code", "content": {"image/png": {}}}, 404: "No such link", 410: "Gone"})
+def link_qr_png(token):
+    """The share link as a QR code (PNG)."""
+    return _qr(token, "png")
+
+
+@bp.get("/s/<token>/qr.svg")
+@bp.doc(responses={200: {"description": "The link's QR code", "content": {"image/svg+xml": {}}}, 404: "No such link", 410: "Gone"})
+def link_qr_svg(token):
+    """The share link as a QR code (SVG)."""
+    return _qr(token, "svg")
+
+
+# -- named users ----------------------------------------------------------------------
+@bp.post("/files/<file_id>/recipients")
+@login_required
+@bp.input(RecipientIn)
+@bp.output(RecipientList, status_code=201)
+@bp.doc(security=USER, responses={401: "Missing or invalid token", 404: "No such file (or not yours)", 422: "Bad username"})
+def add_recipient(file_id, json_data):
+    """Share one of your files read-only with a user, by username."""
+    return {"recipients": sharing().add_recipient(current_principal(), file_id, json_data["username"])}, 201
+
+
+@bp.get("/files/<file_id>/recipients")
+@login_required
+@bp.output(RecipientList)
+@bp.doc(security=USER, responses={401: "Missing or invalid token", 404: "No such file (or not yours)"})
+def list_recipients(file_id):
+    """Who a file of yours is shared with."""
+    return {"recipients": sharing().recipients(current_principal(), file_id)}
+
+
+@bp.delete("/files/<file_id>/recipients/<username>")
+@login_required
+@bp.output({}, status_code=204)
+@bp.doc(security=USER, responses={401: "Missing or invalid token", 404: "No such file or recipient"})
+def remove_recipient(file_id, username):
+    """Stop sharing a file with a user (at once)."""
+    sharing().remove_recipient(current_principal(), file_id, username)
+    return ""
+
+
+@bp.get("/shared-with-me")
+@login_required
+@bp.output(SharedList)
+@bp.doc(security=USER, responses={401: "Missing or invalid token"})
+def shared_with_me():
+    """Files other users share with you, newest first."""
+    return {"items": sharing().shared_with_me(current_principal().username)}
+
+
+@bp.get("/shared-with-me/<file_id>")
+@login_required
+@bp.doc(security=USER, responses={200: {"description": "The file", "content": _BINARY}, 206: "One byte range", 304: "Not modified",
+                                  401: "Missing or invalid token", 404: "No such file (or not shared with you)"})  # fmt: skip
+def shared_download(file_id):
+    """Download a file shared with you (read-only), on the owners' streamed path."""
+    service, user = sharing(), current_principal().username
+    record = service.shared_file(user, file_id)
+    return _stream(service, record, attachment=False, on_body=lambda ranged: service.recipient_used(user, record))
+
+
+@bp.get("/shared-with-me/<file_id>/meta")
+@login_required
+@bp.output(FileOut)
+@bp.doc(security=USER, responses={401: "Missing or invalid token", 404: "No such file (or not shared with you)"})
+def shared_meta(file_id):
+    """A shared file's metadata."""
+    return sharing().shared_file(current_principal().username, file_id)
+
+
+@bp.post("/send/<username>")
+@login_required
+@bp.output(FileOut, status_code=201, description="Stored (yours) and shared with the recipient")
+@bp.doc(security=USER, responses={400: "Bad name or MIME type", 401: "Missing or invalid token", 413: "Too large", 422: "Bad username"})
+def send_to(username):
+    """Upload a small file straight to a user (multipart `file`, or JSON with base64 `data`): the seed's "send to"."""
+    service = sharing()
+    principal = current_principal()
+    if not USERNAME_RE.match(username) or username == principal.username:
+        raise ApiError("validation_error", "Not a username you can send to.", details={"username": ["invalid"]})
+    upload = bodies.read_file_upload(request, FileJsonIn(), max_bytes=service.settings.max_single_upload_bytes)
+    record = service.files.create_file(principal.username, upload.data, name=upload.name, mime_type=upload.mime_type)
+    service.add_recipient(principal, record.id, username)
+    return record, 201
+
+
+# -- several files as one zip -------------------------------------------------------------
+@bp.post("/files/zip")
+@login_required
+@bp.input(ZipIn)
+@bp.doc(security=USER, responses={200: {"description": "A zip (stored, ZIP64 when needed), streamed", "content": {"application/zip": {}}},
+                                  401: "Missing or invalid token", 404: "One of the files is not yours or missing"})  # fmt: skip
+def zip_files(json_data):
+    """Several of your files (or files shared with you) as one zip, streamed: no temporary file, memory flat."""
+    service, principal = sharing(), current_principal()
+    records, seen = [], set()
+    for fid in dict.fromkeys(json_data["file_ids"]):
+        try:
+            record = service.files.get_file(principal, fid)
+        except ApiError:
+            record = service.shared_file(principal.username, fid)
+        records.append(record)
+    zs = ZipStream(compress_type=ZIP_STORED, sized=True)
+    for record in records:
+        name, n = record.name, 1
+        while name in seen:
+            n += 1
+            stem, dot, ext = record.name.rpartition(".")
+            name = f"{stem} ({n}).{ext}" if dot and stem else f"{record.name} ({n})"
+        seen.add(name)
+        # read lazily: the chunks of a file are fetched only when the zip reaches it
+        zs.add(_lazy(service, record), name, size=record.size)
+    response = Response(iter(zs), content_type="application/zip", direct_passthrough=True)
+    response.headers["Content-Length"] = str(len(zs))
+    response.headers["Content-Disposition"] = content_disposition(json_data["name"], "attachment")
+    return _safe(response)
+
+
+def _lazy(service, record):
+    yield from service.files.read_chunks(record)
+
+
+__all__ = ["bp"]

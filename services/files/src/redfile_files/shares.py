@@ -1,0 +1,314 @@
+"""Sharing, without HTTP: share links (token URLs) and read-only shares with named users.
+
+* A **link** is an unguessable token (256 random bits, URL-safe base64) that
+  works without an account.  Only its SHA-256 is stored, so a copy of Redis
+  holds no working link.  Options: an argon2id password (wrong: 401; more than
+  ``share_password_max_failures`` wrong ones in the window, counted in Redis
+  across replicas: 429), an expiry, a maximum number of downloads, whether a
+  browser may preview it inline, and for texts burn-after-read (one read,
+  then the text is deleted).
+* Every download through a link first **reserves** itself in one Lua script in
+  the file's slot (exists, not expired, not used up, count +1), before a byte is
+  sent: of N simultaneous downloads of a one-download link exactly one wins.
+  A HEAD, a 304 and the metadata do not count.
+* Unknown and revoked links are 404; expired and used-up ones 410 (while the
+  owner keeps them); a deleted file takes every share of it along.  Answers
+  about a link name only the link's own file, never another file or user.
+* **Named users**: the owner adds recipients by username; each reads the file
+  (``shared with me``) until removed.  The owner is not told whether a username
+  exists (that is the auth service's), so nothing about other users leaks.
+
+Every action is a structured log event, an audit record (``share.created``,
+``share.revoked``, ``share.used`` -- target: the share id, never the token) and,
+a count in ``redfile_files_share_events_total`` (and link downloads in ``share_downloads``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+
+import structlog
+
+from redfile_common.errors import ApiError
+
+from .records import FileRecord, iso
+from .share_store import ShareStore
+
+log = structlog.get_logger("redfile.files")
+
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+@functools.cache
+def _hasher():
+    """argon2id at OWASP's minimum: a link password guards one link and is checked on every download.
+
+    Imported on first use: a files worker that never meets a link password never loads argon2
+    (the benchmarks check that workers stay small).
+    """
+    from argon2 import PasswordHasher
+
+    return PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class LinkView:
+    """A link as its owner sees it (never the token, which only its creation returns)."""
+
+    id: str
+    file_id: str
+    created_at: str
+    expires_at: str | None
+    max_downloads: int | None
+    downloads: int
+    password: bool
+    preview: bool
+    burn_after_read: bool
+    visibility: str  # public: anyone with the link; private: only the owner and the file's recipients, logged in
+    state: str  # active | expired | used_up
+
+    @classmethod
+    def of(cls, row: dict, now: float) -> "LinkView":
+        exp, max_dl, n = int(row.get("expires_ts") or 0), int(row.get("max_downloads") or 0), int(row.get("downloads") or 0)
+        state = "expired" if exp and now >= exp else "used_up" if max_dl and n >= max_dl else "active"
+        return cls(
+            id=row["id"], file_id=row["file_id"], created_at=row.get("created_at", ""), expires_at=iso(exp) if exp else None,
+            max_downloads=max_dl or None, downloads=n, password=bool(row.get("password")), preview=row.get("preview") == "1",
+            burn_after_read=row.get("burn") == "1", visibility=row.get("visibility") or "public", state=state,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class OpenedLink:
+    record: FileRecord
+    link: LinkView
+    downloads: int
+    digest: str = ""
+
+
+class Sharing:
+    def __init__(self, files, store: ShareStore) -> None:
+        self.files = files  # the FilesService: files, reading, settings, clock, metrics, audit
+        self.store = store
+        files.on_deleted.append(self._file_deleted)
+
+    @property
+    def settings(self):
+        return self.files.settings
+
+    def _own(self, actor, file_id: str) -> FileRecord:
+        """The caller's own file (admins included: sharing is the owner's act); else 404."""
+        record = self.files.get_file(actor, file_id)
+        if record.owner != actor.username:
+            raise ApiError("file_not_found")
+        return record
+
+    # -- links -------------------------------------------------------------------
+    def create_link(self, actor, file_id: str, *, password: str | None = None, expires_ts: int | None = None,
+                    max_downloads: int | None = None, preview: bool = True, burn_after_read: bool = False,
+                    visibility: str = "public") -> tuple[LinkView, str]:  # fmt: skip
+        record = self._own(actor, file_id)
+        if burn_after_read:
+            if record.kind != "text":
+                raise ApiError("validation_error", "Only a text can be burnt after reading.", details={"burn_after_read": ["texts only"]})
+            max_downloads = 1
+        token = secrets.token_urlsafe(32)
+        now = self.files.clock()
+        fields = {
+            "id": secrets.token_hex(16), "file_id": record.id, "owner": record.owner, "token_sha256": token_hash(token),
+            "password": _hasher().hash(password) if password else "", "expires_ts": int(expires_ts or 0),
+            "max_downloads": int(max_downloads or 0), "downloads": 0, "preview": "1" if preview else "0",
+            "burn": "1" if burn_after_read else "0", "created_at": iso(now), "visibility": visibility,
+        }  # fmt: skip
+        if not self.store.create_link(fields, file_expires_ts=record.expires_ts):
+            raise ApiError("file_not_found")
+        view = LinkView.of(fields | {"downloads": "0"}, now)
+        log.info("share_created", share_id=view.id, file_id=record.id, owner=record.owner, kind="link",
+                 password=view.password, expires_at=view.expires_at, max_downloads=view.max_downloads)  # fmt: skip
+        self.files.audit.record("share.created", actor=actor.username, user=record.owner, target=view.id, kind="link", file_id=record.id)
+        self.files.metrics.share_event("created")
+        return view, token
+
+    def list_links(self, owner: str, file_id: str | None = None) -> list[LinkView]:
+        """The owner's links (of one file, or all), newest first; index entries of vanished links are dropped."""
+        index = self.store.owner_links(owner)
+        pairs = [(fid, sid) for sid, fid in index.items() if file_id is None or fid == file_id]
+        rows = self.store.get_links(pairs)
+        exists = self.files.store.alive([fid for fid, _ in pairs]) if pairs else []
+        now = self.files.clock()
+        views, stale = [], []
+        for (fid, sid), row, ok in zip(pairs, rows, exists):
+            if row is None or not ok:
+                stale.append(sid)
+            else:
+                views.append(LinkView.of(row, now))
+        self.store.forget_owner_links(owner, stale)
+        return sorted(views, key=lambda v: (v.created_at, v.id), reverse=True)
+
+    def revoke(self, actor, share_id: str) -> None:
+        fid = self.store.owner_links(actor.username).get(share_id) if re.fullmatch(r"[0-9a-f]{32}", share_id or "") else None
+        row = self.store.get_link(fid, share_id) if fid else None
+        if row is None or row.get("owner") != actor.username:
+            raise ApiError("share_not_found")
+        self.store.revoke(fid, share_id, row.get("token_sha256", ""), actor.username)
+        log.info("share_revoked", share_id=share_id, file_id=fid, owner=actor.username)
+        self.files.audit.record("share.revoked", actor=actor.username, user=actor.username, target=share_id, kind="link", file_id=fid)
+        self.files.metrics.share_event("revoked")
+
+    def open_link(self, token: str, password: str | None, *, reserve: bool, check_password: bool = True, viewer=None) -> OpenedLink:
+        """The link's file, after its checks; with ``reserve``, one download is counted (atomically) first."""
+        if not TOKEN_RE.match(token or ""):
+            raise ApiError("share_not_found")
+        digest = token_hash(token)
+        found = self.store.resolve(digest)
+        if found is None:
+            raise ApiError("share_not_found")
+        fid, sid = found
+        state, _ = self.store.use_link(fid, sid, digest, reserve=False)
+        self._raise_for(state)
+        row = self.store.get_link(fid, sid)
+        if row is None:
+            raise ApiError("share_not_found")
+        if check_password and row.get("visibility") == "private" and not self._may_view(row, viewer):
+            raise ApiError("share_not_found")  # a private link is a missing one to everybody else
+        if row.get("password") and check_password:
+            self._check_password(digest, row, password)
+        downloads = int(row.get("downloads") or 0)
+        if reserve:
+            state, downloads = self.store.use_link(fid, sid, digest, reserve=True)
+            self._raise_for(state)
+        meta = self.files.store.get_meta(fid)
+        if meta is None:
+            raise ApiError("share_not_found")
+        return OpenedLink(FileRecord.from_meta(meta), LinkView.of(row, self.files.clock()), downloads, digest)
+
+    def reserve(self, opened: OpenedLink) -> OpenedLink:
+        """Count one download of an opened link, atomically (exists, not expired, not used up); else 404/410."""
+        state, downloads = self.store.use_link(opened.link.file_id, opened.link.id, opened.digest, reserve=True)
+        self._raise_for(state)
+        return OpenedLink(opened.record, opened.link, downloads, opened.digest)
+
+    def _may_view(self, row: dict, viewer) -> bool:
+        """A private link opens for its owner and the file's recipients.
+
+        ``viewer`` is called only for a private link (so a public one ignores any credentials) and
+        returns the caller's username, or None when anonymous.
+        """
+        user = viewer() if viewer is not None else None
+        return user is not None and (user == row["owner"] or self.store.may_read(row["file_id"], user))
+
+    def _raise_for(self, state: str) -> None:
+        if state == "missing":
+            raise ApiError("share_not_found")
+        if state in ("expired", "used_up"):
+            self.files.metrics.share_event("gone")
+            raise ApiError("share_gone", details={"reason": state})
+
+    def _check_password(self, digest: str, row: dict, password: str | None) -> None:
+        if not password:
+            raise ApiError("share_password_required")
+        settings = self.settings
+        # Failures only are counted (a right password, however often and concurrently, never locks a
+        # link); concurrent wrong guesses can pass the check together, so at most the guesses in
+        # flight get past the limit, once per window.
+        if self.store.password_failures(digest) >= settings.share_password_max_failures:
+            log.warning("share_password_locked", share_id=row["id"])
+            self.files.metrics.share_event("denied")
+            raise ApiError("too_many_requests", "Too many wrong passwords for this link; try again later.",
+                           headers={"Retry-After": str(settings.share_password_window)})  # fmt: skip
+        from argon2.exceptions import InvalidHashError, VerificationError
+
+        try:
+            _hasher().verify(row["password"], password)
+        except (VerificationError, InvalidHashError):
+            self.store.password_failed(digest, settings.share_password_window)
+            log.info("share_password_wrong", share_id=row["id"])
+            self.files.metrics.share_event("denied")
+            self.files.audit.record("share.used", actor="anonymous", user=row["owner"], target=row["id"], outcome="denied", reason="wrong_password")
+            raise ApiError("share_password_required", "Wrong password for this share link.") from None
+
+    def used(self, opened: OpenedLink, *, ranged: bool) -> None:
+        """A download through the link has started: log, audit, count; burn a burn-after-read text."""
+        link, record = opened.link, opened.record
+        log.info("share_used", share_id=link.id, file_id=record.id, owner=record.owner, downloads=opened.downloads, ranged=ranged)
+        self.files.audit.record("share.used", actor="anonymous", user=record.owner, target=link.id, kind="link")
+        self.files.metrics.share_download()
+        self.files.metrics.share_event("used")
+
+    def burn(self, opened: OpenedLink) -> None:
+        if opened.link.burn_after_read:
+            self.files._delete(opened.record.owner, opened.record.id)
+            log.info("share_burnt", share_id=opened.link.id, file_id=opened.record.id, owner=opened.record.owner)
+
+    # -- named users ---------------------------------------------------------------
+    def add_recipient(self, actor, file_id: str, username: str) -> list[str]:
+        record = self._own(actor, file_id)
+        if not USERNAME_RE.match(username or "") or username == record.owner:
+            raise ApiError("validation_error", "Not a username you can share with.", details={"username": ["invalid"]})
+        if not self.store.add_recipient(record.id, record.owner, username, iso(self.files.clock())):
+            raise ApiError("file_not_found")
+        log.info("share_created", file_id=record.id, owner=record.owner, kind="user", recipient=username)
+        self.files.audit.record("share.created", actor=actor.username, user=record.owner, target=f"{record.id}:{username}", kind="user",
+                                recipient=username)  # fmt: skip
+        self.files.metrics.share_event("created")
+        return sorted(self.store.recipients(record.id))
+
+    def remove_recipient(self, actor, file_id: str, username: str) -> None:
+        record = self._own(actor, file_id)
+        if not self.store.remove_recipient(record.id, username):
+            raise ApiError("share_not_found")
+        log.info("share_revoked", file_id=record.id, owner=record.owner, kind="user", recipient=username)
+        self.files.audit.record("share.revoked", actor=actor.username, user=record.owner, target=f"{record.id}:{username}", kind="user",
+                                recipient=username)  # fmt: skip
+        self.files.metrics.share_event("revoked")
+
+    def recipients(self, actor, file_id: str) -> list[str]:
+        return sorted(self.store.recipients(self._own(actor, file_id).id))
+
+    def shared_with_me(self, user: str) -> list[FileRecord]:
+        """Files shared with ``user``, newest first; inbox entries of vanished or unshared files are dropped."""
+        inbox = self.store.inbox(user)
+        ids = list(inbox)
+        metas = self.files.store.get_metas(ids) if ids else []
+        items, stale = [], []
+        for fid, meta in zip(ids, metas):
+            if meta is None or not self.store.may_read(fid, user):
+                stale.append(fid)
+            else:
+                items.append(FileRecord.from_meta(meta))
+        self.store.forget_inbox(user, stale)
+        return sorted(items, key=lambda r: (r.created_ms, r.id), reverse=True)
+
+    def shared_file(self, user: str, file_id: str) -> FileRecord:
+        """A file shared with ``user``: exactly as missing (404) when it is not."""
+        meta = self.files.store.get_meta(file_id) if re.fullmatch(r"[0-9a-f]{32}", file_id or "") else None
+        if meta is None or not self.store.may_read(file_id, user):
+            raise ApiError("file_not_found")
+        return FileRecord.from_meta(meta)
+
+    def recipient_used(self, user: str, record: FileRecord) -> None:
+        log.info("share_used", file_id=record.id, owner=record.owner, kind="user", recipient=user)
+        self.files.audit.record("share.used", actor=user, user=record.owner, target=f"{record.id}:{user}", kind="user")
+        self.files.metrics.share_event("used")
+
+    # -- a file is gone -----------------------------------------------------------------
+    def _file_deleted(self, file_id: str) -> None:
+        try:
+            n = self.store.purge_file(file_id)
+        except Exception:  # the file is gone already; its shares answer 404 and indexes repair lazily
+            log.exception("share_purge_failed", file_id=file_id)
+            return
+        if n:
+            log.info("shares_removed", file_id=file_id, count=n)
+
+
+__all__ = ["Sharing", "LinkView", "OpenedLink", "token_hash", "TOKEN_RE"]

@@ -1,0 +1,233 @@
+"""The tus uploads' Redis side: byte-offset appends onto the chunk store, in the upload's slot.
+
+A tus upload is an ordinary upload (``files:{<id>}:upload``, ``:parts``,
+``:c:<index>``; see ``storage``) with ``mode = tus``.  Its bytes live in
+chunks of the upload's ``chunk_size`` C (``DEFAULT_CHUNK_BYTES`` when it was
+created): chunk ``i`` holds bytes ``[i*C, min((i+1)*C, offset))``, so every
+chunk but the last is full and the last one, the **tail**, holds
+``offset mod C`` bytes (or is full).  ``received_bytes`` is the tus offset.
+A finished upload is thus exactly what a session leaves: uniform chunks and
+a part table, completed by the same ``commit``.
+
+An append that starts inside the tail rewrites the tail chunk whole: the
+caller reads and opens it, adds the new bytes, seals the result under the
+same index and hands it here.  That is what keeps chunks uniform; it costs
+rewriting up to one chunk per ``PATCH`` that does not start on a chunk
+boundary (clients that send chunks of a multiple of C, or the whole rest of
+the file at once, never pay it).
+
+Key spaces added by tus (all in the upload's slot, ``{<id>}``):
+
+=====================================  ======  ===========================================
+key                                    type    holds / TTL
+=====================================  ======  ===========================================
+``files:{<id>}:upload`` (more fields)  hash    ``tus_metadata`` (Upload-Metadata as sent),
+                                               ``tus_concat`` (``partial`` or the final's
+                                               ``final;<urls>``), ``tus_parts`` (a final's
+                                               partial ids, space-separated),
+                                               ``tus_final:<id>`` (on a partial: a final
+                                               waiting for it).  The upload's deadline.
+``files:{<id>}:s:<token>:<n>``         string  one staged chunk of a ``PATCH`` whose
+                                               checksum is not verified yet (sealed like a
+                                               chunk).  EX ``UPLOAD_TTL``; renamed into
+                                               place, or deleted, when the request ends.
+``files:{<id>}:meta`` (more fields)    hash    ``tus_metadata``, ``tus_concat``, copied
+                                               from the upload once it is a file.
+=====================================  ======  ===========================================
+
+Contract of ``TusStore``:
+
+* ``append`` is the one write of an upload's bytes: in one script it checks
+  the owner, that the upload is a tus upload (and not a final one, unless
+  ``allow_final``), that its offset is ``expected`` (else ``OffsetMismatch``
+  with the current offset, and nothing changes), the length rules (a length
+  is set once; no byte past it, nor past the largest file), and that every
+  staged key is still there; then it writes or renames each chunk into
+  place, records its part, sets the offset to ``new_offset`` and pushes the
+  deadline as ``put_chunk`` does.  Two appends racing on one upload: the
+  first to run moves the offset, the other gets ``OffsetMismatch``.
+  Offsets only grow, so an offset that still equals ``expected`` proves the
+  tail the caller read is still the tail.
+* ``stage`` writes a chunk under a request's own staging key (no check: it
+  is invisible until ``append`` renames it); ``discard`` removes staged keys.
+* ``link_final`` records on a partial upload that a final waits for it
+  (only while the partial exists); ``annotate_file`` copies tus fields into a
+  file's meta (only while the file exists).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import redis
+
+from redfile_common.errors import ApiError
+
+from .checksums import Part
+from .storage import _TIME, chunk_prefix, meta_key, parts_key, upload_key
+
+TUS_MODE = "tus"
+
+_APPEND = _TIME + """
+local upload, parts = KEYS[1], KEYS[2]
+local owner, expected, new_offset = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local ttl, now_iso, prefix, max_file = tonumber(ARGV[5]), ARGV[6], ARGV[7], tonumber(ARGV[8])
+local allow_final, n = ARGV[9] == '1', tonumber(ARGV[10])
+local u = redis.call('HMGET', upload, 'owner', 'mode', 'received_bytes', 'total_size', 'chunk_size', 'deadline', 'tus_concat')
+if not u[1] or u[1] ~= owner or u[2] ~= 'tus' then return {'not_found'} end
+if not allow_final and u[7] and string.sub(u[7], 1, 5) == 'final' then return {'final'} end
+local offset = tonumber(u[3])
+if offset ~= expected then return {'mismatch', offset} end
+local length = nil
+if u[4] and u[4] ~= '' then length = tonumber(u[4]) end
+local set_length = false
+if ARGV[4] ~= '' then
+  local wanted = tonumber(ARGV[4])
+  if length and length ~= wanted then return {'length_conflict', length} end
+  if wanted < new_offset then return {'too_long', wanted} end
+  if wanted > max_file then return {'too_large'} end
+  set_length = not length
+  length = wanted
+end
+if length and new_offset > length then return {'too_long', length} end
+if new_offset > max_file then return {'too_large'} end
+for i = 0, n - 1 do
+  local base = 11 + i * 4
+  if ARGV[base + 2] == 's' and redis.call('EXISTS', ARGV[base + 3]) == 0 then return {'staged_gone'} end
+end
+local deadline = tonumber(u[6])
+if deadline - now < ttl * 0.9 then
+  deadline = now + ttl
+  redis.call('HSET', upload, 'deadline', deadline)
+  for _, i in ipairs(redis.call('HKEYS', parts)) do
+    redis.call('EXPIREAT', prefix .. i, deadline)
+  end
+end
+for i = 0, n - 1 do
+  local base = 11 + i * 4
+  local key = prefix .. ARGV[base]
+  if ARGV[base + 2] == 's' then
+    redis.call('RENAME', ARGV[base + 3], key)
+    redis.call('EXPIREAT', key, deadline)
+  else
+    redis.call('SET', key, ARGV[base + 3], 'EXAT', deadline)
+  end
+  redis.call('HSET', parts, ARGV[base], ARGV[base + 1])
+end
+if set_length then
+  local c = tonumber(u[5])
+  redis.call('HSET', upload, 'total_size', ARGV[4], 'total_chunks', string.format('%.0f', math.ceil(length / c)))
+end
+redis.call('HSET', upload, 'received_bytes', ARGV[3], 'updated_at', now_iso)
+redis.call('EXPIREAT', upload, deadline)
+if redis.call('EXISTS', parts) == 1 then redis.call('EXPIREAT', parts, deadline) end
+return {'ok', deadline, set_length and 1 or 0}
+"""
+
+_LINK_FINAL = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], '1')
+return 1
+"""
+
+_ANNOTATE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
+
+class OffsetMismatch(Exception):
+    """The upload's offset is not the one the append expected: nothing changed."""
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+        super().__init__(f"the upload's offset is {offset}")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One chunk to put in place: its index, its plaintext's part record, and its stored bytes or staged key."""
+
+    index: int
+    part: Part
+    data: bytes | memoryview | None = None
+    staged_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Appended:
+    deadline: int
+    length_set: bool  # this append set the upload's length
+
+
+def staging_key(upload_id: str, token: str, n: int) -> str:
+    return f"{chunk_prefix(upload_id)[: -len('c:')]}s:{token}:{n}"
+
+
+def new_staging_token() -> str:
+    return secrets.token_hex(8)
+
+
+class TusStore:
+    """The file-slot scripts tus adds to ``FileStore`` (see the module contract)."""
+
+    def __init__(self, client: redis.Redis, *, upload_ttl: int, max_file_bytes: int) -> None:
+        self.redis = client
+        self.upload_ttl = upload_ttl
+        self.max_file_bytes = max_file_bytes
+        self._append = client.register_script(_APPEND)
+        self._link_final = client.register_script(_LINK_FINAL)
+        self._annotate = client.register_script(_ANNOTATE)
+
+    def append(
+        self, upload_id: str, *, owner: str, expected: int, new_offset: int, segments: list[Segment], now_iso: str,
+        length: int | None = None, allow_final: bool = False,
+    ) -> Appended:  # fmt: skip
+        args: list = [
+            owner, expected, new_offset, "" if length is None else length, self.upload_ttl, now_iso, chunk_prefix(upload_id),
+            self.max_file_bytes, "1" if allow_final else "0", len(segments),
+        ]  # fmt: skip
+        for seg in segments:
+            if seg.staged_key is not None:
+                args += [seg.index, seg.part.encode(), "s", seg.staged_key]
+            else:
+                args += [seg.index, seg.part.encode(), "d", seg.data]
+        result = self._append(keys=[upload_key(upload_id), parts_key(upload_id)], args=args)
+        status = _text(result[0])
+        if status == "ok":
+            return Appended(int(result[1]), bool(int(result[2])))
+        if status == "mismatch":
+            raise OffsetMismatch(int(result[1]))
+        if status == "final":
+            raise ApiError("forbidden", "A final upload is made by concatenation; it takes no PATCH.")
+        if status == "length_conflict":
+            raise ApiError("bad_request", "Upload-Length was already set and cannot change.", details={"upload_length": int(result[1])})
+        if status == "too_long":
+            raise ApiError(
+                "payload_too_large", "The bytes would go past the upload's length.", details={"upload_length": int(result[1])}
+            )
+        if status == "too_large":
+            raise ApiError("payload_too_large", "The upload would exceed the largest file size.", details={"max_file_bytes": self.max_file_bytes})
+        if status == "staged_gone":
+            raise ApiError("service_unavailable", "The request's staged data expired; send it again.", headers={"Retry-After": "1"})
+        raise ApiError("upload_not_found")
+
+    def stage(self, key: str, data) -> None:
+        self.redis.set(key, data, ex=self.upload_ttl)
+
+    def discard(self, keys: list[str]) -> None:
+        if keys:
+            self.redis.unlink(*keys)
+
+    def link_final(self, partial_id: str, final_id: str) -> bool:
+        return bool(self._link_final(keys=[upload_key(partial_id)], args=[f"tus_final:{final_id}"]))
+
+    def annotate_file(self, file_id: str, fields: dict[str, str]) -> bool:
+        flat = [x for kv in fields.items() for x in kv]
+        return bool(flat) and bool(self._annotate(keys=[meta_key(file_id)], args=flat))
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,102 @@
+"""The tus append script on its own: the offset is checked and advanced in one step, or nothing changes."""
+
+import pytest
+
+from redfile_common.errors import ApiError
+from redfile_files import storage
+from redfile_files.checksums import part_of
+from redfile_files.tus_store import OffsetMismatch, Segment, TusStore, new_staging_token, staging_key
+
+from .conftest import dump
+
+OWNER = "alice"
+ID = "ab" * 16
+
+
+@pytest.fixture
+def store(redis_client):
+    files = storage.FileStore(redis_client, upload_ttl=600, max_file_bytes=1000)
+    fields = {"owner": OWNER, "mode": "tus", "total_chunks": 0, "total_size": "", "chunk_size": 4, "tus_concat": ""}
+    files.create_upload(ID, fields, not_after_us=2**62)
+    return TusStore(redis_client, upload_ttl=600, max_file_bytes=1000)
+
+
+def seg(index: int, data: bytes) -> Segment:
+    return Segment(index, part_of(data), data=data)
+
+
+def append(store, expected, new_offset, segments, **kw):
+    return store.append(ID, owner=OWNER, expected=expected, new_offset=new_offset, segments=segments, now_iso="now", **kw)
+
+
+def test_an_append_checks_and_advances_the_offset(store, redis_client):
+    append(store, 0, 6, [seg(0, b"abcd"), seg(1, b"ef")])
+    assert redis_client.get(storage.chunk_key(ID, 1)) == b"ef"
+    before = dump(redis_client)
+    for stale in (0, 5, 7):
+        with pytest.raises(OffsetMismatch) as caught:
+            append(store, stale, stale + 2, [seg(1, b"efgh")])
+        assert caught.value.offset == 6
+    with pytest.raises(ApiError):
+        store.append(ID, owner="bob", expected=6, new_offset=8, segments=[seg(1, b"efgh")], now_iso="now")
+    assert dump(redis_client) == before
+    append(store, 6, 8, [seg(1, b"efgh")])  # the tail chunk, rewritten whole
+    assert redis_client.hget(storage.upload_key(ID), "received_bytes") == b"8"
+    assert redis_client.get(storage.chunk_key(ID, 1)) == b"efgh"
+
+
+def test_a_length_is_set_once_and_bounds_the_offset(store, redis_client):
+    append(store, 0, 0, [], length=10)
+    assert redis_client.hmget(storage.upload_key(ID), "total_size", "total_chunks") == [b"10", b"3"]
+    before = dump(redis_client)
+    with pytest.raises(ApiError) as caught:
+        append(store, 0, 0, [], length=11)
+    assert caught.value.status == 400
+    with pytest.raises(ApiError) as caught:
+        append(store, 0, 12, [seg(0, b"abcd"), seg(1, b"efgh"), seg(2, b"ijkl")])
+    assert caught.value.status == 413
+    assert dump(redis_client) == before
+    assert append(store, 0, 0, [], length=10).length_set is False  # the same length again: fine, not set again
+
+
+def test_the_largest_file_bounds_a_deferred_upload(store, redis_client):
+    before = dump(redis_client)
+    with pytest.raises(ApiError) as caught:
+        append(store, 0, 1001, [seg(0, b"a")])
+    assert caught.value.status == 413
+    with pytest.raises(ApiError):
+        append(store, 0, 0, [], length=1001)
+    assert dump(redis_client) == before
+
+
+def test_staged_chunks_are_renamed_into_place_or_the_append_refuses(store, redis_client):
+    token = new_staging_token()
+    keys = [staging_key(ID, token, n) for n in range(2)]
+    assert all(k.startswith(f"files:{{{ID}}}:s:") for k in keys)  # the upload's slot
+    store.stage(keys[0], b"abcd")
+    before = dump(redis_client)
+    with pytest.raises(ApiError) as caught:  # the second staged chunk is gone (expired)
+        append(store, 0, 6, [Segment(0, part_of(b"abcd"), staged_key=keys[0]), Segment(1, part_of(b"ef"), staged_key=keys[1])])
+    assert caught.value.status == 503
+    assert dump(redis_client) == before
+    store.stage(keys[1], b"ef")
+    append(store, 0, 6, [Segment(0, part_of(b"abcd"), staged_key=keys[0]), Segment(1, part_of(b"ef"), staged_key=keys[1])])
+    assert [redis_client.get(storage.chunk_key(ID, i)) for i in (0, 1)] == [b"abcd", b"ef"]
+    assert redis_client.exists(*keys) == 0
+    assert 0 < redis_client.ttl(storage.chunk_key(ID, 0)) <= 600
+
+
+def test_a_final_upload_takes_appends_only_from_its_concatenation(store, redis_client):
+    redis_client.hset(storage.upload_key(ID), "tus_concat", "final;/tus/x")
+    with pytest.raises(ApiError) as caught:
+        append(store, 0, 1, [seg(0, b"a")])
+    assert caught.value.status == 403
+    append(store, 0, 1, [seg(0, b"a")], allow_final=True)
+
+
+def test_links_and_annotations_only_touch_keys_that_exist(store, redis_client):
+    assert store.link_final(ID, "cd" * 16) is True
+    assert redis_client.hget(storage.upload_key(ID), f"tus_final:{'cd' * 16}") == b"1"
+    assert store.link_final("ef" * 16, "cd" * 16) is False
+    assert store.annotate_file(ID, {"tus_concat": "partial"}) is False  # no file yet
+    assert redis_client.exists(storage.meta_key(ID), storage.upload_key("ef" * 16)) == 0

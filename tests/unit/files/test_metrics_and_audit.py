@@ -1,0 +1,166 @@
+"""Where the files domain counts (FilesMetrics) and audits, for what runs without Lua (fakeredis).
+
+Uploads, completion, aborts, expiry, quotas and deletion run Lua scripts: their counts, the audit
+of deletes and GET /internal/stats are tested against a real Redis in
+tests/integration/files/test_metrics_and_stats.py.  Here: reads (downloaded bytes, storage
+failures), the checks made before any script (client checksums) and the app's wiring.
+"""
+
+from collections import Counter
+
+import fakeredis
+import pytest
+
+from redfile_common.app import redfile
+from redfile_common.audit import NullAuditLog
+from redfile_common.errors import ApiError
+from redfile_common.product_metrics import FilesMetrics, files_metrics
+from redfile_common.testing import settings_overrides
+from redfile_files import create_app, storage
+from redfile_files.crypto import ChunkCorrupt
+from redfile_files.domain import FilesService
+from redfile_files.downloads import download_response
+from redfile_files.settings import FilesSettings
+
+from .test_domain import ALICE, seed_file
+
+
+class RecordingMetrics:
+    """Stands in for FilesMetrics and remembers each call: (method, *args) -> times."""
+
+    def __init__(self) -> None:
+        self.calls: Counter = Counter()
+
+    def __getattr__(self, name):
+        if not callable(getattr(FilesMetrics, name, None)) or name.startswith("_"):
+            raise AttributeError(name)  # only FilesMetrics' own methods: a typo fails the test
+        return lambda *args: self.calls.update([(name, *args)])
+
+
+@pytest.fixture
+def r():
+    return fakeredis.FakeRedis()
+
+
+@pytest.fixture
+def metrics():
+    return RecordingMetrics()
+
+
+def make_service(r, metrics, **settings):
+    settings = FilesSettings(**settings_overrides("redis://unused:1/0", max_chunk_bytes=8, max_single_upload_bytes=16, **settings))
+    store = storage.FileStore(r, upload_ttl=settings.upload_ttl, max_file_bytes=settings.max_file_bytes)
+    service = FilesService(store, settings, clock=lambda: 1_764_000_000.0, metrics=metrics)
+    service.reconciler.sweep_user = lambda *a, **k: 0  # a Lua script
+    return service
+
+
+@pytest.fixture
+def service(r, metrics):
+    return make_service(r, metrics)
+
+
+def code(fn, *args, **kwargs) -> str:
+    with pytest.raises(ApiError) as err:
+        fn(*args, **kwargs)
+    return err.value.code
+
+
+def test_the_app_builds_its_metrics_at_start_and_hands_them_and_the_audit_trail_to_the_domain():
+    app = create_app(**settings_overrides("redis://unused:1/0"))
+    service = app.extensions["redfile_files"]
+    fm = files_metrics(app)
+    assert service.metrics is fm and service.uploads.metrics is fm and service.reconciler.metrics is fm
+    assert service.audit is redfile(app).audit
+    registry = app.extensions["redfile_metrics"].registry
+    value = lambda name, **labels: registry.get_sample_value(name, {"service": "files", **labels})  # noqa: E731
+    for event in ("started", "completed", "aborted", "expired"):
+        assert value("redfile_files_upload_events_total", event=event) == 0
+    for source in ("client", "storage"):
+        assert value("redfile_files_checksum_failures_total", source=source) == 0
+    for name in ("uploaded_bytes", "downloaded_bytes", "chunks_stored", "quota_rejections", "share_downloads"):
+        assert value(f"redfile_files_{name}_total") == 0
+    # the gauge appears with its first count (a 0 set at start would hide another worker's count)
+    assert value("redfile_files_active_uploads") is None
+
+
+def test_domain_objects_built_without_metrics_or_audit_count_and_audit_nothing(r):
+    settings = FilesSettings(**settings_overrides("redis://unused:1/0"))
+    service = FilesService(storage.FileStore(r, upload_ttl=600, max_file_bytes=10), settings)
+    assert isinstance(service.metrics, FilesMetrics) and service.metrics._registry is None
+    assert service.uploads.metrics is service.metrics and service.reconciler.metrics is service.metrics
+    assert isinstance(service.audit, NullAuditLog)
+
+
+def test_downloaded_bytes_are_counted_piece_by_piece(service, r, metrics):
+    fid = seed_file(r, 1, chunks=(b"hello", b" wor", b"ld"))
+    record = service.get_file(ALICE, fid)
+    assert b"".join(service.read_chunks(record)) == b"hello world"
+    assert metrics.calls == Counter({("bytes_downloaded", 5): 1, ("bytes_downloaded", 4): 1, ("bytes_downloaded", 2): 1})
+    metrics.calls.clear()
+    assert b"".join(service.read_chunks(record, 3, 7)) == b"lo w"  # a range counts what it sends
+    assert metrics.calls == Counter({("bytes_downloaded", 2): 2})
+
+
+def test_a_download_that_stops_early_counts_only_what_was_handed_out(service, r, metrics):
+    fid = seed_file(r, 1, chunks=(b"abc", b"def"))
+    pieces = service.read_chunks(service.get_file(ALICE, fid))
+    assert next(pieces) == b"abc"
+    pieces.close()
+    assert metrics.calls == Counter({("bytes_downloaded", 3): 1})
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_stored_data_that_fails_its_check_is_counted_once_as_storage(service, r, metrics, damage):
+    fid = seed_file(r, 1, chunks=(b"abc", b"def"))
+    if damage == "missing":
+        r.delete(storage.chunk_key(fid, 0))
+    else:
+        r.set(storage.chunk_key(fid, 0), b"abX")
+    record = service.get_file(ALICE, fid)
+    # the first chunk is read before any header: a clean stored_data_corrupt
+    assert code(download_response, record, service.read_chunks(record)) == "stored_data_corrupt"
+    assert metrics.calls == Counter({("checksum_failure", "storage"): 1})
+
+
+def test_a_later_chunk_that_fails_cuts_the_stream_and_is_counted(service, r, metrics):
+    fid = seed_file(r, 1, chunks=(b"abc", b"def"))
+    r.set(storage.chunk_key(fid, 1), b"deX")
+    record = service.get_file(ALICE, fid)
+    body = download_response(record, service.read_chunks(record)).response
+    assert next(body) == b"abc"
+    with pytest.raises(ChunkCorrupt):
+        next(body)
+    assert metrics.calls == Counter({("bytes_downloaded", 3): 1, ("checksum_failure", "storage"): 1})
+
+
+def test_a_corrupt_text_is_stored_data_corrupt_and_counted(service, r, metrics):
+    fid = seed_file(r, 1, chunks=(b"note", b"s"), kind="text")
+    r.set(storage.chunk_key(fid, 1), b"S")
+    assert code(service.read_text, ALICE, fid) == "stored_data_corrupt"
+    assert metrics.calls[("checksum_failure", "storage")] == 1
+
+
+def test_a_file_key_that_does_not_open_is_counted_as_storage(service, r, metrics):
+    fid = seed_file(r, 1)
+    r.hset(storage.meta_key(fid), "dek", "gone:AAAA")  # wrapped by a master key no longer configured
+    assert code(service.read_chunks, service.get_file(ALICE, fid)) == "stored_data_corrupt"
+    assert metrics.calls == Counter({("checksum_failure", "storage"): 1})
+
+
+def test_client_checksums_that_do_not_match_are_counted_before_anything_is_stored(service, r, metrics):
+    from redfile_files.checksums import part_of
+
+    assert code(service.receive_chunk, "alice", file_id=None, chunk_index=0, total_chunks=1, data=b"x", sha256="0" * 64) == "checksum_mismatch"
+    part = part_of(b"abc")
+    assert code(service.uploads.put, "alice", "a" * 32, 0, b"abc", part, crc32c="00000000") == "checksum_mismatch"
+    assert code(service.uploads.put, "alice", "a" * 32, 0, b"abc", part, sha256=part.sha256) == "upload_not_found"  # a match passes
+    assert metrics.calls == Counter({("checksum_failure", "client"): 2})
+    assert r.dbsize() == 0
+
+
+def test_refusals_before_any_script_count_nothing(service, r, metrics):
+    assert code(service.receive_chunk, "alice", file_id=None, chunk_index=0, total_chunks=1, data=b"x" * 9, sha256=None) == "payload_too_large"
+    assert code(service.create_file, "alice", b"x" * 17, name="a", mime_type=None) == "payload_too_large"
+    assert code(service.create_text, "alice", "x", name="a/b") == "invalid_name"
+    assert metrics.calls == Counter()
