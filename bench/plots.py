@@ -32,9 +32,10 @@ def draw(doc: dict, out: Path) -> list[Path]:
     rows = doc["chunk_sweep"]
     if rows:
         x = [r["chunk_bytes"] / 1048576 for r in rows]
-        fig, ax = plt.subplots(figsize=(7.5, 4.5))
+        fig, ax = plt.subplots(figsize=(7.5, 5.5))
         for key, label, style in [
             ("raw_set_mib_s", "raw redis-py SET", "k--"), ("raw_get_mib_s", "raw redis-py GET", "k:"),
+            ("raw_getrange_mib_s", "raw redis-py read in 1 MiB GETRANGE pieces", "C7-."),
             ("upload_chunks_mib_s", "Redfile upload: chunk PUTs", "C0-o"), ("upload_mib_s", "Redfile upload incl. complete", "C0--s"),
             ("download_mib_s", "Redfile download", "C1-o"), ("bare_upload_mib_s", "bare Flask: PUT to /sink", "C2:^"),
         ]:  # fmt: skip
@@ -44,7 +45,7 @@ def draw(doc: dict, out: Path) -> list[Path]:
         ax.set_xlabel("chunk size (MiB)")
         ax.set_ylabel("MiB/s")
         ax.set_title(f"Throughput against chunk size ({doc['config']['size_mib']} MiB file, one stream)")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
         ax.grid(alpha=0.3)
         save(fig, "bench-chunk-size.png")
 
