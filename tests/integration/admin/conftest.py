@@ -37,22 +37,6 @@ class LateApp:
         return self.app(environ, start_response)
 
 
-@pytest.fixture
-def serve():
-    servers = []
-
-    def start(wsgi_app) -> str:
-        server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_port}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
 @dataclass
 class Call:
     method: str

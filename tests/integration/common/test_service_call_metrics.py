@@ -25,22 +25,6 @@ def answering(status: int, body: bytes = b'{"ok": true}'):
 
 
 @pytest.fixture
-def serve():
-    servers = []
-
-    def start(app):
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_port}"
-
-    yield start
-    for s in servers:
-        s.shutdown()
-        s.server_close()
-
-
-@pytest.fixture
 def measured():
     registry = CollectorRegistry()
 

@@ -25,21 +25,6 @@ class Recorder:
         return Response(body, status=status, content_type="application/json")(environ, start_response)
 
 
-@pytest.fixture
-def serve():
-    servers = []
-
-    def start(app):
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_port}"
-
-    yield start
-    for s in servers:
-        s.shutdown()
-
-
 def client_for(url):
     return ServiceClient(ServiceTokens(Keyring([KEY]), service_name="admin"), {"auth": url}, timeout=2, retries=3)
 

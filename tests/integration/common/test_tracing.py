@@ -18,22 +18,6 @@ from redfile_common.testing import auth_header, make_settings, settings_override
 
 
 @pytest.fixture
-def serve():
-    servers = []
-
-    def start(wsgi_app) -> str:
-        server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_port}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
 def traced(redis_url, serve):
     callee = create_service_app("callee", make_settings(ServiceSettings, redis_url, service_name="files"), title="callee")
 

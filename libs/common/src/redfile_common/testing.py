@@ -134,5 +134,26 @@ def spans(_span_switch):
 
 
 @pytest.fixture
+def serve():
+    """Serve WSGI apps on free loopback ports in threads; returns ``start(app) -> base URL``."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    servers = []
+
+    def start(wsgi_app) -> str:
+        server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
 def unique() -> str:
     return secrets.token_hex(4)
