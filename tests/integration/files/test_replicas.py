@@ -8,10 +8,7 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
@@ -19,69 +16,16 @@ from threading import Barrier
 import pytest
 import requests
 
-from redfile_common.dev.redis_server import free_port
 from redfile_common.testing import auth_header, make_settings, user_token
-from redfile_common.testing import test_env as service_env
 from redfile_files.settings import FilesSettings
 
 CHUNK = 64 * 1024
 
 
-class Replica:
-    def __init__(self, redis_url: str, log_dir) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, **service_env(redis_url, SERVICE_NAME="files", BIND=f"127.0.0.1:{self.port}", WEB_CONCURRENCY="1",
-                                        GUNICORN_THREADS="4", SWEEP_INTERVAL="0", MAX_CHUNK_BYTES=str(CHUNK))}  # fmt: skip
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        self.log = open(log_dir / f"files-{self.port}.log", "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:redfile_common.gunicorn_conf", "redfile_files:create_app()"],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "gunicorn exited while starting"
-            try:
-                if requests.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError("files replica not ready")
-
-    def kill(self) -> None:
-        """SIGKILL the master and its worker (the process group this test started)."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
-
-
 @pytest.fixture
-def replicas(redis_url, tmp_path):
-    started: list[Replica] = []
-
-    def start(n: int) -> list[Replica]:
-        new = [Replica(redis_url, tmp_path) for _ in range(n)]
-        for r in new:
-            r.wait_ready()
-        started.extend(new)
-        return new
-
-    yield start
-    for r in started:
-        r.stop()
+def replicas(redis_url, gunicorn):
+    """``replicas(n)``: n real gunicorn files processes on the test's Redis."""
+    return lambda n: gunicorn("files", redis_url, n, MAX_CHUNK_BYTES=str(CHUNK))
 
 
 @pytest.fixture

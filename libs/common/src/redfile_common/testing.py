@@ -5,6 +5,9 @@ Enable with ``pytest_plugins = ["redfile_common.testing"]``.  Fixtures:
 * ``redis_server`` (session): a private real Redis on a free loopback port.
 * ``redis_url``: that server's URL, flushed before each test that uses it.
 * ``redis_client``: a client of that server.
+* ``gunicorn``: ``start(service, redis_url, n=1, **env) -> [ServiceProcess]``: real gunicorn
+  processes of a service (``auth``, ``files`` or ``admin``) on free loopback ports, each
+  ready on /readyz, all stopped after the test.
 * ``spans``: an in-memory span exporter that records the test's spans (tracing is
   switched on for the process the first time it is used, and records only during
   the tests that ask for it).
@@ -14,13 +17,18 @@ And helpers to build settings and mint tokens the way auth does.
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import redis
 
-from .dev.redis_server import RedisProcess
+from .dev.redis_server import RedisProcess, free_port
 from .settings import ServiceSettings
 from .tokens import Keyring, ServiceTokens, TokenState, UserTokens
 
@@ -152,6 +160,83 @@ def serve():
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+class ServiceProcess:
+    """One real gunicorn master (and its workers) of a Redfile service, in its own process group."""
+
+    def __init__(self, service: str, redis_url: str, log_dir: Path, **env: str) -> None:
+        self.service = service
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full = {**os.environ, **test_env(redis_url, SERVICE_NAME=service, BIND=f"127.0.0.1:{self.port}", WEB_CONCURRENCY="1",
+                                          GUNICORN_THREADS="4", SWEEP_INTERVAL="0", **env)}  # fmt: skip
+        full.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.log_path = Path(log_dir) / f"{service}-{self.port}.log"
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "python:redfile_common.gunicorn_conf", f"redfile_{service}:create_app()"],
+            env=full, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"gunicorn exited while starting:\n{self.log_path.read_text(errors='replace')[-2000:]}"
+            try:
+                if requests.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.service} on {self.url} not ready in {timeout} s")
+
+    def worker_pids(self) -> list[int]:
+        """The gunicorn workers (children of the master), read from /proc."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                    pids.append(int(entry.name))
+        return pids
+
+    def kill(self) -> None:
+        """SIGKILL the master and its workers (the process group this helper started)."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def gunicorn(tmp_path):
+    """``start(service, redis_url, n=1, **env)`` -> ready :class:`ServiceProcess` es, stopped after the test."""
+    started: list[ServiceProcess] = []
+
+    def start(service: str, redis_url: str, n: int = 1, **env: str) -> list[ServiceProcess]:
+        new = [ServiceProcess(service, redis_url, tmp_path, **env) for _ in range(n)]
+        started.extend(new)
+        for proc in new:
+            proc.wait_ready()
+        return new
+
+    yield start
+    for proc in started:
+        proc.stop()
 
 
 @pytest.fixture
