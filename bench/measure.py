@@ -50,6 +50,18 @@ def seed_buffer(largest_chunk: int) -> bytes:
 # -- the ceiling: redis-py against the same Redis ------------------------------------------------
 
 
+def sha256_seconds(payload: Payload) -> float:
+    """Seconds for hashlib to SHA-256 the whole payload in one thread, chunk by chunk: the one pass a
+    single-stream upload cannot avoid (a file's SHA-256 is one sequential chain)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    started = time.perf_counter()
+    for i in range(payload.count):
+        digest.update(payload.piece(i))
+    return time.perf_counter() - started
+
+
 def raw_set_get(client: redis.Redis, payload: Payload, piece: int = MIB) -> tuple[float, float, float]:
     """Seconds to SET every chunk of ``payload`` under its own key, to GET them all back one after another,
     and to read them back as Redfile does (GETRANGE pieces of ``piece`` bytes, pipelined per chunk)."""

@@ -43,7 +43,7 @@ from pathlib import Path
 import redis
 
 from client import Http, expect, load
-from measure import (MIB, Payload, bare_download, bare_upload, raw_set_get, redfile_delete, redfile_download,
+from measure import (MIB, Payload, bare_download, bare_upload, raw_set_get, redfile_delete, redfile_download, sha256_seconds,
                      redfile_upload, redis_paths, seed_buffer, seed_delete, seed_download, seed_upload)  # fmt: skip
 from procs import HERE, PeakRss, Processes, free_port, rss_kib
 from report import median, mib_s, print_table, targets
@@ -162,7 +162,7 @@ class Bench:
     def raw(self, payload: Payload) -> dict:
         set_s, get_s, ranges_s = raw_set_get(self.raw_client, payload)
         return {"raw_set_mib_s": mib_s(payload.size, set_s), "raw_get_mib_s": mib_s(payload.size, get_s),
-                "raw_getrange_mib_s": mib_s(payload.size, ranges_s)}  # fmt: skip
+                "raw_getrange_mib_s": mib_s(payload.size, ranges_s), "sha256_mib_s": mib_s(payload.size, sha256_seconds(payload))}  # fmt: skip
 
     def redis_paths(self) -> dict:
         from redis.connection import _RESP2Parser
@@ -372,6 +372,7 @@ def ratios(doc: dict) -> dict:
     return {
         "upload_vs_raw_set": div(h["upload_mib_s"], h["raw_set_mib_s"]),
         "upload_chunks_vs_raw_set": div(h["upload_chunks_mib_s"], h["raw_set_mib_s"]),
+        "upload_vs_sha256": div(h["upload_mib_s"], h.get("sha256_mib_s")),
         "download_vs_raw_get": div(h["download_mib_s"], h["raw_get_mib_s"]),
         "download_vs_raw_getrange": div(h["download_mib_s"], h["raw_getrange_mib_s"]),
         "upload_vs_seed": div(p["redfile_upload_mib_s"], p["upload_mib_s"]),

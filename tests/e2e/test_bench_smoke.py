@@ -14,7 +14,7 @@ SECTIONS = {
     "machine": {"cores", "loadavg_before", "loadavg_after"},
     "config": {"size_mib", "chunk_bytes", "workers", "threads", "worker_class"},
     "warm_up": {"upload_sha256_ok", "download_sha256_ok"},
-    "headline": {"raw_set_mib_s", "raw_get_mib_s", "raw_getrange_mib_s", "upload_mib_s", "upload_chunks_mib_s", "complete_s", "upload4_mib_s",
+    "headline": {"raw_set_mib_s", "raw_get_mib_s", "raw_getrange_mib_s", "sha256_mib_s", "upload_mib_s", "upload_chunks_mib_s", "complete_s", "upload4_mib_s",
                  "download_mib_s", "bare_upload_mib_s", "bare_download_mib_s"},  # fmt: skip
     "redis_paths": {"set_ms", "lua_with_bytes_ms", "set_then_lua_rename_ms", "get_hiredis_ms", "get_python_parser_ms"},
     "peer": {"size_mib", "upload_mib_s", "download_mib_s", "redfile_upload_mib_s", "redfile_download_mib_s"},

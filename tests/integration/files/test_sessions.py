@@ -8,6 +8,7 @@ import time
 import google_crc32c
 import pytest
 
+from redfile_common.errors import ApiError
 from redfile_files import ledger, storage
 
 from .conftest import expire_now
@@ -255,3 +256,20 @@ def test_activity_keeps_an_upload_and_the_sweep_reschedules_it(api, alice, servi
     deadline = int(redis_client.hget(storage.upload_key(up["id"]), "deadline"))
     assert redis_client.zscore(ledger.due_key("alice"), up["id"]) == deadline * 1_000_000
     assert ledger.Holding("r", 100) == service.ledger.holding("alice", up["id"])
+
+
+def test_an_abort_that_loses_a_race_to_another_abort_leaves_no_reservation_behind(api, client, alice, service, monkeypatch):
+    """Abort A removes the upload; abort B (its ownership check passed before that) takes a newer lease,
+    so A's last step yields to B: B, finding the upload gone, must settle the id itself (not 120 s later)."""
+    upload_id = api.create(alice, 1000).json["id"]
+    first = service.ledger.lease("alice", upload_id)
+    service.store.abort(upload_id, owner="alice", not_after_us=first.fence)  # abort A, up to its last step
+    real_check = service.uploads._upload
+    monkeypatch.setattr(service.uploads, "_upload", lambda owner, uid: None)  # B checked before A removed it
+    with pytest.raises(ApiError) as err:
+        service.uploads.abort("alice", upload_id)  # abort B
+    assert err.value.code == "upload_not_found"
+    monkeypatch.setattr(service.uploads, "_upload", real_check)
+    service.ledger.apply("alice", upload_id, expected=first.score, held=None, index_ms=None, due_us=None)  # A's last step: stale
+    quota = client.get("/quota", headers=alice).json
+    assert quota["reserved_bytes"] == 0 and quota["used_bytes"] == 0, quota

@@ -113,3 +113,45 @@ def test_token_state_revokes_on_version_change_and_deny():
     _, claims = mint(users(K1), version=version)
     with pytest.raises(TokenError):
         state.check(claims)
+
+
+def test_a_remembered_token_still_expires_and_only_its_exact_string_is_remembered(monkeypatch):
+    import redfile_common.tokens as tokens_module
+
+    verifier = users(K1)
+    token, _ = mint(verifier, ttl=10)
+    assert verifier.verify(token).sub == "alice"
+    assert verifier.verify(token).sub == "alice"  # remembered: no second decode
+    calls = []
+    real = Keyring._decode
+    monkeypatch.setattr(Keyring, "_decode", lambda self, *a, **kw: calls.append(1) or real(self, *a, **kw))
+    verifier.verify(token)
+    assert calls == []
+    tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    with pytest.raises(TokenError):
+        verifier.verify(tampered)
+    assert calls == [1]  # another string is decoded (and refused), never matched to the remembered one
+    now = time.time()
+    monkeypatch.setattr(tokens_module.time, "time", lambda: now + 10 + tokens_module.LEEWAY_SECONDS + 1)
+    with pytest.raises(TokenError) as err:
+        verifier.verify(token)
+    assert err.value.reason == "expired"
+    assert not verifier.keyring._verified  # forgotten once expired (PyJWT, reading the real clock, would decide next time)
+
+
+def test_the_remembered_tokens_are_bounded(monkeypatch):
+    monkeypatch.setattr(Keyring, "VERIFIED_CACHE", 3)
+    verifier = users(K1)
+    for _ in range(10):
+        token, _ = mint(verifier)
+        verifier.verify(token)
+    assert len(verifier.keyring._verified) == 3
+
+
+def test_a_token_is_remembered_per_audience_and_issuer():
+    token, _ = mint(users(K1))
+    ring = Keyring([K1])
+    assert ring.verify(token, audience="redfile", issuer="redfile-auth")["sub"] == "alice"
+    with pytest.raises(TokenError) as err:
+        ring.verify(token, audience="redfile-files", issuer="redfile-auth")
+    assert err.value.reason == "wrong_audience"

@@ -5,12 +5,10 @@ import hashlib
 
 import google_crc32c
 import pytest
-from flask import Flask, request
 
 from redfile_common.errors import ApiError
 from redfile_common.settings import SettingsError, load_settings
 from redfile_common.testing import settings_overrides
-from redfile_files.bodies import read_raw_chunk
 from redfile_files.checksums import Part, composite, parse_crc32c_value, parse_sha256_value, part_of, verify
 from redfile_files.crypto import SEAL_OVERHEAD, ChunkCorrupt, ChunkSealer, Encryption, NullSealer, parse_master_keys
 from redfile_files.settings import DEFAULT_CHUNK_BYTES, FilesSettings
@@ -100,24 +98,95 @@ def test_new_settings():
     assert "32 bytes" in str(err.value)
 
 
-@pytest.fixture
-def app():
-    return Flask(__name__)
+class Sink:
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+
+    def write(self, piece) -> None:
+        self.pieces.append(bytes(piece))
 
 
-def raw(app, data, limit=16, **kw):
-    with app.test_request_context("/uploads/x/chunks/0", method="PUT", data=data, **kw):
-        view, part = read_raw_chunk(request, max_chunk_bytes=limit)
-        return bytes(view), part
+@pytest.mark.parametrize("threaded", [False, True], ids=["inline", "threads"])
+def test_a_body_is_streamed_to_the_sink_and_hashed_in_pieces(monkeypatch, threaded):
+    import io
+
+    from redfile_files import intake
+    from redfile_files.checksums import ChunkDigest, FileDigest
+
+    monkeypatch.setattr(intake, "PIECE", 3)
+    monkeypatch.setattr(intake, "THREADED_MIN", 1 if threaded else 10**9)
+    data = bytes(range(256)) * 3
+    sink, chunk, whole = Sink(), ChunkDigest(), FileDigest()
+    intake.stream_into(io.BytesIO(data + b"trailing bytes are not read"), len(data), sink, [chunk, whole])
+    assert b"".join(sink.pieces) == data and max(len(p) for p in sink.pieces) == 3
+    assert chunk.part() == part_of(data)
+    assert whole.sha256 == hashlib.sha256(data).hexdigest()
 
 
-def test_raw_chunks_are_read_and_hashed_in_pieces(app, monkeypatch):
-    import redfile_files.bodies as bodies
+@pytest.mark.parametrize("threaded", [False, True], ids=["inline", "threads"])
+def test_a_body_that_ends_early_is_bad_request(monkeypatch, threaded):
+    import io
 
-    monkeypatch.setattr(bodies, "PIECE", 3)
-    data, part = raw(app, b"0123456789")
-    assert data == b"0123456789" and part == part_of(b"0123456789")
-    assert raw(app, b"") == (b"", part_of(b""))
+    from redfile_files import intake
+
+    monkeypatch.setattr(intake, "THREADED_MIN", 1 if threaded else 10**9)
     with pytest.raises(ApiError) as err:
-        raw(app, b"x" * 17)
+        intake.stream_into(io.BytesIO(b"short"), 10, Sink(), [hashlib.sha256()])
+    assert err.value.code == "bad_request"
+
+
+def test_a_hashing_error_reaches_the_request_thread(monkeypatch):
+    import io
+
+    from redfile_files import intake
+
+    class Broken:
+        def update(self, data):
+            raise RuntimeError("boom")
+
+    monkeypatch.setattr(intake, "THREADED_MIN", 1)
+    with pytest.raises(RuntimeError, match="boom"):
+        intake.stream_into(io.BytesIO(b"abc"), 3, Sink(), [Broken()])
+
+
+def test_whole_bodies_are_read_to_their_length_or_a_limit(monkeypatch):
+    import io
+
+    from redfile_files import intake
+
+    monkeypatch.setattr(intake, "PIECE", 3)
+    assert intake.read_whole(io.BytesIO(b"0123456789"), 10, 16) == b"0123456789"
+    assert intake.read_whole(io.BytesIO(b"0123456789"), None, 16) == b"0123456789"  # chunked encoding
+    assert intake.read_whole(io.BytesIO(b""), 0, 16) == b""
+    with pytest.raises(ApiError) as err:
+        intake.read_whole(io.BytesIO(b"x" * 17), None, 16)
     assert err.value.code == "payload_too_large"
+    with pytest.raises(ApiError) as err:
+        intake.read_whole(io.BytesIO(b"x" * 5), 10, 16)
+    assert err.value.code == "bad_request"
+
+
+def test_running_digests_cover_exactly_the_chunks_acknowledged_in_order():
+    from redfile_files.checksums import RunningDigests
+
+    chunks = [b"aa", b"bb", b"cc"]
+    running = RunningDigests(max_entries=2)
+    assert running.fork("u", 1) is None  # nothing before chunk 0
+    first = running.fork("u", 0)
+    first.update(chunks[0])
+    unacknowledged = running.fork("u", 0)
+    unacknowledged.update(b"other bytes, never acknowledged")
+    running.advance("u", 0, first)
+    running.advance("u", 0, unacknowledged)  # too late: chunk 0 is already in
+    second = running.fork("u", 1)
+    second.update(chunks[1])
+    running.advance("u", 1, second)
+    assert running.fork("u", 3) is None
+    start, digest = running.take("u")
+    assert start == 2 and digest.sha256 == hashlib.sha256(b"aabb").hexdigest()
+    assert running.take("u")[0] == 0  # taken: completion reads everything again
+    for upload in ("a", "b", "c"):  # bounded: the least recently advanced is forgotten
+        d = running.fork(upload, 0)
+        d.update(b"x")
+        running.advance(upload, 0, d)
+    assert running.take("a")[0] == 0 and running.take("c")[0] == 1

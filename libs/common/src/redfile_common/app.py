@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import redis
 from apiflask import APIFlask
+from flask.sessions import SessionInterface
 
 from . import error_handlers, health, logs, metrics, tracing
 from .audit import AuditLog, request_context
@@ -61,6 +62,16 @@ class Redfile:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class NoSessions(SessionInterface):
+    """Flask's session, never opened: ``flask.session`` is a null session that refuses writes."""
+
+    def open_session(self, app, request):
+        return None
+
+    def save_session(self, app, session, response) -> None:
+        return None
+
+
 def create_service_app(import_name: str, settings: ServiceSettings, *, title: str, version: str = "0.1.0") -> APIFlask:
     name = settings.service_name
     logs.configure_logging(name, settings.log_level)
@@ -83,7 +94,12 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
         AUTO_SERVERS=False,
         TESTING=settings.redfile_env == "test",
     )
+    # first of all hooks: every request gets its id and its log line, also one refused by a hook below
+    logs.init_request_logging(app, name)
     app.request_class = error_handlers.JsonRequest
+    # No service keeps state in Flask's cookie session (every caller sends a bearer token), so none
+    # is opened: the default would build a signing serializer on every request (issue 8).
+    app.session_interface = NoSessions()
     app.error_processor(error_handlers.apiflask_error_processor)
     error_handlers.register_error_handlers(app)
 
@@ -133,7 +149,6 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)
-    logs.init_request_logging(app)
     metrics.init_metrics(app, name, registry)
     tracing.instrument_app(app)
     app.register_blueprint(health.bp)

@@ -113,8 +113,42 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     _configured_for = service
 
 
-def init_request_logging(app: Flask) -> None:
-    log = structlog.get_logger("redfile.request")
+class _CurrentStdout:
+    """A file that is whatever ``sys.stdout`` is now, as ``StdoutHandler`` writes."""
+
+    def write(self, text: str) -> None:
+        sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+def _request_logger(service: str):
+    """The per-request line's logger: structlog's direct pipeline, no stdlib record, handler or formatter.
+
+    The same processors and JSON as every other line (``_shared_processors``),
+    written with one ``write`` + ``flush`` like ``StdoutHandler``.  About a
+    tenth of a small request's CPU went to the stdlib round trip (issue 8).
+    Whether it writes follows the ``redfile.request`` stdlib logger's level.
+    """
+
+    def add_logger_name(logger, method, event):
+        event["logger"] = "redfile.request"
+        return event
+
+    processors = [p for p in _shared_processors(service) if p is not structlog.stdlib.add_logger_name]
+    processors.insert(2, add_logger_name)
+    return structlog.wrap_logger(
+        structlog.WriteLogger(_CurrentStdout()),
+        processors=[*processors, structlog.processors.JSONRenderer()],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+        cache_logger_on_first_use=True,
+    )
+
+
+def init_request_logging(app: Flask, service: str) -> None:
+    log = _request_logger(service)
+    gate = logging.getLogger("redfile.request")
 
     @app.before_request
     def _start():
@@ -140,8 +174,9 @@ def init_request_logging(app: Flask) -> None:
             remote=request.remote_addr,
         )
         if response.status_code >= 500:
-            log.error("request", **fields)
-        else:
+            if gate.isEnabledFor(logging.ERROR):
+                log.error("request", **fields)
+        elif gate.isEnabledFor(logging.INFO):
             log.info("request", **fields)
         return response
 

@@ -7,10 +7,8 @@ in the query string.  apiflask's ``@input`` cannot express "one of three
 bodies", so the parsing is here, with the same error shape as its validation:
 ``validation_error`` with ``details = {location: {field: [messages]}}``.
 
-``PUT /uploads/<id>/chunks/<index>`` takes the chunk as the raw body, read
-from the request stream in 1 MiB pieces straight into one buffer of the
-announced size (hashed as it arrives): werkzeug never buffers it, and a
-worker holds at most one copy of a chunk per request.
+(``PUT /uploads/<id>/chunks/<index>`` takes the chunk as the raw body: see
+``intake``, which streams it into Redis as it arrives.)
 """
 
 from __future__ import annotations
@@ -24,11 +22,10 @@ from marshmallow import ValidationError
 
 from redfile_common.errors import ApiError
 
-from .checksums import ChunkDigest, Part
+
 from .schemas import ChunkFieldsIn, FileFormIn
 from .validation import decode_base64, lenient_mime_type
 
-PIECE = 1024 * 1024
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
@@ -151,31 +148,3 @@ def read_file_upload(request: Request, json_schema, *, max_bytes: int) -> FileUp
         data = _base64_field(loaded["data"], max_bytes, "file")
         return FileUpload(data=data, name=loaded["name"], mime_type=loaded.get("mime_type"))
     raise ApiError("unsupported_media_type", "Send the file as multipart/form-data or application/json (base64).")
-
-
-def read_raw_chunk(request: Request, *, max_chunk_bytes: int) -> tuple[memoryview, Part]:
-    """The raw body of a chunk PUT, read in bounded pieces, with its SHA-256 and CRC32C."""
-    length = request.content_length
-    if length is not None and length > max_chunk_bytes:
-        raise _too_large(max_chunk_bytes)
-    stream = request.stream
-    digest = ChunkDigest()
-    if length is not None:
-        buf = bytearray(length)
-        view = memoryview(buf)
-        pos = 0
-        while pos < length:
-            piece = stream.read(min(PIECE, length - pos))
-            if not piece:
-                raise ApiError("bad_request", "The body ended before Content-Length bytes arrived.")
-            view[pos : pos + len(piece)] = piece
-            digest.update(piece)
-            pos += len(piece)
-        return view, digest.part()
-    buf = bytearray()  # chunked transfer encoding: no size announced
-    while piece := stream.read(PIECE):
-        if len(buf) + len(piece) > max_chunk_bytes:
-            raise _too_large(max_chunk_bytes)
-        buf += piece
-        digest.update(piece)
-    return memoryview(buf), digest.part()

@@ -16,6 +16,8 @@ import base64
 import binascii
 import hashlib
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -86,6 +88,11 @@ class FileDigest:
         self._sha = hashlib.sha256()
         self._crc = google_crc32c.Checksum()
 
+    def copy(self) -> "FileDigest":
+        twin = FileDigest.__new__(FileDigest)
+        twin._sha, twin._crc = self._sha.copy(), self._crc.copy()
+        return twin
+
     def update(self, data) -> None:
         self._sha.update(data)
         self._crc.update(data if isinstance(data, bytes) else bytes(data))
@@ -97,6 +104,56 @@ class FileDigest:
     @property
     def crc32c(self) -> str:
         return self._crc.digest().hex()
+
+
+class RunningDigests:
+    """Whole-file digests of uploads whose chunks this process received in order, so completion need not read them back.
+
+    Chunk ``i`` of an upload is hashed into a *copy* of the digest of chunks
+    ``0..i-1`` (``fork``), and the copy replaces it only once the chunk is
+    acknowledged as stored (``advance``): the digest always covers exactly the
+    bytes Redis holds for chunks ``0..next-1``, which never change afterwards
+    (other bytes at a stored index are a conflict).  Completion resumes it
+    from ``next`` (``take``), reading back only the chunks it does not cover.
+    Chunks that arrive out of order, through another process, or after the
+    entry was evicted (at most ``max_entries``, least recently advanced first)
+    just leave more to read back.  Thread-safe; one per process.
+    """
+
+    def __init__(self, max_entries: int = 256) -> None:
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[int, FileDigest]] = OrderedDict()
+
+    def fork(self, upload_id: str, index: int) -> FileDigest | None:
+        """A digest to feed chunk ``index`` into, when it is the next one in order; else None."""
+        with self._lock:
+            entry = self._entries.get(upload_id)
+            if entry is None:
+                return FileDigest() if index == 0 else None
+            following, digest = entry
+            return digest.copy() if following == index else None
+
+    def advance(self, upload_id: str, index: int, digest: FileDigest) -> None:
+        """Chunk ``index`` is stored and ``digest`` (from ``fork``) includes it."""
+        with self._lock:
+            entry = self._entries.get(upload_id)
+            if (entry[0] if entry else 0) != index:
+                return  # another request advanced it first (the same chunk again)
+            self._entries[upload_id] = (index + 1, digest)
+            self._entries.move_to_end(upload_id)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def take(self, upload_id: str) -> tuple[int, FileDigest]:
+        """``(next, digest)``: the digest of chunks ``0..next-1`` (``(0, empty)`` when none); forgotten here."""
+        with self._lock:
+            entry = self._entries.pop(upload_id, None)
+        return entry if entry is not None else (0, FileDigest())
+
+    def forget(self, upload_id: str) -> None:
+        with self._lock:
+            self._entries.pop(upload_id, None)
 
 
 def _bad(field: str, what: str) -> ApiError:

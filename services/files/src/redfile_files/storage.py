@@ -25,9 +25,10 @@ key                                 type        holds / TTL
 ``files:{<id>}:c:<index>``          string      the chunk's bytes: raw, or ``nonce|ciphertext|tag``
                                                 when encrypted (never base64).  Deadline, then
                                                 none (or the file's expiry).
-``files:{<id>}:in:<index>:<rand>``  string      a chunk's bytes on their way in: SET by ``put_chunk``,
-                                                then RENAMEd to ``c:<index>`` by its script (or
-                                                deleted).  EX 60 s, in case the script never runs.
+``files:{<id>}:in:<index>:<rand>``  string      a chunk's bytes on their way in: SET by ``put_chunk``
+                                                (or streamed in by ``StagedChunk``), then RENAMEd to
+                                                ``c:<index>`` by its script (or deleted).  EX 60 s,
+                                                in case the script never runs.
 ``files:{<id>}:meta``               hash        a file: id, name, size, owner, created_at,
                                                 updated_at, created_ms, mime_type, sha256, crc32c,
                                                 composite_sha256, kind, total_chunks, chunk_size,
@@ -106,6 +107,7 @@ Contract of ``FileStore`` (file slot only):
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -222,6 +224,9 @@ for i = 0, n - 1 do
   if expires > 0 then redis.call('EXPIREAT', chunk_prefix .. i, expires) else redis.call('PERSIST', chunk_prefix .. i) end
 end
 redis.call('HSET', meta, unpack(ARGV, 8))
+-- the upload's data key as stored now: redfile-rekey may have re-wrapped it since the caller read it
+local dek = redis.call('HGET', upload, 'dek')
+if dek then redis.call('HSET', meta, 'dek', dek) end
 if expires > 0 then
   redis.call('EXPIREAT', meta, expires)
   redis.call('EXPIREAT', parts, expires)
@@ -368,6 +373,69 @@ def _flat(fields: dict) -> list:
     return out
 
 
+class StagedChunk:
+    """A chunk's staging ``SET`` whose value is sent piece by piece while the request body arrives.
+
+    redis-py sends a command only whole, so this writes the RESP itself on a
+    connection of the client's pool: the header with the value's length, each
+    piece as it is given, then ``EX`` and the reply.  Redis creates the key only
+    when the whole command has arrived; if anything goes wrong before that (the
+    body ends early, a piece is too many, an exception), the connection is
+    closed instead, Redis drops the partial command, and nothing is stored.
+    Reported to the client's observer as one ``SET`` (no OpenTelemetry span).
+    """
+
+    def __init__(self, client: redis.Redis, key: str, size: int) -> None:
+        self.client = client
+        self.key = key
+        self.size = size
+        self.sent = 0
+        self._conn = None
+
+    def __enter__(self) -> "StagedChunk":
+        key = self.key.encode()
+        self._started = time.perf_counter()
+        self._conn = self.client.connection_pool.get_connection()
+        try:
+            self._conn.send_packed_command([b"*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n" % (len(key), key, self.size)], check_health=False)
+        except BaseException:
+            self._close(broken=True)
+            raise
+        return self
+
+    def write(self, piece) -> None:
+        if self.sent + len(piece) > self.size:
+            raise ValueError("more bytes than the staged chunk's size")
+        self._conn.send_packed_command([piece], check_health=False)
+        self.sent += len(piece)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None or self.sent != self.size:
+            self._close(broken=True, error=exc if isinstance(exc, Exception) else None)
+            return
+        ttl = str(STAGING_TTL).encode()
+        try:
+            self._conn.send_packed_command([b"\r\n$2\r\nEX\r\n$%d\r\n%s\r\n" % (len(ttl), ttl)], check_health=False)
+            reply = self._conn.read_response()
+        except BaseException as error:
+            self._close(broken=True, error=error if isinstance(error, Exception) else None)
+            raise
+        self._close(broken=False)
+        if reply not in (b"OK", "OK", True):
+            raise redis.exceptions.ResponseError(f"unexpected reply to a staged SET: {reply!r}")
+
+    def _close(self, *, broken: bool, error: Exception | None = None) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if broken:
+            conn.disconnect()  # Redis drops a command it did not receive whole
+        self.client.connection_pool.release(conn)
+        observer = getattr(self.client, "observer", None)
+        if observer is not None:
+            observer("SET", time.perf_counter() - self._started, error)
+
+
 class FileStore:
     """Uploads, chunks and file metadata in Redis: the keys of one id, in one slot."""
 
@@ -394,25 +462,46 @@ class FileStore:
             raise Late()
         raise ApiError("conflict", "An upload with this id already exists.")
 
+    def stage(self, upload_id: str, index: int, size: int) -> StagedChunk:
+        """A staging key for chunk ``index``, its ``size`` bytes streamed in; then ``put_chunk(staged=key)``."""
+        return StagedChunk(self.redis, staging_key(upload_id, index), size)
+
+    def drop_staged(self, key: str) -> None:
+        self.redis.unlink(key)
+
+    def _unlink_quietly(self, key: str) -> None:
+        try:
+            self.redis.unlink(key)
+        except redis.exceptions.RedisError:
+            pass  # its TTL (STAGING_TTL) removes it anyway
+
     def put_chunk(
         self, upload_id: str, *, owner: str, index: int, data, part: Part, now_iso: str,
-        total_chunks: int | None = None, create_fields: dict | None = None, not_after_us: int = 0,
+        total_chunks: int | None = None, create_fields: dict | None = None, not_after_us: int = 0, staged: str | None = None,
     ) -> ChunkWrite:  # fmt: skip
         """Store one chunk's stored bytes ``data`` whose plaintext is ``part``; see the module contract.
 
         ``create_fields`` creates a seed upload with this chunk (fenced by
         ``not_after_us``); ``total_chunks`` is the seed client's claim, checked
-        against the upload's.
+        against the upload's.  ``staged``: the bytes are already in this staging
+        key (``stage``), and ``data`` is ignored.
         """
-        staging = staging_key(upload_id, index)
-        self.redis.set(staging, data, ex=STAGING_TTL)  # the bytes, once, straight into the value they become
+        if staged is None:
+            staging = staging_key(upload_id, index)
+            self.redis.set(staging, data, ex=STAGING_TTL)  # the bytes, once, straight into the value they become
+        else:
+            staging = staged
         keys = [upload_key(upload_id), parts_key(upload_id), chunk_key(upload_id, index), meta_key(upload_id), staging]
         args = [
             owner, index, part.encode(), part.size, self.upload_ttl, now_iso, "", chunk_prefix(upload_id),
             "1" if create_fields is not None else "0", not_after_us, "" if total_chunks is None else total_chunks,
             self.max_file_bytes, *_flat(create_fields or {}),
         ]  # fmt: skip
-        result = self._put_chunk(keys=keys, args=args)
+        try:
+            result = self._put_chunk(keys=keys, args=args)
+        except redis.exceptions.ResponseError:  # e.g. OOM: the script never ran; the staged bytes go now, not in 60 s
+            self._unlink_quietly(staging)
+            raise
         status = _text(result[0])
         if status in ("stored", "unchanged"):
             return ChunkWrite(status == "stored", int(result[1]), int(result[2]), int(result[3]))
@@ -454,6 +543,13 @@ class FileStore:
     def parts(self, file_id: str) -> dict[int, Part]:
         """The whole part table (an upload's received chunks, or a file's chunk table)."""
         return {int(k): Part.decode(v) for k, v in self.redis.hgetall(parts_key(file_id)).items()}
+
+    def chunk_lengths(self, file_id: str, indices: Iterable[int]) -> list[int]:
+        """The stored length of each chunk (0: missing), in one round trip."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for index in indices:
+                pipe.strlen(chunk_key(file_id, index))
+            return [int(n) for n in pipe.execute()]
 
     def missing_chunks(self, upload_id: str, total_chunks: int) -> list[int]:
         """Indices below ``total_chunks`` with no stored part (reads the whole parts hash)."""

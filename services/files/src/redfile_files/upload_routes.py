@@ -15,7 +15,6 @@ from flask import current_app, request
 
 from redfile_common.security import current_principal, login_required
 
-from . import bodies
 from .checksums import parse_crc32c_value, parse_sha256_value
 from .domain import FilesService
 from .schemas import ChunkPutOut, FileOut, QuotaOut, UploadIn, UploadOut, expiry_ts
@@ -76,10 +75,9 @@ def put_chunk(upload_id, index):
     service = files()
     sha = parse_sha256_value(request.headers.get("X-Checksum-SHA256"))
     crc = parse_crc32c_value(request.headers.get("X-Checksum-CRC32C"))
-    data, part = bodies.read_raw_chunk(request, max_chunk_bytes=service.settings.max_chunk_bytes)
-    receipt = service.uploads.put(user(), upload_id, index, data, part, sha256=sha, crc32c=crc)
+    receipt = service.uploads.receive(user(), upload_id, index, request.stream, request.content_length, sha256=sha, crc32c=crc)
     body = {
-        "upload_id": upload_id, "chunk_index": index, "size": part.size, "sha256": part.sha256, "crc32c": part.crc32c,
+        "upload_id": upload_id, "chunk_index": index, "size": receipt.size, "sha256": receipt.sha256, "crc32c": receipt.crc32c,
         "stored": receipt.stored, "received_chunks": receipt.received_chunks, "received_bytes": receipt.received_bytes,
     }  # fmt: skip
     return body, 201 if receipt.stored else 200

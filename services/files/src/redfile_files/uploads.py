@@ -52,8 +52,9 @@ import structlog
 from redfile_common.errors import ApiError
 from redfile_common.product_metrics import FilesMetrics
 
-from .checksums import FileDigest, Part, composite, verify
-from .crypto import ChunkCorrupt, Encryption
+from . import intake
+from .checksums import ChunkDigest, FileDigest, Part, RunningDigests, composite, part_of, verify
+from .crypto import SEAL_OVERHEAD, ChunkCorrupt, Encryption
 from .ledger import Ledger, Lease
 from .reconcile import US, Reconciler
 from .records import ChunkReceipt, FileRecord, UploadStatus, iso, missing_details, new_file_id
@@ -80,6 +81,7 @@ class Uploads:
         self.settings = settings
         self.clock = clock
         self.metrics = metrics or FilesMetrics.null()
+        self.running = RunningDigests()
 
     # -- helpers ---------------------------------------------------------------
     def _upload(self, owner: str, upload_id: str) -> UploadState:
@@ -180,6 +182,52 @@ class Uploads:
         )  # fmt: skip
 
     # -- chunks ----------------------------------------------------------------
+    def receive(
+        self, owner: str, upload_id: str, index: int, body, length: int | None, *, sha256: str | None = None, crc32c: str | None = None,
+    ) -> ChunkReceipt:  # fmt: skip
+        """``PUT /uploads/<id>/chunks/<index>``: the raw ``body`` of ``length`` bytes (None: chunked encoding).
+
+        A session chunk in the clear with a known length is checked before its
+        body is read (upload, owner, index, the exact size this index must
+        have), then streamed into Redis while it is hashed (``intake``); the
+        rest (seed uploads, encrypted uploads, no length) is read whole and
+        stored by ``put``.
+        """
+        limit = self.settings.max_chunk_bytes
+        if length is not None and length > limit:
+            raise ApiError("payload_too_large", "The chunk is too large.", details={"max_chunk_bytes": limit})
+        state = self._upload(owner, upload_id)
+        if length is None or state.mode != "session" or state.dek:
+            data = intake.read_whole(body, length, limit)
+            return self.put(owner, upload_id, index, data, part_of(data), sha256=sha256, crc32c=crc32c)
+        if not 0 <= index < state.total_chunks:
+            raise ApiError("invalid_chunk", "The chunk index is past the upload's last chunk.", details={"total_chunks": state.total_chunks})
+        expected = state.chunk_size if index < state.total_chunks - 1 else state.total_size - state.chunk_size * (state.total_chunks - 1)
+        if length != expected:
+            raise ApiError(
+                "invalid_chunk", "The chunk's size is not the one this index must have.",
+                details={"chunk_index": index, "expected_size": expected, "size": length},
+            )  # fmt: skip
+        chunk = ChunkDigest()
+        running = self.running.fork(upload_id, index)
+        with self.store.stage(upload_id, index, length) as staged:
+            intake.stream_into(body, length, staged, [chunk] if running is None else [chunk, running])
+        part = chunk.part()
+        try:
+            self.verify(part, index, sha256=sha256, crc32c=crc32c)
+        except ApiError:
+            self.store.drop_staged(staged.key)
+            raise
+        write = self.store.put_chunk(upload_id, owner=owner, index=index, data=None, part=part, now_iso=iso(self.clock()), staged=staged.key)
+        if running is not None:
+            self.running.advance(upload_id, index, running)
+        if write.stored:
+            self._count_chunk(part)
+        return ChunkReceipt(
+            upload_id, index, state.total_chunks, write.received_chunks, write.received_bytes, False, write.stored,
+            part.size, part.sha256, part.crc32c,
+        )  # fmt: skip
+
     def put(
         self, owner: str, upload_id: str, index: int, data, part: Part, total_chunks: int | None = None, *,
         sha256: str | None = None, crc32c: str | None = None, one_request: bool = False,
@@ -216,12 +264,20 @@ class Uploads:
             raise
         if reserved and not write.stored:
             self.ledger.shrink(owner, upload_id, part.size)
+        self._advance(upload_id, index, data)
         if write.stored and not one_request:
             self._count_chunk(part)
         return ChunkReceipt(
             upload_id, index, state.total_chunks, write.received_chunks, write.received_bytes, False, write.stored,
             part.size, part.sha256, part.crc32c,
         )  # fmt: skip
+
+    def _advance(self, upload_id: str, index: int, plain) -> None:
+        """Chunk ``index`` (plaintext ``plain``) is stored: extend the upload's running digest when it is next in order."""
+        running = self.running.fork(upload_id, index)
+        if running is not None:
+            running.update(plain)
+            self.running.advance(upload_id, index, running)
 
     def _count_chunk(self, part: Part) -> None:
         self.metrics.chunk_stored()
@@ -259,6 +315,7 @@ class Uploads:
         except Late:
             raise _late() from None
         self._finish(owner, upload_id, lease, held=f"r>={part.size}", index_ms=None, due_us=write.deadline * US)
+        self._advance(upload_id, index, data)
         self.metrics.upload_started()
         self._count_chunk(part)
         return ChunkReceipt(upload_id, index, total_chunks, write.received_chunks, write.received_bytes, True, True, part.size, part.sha256, part.crc32c)
@@ -287,7 +344,7 @@ class Uploads:
             raise ApiError("size_mismatch", details={"declared": declared, "stored": size})
         parts = self.store.parts(upload_id)
         ordered = [parts[i] for i in range(state.total_chunks) if i in parts]
-        digest = self._hash(upload_id, state, ordered)
+        digest = self._hash(upload_id, state)
         if state.sha256 and state.sha256 != digest.sha256:
             self.metrics.checksum_failure("client")
             raise ApiError("checksum_mismatch", "The file's SHA-256 is not the one declared when the upload was created.",
@@ -316,10 +373,20 @@ class Uploads:
         log.info("file_created", file_id=upload_id, owner=owner, size=size, chunks=state.total_chunks, kind=kind, encrypted=record.encrypted)
         return record
 
-    def _hash(self, upload_id: str, state: UploadState, parts: list[Part]) -> FileDigest:
-        digest = FileDigest()
+    def _hash(self, upload_id: str, state: UploadState) -> FileDigest:
+        """The file's digest: this process's running digest of the first chunks, then the rest read back one at a time."""
+        start, digest = self.running.take(upload_id)
         sealer = self.encryption.sealer(upload_id, state.dek)
-        for index in range(state.total_chunks):  # one chunk in memory at a time
+        if start:  # those chunks are not read back, but each must still be there, at its size
+            parts = self.store.parts(upload_id)
+            lengths = self.store.chunk_lengths(upload_id, range(start))
+            missing = [i for i, n in enumerate(lengths) if n == 0 and (i not in parts or parts[i].size > 0)]
+            if missing:
+                raise ApiError("upload_incomplete", details=missing_details(missing))
+            for index, stored in enumerate(lengths):
+                if index not in parts or stored != parts[index].size + (SEAL_OVERHEAD if sealer.encrypted else 0):
+                    raise self._corrupt(chunk_index=index)
+        for index in range(start, state.total_chunks):  # one chunk in memory at a time
             for stored, part in self.store.fetch_chunks(upload_id, [index]):
                 if stored is None or part is None:
                     raise ApiError("upload_incomplete", details=missing_details([index]))
@@ -335,11 +402,17 @@ class Uploads:
     def abort(self, owner: str, upload_id: str, *, one_request: bool = False) -> None:
         """Remove the upload and every chunk of it; its reserved bytes return to the owner's quota."""
         self._upload(owner, upload_id)
+        self.running.forget(upload_id)
         lease = self.ledger.lease(owner, upload_id)
         try:
             self.store.abort(upload_id, owner=owner, not_after_us=lease.fence)
         except Late:
             raise _late() from None
+        except ApiError:
+            # A concurrent abort or complete got there first, and its last step may have yielded to our
+            # newer lease: settle the id now, as the sweep would when our lease ends (a gone upload stays gone).
+            self.reconciler.reconcile(owner, upload_id, lease.score)
+            raise
         self.ledger.unindex_global(upload_id)
         self.ledger.upload_ended(upload_id)
         self._finish(owner, upload_id, lease, held=None, index_ms=None, due_us=None)

@@ -1,0 +1,127 @@
+"""Session chunks streamed into Redis as they arrive (``intake`` + ``storage.StagedChunk``), against real Redis.
+
+Chunks here are 2 MiB and more, so the hashing threads run (smaller ones are hashed in the request thread).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+
+import pytest
+
+from redfile_files import intake, storage
+
+MIB = 1024 * 1024
+CHUNK = intake.THREADED_MIN + 12345
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app(max_chunk_bytes=4 * MIB, max_single_upload_bytes=256)
+
+
+def staged_keys(redis_client, upload_id: str) -> list[bytes]:
+    return list(redis_client.scan_iter(match=f"files:{{{upload_id}}}:in:*"))
+
+
+def test_a_streamed_upload_is_byte_identical_and_completes_without_reading_chunks_back(api, client, alice, service, redis_client, monkeypatch):
+    data = os.urandom(3 * CHUNK - 999)
+    created = api.create(alice, len(data), chunk_size=CHUNK, sha256=hashlib.sha256(data).hexdigest())
+    assert created.status_code == 201, created.json
+    upload_id = created.json["id"]
+    for index in range(3):
+        piece = data[index * CHUNK : (index + 1) * CHUNK]
+        resp = api.put(alice, upload_id, index, piece, **{"X-Checksum-SHA256": hashlib.sha256(piece).hexdigest()})
+        assert resp.status_code == 201, resp.json
+        assert resp.json["sha256"] == hashlib.sha256(piece).hexdigest() and resp.json["size"] == len(piece)
+    assert redis_client.get(storage.chunk_key(upload_id, 1)) == data[CHUNK : 2 * CHUNK]
+    assert staged_keys(redis_client, upload_id) == []
+
+    def no_reads(*args, **kwargs):
+        raise AssertionError("completion read a chunk back although this process hashed them all in order")
+
+    monkeypatch.setattr(service.store, "fetch_chunks", no_reads)
+    done = client.post(f"/uploads/{upload_id}/complete", headers=alice)
+    assert done.status_code == 201, done.json
+    assert done.json["sha256"] == hashlib.sha256(data).hexdigest()
+    monkeypatch.undo()
+    assert client.get(f"/files/{upload_id}", headers=alice).data == data
+
+
+def test_chunks_out_of_order_or_repeated_still_give_the_files_digest(api, client, alice):
+    data = os.urandom(4 * CHUNK)
+    upload_id = api.create(alice, len(data), chunk_size=CHUNK).json["id"]
+    for index in (1, 0, 0, 3, 2, 1):  # running digest: 0, then stalls at 1 (arrived first); the rest is read back
+        resp = api.put(alice, upload_id, index, data[index * CHUNK : (index + 1) * CHUNK])
+        assert resp.status_code in (200, 201), resp.json
+    done = client.post(f"/uploads/{upload_id}/complete", headers=alice)
+    assert done.status_code == 201 and done.json["sha256"] == hashlib.sha256(data).hexdigest()
+    assert client.get(f"/files/{upload_id}", headers=alice).data == data
+
+
+def test_a_body_that_ends_early_stores_nothing(api, client, alice, redis_client, unchanged):
+    upload_id = api.create(alice, 2 * CHUNK, chunk_size=CHUNK).json["id"]
+    with unchanged():
+        resp = client.put(
+            f"/uploads/{upload_id}/chunks/0", headers=alice, content_type="application/octet-stream",
+            input_stream=io.BytesIO(os.urandom(CHUNK // 2)), environ_overrides={"CONTENT_LENGTH": str(CHUNK)},
+        )  # fmt: skip
+        assert resp.status_code == 400, resp.json
+    assert redis_client.exists(storage.chunk_key(upload_id, 0)) == 0
+
+
+def test_a_checksum_mismatch_drops_the_staged_bytes(api, alice, redis_client, unchanged):
+    upload_id = api.create(alice, 2 * CHUNK, chunk_size=CHUNK).json["id"]
+    with unchanged():
+        resp = api.put(alice, upload_id, 0, os.urandom(CHUNK), **{"X-Checksum-SHA256": "0" * 64})
+        assert resp.status_code == 400 and resp.json["error"]["code"] == "checksum_mismatch"
+
+
+def test_a_wrong_size_is_refused_before_the_body_is_read(api, client, alice, unchanged):
+    upload_id = api.create(alice, 2 * CHUNK, chunk_size=CHUNK).json["id"]
+
+    class Unread(io.BytesIO):
+        def read(self, *args):
+            raise AssertionError("the body was read")
+
+        readline = readinto = read1 = read
+
+    with unchanged():
+        resp = client.put(
+            f"/uploads/{upload_id}/chunks/1", headers=alice, content_type="application/octet-stream",
+            input_stream=Unread(), environ_overrides={"CONTENT_LENGTH": str(CHUNK - 1)},
+        )  # fmt: skip
+        assert resp.status_code == 400 and resp.json["error"]["code"] == "invalid_chunk"
+        assert resp.json["error"]["details"] == {"chunk_index": 1, "expected_size": CHUNK, "size": CHUNK - 1}
+
+
+def test_different_bytes_at_a_stored_index_conflict_and_leave_no_staging(api, alice, redis_client):
+    upload_id = api.create(alice, 2 * CHUNK, chunk_size=CHUNK).json["id"]
+    first = os.urandom(CHUNK)
+    assert api.put(alice, upload_id, 0, first).status_code == 201
+    assert api.put(alice, upload_id, 0, first).status_code == 200  # the same bytes: nothing changes
+    assert api.put(alice, upload_id, 0, os.urandom(CHUNK)).status_code == 409
+    assert redis_client.get(storage.chunk_key(upload_id, 0)) == first
+    assert staged_keys(redis_client, upload_id) == []
+
+
+def test_redis_going_away_mid_chunk_stores_nothing(api, client, alice, redis_client, service, monkeypatch):
+    """The staged SET's connection breaks half-way: a 503 to retry, and Redis never created the key."""
+    upload_id = api.create(alice, 2 * CHUNK, chunk_size=CHUNK).json["id"]
+    real = storage.StagedChunk.write
+
+    def write(self, piece):
+        if self.sent >= CHUNK // 2:
+            self._conn._sock.close()  # as if the connection to Redis dropped
+        real(self, piece)
+
+    monkeypatch.setattr(storage.StagedChunk, "write", write)
+    resp = api.put(alice, upload_id, 0, os.urandom(CHUNK))
+    assert resp.status_code == 503 and resp.headers["Retry-After"], resp.json
+    monkeypatch.undo()
+    assert redis_client.exists(storage.chunk_key(upload_id, 0)) == 0 and staged_keys(redis_client, upload_id) == []
+    again = os.urandom(CHUNK)
+    assert api.put(alice, upload_id, 0, again).status_code == 201
+    assert redis_client.get(storage.chunk_key(upload_id, 0)) == again
