@@ -144,6 +144,21 @@ def test_burn_after_read_text(client, alice):
     assert client.get(f"/texts/{text['id']}", headers=alice).status_code == 404
 
 
+def test_a_burn_after_read_racing_the_texts_deletion_is_404_not_500(app, client, alice, monkeypatch):
+    text = client.post("/texts", headers=alice, json={"content": "gone in a moment"}).json
+    link = make_link(client, alice, text["id"], burn_after_read=True)
+    files = app.extensions["redfile_files"]
+    real = files.read_chunks
+
+    def deleted_meanwhile(record, *args):
+        assert client.delete(f"/files/{text['id']}", headers=alice).status_code == 204  # the owner deletes it now
+        return real(record, *args)
+
+    monkeypatch.setattr(files, "read_chunks", deleted_meanwhile)
+    resp = client.get(link_path(link))
+    assert resp.status_code == 404 and resp.json["error"]["code"] == "share_not_found", resp.json
+
+
 def test_text_snippets_share_like_files(client, alice):
     text = client.post("/texts", headers=alice, json={"content": "buy milk", "name": "todo.txt"}).json
     link = make_link(client, alice, text["id"])

@@ -21,6 +21,7 @@ ROUTES = [
     ("get", "/admin/stats", None),
     ("get", "/admin/users/ann/usage", None),
     ("get", "/admin/audit", None),
+    ("get", "/admin/consistency", None),
 ]
 
 
@@ -138,6 +139,7 @@ def test_openapi_documents_every_route_with_bearer_auth(client):
         ("GET", "/admin/stats"),
         ("GET", "/admin/users/{username}/usage"),
         ("GET", "/admin/audit"),
+        ("GET", "/admin/consistency"),
     }
     for path, item in spec["paths"].items():
         for method, op in item.items():

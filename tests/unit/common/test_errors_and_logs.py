@@ -29,7 +29,8 @@ def app():
 
     @app.get("/t/oom")
     def oom():
-        raise redis.exceptions.ResponseError("OOM command not allowed when used memory > 'maxmemory'.")
+        # what redis-py raises for Redis's "-OOM ..." reply: its own class, the "OOM" prefix stripped
+        raise redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")
 
     return app
 
@@ -135,3 +136,11 @@ def test_lone_surrogates_in_json_are_refused_before_any_route(app):
     # a proper pair (an emoji) and an escaped backslash are fine
     assert client.post("/t/echo", data='{"s": "\\ud83d\\ude00"}', content_type="application/json").json == {"len": 1}
     assert client.post("/t/echo", data='{"s": "\\\\ud800"}', content_type="application/json").json == {"len": 6}
+
+
+def test_a_request_refused_by_a_hook_still_has_its_request_id_and_log_line(app, capsys):
+    logging.getLogger().setLevel(logging.INFO)
+    resp = app.test_client().post("/t/api-error", data="{not json", content_type="application/json", headers={"X-Request-ID": "rid-hook"})
+    assert resp.status_code == 400 and resp.headers["X-Request-ID"] == "rid-hook"
+    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
+    assert [l["status"] for l in lines if l.get("event") == "request" and l.get("request_id") == "rid-hook"] == [400]

@@ -14,8 +14,9 @@ from typing import Any
 
 import redis
 import structlog
-from flask import Flask, Request, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Request, current_app, g, jsonify, request
+from werkzeug.exceptions import ClientDisconnected, HTTPException
+from werkzeug.wsgi import LimitedStream
 
 from .errors import CATALOGUE, ApiError, code_for_status, error_body
 
@@ -31,11 +32,57 @@ def error_response(code: str, message: str | None = None, *, status: int | None 
     return resp
 
 
+class NotStrictJson(ValueError):
+    """Parses with ``json``, but is not JSON we accept; the message says why."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise NotStrictJson("The JSON body has an object with the same key twice.")
+    return obj
+
+
+def _no_constant(name: str):
+    raise NotStrictJson(f"The JSON body holds {name}, which is not JSON.")
+
+
+class StrictJson:
+    """``JsonRequest.json_module``: RFC 8259 JSON only, read one way.
+
+    A key given twice (which parsers resolve differently), ``NaN``/``Infinity``
+    (not JSON) and nesting deeper than the parser's recursion limit (a
+    ``RecursionError``, which would be a 500) are all a ``ValueError``, so
+    ``invalid_json``.
+    """
+
+    @staticmethod
+    def loads(s, **kwargs):
+        try:
+            return json.loads(s, object_pairs_hook=_unique_keys, parse_constant=_no_constant, **kwargs)
+        except RecursionError:
+            raise NotStrictJson("The JSON body is nested too deeply.") from None
+
+    @staticmethod
+    def dumps(obj, **kwargs):
+        from flask import json as flask_json
+
+        return flask_json.dumps(obj, **kwargs)
+
+
 class JsonRequest(Request):
     """Flask's request, but a body that does not parse is our ``invalid_json`` in every mode."""
 
+    @property
+    def json_module(self):
+        return StrictJson
+
+    @json_module.setter
+    def json_module(self, value) -> None:
+        """Flask sets ``app.json`` here for every request; request bodies are parsed by ``StrictJson`` all the same."""
+
     def on_json_loading_failed(self, e: ValueError | None):
-        raise ApiError("invalid_json")
+        raise ApiError("invalid_json", str(e) if isinstance(e, NotStrictJson) else None)
 
 
 # A \uD800-\uDFFF escape: the only way JSON text can smuggle a lone surrogate,
@@ -57,25 +104,102 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
-def reject_lone_surrogates() -> None:
-    """before_request: refuse JSON text that is not valid Unicode, for every route at once."""
-    if not request.is_json or (request.content_length or 0) > 1024 * 1024:
-        return  # large bodies (base64 chunks) are ASCII by construction, or rejected by their parser
-    body = request.get_data(cache=True)
-    if not _SURROGATE_ESCAPE.search(body):
+def _has_body() -> bool:
+    return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
+def refuse_short_bodies() -> None:
+    """before_request: a body that ends before its Content-Length is a 400 ``bad_request``, not a shorter body.
+
+    gunicorn marks its input as terminated (``wsgi.input_terminated``), so werkzeug
+    trusts it and reads a body cut short by the client as if it were whole: a JSON
+    body or a chunk that happens to parse would be stored.  This puts werkzeug's
+    ``LimitedStream`` back, which raises ``ClientDisconnected`` (a 400) instead.
+    Runs before anything reads the body.
+    """
+    environ = request.environ
+    length = request.content_length
+    if length and environ.get("wsgi.input_terminated") and not isinstance(environ["wsgi.input"], LimitedStream):
+        environ["wsgi.input"] = LimitedStream(environ["wsgi.input"], length)
+
+
+def _raw_body_endpoint() -> bool:
+    return request.endpoint in current_app.config.get("RAW_BODY_ENDPOINTS", ())
+
+
+def reject_bodies_on_get() -> None:
+    """before_request: a GET or HEAD carries no body (RFC 9110 gives it no meaning); one that does is a 400.
+
+    Not for the app's ``RAW_BODY_ENDPOINTS``, which read their bodies themselves
+    whatever the method (tus's ``X-HTTP-Method-Override`` makes a GET a PATCH).
+    """
+    if request.method in ("GET", "HEAD") and _has_body() and not _raw_body_endpoint():
+        raise ApiError("bad_request", f"A {request.method} request takes no body.")
+
+
+def check_json_body() -> None:
+    """before_request: a JSON body is parsed once, strictly (``StrictJson``), before any route runs.
+
+    So every route -- with a schema, read by hand, or not reading its body at
+    all -- refuses the same bodies with ``invalid_json``: one that does not
+    parse, a duplicate key, ``NaN``, nesting too deep, or text that is not
+    valid Unicode (a lone surrogate).  The parsed body is cached for the
+    route.  Endpoints in the app's ``RAW_BODY_ENDPOINTS`` read their body as
+    bytes whatever its type, and are left alone.
+    """
+    if not request.is_json or not _has_body() or _raw_body_endpoint():
         return
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return  # the route's parser reports invalid_json
-    if _has_lone_surrogate(data):
+    data = request.get_json(cache=True)  # invalid_json (JsonRequest) when it does not parse
+    if (request.content_length or 0) > 1024 * 1024:
+        return  # large bodies (base64 chunks) are ASCII by construction, or rejected by their parser
+    if _SURROGATE_ESCAPE.search(request.get_data(cache=True)) and _has_lone_surrogate(data):
         raise ApiError("invalid_json", "The JSON body holds text that is not valid Unicode (a lone surrogate).")
+
+
+_ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPError"}}}
+
+
+def document_body_errors(spec: dict) -> dict:
+    """Document the errors every operation with a request body can get, whatever its route says.
+
+    A JSON body that does not parse (``check_json_body``) is a 400 ``invalid_json``, and a
+    body over the app's ``MAX_CONTENT_LENGTH`` a 413 ``payload_too_large``, before the
+    route runs.
+    """
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("HTTPError", {"type": "object", "required": ["error"], "properties": {"error": {"type": "object"}}})
+    for ops in spec.get("paths", {}).values():
+        for method, op in ops.items():
+            content = (op.get("requestBody") or {}).get("content") if isinstance(op, dict) else None
+            if not content:
+                continue
+            responses = op.setdefault("responses", {})
+            if "application/json" in content and "400" not in responses:
+                responses["400"] = {"description": "The body is not valid JSON (invalid_json)", "content": _ERROR_CONTENT}
+            if "413" not in responses:
+                responses["413"] = {"description": "The body is too large (payload_too_large)", "content": _ERROR_CONTENT}
+    return spec
+
+
+def chain_spec_processor(app, processor, *, first: bool = False) -> None:
+    """Run ``processor`` on the OpenAPI document after (``first``: before) the app's spec processor, if any."""
+    previous = app.spec_callback
+    if previous is None:
+        app.spec_callback = processor
+    elif first:
+        app.spec_callback = lambda spec: previous(processor(spec))
+    else:
+        app.spec_callback = lambda spec: processor(previous(spec))
 
 
 def register_error_handlers(app: Flask) -> None:
     """Install the handlers that give every error the one shape."""
 
-    app.before_request(reject_lone_surrogates)
+    app.before_request(refuse_short_bodies)
+    app.before_request(reject_bodies_on_get)
+    app.before_request(check_json_body)
+    if hasattr(app, "spec_callback"):  # an APIFlask app: its document names these errors too
+        chain_spec_processor(app, document_body_errors)
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
@@ -90,11 +214,25 @@ def register_error_handlers(app: Flask) -> None:
         if status == 400 and "Invalid JSON body." in ((data.get("messages") or {}).get("json") or ()):
             # webargs (under apiflask's @input) aborts with this for a body that does not parse.
             code, message = "invalid_json", CATALOGUE["invalid_json"][1]
+        elif isinstance(exc, ClientDisconnected):  # refuse_short_bodies
+            message = "The request body ended before Content-Length bytes arrived."
         headers = {}
         valid_methods = getattr(exc, "valid_methods", None)
         if status == 405 and valid_methods:
             headers["Allow"] = ", ".join(valid_methods)
         return error_response(code, message, status=status, headers=headers)
+
+    try:
+        from gunicorn.http.errors import ParseException
+    except ImportError:  # pragma: no cover - gunicorn is a dependency; the dev server needs none of this
+        ParseException = None
+    if ParseException is not None:
+
+        @app.errorhandler(ParseException)
+        def _malformed_body(exc: Exception):
+            # gunicorn parses a chunked body as the app reads it: a bad chunk surfaces here, not as a 400 of its own
+            log.warning("malformed_request_body", error_type=type(exc).__name__)
+            return error_response("bad_request", "The request body is malformed.")
 
     @app.errorhandler(redis.exceptions.ConnectionError)
     @app.errorhandler(redis.exceptions.TimeoutError)
@@ -104,7 +242,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(redis.exceptions.ResponseError)
     def _redis_response(exc: redis.exceptions.ResponseError):
-        if str(exc).startswith("OOM"):
+        # redis-py raises OutOfMemoryError for an OOM reply (a command's, or one inside a script)
+        # and strips the "OOM" prefix from its text, so the class is what tells.
+        if isinstance(exc, redis.exceptions.OutOfMemoryError) or str(exc).startswith("OOM"):
             log.error("redis_out_of_memory")
             return error_response("insufficient_storage")
         return _unexpected(exc)

@@ -97,7 +97,11 @@ def make_redis(settings: ServiceSettings, observer: Observer | None = None) -> r
         socket_connect_timeout=settings.redis_connect_timeout,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), settings.redis_retries),
         retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
-        health_check_interval=30,
+        # No PING before a command on an idle connection: redis-py retries that PING with the whole
+        # retry policy, and then the command with it again, so a Redis that stopped answering held a
+        # request about three times (1 + REDIS_RETRIES) x REDIS_SOCKET_TIMEOUT.  The command's own
+        # retries already replace a dead connection (tests/integration/faults/test_redis_unreachable.py).
+        health_check_interval=0,
         max_connections=settings.redis_max_connections,
         client_name=f"redfile-{settings.service_name}",
         **kwargs,

@@ -169,8 +169,8 @@ class ServiceProcess:
         self.service = service
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        full = {**os.environ, **test_env(redis_url, SERVICE_NAME=service, BIND=f"127.0.0.1:{self.port}", WEB_CONCURRENCY="1",
-                                          GUNICORN_THREADS="4", SWEEP_INTERVAL="0", **env)}  # fmt: skip
+        defaults = {"WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "4", "SWEEP_INTERVAL": "0"}  # ``env`` may override these
+        full = {**os.environ, **test_env(redis_url, **{**defaults, **env}, SERVICE_NAME=service, BIND=f"127.0.0.1:{self.port}")}
         full.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.log_path = Path(log_dir) / f"{service}-{self.port}.log"
         self.log = open(self.log_path, "wb")

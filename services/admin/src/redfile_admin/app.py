@@ -10,9 +10,12 @@ from redfile_common.settings import load_settings
 from . import routes
 from .settings import AdminSettings
 
+MAX_BODY_BYTES = 64 * 1024
+
 
 def create_app(settings: AdminSettings | None = None, **overrides) -> APIFlask:
     settings = settings or load_settings(AdminSettings, overrides)
     app = create_service_app(__name__, settings, title="Redfile admin")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # its bodies are small JSON: a user, a role, a quota
     app.register_blueprint(routes.bp)
     return app

@@ -23,12 +23,13 @@ from .schemas import (
     FileListQuery, FilePage, PageQuery, QuotaIn, QuotaOut, RoleChangeIn, UserCreateIn, UserOut, UserPage, UserPatchIn,
 )  # fmt: skip
 from .schemas import AuditPage, AuditQuery, StatsOut, UsageOut
+from .schemas import ConsistencyOut, ConsistencyQuery
 from .upstream import AuthUsers, FilesCatalogue
 
 bp = APIBlueprint("admin", __name__, url_prefix="/admin", tag="Admin")
 
 _ERRORS = {401: "No valid access token", 403: "Not an admin", 502: "auth or files failed", 503: "auth or files unavailable"}
-_EXTRA = {400: "Malformed JSON", 404: "No such user or file", 409: "Conflict (exists, or an admin acting on their own account)", 422: "Invalid input"}
+_EXTRA = {400: "Malformed JSON, or a cursor that is not one", 404: "No such user or file", 409: "Conflict (exists, or an admin acting on their own account)", 422: "Invalid input"}
 
 
 def _doc(*extra: int) -> dict:
@@ -61,7 +62,7 @@ def create_user(body):
 
 
 @bp.get("/users")
-@bp.doc(**_doc(422))
+@bp.doc(**_doc(400, 422))
 @login_required(admin=True)
 @bp.input(PageQuery, location="query", arg_name="query")
 @bp.output(UserPage)
@@ -165,6 +166,17 @@ def stats():
 def user_usage(username):
     """One user's files, bytes stored, uploads in progress and quota."""
     return reports().usage(username)
+
+
+@bp.get("/consistency")
+@bp.doc(**_doc(422))
+@login_required(admin=True)
+@bp.input(ConsistencyQuery, location="query", arg_name="query")
+@bp.output(ConsistencyOut)
+def consistency(query):
+    """Check the files service's data read-only: usage against stored sizes, chunks, indexes, shares, orphan keys."""
+    timeout = redfile().settings.service_timeout
+    return actions().check_consistency(actor(), deep=query["deep"], strict=query["strict"], service_timeout=timeout)
 
 
 @bp.get("/audit")

@@ -152,6 +152,59 @@ class UsageOut(FilesStats):
     quota = Nested(QuotaOut)
 
 
+class ConsistencyQuery(Schema):
+    deep = Boolean(load_default=False, metadata={"description": "also read every file's bytes and check its SHA-256"})
+    strict = Boolean(load_default=False, metadata={"description": "stale links/inbox entries fail the check too"})
+
+
+class ConsistencyProblemOut(Schema):
+    kind = String(metadata={"description": "what is wrong (docs/operations.md lists every kind)"})
+    severity = String(metadata={"enum": ["error", "stale"]})
+    key = String(metadata={"description": "the Redis key concerned"})
+    detail = String()
+    id = String(allow_none=True, metadata={"description": "the file or upload id concerned"})
+    user = String(allow_none=True)
+
+
+class ConsistencyPendingOut(Schema):
+    id = String()
+    user = String(allow_none=True)
+    reason = String(metadata={"enum": ["due", "leased", "active"], "description": "due: the next sweep repairs it; leased: an "
+                              "operation is in flight; active: an upload changed while it was read"})  # fmt: skip
+    issues = List(String())
+
+
+class ConsistencyUserOut(Schema):
+    user = String()
+    used = Integer(metadata={"description": "the quota's used bytes"})
+    charged = Integer(metadata={"description": "the sum of the user's charges"})
+    files = Integer()
+    files_bytes = Integer(metadata={"description": "the sum of their files' sizes"})
+    reserved = Integer(metadata={"description": "the quota's reserved bytes"})
+    reservations = Integer(metadata={"description": "the sum of the user's reservations"})
+    uploads = Integer(metadata={"description": "uploads in progress"})
+    uploads_min_bytes = Integer(metadata={"description": "what those uploads must at least hold reserved"})
+    ok = Boolean()
+
+
+class ConsistencyOut(Schema):
+    ok = Boolean(metadata={"description": "the walk finished and found no error (with strict: no stale entry either)"})
+    complete = Boolean(metadata={"description": "false: the walk ran out of time; run redfile-check in a files pod"})
+    deep = Boolean()
+    strict = Boolean()
+    started_at = String(metadata={"format": "date-time"})
+    seconds = Float()
+    summary = Dict(keys=String(), values=Integer(), metadata={"description": "keys, files, uploads, users, shares, chunks, bytes, pending"})
+    errors = Integer()
+    stale = Integer()
+    counts = Dict(keys=String(), values=Integer(), metadata={"description": "problems by kind"})
+    problems = List(Nested(ConsistencyProblemOut), metadata={"description": "the first 1,000, each confirmed by a second look"})
+    problems_truncated = Boolean()
+    pending = List(Nested(ConsistencyPendingOut), metadata={"description": "ids the reconciler owns right now: not problems"})
+    users = List(Nested(ConsistencyUserOut), metadata={"description": "per user, those with problems first; at most 1,000"})
+    users_truncated = Boolean()
+
+
 class AuditQuery(PageQuery):
     user = String(validate=Length(min=1, max=64), metadata={"description": "Entries whose actor or subject is this user."})
     action = String(

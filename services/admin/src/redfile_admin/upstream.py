@@ -29,7 +29,13 @@ class Caller(Protocol):
 
 
 def segment(value: str) -> str:
-    """One path segment: a username or id can never add a segment or a query."""
+    """One path segment: a username or id can never add a segment or a query.
+
+    "." and ".." are percent-encoded too: as they are, the HTTP client would
+    resolve them as dot segments (``/internal/users/..`` is ``/internal/``).
+    """
+    if value in (".", ".."):
+        return value.replace(".", "%2E")
     return quote(value, safe="")
 
 
@@ -98,6 +104,11 @@ class FilesCatalogue(_Upstream):
     def set_quota(self, username: str, quota_bytes: int | None, max_file_bytes: int | None) -> dict:
         body = {"quota_bytes": quota_bytes, "max_file_bytes": max_file_bytes}
         return self._call("PUT", f"/internal/owners/{segment(username)}/quota", json=body)
+
+    def consistency(self, *, deep: bool, strict: bool, max_seconds: float) -> dict:
+        """The consistency check's report (files ``GET /internal/consistency``); it ends within ``max_seconds``."""
+        return self._call("GET", "/internal/consistency", params={"deep": str(deep).lower(), "strict": str(strict).lower(),
+                                                                  "max_seconds": max_seconds})  # fmt: skip
 
     def delete_owned_by(self, username: str) -> int:
         body = self._call("DELETE", f"/internal/owners/{segment(username)}/files")

@@ -90,14 +90,18 @@ class Sessions:
         name = normalise_username(username)
         known_name = name if is_valid_username(name) else None
         try:
-            self.limiter.check(known_name, addr)
+            attempt = self.limiter.check(known_name, addr)
         except ApiError:
             self.metrics.login("locked_out")
             raise
-        record, version = self.store.user_and_version(known_name) if known_name else (None, None)
-        verdict = self.passwords.verify(record.password_hash if record else None, password)
+        try:
+            record, version = self.store.user_and_version(known_name) if known_name else (None, None)
+            verdict = self.passwords.verify(record.password_hash if record else None, password)
+        except BaseException:
+            self.limiter.abandon(attempt)
+            raise
         if not (verdict.ok and record and record.active):
-            reached = self.limiter.failed(known_name, addr)
+            reached = self.limiter.failed(attempt)
             self.metrics.login("failure")
             # Name only accounts that exist: an unknown "username" may be a password typed in the wrong box.
             account = record.username if record else None
@@ -108,7 +112,7 @@ class Sessions:
             if reached:
                 self.audit.record("login.locked_out", actor=account or "<unknown>", user=account, outcome="denied", scope=",".join(reached))
             raise ApiError("invalid_credentials")
-        self.limiter.succeeded(record.username)
+        self.limiter.succeeded(attempt, record.username)
         if verdict.needs_rehash:
             self.store.replace_password_hash(record.username, record.password_hash, self.passwords.hash(password))
         pair = self._issue(record, version or self.store.new_version(record.username))
@@ -165,15 +169,19 @@ class Sessions:
     def change_password(self, username: str, current: str, new: str, addr: str) -> TokenPair:
         """Check the current password, set the new one and end every session; a fresh pair."""
         require_password(new, "new_password")
-        self.limiter.check(username, addr)
-        record = self.store.get_user(username)
-        verdict = self.passwords.verify(record.password_hash if record else None, current)
+        attempt = self.limiter.check(username, addr)
+        try:
+            record = self.store.get_user(username)
+            verdict = self.passwords.verify(record.password_hash if record else None, current)
+        except BaseException:
+            self.limiter.abandon(attempt)
+            raise
         if not (verdict.ok and record and record.active):
-            self.limiter.failed(username, addr)
+            self.limiter.failed(attempt)
             self.events.emit("login_failed", username=username, remote=addr, action="password_change")
             self.audit.record("password.changed", actor=username, user=username, outcome="failure", reason="wrong_current_password")
             raise ApiError("invalid_credentials", "The current password is wrong.")
-        self.limiter.succeeded(username)
+        self.limiter.succeeded(attempt, username)
         result = self.store.update_user(username, {"password_hash": self.passwords.hash(new)}, utc_now())
         if result is None or result[1] is None:
             raise ApiError("user_not_found")

@@ -17,6 +17,10 @@ Key spaces (owner: auth; no hash tags: auth expects one Redis primary, not Redis
                                     rotation: the user's family ids, to revoke them all
 ``auth:ratelimit:user:{username}``  string counter, TTL = LOGIN_FAILURE_WINDOW from the first
 ``auth:ratelimit:ip:{addr}``        failure: failed logins per username / client address
+``auth:ratelimit:checking:user:{username}``  sorted set, TTL = the hold (60 s), renewed: the
+``auth:ratelimit:checking:ip:{addr}``        password checks in flight (attempt id -> until
+                                    when it holds its place, unix s); a crashed check's place
+                                    frees itself at that time
 
 It also writes ``rf:tokstate:{username}`` and ``rf:tokdeny:{jti}`` through the shared
 ``TokenState`` (see redfile_common.tokens), in the same MULTI as the user change.
@@ -34,6 +38,7 @@ Contract:
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass, field
 
 import redis
@@ -47,6 +52,8 @@ FAMILY = "auth:family:"
 USER_FAMILIES = "auth:user-families:"
 RATE_USER = "auth:ratelimit:user:"
 RATE_IP = "auth:ratelimit:ip:"
+CHECKING_USER = "auth:ratelimit:checking:user:"
+CHECKING_IP = "auth:ratelimit:checking:ip:"
 
 # KEYS: old token, new token, family, user-families; ARGV: username, family, ttl.
 _ROTATE = """
@@ -121,6 +128,15 @@ class Failures:
     user_ttl: int
     ip: int
     ip_ttl: int
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Failures and password checks in flight (this one included) of a username and an address."""
+
+    failures: Failures
+    user_checking: int
+    ip_checking: int
 
 
 def _text(raw: dict) -> dict[str, str]:
@@ -297,3 +313,42 @@ class AuthStore:
 
     def clear_user_failures(self, username: str) -> None:
         self.redis.delete(RATE_USER + username)
+
+    # Password checks in flight: a check takes its place before argon2 runs and gives it up
+    # after, as a failure or not, so failures + checks in flight bound what can still fail.
+    def _rate_keys(self, username: str | None, addr: str) -> list[tuple[str, str]]:
+        pairs = [(RATE_USER + username, CHECKING_USER + username)] if username else []
+        return pairs + [(RATE_IP + addr, CHECKING_IP + addr)]
+
+    def begin_check(self, username: str | None, addr: str, attempt: str, hold: int) -> Admission:
+        """Hold a place for one password check (for at most ``hold`` s) and read the counts, in one MULTI."""
+        now = time.time()
+        pairs = self._rate_keys(username, addr)
+        with self.redis.pipeline(transaction=True) as pipe:
+            for failed, checking in pairs:
+                pipe.zremrangebyscore(checking, "-inf", now)
+                pipe.zadd(checking, {attempt: now + hold})
+                pipe.expire(checking, hold)
+                pipe.zcard(checking)
+                pipe.get(failed)
+                pipe.ttl(failed)
+            rows = pipe.execute()
+        counts = [(int(rows[i + 3]), int(rows[i + 4] or 0), int(rows[i + 5])) for i in range(0, len(rows), 6)]
+        user = counts[0] if username else (0, 0, -2)
+        ip = counts[-1]
+        return Admission(Failures(user[1], user[2], ip[1], ip[2]), user[0], ip[0])
+
+    def end_check(self, username: str | None, addr: str, attempt: str, *, failed: bool, window: int) -> tuple[int | None, int]:
+        """Give up the check's place; when it ``failed``, count the failure in the same MULTI.  The (user, ip) failures."""
+        pairs = self._rate_keys(username, addr)
+        with self.redis.pipeline(transaction=True) as pipe:
+            for failed_key, checking in pairs:
+                pipe.zrem(checking, attempt)
+                if failed:
+                    pipe.set(failed_key, 0, ex=window, nx=True)
+                    pipe.incr(failed_key)
+                else:
+                    pipe.get(failed_key)
+            rows = pipe.execute()
+        counts = [int(rows[i] or 0) for i in range(len(rows)) if (i % 3 == 2 if failed else i % 2 == 1)]
+        return (counts[0], counts[1]) if username else (None, counts[0])

@@ -6,6 +6,7 @@ import ctypes
 import sys
 
 from apiflask import APIFlask
+from werkzeug.routing import IntegerConverter
 
 from redfile_common.app import create_service_app, redfile
 from redfile_common.product_metrics import files_metrics
@@ -51,14 +52,23 @@ def tune_malloc_for_chunks() -> None:
         pass
 
 
+class AsciiIntegerConverter(IntegerConverter):
+    """``<int:...>`` in a URL: ASCII digits only (werkzeug's ``\\d`` also takes "１" and "٣" for 1 and 3)."""
+
+    regex = r"[0-9]+"
+
+
 def create_app(settings: FilesSettings | None = None, **overrides) -> APIFlask:
     settings = settings or load_settings(FilesSettings, overrides)
     tune_malloc_for_chunks()
     app = create_service_app(__name__, settings, title="Redfile files")
+    app.url_map.converters["int"] = AsciiIntegerConverter  # before any blueprint's rules are made
     fm = files_metrics(app)  # now, so every series exists (at 0) from the first scrape
     # A base64 chunk is 4/3 of its bytes; 64 KiB more covers JSON and multipart framing.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_request_bytes  # a base64 chunk in a plain form field
+    # Their bodies are bytes whatever the Content-Type says: never parsed as JSON (error_handlers.check_json_body).
+    app.config["RAW_BODY_ENDPOINTS"] = frozenset({"uploads.put_chunk", "tus.creation_url", "tus.upload_url"})
     store = FileStore(redfile(app).redis, upload_ttl=settings.upload_ttl, max_file_bytes=settings.max_file_bytes)
     service = FilesService(
         store, settings, encryption=Encryption(parse_master_keys(settings.encryption_keys)), metrics=fm, audit=redfile(app).audit

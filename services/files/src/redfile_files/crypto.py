@@ -6,7 +6,10 @@
   with the file id as associated data.  Every master key in the setting can
   unwrap, so a master key is rotated by putting a new one first: new files use
   it, old files stay readable, and nothing is re-encrypted.  Drop an old key
-  only when no file wrapped by it is left.
+  only when no file wrapped by it is left: ``redfile-rekey`` (``rekey.py``)
+  re-wraps every file's data key under the first master key -- only the few
+  dozen bytes of the wrapped key change, never a chunk, because the data key
+  itself stays the same.
 * Each chunk is stored as ``nonce (12) | ciphertext | tag (16)``: 28 bytes more
   than the plaintext, with a fresh random nonce per write.  Its associated data
   is ``file id`` and ``chunk index``, so a chunk moved to another index or file
@@ -75,6 +78,15 @@ def _chunk_aad(file_id: str, index: int) -> bytes:
     return f"redfile-chunk:{file_id}:{index}".encode()
 
 
+def _dek_aad(file_id: str) -> bytes:
+    return f"redfile-dek:{file_id}".encode()
+
+
+def wrapping_kid(wrapped: str | None) -> str:
+    """The id of the master key that wrapped a stored data key ("" for a file stored in the clear)."""
+    return (wrapped or "").partition(":")[0]
+
+
 class NullSealer:
     """Chunks stored as they are."""
 
@@ -125,9 +137,44 @@ class Encryption:
         """A fresh data key for ``file_id``, wrapped by the current master key ("" when off)."""
         if self.current is None:
             return ""
+        return self._wrap(file_id, os.urandom(32))
+
+    def _wrap(self, file_id: str, data_key: bytes) -> str:
+        assert self.current is not None
         nonce = os.urandom(NONCE_BYTES)
-        sealed = AESGCM(self.current.key).encrypt(nonce, os.urandom(32), f"redfile-dek:{file_id}".encode())
+        sealed = AESGCM(self.current.key).encrypt(nonce, data_key, _dek_aad(file_id))
         return f"{self.current.kid}:{base64.b64encode(nonce + sealed).decode()}"
+
+    def unwrap(self, file_id: str, wrapped: str) -> bytes:
+        """The data key of a file.
+
+        Raises ``ChunkCorrupt(-1)`` when the wrapped key names an unknown
+        master key or does not open (a key was removed too early, or tampering).
+        """
+        kid, _, b64 = wrapped.partition(":")
+        master = self.keys.get(kid)
+        if master is None:
+            raise ChunkCorrupt(-1, f"the file's data key is wrapped by master key {kid!r}, which is not configured")
+        try:
+            blob = base64.b64decode(b64, validate=True)
+            return AESGCM(master.key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], _dek_aad(file_id))
+        except (InvalidTag, binascii.Error, ValueError):
+            raise ChunkCorrupt(-1, "the file's data key does not open") from None
+
+    def needs_rewrap(self, wrapped: str | None) -> bool:
+        """Is this stored data key wrapped by a master key other than the current one?"""
+        return bool(wrapped) and self.current is not None and wrapping_kid(wrapped) != self.current.kid
+
+    def rewrap(self, file_id: str, wrapped: str) -> str:
+        """The same data key, wrapped by the current master key (a fresh nonce).
+
+        The chunks stay as they are: they are sealed with the data key, which
+        does not change.  Raises ``ChunkCorrupt(-1)`` as ``unwrap`` does, and
+        ``ValueError`` when encryption is off (there is no key to wrap with).
+        """
+        if self.current is None:
+            raise ValueError("ENCRYPTION_KEYS is empty: there is no master key to re-wrap with")
+        return self._wrap(file_id, self.unwrap(file_id, wrapped))
 
     def sealer(self, file_id: str, wrapped: str | None):
         """The sealer for a file: ``NullSealer`` when it has no data key.
@@ -137,13 +184,4 @@ class Encryption:
         """
         if not wrapped:
             return NullSealer()
-        kid, _, b64 = wrapped.partition(":")
-        master = self.keys.get(kid)
-        if master is None:
-            raise ChunkCorrupt(-1, f"the file's data key is wrapped by master key {kid!r}, which is not configured")
-        try:
-            blob = base64.b64decode(b64)
-            key = AESGCM(master.key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], f"redfile-dek:{file_id}".encode())
-        except (InvalidTag, binascii.Error, ValueError):
-            raise ChunkCorrupt(-1, "the file's data key does not open") from None
-        return ChunkSealer(key, file_id)
+        return ChunkSealer(self.unwrap(file_id, wrapped), file_id)

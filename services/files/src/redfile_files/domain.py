@@ -45,6 +45,14 @@ TEXT_MIME_TYPE = "text/plain; charset=utf-8"
 _READ_AHEAD = ThreadPoolExecutor(max_workers=32, thread_name_prefix="redfile-read-ahead")
 
 
+class FileGone(ChunkMissing):
+    """A chunk is missing because its file was deleted (or expired) while it was being read: a race, not damage.
+
+    Not counted as a storage checksum failure; a download that has not sent its
+    headers yet answers 404, one that has is cut short as for any missing chunk.
+    """
+
+
 class Actor(Protocol):
     username: str
     is_admin: bool
@@ -135,12 +143,18 @@ class FilesService:
         record = self.get_file(actor, file_id)
         if record.kind != "text":
             raise ApiError("file_not_found", "No such text.")
-        try:
-            data = b"".join(self.read_chunks(record))
-        except (ChunkMissing, ChunkCorrupt) as exc:  # counted by read_chunks
-            log.error("text_chunk_unreadable", file_id=file_id, chunk_index=exc.index, reason=type(exc).__name__)
-            raise ApiError("stored_data_corrupt", details={"chunk_index": exc.index}) from None
+        data = self.read_whole(record, gone=ApiError("file_not_found", "No such text."))
         return record, data.decode("utf-8", errors="replace")
+
+    def read_whole(self, record: FileRecord, *, gone: ApiError) -> bytes:
+        """A small file's bytes at once (texts): ``gone`` when it was deleted meanwhile, ``stored_data_corrupt`` when damaged."""
+        try:
+            return b"".join(self.read_chunks(record))
+        except FileGone:
+            raise gone from None
+        except (ChunkMissing, ChunkCorrupt) as exc:  # counted by read_chunks
+            log.error("text_chunk_unreadable", file_id=record.id, chunk_index=exc.index, reason=type(exc).__name__)
+            raise ApiError("stored_data_corrupt", details={"chunk_index": exc.index}) from None
 
     # -- files ---------------------------------------------------------------
     def get_file(self, actor: Actor | None, file_id: str) -> FileRecord:
@@ -154,10 +168,11 @@ class FilesService:
         """The file's bytes ``[start, end)``, chunk by chunk, each verified (GCM tag and CRC32C) before it is yielded.
 
         The next chunk is fetched while the current one is being sent.  A chunk
-        that vanished (a concurrent delete) ends the stream with ``ChunkMissing``,
-        one that fails its check with ``ChunkCorrupt``: never wrong bytes.  Each
-        is counted as a storage checksum failure; the bytes of each piece are
-        counted as downloaded as it is handed out.
+        that vanished ends the stream with ``FileGone`` when its file went with it
+        (a concurrent delete or expiry), else with ``ChunkMissing``; one that fails
+        its check with ``ChunkCorrupt``: never wrong bytes.  The last two are
+        counted as storage checksum failures; the bytes of each piece are counted
+        as downloaded as it is handed out.
         """
         end = record.size if end is None else end
         if start >= end:
@@ -181,7 +196,8 @@ class FilesService:
         def fetch(index: int) -> bytes:
             (stored, part), = self.store.fetch_chunks(record.id, [index])
             if stored is None or part is None:
-                raise ChunkMissing(index)
+                # the delete script removes meta and chunks at once: no meta now means the file went meanwhile
+                raise FileGone(index) if self.store.file_sizes([record.id])[0] is None else ChunkMissing(index)
             plain = sealer.open(index, stored)
             if len(plain) != part.size or crc32c_hex(plain) != part.crc32c:
                 raise ChunkCorrupt(index, "checksum mismatch")
@@ -195,6 +211,8 @@ class FilesService:
                 for index in range(first, last + 1):
                     try:
                         plain = pending.result()
+                    except FileGone:
+                        raise
                     except (ChunkMissing, ChunkCorrupt):
                         metrics.checksum_failure("storage")
                         raise
@@ -245,6 +263,9 @@ class FilesService:
         except Late:
             raise _late() from None
         if gone is None:
+            # Another delete (or the expiry) got there first, and its last step may have yielded to our
+            # newer lease: settle the id now, as the sweep would when our lease ends (a gone id stays gone).
+            self.reconciler.reconcile(owner, file_id, lease.score)
             return False
         self.ledger.unindex_global(file_id)
         self.ledger.apply(owner, file_id, expected=lease.score, held=None, index_ms=None, due_us=None)
@@ -307,4 +328,4 @@ class FilesService:
         return self.uploads.status(owner, upload_id)
 
 
-__all__ = ["FilesService", "FileRecord", "ChunkReceipt", "QuotaView", "Stats", "new_file_id", "iso"]
+__all__ = ["FilesService", "FileGone", "FileRecord", "ChunkReceipt", "QuotaView", "Stats", "new_file_id", "iso"]

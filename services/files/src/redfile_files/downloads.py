@@ -34,6 +34,7 @@ from redfile_common.errors import ApiError
 
 from .checksums import sha256_b64
 from .crypto import ChunkCorrupt
+from .domain import FileGone
 from .records import FileRecord
 from .storage import ChunkMissing
 
@@ -90,7 +91,10 @@ def _guarded(first: bytes, rest: Iterator[bytes], file_id: str) -> Iterator[byte
         yield from rest
     except (ChunkMissing, ChunkCorrupt) as exc:
         # Headers are gone already: cut the body short (Content-Length tells the client), never send bad bytes.
-        log.error("download_aborted", file_id=file_id, chunk_index=exc.index, reason=type(exc).__name__)
+        if isinstance(exc, FileGone):  # deleted while it was being sent: not damage
+            log.info("download_aborted", file_id=file_id, chunk_index=exc.index, reason="file_deleted")
+        else:
+            log.error("download_aborted", file_id=file_id, chunk_index=exc.index, reason=type(exc).__name__)
         raise
     finally:
         close = getattr(rest, "close", None)
@@ -103,6 +107,8 @@ def prime(chunks: Iterable[bytes], file_id: str) -> tuple[bytes, Iterator[bytes]
     it = iter(chunks)
     try:
         first = next(it, b"")
+    except FileGone:  # deleted between reading its record and its first chunk
+        raise ApiError("file_not_found") from None
     except ChunkMissing as exc:
         log.error("download_chunk_missing", file_id=file_id, chunk_index=exc.index)
         raise ApiError("stored_data_corrupt", "A chunk of this file is missing.", details={"chunk_index": exc.index}) from None

@@ -2,17 +2,21 @@
 
 Used by the admin service: list anyone's files, delete one, delete all of a
 user's (when the user is deleted), read and set a user's quota, count files,
-bytes and uploads in progress.  See docs/contracts.md.
+bytes and uploads in progress, run the consistency check (``consistency``;
+docs/operations.md).  See docs/contracts.md.
 """
 
 from __future__ import annotations
 
-from apiflask import APIBlueprint
+from apiflask import APIBlueprint, Schema
+from apiflask.fields import Boolean, Dict, Float, Integer, List, Nested, String
+from apiflask.validators import Range
 from flask import current_app
 
 from redfile_common.errors import ApiError
 from redfile_common.security import service_required
 
+from .consistency import ConsistencyChecker
 from .domain import FilesService
 from .schemas import DeletedOut, FilePage, InternalPageQuery, QuotaIn, QuotaOut, StatsOut, StatsQuery
 
@@ -49,14 +53,15 @@ def delete_file(file_id):
 @bp.delete("/internal/owners/<username>/files")
 @service_required
 @bp.output(DeletedOut)
-@bp.doc(security=SERVICE, responses={401: "Not a service token for files"})
+@bp.doc(security=SERVICE, responses={401: "Not a service token for files", 422: "Not a valid username"})
 def delete_owner_files(username):
     """Delete every file of one user."""
-    return {"deleted": files().delete_owner_files(username)}
+    return {"deleted": files().delete_owner_files(_username(username))}
 
 
 def _username(username: str) -> str:
-    if not 1 <= len(username) <= 128 or any(ord(ch) < 0x20 or ch in "{}" for ch in username):
+    # U+FFFD: the path held bytes that are not UTF-8 (%ff), which no username does
+    if not 1 <= len(username) <= 128 or any(ord(ch) < 0x20 or ch in "{}\ufffd" for ch in username):
         raise ApiError("validation_error", "Not a valid username.", details={"path": {"username": ["Not a valid username."]}})
     return username
 
@@ -89,3 +94,69 @@ def stats(query_data):
     """Files, bytes stored and uploads in progress: everyone's, or one owner's (zeros for an owner with nothing)."""
     owner = query_data["owner"]
     return files().stats(_username(owner) if owner is not None else None)
+
+
+# -- the consistency check (docs/operations.md) ------------------------------------------------
+class ConsistencyQuery(Schema):
+    deep = Boolean(load_default=False, metadata={"description": "also read every file's bytes and check its SHA-256"})
+    strict = Boolean(load_default=False, metadata={"description": "stale links/inbox entries fail the check too"})
+    max_seconds = Float(load_default=50.0, validate=Range(min=1, max=55),
+                        metadata={"description": "stop the walk after this long (the report is then incomplete)"})  # fmt: skip
+
+
+class ConsistencyProblemOut(Schema):
+    kind = String()
+    severity = String(metadata={"enum": ["error", "stale"]})
+    key = String()
+    detail = String()
+    id = String(allow_none=True)
+    user = String(allow_none=True)
+
+
+class ConsistencyPendingOut(Schema):
+    id = String()
+    user = String(allow_none=True)
+    reason = String(metadata={"enum": ["due", "leased", "active"]})
+    issues = List(String())
+
+
+class ConsistencyUserOut(Schema):
+    user = String()
+    used = Integer(metadata={"description": "quota.used"})
+    charged = Integer(metadata={"description": "the sum of the user's charges (held c:)"})
+    files = Integer()
+    files_bytes = Integer(metadata={"description": "the sum of the sizes of the user's files"})
+    reserved = Integer(metadata={"description": "quota.reserved"})
+    reservations = Integer(metadata={"description": "the sum of the user's reservations (held r:)"})
+    uploads = Integer()
+    uploads_min_bytes = Integer(metadata={"description": "what the user's uploads must at least hold reserved"})
+    ok = Boolean()
+
+
+class ConsistencyOut(Schema):
+    ok = Boolean(metadata={"description": "complete, and no error (with strict: no stale entry either)"})
+    complete = Boolean(metadata={"description": "false: the walk ran out of time"})
+    deep = Boolean()
+    strict = Boolean()
+    started_at = String()
+    seconds = Float()
+    summary = Dict(keys=String(), values=Integer())
+    errors = Integer()
+    stale = Integer()
+    counts = Dict(keys=String(), values=Integer(), metadata={"description": "problems by kind"})
+    problems = List(Nested(ConsistencyProblemOut))
+    problems_truncated = Boolean()
+    pending = List(Nested(ConsistencyPendingOut), metadata={"description": "ids the reconciler owns right now"})
+    users = List(Nested(ConsistencyUserOut))
+    users_truncated = Boolean()
+
+
+@bp.get("/internal/consistency")
+@service_required
+@bp.input(ConsistencyQuery, location="query")
+@bp.output(ConsistencyOut)
+@bp.doc(security=SERVICE, responses={401: "Not a service token for files", 422: "Invalid input"})
+def consistency(query_data):
+    """Check every files:* key read-only: records, chunks, usage, indexes, shares, orphans (see docs/operations.md)."""
+    checker = ConsistencyChecker(files(), current_app.extensions["redfile_files_sharing"].store)
+    return checker.check(deep=query_data["deep"], strict=query_data["strict"], max_seconds=query_data["max_seconds"])

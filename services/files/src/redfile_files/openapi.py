@@ -82,6 +82,10 @@ def document_bodies(spec: dict) -> dict:
     if chunk_put is not None:
         chunk_put["requestBody"] = CHUNK_PUT_BODY
         chunk_put["parameters"] = [*chunk_put.get("parameters", []), *CHUNK_PUT_HEADERS]
+        chunk_put.setdefault("responses", {}).setdefault("422", {
+            "description": "A checksum header is not a checksum (validation_error)",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPError"}}},
+        })  # fmt: skip
     download = paths.get("/files/{file_id}", {}).get("get")
     if download is not None:
         download["parameters"] = [*download.get("parameters", []), *RANGE_HEADERS]
@@ -97,8 +101,12 @@ def document_bodies(spec: dict) -> dict:
         op["parameters"] = [*op.get("parameters", []), *chunk_query()]
     if "post" in paths.get("/files", {}):
         paths["/files"]["post"]["requestBody"] = file_body()
+    if "post" in paths.get("/send/{username}", {}):
+        paths["/send/{username}"]["post"]["requestBody"] = file_body()
     return spec
 
 
 def init_app(app) -> None:
-    app.spec_processor(document_bodies)
+    from redfile_common.error_handlers import chain_spec_processor
+
+    chain_spec_processor(app, document_bodies, first=True)  # before the common error responses are added

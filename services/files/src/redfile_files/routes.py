@@ -119,8 +119,8 @@ def create_file():
 @bp.doc(
     security=USER,
     responses={
-        200: {"description": "The file's bytes (HEAD: only the headers)", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
-        206: {"description": "One byte range (Range: bytes=a-b)", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        200: {"description": "The file's bytes, as its own MIME type (HEAD: only the headers)", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+        206: {"description": "One byte range (Range: bytes=a-b)", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
         304: "Not modified (If-None-Match matched the ETag)",
         416: "The range starts past the end (Content-Range: bytes */size)",
         500: "A stored chunk failed its integrity check (stored_data_corrupt)",

@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import re
+
 from apiflask import Schema
 from datetime import timezone
 
 from apiflask.fields import Boolean, DateTime, Function, Integer, List, Nested, String
 from apiflask.validators import Length, Range, Regexp
-from marshmallow import EXCLUDE, ValidationError, validates_schema
+from marshmallow import EXCLUDE, RAISE, ValidationError, validates_schema
+
+from redfile_common.errors import ApiError
 
 PAGE_LIMIT_MAX = 200
+# The largest byte count a client may declare: exact as a double, so Lua scripts and JSON clients read it right (8 PiB).
+MAX_DECLARED_BYTES = 2**53 - 1
 PAGE_LIMIT_DEFAULT = 50
 
 
 class _In(Schema):
+    """Query strings and forms: a field we do not know is ignored (browsers and proxies add their own)."""
+
     class Meta:
         unknown = EXCLUDE
+
+
+class _JsonIn(Schema):
+    """JSON bodies: a field we do not know is a 422, so nothing a client did not mean is half-understood."""
+
+    class Meta:
+        unknown = RAISE
 
 
 class FileOut(Schema):
@@ -67,6 +82,9 @@ class WholeNumber(Integer):
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, (bool, float)):
             raise self.make_error("invalid")
+        # int() also reads " 1 ", "1_0", "+1" and non-ASCII digits ("１", "٣"): a form or query value is ASCII digits only
+        if isinstance(value, str) and not re.fullmatch(r"-?[0-9]{1,20}", value):
+            raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)
 
 
@@ -100,12 +118,13 @@ class ChunkOut(Schema):
     received_bytes = Integer()
 
 
-_EXPIRES_IN = Integer(load_default=None, allow_none=True, strict=True, validate=Range(min=1, max=10 * 366 * 86400),
+MAX_EXPIRY_SECONDS = 10 * 366 * 86400
+_EXPIRES_IN = Integer(load_default=None, allow_none=True, strict=True, validate=Range(min=1, max=MAX_EXPIRY_SECONDS),
                       metadata={"description": "seconds from now after which the file disappears (or give expires_at)"})  # fmt: skip
-_EXPIRES_AT = DateTime(load_default=None, allow_none=True, metadata={"description": "ISO 8601 time at which the file disappears"})
+_EXPIRES_AT = DateTime(load_default=None, allow_none=True, metadata={"description": "ISO 8601 time at which the file disappears (at most 10 years ahead)"})
 
 
-class _Expiry(_In):
+class _Expiry(_JsonIn):
     expires_in = _EXPIRES_IN
     expires_at = _EXPIRES_AT
 
@@ -124,21 +143,29 @@ def expiry_ts(data: dict, now: float) -> int | None:
         return None
     if at.tzinfo is None:
         at = at.replace(tzinfo=timezone.utc)
-    return int(at.astimezone(timezone.utc).timestamp())
+    try:
+        ts = int(at.astimezone(timezone.utc).timestamp())
+    except (OverflowError, ValueError, OSError):  # 0001-01-01T00:00+01:00, 9999-12-31T23:59-01:00: no UTC time
+        ts = None
+    if ts is None or ts > now + MAX_EXPIRY_SECONDS:
+        raise ApiError("validation_error", "expires_at must be at most 10 years ahead.",
+                       details={"json": {"expires_at": ["Must be at most 10 years ahead."]}})  # fmt: skip
+    return ts
 
 
 class CompleteIn(_Expiry):
     file_id = String(required=True)
     name = String(required=True)
     mime_type = String(load_default=None, allow_none=True)
-    total_size = Integer(required=True, strict=True, validate=Range(min=0))
+    total_size = Integer(required=True, strict=True, validate=Range(min=0, max=MAX_DECLARED_BYTES))
 
 
 class UploadIn(_Expiry):
     """POST /uploads: what the file will be, declared up front."""
 
     name = String(required=True)
-    total_size = Integer(required=True, strict=True, validate=Range(min=0), metadata={"description": "bytes; reserved against your quota now"})
+    total_size = Integer(required=True, strict=True, validate=Range(min=0, max=MAX_DECLARED_BYTES),
+                         metadata={"description": "bytes; reserved against your quota now"})  # fmt: skip
     mime_type = String(load_default=None, allow_none=True)
     chunk_size = Integer(load_default=None, allow_none=True, strict=True, validate=Range(min=1),
                          metadata={"description": "bytes per chunk (the last one the rest); default: the server's"})  # fmt: skip
@@ -186,10 +213,10 @@ class QuotaOut(Schema):
     max_file_is_default = Boolean()
 
 
-class QuotaIn(_In):
-    quota_bytes = Integer(required=True, allow_none=True, strict=True, validate=Range(min=0),
+class QuotaIn(_JsonIn):
+    quota_bytes = Integer(required=True, allow_none=True, strict=True, validate=Range(min=0, max=MAX_DECLARED_BYTES),
                           metadata={"description": "bytes the user may hold; null: the service default"})  # fmt: skip
-    max_file_bytes = Integer(load_default=None, allow_none=True, strict=True, validate=Range(min=1),
+    max_file_bytes = Integer(load_default=None, allow_none=True, strict=True, validate=Range(min=1, max=MAX_DECLARED_BYTES),
                              metadata={"description": "the user's largest file; null: the service default"})  # fmt: skip
 
 
@@ -200,7 +227,7 @@ class FileFormIn(_In):
     mime_type = String(load_default=None, allow_none=True, metadata={"description": "default: the part's Content-Type"})
 
 
-class FileJsonIn(_In):
+class FileJsonIn(_JsonIn):
     """The JSON form of POST /files."""
 
     name = String(required=True)
@@ -208,11 +235,11 @@ class FileJsonIn(_In):
     data = String(required=True, metadata={"description": "the file's bytes, base64", "format": "byte"})
 
 
-class RenameIn(_In):
+class RenameIn(_JsonIn):
     new_name = String(required=True)
 
 
-class TextIn(_In):
+class TextIn(_JsonIn):
     content = String(required=True)
     name = String(load_default=None, allow_none=True)
 

@@ -16,22 +16,25 @@ from apiflask import APIBlueprint, Schema
 from apiflask.fields import Boolean, DateTime, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from flask import Response, current_app, request
+from marshmallow import ValidationError, validates_schema
 from zipstream import ZIP_STORED, ZipStream
 
 from redfile_common.errors import ApiError
+from redfile_common.fields import StrictBoolean
 from redfile_common.security import authenticate_user, current_principal, login_required
 
 from . import bodies
 from .downloads import byte_range, content_disposition, download_response, not_modified, unsatisfiable
-from .schemas import FileItem, FileJsonIn, FileOut, _In, expiry_ts
+from .schemas import FileItem, FileJsonIn, FileOut, _In, _JsonIn, expiry_ts
 from .shares import USERNAME_RE, Sharing
+from .validation import validate_name
 
 bp = APIBlueprint("shares", __name__, tag="Sharing")
 
 USER = "BearerAuth"
 PASSWORD_HEADER = "X-Share-Password"
 MAX_ZIP_FILES = 1000
-_BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+_BINARY = {"*/*": {"schema": {"type": "string", "format": "binary"}}}  # the file's own MIME type
 _LINK_ERRORS = {401: "A password is needed, or it is wrong (share_password_required)", 404: "No such link (or revoked)",
                 410: "The link has expired or is used up (share_gone)", 429: "Too many wrong passwords"}  # fmt: skip
 
@@ -41,15 +44,20 @@ def sharing() -> Sharing:
 
 
 # -- schemas -----------------------------------------------------------------------
-class LinkIn(_In):
+class LinkIn(_JsonIn):
     password = String(load_default=None, validate=Length(1, 1024))
-    expires_in = Integer(load_default=None, validate=Range(1, 10 * 365 * 86400), metadata={"description": "seconds from now"})
+    expires_in = Integer(load_default=None, strict=True, validate=Range(1, 10 * 365 * 86400), metadata={"description": "seconds from now"})
     expires_at = DateTime(load_default=None, metadata={"description": "ISO 8601; instead of expires_in"})
-    max_downloads = Integer(load_default=None, validate=Range(1, 1_000_000))
-    preview = Boolean(load_default=True, metadata={"description": "false: always downloaded as an attachment"})
-    burn_after_read = Boolean(load_default=False, metadata={"description": "texts only: deleted after one read"})
+    max_downloads = Integer(load_default=None, strict=True, validate=Range(1, 1_000_000))
+    preview = StrictBoolean(load_default=True, metadata={"description": "false: always downloaded as an attachment"})
+    burn_after_read = StrictBoolean(load_default=False, metadata={"description": "texts only: deleted after one read"})
     visibility = String(load_default="public", validate=OneOf(["public", "private"]),
                         metadata={"description": "public: anyone with the link; private: only you and the file's recipients, logged in"})  # fmt: skip
+
+    @validates_schema
+    def _one_expiry(self, data, **kwargs):
+        if data.get("expires_in") is not None and data.get("expires_at") is not None:
+            raise ValidationError("Give expires_in or expires_at, not both.", field_name="expires_at")
 
 
 class LinkOut(Schema):
@@ -92,7 +100,7 @@ class PublicFileOut(Schema):
     preview = Boolean()
 
 
-class RecipientIn(_In):
+class RecipientIn(_JsonIn):
     username = String(required=True, validate=Length(1, 64))
 
 
@@ -108,7 +116,7 @@ class SharedList(Schema):
     items = List(Nested(SharedItem))
 
 
-class ZipIn(_In):
+class ZipIn(_JsonIn):
     file_ids = List(String(validate=Length(1, 64)), required=True, validate=Length(1, MAX_ZIP_FILES))
     name = String(load_default="files.zip", validate=Length(1, 200))
 
@@ -204,7 +212,7 @@ def link_download(token):
     record = opened.record
     if opened.link.burn_after_read and request.method == "GET":  # a text: counted, read whole, then gone
         opened = service.reserve(opened)
-        data = b"".join(service.files.read_chunks(record))
+        data = service.files.read_whole(record, gone=ApiError("share_not_found"))  # deleted meanwhile: the link is gone
         service.used(opened, ranged=False)
         service.burn(opened)
         response = Response(data, content_type=record.mime_type)
@@ -232,7 +240,8 @@ def link_meta(token):
 
 def _qr(token: str, kind: str) -> Response:
     service = sharing()
-    service.open_link(token, None, reserve=False, check_password=False)  # unknown, revoked, expired: no code
+    # unknown, revoked, expired, or private and not yours: no code
+    service.open_link(token, None, reserve=False, check_password=False, viewer=_viewer)
     qr = segno.make(f"{request.host_url}s/{token}", error="m")
     buf = io.BytesIO()
     qr.save(buf, kind=kind, scale=6, border=4)
@@ -335,10 +344,12 @@ def send_to(username):
 @login_required
 @bp.input(ZipIn)
 @bp.doc(security=USER, responses={200: {"description": "A zip (stored, ZIP64 when needed), streamed", "content": {"application/zip": {}}},
-                                  401: "Missing or invalid token", 404: "One of the files is not yours or missing"})  # fmt: skip
+                                  400: "The zip's name is not allowed (invalid_name)", 401: "Missing or invalid token",
+                                  404: "One of the files is not yours or missing"})  # fmt: skip
 def zip_files(json_data):
     """Several of your files (or files shared with you) as one zip, streamed: no temporary file, memory flat."""
     service, principal = sharing(), current_principal()
+    zip_name = validate_name(json_data["name"])  # it goes out in Content-Disposition: the same rules as a file's
     records, seen = [], set()
     for fid in dict.fromkeys(json_data["file_ids"]):
         try:
@@ -358,7 +369,7 @@ def zip_files(json_data):
         zs.add(_lazy(service, record), name, size=record.size)
     response = Response(iter(zs), content_type="application/zip", direct_passthrough=True)
     response.headers["Content-Length"] = str(len(zs))
-    response.headers["Content-Disposition"] = content_disposition(json_data["name"], "attachment")
+    response.headers["Content-Disposition"] = content_disposition(zip_name, "attachment")
     return _safe(response)
 
 

@@ -24,6 +24,8 @@ key                                         type    holds / TTL
                                                     is never stored).  No TTL, or the file's expiry.
 ``files:{l:<token_sha256>}:pwfail``         string  wrong passwords in the window.   EXPIREAT end of
                                                     the window (from the first attempt).
+``files:{l:<token_sha256>}:pwcheck``        zset    password checks in flight: attempt id -> until
+                                                    when it holds its place (unix s).  EXPIREAT that.
 ``files:{u:<owner>}:links``                 hash    sid -> fid: the owner's links
 ``files:{u:<user>}:inbox``                  hash    fid -> owner: files shared with the user
 ==========================================  ======  =====================================================
@@ -62,6 +64,10 @@ def link_key(token_sha256: str) -> str:
 
 def pwfail_key(token_sha256: str) -> str:
     return f"files:{{l:{token_sha256}}}:pwfail"
+
+
+def pwcheck_key(token_sha256: str) -> str:
+    return f"files:{{l:{token_sha256}}}:pwcheck"
 
 
 def links_key(owner: str) -> str:
@@ -103,6 +109,31 @@ return {'ok', n}
 _FAILED = """
 local n = redis.call('INCRBY', KEYS[1], 1)
 if n == 1 then redis.call('EXPIREAT', KEYS[1], tonumber(redis.call('TIME')[1]) + tonumber(ARGV[1])) end
+return n
+"""
+
+# KEYS: pwfail, pwcheck.  ARGV: limit, attempt id, hold seconds.  A place for one password check:
+# 'locked' (the failures reached the limit), 'busy' (failures + checks in flight did) or 'ok'.
+_BEGIN_CHECK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local limit = tonumber(ARGV[1])
+local failed = tonumber(redis.call('GET', KEYS[1]) or '0')
+if failed >= limit then return 'locked' end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if failed + redis.call('ZCARD', KEYS[2]) >= limit then return 'busy' end
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('EXPIREAT', KEYS[2], math.ceil(now) + tonumber(ARGV[3]))
+return 'ok'
+"""
+
+# KEYS: pwfail, pwcheck.  ARGV: attempt id, '1' when the password was wrong, window seconds.
+# The check gives its place up; a wrong password is counted in the same step.  The failures.
+_END_CHECK = """
+redis.call('ZREM', KEYS[2], ARGV[1])
+if ARGV[2] ~= '1' then return tonumber(redis.call('GET', KEYS[1]) or '0') end
+local n = redis.call('INCRBY', KEYS[1], 1)
+if n == 1 then redis.call('EXPIREAT', KEYS[1], tonumber(redis.call('TIME')[1]) + tonumber(ARGV[3])) end
 return n
 """
 
@@ -148,6 +179,8 @@ class ShareStore:
         self._create = client.register_script(_CREATE)
         self._use = client.register_script(_USE)
         self._failed = client.register_script(_FAILED)
+        self._begin_check = client.register_script(_BEGIN_CHECK)
+        self._end_check = client.register_script(_END_CHECK)
         self._add_recipient = client.register_script(_ADD_RECIPIENT)
         self._purge = client.register_script(_PURGE)
 
@@ -191,6 +224,16 @@ class ShareStore:
 
     def password_failed(self, token_sha256: str, window: int) -> int:
         return int(self._failed(keys=[pwfail_key(token_sha256)], args=[window]))
+
+    def begin_password_check(self, token_sha256: str, attempt: str, *, limit: int, hold: int) -> str:
+        """Take a place for one password check: ``ok``, ``busy`` (every place is in flight) or ``locked``."""
+        keys = [pwfail_key(token_sha256), pwcheck_key(token_sha256)]
+        return _s(self._begin_check(keys=keys, args=[limit, attempt, hold]))
+
+    def end_password_check(self, token_sha256: str, attempt: str, *, wrong: bool, window: int) -> int:
+        """Give the check's place up, counting a wrong password in the same step; the failures now."""
+        keys = [pwfail_key(token_sha256), pwcheck_key(token_sha256)]
+        return int(self._end_check(keys=keys, args=[attempt, "1" if wrong else "0", window]))
 
     def owner_links(self, owner: str) -> dict[str, str]:
         return {_s(k): _s(v) for k, v in self.redis.hgetall(links_key(owner)).items()}
@@ -254,4 +297,4 @@ class ShareStore:
         return len(links) // 3 + len(users)
 
 
-__all__ = ["ShareStore", "share_key", "shares_key", "recipients_key", "link_key", "pwfail_key", "links_key", "inbox_key"]
+__all__ = ["ShareStore", "share_key", "shares_key", "recipients_key", "link_key", "pwfail_key", "pwcheck_key", "links_key", "inbox_key"]

@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import random
 import re
 import secrets
+import time
 from dataclasses import dataclass
 
 import structlog
@@ -41,6 +43,8 @@ from .share_store import ShareStore
 log = structlog.get_logger("redfile.files")
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+CHECK_HOLD = 60  # seconds a link-password check may hold its place (a crashed worker's place frees itself)
+CHECK_WAIT = 2.0  # seconds a check waits for a place while every one is taken by checks in flight
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 
@@ -178,8 +182,8 @@ class Sharing:
         row = self.store.get_link(fid, sid)
         if row is None:
             raise ApiError("share_not_found")
-        if check_password and row.get("visibility") == "private" and not self._may_view(row, viewer):
-            raise ApiError("share_not_found")  # a private link is a missing one to everybody else
+        if row.get("visibility") == "private" and not self._may_view(row, viewer):
+            raise ApiError("share_not_found")  # a private link is a missing one to everybody else (its QR code too)
         if row.get("password") and check_password:
             self._check_password(digest, row, password)
         downloads = int(row.get("downloads") or 0)
@@ -217,24 +221,35 @@ class Sharing:
         if not password:
             raise ApiError("share_password_required")
         settings = self.settings
-        # Failures only are counted (a right password, however often and concurrently, never locks a
-        # link); concurrent wrong guesses can pass the check together, so at most the guesses in
-        # flight get past the limit, once per window.
-        if self.store.password_failures(digest) >= settings.share_password_max_failures:
-            log.warning("share_password_locked", share_id=row["id"])
+        # Failures only are counted (a right password, however often, never locks a link).  Each check
+        # holds a place while argon2 runs, and starts only while failures + checks in flight are below
+        # the limit: however many guesses arrive at once on however many replicas, at most the limit's
+        # worth of wrong passwords is checked per window.  Every place taken by checks in flight: wait.
+        attempt, deadline = secrets.token_hex(8), time.monotonic() + CHECK_WAIT
+        while True:
+            state = self.store.begin_password_check(digest, attempt, limit=settings.share_password_max_failures, hold=CHECK_HOLD)
+            if state != "busy" or time.monotonic() >= deadline:
+                break
+            time.sleep(random.uniform(0.01, 0.05))
+        if state != "ok":
+            log.warning("share_password_locked", share_id=row["id"], busy=state == "busy")
             self.files.metrics.share_event("denied")
             raise ApiError("too_many_requests", "Too many wrong passwords for this link; try again later.",
-                           headers={"Retry-After": str(settings.share_password_window)})  # fmt: skip
+                           headers={"Retry-After": "1" if state == "busy" else str(settings.share_password_window)})  # fmt: skip
         from argon2.exceptions import InvalidHashError, VerificationError
 
         try:
             _hasher().verify(row["password"], password)
         except (VerificationError, InvalidHashError):
-            self.store.password_failed(digest, settings.share_password_window)
+            self.store.end_password_check(digest, attempt, wrong=True, window=settings.share_password_window)
             log.info("share_password_wrong", share_id=row["id"])
             self.files.metrics.share_event("denied")
             self.files.audit.record("share.used", actor="anonymous", user=row["owner"], target=row["id"], outcome="denied", reason="wrong_password")
             raise ApiError("share_password_required", "Wrong password for this share link.") from None
+        except BaseException:
+            self.store.end_password_check(digest, attempt, wrong=False, window=settings.share_password_window)
+            raise
+        self.store.end_password_check(digest, attempt, wrong=False, window=settings.share_password_window)
 
     def used(self, opened: OpenedLink, *, ranged: bool) -> None:
         """A download through the link has started: log, audit, count; burn a burn-after-read text."""

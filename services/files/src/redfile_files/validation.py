@@ -42,6 +42,8 @@ def validate_name(name: object, max_bytes: int = 255) -> str:
         raise bad("it must be a non-empty string")
     if name in (".", ".."):
         raise bad("'.' and '..' are reserved")
+    if not name.strip(". "):  # "...", ". .": a path segment to some tools, an empty name to others
+        raise bad("it must not be only dots and spaces")
     if "/" in name or "\\" in name:
         raise bad("it must not contain '/' or '\\'")
     if name != name.strip():
@@ -49,6 +51,8 @@ def validate_name(name: object, max_bytes: int = 255) -> str:
     for ch in name:
         if unicodedata.category(ch) in ("Cc", "Cs") or ch in _SPOOFING:
             raise bad("it must not contain control characters")
+    if "\ufffd" in name:  # what a decoder puts for bytes that were not UTF-8 (a form, a multipart filename)
+        raise bad("it must be valid UTF-8 (it holds U+FFFD, the replacement character)")
     try:
         size = len(name.encode("utf-8"))
     except UnicodeEncodeError:  # pragma: no cover - surrogates are rejected above

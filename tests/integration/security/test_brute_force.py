@@ -1,0 +1,248 @@
+"""Password guessing against real replicas: the limits hold across processes and under concurrency.
+
+Real gunicorn processes on one real Redis (three of auth, two of files), guessers
+released together by a barrier and spread round-robin over the replicas:
+
+* **login**: a username under attack takes exactly ``LOGIN_MAX_FAILURES_PER_USER``
+  password checks (counted as 401s: no more, however many guesses run at once), then
+  every replica answers 429 with ``Retry-After`` -- to the right password too --
+  until the window ends; then the right password works.  Another user is not locked
+  out by it, and the same holds per address (``LOGIN_MAX_FAILURES_PER_IP``, the
+  address taken from ``X-Forwarded-For`` behind one trusted proxy).  Concurrent
+  logins with the right password are never refused.
+* **share links**: the same for a link password (``SHARE_PASSWORD_MAX_FAILURES``):
+  exactly that many 401s, then 429 everywhere until the window ends; another
+  link is unaffected; failed guesses do not count as downloads.
+
+Windows are a few seconds (settings) so the expiry is observed, not assumed.
+
+The counts are exact because a password check holds a place while argon2 runs (see
+``redfile_auth.ratelimit``; ``test_login_checks_in_flight_hold_places_...`` below).  Before
+that, the counter was read before the check and incremented after it: 24 simultaneous
+guesses got 14 password checks past a limit of 5 (login), 12 past a limit of 4 (link).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from redfile_common.testing import auth_header, make_settings, service_token, user_token
+
+PER_USER = 5
+PER_IP = 7
+LOGIN_WINDOW = 8
+SHARE_LIMIT = 4
+SHARE_WINDOW = 8
+GUESSERS = 24  # concurrent guesses released at once, well above every limit
+ADMIN_PASSWORD = "bootstrap-admin-password-1"
+TIMEOUT = 20
+
+
+def _auth_env() -> dict[str, str]:
+    return {
+        "ADMIN_PASSWORD": ADMIN_PASSWORD,
+        # ~10 ms per check: cheap enough for a test, long enough that guesses overlap
+        "ARGON2_MEMORY_KIB": "8192", "ARGON2_TIME_COST": "1", "ARGON2_PARALLELISM": "1",
+        "LOGIN_MAX_FAILURES_PER_USER": str(PER_USER), "LOGIN_MAX_FAILURES_PER_IP": str(PER_IP),
+        "LOGIN_FAILURE_WINDOW": str(LOGIN_WINDOW), "TRUSTED_PROXY_HOPS": "1",
+    }  # fmt: skip
+
+
+def _burst(jobs: list, send) -> list:
+    """Run ``send(job)`` for every job at once (threads released together); the results in order."""
+    barrier = threading.Barrier(len(jobs))
+
+    def run(job):
+        barrier.wait(timeout=TIMEOUT)
+        return send(job)
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        return list(pool.map(run, jobs))
+
+
+def _addresses():
+    return (f"198.51.100.{i}" for i in itertools.count(1))
+
+
+def _login(url: str, username: str, password: str, addr: str) -> requests.Response:
+    return requests.post(f"{url}/auth/login", json={"username": username, "password": password},
+                         headers={"X-Forwarded-For": addr}, timeout=TIMEOUT)  # fmt: skip
+
+
+def _retry_after(resp: requests.Response) -> int:
+    assert resp.status_code == 429, (resp.status_code, resp.text)
+    assert resp.json()["error"]["code"] == "too_many_requests"
+    return int(resp.headers["Retry-After"])
+
+
+def _wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def test_login_lockout_and_backoff_hold_across_replicas(redis_url, gunicorn):
+    from redfile_auth.settings import AuthSettings
+
+    replicas = gunicorn("auth", redis_url, 3, **_auth_env())
+    urls = [r.url for r in replicas]
+    settings = make_settings(AuthSettings, redis_url)
+    internal = auth_header(service_token(settings, "admin", "auth"))
+    for name in ("victim", "bystander", "crowd"):
+        resp = requests.post(f"{urls[0]}/internal/users", headers=internal, timeout=TIMEOUT,
+                             json={"username": name, "password": f"{name}-right-password"})  # fmt: skip
+        assert resp.status_code == 201, resp.text
+    addr = _addresses()
+
+    # 1. The right password, more logins at once from one address than either limit: never refused.
+    office = next(addr)
+    crowd = _burst([urls[i % len(urls)] for i in range(3 * PER_USER)],
+                   lambda url: _login(url, "crowd", "crowd-right-password", office).status_code)  # fmt: skip
+    assert crowd == [200] * (3 * PER_USER)
+
+    # 2. Concurrent guesses at one username, each from its own address, over every replica:
+    #    exactly PER_USER of them reach the password check, every other one is a 429.
+    guesses = [(urls[i % len(urls)], next(addr), f"guess-{i}") for i in range(GUESSERS)]
+    answers = _burst(guesses, lambda job: _login(job[0], "victim", job[2], job[1]))
+    codes = Counter(r.status_code for r in answers)
+    assert codes == {401: PER_USER, 429: GUESSERS - PER_USER}, codes
+    assert all(r.json()["error"]["code"] == "invalid_credentials" for r in answers if r.status_code == 401)
+    assert all(1 <= _retry_after(r) <= LOGIN_WINDOW for r in answers if r.status_code == 429)
+
+    # 3. Locked on every replica, the right password included (it is not even checked) ...
+    locked_at = time.monotonic()
+    for url in urls:
+        assert 1 <= _retry_after(_login(url, "victim", "victim-right-password", next(addr))) <= LOGIN_WINDOW
+    # ... while another user logs in (and fails) as usual, on every replica.
+    for url in urls:
+        assert _login(url, "bystander", "bystander-right-password", next(addr)).status_code == 200
+    assert _login(urls[1], "bystander", "wrong-password", next(addr)).status_code == 401
+    assert _login(urls[2], "bystander", "bystander-right-password", next(addr)).status_code == 200
+
+    # 4. One address guessing many usernames is stopped after PER_IP failures, for every username
+    #    from that address; other addresses go on.
+    guesser = next(addr)
+    spread = [(urls[i % len(urls)], guesser, f"nobody{i % 3}") for i in range(GUESSERS)]
+    codes = Counter(r.status_code for r in _burst(spread, lambda job: _login(job[0], job[2], "wrong-password", job[1])))
+    assert codes == {401: PER_IP, 429: GUESSERS - PER_IP}, codes
+    for url in urls:
+        _retry_after(_login(url, "bystander", "bystander-right-password", guesser))
+    assert _login(urls[0], "bystander", "bystander-right-password", next(addr)).status_code == 200
+
+    # 5. The lockout ends with its window, on every replica: the right password works again.
+    ok = _wait_until(lambda: _login(urls[0], "victim", "victim-right-password", next(addr)).status_code == 200,
+                     LOGIN_WINDOW + 5, "the victim's lockout to end")  # fmt: skip
+    assert ok and time.monotonic() - locked_at >= 1  # it really was locked for a while
+    for url in urls[1:]:
+        assert _login(url, "victim", "victim-right-password", next(addr)).status_code == 200
+    _wait_until(lambda: _login(urls[1], "bystander", "bystander-right-password", guesser).status_code == 200,
+                LOGIN_WINDOW + 5, "the address's lockout to end")  # fmt: skip
+
+
+# -- share-link passwords ----------------------------------------------------------------------
+def _download(url: str, token: str, password: str | None) -> requests.Response:
+    headers = {"X-Share-Password": password} if password else {}
+    return requests.get(f"{url}/s/{token}", headers=headers, timeout=TIMEOUT)
+
+
+def test_share_password_limit_holds_across_replicas(redis_url, redis_client, gunicorn):
+    from redfile_files.settings import FilesSettings
+
+    replicas = gunicorn("files", redis_url, 2, SHARE_PASSWORD_MAX_FAILURES=str(SHARE_LIMIT), SHARE_PASSWORD_WINDOW=str(SHARE_WINDOW))
+    urls = [r.url for r in replicas]
+    alice = auth_header(user_token(make_settings(FilesSettings, redis_url), redis_client, "alice"))
+    data = os.urandom(3000)
+    up = requests.post(f"{urls[0]}/files", headers=alice, files={"file": ("guarded.bin", data)}, timeout=TIMEOUT)
+    assert up.status_code == 201, up.text
+    file_id = up.json()["id"]
+
+    def link(password: str) -> dict:
+        resp = requests.post(f"{urls[1]}/files/{file_id}/shares", headers=alice, json={"password": password}, timeout=TIMEOUT)
+        assert resp.status_code == 201, resp.text
+        return resp.json()
+
+    target, other = link("the-right-link-password"), link("another-link-password")
+
+    # The right password, many at once over every replica: all served, none refused.
+    crowd = _burst([urls[i % len(urls)] for i in range(3 * SHARE_LIMIT)],
+                   lambda url: _download(url, target["token"], "the-right-link-password"))  # fmt: skip
+    assert [r.status_code for r in crowd] == [200] * len(crowd) and all(r.content == data for r in crowd)
+
+    # Concurrent wrong guesses over every replica: exactly SHARE_LIMIT checked (401), the rest 429.
+    answers = _burst([(urls[i % len(urls)], f"guess-{i}") for i in range(GUESSERS)], lambda job: _download(job[0], target["token"], job[1]))
+    codes = Counter(r.status_code for r in answers)
+    assert codes == {401: SHARE_LIMIT, 429: GUESSERS - SHARE_LIMIT}, codes
+    assert all(r.json()["error"]["code"] == "share_password_required" for r in answers if r.status_code == 401)
+    for r in answers:
+        if r.status_code == 429:
+            assert 1 <= _retry_after(r) <= SHARE_WINDOW
+
+    # Locked on every replica, the right password included; the other link of the same file is not.
+    for url in urls:
+        _retry_after(_download(url, target["token"], "the-right-link-password"))
+        assert _download(url, other["token"], "another-link-password").content == data
+    assert _download(urls[0], other["token"], "wrong").status_code == 401
+    digest = hashlib.sha256(target["token"].encode()).hexdigest()
+    assert int(redis_client.get(f"files:{{l:{digest}}}:pwfail")) == SHARE_LIMIT
+
+    # Neither the guesses nor the refusals counted as downloads.
+    shares = requests.get(f"{urls[-1]}/shares", headers=alice, timeout=TIMEOUT).json()["items"]
+    assert {s["id"]: s["downloads"] for s in shares}[target["id"]] == len(crowd)
+
+    # The window ends: the right password opens the link again, on every replica.
+    _wait_until(lambda: _download(urls[0], target["token"], "the-right-link-password").status_code == 200,
+                SHARE_WINDOW + 5, "the link's lockout to end")  # fmt: skip
+    for url in urls[1:]:
+        resp = _download(url, target["token"], "the-right-link-password")
+        assert resp.status_code == 200 and resp.content == data
+
+
+# -- the limiter's places, in process (real Redis) ---------------------------------------------------
+def test_login_checks_in_flight_hold_places_that_free_themselves(redis_client):
+    """What keeps the count exact: a check holds a place until it ends, and a check that died frees its place."""
+    from redfile_auth.ratelimit import LoginLimiter
+    from redfile_auth.storage import AuthStore
+    from redfile_common.errors import ApiError
+    from redfile_common.tokens import TokenState
+
+    store = AuthStore(redis_client, TokenState(redis_client))
+    limiter = LoginLimiter(store, per_user=2, per_ip=100, window=60, hold=1, wait=0.3)
+    first, second = limiter.check("dana", "192.0.2.1"), limiter.check("dana", "192.0.2.2")
+    with pytest.raises(ApiError) as busy:  # two checks in flight: no third one, though nothing has failed yet
+        limiter.check("dana", "192.0.2.3")
+    assert busy.value.status == 429 and busy.value.headers["Retry-After"] == "1"
+    limiter.succeeded(first, "dana")  # a right password gives its place back ...
+    third = limiter.check("dana", "192.0.2.3")
+    assert limiter.failed(third) == []  # ... a wrong one keeps it, as a failure
+    assert store.failures("dana", "192.0.2.3").user == 1
+    # `second` never ends (its worker died): its place frees itself after `hold`
+    _wait_until(lambda: _admitted(limiter, "dana"), 5, "the dead check's place to free itself")
+    with pytest.raises(ApiError) as locked:  # two failures now: locked for the window, not busy
+        limiter.check("dana", "192.0.2.9")
+    assert 1 < int(locked.value.headers["Retry-After"]) <= 60
+    limiter.abandon(second)  # harmless after the place freed itself
+    assert limiter.check("erin", "192.0.2.9")  # another username is not concerned
+
+
+def _admitted(limiter, username: str) -> bool:
+    from redfile_common.errors import ApiError
+
+    try:
+        attempt = limiter.check(username, "192.0.2.4")
+    except ApiError:
+        return False
+    limiter.failed(attempt)
+    return True

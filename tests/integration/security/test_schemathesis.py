@@ -1,0 +1,373 @@
+"""Property-based requests from each service's own OpenAPI document (issue 9, "Hostile input").
+
+Every operation of ``/auth/openapi.json``, ``/files/openapi.json`` and
+``/admin/openapi.json`` is exercised by schemathesis against the real app on
+the private real Redis (admin over the real auth and files apps on loopback):
+user operations with a real user access token, admin operations with an
+admin's token, ``/internal/*`` ones with a service token addressed to that
+service.  Schema-valid (positive) and schema-invalid (negative) requests are
+generated, in every request media type an operation documents: multipart
+file parts, raw ``application/octet-stream`` chunks and base64 JSON included,
+and the byte-carrying operations must have stored something in each form.
+
+Each response must pass:
+
+* ``not_a_server_error``: no 5xx;
+* ``status_code_conformance``: a documented status;
+* ``content_type_conformance``: a documented content type;
+* ``response_schema_conformance``: the documented schema (errors included:
+  the one ``{"error": {"code", "message"}}`` shape);
+* ``negative_data_rejection`` (negative cases): a 4xx -- any 4xx, so a 413
+  for a body that is both invalid and too large counts as a refusal.
+
+Not used: ``response_headers_conformance`` (no operation documents response
+headers: nothing to check); ``positive_data_acceptance`` (valid data for an id
+that does not exist is rightly a 404); the stateful checks
+(``use_after_free``, ``ensure_resource_availability``: the documents declare
+no links between operations, which they need).
+
+Path parameters come from schemathesis or, as often, from ids that exist (a
+stored file, a text, an upload session, a share link, users), and a few
+operations sometimes get the right body fields ("tweaks": a chunk of the
+right size, the right refresh token), so requests reach past the 404s and
+the validation into the code that stores.  Before each example Redis is put
+back to the seeded state (``FLUSHALL`` + ``RESTORE`` of a snapshot): examples
+are independent, and the run is reproducible (``derandomize``; no shrinking,
+so a failure is reported as found).  The failures of all operations are
+collected and reported together, after the status codes each one got.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import redis
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from redfile_common.testing import auth_header, service_token, settings_overrides, user_token
+
+# Examples per operation and generation mode, times the number of request media types it documents.
+POSITIVE_EXAMPLES = 20
+NEGATIVE_EXAMPLES = 10
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+NEGATIVE_CHECKS = [*CHECKS, negative_data_rejection]
+
+CHEAP_ARGON2 = dict(argon2_memory_kib=1024, argon2_time_cost=1, argon2_parallelism=1)
+ADMIN_PASSWORD = "admin-password-1"
+FILES_LIMITS = dict(max_chunk_bytes=64, max_single_upload_bytes=256, max_chunks=1000, upload_ttl=600, sweep_interval=0)
+
+
+def hypothesis_settings(max_examples: int) -> settings:
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=True,  # the same examples on every run: CI is reproducible
+        database=None,
+        phases=[Phase.explicit, Phase.generate],  # no shrinking: the first failure of each operation is reported as is
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+    )
+
+
+# -- snapshot and restore the seeded Redis state ------------------------------------------
+def snapshot(r: redis.Redis) -> list[tuple[bytes, int, bytes]]:
+    return [(key, max(r.pttl(key), 0), r.dump(key)) for key in r.scan_iter(count=1000)]
+
+
+def restore(r: redis.Redis, state: list[tuple[bytes, int, bytes]]) -> None:
+    pipe = r.pipeline(transaction=False)
+    pipe.flushall()
+    for key, ttl, value in state:
+        pipe.restore(key, ttl, value, replace=True)
+    pipe.execute()
+
+
+# -- the run --------------------------------------------------------------------------------
+@dataclass
+class Target:
+    """One service under test: its schema, how to authenticate, known path values, the seeded state."""
+
+    schema: Any
+    headers_for: Callable[[Any], dict[str, str]]  # operation -> auth headers (fresh per example)
+    path_values: dict[str, list[Any]]
+    reset: Callable[[], None]
+    # operation label -> fn(case, draw): turns some positive cases into ones that reach past validation
+    tweaks: dict[str, Callable[[Any, Callable], None]] = field(default_factory=dict)
+    statuses: dict[str, collections.Counter] = field(default_factory=lambda: collections.defaultdict(collections.Counter))
+    media_types: dict[str, set] = field(default_factory=lambda: collections.defaultdict(set))
+
+
+def security_of(operation) -> str | None:
+    for requirement in operation.definition.raw.get("security") or ():
+        for name in requirement:
+            return name
+    return None
+
+
+def request_media_types(operation) -> list[str | None]:
+    body = operation.definition.raw.get("requestBody") or {}
+    return list(body.get("content", {})) or [None]
+
+
+def negates_authorization(case) -> bool:
+    """Whether a negative case's mutations touch the Authorization header (or which headers are sent at all)."""
+    data = getattr(getattr(case.meta, "phase", None), "data", None) if case.meta is not None else None
+    for mutation in getattr(data, "mutations", None) or ():
+        if mutation.parameter_location.value == "header" and (mutation.parameter or "authorization").lower() == "authorization":
+            return True
+    return False
+
+
+def run_operation(target: Target, operation, mode: GenerationMode, examples: int) -> None:
+    known = {name: values for name, values in target.path_values.items() if "{%s}" % name in operation.path}
+    strategy = operation.as_strategy(generation_mode=mode)  # draws every documented request media type
+    picks = st.fixed_dictionaries({name: st.one_of(st.none(), st.sampled_from(values)) for name, values in known.items()})
+    checks = NEGATIVE_CHECKS if mode.is_negative else CHECKS
+
+    tweak = target.tweaks.get(operation.label) if mode.is_positive else None
+
+    @hypothesis_settings(examples)
+    @given(case=strategy, chosen=picks, data=st.data())
+    def example(case, chosen, data):
+        target.reset()
+        if mode.is_positive:  # a negative case's path parameters may be the very thing it negates
+            for name, value in chosen.items():
+                if value is not None:
+                    case.path_parameters[name] = value
+        if tweak is not None and data.draw(st.booleans(), label="tweak"):
+            tweak(case, data.draw)
+        # the real credentials, unless the negative case is about them (then it gets the 401 it is after)
+        if mode.is_positive or not negates_authorization(case):
+            case.headers = {**{k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}, **target.headers_for(operation)}
+        response = case.call()
+        target.statuses[operation.label][response.status_code] += 1
+        if case.media_type:
+            target.media_types[operation.label].add(case.media_type)
+            if response.status_code < 300:
+                target.media_types[operation.label].add(f"{case.media_type} {response.status_code}")
+        case.validate_response(response, checks=checks)
+
+    example()
+
+
+def run_all(target: Target) -> None:
+    """Every operation of the document, positive then negative; all failures reported together."""
+    failures, operations = [], []
+    for result in target.schema.get_all_operations():
+        operation = result.ok()
+        operations.append(operation)
+        media = request_media_types(operation)
+        for mode, budget in ((GenerationMode.POSITIVE, POSITIVE_EXAMPLES), (GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES)):
+            try:
+                run_operation(target, operation, mode, budget * len(media))
+            except Unsatisfiable:
+                if mode.is_positive:
+                    raise
+                continue  # nothing in this operation can be made invalid
+            except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - reported with the others below
+                failures.append(f"{operation.label} [{mode.value}]: {type(exc).__name__}: {exc}"[:3000])
+    summary = "\n".join(f"  {label}: {dict(sorted(c.items()))}" for label, c in sorted(target.statuses.items()))
+    print(f"statuses per operation:\n{summary}")
+    assert not failures, "\n\n".join(failures)
+    # every operation was sent, and every request media type of every operation
+    for operation in operations:
+        assert sum(target.statuses[operation.label].values()) > 0, operation.label
+        wanted = {m for m in request_media_types(operation) if m}
+        assert wanted <= target.media_types[operation.label], (operation.label, wanted, target.media_types[operation.label])
+
+
+# Negative data must be refused with a 4xx, any 4xx: 413 (too large) and 416 are refusals too.
+# An explicit config also keeps a stray schemathesis.toml from changing the run.
+CONFIG = """
+[checks.negative_data_rejection]
+expected-statuses = ["4xx"]
+"""
+
+
+def load(app, path: str):
+    schema = schemathesis.openapi.from_wsgi(path, app, config=schemathesis.Config.from_str(CONFIG))
+    assert len(list(schema.get_all_operations())) > 0
+    return schema
+
+
+# -- auth -----------------------------------------------------------------------------------
+def test_auth_document(redis_url, redis_client):
+    from redfile_auth import create_app
+
+    app = create_app(**settings_overrides(redis_url, admin_users="admin", admin_password=ADMIN_PASSWORD, **CHEAP_ARGON2))
+    settings_ = app.extensions["redfile"].settings
+    client = app.test_client()
+    svc = auth_header(service_token(settings_, "admin", "auth"))
+    for name in ("alice", "bob"):
+        assert client.post("/internal/users", json={"username": name, "password": "password-123", "role": "user"}, headers=svc).status_code == 201
+    login = client.post("/auth/login", json={"username": "alice", "password": "password-123"}, environ_base={"REMOTE_ADDR": "192.0.2.1"})
+    assert login.status_code == 200
+    session = login.json  # a real session; restoring the snapshot before each example revives it after a logout
+    state = snapshot(redis_client)
+
+    def headers_for(operation):
+        if security_of(operation) == "ServiceToken":
+            return auth_header(service_token(settings_, "admin", "auth"))
+        if security_of(operation) == "BearerAuth":
+            return auth_header(session["access_token"])
+        return {}
+
+    def with_body(**fields):
+        def tweak(case, draw):
+            if isinstance(case.body, dict):
+                case.body = {**case.body, **fields}
+
+        return tweak
+
+    tweaks = {  # the right credentials now and then, so the success paths run too
+        "POST /auth/login": with_body(username="alice", password="password-123"),
+        "POST /auth/refresh": with_body(refresh_token=session["refresh_token"]),
+        "POST /auth/logout": with_body(refresh_token=session["refresh_token"]),
+        "POST /auth/password": with_body(current_password="password-123"),
+    }
+    target = Target(
+        load(app, "/auth/openapi.json"), headers_for, {"username": ["alice", "bob", "admin", "nobody"]},
+        lambda: restore(redis_client, state), tweaks,
+    )
+    run_all(target)
+    for label in ("POST /auth/login", "POST /auth/refresh", "POST /auth/password"):
+        assert target.statuses[label][200] > 0, (label, target.statuses[label])
+
+
+# -- files ----------------------------------------------------------------------------------
+def test_files_document(redis_url, redis_client):
+    from redfile_files import create_app
+
+    app = create_app(**settings_overrides(redis_url, **FILES_LIMITS))
+    settings_ = app.extensions["redfile"].settings
+    client = app.test_client()
+    alice = auth_header(user_token(settings_, redis_client, "alice"))
+    bob = auth_header(user_token(settings_, redis_client, "bob"))
+
+    def created(resp) -> dict:
+        assert resp.status_code == 201, resp.get_data(as_text=True)
+        return resp.json
+
+    stored = created(client.post("/files", headers=alice, json={"name": "hello.txt", "mime_type": "text/plain", "data": b64(b"hello world")}))
+    text = created(client.post("/texts", headers=alice, json={"name": "todo.txt", "content": "buy milk"}))
+    upload = created(client.post("/uploads", headers=alice, json={"name": "up.bin", "total_size": 3, "chunk_size": 1}))
+    link = created(client.post(f"/files/{stored['id']}/shares", headers=alice, json={}))
+    theirs = created(client.post("/files", headers=bob, json={"name": "bob.txt", "data": b64(b"from bob")}))
+    created(client.post(f"/files/{theirs['id']}/recipients", headers=bob, json={"username": "alice"}))
+    seed = created(client.post("/upload_chunk", headers=alice, json={"chunk_index": 0, "total_chunks": 2, "chunk_data": b64(b"first")}))
+    state = snapshot(redis_client)
+
+    def headers_for(operation):
+        if security_of(operation) == "ServiceToken":
+            return auth_header(service_token(settings_, "admin", "files"))
+        if security_of(operation) == "BearerAuth":
+            return auth_header(user_token(settings_, redis_client, "alice"))
+        return {}
+
+    known = {
+        "file_id": [stored["id"], text["id"], theirs["id"]],
+        "upload_id": [upload["id"]],
+        "index": [0, 1, 2],
+        "share_id": [link["id"]],
+        "token": [link["token"]],
+        "username": ["alice", "bob"],
+    }
+
+    def upload_chunk(case, draw):  # a chunk of the seeded two-chunk upload, or the first of a new one
+        fields = {"chunk_index": draw(st.integers(0, 1)), "total_chunks": 2}
+        if draw(st.booleans()):
+            fields["file_id"] = seed["file_id"]
+        data = draw(st.binary(max_size=80))  # sometimes over the 64-byte chunk limit
+        if case.media_type == "application/octet-stream":
+            case.query = {**(case.query or {}), **{k: str(v) for k, v in fields.items()}}
+            case.body = data
+        elif isinstance(case.body, dict):
+            chunk = b64(data) if case.media_type == "application/json" else data
+            case.body = {k: v for k, v in case.body.items() if k not in ("sha256", "file_id")} | fields | {"chunk_data": chunk}
+
+    def put_chunk(case, draw):  # the right size for the seeded session (1-byte chunks), checksums left out
+        case.headers = {k: v for k, v in (case.headers or {}).items() if not k.lower().startswith("x-checksum")}
+        case.path_parameters.update(upload_id=upload["id"], index=draw(st.integers(0, 2)))
+        case.body = draw(st.binary(min_size=1, max_size=1))
+
+    def complete(case, draw):
+        if isinstance(case.body, dict):
+            case.body["file_id"] = seed["file_id"]
+
+    def zip_files(case, draw):
+        if isinstance(case.body, dict):
+            case.body["file_ids"] = draw(st.lists(st.sampled_from(known["file_id"]), min_size=1, max_size=3))
+
+    tweaks = {
+        "POST /upload_chunk": upload_chunk,
+        "PUT /uploads/{upload_id}/chunks/{index}": put_chunk,
+        "POST /upload_complete": complete,
+        "POST /files/zip": zip_files,
+    }
+    target = Target(load(app, "/files/openapi.json"), headers_for, known, lambda: restore(redis_client, state), tweaks)
+    run_all(target)
+    # the byte-carrying operations stored something in every form they take
+    for label, forms in (("POST /upload_chunk", ("application/json", "multipart/form-data", "application/octet-stream")),
+                         ("POST /files", ("application/json", "multipart/form-data")),
+                         ("PUT /uploads/{upload_id}/chunks/{index}", ("application/octet-stream",))):  # fmt: skip
+        for form in forms:
+            assert any(m.startswith(f"{form} 20") for m in target.media_types[label]), (label, form, target.media_types[label])
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+# -- admin (over the real auth and files apps, on loopback) ---------------------------------
+class LateApp:
+    """A WSGI app assigned after its server has a port (the apps need each other's URLs)."""
+
+    app = None
+
+    def __call__(self, environ, start_response):
+        return self.app(environ, start_response)
+
+
+def test_admin_document(redis_url, redis_client, serve):
+    from redfile_admin import create_app as create_admin
+    from redfile_auth import create_app as create_auth
+    from redfile_files import create_app as create_files
+
+    auth_slot, files_slot = LateApp(), LateApp()
+    urls = {"auth_url": serve(auth_slot), "files_url": serve(files_slot)}
+    auth_slot.app = create_auth(**settings_overrides(redis_url, **urls, admin_users="admin", admin_password=ADMIN_PASSWORD, **CHEAP_ARGON2))
+    files_slot.app = create_files(**settings_overrides(redis_url, **urls, **FILES_LIMITS))
+    app = create_admin(**settings_overrides(redis_url, **urls))
+    settings_ = app.extensions["redfile"].settings
+    client = app.test_client()
+    root = auth_header(user_token(settings_, redis_client, "admin", role="admin"))
+    for name in ("alice", "bob"):
+        resp = client.post("/admin/users", headers=root, json={"username": name, "password": "password-123", "role": "user"})
+        assert resp.status_code == 201, resp.get_data(as_text=True)
+    alice = auth_header(user_token(settings_, redis_client, "alice"))
+    stored = files_slot.app.test_client().post("/files", headers=alice, json={"name": "a.txt", "data": b64(b"alice's")})
+    assert stored.status_code == 201
+    state = snapshot(redis_client)
+
+    def headers_for(operation):
+        assert security_of(operation) == "BearerAuth", operation.label  # every admin operation
+        return auth_header(user_token(settings_, redis_client, "admin", role="admin"))
+
+    known = {"username": ["alice", "bob", "admin", "nobody"], "file_id": [stored.json["id"]]}
+    target = Target(load(app, "/admin/openapi.json"), headers_for, known, lambda: restore(redis_client, state))
+    run_all(target)
