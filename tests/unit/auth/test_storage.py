@@ -142,9 +142,11 @@ def test_start_family_and_peek(store, fake):
 
 def test_failure_counters_expire_with_the_window(store, fake):
     assert store.failures("alice", "10.0.0.1").user == 0
-    for _ in range(3):
-        store.add_failure("alice", "10.0.0.1", 60)
-    store.add_failure(None, "10.0.0.1", 60)
+    for n in range(3):
+        store.begin_check("alice", "10.0.0.1", f"a{n}", hold=60)
+        store.end_check("alice", "10.0.0.1", f"a{n}", failed=True, window=60)
+    store.begin_check(None, "10.0.0.1", "b", hold=60)
+    assert store.end_check(None, "10.0.0.1", "b", failed=True, window=60) == (None, 4)
     f = store.failures("alice", "10.0.0.1")
     assert (f.user, f.ip) == (3, 4)
     assert 0 < f.user_ttl <= 60 and 0 < f.ip_ttl <= 60

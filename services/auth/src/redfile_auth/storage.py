@@ -302,15 +302,6 @@ class AuthStore:
         user, user_ttl, ip, ip_ttl = values
         return Failures(int(user or 0), int(user_ttl), int(ip or 0), int(ip_ttl))
 
-    def add_failure(self, username: str | None, addr: str, window: int) -> tuple[int | None, int]:
-        """Count one failure; a counter's window starts at its first failure.  The new (user, ip) counts."""
-        with self.redis.pipeline(transaction=True) as pipe:
-            for key in ([RATE_USER + username] if username else []) + [RATE_IP + addr]:
-                pipe.set(key, 0, ex=window, nx=True)
-                pipe.incr(key)
-            counts = pipe.execute()[1::2]
-        return (int(counts[0]), int(counts[1])) if username else (None, int(counts[0]))
-
     def clear_user_failures(self, username: str) -> None:
         self.redis.delete(RATE_USER + username)
 

@@ -452,11 +452,8 @@ class _Run:
         for kind, detail in issues:
             self.emit(kind, key, detail, target, id=file_id, user=owner)
 
-    def check_chunk_table(self, file_id: str, meta: dict, hlen: int, owner: str) -> None:
-        n, size, chunk = int(meta["total_chunks"]), int(meta["size"]), int(meta.get("chunk_size") or 0)
-        sealed, permanent = bool(meta.get("dek")), not int(meta.get("expires_ts") or 0)
-        outer, total, found = hashlib.sha256(), 0, 0
-        missing_part, missing, wrong, uneven, expiring = [], [], [], [], []
+    def chunk_rows(self, file_id: str, n: int):
+        """``(index, part or None, stored length, exists, pttl)`` of chunks ``0..n-1``, CHUNK_BATCH per round trip."""
         for start in range(0, n, CHUNK_BATCH):
             idx = list(range(start, min(n, start + CHUNK_BATCH)))
 
@@ -471,21 +468,28 @@ class _Run:
             raws = res[0] or [None] * len(idx)
             for j, i in enumerate(idx):
                 strlen, exists, ttl = res[1 + 3 * j : 4 + 3 * j]
-                part = _part(raws[j])
-                if part is None:
-                    missing_part.append(i)
-                    continue
-                found += 1
-                total += part.size
-                outer.update(bytes.fromhex(part.sha256))
-                if not exists:
-                    missing.append(i)
-                elif strlen != part.size + (SEAL_OVERHEAD if sealed else 0):
-                    wrong.append(f"{i} ({strlen} bytes stored for {part.size})")
-                if chunk and (part.size > chunk or (i < n - 1 and part.size != chunk)):
-                    uneven.append(i)
-                if permanent and exists and _expires(ttl):
-                    expiring.append(i)
+                yield i, _part(raws[j]), strlen, exists, ttl
+
+    def check_chunk_table(self, file_id: str, meta: dict, hlen: int, owner: str) -> None:
+        n, size, chunk = int(meta["total_chunks"]), int(meta["size"]), int(meta.get("chunk_size") or 0)
+        sealed, permanent = bool(meta.get("dek")), not int(meta.get("expires_ts") or 0)
+        outer, total, found = hashlib.sha256(), 0, 0
+        missing_part, missing, wrong, uneven, expiring = [], [], [], [], []
+        for i, part, strlen, exists, ttl in self.chunk_rows(file_id, n):
+            if part is None:
+                missing_part.append(i)
+                continue
+            found += 1
+            total += part.size
+            outer.update(bytes.fromhex(part.sha256))
+            if not exists:
+                missing.append(i)
+            elif strlen != part.size + (SEAL_OVERHEAD if sealed else 0):
+                wrong.append(f"{i} ({strlen} bytes stored for {part.size})")
+            if chunk and (part.size > chunk or (i < n - 1 and part.size != chunk)):
+                uneven.append(i)
+            if permanent and exists and _expires(ttl):
+                expiring.append(i)
         self.summary["chunks"] += found
         key, target = meta_key(file_id), ("file", file_id)
         if missing_part or hlen != n:
@@ -567,36 +571,22 @@ class _Run:
         if mode == "tus" and chunk:
             n = max(n, math.ceil(received / chunk))
         total, present, missing, wrong, unexpiring, partial = 0, [], [], [], [], []
-        for start in range(0, n, CHUNK_BATCH):
-            idx = list(range(start, min(n, start + CHUNK_BATCH)))
-
-            def fill(p):
-                p.hmget(parts_key(upload_id), idx)
-                for i in idx:
-                    p.strlen(chunk_key(upload_id, i))
-                    p.exists(chunk_key(upload_id, i))
-                    p.pttl(chunk_key(upload_id, i))
-
-            res = self.pipe(fill)
-            raws = res[0] or [None] * len(idx)
-            for j, i in enumerate(idx):
-                strlen, exists, ttl = res[1 + 3 * j : 4 + 3 * j]
-                part = _part(raws[j])
-                if part is None:
-                    continue
-                present.append(i)
-                total += part.size
-                if not exists:
-                    missing.append(i)
-                    continue
-                if strlen != part.size + (SEAL_OVERHEAD if sealed else 0):
-                    wrong.append(f"{i} ({strlen} bytes stored for {part.size})")
-                elif mode == "session" and part.size != _session_size(u, i):
-                    wrong.append(f"{i} (size {part.size}, must be {_session_size(u, i)})")
-                elif mode == "tus" and chunk and part.size != chunk:
-                    partial.append((i, part.size))
-                if not _expires(ttl):
-                    unexpiring.append(i)
+        for i, part, strlen, exists, ttl in self.chunk_rows(upload_id, n):
+            if part is None:
+                continue
+            present.append(i)
+            total += part.size
+            if not exists:
+                missing.append(i)
+                continue
+            if strlen != part.size + (SEAL_OVERHEAD if sealed else 0):
+                wrong.append(f"{i} ({strlen} bytes stored for {part.size})")
+            elif mode == "session" and part.size != _session_size(u, i):
+                wrong.append(f"{i} (size {part.size}, must be {_session_size(u, i)})")
+            elif mode == "tus" and chunk and part.size != chunk:
+                partial.append((i, part.size))
+            if not _expires(ttl):
+                unexpiring.append(i)
         again = self.r.hmget(upload_key(upload_id), "received_bytes", "updated_at")
         if [_s(x) for x in again] != [u["received_bytes"], u.get("updated_at", "")]:
             self.mark_pending(upload_id, owner, "active", ["the upload changed while it was read"])

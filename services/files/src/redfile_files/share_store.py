@@ -105,13 +105,6 @@ if ARGV[2] == '1' then n = redis.call('HINCRBY', KEYS[1], 'downloads', 1) end
 return {'ok', n}
 """
 
-# KEYS: pwfail.  ARGV: window seconds.  One more wrong password; the window starts at the first.
-_FAILED = """
-local n = redis.call('INCRBY', KEYS[1], 1)
-if n == 1 then redis.call('EXPIREAT', KEYS[1], tonumber(redis.call('TIME')[1]) + tonumber(ARGV[1])) end
-return n
-"""
-
 # KEYS: pwfail, pwcheck.  ARGV: limit, attempt id, hold seconds.  A place for one password check:
 # 'locked' (the failures reached the limit), 'busy' (failures + checks in flight did) or 'ok'.
 _BEGIN_CHECK = """
@@ -178,7 +171,6 @@ class ShareStore:
         self.redis = client
         self._create = client.register_script(_CREATE)
         self._use = client.register_script(_USE)
-        self._failed = client.register_script(_FAILED)
         self._begin_check = client.register_script(_BEGIN_CHECK)
         self._end_check = client.register_script(_END_CHECK)
         self._add_recipient = client.register_script(_ADD_RECIPIENT)
@@ -218,12 +210,6 @@ class ShareStore:
     def use_link(self, file_id: str, share_id: str, token_sha256: str, *, reserve: bool) -> tuple[str, int]:
         result = self._use(keys=[share_key(file_id, share_id), meta_key(file_id)], args=[token_sha256, "1" if reserve else "0"])
         return _s(result[0]), int(result[1]) if len(result) > 1 else 0
-
-    def password_failures(self, token_sha256: str) -> int:
-        return int(self.redis.get(pwfail_key(token_sha256)) or 0)
-
-    def password_failed(self, token_sha256: str, window: int) -> int:
-        return int(self._failed(keys=[pwfail_key(token_sha256)], args=[window]))
 
     def begin_password_check(self, token_sha256: str, attempt: str, *, limit: int, hold: int) -> str:
         """Take a place for one password check: ``ok``, ``busy`` (every place is in flight) or ``locked``."""

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 
@@ -386,8 +387,19 @@ class Uploads:
             for index, stored in enumerate(lengths):
                 if index not in parts or stored != parts[index].size + (SEAL_OVERHEAD if sealer.encrypted else 0):
                     raise self._corrupt(chunk_index=index)
-        for index in range(start, state.total_chunks):  # one chunk in memory at a time
-            for stored, part in self.store.fetch_chunks(upload_id, [index]):
+        if start == state.total_chunks:
+            return digest
+
+        def fetch(index: int):
+            return next(iter(self.store.fetch_chunks(upload_id, [index])))
+
+        # the next chunk is read while this one is hashed: two chunks in memory at a time
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="redfile-complete") as ahead:
+            pending = ahead.submit(fetch, start)
+            for index in range(start, state.total_chunks):
+                stored, part = pending.result()
+                if index + 1 < state.total_chunks:
+                    pending = ahead.submit(fetch, index + 1)
                 if stored is None or part is None:
                     raise ApiError("upload_incomplete", details=missing_details([index]))
                 try:
