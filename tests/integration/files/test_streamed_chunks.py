@@ -1,6 +1,6 @@
 """Session chunks streamed into Redis as they arrive (``intake`` + ``storage.StagedChunk``), against real Redis.
 
-Chunks here are 2 MiB and more, so the hashing threads run (smaller ones are hashed in the request thread).
+Chunks here are over ``intake.THREADED_MIN``, so the hashing threads run (smaller ones are hashed in the request thread).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from redfile_files import intake, storage
 
 MIB = 1024 * 1024
-CHUNK = intake.THREADED_MIN + 12345
+CHUNK = max(intake.THREADED_MIN, 2 * intake.PIECE) + 12345  # threads hash it, and it comes in several pieces
 
 
 @pytest.fixture

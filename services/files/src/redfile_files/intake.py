@@ -21,7 +21,7 @@ from typing import Protocol
 from redfile_common.errors import ApiError
 
 PIECE = 1024 * 1024
-THREADED_MIN = 2 * PIECE  # below this, a thread costs more than hashing in the request thread
+THREADED_MIN = PIECE // 2  # below this, a thread costs more than hashing in the request thread
 
 
 class Digest(Protocol):
