@@ -200,7 +200,7 @@ class Uploads:
         state = self._upload(owner, upload_id)
         if length is None or state.mode != "session" or state.dek:
             data = intake.read_whole(body, length, limit)
-            return self.put(owner, upload_id, index, data, part_of(data), sha256=sha256, crc32c=crc32c)
+            return self.put(owner, upload_id, index, data, part_of(data), sha256=sha256, crc32c=crc32c, state=state)
         if not 0 <= index < state.total_chunks:
             raise ApiError("invalid_chunk", "The chunk index is past the upload's last chunk.", details={"total_chunks": state.total_chunks})
         expected = state.chunk_size if index < state.total_chunks - 1 else state.total_size - state.chunk_size * (state.total_chunks - 1)
@@ -231,14 +231,15 @@ class Uploads:
 
     def put(
         self, owner: str, upload_id: str, index: int, data, part: Part, total_chunks: int | None = None, *,
-        sha256: str | None = None, crc32c: str | None = None, one_request: bool = False,
+        sha256: str | None = None, crc32c: str | None = None, one_request: bool = False, state: UploadState | None = None,
     ) -> ChunkReceipt:  # fmt: skip
         """Store one chunk of an existing upload (either kind); ``part`` describes its plaintext ``data``.
 
-        ``sha256`` / ``crc32c``: the checksums the client sent, checked first.
+        ``sha256`` / ``crc32c``: the checksums the client sent, checked first.  ``state``: the
+        upload as the caller just read it (``receive``), so it is not read twice.
         """
         self.verify(part, index, sha256=sha256, crc32c=crc32c)
-        state = self._upload(owner, upload_id)
+        state = state or self._upload(owner, upload_id)
         if not 0 <= index < state.total_chunks:
             raise ApiError("invalid_chunk", "The chunk index is past the upload's last chunk.", details={"total_chunks": state.total_chunks})
         if len(data) > self.settings.max_chunk_bytes:
@@ -345,7 +346,7 @@ class Uploads:
             raise ApiError("size_mismatch", details={"declared": declared, "stored": size})
         parts = self.store.parts(upload_id)
         ordered = [parts[i] for i in range(state.total_chunks) if i in parts]
-        digest = self._hash(upload_id, state)
+        digest = self._hash(upload_id, state, parts)
         if state.sha256 and state.sha256 != digest.sha256:
             self.metrics.checksum_failure("client")
             raise ApiError("checksum_mismatch", "The file's SHA-256 is not the one declared when the upload was created.",
@@ -374,12 +375,11 @@ class Uploads:
         log.info("file_created", file_id=upload_id, owner=owner, size=size, chunks=state.total_chunks, kind=kind, encrypted=record.encrypted)
         return record
 
-    def _hash(self, upload_id: str, state: UploadState) -> FileDigest:
+    def _hash(self, upload_id: str, state: UploadState, parts: dict[int, Part]) -> FileDigest:
         """The file's digest: this process's running digest of the first chunks, then the rest read back one at a time."""
         start, digest = self.running.take(upload_id)
         sealer = self.encryption.sealer(upload_id, state.dek)
         if start:  # those chunks are not read back, but each must still be there, at its size
-            parts = self.store.parts(upload_id)
             lengths = self.store.chunk_lengths(upload_id, range(start))
             missing = [i for i, n in enumerate(lengths) if n == 0 and (i not in parts or parts[i].size > 0)]
             if missing:
