@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import google_crc32c
 import redis
 
 from client import Http, HttpError, expect
@@ -41,6 +42,12 @@ class Payload:
         for i in range(self.count):
             digest.update(self.piece(i))
         return digest.hexdigest()
+
+    def crc32c(self) -> str:
+        crc = google_crc32c.Checksum()
+        for i in range(self.count):
+            crc.update(bytes(self.piece(i)))
+        return crc.digest().hex()
 
 
 def seed_buffer(largest_chunk: int) -> bytes:
@@ -102,16 +109,20 @@ class Upload:
     seconds: float  # create + chunks + complete
     chunks_seconds: float
     complete_seconds: float
-    sha256_ok: bool
+    checksum_ok: bool  # the file's CRC32C (and SHA-256, when asked for) is the payload's
     extra: dict = field(default_factory=dict)
 
 
-def redfile_upload(port: int, token: str, payload: Payload, *, streams: int = 1, expected_sha: str | None = None) -> Upload:
-    """Create an upload session, PUT every chunk over ``streams`` keep-alive connections, complete it."""
+def redfile_upload(port: int, token: str, payload: Payload, *, streams: int = 1, expected_crc: str | None = None,
+                   expected_sha: str | None = None) -> Upload:  # fmt: skip
+    """Create an upload session, PUT every chunk over ``streams`` keep-alive connections, complete it.
+
+    ``expected_sha``: the upload asks for the file's SHA-256 (``checksum_algorithm``), which must be this."""
     auth = {"Authorization": f"Bearer {token}"}
     control = Http(port)
     started = time.perf_counter()
-    body = f'{{"name":"bench.bin","total_size":{payload.size},"chunk_size":{payload.chunk}}}'.encode()
+    ask = ',"checksum_algorithm":"sha256"' if expected_sha else ""
+    body = f'{{"name":"bench.bin","total_size":{payload.size},"chunk_size":{payload.chunk}{ask}}}'.encode()
     up = expect(control.request("POST", "/uploads", headers={**auth, "Content-Type": "application/json"}, body=body), 201)
     upload_id = _json(up.body)["id"]
     headers = {**auth, "Content-Type": "application/octet-stream"}
@@ -144,7 +155,7 @@ def redfile_upload(port: int, token: str, payload: Payload, *, streams: int = 1,
     done = time.perf_counter()
     control.close()
     return Upload(upload_id, done - started, completing - chunks_started, done - completing,
-                  expected_sha is None or meta["sha256"] == expected_sha)  # fmt: skip
+                  (expected_crc is None or meta["crc32c"] == expected_crc) and (expected_sha is None or meta["sha256"] == expected_sha))  # fmt: skip
 
 
 def redfile_download(port: int, token: str, file_id: str, size: int, *, verify: bool = False) -> tuple[float, str | None]:

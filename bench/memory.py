@@ -29,6 +29,7 @@ import threading
 import time
 from pathlib import Path
 
+import google_crc32c
 import redis
 import requests
 
@@ -117,17 +118,18 @@ def main() -> int:
             body = {"name": "bench.bin", "total_size": size, **({"chunk_size": args.chunk} if args.chunk else {})}
             up = session.post(f"{base}/uploads", json=body, headers=headers, timeout=30).json()
             chunk = up["chunk_size"]
-            digest = hashlib.sha256()
+            digest, crc = hashlib.sha256(), google_crc32c.Checksum()
             started = time.perf_counter()
             for index, data in pieces(size, chunk, b"bench"):
                 digest.update(data)
+                crc.update(bytes(data))
                 resp = session.put(f"{base}/uploads/{up['id']}/chunks/{index}", data=data, headers=headers, timeout=120)
                 assert resp.status_code == 201, resp.text
             phases["chunks"] = rss_kib(pid, "VmHWM")
             meta = session.post(f"{base}/uploads/{up['id']}/complete", headers=headers, timeout=600).json()
             up_s = time.perf_counter() - started
             phases["complete"] = rss_kib(pid, "VmHWM")
-            assert meta["sha256"] == digest.hexdigest(), meta
+            assert meta["crc32c"] == crc.digest().hex(), meta
             started = time.perf_counter()
             back = hashlib.sha256()
             with session.get(f"{base}/files/{meta['id']}", headers=headers, stream=True, timeout=600) as resp:
@@ -135,7 +137,7 @@ def main() -> int:
                     back.update(block)
             down_s = time.perf_counter() - started
             phases["download"] = rss_kib(pid, "VmHWM")
-            assert back.hexdigest() == meta["sha256"], "the download differs"
+            assert back.hexdigest() == digest.hexdigest(), "the download differs"
             return meta["id"], up_s, down_s
 
         round_trip(3 * MIB)  # warm-up: imports, pools, first buffers

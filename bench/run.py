@@ -126,7 +126,7 @@ class Bench:
         """A small round trip through each server, checked byte for byte; imports, pools and buffers get made."""
         small = self.payload(3 * MIB, 1 * MIB)
         sha = small.sha256()
-        up = redfile_upload(self.files.port, self.token, small, expected_sha=sha)
+        up = redfile_upload(self.files.port, self.token, small, expected_crc=small.crc32c(), expected_sha=sha)
         _, down_sha = redfile_download(self.files.port, self.token, up.file_id, small.size, verify=True)
         redfile_delete(self.files.port, self.token, up.file_id)
         bare_upload(self.bare.port, small)
@@ -138,21 +138,22 @@ class Bench:
             load(self.files.port, "/readyz", seconds=0.5, connections=4, tool="python")
         # "warmed up": a few MiB through, before any large file; the memory sweep is measured against this
         self.warmed = {pid: rss_kib(pid) for pid in self.files.workers()}
-        return {"upload_sha256_ok": up.sha256_ok, "download_sha256_ok": down_sha == sha,
+        return {"upload_checksums_ok": up.checksum_ok, "download_sha256_ok": down_sha == sha,
                 "worker_rss_mib": [round(v / 1024, 1) for v in self.warmed.values()]}  # fmt: skip
 
-    def round_trip(self, payload: Payload, *, streams: int = 1, memory: bool = False) -> dict:
-        """Upload (with ``streams`` connections) and download one file; its worker memory when asked."""
-        sha = payload.sha256()
+    def round_trip(self, payload: Payload, *, streams: int = 1, memory: bool = False, sha256: bool = False) -> dict:
+        """Upload (with ``streams`` connections; asking for the file's SHA-256 when ``sha256``) and download one
+        file; its worker memory when asked."""
+        crc, sha = payload.crc32c(), payload.sha256() if sha256 else None
         peak = PeakRss(self.files.workers(), self.warmed) if memory else None
-        up = redfile_upload(self.files.port, self.token, payload, streams=streams, expected_sha=sha)
+        up = redfile_upload(self.files.port, self.token, payload, streams=streams, expected_crc=crc, expected_sha=sha)
         up_mem = peak.delta_mib() if peak else None
         peak = PeakRss(self.files.workers(), self.warmed) if memory else None
         down_s, _ = redfile_download(self.files.port, self.token, up.file_id, payload.size)
         down_mem = peak.delta_mib() if peak else None
         redfile_delete(self.files.port, self.token, up.file_id)
-        if not up.sha256_ok:
-            raise RuntimeError("the file's SHA-256 is not the one uploaded")
+        if not up.checksum_ok:
+            raise RuntimeError("the file's checksums are not those of the bytes uploaded")
         return {
             "upload_mib_s": mib_s(payload.size, up.seconds), "upload_chunks_mib_s": mib_s(payload.size, up.chunks_seconds),
             "complete_s": up.complete_seconds, "download_mib_s": mib_s(payload.size, down_s),
@@ -199,6 +200,7 @@ class Bench:
             row = self.raw(payload)
             row.update(self.round_trip(payload))
             row["upload4_mib_s"] = self.round_trip(payload, streams=4)["upload_mib_s"]
+            row["upload_sha256_mib_s"] = self.round_trip(payload, sha256=True)["upload_mib_s"]  # asking for the file's SHA-256
             row["bare_upload_mib_s"] = mib_s(size, bare_upload(self.bare.port, payload))
             row["bare_download_mib_s"] = mib_s(size, bare_download(self.bare.port, payload))
             rounds.append(row)
@@ -373,6 +375,7 @@ def ratios(doc: dict) -> dict:
         "upload_vs_raw_set": div(h["upload_mib_s"], h["raw_set_mib_s"]),
         "upload_chunks_vs_raw_set": div(h["upload_chunks_mib_s"], h["raw_set_mib_s"]),
         "upload_vs_sha256": div(h["upload_mib_s"], h.get("sha256_mib_s")),
+        "upload_sha256_vs_raw_set": div(h.get("upload_sha256_mib_s"), h["raw_set_mib_s"]),
         "download_vs_raw_get": div(h["download_mib_s"], h["raw_get_mib_s"]),
         "download_vs_raw_getrange": div(h["download_mib_s"], h["raw_getrange_mib_s"]),
         "upload_vs_seed": div(p["redfile_upload_mib_s"], p["upload_mib_s"]),

@@ -13,9 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = {
     "machine": {"cores", "loadavg_before", "loadavg_after"},
     "config": {"size_mib", "chunk_bytes", "workers", "threads", "worker_class"},
-    "warm_up": {"upload_sha256_ok", "download_sha256_ok"},
+    "warm_up": {"upload_checksums_ok", "download_sha256_ok"},
     "headline": {"raw_set_mib_s", "raw_get_mib_s", "raw_getrange_mib_s", "sha256_mib_s", "upload_mib_s", "upload_chunks_mib_s", "complete_s", "upload4_mib_s",
-                 "download_mib_s", "bare_upload_mib_s", "bare_download_mib_s"},  # fmt: skip
+                 "upload_sha256_mib_s", "download_mib_s", "bare_upload_mib_s", "bare_download_mib_s"},  # fmt: skip
     "redis_paths": {"set_ms", "lua_with_bytes_ms", "set_then_lua_rename_ms", "get_hiredis_ms", "get_python_parser_ms"},
     "peer": {"size_mib", "upload_mib_s", "download_mib_s", "redfile_upload_mib_s", "redfile_download_mib_s"},
     "small": {"tool", "tiny_rps", "meta_rps", "meta_p50_ms", "meta_alone_p50_ms"},
@@ -45,6 +45,6 @@ def test_the_suite_runs_at_a_tiny_size_and_writes_every_key(tmp_path):
         for row in doc[section]:
             assert keys <= set(row), (section, keys - set(row))
     assert {t["key"] for t in doc["targets"]} == TARGETS
-    assert doc["warm_up"]["upload_sha256_ok"] is True and doc["warm_up"]["download_sha256_ok"] is True
+    assert doc["warm_up"]["upload_checksums_ok"] is True and doc["warm_up"]["download_sha256_ok"] is True
     assert doc["login"]["argon2_loaded_in_files_workers"] is False
     assert "target" in proc.stdout  # the table was printed

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 
+import blake3
+import google_crc32c
 import requests
+
+
+def blake3_composite(data: bytes, chunk: int) -> str:
+    """A file's composite, from the bytes uploaded: BLAKE3 over its chunks' BLAKE3 digests, ``-<chunks>``."""
+    pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    return blake3.blake3(b"".join(blake3.blake3(p).digest() for p in pieces)).hexdigest() + f"-{len(pieces)}"
 
 
 def upload_chunks(api, data: bytes, chunk: int, order=None, resend=()):
@@ -36,14 +43,16 @@ def test_chunked_upload_out_of_order_with_a_resend_then_full_lifecycle(make_user
     resp = api.post("/upload_complete", json={"file_id": file_id, "name": "notes.bin", "mime_type": "application/octet-stream", "total_size": len(data)})
     assert resp.status_code == 201, resp.text
     meta = resp.json()
-    assert meta["size"] == len(data) and meta["sha256"] == hashlib.sha256(data).hexdigest()
+    # chunks out of order, one sent twice: the whole file's CRC32C and composite are those of the bytes in order
+    assert meta["size"] == len(data) and meta["crc32c"] == f"{google_crc32c.value(data):08x}"
+    assert meta["composite_blake3"] == blake3_composite(data, 64 * 1024) and meta["sha256"] is None
 
     listing = api.get("/files").json()
     assert [f["id"] for f in listing["items"]] == [file_id]
 
     got = api.get(f"/files/{file_id}")
     assert got.status_code == 200 and got.content == data
-    assert got.headers["Content-Length"] == str(len(data))
+    assert got.headers["Content-Length"] == str(len(data)) and got.headers["ETag"] == f'"{meta["composite_blake3"]}"'
     assert "attachment" in got.headers["Content-Disposition"]
 
     renamed = api.post(f"/files/{file_id}/rename", json={"new_name": "renamed.bin"})

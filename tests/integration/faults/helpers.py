@@ -15,6 +15,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
+import blake3
+import google_crc32c
 import requests
 
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -23,6 +25,31 @@ REQUEST_TIMEOUT = 15  # seconds, for every HTTP request a test makes
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def crc32c(data: bytes) -> str:
+    """CRC32C of the bytes, 8 hex digits (a file's ``crc32c``)."""
+    return f"{google_crc32c.value(data):08x}"
+
+
+def composite_blake3(data: bytes, chunk: int) -> str:
+    """A file's ``composite_blake3``, computed here from its bytes cut in chunks of ``chunk``:
+    BLAKE3 of the chunks' concatenated raw BLAKE3 digests, hex, then ``-<number of chunks>``."""
+    pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)] or [b""]
+    outer = blake3.blake3()
+    for piece in pieces:
+        outer.update(blake3.blake3(piece).digest())
+    return f"{outer.hexdigest()}-{len(pieces)}"
+
+
+def assert_file_checksums(meta: dict, data: bytes, chunk: int, *, with_sha256: bool) -> None:
+    """A stored file's checksums are those of ``data`` (uploaded in chunks of ``chunk``): its CRC32C and BLAKE3
+    composite always, its SHA-256 only when its upload declared or asked for one (else null)."""
+    assert meta["size"] == len(data), meta
+    assert meta["crc32c"] == crc32c(data), meta
+    assert meta["composite_blake3"] == composite_blake3(data, chunk), meta
+    assert meta["composite_sha256"] is None, meta
+    assert meta["sha256"] == (sha256(data) if with_sha256 else None), meta
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
@@ -59,15 +86,14 @@ def staging_keys(r, upload_id: str | None = None) -> list[str]:
 
 
 def stored_parts(r, upload_id: str) -> dict[int, str]:
-    """index -> "size:sha256:crc32c" of every chunk the upload's part table lists."""
+    """index -> part record of every chunk the upload's part table lists ("size::crc32c:blake3" since BLAKE3)."""
     return {int(k): v.decode() for k, v in r.hgetall(f"files:{{{upload_id}}}:parts").items()}
 
 
 def part_record(piece: bytes) -> str:
-    """The part table's entry for a chunk of these bytes (as the files service writes it)."""
-    from redfile_files.checksums import part_of
-
-    return part_of(piece).encode()
+    """The part table's entry for a chunk of these bytes, as the files service writes it since BLAKE3:
+    "<size>::<crc32c hex>:<blake3 hex>" (the SHA-256 slot left empty, so the same bytes make the same record)."""
+    return f"{len(piece)}::{crc32c(piece)}:{blake3.blake3(piece).hexdigest()}"
 
 
 class RetryingUploader:
@@ -180,7 +206,9 @@ class RetryingUploader:
         if resp is None or resp.status_code >= 500:
             return False
         assert resp.status_code in (200, 201), f"chunk {index}: {resp.status_code} {resp.text}"
-        assert resp.json()["sha256"] == sha256(piece)
+        receipt = resp.json()
+        assert receipt["sha256"] == sha256(piece)  # computed because the client sent it, to verify
+        assert receipt["crc32c"] == crc32c(piece) and receipt["blake3"] == blake3.blake3(piece).hexdigest(), receipt
         with self._lock:
             self.acked.setdefault(index, time.monotonic())
         return True

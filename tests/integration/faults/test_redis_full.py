@@ -25,7 +25,7 @@ import requests
 from redfile_common.testing import auth_header, make_settings, user_token
 from redfile_files.settings import FilesSettings
 
-from .helpers import OCTET, error_code, sha256
+from .helpers import OCTET, assert_file_checksums, error_code
 
 CHUNK = 64 * 1024
 FILLER = 1024 * 1024
@@ -101,8 +101,8 @@ def test_redis_full_every_write_is_a_clean_507_and_the_same_requests_succeed_onc
     data = os.urandom(3 * CHUNK + 100)
     piece = lambda i: data[i * CHUNK : (i + 1) * CHUNK]  # noqa: E731
 
-    def session(name):
-        resp = post_json(f"{base}/uploads", alice, {"name": name, "total_size": len(data), "chunk_size": CHUNK})
+    def session(name, **extra):
+        resp = post_json(f"{base}/uploads", alice, {"name": name, "total_size": len(data), "chunk_size": CHUNK, **extra})
         assert resp.status_code == 201, resp.text
         return resp.json()["id"]
 
@@ -111,7 +111,8 @@ def test_redis_full_every_write_is_a_clean_507_and_the_same_requests_succeed_onc
 
     partial = session("partial.bin")  # chunk 0 stored; 1.. to come
     assert put(partial, 0).status_code == 201
-    whole = session("whole.bin")  # every chunk stored: ready to complete
+    # every chunk stored: ready to complete; its SHA-256 is asked for, so the complete refused must not lose it
+    whole = session("whole.bin", checksum_algorithm="sha256")
     for i in range(4):
         assert put(whole, i).status_code == 201
     seed = post_json(f"{base}/upload_chunk", alice, {"chunk_index": 0, "total_chunks": 2, "chunk_data": base64.b64encode(piece(0)).decode()})
@@ -167,7 +168,11 @@ def test_redis_full_every_write_is_a_clean_507_and_the_same_requests_succeed_onc
     for i in (2, 3):
         assert put(partial, i).status_code == 201
     done = requests.post(f"{base}/uploads/{partial}/complete", headers=alice, timeout=15)
-    assert done.status_code == 201 and done.json()["sha256"] == sha256(data)
+    assert done.status_code == 201, done.text
+    assert_file_checksums(done.json(), data, CHUNK, with_sha256=False)  # no SHA-256 asked for: CRC32C and composite
+    whole_meta = requests.get(f"{base}/files/{whole}/meta", headers=alice, timeout=15)
+    assert whole_meta.status_code == 200, whole_meta.text
+    assert_file_checksums(whole_meta.json(), data, CHUNK, with_sha256=True)  # the SHA-256 it asked for, of every byte
     for upload_id in (partial, whole):
         assert requests.get(f"{base}/files/{upload_id}", headers=alice, timeout=15).content == data
     finished = requests.patch(

@@ -37,7 +37,7 @@ import requests
 from redfile_common.testing import auth_header, make_settings, user_token
 from redfile_files.settings import FilesSettings
 
-from .helpers import RetryingUploader, part_record, sha256, staging_keys, stored_parts, wait_until
+from .helpers import RetryingUploader, assert_file_checksums, part_record, staging_keys, stored_parts, wait_until
 
 CHUNK = 64 * 1024
 
@@ -84,7 +84,7 @@ def test_redis_restarted_mid_upload_keeps_every_acknowledged_chunk(own_redis, gu
     assert all(retry_after for _, _, retry_after in client.server_errors)
 
     record = client.complete()
-    assert record["size"] == len(data) and record["sha256"] == sha256(data)
+    assert_file_checksums(record, data, CHUNK, with_sha256=True)  # declared at creation, verified at completion
     assert client.download() == data
     assert all(0 < r.ttl(k) <= 60 for k in staging_keys(r, upload_id))  # bytes cut off on their way in expire by themselves
     quota = requests.get(f"{files.url}/quota", headers=headers, timeout=10).json()

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from redfile_common.testing import auth_header, make_settings, user_token
 from redfile_files.settings import FilesSettings
 
-from .helpers import RetryingUploader, server_unread, sha256, stored_parts, upload_keys, wait_until
+from .helpers import RetryingUploader, assert_file_checksums, server_unread, stored_parts, upload_keys, wait_until
 
 CHUNK = 64 * 1024
 STALLED = 7  # the chunk whose request is half-sent when the workers die
@@ -84,7 +84,7 @@ def test_worker_killed_mid_upload_the_retrying_client_completes_byte_identical(r
     assert client.rounds >= 2  # the stalled chunk came only from asking what is missing
 
     record = client.complete()
-    assert record["size"] == len(data) and record["sha256"] == sha256(data)
+    assert_file_checksums(record, data, CHUNK, with_sha256=True)  # declared at creation, verified at completion
     assert client.download() == data, client.summary()
     assert set(stored_parts(redis_client, upload_id)) == set(range(client.total))
     # a worker killed between a chunk's SET and its script leaves the bytes on their way in: they expire by themselves

@@ -126,7 +126,9 @@ FAULTS = {
     "unknown key of a file": (lambda r, st: r.set(f"files:{{{st['seed']['id']}}}:thumbnail", b"?"), "unknown_key"),
     "files key without a tag": (lambda r, st: r.set("files:loose", b"?"), "unknown_key"),
     "wrong type": (lambda r, st: (r.delete(L.due_key("carol")), r.set(L.due_key("carol"), b"1")), "wrong_type"),
-    "incomplete file record": (lambda r, st: r.hdel(storage.meta_key(st["text"]["id"]), "sha256"), "file_record_incomplete"),
+    "incomplete file record": (lambda r, st: r.hdel(storage.meta_key(st["text"]["id"]), "name"), "file_record_incomplete"),
+    "file record with a malformed sha256": (lambda r, st: r.hset(storage.meta_key(st["text"]["id"]), "sha256", "xyz"),
+                                            "file_record_incomplete"),  # fmt: skip
     "parts that do not add up": (lambda r, st: r.hset(storage.meta_key(st["seed"]["id"]), "size", 201), "size_mismatch"),
     "sweep lock without TTL": (lambda r, st: r.set(L.SWEEP_LOCK, b"x"), "bad_value"),
 }
@@ -142,6 +144,15 @@ def test_each_planted_fault_is_found(name, store, checker, redis_client):
     assert problems(report, kind), (kind, report["problems"])
     assert report["counts"][kind] >= 1
     assert report["errors"] >= 1
+
+
+def test_a_file_record_without_a_sha256_is_fine(store, checker, redis_client):
+    # only files whose upload asked for it have a SHA-256 (the seed and session files here have none)
+    assert store["seed"]["sha256"] is None and store["session"]["sha256"] is None and store["text"]["sha256"]
+    redis_client.hset(storage.meta_key(store["text"]["id"]), "sha256", "")  # as the service writes a file without one
+    report = checker.check(deep=True)
+    assert report["ok"], report["problems"]
+    assert report["summary"]["bytes_verified"] == 355  # every file still read and checked (CRC32C, composite)
 
 
 def test_a_problem_names_the_key_the_id_and_the_user(store, checker, redis_client):

@@ -1,17 +1,29 @@
 """Downloads: HEAD, one Range (206/416), ETag with If-None-Match and If-Range, safe headers, verified streams."""
 
+import hashlib
 import os
 
+import blake3
+import google_crc32c
 import pytest
 
 from redfile_files import storage
 
 DATA = os.urandom(64 * 5 + 30)
+SHA256 = hashlib.sha256(DATA).hexdigest()
+# the composite of DATA in 64-byte chunks: BLAKE3 over the chunks' BLAKE3 digests, -<chunks>
+COMPOSITE = f"{blake3.blake3(b''.join(blake3.blake3(DATA[i : i + 64]).digest() for i in range(0, len(DATA), 64))).hexdigest()}-6"
 
 
 @pytest.fixture
 def stored(api, alice):
     return api.session(alice, DATA, name="data.bin")
+
+
+@pytest.fixture
+def hashed(api, alice):
+    """The same bytes, from an upload that asked for the file's SHA-256."""
+    return api.session(alice, DATA, name="hashed.bin", checksum_algorithm="sha256")
 
 
 @pytest.fixture
@@ -60,8 +72,12 @@ def test_ranges_we_do_not_serve_give_the_whole_file(client, alice, stored, heade
     assert resp.status_code == 200 and resp.data == DATA
 
 
-def test_if_range_and_if_none_match(client, alice, stored):
-    etag = f'"{stored["sha256"]}"'
+@pytest.mark.parametrize("which, tag", [("stored", COMPOSITE), ("hashed", SHA256)])
+def test_if_range_and_if_none_match(request, client, alice, which, tag):
+    stored = request.getfixturevalue(which)
+    assert stored["sha256"] == (SHA256 if which == "hashed" else None) and stored["composite_blake3"] == COMPOSITE
+    etag = f'"{tag}"'  # the SHA-256 when the file has one, else its composite
+    assert get(client, alice, stored["id"]).headers["ETag"] == etag
     assert get(client, alice, stored["id"], Range="bytes=0-9", **{"If-Range": etag}).status_code == 206
     stale = get(client, alice, stored["id"], Range="bytes=0-9", **{"If-Range": '"other"'})
     assert stale.status_code == 200 and stale.data == DATA
@@ -70,13 +86,23 @@ def test_if_range_and_if_none_match(client, alice, stored):
     assert get(client, alice, stored["id"], **{"If-None-Match": etag}).status_code == 304
     assert get(client, alice, stored["id"], **{"If-None-Match": etag}, Range="bytes=0-1").status_code == 304
     assert get(client, alice, stored["id"], **{"If-None-Match": '"nope"'}).status_code == 200
+    other = f'"{SHA256 if tag == COMPOSITE else COMPOSITE}"'  # the file's other checksum is not its ETag
+    assert get(client, alice, stored["id"], **{"If-None-Match": other}).status_code == 200
+    assert get(client, alice, stored["id"], Range="bytes=0-9", **{"If-Range": other}).status_code == 200
 
 
-def test_head_sends_the_headers_and_reads_nothing(client, alice, stored, redis_client):
+def test_head_sends_the_headers_and_reads_nothing(client, alice, stored, hashed, redis_client):
     redis_client.delete(storage.chunk_key(stored["id"], 0))  # a GET would fail on it; a HEAD never looks
     resp = client.head(f"/files/{stored['id']}", headers=alice)
     assert resp.status_code == 200 and resp.data == b""
-    assert resp.headers["Content-Length"] == str(len(DATA)) and resp.headers["ETag"] == f'"{stored["sha256"]}"'
+    assert stored["sha256"] is None and stored["composite_blake3"] == COMPOSITE
+    assert resp.headers["Content-Length"] == str(len(DATA)) and resp.headers["ETag"] == f'"{COMPOSITE}"'
+    assert resp.headers["X-Checksum-Composite"] == COMPOSITE and resp.headers["X-Checksum-CRC32C"] == f"{google_crc32c.value(DATA):08x}"
+    assert "X-Checksum-SHA256" not in resp.headers and "Repr-Digest" not in resp.headers
+    redis_client.delete(storage.chunk_key(hashed["id"], 0))
+    with_sha = client.head(f"/files/{hashed['id']}", headers=alice)
+    assert with_sha.status_code == 200 and with_sha.headers["ETag"] == f'"{SHA256}"' and with_sha.headers["X-Checksum-SHA256"] == SHA256
+    assert with_sha.headers["X-Checksum-Composite"] == COMPOSITE
     assert resp.headers["Accept-Ranges"] == "bytes"
     ranged = client.head(f"/files/{stored['id']}", headers={**alice, "Range": "bytes=10-19"})
     assert ranged.status_code == 206 and ranged.headers["Content-Length"] == "10"

@@ -6,11 +6,14 @@ would), sweeps, and checks that the user's slot, the indexes and the quota
 agree with the file slot again -- and that the client can carry on.
 """
 
+import hashlib
+
+import blake3
 import pytest
 
 from redfile_files import ledger as L
 from redfile_files import storage
-from redfile_files.checksums import part_of
+from redfile_files.checksums import Part, part_of
 from redfile_files.reconcile import Sweeper
 
 from .conftest import expire_now
@@ -145,7 +148,14 @@ def test_deleting_a_user_leaves_nothing(api, client, alice, internal, service, r
 
 def test_part_records_are_plaintext_checksums(service):
     part = part_of(b"abc")
-    assert part.encode() == f"3:{part.sha256}:{part.crc32c}" and part.crc32c == "364b3fb7"
+    # size, an empty SHA-256 slot (the same bytes always give the same record), CRC32C, BLAKE3 -- of the plaintext
+    assert part.encode() == f"3::364b3fb7:{blake3.blake3(b'abc').hexdigest()}" and part.crc32c == "364b3fb7"
+    assert Part.decode(part.encode()) == part and Part.decode(part.encode().encode()) == part
+    # a record written before BLAKE3 is still read, and describes the same bytes as the new one
+    legacy = Part.decode(f"3:{hashlib.sha256(b'abc').hexdigest()}:364b3fb7")
+    assert legacy == Part(3, hashlib.sha256(b"abc").hexdigest(), "364b3fb7", "")
+    assert legacy.same_bytes(part) and part.same_bytes(legacy)
+    assert not part_of(b"abd").same_bytes(legacy) and not part_of(b"abd").same_bytes(part)
 
 
 def test_the_background_sweep_of_a_worker_finds_work_with_no_request_from_its_owner(make_app, settings, redis_client):

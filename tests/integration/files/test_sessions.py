@@ -5,6 +5,7 @@ import hashlib
 import os
 import time
 
+import blake3
 import google_crc32c
 import pytest
 
@@ -20,6 +21,15 @@ def sha(data: bytes) -> str:
 
 def crc(data: bytes) -> str:
     return f"{google_crc32c.value(data):08x}"
+
+
+def b3(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+def composite(pieces: list[bytes]) -> str:
+    """BLAKE3 over the chunks' concatenated BLAKE3 digests, then -<number of chunks>."""
+    return f"{blake3.blake3(b''.join(blake3.blake3(p).digest() for p in pieces)).hexdigest()}-{len(pieces)}"
 
 
 def file_keys(r, fid):
@@ -38,6 +48,7 @@ def test_a_session_from_create_to_download(client, api, alice, redis_client, unc
     up = created.json
     assert (up["total_size"], up["chunk_size"], up["total_chunks"], up["received_chunks"]) == (len(data), 64, 5, 0)
     assert up["missing"] == [0, 1, 2, 3, 4] and up["missing_count"] == 5 and up["sha256"] == sha(data)
+    assert up["checksum_algorithm"] == "sha256"  # implied by the declared sha256
     assert up["expires_at"].endswith("Z") and up["file_expires_at"] is None and up["encrypted"] is False
     fid = up["id"]
     # the whole declared size is reserved now
@@ -48,7 +59,7 @@ def test_a_session_from_create_to_download(client, api, alice, redis_client, unc
     assert first.status_code == 201
     assert first.json == {
         "upload_id": fid, "chunk_index": 4, "size": 17, "sha256": sha(pieces[4]), "crc32c": crc(pieces[4]),
-        "stored": True, "received_chunks": 1, "received_bytes": 17,
+        "blake3": b3(pieces[4]), "stored": True, "received_chunks": 1, "received_bytes": 17,
     }  # fmt: skip
     b64_crc = base64.b64encode(bytes.fromhex(crc(pieces[1]))).decode()
     assert api.put(alice, fid, 1, pieces[1], **{"X-Checksum-CRC32C": b64_crc}).status_code == 201
@@ -58,6 +69,7 @@ def test_a_session_from_create_to_download(client, api, alice, redis_client, unc
     # a repeat is a no-op; other bytes are a conflict; a bad checksum or size stores nothing
     again = api.put(alice, fid, 1, pieces[1])
     assert again.status_code == 200 and again.json["stored"] is False and again.json["received_chunks"] == 3
+    assert again.json["sha256"] is None and again.json["crc32c"] == crc(pieces[1]) and again.json["blake3"] == b3(pieces[1])
     with unchanged():
         assert api.put(alice, fid, 1, b"x" * 64).json["error"]["code"] == "chunk_conflict"
         bad = api.put(alice, fid, 2, pieces[2], **{"X-Checksum-SHA256": sha(b"other")})
@@ -80,16 +92,18 @@ def test_a_session_from_create_to_download(client, api, alice, redis_client, unc
     done = client.post(f"/uploads/{fid}/complete", headers=alice)
     assert done.status_code == 201
     meta = done.json
-    digests = b"".join(hashlib.sha256(p).digest() for p in pieces)
+    # declared: the file's SHA-256 was computed (and checked); the CRC32C and composite as for every file
     assert meta["sha256"] == sha(data) and meta["crc32c"] == crc(data)
-    assert meta["composite_sha256"] == f"{hashlib.sha256(digests).hexdigest()}-5"
+    assert meta["composite_blake3"] == composite(pieces) and meta["composite_sha256"] is None
     assert (meta["name"], meta["mime_type"], meta["size"], meta["chunk_size"], meta["total_chunks"]) == ("big.bin", "application/x-thing", len(data), 64, 5)
 
     quota = client.get("/quota", headers=alice).json
     assert quota["used_bytes"] == len(data) and quota["reserved_bytes"] == 0
     got = client.get(f"/files/{fid}", headers=alice)
-    assert got.data == data and got.headers["X-Checksum-Composite"] == meta["composite_sha256"]
+    assert got.data == data and got.headers["X-Checksum-Composite"] == composite(pieces)
     assert got.headers["Repr-Digest"] == f"sha-256=:{base64.b64encode(hashlib.sha256(data).digest()).decode()}:"
+    assert got.headers["X-Checksum-SHA256"] == sha(data) and got.headers["ETag"] == f'"{sha(data)}"'
+    assert got.headers["X-Checksum-CRC32C"] == crc(data)
     assert client.get(f"/uploads/{fid}", headers=alice).status_code == 404
     assert client.post(f"/uploads/{fid}/complete", headers=alice).status_code == 404
 
@@ -123,8 +137,114 @@ def test_an_empty_file_needs_no_chunk(api, client, alice):
     up = api.create(alice, 0).json
     assert up["total_chunks"] == 0 and up["missing"] == []
     meta = client.post(f"/uploads/{up['id']}/complete", headers=alice).json
-    assert meta["size"] == 0 and meta["sha256"] == sha(b"") and meta["composite_sha256"].endswith("-0")
-    assert client.get(f"/files/{meta['id']}", headers=alice).data == b""
+    assert meta["size"] == 0 and meta["sha256"] is None and meta["crc32c"] == crc(b"") == "00000000"
+    assert meta["composite_blake3"] == composite([]) and meta["composite_blake3"].endswith("-0") and meta["composite_sha256"] is None
+    got = client.get(f"/files/{meta['id']}", headers=alice)
+    assert got.data == b"" and got.headers["ETag"] == f'"{composite([])}"'
+    # asked for, the empty file's SHA-256 is the SHA-256 of nothing
+    asked = api.create(alice, 0, checksum_algorithm="sha256").json
+    meta = client.post(f"/uploads/{asked['id']}/complete", headers=alice).json
+    assert meta["sha256"] == sha(b"") and meta["composite_blake3"] == composite([])
+    assert client.get(f"/files/{meta['id']}", headers=alice).headers["ETag"] == f'"{sha(b"")}"'
+
+
+def test_checksum_algorithm_sha256_computes_the_files_sha256_without_declaring_it(api, client, alice, unchanged):
+    data = os.urandom(64 * 5 + 9)
+    pieces = [data[i : i + 64] for i in range(0, len(data), 64)]
+    created = api.create(alice, len(data), chunk_size=64, checksum_algorithm="sha256")
+    assert created.status_code == 201, created.json
+    up = created.json
+    assert up["checksum_algorithm"] == "sha256" and up["sha256"] is None  # asked for, not declared
+    assert client.get(f"/uploads/{up['id']}", headers=alice).json["checksum_algorithm"] == "sha256"
+    for index in (3, 5, 0, 2, 4, 1):  # out of order: completion reads back what the running digest does not cover
+        resp = api.put(alice, up["id"], index, pieces[index])
+        assert resp.status_code == 201 and resp.json["sha256"] is None, resp.json  # no chunk SHA-256 unless sent
+    meta = client.post(f"/uploads/{up['id']}/complete", headers=alice).json
+    assert meta["sha256"] == hashlib.sha256(data).hexdigest()
+    assert meta["crc32c"] == crc(data) and meta["composite_blake3"] == composite(pieces) and meta["composite_sha256"] is None
+    got = client.get(f"/files/{meta['id']}", headers=alice)
+    assert got.data == data and got.headers["ETag"] == f'"{sha(data)}"' and got.headers["X-Checksum-SHA256"] == sha(data)
+    assert got.headers["X-Checksum-Composite"] == composite(pieces)
+
+    # without it: no SHA-256 at all, the CRC32C and the composite still right
+    plain = api.create(alice, len(data), chunk_size=64).json
+    assert plain["checksum_algorithm"] is None and plain["sha256"] is None
+    assert client.get(f"/uploads/{plain['id']}", headers=alice).json["checksum_algorithm"] is None
+    for index in (5, 1, 0, 4, 2, 3):
+        assert api.put(alice, plain["id"], index, pieces[index]).status_code == 201
+    meta = client.post(f"/uploads/{plain['id']}/complete", headers=alice).json
+    assert meta["sha256"] is None and meta["crc32c"] == crc(data) and meta["composite_blake3"] == composite(pieces)
+    assert client.get(f"/files/{meta['id']}/meta", headers=alice).json["sha256"] is None
+    got = client.get(f"/files/{meta['id']}", headers=alice)
+    assert got.data == data and got.headers["ETag"] == f'"{composite(pieces)}"' and got.headers["X-Checksum-CRC32C"] == crc(data)
+    assert "X-Checksum-SHA256" not in got.headers and "Repr-Digest" not in got.headers
+
+    # an explicit null is the default; another algorithm is refused and creates nothing
+    assert api.create(alice, 5, checksum_algorithm=None).json["checksum_algorithm"] is None
+    with unchanged():
+        for bad in ("md5", "SHA256", "", 256):
+            resp = api.create(alice, 5, checksum_algorithm=bad)
+            assert resp.status_code == 422 and resp.json["error"]["code"] == "validation_error", (bad, resp.json)
+            assert "checksum_algorithm" in resp.json["error"]["details"]["json"]
+
+
+def test_a_chunks_sha256_is_computed_only_when_sent_and_then_verified(api, client, alice, redis_client, unchanged):
+    pieces = [os.urandom(64), os.urandom(64), os.urandom(20)]
+    up = api.create(alice, 64 * 2 + 20, chunk_size=64).json
+    sent = api.put(alice, up["id"], 0, pieces[0], **{"X-Checksum-SHA256": sha(pieces[0])})
+    assert sent.status_code == 201 and sent.json["sha256"] == sha(pieces[0])
+    assert sent.json["crc32c"] == crc(pieces[0]) and sent.json["blake3"] == b3(pieces[0])
+    not_sent = api.put(alice, up["id"], 1, pieces[1])
+    assert not_sent.status_code == 201 and not_sent.json["sha256"] is None
+    assert not_sent.json["crc32c"] == crc(pieces[1]) and not_sent.json["blake3"] == b3(pieces[1])
+    # a repeat with the checksum: verified and echoed, still a no-op
+    repeat = api.put(alice, up["id"], 1, pieces[1], **{"X-Checksum-SHA256": sha(pieces[1])})
+    assert repeat.status_code == 200 and repeat.json["stored"] is False and repeat.json["sha256"] == sha(pieces[1])
+    with unchanged():
+        wrong = api.put(alice, up["id"], 2, pieces[2], **{"X-Checksum-SHA256": sha(b"not these bytes")})
+        assert wrong.status_code == 400 and wrong.json["error"]["code"] == "checksum_mismatch"
+        assert wrong.json["error"]["details"] == {"chunk_index": 2, "checksums": ["sha256"]}
+        # a wrong one against a stored chunk's own bytes is refused too
+        assert api.put(alice, up["id"], 1, pieces[1], **{"X-Checksum-SHA256": sha(pieces[0])}).status_code == 400
+    assert redis_client.exists(storage.chunk_key(up["id"], 2)) == 0
+    assert client.get(f"/uploads/{up['id']}", headers=alice).json["missing"] == [2]
+    # and the record of a chunk sent with its SHA-256 is the same as without: no SHA-256 in it
+    assert redis_client.hget(storage.parts_key(up["id"]), 0).decode() == f"64::{crc(pieces[0])}:{b3(pieces[0])}"
+    assert redis_client.hget(storage.parts_key(up["id"]), 1).decode() == f"64::{crc(pieces[1])}:{b3(pieces[1])}"
+    assert api.put(alice, up["id"], 2, pieces[2], **{"X-Checksum-SHA256": sha(pieces[2])}).json["sha256"] == sha(pieces[2])
+    meta = client.post(f"/uploads/{up['id']}/complete", headers=alice).json
+    assert meta["sha256"] is None and meta["composite_blake3"] == composite(pieces)  # chunks' SHA-256s make no file SHA-256
+
+
+def _legacy(data: bytes) -> str:
+    """A part record as written before BLAKE3: size:sha256:crc32c."""
+    return f"{len(data)}:{sha(data)}:{crc(data)}"
+
+
+def test_a_part_record_from_before_blake3_still_recognises_its_bytes(api, client, alice, redis_client, unchanged):
+    first = os.urandom(64)
+    up = api.create(alice, 64 * 2, chunk_size=64).json
+    assert api.put(alice, up["id"], 0, first).status_code == 201
+    redis_client.hset(storage.parts_key(up["id"]), 0, _legacy(first))  # as an older server wrote it
+    again = api.put(alice, up["id"], 0, first)
+    assert again.status_code == 200 and again.json["stored"] is False, again.json
+    assert again.json["received_chunks"] == 1 and again.json["received_bytes"] == 64
+    with unchanged():
+        other = api.put(alice, up["id"], 0, os.urandom(64))
+        assert other.status_code == 409 and other.json["error"]["code"] == "chunk_conflict"
+    assert redis_client.get(storage.chunk_key(up["id"], 0)) == first
+    assert client.get(f"/uploads/{up['id']}", headers=alice).json["missing"] == [1]
+
+    # a seed upload (/upload_chunk) too, and its reservation does not grow on the repeat
+    seed = api.chunk(alice, 0, 2, first).json["file_id"]
+    redis_client.hset(storage.parts_key(seed), 0, _legacy(first))
+    reserved = client.get("/quota", headers=alice).json["reserved_bytes"]
+    repeat = api.chunk(alice, 0, 2, first, seed)
+    assert repeat.status_code == 200 and repeat.json["received_chunks"] == 1 and repeat.json["received_bytes"] == 64
+    assert client.get("/quota", headers=alice).json["reserved_bytes"] == reserved
+    with unchanged():
+        conflict = api.chunk(alice, 0, 2, os.urandom(64), seed)
+        assert conflict.status_code == 409 and conflict.json["error"]["code"] == "chunk_conflict"
 
 
 def test_the_default_chunk_size_and_the_limits(make_app, settings, redis_client, unchanged):

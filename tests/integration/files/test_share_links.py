@@ -5,7 +5,17 @@ from __future__ import annotations
 import hashlib
 import time
 
+import blake3
+import google_crc32c
+
+from .conftest import CHUNK
 from .share_helpers import PW, link_path, make_link
+
+
+def blake3_composite(data: bytes, chunk: int = CHUNK) -> str:
+    """The file's composite, from the bytes uploaded: BLAKE3 over its chunks' BLAKE3 digests, ``-<chunks>``."""
+    pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    return blake3.blake3(b"".join(blake3.blake3(p).digest() for p in pieces)).hexdigest() + f"-{len(pieces)}"
 
 
 def test_a_link_downloads_without_an_account_and_counts(api, client, alice):
@@ -15,7 +25,10 @@ def test_a_link_downloads_without_an_account_and_counts(api, client, alice):
     assert len(link["token"]) == 43 and link["url"].endswith(link_path(link)) and link["state"] == "active"
     resp = client.get(link_path(link))
     assert resp.status_code == 200 and resp.data == data
-    assert resp.headers["ETag"] == f'"{f["sha256"]}"' and resp.headers["X-Content-Type-Options"] == "nosniff"
+    # a chunked upload has no SHA-256: the ETag is its composite, as computed from the bytes uploaded
+    assert f["sha256"] is None and f["composite_blake3"] == blake3_composite(data)
+    assert resp.headers["ETag"] == f'"{blake3_composite(data)}"' and resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["X-Checksum-CRC32C"] == f"{google_crc32c.value(data):08x}"
     assert resp.headers["Referrer-Policy"] == "no-referrer"
     meta = client.get(f"{link_path(link)}/meta")
     assert meta.status_code == 200 and meta.json["name"] == "report.bin" and meta.json["size"] == len(data)
@@ -34,7 +47,7 @@ def test_range_etag_and_head_on_the_shared_path(api, client, alice):
     assert client.get(link_path(link), headers={"Range": "bytes=9999-"}).status_code == 416
     head = client.head(link_path(link))
     assert head.status_code == 200 and head.headers["Content-Length"] == str(len(data)) and head.data == b""
-    assert client.get(link_path(link), headers={"If-None-Match": f'"{f["sha256"]}"'}).status_code == 304
+    assert client.get(link_path(link), headers={"If-None-Match": f'"{blake3_composite(data)}"'}).status_code == 304
     # the 206 counted, HEAD, 304 and the 416 did not
     assert client.get("/shares", headers=alice).json["items"][0]["downloads"] == 1
 

@@ -79,7 +79,7 @@ def test_no_link_or_share_exposes_any_other_file(api, client, alice, bob, settin
     before = files_keys(redis_client)
     # the link serves its file only, whatever is appended
     for path in (f"{link_path(link)}/{secret['id']}", f"/s/{link['token']}{secret['id']}", f"/s/{secret['id']}",
-                 f"/s/{link['id']}", f"/s/{mine['sha256'][:43]}"):  # fmt: skip
+                 f"/s/{link['id']}", f"/s/{mine['composite_blake3'][:43]}"):  # fmt: skip
         assert client.get(path).status_code == 404, path
     meta = client.get(f"{link_path(link)}/meta").json
     assert set(meta) == {"name", "size", "mime_type", "sha256", "kind", "expires_at", "downloads_left", "preview"}

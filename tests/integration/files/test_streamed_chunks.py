@@ -9,6 +9,8 @@ import hashlib
 import io
 import os
 
+import blake3
+import google_crc32c
 import pytest
 
 from redfile_files import intake, storage
@@ -20,6 +22,10 @@ CHUNK = max(intake.THREADED_MIN, 2 * intake.PIECE) + 12345  # threads hash it, a
 @pytest.fixture
 def app(make_app):
     return make_app(max_chunk_bytes=4 * MIB, max_single_upload_bytes=256)
+
+
+def composite(pieces: list[bytes]) -> str:
+    return f"{blake3.blake3(b''.join(blake3.blake3(p).digest() for p in pieces)).hexdigest()}-{len(pieces)}"
 
 
 def staged_keys(redis_client, upload_id: str) -> list[bytes]:
@@ -52,12 +58,36 @@ def test_a_streamed_upload_is_byte_identical_and_completes_without_reading_chunk
 
 def test_chunks_out_of_order_or_repeated_still_give_the_files_digest(api, client, alice):
     data = os.urandom(4 * CHUNK)
-    upload_id = api.create(alice, len(data), chunk_size=CHUNK).json["id"]
+    pieces = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
+    created = api.create(alice, len(data), chunk_size=CHUNK, checksum_algorithm="sha256")  # the file's SHA-256, not declared
+    assert created.status_code == 201 and created.json["checksum_algorithm"] == "sha256", created.json
+    upload_id = created.json["id"]
     for index in (1, 0, 0, 3, 2, 1):  # running digest: 0, then stalls at 1 (arrived first); the rest is read back
-        resp = api.put(alice, upload_id, index, data[index * CHUNK : (index + 1) * CHUNK])
+        resp = api.put(alice, upload_id, index, pieces[index])
         assert resp.status_code in (200, 201), resp.json
     done = client.post(f"/uploads/{upload_id}/complete", headers=alice)
     assert done.status_code == 201 and done.json["sha256"] == hashlib.sha256(data).hexdigest()
+    assert done.json["crc32c"] == f"{google_crc32c.value(data):08x}" and done.json["composite_blake3"] == composite(pieces)
+    assert client.get(f"/files/{upload_id}", headers=alice).data == data
+
+
+def test_without_a_sha256_asked_for_the_file_has_its_crc32c_and_composite(api, client, alice, service, monkeypatch):
+    data = os.urandom(3 * CHUNK - 7)
+    pieces = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
+    upload_id = api.create(alice, len(data), chunk_size=CHUNK).json["id"]
+    for index in (2, 0, 1):
+        resp = api.put(alice, upload_id, index, pieces[index])
+        assert resp.status_code == 201 and resp.json["sha256"] is None, resp.json
+        assert resp.json["blake3"] == blake3.blake3(pieces[index]).hexdigest()
+
+    def no_reads(*args, **kwargs):
+        raise AssertionError("completion read a chunk back although no SHA-256 was asked for")
+
+    monkeypatch.setattr(service.store, "fetch_chunks", no_reads)
+    done = client.post(f"/uploads/{upload_id}/complete", headers=alice)
+    monkeypatch.undo()
+    assert done.status_code == 201 and done.json["sha256"] is None, done.json
+    assert done.json["crc32c"] == f"{google_crc32c.value(data):08x}" and done.json["composite_blake3"] == composite(pieces)
     assert client.get(f"/files/{upload_id}", headers=alice).data == data
 
 

@@ -1,7 +1,8 @@
 """tus creation, creation-with-upload, creation-defer-length, expiration and Upload-Metadata."""
 
-import hashlib
 import os
+
+import blake3
 
 from werkzeug.http import http_date, parse_date
 
@@ -107,7 +108,9 @@ def test_a_zero_length_upload_is_a_file_at_once(tus, client, alice):
     assert resp.status_code == 201 and resp.headers["Upload-Offset"] == "0"
     fid = upload_id(resp.headers["Location"])
     meta = client.get(f"/files/{fid}/meta", headers=alice).json
-    assert meta["size"] == 0 and meta["sha256"] == hashlib.sha256(b"").hexdigest()
+    # no chunks: CRC32C of nothing, the composite of no digests; a tus upload has no SHA-256
+    assert (meta["size"], meta["total_chunks"], meta["crc32c"]) == (0, 0, "00000000")
+    assert meta["composite_blake3"] == blake3.blake3(b"").hexdigest() + "-0" and meta["sha256"] is None
 
 
 def test_defer_length_the_length_comes_with_a_later_patch_and_cannot_change(tus, client, alice):

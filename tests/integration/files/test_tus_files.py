@@ -1,14 +1,30 @@
 """A finished tus upload is an ordinary file; termination; quotas and size limits; offsets on the chunk store."""
 
 import base64
-import hashlib
 import os
 import random
+
+import blake3
+import google_crc32c
 
 from redfile_files import storage
 from redfile_files.checksums import Part
 
 from .tus_helpers import tus, upload_id  # noqa: F401 - tus is a fixture
+
+
+def pieces(data: bytes, chunk: int = 64) -> list[bytes]:
+    return [data[i : i + chunk] for i in range(0, len(data), chunk)]
+
+
+def crc32c_hex(data: bytes) -> str:
+    return f"{google_crc32c.value(data):08x}"
+
+
+def blake3_composite(data: bytes, chunk: int = 64) -> str:
+    """The file's composite, from the bytes uploaded: BLAKE3 over its chunks' BLAKE3 digests, ``-<chunks>``."""
+    chunks = pieces(data, chunk)
+    return blake3.blake3(b"".join(blake3.blake3(p).digest() for p in chunks)).hexdigest() + f"-{len(chunks)}"
 
 
 def test_a_finished_upload_is_listed_downloaded_renamed_and_deleted_like_any_file(tus, client, alice):
@@ -17,7 +33,9 @@ def test_a_finished_upload_is_listed_downloaded_renamed_and_deleted_like_any_fil
     fid = upload_id(url)
     assert [f["id"] for f in client.get("/files", headers=alice).json["items"]] == [fid]
     whole = client.get(f"/files/{fid}", headers=alice)
-    assert whole.data == data and whole.headers["ETag"] == f'"{hashlib.sha256(data).hexdigest()}"'
+    # a tus upload has no SHA-256: the ETag is its composite, as computed from the bytes uploaded
+    assert whole.data == data and whole.headers["ETag"] == f'"{blake3_composite(data)}"'
+    assert whole.headers["X-Checksum-CRC32C"] == crc32c_hex(data) and "Repr-Digest" not in whole.headers
     # GET on the tus URL serves the same file, ranges included
     part = client.get(url, headers={**alice, "Range": "bytes=10-19"})
     assert part.status_code == 206 and part.data == data[10:20]
@@ -110,11 +128,15 @@ def test_offsets_map_onto_uniform_chunks_whatever_the_patch_sizes(make_app, sett
         steps = sorted({rng.randint(1, size) for _ in range(rng.randint(0, 8))})
         url = tus.upload(alice, data, steps=steps)
         fid = upload_id(url)
-        table = {int(k): Part.decode(v) for k, v in redis_client.hgetall(storage.parts_key(fid)).items()}
+        raw = {int(k): v.decode() for k, v in redis_client.hgetall(storage.parts_key(fid)).items()}
+        table = {i: Part.decode(v) for i, v in raw.items()}
         sizes = [table[i].size for i in range(len(table))]
         assert sizes == [64] * (size // 64) + ([size % 64] if size % 64 else []), (size, steps)
+        # each record is "size::crc32c:blake3" of the plaintext of that 64-byte slice, however the PATCHes cut it
+        assert [raw[i] for i in range(len(raw))] == [f"{len(p)}::{crc32c_hex(p)}:{blake3.blake3(p).hexdigest()}" for p in pieces(data)]
         meta = client.get(f"/files/{fid}/meta", headers=alice).json
-        assert meta["chunk_size"] == 64 and meta["encrypted"] is True and meta["sha256"] == hashlib.sha256(data).hexdigest()
+        assert meta["chunk_size"] == 64 and meta["encrypted"] is True and meta["sha256"] is None
+        assert (meta["crc32c"], meta["composite_blake3"]) == (crc32c_hex(data), blake3_composite(data)), (size, steps)
         assert client.get(f"/files/{fid}", headers=alice).data == data
 
 

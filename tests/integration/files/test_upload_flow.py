@@ -5,11 +5,23 @@ import hashlib
 import io
 import os
 
+import blake3
+import google_crc32c
+
 from redfile_files import ledger, storage
 
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def crc(data: bytes) -> str:
+    return f"{google_crc32c.value(data):08x}"
+
+
+def composite(pieces: list[bytes]) -> str:
+    """BLAKE3 over the chunks' concatenated BLAKE3 digests, then -<number of chunks>."""
+    return f"{blake3.blake3(b''.join(blake3.blake3(p).digest() for p in pieces)).hexdigest()}-{len(pieces)}"
 
 
 def file_keys(r, file_id):
@@ -48,11 +60,13 @@ def test_chunked_upload_lifecycle(client, api, alice, redis_client, unchanged):
     meta = done.json
     assert meta["id"] == fid and meta["name"] == "report.pdf" and meta["size"] == len(data)
     assert meta["owner"] == "alice" and meta["mime_type"] == "application/pdf" and meta["kind"] == "file"
-    assert meta["sha256"] == sha(data) and meta["created_at"].endswith("Z")
+    # a seed upload asks for no SHA-256: the file has its CRC32C and BLAKE3 composite only
+    assert meta["sha256"] is None and meta["created_at"].endswith("Z")
+    assert meta["crc32c"] == crc(data) and meta["composite_blake3"] == composite(pieces) and meta["composite_sha256"] is None
     assert set(meta) == {
         "id", "name", "size", "owner", "created_at", "updated_at", "mime_type", "sha256", "kind",
         # issue 3: the whole-file checksums, the chunk layout, the expiry and encryption are metadata too
-        "crc32c", "composite_sha256", "chunk_size", "total_chunks", "expires_at", "encrypted",
+        "crc32c", "composite_blake3", "composite_sha256", "chunk_size", "total_chunks", "expires_at", "encrypted",
     }  # fmt: skip
     assert meta["expires_at"] is None and meta["total_chunks"] == 4 and meta["chunk_size"] == 64
     # upload state gone; chunks and the part table (now the file's chunk table) kept without TTL
@@ -71,7 +85,9 @@ def test_chunked_upload_lifecycle(client, api, alice, redis_client, unchanged):
     assert download.headers["Content-Disposition"] == "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf"
     assert download.headers["X-Content-Type-Options"] == "nosniff"
     assert download.headers["Content-Security-Policy"] == "sandbox"
-    assert download.headers["ETag"] == f'"{sha(data)}"'
+    assert download.headers["ETag"] == f'"{composite(pieces)}"'  # no SHA-256: the composite
+    assert download.headers["X-Checksum-Composite"] == composite(pieces) and download.headers["X-Checksum-CRC32C"] == crc(data)
+    assert "Repr-Digest" not in download.headers and "X-Checksum-SHA256" not in download.headers
 
     renamed = client.post(f"/files/{fid}/rename", headers=alice, json={"new_name": "Übersicht 2026.pdf"})
     assert renamed.status_code == 200 and renamed.json["name"] == "Übersicht 2026.pdf"
@@ -206,21 +222,34 @@ def test_a_bigger_file_round_trips_byte_identical(api, client, alice):
     meta = api.upload(alice, data, name="big.bin")
     resp = client.get(f"/files/{meta['id']}", headers=alice, buffered=False)
     assert resp.is_streamed
-    assert b"".join(resp.response) == data and meta["sha256"] == sha(data)
+    assert b"".join(resp.response) == data and meta["sha256"] is None
+    pieces = [data[i : i + 64] for i in range(0, len(data), 64)]
+    assert meta["crc32c"] == crc(data) and meta["composite_blake3"] == composite(pieces) and meta["total_chunks"] == 201
 
 
 def test_an_empty_file(api, client, alice):
     meta = api.upload(alice, b"", name="empty")
-    assert meta["size"] == 0 and meta["sha256"] == sha(b"")
+    # the seed API sends one empty chunk
+    assert meta["size"] == 0 and meta["sha256"] is None and meta["crc32c"] == crc(b"") == "00000000"
+    assert meta["composite_blake3"] == composite([b""])
     resp = client.get(f"/files/{meta['id']}", headers=alice)
     assert resp.status_code == 200 and resp.data == b"" and resp.headers["Content-Length"] == "0"
+    assert resp.headers["ETag"] == f'"{composite([b""])}"'
 
 
 def test_if_none_match_gives_304(api, client, alice):
     meta = api.upload(alice, b"cache me")
-    resp = client.get(f"/files/{meta['id']}", headers={**alice, "If-None-Match": f'"{meta["sha256"]}"'})
-    assert resp.status_code == 304 and resp.data == b"" and resp.headers["ETag"] == f'"{meta["sha256"]}"'
+    etag = f'"{composite([b"cache me"])}"'  # no SHA-256 (a seed upload): the ETag is the composite
+    assert meta["sha256"] is None and meta["composite_blake3"] == composite([b"cache me"])
+    resp = client.get(f"/files/{meta['id']}", headers={**alice, "If-None-Match": etag})
+    assert resp.status_code == 304 and resp.data == b"" and resp.headers["ETag"] == etag
     assert client.get(f"/files/{meta['id']}", headers={**alice, "If-None-Match": '"other"'}).status_code == 200
+    assert client.get(f"/files/{meta['id']}", headers={**alice, "If-None-Match": f'"{sha(b"cache me")}"'}).status_code == 200
+    # a one-request file always has its SHA-256, and that is its ETag
+    small = client.post("/files", headers=alice, json={"name": "s.txt", "data": base64.b64encode(b"cache me").decode()}).json
+    assert small["sha256"] == sha(b"cache me")
+    resp = client.get(f"/files/{small['id']}", headers={**alice, "If-None-Match": f'"{sha(b"cache me")}"'})
+    assert resp.status_code == 304 and resp.headers["ETag"] == f'"{sha(b"cache me")}"'
 
 
 def test_listing_is_newest_first_and_paginated(api, client, alice, bob, redis_client):

@@ -42,6 +42,8 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 
+import blake3
+import google_crc32c
 import pytest
 import requests
 
@@ -63,6 +65,24 @@ TUS = {"Tus-Resumable": "1.0.0"}
 
 class Unexpected(AssertionError):
     pass
+
+
+def checksums_of(data: bytes, chunk: int, sha256: bool) -> dict:
+    """What a file of these bytes, uploaded in chunks of ``chunk``, says of its checksums: the CRC32C of the whole,
+    the BLAKE3 composite (BLAKE3 of the chunks' raw BLAKE3 digests, ``-<chunks>``), and its SHA-256 only when the
+    upload declared or asked for it (else null)."""
+    pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    outer = blake3.blake3()
+    for piece in pieces:
+        outer.update(blake3.blake3(piece).digest())
+    return {
+        "size": len(data), "crc32c": f"{google_crc32c.value(data):08x}", "composite_blake3": f"{outer.hexdigest()}-{len(pieces)}",
+        "sha256": hashlib.sha256(data).hexdigest() if sha256 else None,
+    }  # fmt: skip
+
+
+def file_checksums(meta: dict) -> dict:
+    return {k: meta[k] for k in ("size", "crc32c", "composite_blake3", "sha256")}
 
 
 @dataclass
@@ -119,10 +139,15 @@ class Soak:
     # -- operations ----------------------------------------------------------------------
     def session_upload(self, c: Client, fate: str = "complete") -> None:
         data = c.rng.randbytes(c.rng.randrange(1, 5 * CHUNK))
-        resp = self.call(c, "POST", "/uploads", expect=(201,), allow=(413,), json={"name": f"s{c.n}.bin", "total_size": len(data)})
+        # its SHA-256: none (the default), asked for, or declared (verified at completion)
+        sha = c.rng.choice(["none", "asked", "declared"])
+        body = {"name": f"s{c.n}.bin", "total_size": len(data)}
+        body |= {"none": {}, "asked": {"checksum_algorithm": "sha256"}, "declared": {"sha256": hashlib.sha256(data).hexdigest()}}[sha]
+        resp = self.call(c, "POST", "/uploads", expect=(201,), allow=(413,), json=body)
         if resp.status_code == 413 and self.refused(resp):
             return
         up = resp.json()
+        assert up["checksum_algorithm"] == (None if sha == "none" else "sha256"), (sha, up)
         order = list(range(up["total_chunks"]))
         c.rng.shuffle(order)
         if fate != "complete":
@@ -137,7 +162,7 @@ class Soak:
             c.open.append((f"/uploads/{up['id']}", len(data)))
         else:
             done = self.call(c, "POST", f"/uploads/{up['id']}/complete", expect=(201,)).json()
-            assert done["size"] == len(data) and done["sha256"] == hashlib.sha256(data).hexdigest()
+            assert file_checksums(done) == checksums_of(data, up["chunk_size"], sha != "none"), (sha, done)
             c.files[up["id"]] = Stored(data, f"s{c.n}.bin")
 
     def seed_upload(self, c: Client, leave: bool = False) -> None:
@@ -161,7 +186,7 @@ class Soak:
             c.open.append((f"/uploads/{file_id}", stored))
             return
         done = self.call(c, "POST", "/upload_complete", expect=(201,), json={"file_id": file_id, "name": f"seed{c.n}.bin", "total_size": len(data)})
-        assert done.json()["sha256"] == hashlib.sha256(data).hexdigest()
+        assert file_checksums(done.json()) == checksums_of(data, CHUNK, False), done.json()  # seed uploads: no SHA-256
         c.files[file_id] = Stored(data, f"seed{c.n}.bin")
 
     def abort_seed(self, c: Client, file_id: str) -> None:

@@ -115,6 +115,28 @@ def test_token_state_revokes_on_version_change_and_deny():
         state.check(claims)
 
 
+def test_reads_sent_with_the_check_come_back_only_when_it_passes():
+    r = fakeredis.FakeRedis()
+    r.hset("files:{f}:meta", "name", "a.txt")
+    state = TokenState(r)
+    _, claims = mint(users(K1), version=state.bump("alice"))
+    queued = []
+
+    def reads(pipe):
+        queued.append(pipe)
+        pipe.hgetall("files:{f}:meta")
+        pipe.get("missing")
+
+    assert state.check(claims, reads) == [{b"name": b"a.txt"}, None] and len(queued) == 1
+    assert state.check(claims) is None
+    state.deny(claims)
+    with pytest.raises(TokenError):  # revoked: the replies are never handed out
+        state.check(claims, reads)
+    _, claims = mint(users(K1), version="stale")
+    with pytest.raises(TokenError):
+        state.check(claims, reads)
+
+
 def test_a_remembered_token_still_expires_and_only_its_exact_string_is_remembered(monkeypatch):
     import redfile_common.tokens as tokens_module
 

@@ -67,7 +67,8 @@ def test_a_meta_record_must_be_complete():
     assert C._meta_problems(FID, meta) == []
     assert C._meta_problems("f" * 32, meta) == [f"id is {FID}"]
     assert C._meta_problems(FID, {**meta, "size": "-3", "kind": "blob"}) == ["size is not a whole number", "kind is 'blob'"]
-    assert "sha256 is missing" in C._meta_problems(FID, {**meta, "sha256": ""})
+    assert C._meta_problems(FID, {**meta, "sha256": ""}) == []  # a file's SHA-256 is computed only when asked for
+    assert "owner is missing" in C._meta_problems(FID, {**meta, "owner": ""})
 
 
 def test_an_upload_record_must_be_complete():

@@ -3,13 +3,17 @@
 import base64
 import hashlib
 
+import blake3
 import google_crc32c
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from redfile_common.errors import ApiError
 from redfile_common.settings import SettingsError, load_settings
 from redfile_common.testing import settings_overrides
-from redfile_files.checksums import Part, composite, parse_crc32c_value, parse_sha256_value, part_of, verify
+from redfile_files.checksums import (ChunkDigest, Part, composite, composite_sha256, crc32c_combine, file_crc32c, parse_crc32c_value,
+                                    parse_sha256_value, part_of, verify)  # fmt: skip
 from redfile_files.crypto import SEAL_OVERHEAD, ChunkCorrupt, ChunkSealer, Encryption, NullSealer, parse_master_keys
 from redfile_files.settings import DEFAULT_CHUNK_BYTES, FilesSettings
 
@@ -19,11 +23,49 @@ FID = "0" * 32
 
 def test_part_records_and_the_composite_checksum():
     part = part_of(b"hello")
-    assert part == Part(5, hashlib.sha256(b"hello").hexdigest(), f"{google_crc32c.value(b'hello'):08x}")
-    assert Part.decode(part.encode()) == part and Part.decode("3:" + "a" * 64).crc32c == ""
+    assert part == Part(5, "", f"{google_crc32c.value(b'hello'):08x}", blake3.blake3(b"hello").hexdigest())
+    assert part.encode() == f"5::{part.crc32c}:{part.blake3}"  # no SHA-256: the same bytes always make the same record
+    assert Part.decode(part.encode()) == part
+    old = Part.decode("3:" + "a" * 64)  # a record from before CRC32C and BLAKE3 is still read
+    assert old.crc32c == "" and old.blake3 == "" and old.sha256 == "a" * 64
     parts = [part_of(b"a"), part_of(b"b")]
+    expected = blake3.blake3(blake3.blake3(b"a").digest() + blake3.blake3(b"b").digest()).hexdigest()
+    assert composite(parts) == f"{expected}-2" and composite([]) == f"{blake3.blake3().hexdigest()}-0"
+    assert composite([*parts, Part(1, "a" * 64, "00000000")]) == ""  # a part without BLAKE3: no composite
+
+
+def test_the_composite_of_records_from_before_blake3():
+    parts = [Part(1, hashlib.sha256(b"a").hexdigest(), "x"), Part(1, hashlib.sha256(b"b").hexdigest(), "y")]
     expected = hashlib.sha256(hashlib.sha256(b"a").digest() + hashlib.sha256(b"b").digest()).hexdigest()
-    assert composite(parts) == f"{expected}-2" and composite([]) == f"{hashlib.sha256().hexdigest()}-0"
+    assert composite_sha256(parts) == f"{expected}-2" and composite_sha256([part_of(b"a")]) == ""
+
+
+def test_same_bytes_compares_the_strongest_fingerprint_both_records_have():
+    a, b = part_of(b"abc"), part_of(b"abd")
+    assert a.same_bytes(part_of(b"abc")) and not a.same_bytes(b)
+    legacy = Part(3, hashlib.sha256(b"abc").hexdigest(), a.crc32c)  # written before BLAKE3
+    assert legacy.same_bytes(a) and a.same_bytes(legacy)
+    assert not legacy.same_bytes(Part(3, "", "00000000", a.blake3))  # size and CRC32C must agree
+    assert not legacy.same_bytes(Part(3, "0" * 64, a.crc32c))  # both have a SHA-256: it decides
+    assert not a.same_bytes(Part(3, "", a.crc32c, "0" * 64))  # both have a BLAKE3: it decides
+
+
+@given(st.lists(st.binary(max_size=3000), max_size=6))
+def test_the_file_crc32c_is_combined_from_its_chunks(pieces):
+    whole = b"".join(pieces)
+    assert file_crc32c(part_of(p) for p in pieces) == f"{google_crc32c.value(whole):08x}"
+    if len(pieces) >= 2:
+        a, b = pieces[0], b"".join(pieces[1:])
+        assert crc32c_combine(google_crc32c.value(a), google_crc32c.value(b), len(b)) == google_crc32c.value(whole)
+
+
+def test_a_chunk_digest_computes_sha256_only_when_asked():
+    plain, asked = ChunkDigest(), ChunkDigest(sha256=True)
+    for d in (plain, asked):
+        d.update(b"ab")
+        d.update(memoryview(b"cd"))
+    assert plain.sha256 == "" and asked.sha256 == hashlib.sha256(b"abcd").hexdigest()
+    assert plain.part() == asked.part() == part_of(b"abcd")
 
 
 def test_checksum_headers_in_hex_or_base64():
@@ -41,12 +83,14 @@ def test_checksum_headers_in_hex_or_base64():
 
 
 def test_verify_names_the_checksums_that_differ():
-    part = part_of(b"abc")
-    verify(part, 0, sha256=part.sha256, crc32c=part.crc32c)
+    part, sha = part_of(b"abc"), hashlib.sha256(b"abc").hexdigest()
+    verify(part, 0, sha256=sha, crc32c=part.crc32c, computed_sha256=sha)
     verify(part, 0, sha256=None, crc32c=None)
     with pytest.raises(ApiError) as err:
-        verify(part, 3, sha256="0" * 64, crc32c="00000000")
+        verify(part, 3, sha256="0" * 64, crc32c="00000000", computed_sha256=sha)
     assert err.value.code == "checksum_mismatch" and err.value.details == {"chunk_index": 3, "checksums": ["sha256", "crc32c"]}
+    with pytest.raises(ApiError):  # a SHA-256 sent but not computed never passes
+        verify(part, 0, sha256=sha, crc32c=None)
 
 
 def test_master_keys_parse_and_refuse_nonsense_without_echoing_keys():
@@ -190,3 +234,12 @@ def test_running_digests_cover_exactly_the_chunks_acknowledged_in_order():
         d.update(b"x")
         running.advance(upload, 0, d)
     assert running.take("a")[0] == 0 and running.take("c")[0] == 1
+
+
+def test_a_file_record_missing_fields_in_redis_reads_them_as_empty():
+    from redfile_files.records import FileRecord
+
+    record = FileRecord.from_meta({"id": FID, "name": "a", "size": "3", "owner": "ann", "total_chunks": "1", "crc32c": "0a0b0c0d"})
+    assert record.sha256 == "" and record.mime_type == "" and record.size == 3 and record.created_ms == 0
+    assert record.etag == f"{FID}-0a0b0c0d"  # no SHA-256 and no composite: still a strong, per-file ETag
+    assert FileRecord.from_meta({**record.to_meta(), "composite_blake3": "b" * 64 + "-1"}).etag == "b" * 64 + "-1"

@@ -49,13 +49,17 @@ def _reject(reason: str, kind: str) -> ApiError:
     return ApiError(code, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
-def authenticate_user() -> Principal:
-    """Verify the request's access token and its revocation state; set ``g.principal``."""
+def authenticate_user(reads=None) -> Principal:
+    """Verify the request's access token and its revocation state; set ``g.principal``.
+
+    ``reads`` (a function adding read commands to a pipeline): sent in the same
+    round trip as the revocation check; their replies are in ``g.reads`` once it passed.
+    """
     rf = current_app.extensions["redfile"]
     token = _bearer()
     try:
         claims = rf.user_tokens.verify(token)
-        rf.token_state.check(claims)
+        g.reads = rf.token_state.check(claims, reads)
     except TokenError as exc:
         raise _reject(exc.reason, "access") from None
     principal = Principal(username=claims.sub, role=claims.role or "user", scopes=claims.scopes, claims=claims)
@@ -76,13 +80,19 @@ def authenticate_service() -> Claims:
     return claims
 
 
-def login_required(view=None, *, admin: bool = False):
-    """Route decorator: a valid user access token (of an admin, when ``admin=True``)."""
+def login_required(view=None, *, admin: bool = False, reads=None):
+    """Route decorator: a valid user access token (of an admin, when ``admin=True``).
+
+    ``reads(pipe, **view_kwargs)``: the view's first Redis reads, sent in one
+    round trip with the token's revocation check (``TokenState.check``); the
+    view finds their replies in ``g.reads``.  Nothing is written before the
+    check passed, and nothing read is used if it fails.
+    """
 
     def wrap(fn):
         @functools.wraps(fn)
         def inner(*args, **kwargs):
-            principal = authenticate_user()
+            principal = authenticate_user(functools.partial(reads, **kwargs) if reads is not None else None)
             if admin and not principal.is_admin:
                 current_app.extensions["redfile"].security_events.emit(
                     "permission_denied", user=principal.username, endpoint=request.endpoint

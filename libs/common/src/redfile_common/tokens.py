@@ -242,12 +242,28 @@ class TokenState:
     def __init__(self, redis_client) -> None:
         self.redis = redis_client
 
-    def check(self, claims: Claims) -> None:
-        version, denied = self.redis.mget(self.VERSION_PREFIX + claims.sub, self.DENY_PREFIX + claims.jti)
+    def check(self, claims: Claims, reads=None) -> list | None:
+        """Raise ``TokenError("revoked")`` unless the token's version is current and it is not denied.
+
+        ``reads``: a function that adds read commands to a pipeline.  They go in
+        the same round trip, after the check's ``MGET``, and their replies are
+        returned only when the check passed (else nothing of them is used).
+        Reads only: a request's first read, not any write, may travel with the
+        check (``login_required(reads=...)``).
+        """
+        keys = (self.VERSION_PREFIX + claims.sub, self.DENY_PREFIX + claims.jti)
+        if reads is None:
+            (version, denied), replies = self.redis.mget(*keys), None
+        else:
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.mget(*keys)
+                reads(pipe)
+                (version, denied), *replies = pipe.execute()
         if denied is not None:
             raise TokenError("revoked")
         if version is None or version.decode() != claims.ver:
             raise TokenError("revoked")
+        return replies
 
     # -- writers (auth only) -------------------------------------------------
     def bump(self, username: str, pipe=None) -> str:

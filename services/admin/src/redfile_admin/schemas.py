@@ -87,7 +87,7 @@ class FileOut(Schema):
     created_at = String(metadata={"format": "date-time"})
     updated_at = String(metadata={"format": "date-time"})
     mime_type = String()
-    sha256 = String()
+    sha256 = String(allow_none=True, metadata={"description": "null unless the upload declared or asked for it (see the files service)"})
     kind = String(metadata={"enum": ["file", "text"]})
 
 

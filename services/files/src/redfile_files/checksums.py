@@ -1,10 +1,24 @@
-"""Checksums: per-chunk SHA-256 and CRC32C, the whole-file composite, and their wire forms.
+"""Checksums: every chunk's BLAKE3 and CRC32C, SHA-256 when asked for, the whole-file checksums, and their wire forms.
+
+What the server computes for every byte is cheap: BLAKE3 (cryptographic,
+256 bits) and CRC32C (hardware), both several GB/s in one thread.  SHA-256 is
+computed only where someone asked for it, because without the CPU's SHA
+extensions it runs at a quarter of a GB/s and would bound every upload
+(docs/performance.md): a chunk's SHA-256 when the client sent one to verify, a
+file's when its upload declared it or asked for it.
 
 * A chunk's **part** record, kept in the upload's (then the file's) part table,
-  is ``"<size>:<sha256 hex>:<crc32c hex>"`` of its plaintext.
-* The **composite** checksum of a file, as S3 computes it for multipart
-  uploads: SHA-256 over the concatenated raw SHA-256 digests of its chunks in
-  order, in hex, suffixed ``-<number of chunks>``.
+  is ``"<size>:<sha256 hex>:<crc32c hex>:<blake3 hex>"`` of its plaintext.
+  New records leave the SHA-256 empty, so the same bytes always make the same
+  record (a repeat is a no-op by string equality); records written before
+  BLAKE3 (``"<size>:<sha256>:<crc32c>"``) are still read.
+* The file's **CRC32C** covers the whole file; it is combined from the chunks'
+  CRC32Cs (``crc32c_combine``), so no chunk is read again, in any order.
+* The file's **composite** checksum, as Dropbox's content hash and S3's
+  multipart checksums are built: BLAKE3 over the concatenated raw BLAKE3
+  digests of its chunks in order, in hex, suffixed ``-<number of chunks>``.
+  Files stored before BLAKE3 keep their ``composite_sha256`` (the same
+  construction over SHA-256 digests).
 * Clients send a chunk's checksums as hex or base64 (S3 sends base64), in
   ``X-Checksum-SHA256`` / ``X-Checksum-CRC32C`` headers or ``sha256`` / ``crc32c``
   fields; CRC32C is the 4-byte big-endian value.
@@ -18,9 +32,11 @@ import hashlib
 import re
 import threading
 from collections import OrderedDict
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Iterable
 
+import blake3
 import google_crc32c
 
 from redfile_common.errors import ApiError
@@ -32,34 +48,54 @@ _HEX8 = re.compile(r"^[0-9a-fA-F]{8}$")
 @dataclass(frozen=True)
 class Part:
     size: int
-    sha256: str  # hex
+    sha256: str  # hex; "" in records written since BLAKE3
     crc32c: str  # 8 hex digits
+    blake3: str = ""  # hex; "" in records written before BLAKE3
 
     def encode(self) -> str:
-        return f"{self.size}:{self.sha256}:{self.crc32c}"
+        return f"{self.size}:{self.sha256}:{self.crc32c}:{self.blake3}"
 
     @classmethod
     def decode(cls, raw: bytes | str) -> "Part":
         text = raw.decode() if isinstance(raw, bytes) else raw
-        size, sha, crc = (text.split(":") + ["", ""])[:3]
-        return cls(int(size), sha, crc)
+        size, sha, crc, b3 = (text.split(":") + ["", "", ""])[:4]
+        return cls(int(size), sha, crc, b3)
+
+    def same_bytes(self, other: "Part") -> bool:
+        """Whether two records describe the same bytes, by the strongest fingerprint both have."""
+        if self.size != other.size or self.crc32c != other.crc32c:
+            return False
+        if self.blake3 and other.blake3:
+            return self.blake3 == other.blake3
+        if self.sha256 and other.sha256:
+            return self.sha256 == other.sha256
+        return True  # one record from before BLAKE3, the other since: size and CRC32C agree
 
 
 class ChunkDigest:
-    """SHA-256 and CRC32C of one chunk, fed piece by piece."""
+    """BLAKE3 and CRC32C of one chunk (and its SHA-256 when ``sha256``), fed piece by piece."""
 
-    def __init__(self) -> None:
-        self._sha = hashlib.sha256()
+    def __init__(self, sha256: bool = False) -> None:
+        self._b3 = blake3.blake3()
         self._crc = google_crc32c.Checksum()
+        self._sha = hashlib.sha256() if sha256 else None
         self.size = 0
 
     def update(self, data) -> None:
-        self._sha.update(data)
+        self._b3.update(data)
         self._crc.update(data if isinstance(data, bytes) else bytes(data))  # google-crc32c takes bytes only
+        if self._sha is not None:
+            self._sha.update(data)
         self.size += len(data)
 
     def part(self) -> Part:
-        return Part(self.size, self._sha.hexdigest(), self._crc.digest().hex())
+        """The part record (never with the SHA-256: see the module's docstring)."""
+        return Part(self.size, "", self._crc.digest().hex(), self._b3.hexdigest())
+
+    @property
+    def sha256(self) -> str:
+        """The chunk's SHA-256 in hex, or "" when it was not asked for."""
+        return self._sha.hexdigest() if self._sha is not None else ""
 
 
 def part_of(data) -> Part:
@@ -68,46 +104,110 @@ def part_of(data) -> Part:
     return digest.part()
 
 
+def sha256_hex(data) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def crc32c_hex(data) -> str:
     return f"{google_crc32c.value(bytes(data) if isinstance(data, memoryview) else data):08x}"
 
 
-def composite(parts: Iterable[Part]) -> str:
-    outer = hashlib.sha256()
+# -- CRC32C of a concatenation from the CRC32Cs of its pieces (zlib's crc32_combine, for CRC32C's polynomial) --
+
+_POLY = 0x82F63B78  # CRC32C (Castagnoli), reflected
+
+
+def _multmodp(a: int, b: int) -> int:
+    """a(x) * b(x) modulo the polynomial, both reflected."""
+    m, p = 1 << 31, 0
+    while True:
+        if a & m:
+            p ^= b
+            if a & (m - 1) == 0:
+                return p
+        m >>= 1
+        b = (b >> 1) ^ _POLY if b & 1 else b >> 1
+
+
+def _x2n_table() -> list[int]:
+    table, p = [], 1 << 30  # x^1
+    for _ in range(32):
+        table.append(p)
+        p = _multmodp(p, p)
+    return table
+
+
+_X2N = _x2n_table()  # x^(2^k) modulo the polynomial
+
+
+@lru_cache(maxsize=64)  # a file's chunks share one size: one shift to compute per file, not per chunk
+def _x8nmodp(n: int) -> int:
+    """x^(8n) modulo the polynomial: the shift of n bytes."""
+    p, k = 1 << 31, 3  # x^0
+    while n:
+        if n & 1:
+            p = _multmodp(_X2N[k & 31], p)
+        n >>= 1
+        k += 1
+    return p
+
+
+def crc32c_combine(crc1: int, crc2: int, len2: int) -> int:
+    """CRC32C of A + B from CRC32C(A), CRC32C(B) and len(B)."""
+    return _multmodp(_x8nmodp(len2), crc1) ^ crc2
+
+
+def file_crc32c(parts: Iterable[Part]) -> str:
+    """The whole file's CRC32C, 8 hex digits, from its chunks' parts in order."""
+    crc = 0
+    for part in parts:
+        crc = crc32c_combine(crc, int(part.crc32c, 16), part.size)
+    return f"{crc:08x}"
+
+
+def _composite(parts: Iterable[Part], outer, field: str) -> str:
     count = 0
     for part in parts:
-        outer.update(bytes.fromhex(part.sha256))
+        digest = getattr(part, field)
+        if not digest:
+            return ""
+        outer.update(bytes.fromhex(digest))
         count += 1
     return f"{outer.hexdigest()}-{count}"
 
 
+def composite(parts: Iterable[Part]) -> str:
+    """The BLAKE3 composite (every part has its BLAKE3), or "" when a part has none."""
+    return _composite(parts, blake3.blake3(), "blake3")
+
+
+def composite_sha256(parts: Iterable[Part]) -> str:
+    """The composite of records written before BLAKE3 (SHA-256 over the chunks' SHA-256 digests), or ""."""
+    return _composite(parts, hashlib.sha256(), "sha256")
+
+
 class FileDigest:
-    """SHA-256 and CRC32C of a whole file, fed chunk by chunk in order."""
+    """SHA-256 of a whole file, fed chunk by chunk in order (only for uploads that asked for it)."""
 
     def __init__(self) -> None:
         self._sha = hashlib.sha256()
-        self._crc = google_crc32c.Checksum()
 
     def copy(self) -> "FileDigest":
         twin = FileDigest.__new__(FileDigest)
-        twin._sha, twin._crc = self._sha.copy(), self._crc.copy()
+        twin._sha = self._sha.copy()
         return twin
 
     def update(self, data) -> None:
         self._sha.update(data)
-        self._crc.update(data if isinstance(data, bytes) else bytes(data))
 
     @property
     def sha256(self) -> str:
         return self._sha.hexdigest()
 
-    @property
-    def crc32c(self) -> str:
-        return self._crc.digest().hex()
-
 
 class RunningDigests:
-    """Whole-file digests of uploads whose chunks this process received in order, so completion need not read them back.
+    """Whole-file SHA-256s of uploads (that asked for one) whose chunks this process received in order, so completion
+    need not read them back.
 
     Chunk ``i`` of an upload is hashed into a *copy* of the digest of chunks
     ``0..i-1`` (``fork``), and the copy replaces it only once the chunk is
@@ -192,9 +292,13 @@ def parse_crc32c_value(value: str | None, field: str = "X-Checksum-CRC32C") -> s
     return raw.hex()
 
 
-def verify(part: Part, index: int, *, sha256: str | None, crc32c: str | None) -> None:
-    """Raise 400 ``checksum_mismatch`` when a checksum the client sent does not match the bytes."""
-    bad = [name for name, want, have in (("sha256", sha256, part.sha256), ("crc32c", crc32c, part.crc32c)) if want and want != have]
+def verify(part: Part, index: int, *, sha256: str | None, crc32c: str | None, computed_sha256: str = "") -> None:
+    """Raise 400 ``checksum_mismatch`` when a checksum the client sent does not match the bytes.
+
+    ``computed_sha256``: the chunk's SHA-256, computed because the client sent ``sha256``.
+    """
+    have_sha = computed_sha256 or part.sha256
+    bad = [name for name, want, have in (("sha256", sha256, have_sha), ("crc32c", crc32c, part.crc32c)) if want and want != have]
     if bad:
         raise ApiError("checksum_mismatch", details={"chunk_index": index, "checksums": bad})
 

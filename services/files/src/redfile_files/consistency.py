@@ -9,12 +9,13 @@ family                               must be
 ===================================  =====================================================
 ``{<id>}:meta``                      a complete file record whose chunk table has
                                      ``total_chunks`` parts adding up to ``size`` (and the
-                                     composite checksum), every chunk stored with its
+                                     composite and CRC32C), every chunk stored with its
                                      part's size (+28 sealed), nothing of a permanent file
                                      expiring; charged to its owner (``held`` c:<size>),
                                      in their index and the global index with its size,
                                      due at its expiry.  ``deep``: its bytes, read and
-                                     opened as a download reads them, hash to its SHA-256
+                                     opened as a download reads them, hash to its CRC32C,
+                                     composite (and SHA-256 when it has one)
 ``{<id>}:upload``                    a complete upload record whose stored chunks add up
                                      to ``received_bytes`` and have their sizes; every key
                                      expiring; reserved (``held`` r:>= what the reconciler
@@ -73,7 +74,6 @@ a person to look at.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import re
@@ -89,7 +89,7 @@ import redis
 from redfile_common.errors import ApiError
 
 from . import ledger as L
-from .checksums import FileDigest, Part
+from .checksums import FileDigest, Part, composite, composite_sha256, file_crc32c, part_of
 from .crypto import SEAL_OVERHEAD, ChunkCorrupt
 from .records import FileRecord, iso
 from .reconcile import US
@@ -473,7 +473,7 @@ class _Run:
     def check_chunk_table(self, file_id: str, meta: dict, hlen: int, owner: str) -> None:
         n, size, chunk = int(meta["total_chunks"]), int(meta["size"]), int(meta.get("chunk_size") or 0)
         sealed, permanent = bool(meta.get("dek")), not int(meta.get("expires_ts") or 0)
-        outer, total, found = hashlib.sha256(), 0, 0
+        total, found, parts = 0, 0, []
         missing_part, missing, wrong, uneven, expiring = [], [], [], [], []
         for i, part, strlen, exists, ttl in self.chunk_rows(file_id, n):
             if part is None:
@@ -481,7 +481,7 @@ class _Run:
                 continue
             found += 1
             total += part.size
-            outer.update(bytes.fromhex(part.sha256))
+            parts.append(part)
             if not exists:
                 missing.append(i)
             elif strlen != part.size + (SEAL_OVERHEAD if sealed else 0):
@@ -501,18 +501,22 @@ class _Run:
             self.emit("chunk_size_wrong", key, f"lengths: {_first(wrong)}; not of chunk_size {chunk}: {_first(uneven)}", target, id=file_id, user=owner)
         if found == n and total != size:
             self.emit("size_mismatch", key, f"the parts add up to {total}, the file's size is {size}", target, id=file_id, user=owner)
-        if found == n and meta.get("composite_sha256") and meta["composite_sha256"] != f"{outer.hexdigest()}-{n}":
-            self.emit("checksum_record_mismatch", key, "composite_sha256 differs from the chunk table's", target, id=file_id, user=owner)
+        for field, compute in (("composite_blake3", composite), ("composite_sha256", composite_sha256), ("crc32c", file_crc32c)):
+            if found == n and meta.get(field) and meta[field] != compute(parts):
+                self.emit("checksum_record_mismatch", key, f"{field} differs from the chunk table's", target, id=file_id, user=owner)
         if expiring:
             self.emit("key_expiry_wrong", key, f"chunks of a permanent file expire: {_first(expiring)}", target, id=file_id, user=owner)
 
     def verify_bytes(self, file_id: str, meta: dict, owner: str) -> None:
         record = FileRecord.from_meta(meta)
-        digest = FileDigest()
+        digest = FileDigest() if record.sha256 else None  # SHA-256 only where the file has one
+        parts = []
         key, target = meta_key(file_id), ("file", file_id)
         try:
-            for piece in self.c.reader.read_chunks(record):
-                digest.update(piece)
+            for piece in self.c.reader.read_chunks(record):  # one piece per chunk, each checked against its CRC32C
+                parts.append(part_of(piece))
+                if digest is not None:
+                    digest.update(piece)
         except (ChunkMissing, ChunkCorrupt) as exc:
             self.emit("data_corrupt", key, f"chunk {exc.index}: {type(exc).__name__}", target, id=file_id, user=owner)
             return
@@ -520,8 +524,12 @@ class _Run:
             self.emit("data_corrupt", key, exc.message or exc.code, target, id=file_id, user=owner)
             return
         self.summary["bytes_verified"] += record.size
-        if digest.sha256 != record.sha256 or (record.crc32c and digest.crc32c != record.crc32c):
-            self.emit("data_corrupt", key, "the stored bytes do not hash to the file's SHA-256/CRC32C", target, id=file_id, user=owner)
+        bad = [name for name, want, have in (
+            ("SHA-256", record.sha256, digest.sha256 if digest is not None else ""), ("CRC32C", record.crc32c, file_crc32c(parts)),
+            ("composite", record.composite_blake3, composite(parts)),
+        ) if want and want != have]  # fmt: skip
+        if bad:
+            self.emit("data_corrupt", key, f"the stored bytes do not match the file's {'/'.join(bad)}", target, id=file_id, user=owner)
 
     # -- uploads ----------------------------------------------------------------------
     def check_uploads(self, ids: list[str]) -> None:
@@ -966,10 +974,11 @@ def _part(raw) -> Part | None:
         return None
     try:
         part = Part.decode(text)
-        bytes.fromhex(part.sha256)
+        bytes.fromhex(part.sha256 + part.blake3 + part.crc32c)
     except ValueError:
         return None
-    return part if len(part.sha256) == 64 and part.size >= 0 else None
+    fingerprint = len(part.blake3) == 64 or len(part.sha256) == 64
+    return part if fingerprint and len(part.crc32c) == 8 and part.size >= 0 else None
 
 
 def _session_size(u: dict, index: int) -> int:
@@ -978,7 +987,7 @@ def _session_size(u: dict, index: int) -> int:
 
 
 def _meta_problems(file_id: str, meta: dict) -> list[str]:
-    bad = [f"{f} is missing" for f in ("id", "name", "owner", "created_at", "sha256", "kind", "size", "total_chunks") if not meta.get(f)]
+    bad = [f"{f} is missing" for f in ("id", "name", "owner", "created_at", "kind", "size", "total_chunks") if not meta.get(f)]
     for f in ("size", "total_chunks", "chunk_size", "created_ms", "expires_ts"):  # the last three may be empty
         if meta.get(f) and (_int(meta[f]) is None or _int(meta[f]) < 0):
             bad.append(f"{f} is not a whole number")

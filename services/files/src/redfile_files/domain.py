@@ -28,7 +28,7 @@ from redfile_common.audit import NullAuditLog
 from redfile_common.errors import ApiError
 from redfile_common.product_metrics import FilesMetrics
 
-from .checksums import crc32c_hex, part_of
+from .checksums import crc32c_hex, part_of, sha256_hex
 from .crypto import ChunkCorrupt, Encryption
 from .ledger import Ledger, Stats
 from .reconcile import Reconciler
@@ -93,7 +93,7 @@ class FilesService:
     ) -> ChunkReceipt:
         """Store one chunk; a missing ``file_id`` starts a new upload."""
         part = part_of(data)
-        self.uploads.verify(part, chunk_index, sha256=sha256, crc32c=crc32c)
+        self.uploads.verify(part, chunk_index, sha256=sha256, crc32c=crc32c, computed_sha256=sha256_hex(data) if sha256 else "")
         return self.uploads.receive_seed_chunk(owner, file_id=file_id, index=chunk_index, total_chunks=total_chunks, data=data, part=part)
 
     def complete_upload(
@@ -114,7 +114,10 @@ class FilesService:
                 details={"max_single_upload_bytes": self.settings.max_single_upload_bytes},
             )  # fmt: skip
         size = self.settings.chunk_bytes
-        status = self.uploads.create(owner, total_size=len(data), name=name, mime_type=mime_type, chunk_size=size, one_request=True)
+        # a one-request file is small (MAX_SINGLE_UPLOAD_BYTES): it always gets its SHA-256
+        status = self.uploads.create(
+            owner, total_size=len(data), name=name, mime_type=mime_type, chunk_size=size, one_request=True, compute_sha256=True,
+        )  # fmt: skip
         view = memoryview(data)
         try:
             for index in range(status.total_chunks):
@@ -157,9 +160,15 @@ class FilesService:
             raise ApiError("stored_data_corrupt", details={"chunk_index": exc.index}) from None
 
     # -- files ---------------------------------------------------------------
-    def get_file(self, actor: Actor | None, file_id: str) -> FileRecord:
-        """The file, if ``actor`` may see it; else ``file_not_found``."""
-        meta = self.store.get_meta(file_id) if is_file_id(file_id) else None
+    def get_file(self, actor: Actor | None, file_id: str, raw_meta: dict | None = None) -> FileRecord:
+        """The file, if ``actor`` may see it; else ``file_not_found``.
+
+        ``raw_meta``: the meta hash as already read (``FileStore.queue_meta``), so it is not read again.
+        """
+        if not is_file_id(file_id):
+            meta = None
+        else:
+            meta = self.store.decode_meta(raw_meta) if raw_meta is not None else self.store.get_meta(file_id)
         if meta is None or (actor is not None and not actor.is_admin and meta["owner"] != actor.username):
             raise ApiError("file_not_found")
         return FileRecord.from_meta(meta)

@@ -1,6 +1,7 @@
 """Download responses: conditional requests, one byte range, safe headers, a verified stream.
 
-* ``ETag`` is the file's SHA-256 (strong); ``If-None-Match`` gives 304.
+* ``ETag`` is the file's SHA-256 when it has one, else its composite (strong: a file's
+  bytes never change); ``If-None-Match`` gives 304.
 * ``Range: bytes=a-b`` (one range; a suffix ``-n`` or an open ``a-`` too) gives
   206 with ``Content-Range``; a range that starts past the end gives 416 with
   ``Content-Range: bytes */<size>``; several ranges, other units or a
@@ -71,7 +72,7 @@ def byte_range(request: Request, record: FileRecord) -> tuple[int, int] | None |
     if rng is None or rng.units != "bytes" or len(rng.ranges) != 1:
         return None
     if request.if_range.etag is not None or request.if_range.date is not None:
-        if request.if_range.etag != record.sha256 or request.if_range.date is not None:
+        if request.if_range.etag != record.etag or request.if_range.date is not None:
             return None
     start, stop = rng.ranges[0]
     size = record.size
@@ -125,13 +126,14 @@ def _headers(response: Response, record: FileRecord) -> Response:
     response.headers["Content-Security-Policy"] = "sandbox"
     response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
     response.headers["Cache-Control"] = "private, no-cache"
-    response.set_etag(record.sha256)
-    response.headers["Repr-Digest"] = f"sha-256=:{sha256_b64(record.sha256)}:"
-    response.headers["X-Checksum-SHA256"] = record.sha256
+    response.set_etag(record.etag)
+    if record.sha256:
+        response.headers["Repr-Digest"] = f"sha-256=:{sha256_b64(record.sha256)}:"
+        response.headers["X-Checksum-SHA256"] = record.sha256
     if record.crc32c:
         response.headers["X-Checksum-CRC32C"] = record.crc32c
-    if record.composite_sha256:
-        response.headers["X-Checksum-Composite"] = record.composite_sha256
+    if record.composite:
+        response.headers["X-Checksum-Composite"] = record.composite
     if record.expires_at:
         response.headers["X-Expires-At"] = record.expires_at
     return response
@@ -154,7 +156,7 @@ def download_response(record: FileRecord, chunks: Iterable[bytes] | None, span: 
 
 def not_modified(record: FileRecord) -> Response:
     response = Response(status=304)
-    response.set_etag(record.sha256)
+    response.set_etag(record.etag)
     response.headers["Cache-Control"] = "private, no-cache"
     return response
 

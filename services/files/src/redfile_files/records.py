@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from datetime import datetime, timezone
 
 from .storage import MISSING_LIMIT
@@ -35,17 +35,18 @@ class FileRecord:
     total_chunks: int
     chunk_size: int = 0  # every chunk but the last has this size; 0: sizes vary (see the part table)
     crc32c: str = ""
-    composite_sha256: str = ""
+    composite_sha256: str = ""  # files stored before BLAKE3
     expires_at: str = ""
     expires_ts: int = 0
     created_ms: int = 0
     dek: str = ""
+    composite_blake3: str = ""
 
     @classmethod
     def from_meta(cls, meta: dict) -> "FileRecord":
         values = {}
         for f in fields(cls):
-            value = meta.get(f.name, f.default)
+            value = meta.get(f.name, None if f.default is MISSING else f.default)  # a field missing from Redis: "" or 0
             values[f.name] = int(value or 0) if f.type in ("int", int) else ("" if value is None else value)
         return cls(**values)
 
@@ -55,6 +56,15 @@ class FileRecord:
     @property
     def encrypted(self) -> bool:
         return bool(self.dek)
+
+    @property
+    def composite(self) -> str:
+        return self.composite_blake3 or self.composite_sha256
+
+    @property
+    def etag(self) -> str:
+        """A strong ETag: the file's SHA-256 when it has one, else its composite (a file's bytes never change)."""
+        return self.sha256 or self.composite or f"{self.id}-{self.crc32c}"
 
 
 @dataclass(frozen=True)
@@ -67,8 +77,9 @@ class ChunkReceipt:
     created: bool
     stored: bool = True
     size: int = 0
-    sha256: str = ""
+    sha256: str = ""  # only when the client sent one to verify
     crc32c: str = ""
+    blake3: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,3 +100,4 @@ class UploadStatus:
     sha256: str | None
     file_expires_at: str | None
     encrypted: bool
+    checksum_algorithm: str | None = None

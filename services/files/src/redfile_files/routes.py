@@ -8,7 +8,7 @@ serialises; the rules live in ``domain.py``, the bytes on the wire in
 from __future__ import annotations
 
 from apiflask import APIBlueprint
-from flask import current_app, request
+from flask import current_app, g, request
 
 from redfile_common.security import current_principal, login_required
 
@@ -16,6 +16,7 @@ from . import bodies
 from .domain import FilesService
 from .downloads import byte_range, download_response, not_modified, unsatisfiable
 from .schemas import ChunkOut, CompleteIn, FileJsonIn, FileOut, FilePage, PageQuery, RenameIn, TextIn, TextOut, expiry_ts
+from .validation import is_file_id
 
 bp = APIBlueprint("files", __name__, tag="Files")
 
@@ -131,7 +132,7 @@ def download_file(file_id):
     """Download a file, streamed chunk by chunk and verified; HEAD, one Range, ETag, If-None-Match and If-Range."""
     service = files()
     record = service.get_file(current_principal(), file_id)
-    if request.if_none_match.contains_weak(record.sha256):
+    if request.if_none_match.contains_weak(record.etag):
         return not_modified(record)
     span = byte_range(request, record)
     if span is False:
@@ -142,13 +143,19 @@ def download_file(file_id):
     return download_response(record, service.read_chunks(record, start, end), span)
 
 
+def _read_meta(pipe, file_id: str) -> None:
+    """The metadata read, in the token check's round trip (an id that is not one reads nothing)."""
+    if is_file_id(file_id):
+        files().store.queue_meta(pipe, file_id)
+
+
 @bp.get("/files/<file_id>/meta")
-@login_required
+@login_required(reads=_read_meta)
 @bp.output(FileOut)
 @bp.doc(security=USER, responses=_FILE_ERRORS)
 def file_meta(file_id):
     """A file's metadata."""
-    return files().get_file(current_principal(), file_id)
+    return files().get_file(current_principal(), file_id, raw_meta=g.reads[0] if g.reads else None)
 
 
 @bp.post("/files/<file_id>/rename")

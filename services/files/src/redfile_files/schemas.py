@@ -8,7 +8,7 @@ from apiflask import Schema
 from datetime import timezone
 
 from apiflask.fields import Boolean, DateTime, Function, Integer, List, Nested, String
-from apiflask.validators import Length, Range, Regexp
+from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import EXCLUDE, RAISE, ValidationError, validates_schema
 
 from redfile_common.errors import ApiError
@@ -41,12 +41,15 @@ class FileOut(Schema):
     created_at = String(metadata={"description": "ISO 8601 UTC"})
     updated_at = String(metadata={"description": "ISO 8601 UTC"})
     mime_type = String()
-    sha256 = String(metadata={"description": "SHA-256 of the whole file, hex"})
+    sha256 = Function(lambda f: getattr(f, "sha256", None) or None, metadata={"type": "string", "nullable": True, "description": (
+        "SHA-256 of the whole file, hex, when its upload declared or asked for it (always for one-request files and texts); "
+        "else null")})  # fmt: skip
     kind = String(metadata={"description": "file or text"})
     crc32c = String(metadata={"description": "CRC32C of the whole file, 8 hex digits"})
-    composite_sha256 = String(
-        metadata={"description": "SHA-256 of the chunks' concatenated SHA-256 digests, hex, then -<number of chunks> (as S3)"}
-    )
+    composite_blake3 = Function(lambda f: getattr(f, "composite_blake3", None) or None, metadata={"type": "string", "nullable": True,
+        "description": "BLAKE3 of the chunks' concatenated BLAKE3 digests, hex, then -<number of chunks>"})  # fmt: skip
+    composite_sha256 = Function(lambda f: getattr(f, "composite_sha256", None) or None, metadata={"type": "string", "nullable": True,
+        "description": "files stored before BLAKE3: SHA-256 of the chunks' concatenated SHA-256 digests, hex, then -<number of chunks>"})  # fmt: skip
     chunk_size = Integer(metadata={"description": "every chunk but the last has this size; 0 when sizes vary"})
     total_chunks = Integer()
     expires_at = Function(lambda f: getattr(f, "expires_at", None) or None, metadata={"type": "string", "nullable": True,
@@ -170,6 +173,8 @@ class UploadIn(_Expiry):
     chunk_size = Integer(load_default=None, allow_none=True, strict=True, validate=Range(min=1),
                          metadata={"description": "bytes per chunk (the last one the rest); default: the server's"})  # fmt: skip
     sha256 = String(load_default=None, allow_none=True, metadata={"description": "SHA-256 of the whole file, hex; verified at completion"})
+    checksum_algorithm = String(load_default=None, allow_none=True, validate=OneOf(["sha256"]), metadata={
+        "description": "sha256: compute the file's SHA-256 without declaring it (implied by sha256)"})  # fmt: skip
 
 
 class UploadOut(Schema):
@@ -187,6 +192,7 @@ class UploadOut(Schema):
     created_at = String()
     updated_at = String()
     sha256 = String(allow_none=True, metadata={"description": "the declared SHA-256 of the whole file"})
+    checksum_algorithm = String(allow_none=True, metadata={"description": "sha256 when the file's SHA-256 will be computed"})
     file_expires_at = String(allow_none=True, metadata={"description": "when the completed file will disappear"})
     encrypted = Boolean()
 
@@ -195,8 +201,9 @@ class ChunkPutOut(Schema):
     upload_id = String()
     chunk_index = Integer()
     size = Integer()
-    sha256 = String(metadata={"description": "of the chunk, hex"})
+    sha256 = String(allow_none=True, metadata={"description": "of the chunk, hex, when the client sent one to verify; else null"})
     crc32c = String(metadata={"description": "of the chunk, 8 hex digits"})
+    blake3 = String(metadata={"description": "of the chunk, hex"})
     stored = Boolean(metadata={"description": "false: the same bytes were already stored"})
     received_chunks = Integer()
     received_bytes = Integer()

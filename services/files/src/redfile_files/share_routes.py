@@ -93,7 +93,7 @@ class PublicFileOut(Schema):
     name = String()
     size = Integer()
     mime_type = String()
-    sha256 = String()
+    sha256 = String(allow_none=True, metadata={"description": "when the file has one (see FileOut)"})
     kind = String()
     expires_at = String(allow_none=True, metadata={"description": "when the link stops working"})
     downloads_left = Integer(allow_none=True)
@@ -185,7 +185,7 @@ def _safe(response: Response) -> Response:
 
 def _stream(service, record, *, attachment: bool, on_body=None) -> Response:
     """The owners' download path: 304, one Range, HEAD; ``on_body`` runs before a body is produced."""
-    if request.if_none_match.contains_weak(record.sha256):
+    if request.if_none_match.contains_weak(record.etag):
         return not_modified(record)
     span = byte_range(request, record)
     if span is False:
@@ -234,7 +234,7 @@ def link_meta(token):
     opened = sharing().open_link(token, request.headers.get(PASSWORD_HEADER), reserve=False, viewer=_viewer)
     record, link = opened.record, opened.link
     left = None if link.max_downloads is None else max(0, link.max_downloads - link.downloads)
-    return {"name": record.name, "size": record.size, "mime_type": record.mime_type, "sha256": record.sha256, "kind": record.kind,
+    return {"name": record.name, "size": record.size, "mime_type": record.mime_type, "sha256": record.sha256 or None, "kind": record.kind,
             "expires_at": link.expires_at, "downloads_left": left, "preview": link.preview}  # fmt: skip
 
 

@@ -16,10 +16,11 @@ key                                 type        holds / TTL
 ==================================  ==========  ===================================================
 ``files:{<id>}:upload``             hash        an upload in progress: owner, mode (session|seed),
                                                 total_chunks, total_size, chunk_size, name,
-                                                mime_type, sha256 (declared), file_expires, dek,
+                                                mime_type, sha256 (declared), want_sha256 ("1":
+                                                declared or asked for), file_expires, dek,
                                                 created_at, updated_at, received_bytes, deadline.
                                                 EXPIREAT deadline.
-``files:{<id>}:parts``              hash        chunk index -> "size:sha256:crc32c" of the
+``files:{<id>}:parts``              hash        chunk index -> "size:sha256:crc32c:blake3" of the
                                                 plaintext.  The upload's deadline; then the
                                                 file's chunk table (no TTL, or the file's expiry).
 ``files:{<id>}:c:<index>``          string      the chunk's bytes: raw, or ``nonce|ciphertext|tag``
@@ -30,8 +31,10 @@ key                                 type        holds / TTL
                                                 ``c:<index>`` by its script (or deleted).  EX 60 s,
                                                 in case the script never runs.
 ``files:{<id>}:meta``               hash        a file: id, name, size, owner, created_at,
-                                                updated_at, created_ms, mime_type, sha256, crc32c,
-                                                composite_sha256, kind, total_chunks, chunk_size,
+                                                updated_at, created_ms, mime_type, sha256 ("" unless
+                                                asked for), crc32c, composite_blake3 (or, stored
+                                                before BLAKE3, composite_sha256), kind,
+                                                total_chunks, chunk_size,
                                                 expires_at, expires_ts, dek.  No TTL, or EXPIREAT
                                                 expires_ts.
 ``files:{u:<user>}:quota``          hash        limit, max_file (admin overrides), used, reserved
@@ -142,6 +145,17 @@ return {'ok', deadline}
 # a Lua string and out again made a chunk cost 2.7x a plain SET (docs/performance.md).
 _PUT_CHUNK = _TIME + """
 local upload, parts, chunk, meta, staging = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+-- two part records of the same bytes: equal strings, or (one record written before BLAKE3) equal size
+-- and CRC32C and the same SHA-256 or BLAKE3 where both have one (checksums.Part.same_bytes)
+local function same_bytes(a, b)
+  if a == b then return true end
+  local as, ash, ac, ab = string.match(a, '^(%d+):([^:]*):([^:]*):?([^:]*)$')
+  local bs, bsh, bc, bb = string.match(b, '^(%d+):([^:]*):([^:]*):?([^:]*)$')
+  if not as or not bs or as ~= bs or ac ~= bc then return false end
+  if ab ~= '' and bb ~= '' then return ab == bb end
+  if ash ~= '' and bsh ~= '' then return ash == bsh end
+  return true
+end
 local function put()
 local owner, index, part = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local size, ttl, now_iso, chunk_prefix = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[8]
@@ -171,7 +185,7 @@ else
   end
 end
 if old then
-  if old ~= part then return {'conflict'} end
+  if not same_bytes(old, part) then return {'conflict'} end
 elseif received + size > tonumber(ARGV[12]) then
   return {'too_large', received}
 end
@@ -287,6 +301,7 @@ class UploadState:
     name: str
     mime_type: str
     sha256: str  # declared by the client, or ""
+    want_sha256: bool  # the file's SHA-256 is to be computed: declared, or asked for
     file_expires: int | None  # unix s the file will expire at
     created_at: str
     updated_at: str
@@ -360,6 +375,7 @@ def _decode_upload(file_id: str, raw: dict, count: int) -> UploadState | None:
         id=file_id, owner=u["owner"], mode=u.get("mode") or "seed", total_chunks=int(u["total_chunks"]),
         total_size=_int(u.get("total_size"), None), chunk_size=_int(u.get("chunk_size"), None),
         name=u.get("name", ""), mime_type=u.get("mime_type", ""), sha256=u.get("sha256", ""),
+        want_sha256=bool(u.get("sha256")) or u.get("want_sha256") == "1",
         file_expires=_int(u.get("file_expires"), None), created_at=u.get("created_at", ""),
         updated_at=u.get("updated_at", ""), received_chunks=count, received_bytes=_int(u.get("received_bytes")),
         deadline=_int(u.get("deadline")), dek=u.get("dek", ""),
@@ -619,6 +635,15 @@ class FileStore:
 
     def get_meta(self, file_id: str) -> dict | None:
         return _decode_meta(self.redis.hgetall(meta_key(file_id)))
+
+    @staticmethod
+    def queue_meta(pipe, file_id: str) -> None:
+        """Add ``get_meta``'s read to ``pipe`` (its reply goes to ``decode_meta``)."""
+        pipe.hgetall(meta_key(file_id))
+
+    @staticmethod
+    def decode_meta(raw: dict) -> dict | None:
+        return _decode_meta(raw)
 
     def get_metas(self, file_ids: list[str]) -> list[dict | None]:
         with self.redis.pipeline(transaction=False) as pipe:

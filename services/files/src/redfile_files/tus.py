@@ -223,7 +223,7 @@ def _get(owner: str, upload_id: str) -> Response:
     """``GET /tus/<id>``: the finished file, as ``GET /files/<id>`` serves it."""
     tus = engine()
     record = tus.record(owner, upload_id)
-    if request.if_none_match.contains_weak(record.sha256):
+    if request.if_none_match.contains_weak(record.etag):
         return not_modified(record)
     span = byte_range(request, record)
     if span is False:

@@ -53,6 +53,7 @@ def create_upload(json_data):
     return service.uploads.create(
         user(), total_size=json_data["total_size"], name=json_data["name"], mime_type=json_data["mime_type"],
         chunk_size=json_data["chunk_size"], sha256=parse_sha256(json_data["sha256"]),
+        compute_sha256=json_data["checksum_algorithm"] == "sha256",
         expires_ts=expiry_ts(json_data, service.clock()),
     )  # fmt: skip
 
@@ -77,7 +78,8 @@ def put_chunk(upload_id, index):
     crc = parse_crc32c_value(request.headers.get("X-Checksum-CRC32C"))
     receipt = service.uploads.receive(user(), upload_id, index, request.stream, request.content_length, sha256=sha, crc32c=crc)
     body = {
-        "upload_id": upload_id, "chunk_index": index, "size": receipt.size, "sha256": receipt.sha256, "crc32c": receipt.crc32c,
+        "upload_id": upload_id, "chunk_index": index, "size": receipt.size, "sha256": receipt.sha256 or None, "crc32c": receipt.crc32c,
+        "blake3": receipt.blake3,
         "stored": receipt.stored, "received_chunks": receipt.received_chunks, "received_bytes": receipt.received_bytes,
     }  # fmt: skip
     return body, 201 if receipt.stored else 200

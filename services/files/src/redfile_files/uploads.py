@@ -54,7 +54,7 @@ from redfile_common.errors import ApiError
 from redfile_common.product_metrics import FilesMetrics
 
 from . import intake
-from .checksums import ChunkDigest, FileDigest, Part, RunningDigests, composite, part_of, verify
+from .checksums import ChunkDigest, FileDigest, Part, RunningDigests, composite, composite_sha256, file_crc32c, part_of, sha256_hex, verify
 from .crypto import SEAL_OVERHEAD, ChunkCorrupt, Encryption
 from .ledger import Ledger, Lease
 from .reconcile import US, Reconciler
@@ -91,10 +91,10 @@ class Uploads:
             raise ApiError("upload_not_found")
         return state
 
-    def verify(self, part: Part, index: int, *, sha256: str | None, crc32c: str | None) -> None:
+    def verify(self, part: Part, index: int, *, sha256: str | None, crc32c: str | None, computed_sha256: str = "") -> None:
         """400 ``checksum_mismatch`` (counted) when a checksum the client sent does not match the chunk."""
         try:
-            verify(part, index, sha256=sha256, crc32c=crc32c)
+            verify(part, index, sha256=sha256, crc32c=crc32c, computed_sha256=computed_sha256)
         except ApiError:
             self.metrics.checksum_failure("client")
             raise
@@ -136,9 +136,13 @@ class Uploads:
     # -- sessions --------------------------------------------------------------
     def create(
         self, owner: str, *, total_size: int, name: str, mime_type: str | None, chunk_size: int | None = None,
-        sha256: str | None = None, expires_ts: int | None = None, one_request: bool = False,
+        sha256: str | None = None, expires_ts: int | None = None, one_request: bool = False, compute_sha256: bool = False,
     ) -> UploadStatus:  # fmt: skip
-        """Reserve ``total_size`` against the owner's quota, then open an upload session."""
+        """Reserve ``total_size`` against the owner's quota, then open an upload session.
+
+        The file's SHA-256 is computed when it is declared (``sha256``, then verified) or asked for
+        (``compute_sha256``); otherwise the file gets its CRC32C and BLAKE3 composite only.
+        """
         name = validate_name(name, self.settings.max_name_bytes)
         mime_type = validate_mime_type(mime_type)
         expires_ts = self._check_expiry(expires_ts)
@@ -158,7 +162,8 @@ class Uploads:
         self.ledger.upload_started(upload_id, int(self.clock() * 1000))
         fields = {
             "owner": owner, "mode": "session", "total_chunks": total_chunks, "total_size": total_size, "chunk_size": chunk_size,
-            "name": name, "mime_type": mime_type, "sha256": sha256 or "", "file_expires": expires_ts or "",
+            "name": name, "mime_type": mime_type, "sha256": sha256 or "",
+            "want_sha256": "1" if sha256 or compute_sha256 else "", "file_expires": expires_ts or "",
             "dek": self.encryption.new_wrapped_key(upload_id), "created_at": now, "updated_at": now,
         }  # fmt: skip
         try:
@@ -180,6 +185,7 @@ class Uploads:
             missing=missing[:100], missing_count=len(missing), expires_at=iso(state.deadline), created_at=state.created_at,
             updated_at=state.updated_at, sha256=state.sha256 or None,
             file_expires_at=iso(state.file_expires) if state.file_expires else None, encrypted=bool(state.dek),
+            checksum_algorithm="sha256" if state.want_sha256 else None,
         )  # fmt: skip
 
     # -- chunks ----------------------------------------------------------------
@@ -209,13 +215,13 @@ class Uploads:
                 "invalid_chunk", "The chunk's size is not the one this index must have.",
                 details={"chunk_index": index, "expected_size": expected, "size": length},
             )  # fmt: skip
-        chunk = ChunkDigest()
-        running = self.running.fork(upload_id, index)
+        chunk = ChunkDigest(sha256=sha256 is not None)
+        running = self.running.fork(upload_id, index) if state.want_sha256 else None
         with self.store.stage(upload_id, index, length) as staged:
             intake.stream_into(body, length, staged, [chunk] if running is None else [chunk, running])
         part = chunk.part()
         try:
-            self.verify(part, index, sha256=sha256, crc32c=crc32c)
+            self.verify(part, index, sha256=sha256, crc32c=crc32c, computed_sha256=chunk.sha256)
         except ApiError:
             self.store.drop_staged(staged.key)
             raise
@@ -226,7 +232,7 @@ class Uploads:
             self._count_chunk(part)
         return ChunkReceipt(
             upload_id, index, state.total_chunks, write.received_chunks, write.received_bytes, False, write.stored,
-            part.size, part.sha256, part.crc32c,
+            part.size, chunk.sha256, part.crc32c, part.blake3,
         )  # fmt: skip
 
     def put(
@@ -238,7 +244,8 @@ class Uploads:
         ``sha256`` / ``crc32c``: the checksums the client sent, checked first.  ``state``: the
         upload as the caller just read it (``receive``), so it is not read twice.
         """
-        self.verify(part, index, sha256=sha256, crc32c=crc32c)
+        chunk_sha256 = sha256_hex(data) if sha256 else ""
+        self.verify(part, index, sha256=sha256, crc32c=crc32c, computed_sha256=chunk_sha256)
         state = state or self._upload(owner, upload_id)
         if not 0 <= index < state.total_chunks:
             raise ApiError("invalid_chunk", "The chunk index is past the upload's last chunk.", details={"total_chunks": state.total_chunks})
@@ -250,7 +257,7 @@ class Uploads:
         reserved = False
         if seed:
             known = self.store.get_part(upload_id, index)
-            if known is None or known != part:
+            if known is None or not known.same_bytes(part):
                 # a new chunk (or a conflict, which the script refuses): its bytes count first
                 self._reserve(owner, upload_id, part.size, new=False)
                 reserved = True
@@ -266,16 +273,18 @@ class Uploads:
             raise
         if reserved and not write.stored:
             self.ledger.shrink(owner, upload_id, part.size)
-        self._advance(upload_id, index, data)
+        if state.want_sha256:
+            self._advance(upload_id, index, data)
         if write.stored and not one_request:
             self._count_chunk(part)
         return ChunkReceipt(
             upload_id, index, state.total_chunks, write.received_chunks, write.received_bytes, False, write.stored,
-            part.size, part.sha256, part.crc32c,
+            part.size, chunk_sha256, part.crc32c, part.blake3,
         )  # fmt: skip
 
     def _advance(self, upload_id: str, index: int, plain) -> None:
-        """Chunk ``index`` (plaintext ``plain``) is stored: extend the upload's running digest when it is next in order."""
+        """Chunk ``index`` (plaintext ``plain``) of an upload that wants its SHA-256 is stored: extend the upload's
+        running digest when it is next in order."""
         running = self.running.fork(upload_id, index)
         if running is not None:
             running.update(plain)
@@ -317,17 +326,22 @@ class Uploads:
         except Late:
             raise _late() from None
         self._finish(owner, upload_id, lease, held=f"r>={part.size}", index_ms=None, due_us=write.deadline * US)
-        self._advance(upload_id, index, data)
         self.metrics.upload_started()
         self._count_chunk(part)
-        return ChunkReceipt(upload_id, index, total_chunks, write.received_chunks, write.received_bytes, True, True, part.size, part.sha256, part.crc32c)
+        return ChunkReceipt(
+            upload_id, index, total_chunks, write.received_chunks, write.received_bytes, True, True, part.size, "", part.crc32c, part.blake3,
+        )  # fmt: skip
 
     # -- completion ------------------------------------------------------------
     def complete(
         self, owner: str, upload_id: str, *, name: str | None = None, mime_type: str | None = None,
         total_size: int | None = None, expires_ts: int | None = None, kind: str = "file", one_request: bool = False,
     ) -> FileRecord:  # fmt: skip
-        """Check the upload is whole, verify and hash it chunk by chunk, then publish it as a file."""
+        """Check the upload is whole and its checksums, then publish it as a file.
+
+        The file's CRC32C and composite come from the part table; only an upload that wants its
+        SHA-256 hashes the file (resuming this process's running digest, reading back the rest).
+        """
         if name is not None:
             name = validate_name(name, self.settings.max_name_bytes)
         if mime_type is not None:
@@ -346,17 +360,25 @@ class Uploads:
             raise ApiError("size_mismatch", details={"declared": declared, "stored": size})
         parts = self.store.parts(upload_id)
         ordered = [parts[i] for i in range(state.total_chunks) if i in parts]
-        digest = self._hash(upload_id, state, parts)
-        if state.sha256 and state.sha256 != digest.sha256:
+        if len(ordered) < state.total_chunks:
+            raise ApiError("upload_incomplete", details=missing_details([i for i in range(state.total_chunks) if i not in parts]))
+        if state.want_sha256:
+            sha256 = self._hash(upload_id, state, parts).sha256
+        else:  # nothing is read back: every chunk must still be there, at its size
+            self._check_lengths(upload_id, state, parts)
+            sha256 = ""
+        if state.sha256 and state.sha256 != sha256:
             self.metrics.checksum_failure("client")
             raise ApiError("checksum_mismatch", "The file's SHA-256 is not the one declared when the upload was created.",
-                           details={"declared": state.sha256, "computed": digest.sha256})  # fmt: skip
+                           details={"declared": state.sha256, "computed": sha256})  # fmt: skip
+        blake3_composite = composite(ordered)
         now = self.clock()
         created_ms = int(now * 1000)
         record = FileRecord(
             id=upload_id, name=name, size=size, owner=owner, created_at=iso(now), updated_at=iso(now),
-            mime_type=mime_type, sha256=digest.sha256, kind=kind, total_chunks=state.total_chunks,
-            chunk_size=_uniform_chunk_size(state, ordered), crc32c=digest.crc32c, composite_sha256=composite(ordered),
+            mime_type=mime_type, sha256=sha256, kind=kind, total_chunks=state.total_chunks,
+            chunk_size=_uniform_chunk_size(state, ordered), crc32c=file_crc32c(ordered), composite_blake3=blake3_composite,
+            composite_sha256="" if blake3_composite else composite_sha256(ordered),
             expires_at=iso(expires_ts) if expires_ts else "", expires_ts=expires_ts or 0, created_ms=created_ms, dek=state.dek,
         )  # fmt: skip
         lease = self._charge(owner, upload_id, size, created_ms)
@@ -379,14 +401,7 @@ class Uploads:
         """The file's digest: this process's running digest of the first chunks, then the rest read back one at a time."""
         start, digest = self.running.take(upload_id)
         sealer = self.encryption.sealer(upload_id, state.dek)
-        if start:  # those chunks are not read back, but each must still be there, at its size
-            lengths = self.store.chunk_lengths(upload_id, range(start))
-            missing = [i for i, n in enumerate(lengths) if n == 0 and (i not in parts or parts[i].size > 0)]
-            if missing:
-                raise ApiError("upload_incomplete", details=missing_details(missing))
-            for index, stored in enumerate(lengths):
-                if index not in parts or stored != parts[index].size + (SEAL_OVERHEAD if sealer.encrypted else 0):
-                    raise self._corrupt(chunk_index=index)
+        self._check_lengths(upload_id, state, parts, start)
         if start == state.total_chunks:
             return digest
 
@@ -410,6 +425,20 @@ class Uploads:
                     raise self._corrupt(chunk_index=index)
                 digest.update(plain)
         return digest
+
+    def _check_lengths(self, upload_id: str, state: UploadState, parts: dict[int, Part], end: int | None = None) -> None:
+        """Chunks ``0..end-1`` (all when ``end`` is None), not read back: each must still be there, at its size (one round trip)."""
+        end = state.total_chunks if end is None else end
+        if not end:
+            return
+        overhead = SEAL_OVERHEAD if state.dek else 0
+        lengths = self.store.chunk_lengths(upload_id, range(end))
+        missing = [i for i, n in enumerate(lengths) if n == 0 and (i not in parts or parts[i].size > 0)]
+        if missing:
+            raise ApiError("upload_incomplete", details=missing_details(missing))
+        for index, stored in enumerate(lengths):
+            if index not in parts or stored != parts[index].size + overhead:
+                raise self._corrupt(chunk_index=index)
 
     def abort(self, owner: str, upload_id: str, *, one_request: bool = False) -> None:
         """Remove the upload and every chunk of it; its reserved bytes return to the owner's quota."""
