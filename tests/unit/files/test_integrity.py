@@ -243,3 +243,19 @@ def test_a_file_record_missing_fields_in_redis_reads_them_as_empty():
     assert record.sha256 == "" and record.mime_type == "" and record.size == 3 and record.created_ms == 0
     assert record.etag == f"{FID}-0a0b0c0d"  # no SHA-256 and no composite: still a strong, per-file ETag
     assert FileRecord.from_meta({**record.to_meta(), "composite_blake3": "b" * 64 + "-1"}).etag == "b" * 64 + "-1"
+
+
+@pytest.mark.parametrize("threaded", [False, True], ids=["inline", "threads"])
+def test_a_connection_reset_while_reading_is_bad_request(monkeypatch, threaded):
+    from redfile_files import intake
+
+    monkeypatch.setattr(intake, "THREADED_MIN", 1)
+
+    class Reset:
+        def read(self, size):
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+    sink = Sink()
+    with pytest.raises(ApiError) as err:
+        intake.stream_into(Reset(), 10, sink, [hashlib.sha256()], threaded=threaded)
+    assert err.value.code == "bad_request" and sink.pieces == []

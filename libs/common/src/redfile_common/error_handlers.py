@@ -115,10 +115,14 @@ def refuse_short_bodies() -> None:
     trusts it and reads a body cut short by the client as if it were whole: a JSON
     body or a chunk that happens to parse would be stored.  This puts werkzeug's
     ``LimitedStream`` back, which raises ``ClientDisconnected`` (a 400) instead.
-    Runs before anything reads the body.
+    Runs before anything reads the body.  Not for the app's ``LENGTH_CHECKED_ENDPOINTS``,
+    which read exactly Content-Length bytes themselves and refuse a body that ends
+    early: they read the server's input directly, without this extra copy.
     """
     environ = request.environ
     length = request.content_length
+    if request.endpoint in current_app.config.get("LENGTH_CHECKED_ENDPOINTS", ()):
+        return
     if length and environ.get("wsgi.input_terminated") and not isinstance(environ["wsgi.input"], LimitedStream):
         environ["wsgi.input"] = LimitedStream(environ["wsgi.input"], length)
 

@@ -3,11 +3,18 @@
 A chunk ``PUT`` used to be three stages, one after another: read the whole
 body into a buffer, hash it, ``SET`` it.  Here each piece read from the request
 goes straight on to Redis (``storage.StagedChunk``: one ``SET`` whose value is
-sent as the body arrives) and to hashing threads, one per digest (hashlib
-releases the GIL while it hashes a large buffer): receiving, storing and
-hashing overlap on both cores, and the request thread never holds the chunk
-in one buffer.  What a hashing thread has not consumed yet waits in its
-queue, so a worker holds at most one chunk per request, as before.
+sent as the body arrives) and to the digests, and the request thread never
+holds the chunk in one buffer.
+
+BLAKE3 and CRC32C, which every chunk gets, run at several GB/s and are fed in
+the request thread.  When a SHA-256 is being computed too (the client sent one
+to verify, or the upload wants the file's), ``threaded``: each digest runs in a
+thread of its own (hashlib releases the GIL while it hashes a large buffer), so
+receiving, storing and hashing overlap on both cores.  Measured both ways
+(docs/performance.md, tuning 11): a thread hand-off per piece costs more than
+BLAKE3 and CRC32C themselves, and saves much more than it costs for SHA-256.
+What a hashing thread has not consumed yet waits in its queue, so a worker
+holds at most one chunk per request.
 
 No Flask here: the body is any object with ``read(n)``.
 """
@@ -62,17 +69,27 @@ def body_ended_early() -> ApiError:
     return ApiError("bad_request", "The body ended before Content-Length bytes arrived.")
 
 
-def stream_into(body, length: int, sink: Sink, digests: list[Digest]) -> None:
+def _read(body, size: int) -> bytes:
+    """``body.read(size)``; a connection the client reset is a body that ended early (the server's own
+    input raises ``OSError`` for it: ``LENGTH_CHECKED_ENDPOINTS`` read it without werkzeug's wrapper)."""
+    try:
+        return body.read(size)
+    except OSError:
+        raise body_ended_early() from None
+
+
+def stream_into(body, length: int, sink: Sink, digests: list[Digest], *, threaded: bool = True) -> None:
     """Read exactly ``length`` bytes from ``body`` in pieces, writing each to ``sink`` and feeding it to ``digests``.
 
+    ``threaded``: each digest in a thread of its own (for bodies of ``THREADED_MIN`` and more).
     Raises ``bad_request`` when the body ends early; the digests are complete
     when this returns (and must not be used when it raises).
     """
-    hashers = [_Hasher(d) for d in digests] if length >= THREADED_MIN else []
+    hashers = [_Hasher(d) for d in digests] if threaded and length >= THREADED_MIN else []
     try:
         got = 0
         while got < length:
-            piece = body.read(min(PIECE, length - got))
+            piece = _read(body, min(PIECE, length - got))
             if not piece:
                 raise body_ended_early()
             if hashers:

@@ -218,7 +218,9 @@ class Uploads:
         chunk = ChunkDigest(sha256=sha256 is not None)
         running = self.running.fork(upload_id, index) if state.want_sha256 else None
         with self.store.stage(upload_id, index, length) as staged:
-            intake.stream_into(body, length, staged, [chunk] if running is None else [chunk, running])
+            # threads pay off only when a SHA-256 is computed (intake's docstring)
+            intake.stream_into(body, length, staged, [chunk] if running is None else [chunk, running],
+                               threaded=sha256 is not None or running is not None)  # fmt: skip
         part = chunk.part()
         try:
             self.verify(part, index, sha256=sha256, crc32c=crc32c, computed_sha256=chunk.sha256)
