@@ -122,6 +122,14 @@ def test_the_declared_sha256_is_checked_at_completion(api, client, alice):
     assert client.get(f"/uploads/{up['id']}", headers=alice).status_code == 200  # still there, to abort
 
 
+@pytest.mark.parametrize("size, chunk, extra", [(0, None, {}), (200, 64, {"sha256": "ab" * 32}), (64 * 150, 64, {"checksum_algorithm": "sha256"}),
+                                               (10, 64, {"expires_in": 3600})])
+def test_the_created_upload_is_what_its_status_then_says(api, client, alice, size, chunk, extra):
+    """POST /uploads answers without reading the upload back: its answer must be the status read from Redis."""
+    created = api.create(alice, size, chunk_size=chunk, **extra).json
+    assert created == client.get(f"/uploads/{created['id']}", headers=alice).json
+
+
 def test_abort_removes_everything_and_returns_the_reservation(api, client, alice, redis_client):
     up = api.create(alice, 200, chunk_size=64).json
     api.put(alice, up["id"], 0, b"a" * 64)

@@ -547,10 +547,25 @@ class FileStore:
 
     def get_upload(self, upload_id: str) -> UploadState | None:
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(upload_key(upload_id))
-            pipe.hlen(parts_key(upload_id))
-            raw, count = pipe.execute()
+            self.queue_upload(pipe, upload_id)
+            return self.decode_upload(upload_id, pipe.execute())
+
+    @staticmethod
+    def queue_upload(pipe, upload_id: str, *, parts: bool = False) -> None:
+        """Add ``get_upload``'s reads to ``pipe`` (and, with ``parts``, the whole part table's)."""
+        pipe.hgetall(upload_key(upload_id))
+        pipe.hlen(parts_key(upload_id))
+        if parts:
+            pipe.hgetall(parts_key(upload_id))
+
+    @staticmethod
+    def decode_upload(upload_id: str, replies: list) -> UploadState | None:
+        raw, count = replies[:2]
         return _decode_upload(upload_id, raw, int(count)) if raw else None
+
+    @staticmethod
+    def decode_parts(raw: dict) -> dict[int, Part]:
+        return {int(k): Part.decode(v) for k, v in raw.items()}
 
     def get_part(self, file_id: str, index: int) -> Part | None:
         raw = self.redis.hget(parts_key(file_id), index)
@@ -558,7 +573,7 @@ class FileStore:
 
     def parts(self, file_id: str) -> dict[int, Part]:
         """The whole part table (an upload's received chunks, or a file's chunk table)."""
-        return {int(k): Part.decode(v) for k, v in self.redis.hgetall(parts_key(file_id)).items()}
+        return self.decode_parts(self.redis.hgetall(parts_key(file_id)))
 
     def chunk_lengths(self, file_id: str, indices: Iterable[int]) -> list[int]:
         """The stored length of each chunk (0: missing), in one round trip."""

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint
-from flask import current_app, request
+from flask import current_app, g, request
 
 from redfile_common.security import current_principal, login_required
 
@@ -19,7 +19,7 @@ from .checksums import parse_crc32c_value, parse_sha256_value
 from .direct_input import direct
 from .domain import FilesService
 from .schemas import ChunkPutOut, FileOut, QuotaOut, UploadIn, UploadOut, expiry_ts
-from .validation import parse_sha256
+from .validation import is_file_id, parse_sha256
 
 bp = APIBlueprint("uploads", __name__, tag="Uploads")
 
@@ -59,8 +59,19 @@ def create_upload(json_data):
     )  # fmt: skip
 
 
+def _read_upload(pipe, upload_id: str, **_) -> None:
+    """The upload's first read, in the token check's round trip (an id that is not one reads nothing)."""
+    if is_file_id(upload_id):
+        files().store.queue_upload(pipe, upload_id)
+
+
+def _read_upload_and_parts(pipe, upload_id: str) -> None:
+    if is_file_id(upload_id):
+        files().store.queue_upload(pipe, upload_id, parts=True)
+
+
 @bp.put("/uploads/<upload_id>/chunks/<int(signed=True):index>")
-@login_required
+@login_required(reads=_read_upload)
 @bp.output(ChunkPutOut, status_code=201, description="The chunk is stored")
 @bp.doc(
     security=USER,
@@ -81,7 +92,7 @@ def put_chunk(upload_id, index):
     # direct_input): werkzeug's and gunicorn's layers copied every piece several times (py-spy: a third of a PUT).
     length = request.content_length
     body = direct(request.environ["wsgi.input"]) if length is not None else request.stream
-    receipt = service.uploads.receive(user(), upload_id, index, body, length, sha256=sha, crc32c=crc)
+    receipt = service.uploads.receive(user(), upload_id, index, body, length, sha256=sha, crc32c=crc, read=g.reads or None)
     body = {
         "upload_id": upload_id, "chunk_index": index, "size": receipt.size, "sha256": receipt.sha256 or None, "crc32c": receipt.crc32c,
         "blake3": receipt.blake3,
@@ -100,7 +111,7 @@ def upload_status(upload_id):
 
 
 @bp.post("/uploads/<upload_id>/complete")
-@login_required
+@login_required(reads=_read_upload_and_parts)
 @bp.output(FileOut, status_code=201, description="The upload is now a file")
 @bp.doc(
     security=USER,
@@ -112,7 +123,7 @@ def upload_status(upload_id):
 )
 def complete_upload(upload_id):
     """Finish an upload session: verify every chunk, compute the file's checksums and publish it."""
-    return files().uploads.complete(user(), upload_id)
+    return files().uploads.complete(user(), upload_id, read=g.reads or None)
 
 
 @bp.delete("/uploads/<upload_id>")

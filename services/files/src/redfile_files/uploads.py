@@ -85,8 +85,12 @@ class Uploads:
         self.running = RunningDigests()
 
     # -- helpers ---------------------------------------------------------------
-    def _upload(self, owner: str, upload_id: str) -> UploadState:
-        state = self.store.get_upload(upload_id) if is_file_id(upload_id) else None
+    def _upload(self, owner: str, upload_id: str, read: list | None = None) -> UploadState:
+        """The owner's upload; ``read``: the replies of ``FileStore.queue_upload``, already read."""
+        if not is_file_id(upload_id):
+            state = None
+        else:
+            state = self.store.decode_upload(upload_id, read) if read else self.store.get_upload(upload_id)
         if state is None or state.owner != owner:
             raise ApiError("upload_not_found")
         return state
@@ -174,7 +178,14 @@ class Uploads:
         if not one_request:
             self.metrics.upload_started()
         log.info("upload_created", upload_id=upload_id, owner=owner, total_size=total_size, chunks=total_chunks)
-        return self.status(owner, upload_id)
+        # what status() would read back, known already: nothing is stored yet, every chunk is missing
+        return UploadStatus(
+            id=upload_id, name=name, mime_type=mime_type, total_size=total_size, chunk_size=chunk_size, total_chunks=total_chunks,
+            received_chunks=0, received_bytes=0, missing=list(range(min(total_chunks, 100))), missing_count=total_chunks,
+            expires_at=iso(deadline), created_at=now, updated_at=now, sha256=sha256 or None,
+            file_expires_at=iso(expires_ts) if expires_ts else None, encrypted=bool(fields["dek"]),
+            checksum_algorithm="sha256" if sha256 or compute_sha256 else None,
+        )  # fmt: skip
 
     def status(self, owner: str, upload_id: str) -> UploadStatus:
         state = self._upload(owner, upload_id)
@@ -191,6 +202,7 @@ class Uploads:
     # -- chunks ----------------------------------------------------------------
     def receive(
         self, owner: str, upload_id: str, index: int, body, length: int | None, *, sha256: str | None = None, crc32c: str | None = None,
+        read: list | None = None,
     ) -> ChunkReceipt:  # fmt: skip
         """``PUT /uploads/<id>/chunks/<index>``: the raw ``body`` of ``length`` bytes (None: chunked encoding).
 
@@ -198,12 +210,12 @@ class Uploads:
         body is read (upload, owner, index, the exact size this index must
         have), then streamed into Redis while it is hashed (``intake``); the
         rest (seed uploads, encrypted uploads, no length) is read whole and
-        stored by ``put``.
+        stored by ``put``.  ``read``: the upload as already read (``FileStore.queue_upload``).
         """
         limit = self.settings.max_chunk_bytes
         if length is not None and length > limit:
             raise ApiError("payload_too_large", "The chunk is too large.", details={"max_chunk_bytes": limit})
-        state = self._upload(owner, upload_id)
+        state = self._upload(owner, upload_id, read)
         if length is None or state.mode != "session" or state.dek:
             data = intake.read_whole(body, length, limit)
             return self.put(owner, upload_id, index, data, part_of(data), sha256=sha256, crc32c=crc32c, state=state)
@@ -338,17 +350,19 @@ class Uploads:
     def complete(
         self, owner: str, upload_id: str, *, name: str | None = None, mime_type: str | None = None,
         total_size: int | None = None, expires_ts: int | None = None, kind: str = "file", one_request: bool = False,
+        read: list | None = None,
     ) -> FileRecord:  # fmt: skip
         """Check the upload is whole and its checksums, then publish it as a file.
 
         The file's CRC32C and composite come from the part table; only an upload that wants its
         SHA-256 hashes the file (resuming this process's running digest, reading back the rest).
+        ``read``: the upload and its part table as already read (``FileStore.queue_upload(parts=True)``).
         """
         if name is not None:
             name = validate_name(name, self.settings.max_name_bytes)
         if mime_type is not None:
             mime_type = validate_mime_type(mime_type)
-        state = self._upload(owner, upload_id)
+        state = self._upload(owner, upload_id, read)
         name = name if name is not None else state.name
         if not name:
             raise ApiError("validation_error", "This upload has no name yet: give one.", details={"json": {"name": ["Missing data for required field."]}})
@@ -360,7 +374,7 @@ class Uploads:
         declared = total_size if total_size is not None else state.total_size
         if declared is not None and declared != size:
             raise ApiError("size_mismatch", details={"declared": declared, "stored": size})
-        parts = self.store.parts(upload_id)
+        parts = self.store.decode_parts(read[2]) if read and len(read) > 2 else self.store.parts(upload_id)
         ordered = [parts[i] for i in range(state.total_chunks) if i in parts]
         if len(ordered) < state.total_chunks:
             raise ApiError("upload_incomplete", details=missing_details([i for i in range(state.total_chunks) if i not in parts]))
