@@ -259,3 +259,7 @@ def test_a_connection_reset_while_reading_is_bad_request(monkeypatch, threaded):
     with pytest.raises(ApiError) as err:
         intake.stream_into(Reset(), 10, sink, [hashlib.sha256()], threaded=threaded)
     assert err.value.code == "bad_request" and sink.pieces == []
+    for length in (10, None):  # read whole (encrypted and seed uploads, chunked bodies): the same 400
+        with pytest.raises(ApiError) as err:
+            intake.read_whole(Reset(), length, 16)
+        assert err.value.code == "bad_request"

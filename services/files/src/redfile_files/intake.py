@@ -115,14 +115,14 @@ def read_whole(body, length: int | None, limit: int) -> bytearray:
         view = memoryview(buf)
         pos = 0
         while pos < length:
-            piece = body.read(min(PIECE, length - pos))
+            piece = _read(body, min(PIECE, length - pos))
             if not piece:
                 raise body_ended_early()
             view[pos : pos + len(piece)] = piece
             pos += len(piece)
         return buf
     buf = bytearray()
-    while piece := body.read(PIECE):
+    while piece := _read(body, PIECE):
         if len(buf) + len(piece) > limit:
             raise ApiError("payload_too_large", "The chunk is too large.", details={"max_chunk_bytes": limit})
         buf += piece
