@@ -82,6 +82,7 @@ def print_table(doc: dict) -> None:
         ("authenticated GET /files/<id>/meta", doc["small"]["meta_rps"], "req/s"),
         ("  meta p50 / p99 latency under that load", f"{_fmt(doc['small']['meta_p50_ms'])} / {_fmt(doc['small']['meta_p99_ms'])}", "ms"),
         ("  meta p50 latency, one request at a time", doc["small"]["meta_alone_p50_ms"], "ms"),
+        ("  worker CPU per request: bare tiny JSON / meta", f"{doc['small'].get('tiny_cpu_ms', 0):.2f} / {doc['small'].get('meta_cpu_ms', 0):.2f}", "ms"),
         ("login (argon2id) p50 / max, one at a time", f"{_fmt(doc['login']['p50_ms'])} / {_fmt(doc['login']['max_ms'])}", "ms"),
         (f"login rate, {doc['login']['concurrency']} at once", doc["login"]["rate_per_s"], "logins/s"),
     ]

@@ -45,7 +45,7 @@ import redis
 from client import Http, expect, load
 from measure import (MIB, Payload, bare_download, bare_upload, raw_set_get, redfile_delete, redfile_download, sha256_seconds,
                      redfile_upload, redis_paths, seed_buffer, seed_delete, seed_download, seed_upload)  # fmt: skip
-from procs import HERE, PeakRss, Processes, free_port, rss_kib
+from procs import HERE, PeakRss, Processes, cpu_seconds, free_port, rss_kib
 from report import median, mib_s, print_table, targets
 
 from redfile_common.redis_client import make_redis
@@ -256,11 +256,20 @@ class Bench:
         auth = {"Authorization": f"Bearer {self.token}"}
         expect(Http(self.files.port).request("GET", f"/files/{up.file_id}/meta", headers=auth), 200)
         a = self.args
-        tiny, meta = [], []
+        tiny, meta, cpu = [], [], {"tiny": [], "meta": []}
+
+        def measured(name: str, app, run):
+            """``run()``'s load, and the app's workers' CPU per request under it (ms)."""
+            before = cpu_seconds(app.workers())
+            result = run()
+            cpu[name].append((cpu_seconds(app.workers()) - before) * 1000 / max(1, result.requests))
+            return result
+
         for _ in range(max(2, a.rounds)):
-            tiny.append(load(self.bare.port, "/tiny", seconds=a.load_seconds, connections=a.connections, tool=a.loadgen))
-            meta.append(load(self.files.port, f"/files/{up.file_id}/meta", headers=auth, seconds=a.load_seconds,
-                             connections=a.connections, tool=a.loadgen))  # fmt: skip
+            tiny.append(measured("tiny", self.bare, lambda: load(self.bare.port, "/tiny", seconds=a.load_seconds, connections=a.connections,
+                                                                    tool=a.loadgen)))  # fmt: skip
+            meta.append(measured("meta", self.files, lambda: load(self.files.port, f"/files/{up.file_id}/meta", headers=auth,
+                                                                     seconds=a.load_seconds, connections=a.connections, tool=a.loadgen)))  # fmt: skip
         if any(x.errors for x in tiny + meta):
             raise RuntimeError(f"errors under load: tiny {[x.errors for x in tiny]}, meta {[x.errors for x in meta]}")
         http, alone = Http(self.files.port), []
@@ -276,6 +285,8 @@ class Bench:
             "tiny_p50_ms": median([x.p50_ms for x in tiny]), "meta_p50_ms": median([x.p50_ms for x in meta]),
             "meta_p99_ms": median([x.p99_ms for x in meta]), "runs": [[x.rate for x in tiny], [x.rate for x in meta]],
             "meta_alone_p50_ms": median(alone),
+            # the workers' CPU time per request under that load: what a request costs, whatever the scheduling
+            "tiny_cpu_ms": median(cpu["tiny"]), "meta_cpu_ms": median(cpu["meta"]),
         }  # fmt: skip
 
     def login(self) -> dict:

@@ -18,7 +18,7 @@ SECTIONS = {
                  "upload_sha256_mib_s", "download_mib_s", "bare_upload_mib_s", "bare_download_mib_s"},  # fmt: skip
     "redis_paths": {"set_ms", "lua_with_bytes_ms", "set_then_lua_rename_ms", "get_hiredis_ms", "get_python_parser_ms"},
     "peer": {"size_mib", "upload_mib_s", "download_mib_s", "redfile_upload_mib_s", "redfile_download_mib_s"},
-    "small": {"tool", "tiny_rps", "meta_rps", "meta_p50_ms", "meta_alone_p50_ms"},
+    "small": {"tool", "tiny_rps", "meta_rps", "meta_p50_ms", "meta_alone_p50_ms", "tiny_cpu_ms", "meta_cpu_ms"},
     "login": {"p50_ms", "max_ms", "rate_per_s", "argon2", "argon2_loaded_in_files_workers"},
 }
 ROWS = {

@@ -22,7 +22,7 @@ import pytest
 import redis
 import requests
 
-from redfile_common.testing import auth_header, make_settings, user_token
+from redfile_common.testing import auth_header, make_settings, redis_state, user_token
 from redfile_files.settings import FilesSettings
 
 from .helpers import OCTET, assert_file_checksums, error_code
@@ -34,22 +34,8 @@ TUS_OCTET = {"Content-Type": "application/offset+octet-stream"}
 
 
 def dump(r) -> dict:
-    """Every key but the fillers: its type, value and whether it expires (compare two to prove nothing changed)."""
-    state = {}
-    for key in sorted(k for k in r.scan_iter(count=1000) if not k.startswith(b"filler:")):
-        kind = r.type(key).decode()
-        if kind == "string":
-            value = r.get(key)
-        elif kind == "hash":
-            value = r.hgetall(key)
-        elif kind == "zset":
-            value = r.zrange(key, 0, -1, withscores=True)
-        elif kind == "stream":
-            value = r.xlen(key)
-        else:
-            value = kind
-        state[key] = (kind, value, r.ttl(key) != -1)
-    return state
+    """Every key but the fillers (compare two to prove nothing changed)."""
+    return redis_state(r, skip=lambda key: key.startswith(b"filler:"))
 
 
 def full(r) -> bool:

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from redfile_common.testing import auth_header, service_token, settings_overrides, user_token
+from redfile_common.testing import auth_header, redis_state, service_token, settings_overrides, user_token
 from redfile_files import create_app
 
 CHUNK = 64  # small chunks so tests exercise many of them
@@ -142,21 +142,7 @@ def dump(r) -> dict:
     from redfile_files import ledger
 
     sweeper_keys = {ledger.SWEEP_LOCK.encode(), ledger.GC_CURSOR.encode()}
-    state = {}
-    for key in sorted(k for k in r.keys("*") if k not in sweeper_keys):
-        kind = r.type(key).decode()
-        if kind == "string":
-            value = r.get(key)
-        elif kind == "hash":
-            value = r.hgetall(key)
-        elif kind == "zset":
-            value = r.zrange(key, 0, -1, withscores=True)
-        elif kind == "set":
-            value = sorted(r.smembers(key))
-        else:
-            value = r.lrange(key, 0, -1)
-        state[key] = (kind, value, r.ttl(key) != -1)
-    return state
+    return redis_state(r, skip=sweeper_keys.__contains__)
 
 
 @pytest.fixture

@@ -239,6 +239,22 @@ def gunicorn(tmp_path):
         proc.stop()
 
 
+def redis_state(r: redis.Redis, skip=lambda key: False) -> dict:
+    """Every key (but those ``skip(key)``): its type, value and whether it expires.
+
+    Compare two of these to prove a request changed nothing in Redis.
+    """
+    readers = {
+        "string": r.get, "hash": r.hgetall, "zset": lambda k: r.zrange(k, 0, -1, withscores=True),
+        "set": lambda k: sorted(r.smembers(k)), "list": lambda k: r.lrange(k, 0, -1), "stream": r.xlen,
+    }  # fmt: skip
+    state = {}
+    for key in sorted(k for k in r.scan_iter(count=1000) if not skip(k)):
+        kind = r.type(key).decode()
+        state[key] = (kind, readers.get(kind, lambda k: kind)(key), r.ttl(key) != -1)
+    return state
+
+
 @pytest.fixture
 def unique() -> str:
     return secrets.token_hex(4)

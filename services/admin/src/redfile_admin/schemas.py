@@ -153,7 +153,7 @@ class UsageOut(FilesStats):
 
 
 class ConsistencyQuery(Schema):
-    deep = Boolean(load_default=False, metadata={"description": "also read every file's bytes and check its SHA-256"})
+    deep = Boolean(load_default=False, metadata={"description": "also read every file's bytes and check them against its CRC32C and composite (and SHA-256, when it has one)"})
     strict = Boolean(load_default=False, metadata={"description": "stale links/inbox entries fail the check too"})
 
 

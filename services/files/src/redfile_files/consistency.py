@@ -117,7 +117,7 @@ KINDS = {
     "chunk_size_wrong": (ERROR, "a stored chunk's length is not its part's size (+28 sealed), or the chunk size rule is broken"),
     "size_mismatch": (ERROR, "the parts do not add up to the file's size (an upload's received_bytes)"),
     "checksum_record_mismatch": (ERROR, "the composite checksum does not match the chunk table"),
-    "data_corrupt": (ERROR, "deep: the stored bytes fail their checks or do not hash to the file's SHA-256"),
+    "data_corrupt": (ERROR, "deep: the stored bytes fail their checks or do not match the file's CRC32C, composite or SHA-256"),
     "key_expiry_wrong": (ERROR, "a key of a permanent file expires, or one of an upload does not"),
     "file_not_charged": (ERROR, "a file is not charged to its owner with its size"),
     "file_not_indexed": (ERROR, "a file is missing from its owner's index or the global index, or its global size differs"),
@@ -1035,7 +1035,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Check the files service's Redis data (read-only unless --repair); prints a JSON report. "
         "Exit status: 0 consistent, 1 problems found (or the walk did not finish), 2 could not run.",
     )
-    parser.add_argument("--deep", action="store_true", help="also read every file's bytes and check them against its SHA-256")
+    parser.add_argument("--deep", action="store_true", help="also read every file's bytes and check them against its CRC32C and composite (and SHA-256, when it has one)")
     parser.add_argument("--repair", action="store_true", help="let the service's own repairs run (reconcile, drop dead index entries), then check again")
     parser.add_argument("--strict", action="store_true", help="stale links/inbox entries fail the check too")
     parser.add_argument("--max-seconds", type=float, default=None, help="stop the walk after this long (the report is then incomplete)")
