@@ -347,12 +347,12 @@ def test_quota_is_enforced_for_sessions_seed_uploads_and_small_files(make_app, s
 
 
 def test_an_expiring_file_disappears_everywhere_at_once(api, client, alice, service, redis_client):
-    meta = api.session(alice, b"short-lived", expires_in=1)
+    meta = api.session(alice, b"short-lived", expires_in=2)  # lives 2-3 s: the deadline is a whole second, rounded up
     assert meta["expires_at"] is not None
     fid = meta["id"]
     assert client.get(f"/files/{fid}", headers=alice).headers["X-Expires-At"] == meta["expires_at"]
     assert client.get("/quota", headers=alice).json["used_bytes"] == 11
-    deadline = time.time() + 5
+    deadline = time.time() + 8
     while time.time() < deadline and client.get(f"/files/{fid}/meta", headers=alice).status_code != 404:
         time.sleep(0.2)
     # the chunks and meta went by their TTL; the user's next request sweeps the rest

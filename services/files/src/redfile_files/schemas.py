@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from apiflask import Schema
@@ -138,9 +139,11 @@ class _Expiry(_JsonIn):
 
 
 def expiry_ts(data: dict, now: float) -> int | None:
-    """The file expiry of an input with ``expires_in`` / ``expires_at`` as unix seconds, or None."""
+    """The file expiry of an input with ``expires_in`` / ``expires_at`` as unix seconds, or None.
+
+    ``expires_in`` rounds up: whole-second deadlines never give less than the seconds asked for."""
     if data.get("expires_in") is not None:
-        return int(now) + data["expires_in"]
+        return math.ceil(now) + data["expires_in"]
     at = data.get("expires_at")
     if at is None:
         return None
