@@ -81,14 +81,16 @@ def test_service_token_ttl_capped_at_60():
         prod(service_token_ttl=61)
 
 
-def test_redis_client_uses_the_pure_python_packer_and_bounded_timeouts():
-    from redis.connection import PythonRespSerializer
+def test_redis_client_packs_large_values_without_hiredis_and_has_bounded_timeouts():
+    from redis.connection import HiredisRespSerializer, PythonRespSerializer
 
-    from redfile_common.redis_client import make_redis
+    from redfile_common.redis_client import HybridPacker, make_redis
 
     s = load_settings(ServiceSettings, {"redfile_env": "development", "redis_url": "redis://127.0.0.1:1/0", "redis_socket_timeout": 3})
     client = make_redis(s)
     conn = client.connection_pool.make_connection()
-    assert isinstance(conn._command_packer, PythonRespSerializer)
+    packer = conn._command_packer
+    assert isinstance(packer, HybridPacker)
+    assert isinstance(packer.python, PythonRespSerializer) and isinstance(packer.hiredis, HiredisRespSerializer)
     assert conn.socket_timeout == 3 and conn.socket_connect_timeout == s.redis_connect_timeout
     assert client.connection_pool.max_connections == s.redis_max_connections
