@@ -70,6 +70,7 @@ class _Group:
     def __init__(self, service: str, registry: CollectorRegistry | None) -> None:
         self.service = service
         self._registry = registry
+        self._children: dict[tuple, Any] = {}
 
     def _make(self, kind, name: str, doc: str, labels: tuple[str, ...] = (), **kwargs: Any):
         if self._registry is None:
@@ -77,7 +78,13 @@ class _Group:
         return kind(name, doc, ("service", *labels), registry=self._registry, **kwargs)
 
     def _bound(self, metric, **labels: str):
-        return metric.labels(service=self.service, **labels)
+        """``metric.labels(...)``, remembered: prometheus_client checks and locks on every call (several per request).
+        Label values come from fixed sets (``_one_of``, route rules, command names), so this stays small."""
+        key = (id(metric), *labels.items())
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(service=self.service, **labels)
+        return child
 
 
 def _one_of(value: str, allowed: tuple[str, ...]) -> str:
