@@ -13,7 +13,10 @@ import blake3
 import google_crc32c
 import pytest
 
+from redfile_common.errors import ApiError
+from redfile_common.testing import redis_state
 from redfile_files import intake, storage
+from redfile_files.checksums import part_of
 
 MIB = 1024 * 1024
 CHUNK = max(intake.THREADED_MIN, 2 * intake.PIECE) + 12345  # threads hash it, and it comes in several pieces
@@ -155,3 +158,37 @@ def test_redis_going_away_mid_chunk_stores_nothing(api, client, alice, redis_cli
     again = os.urandom(CHUNK)
     assert api.put(alice, upload_id, 0, again).status_code == 201
     assert redis_client.get(storage.chunk_key(upload_id, 0)) == again
+
+
+def test_a_script_redis_has_not_cached_is_loaded_and_the_chunk_stored(api, alice, redis_client):
+    """The script rides behind the staged SET as an EVALSHA; a Redis without it (restarted, SCRIPT FLUSH) answers
+    NOSCRIPT, and the chunk is stored through redis-py's load-and-retry instead."""
+    upload_id = api.create(alice, 2 * CHUNK, chunk_size=CHUNK).json["id"]
+    redis_client.script_flush()
+    data = os.urandom(CHUNK)
+    resp = api.put(alice, upload_id, 0, data)
+    assert resp.status_code == 201 and resp.json["received_chunks"] == 1, resp.json
+    assert redis_client.get(storage.chunk_key(upload_id, 0)) == data and staged_keys(redis_client, upload_id) == []
+    assert api.put(alice, upload_id, 1, os.urandom(CHUNK)).status_code == 201  # the pool's connection is in step
+
+
+def test_the_chunk_script_changes_nothing_when_its_staged_bytes_are_missing(api, alice, redis_client, service):
+    """A staged SET Redis refused (or a staging key evicted before the script) leaves the upload as it was."""
+    upload_id = api.create(alice, 2 * CHUNK, chunk_size=CHUNK).json["id"]
+    before = redis_state(redis_client)
+    missing = storage.staging_key(upload_id, 0)
+    with pytest.raises(ApiError) as err:
+        service.store.put_chunk(upload_id, owner="alice", index=0, data=None, part=part_of(b"x" * CHUNK), now_iso="2026-01-01T00:00:00Z",
+                                staged=Staged(missing))  # fmt: skip
+    assert err.value.code == "service_unavailable"
+    assert redis_state(redis_client) == before
+
+
+class Staged:
+    """A staged SET that Redis refused: its key never came to exist; ``finish`` only runs the script."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def finish(self, script, keys, args):
+        return script(keys=list(keys), args=list(args))

@@ -27,9 +27,10 @@ key                                 type        holds / TTL
                                                 when encrypted (never base64).  Deadline, then
                                                 none (or the file's expiry).
 ``files:{<id>}:in:<index>:<rand>``  string      a chunk's bytes on their way in: SET by ``put_chunk``
-                                                (or streamed in by ``StagedChunk``), then RENAMEd to
-                                                ``c:<index>`` by its script (or deleted).  EX 60 s,
-                                                in case the script never runs.
+                                                (or streamed in by ``StagedChunk``, its script sent
+                                                right behind it), then RENAMEd to ``c:<index>`` by
+                                                its script (or deleted).  EX 60 s, in case the
+                                                script never runs.
 ``files:{<id>}:meta``               hash        a file: id, name, size, owner, created_at,
                                                 updated_at, created_ms, mime_type, sha256 ("" unless
                                                 asked for), crc32c, composite_blake3 (or, stored
@@ -157,6 +158,8 @@ local function same_bytes(a, b)
   return true
 end
 local function put()
+-- the staged SET, sent just before on the same connection (StagedChunk.finish), was refused: nothing changes
+if redis.call('EXISTS', staging) == 0 then return {'staging_lost'} end
 local owner, index, part = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local size, ttl, now_iso, chunk_prefix = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[8]
 local received, deadline, old = 0, now + ttl, false
@@ -426,19 +429,62 @@ class StagedChunk:
         self.sent += len(piece)
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if self._conn is None:
+            return  # finished (``finish``)
         if exc_type is not None or self.sent != self.size:
             self._close(broken=True, error=exc if isinstance(exc, Exception) else None)
             return
+        self.finish()
+
+    def finish(self, script=None, keys=(), args=()):
+        """End the ``SET``; with ``script``, send its ``EVALSHA`` right behind it on the same connection.
+
+        One round trip for both instead of two (issue 8: a fixed cost of every
+        chunk ``PUT``).  Redis runs the script after the ``SET``; a ``SET`` Redis
+        refused leaves no staging key, which the script finds (``staging_lost``)
+        before it changes anything.  Returns the script's reply, or runs it
+        again through redis-py (``SCRIPT LOAD`` and all) when Redis did not
+        have it cached (``NOSCRIPT``)."""
+        conn = self._conn
+        if self.sent != self.size:
+            self._close(broken=True)
+            raise ValueError("the staged chunk has not had all its bytes")
         ttl = str(STAGING_TTL).encode()
+        tail = [b"\r\n$2\r\nEX\r\n$%d\r\n%s\r\n" % (len(ttl), ttl)]
+        if script is not None:
+            tail += conn.pack_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        script_started = time.perf_counter()
         try:
-            self._conn.send_packed_command([b"\r\n$2\r\nEX\r\n$%d\r\n%s\r\n" % (len(ttl), ttl)], check_health=False)
-            reply = self._conn.read_response()
+            conn.send_packed_command(tail, check_health=False)
+            reply = conn.read_response()
+        except BaseException as error:  # a refused SET too: its script's reply is still on the way, so the connection goes
+            self._close(broken=True, error=error if isinstance(error, Exception) else None)
+            raise
+        if reply not in (b"OK", "OK", True):
+            self._close(broken=True)
+            raise redis.exceptions.ResponseError(f"unexpected reply to a staged SET: {reply!r}")
+        if script is None:
+            self._close(broken=False)
+            return None
+        try:
+            result = conn.read_response()
+        except redis.exceptions.ResponseError as error:  # a whole error reply: the connection is in step
+            self._close(broken=False)
+            self._observe("EVALSHA", script_started, error)
+            if isinstance(error, redis.exceptions.NoScriptError):
+                return script(keys=list(keys), args=list(args))
+            raise
         except BaseException as error:
             self._close(broken=True, error=error if isinstance(error, Exception) else None)
             raise
         self._close(broken=False)
-        if reply not in (b"OK", "OK", True):
-            raise redis.exceptions.ResponseError(f"unexpected reply to a staged SET: {reply!r}")
+        self._observe("EVALSHA", script_started, None)
+        return result
+
+    def _observe(self, command: str, started: float, error: Exception | None) -> None:
+        observer = getattr(self.client, "observer", None)
+        if observer is not None:
+            observer(command, time.perf_counter() - started, error)
 
     def _close(self, *, broken: bool, error: Exception | None = None) -> None:
         conn, self._conn = self._conn, None
@@ -447,9 +493,7 @@ class StagedChunk:
         if broken:
             conn.disconnect()  # Redis drops a command it did not receive whole
         self.client.connection_pool.release(conn)
-        observer = getattr(self.client, "observer", None)
-        if observer is not None:
-            observer("SET", time.perf_counter() - self._started, error)
+        self._observe("SET", self._started, error)
 
 
 class FileStore:
@@ -479,11 +523,8 @@ class FileStore:
         raise ApiError("conflict", "An upload with this id already exists.")
 
     def stage(self, upload_id: str, index: int, size: int) -> StagedChunk:
-        """A staging key for chunk ``index``, its ``size`` bytes streamed in; then ``put_chunk(staged=key)``."""
+        """A staged ``SET`` of chunk ``index``, its ``size`` bytes streamed in; then ``put_chunk(staged=...)``."""
         return StagedChunk(self.redis, staging_key(upload_id, index), size)
-
-    def drop_staged(self, key: str) -> None:
-        self.redis.unlink(key)
 
     def _unlink_quietly(self, key: str) -> None:
         try:
@@ -493,20 +534,21 @@ class FileStore:
 
     def put_chunk(
         self, upload_id: str, *, owner: str, index: int, data, part: Part, now_iso: str,
-        total_chunks: int | None = None, create_fields: dict | None = None, not_after_us: int = 0, staged: str | None = None,
+        total_chunks: int | None = None, create_fields: dict | None = None, not_after_us: int = 0, staged: StagedChunk | None = None,
     ) -> ChunkWrite:  # fmt: skip
         """Store one chunk's stored bytes ``data`` whose plaintext is ``part``; see the module contract.
 
         ``create_fields`` creates a seed upload with this chunk (fenced by
         ``not_after_us``); ``total_chunks`` is the seed client's claim, checked
-        against the upload's.  ``staged``: the bytes are already in this staging
-        key (``stage``), and ``data`` is ignored.
+        against the upload's.  ``staged``: the bytes are in this staged ``SET``
+        (``stage``), whose end goes with the script in one round trip
+        (``StagedChunk.finish``), and ``data`` is ignored.
         """
         if staged is None:
             staging = staging_key(upload_id, index)
             self.redis.set(staging, data, ex=STAGING_TTL)  # the bytes, once, straight into the value they become
         else:
-            staging = staged
+            staging = staged.key
         keys = [upload_key(upload_id), parts_key(upload_id), chunk_key(upload_id, index), meta_key(upload_id), staging]
         args = [
             owner, index, part.encode(), part.size, self.upload_ttl, now_iso, "", chunk_prefix(upload_id),
@@ -514,13 +556,15 @@ class FileStore:
             self.max_file_bytes, *_flat(create_fields or {}),
         ]  # fmt: skip
         try:
-            result = self._put_chunk(keys=keys, args=args)
+            result = self._put_chunk(keys=keys, args=args) if staged is None else staged.finish(self._put_chunk, keys, args)
         except redis.exceptions.ResponseError:  # e.g. OOM: the script never ran; the staged bytes go now, not in 60 s
             self._unlink_quietly(staging)
             raise
         status = _text(result[0])
         if status in ("stored", "unchanged"):
             return ChunkWrite(status == "stored", int(result[1]), int(result[2]), int(result[3]))
+        if status == "staging_lost":  # evicted between its SET and the script
+            raise ApiError("service_unavailable", "The chunk was lost in storage before it was kept; send it again.")
         if status == "not_found":
             raise ApiError("upload_not_found")
         if status == "conflict":

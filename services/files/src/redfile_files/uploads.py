@@ -233,13 +233,10 @@ class Uploads:
             # threads pay off only when a SHA-256 is computed (intake's docstring)
             intake.stream_into(body, length, staged, [chunk] if running is None else [chunk, running],
                                threaded=sha256 is not None or running is not None)  # fmt: skip
-        part = chunk.part()
-        try:
+            part = chunk.part()
+            # a mismatch leaves the staged SET unfinished: Redis drops it with the connection, nothing is stored
             self.verify(part, index, sha256=sha256, crc32c=crc32c, computed_sha256=chunk.sha256)
-        except ApiError:
-            self.store.drop_staged(staged.key)
-            raise
-        write = self.store.put_chunk(upload_id, owner=owner, index=index, data=None, part=part, now_iso=iso(self.clock()), staged=staged.key)
+            write = self.store.put_chunk(upload_id, owner=owner, index=index, data=None, part=part, now_iso=iso(self.clock()), staged=staged)
         if running is not None:
             self.running.advance(upload_id, index, running)
         if write.stored:
