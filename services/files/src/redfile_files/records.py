@@ -45,9 +45,9 @@ class FileRecord:
     @classmethod
     def from_meta(cls, meta: dict) -> "FileRecord":
         values = {}
-        for f in fields(cls):
-            value = meta.get(f.name, None if f.default is MISSING else f.default)  # a field missing from Redis: "" or 0
-            values[f.name] = int(value or 0) if f.type in ("int", int) else ("" if value is None else value)
+        for name, default, is_int in _META_FIELDS:
+            value = meta.get(name, default)  # a field missing from Redis: "" or 0
+            values[name] = int(value or 0) if is_int else ("" if value is None else value)
         return cls(**values)
 
     def to_meta(self) -> dict:
@@ -65,6 +65,10 @@ class FileRecord:
     def etag(self) -> str:
         """A strong ETag: the file's SHA-256 when it has one, else its composite (a file's bytes never change)."""
         return self.sha256 or self.composite or f"{self.id}-{self.crc32c}"
+
+
+# FileRecord.from_meta's table: name, the value when Redis has none, whether it is an int
+_META_FIELDS = tuple((f.name, None if f.default is MISSING else f.default, f.type in ("int", int)) for f in fields(FileRecord))
 
 
 @dataclass(frozen=True)
