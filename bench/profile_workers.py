@@ -28,10 +28,12 @@ def py_spy() -> str | None:
     return found if os.path.exists(found) else None
 
 
-def record(pid: int, seconds: float, out: Path, fmt: str) -> subprocess.Popen:
+def record(pid: int, seconds: float, out: Path, fmt: str, *, subprocesses: bool = False) -> subprocess.Popen:
+    """py-spy on ``pid`` (with ``subprocesses``: on a gunicorn master, all its workers)."""
     exe = py_spy()
     return subprocess.Popen(
-        [exe, "record", "-p", str(pid), "-d", str(max(1, round(seconds))), "-r", "250", "-f", fmt, "-o", str(out), "--nonblocking", "--gil"],
+        [exe, "record", "-p", str(pid), "-d", str(max(1, round(seconds))), "-r", "250", "-f", fmt, "-o", str(out), "--nonblocking", "--gil",
+         *(["--subprocesses"] if subprocesses else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 
@@ -47,6 +49,8 @@ def summarise(raw: Path, top: int = 40) -> list[tuple[str, float]]:
         total += int(n)
         seen = set()
         for frame in stack.split(";"):
+            if frame.startswith("process "):
+                continue  # which worker (with --subprocesses) says nothing either
             name = frame.split(" (")[0] + " (" + frame.split(" (")[-1].split(":")[0].rstrip(")") + ")" if " (" in frame else frame
             if name not in seen:
                 seen.add(name)
@@ -68,7 +72,8 @@ def profile(bench, tmp: Path, seconds: float = 8.0) -> dict:
     up = redfile_upload(bench.files.port, bench.token, bench.payload(1000, 1000))
     auth = {"Authorization": f"Bearer {bench.token}"}
     raw = tmp / "meta.txt"
-    spy = record(worker, seconds, raw, "raw")
+    # the load's few keep-alive connections may all land on one worker, not necessarily the first: record all of them
+    spy = record(bench.files.proc.pid, seconds, raw, "raw", subprocesses=True)
     time.sleep(0.5)
     load(bench.files.port, f"/files/{up.file_id}/meta", headers=auth, seconds=seconds, connections=bench.args.connections)
     spy.wait(seconds + 30)
