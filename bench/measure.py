@@ -254,7 +254,8 @@ _RENAME_IN_LUA = "redis.call('RENAME', KEYS[2], KEYS[1]) redis.call('EXPIRE', KE
 
 def redis_paths(client: redis.Redis, python_parser: redis.Redis, payload: Payload) -> dict:
     """Milliseconds per chunk: a plain SET; the bytes passed through a Lua script (put_chunk before issue 8);
-    a SET to a staging key then a script that RENAMEs it (put_chunk now); a GET with hiredis's reply
+    a SET to a staging key then a script that RENAMEs it (put_chunk's path for whole bodies; a streamed chunk
+    sends the two together, StagedChunk.finish); a GET with hiredis's reply
     parser and with redis-py's own."""
     through_lua = client.register_script(_SET_THROUGH_LUA)
     rename = client.register_script(_RENAME_IN_LUA)

@@ -1,4 +1,4 @@
-"""py-spy profiles of a files worker under the benchmark's load (``bench/run.py --profile``; needs root and py-spy).
+"""py-spy profiles of the files workers under the benchmark's load (``bench/run.py --profile``; needs root and py-spy).
 
 Two profiles: the authenticated metadata read under load, and a single-stream
 upload and download.  Each is summarised as the share of the request threads'
@@ -66,7 +66,6 @@ def profile(bench, tmp: Path, seconds: float = 8.0) -> dict:
         return {"skipped": "py-spy is not installed (make bench installs it)"}
     results = HERE / "results"
     results.mkdir(exist_ok=True)
-    worker = bench.files.workers()[0]
     out: dict = {}
 
     up = redfile_upload(bench.files.port, bench.token, bench.payload(1000, 1000))
@@ -83,7 +82,7 @@ def profile(bench, tmp: Path, seconds: float = 8.0) -> dict:
     # the upload and download of a file big enough to keep the worker busy for the whole recording
     payload = bench.payload(512 * MIB)
     raw = tmp / "transfer.txt"
-    spy = record(worker, seconds, raw, "raw")
+    spy = record(bench.files.proc.pid, seconds, raw, "raw", subprocesses=True)
     done = threading.Event()
 
     def traffic() -> None:
@@ -94,7 +93,7 @@ def profile(bench, tmp: Path, seconds: float = 8.0) -> dict:
             redfile_delete(bench.files.port, bench.token, u.file_id)
         done.set()
 
-    # with two workers, connections may land on either: keep both busy, profile one
+    # with two workers, connections may land on either: keep both busy, profile both
     lanes = [threading.Thread(target=traffic) for _ in range(2)]
     for t in lanes:
         t.start()

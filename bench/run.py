@@ -11,8 +11,8 @@ bare Flask app under the same configuration, and our stand-in for the seed's
 app (bench/apps/seed_standin.py).  Then measures, interleaving the things
 compared so that a change of load on the machine hits both sides:
 
-* ceilings: raw redis-py SET and GET (the services' own client: pure-Python
-  packer) of the same chunks against the same Redis; the bare Flask app
+* ceilings: raw redis-py SET and GET (the services' own client: the chunk values
+  through the pure-Python packer) of the same chunks against the same Redis; the bare Flask app
   (request body streamed and discarded, a streamed download, a tiny JSON);
 * Redfile: an upload session of ``--size-mib`` (one stream, then 4 streams),
   its download; a sweep of chunk sizes and of file sizes with each worker's

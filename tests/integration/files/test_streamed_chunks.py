@@ -12,6 +12,7 @@ import os
 import blake3
 import google_crc32c
 import pytest
+import redis
 
 from redfile_common.errors import ApiError
 from redfile_common.testing import redis_state
@@ -192,3 +193,64 @@ class Staged:
 
     def finish(self, script, keys, args):
         return script(keys=list(keys), args=list(args))
+
+
+def test_a_chunk_script_run_again_after_it_stored_the_chunk_finds_it_unchanged(api, alice, redis_client, service):
+    """redis-py retries a script whose reply was lost; by then the staged key is renamed away: still a no-op, not staging_lost."""
+    upload_id = api.create(alice, 2 * CHUNK, chunk_size=CHUNK).json["id"]
+    data = os.urandom(CHUNK)
+    assert api.put(alice, upload_id, 0, data).status_code == 201
+    again = service.store.put_chunk(upload_id, owner="alice", index=0, data=None, part=part_of(data), now_iso="2026-01-01T00:00:00Z",
+                                    staged=Staged(storage.staging_key(upload_id, 0)))  # fmt: skip
+    assert not again.stored and again.received_chunks == 1 and redis_client.get(storage.chunk_key(upload_id, 0)) == data
+
+
+@pytest.fixture
+def observed(redis_url):
+    from redfile_common.redis_client import make_redis
+    from redfile_common.settings import ServiceSettings
+    from redfile_common.testing import make_settings
+
+    seen: list[tuple[str, str | None]] = []
+    client = make_redis(make_settings(ServiceSettings, redis_url), observer=lambda c, s, e: seen.append((c, type(e).__name__ if e else None)))
+    yield client, seen
+    client.close()
+
+
+def test_a_staged_set_and_its_script_report_each_command_once(observed, redis_client):
+    client, seen = observed
+    echo = client.register_script("-- the staged value\nreturn redis.call('GET', KEYS[1])")
+    client.script_load(echo.script)
+    seen.clear()
+    with storage.StagedChunk(client, "files:{t}:in:0:a", 3) as staged:
+        staged.write(b"abc")
+        assert staged.finish(echo, ["files:{t}:in:0:a"], []) == b"abc"
+    assert seen == [("SET", None), ("EVALSHA", None)]
+    assert client.ping() and client.get("files:{t}:in:0:a") == b"abc"  # the connection is in step
+
+    seen.clear()
+    redis_client.script_flush()  # as after a restart: NOSCRIPT, then loaded and run
+    with storage.StagedChunk(client, "files:{t}:in:0:b", 2) as staged:
+        staged.write(b"de")
+        assert staged.finish(echo, ["files:{t}:in:0:b"], []) == b"de"
+    assert seen == [("SET", None), ("EVALSHA", "NoScriptError"), ("SCRIPT", None), ("EVALSHA", None)]  # NOSCRIPT once
+
+    seen.clear()
+    failing = client.register_script("return redis.error_reply('ERR refused')")
+    client.script_load(failing.script)
+    with pytest.raises(redis.exceptions.ResponseError), storage.StagedChunk(client, "files:{t}:in:0:c", 1) as staged:
+        staged.write(b"f")
+        staged.finish(failing, ["files:{t}:in:0:c"], [])
+    assert seen[-2:] == [("SET", None), ("EVALSHA", "ResponseError")]
+    assert client.get("files:{t}:in:0:a") == b"abc"  # still in step after an error reply
+
+
+def test_a_staged_set_abandoned_for_the_clients_fault_is_not_a_redis_error(observed, redis_client):
+    client, seen = observed
+    with pytest.raises(ValueError), storage.StagedChunk(client, "files:{t}:in:0:x", 4) as staged:
+        staged.write(b"ab")
+        raise ValueError("a checksum that does not match")
+    assert seen == [("SET", None)] and redis_client.exists("files:{t}:in:0:x") == 0
+    with pytest.raises(RuntimeError):
+        staged.finish()
+    assert client.ping()

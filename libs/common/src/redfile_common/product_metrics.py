@@ -79,7 +79,8 @@ class _Group:
 
     def _bound(self, metric, **labels: str):
         """``metric.labels(...)``, remembered: prometheus_client checks and locks on every call (several per request).
-        Label values come from fixed sets (``_one_of``, route rules, command names), so this stays small."""
+        It grows as the metric's own children do, one entry per label set ever used (all from the code's own
+        names: commands, targets, reasons, events, error classes)."""
         key = (id(metric), *labels.items())
         child = self._children.get(key)
         if child is None:

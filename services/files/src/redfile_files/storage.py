@@ -158,8 +158,6 @@ local function same_bytes(a, b)
   return true
 end
 local function put()
--- the staged SET, sent just before on the same connection (StagedChunk.finish), was refused: nothing changes
-if redis.call('EXISTS', staging) == 0 then return {'staging_lost'} end
 local owner, index, part = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local size, ttl, now_iso, chunk_prefix = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[8]
 local received, deadline, old = 0, now + ttl, false
@@ -192,6 +190,10 @@ if old then
 elseif received + size > tonumber(ARGV[12]) then
   return {'too_large', received}
 end
+-- new bytes, but no staged copy of them (a staged SET Redis refused, sent just before on the same
+-- connection by StagedChunk.finish, or a key evicted): nothing changes.  Checked only here, so a
+-- script retried after it stored the chunk still finds it unchanged.
+if not old and redis.call('EXISTS', staging) == 0 then return {'staging_lost'} end
 if create then
   redis.call('HSET', upload, 'received_bytes', 0, 'deadline', deadline, unpack(ARGV, 13))
 end
@@ -397,11 +399,15 @@ class StagedChunk:
 
     redis-py sends a command only whole, so this writes the RESP itself on a
     connection of the client's pool: the header with the value's length, each
-    piece as it is given, then ``EX`` and the reply.  Redis creates the key only
-    when the whole command has arrived; if anything goes wrong before that (the
-    body ends early, a piece is too many, an exception), the connection is
-    closed instead, Redis drops the partial command, and nothing is stored.
-    Reported to the client's observer as one ``SET`` (no OpenTelemetry span).
+    piece as it is given, then ``EX`` (and, with ``finish``, the chunk's script
+    right behind it) and the reply.  Redis creates the key only when the whole
+    command has arrived; if anything goes wrong before that (the body ends
+    early, a piece is too many, a checksum does not match, an exception), the
+    connection is closed instead, Redis drops the partial command, and nothing
+    is stored.  Reported to the client's observer as a ``SET`` and an
+    ``EVALSHA``; neither gets an OpenTelemetry span, and neither is retried by
+    redis-py's retry policy: a connection lost here is the client's 503, and
+    its retry of the chunk is a no-op or stores it.
     """
 
     def __init__(self, client: redis.Redis, key: str, size: int) -> None:
@@ -432,7 +438,7 @@ class StagedChunk:
         if self._conn is None:
             return  # finished (``finish``)
         if exc_type is not None or self.sent != self.size:
-            self._close(broken=True, error=exc if isinstance(exc, Exception) else None)
+            self._close(broken=True, error=exc)
             return
         self.finish()
 
@@ -446,6 +452,8 @@ class StagedChunk:
         again through redis-py (``SCRIPT LOAD`` and all) when Redis did not
         have it cached (``NOSCRIPT``)."""
         conn = self._conn
+        if conn is None:
+            raise RuntimeError("the staged chunk is already finished or closed")
         if self.sent != self.size:
             self._close(broken=True)
             raise ValueError("the staged chunk has not had all its bytes")
@@ -458,41 +466,54 @@ class StagedChunk:
             conn.send_packed_command(tail, check_health=False)
             reply = conn.read_response()
         except BaseException as error:  # a refused SET too: its script's reply is still on the way, so the connection goes
-            self._close(broken=True, error=error if isinstance(error, Exception) else None)
+            self._close(broken=True, error=error)
             raise
         if reply not in (b"OK", "OK", True):
-            self._close(broken=True)
-            raise redis.exceptions.ResponseError(f"unexpected reply to a staged SET: {reply!r}")
+            unexpected = redis.exceptions.ResponseError(f"unexpected reply to a staged SET: {reply!r}")
+            self._close(broken=True, error=unexpected)
+            raise unexpected
         if script is None:
             self._close(broken=False)
             return None
+        self._close(broken=False, release=False)  # the SET is done; the connection waits for the script's reply
         try:
             result = conn.read_response()
         except redis.exceptions.ResponseError as error:  # a whole error reply: the connection is in step
-            self._close(broken=False)
+            self._release(conn, broken=False)
             self._observe("EVALSHA", script_started, error)
-            if isinstance(error, redis.exceptions.NoScriptError):
+            if isinstance(error, redis.exceptions.NoScriptError):  # Redis restarted or flushed its scripts
+                self.client.script_load(script.script)
                 return script(keys=list(keys), args=list(args))
             raise
         except BaseException as error:
-            self._close(broken=True, error=error if isinstance(error, Exception) else None)
+            self._release(conn, broken=True)
+            self._observe("EVALSHA", script_started, error)
             raise
-        self._close(broken=False)
+        self._release(conn, broken=False)
         self._observe("EVALSHA", script_started, None)
         return result
 
-    def _observe(self, command: str, started: float, error: Exception | None) -> None:
+    def _observe(self, command: str, started: float, error: BaseException | None) -> None:
+        """Report ``command`` to the client's observer; an error counts only if it is Redis's or the connection's
+        (a checksum mismatch that leaves the SET unfinished is the client's, not Redis's)."""
         observer = getattr(self.client, "observer", None)
         if observer is not None:
-            observer(command, time.perf_counter() - started, error)
+            counted = error if isinstance(error, (redis.exceptions.RedisError, OSError)) else None
+            observer(command, time.perf_counter() - started, counted)
 
-    def _close(self, *, broken: bool, error: Exception | None = None) -> None:
+    def _release(self, conn, *, broken: bool) -> None:
+        if broken:
+            conn.disconnect()  # Redis drops a command it did not receive whole; a reply not read is never read
+        self.client.connection_pool.release(conn)
+
+    def _close(self, *, broken: bool, error: BaseException | None = None, release: bool = True) -> None:
+        """The SET is over (done, or abandoned with ``broken``): report it; return the connection unless ``release``
+        is False (``finish`` still reads the script's reply on it)."""
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        if broken:
-            conn.disconnect()  # Redis drops a command it did not receive whole
-        self.client.connection_pool.release(conn)
+        if release:
+            self._release(conn, broken=broken)
         self._observe("SET", self._started, error)
 
 
@@ -557,14 +578,15 @@ class FileStore:
         ]  # fmt: skip
         try:
             result = self._put_chunk(keys=keys, args=args) if staged is None else staged.finish(self._put_chunk, keys, args)
-        except redis.exceptions.ResponseError:  # e.g. OOM: the script never ran; the staged bytes go now, not in 60 s
+        except redis.exceptions.ResponseError:  # e.g. OOM: the script refused or stopped; the staged bytes go now, not in 60 s
             self._unlink_quietly(staging)
             raise
         status = _text(result[0])
         if status in ("stored", "unchanged"):
             return ChunkWrite(status == "stored", int(result[1]), int(result[2]), int(result[3]))
-        if status == "staging_lost":  # evicted between its SET and the script
-            raise ApiError("service_unavailable", "The chunk was lost in storage before it was kept; send it again.")
+        if status == "staging_lost":  # a staged SET Redis refused without an error reply, or evicted before the script
+            raise ApiError("service_unavailable", "The chunk was lost in storage before it was kept; send it again.",
+                           headers={"Retry-After": "1"})  # fmt: skip
         if status == "not_found":
             raise ApiError("upload_not_found")
         if status == "conflict":
