@@ -56,7 +56,7 @@ DEFAULT_CHUNK = 8 * MIB - 4096  # the files service's DEFAULT_CHUNK_BYTES
 ADMIN = ("benchadmin", "bench-admin-password-0123")
 
 PRESETS = {
-    "full": dict(size_mib=256, rounds=3, chunks="1,2,4,8", file_sizes="16,64,256,1024", peer_mib=48,
+    "full": dict(size_mib=256, rounds=5, chunks="1,2,4,8", file_sizes="16,64,256,1024", peer_mib=48,
                  peer_sizes="16,48,128,256", load_seconds=5, logins=8),  # fmt: skip
     "smoke": dict(size_mib=4, rounds=1, chunks="1,2", file_sizes="2,4", peer_mib=2, peer_sizes="2", load_seconds=1, logins=2),
 }
