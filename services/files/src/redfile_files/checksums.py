@@ -295,10 +295,10 @@ def parse_crc32c_value(value: str | None, field: str = "X-Checksum-CRC32C") -> s
 def verify(part: Part, index: int, *, sha256: str | None, crc32c: str | None, computed_sha256: str = "") -> None:
     """Raise 400 ``checksum_mismatch`` when a checksum the client sent does not match the bytes.
 
-    ``computed_sha256``: the chunk's SHA-256, computed because the client sent ``sha256``.
+    ``computed_sha256``: the chunk's SHA-256, computed because the client sent ``sha256`` (part
+    records carry none).
     """
-    have_sha = computed_sha256 or part.sha256
-    bad = [name for name, want, have in (("sha256", sha256, have_sha), ("crc32c", crc32c, part.crc32c)) if want and want != have]
+    bad = [name for name, want, have in (("sha256", sha256, computed_sha256), ("crc32c", crc32c, part.crc32c)) if want and want != have]
     if bad:
         raise ApiError("checksum_mismatch", details={"chunk_index": index, "checksums": bad})
 

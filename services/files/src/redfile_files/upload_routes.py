@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from apiflask import APIBlueprint
 from flask import current_app, g, request
 
@@ -59,15 +61,11 @@ def create_upload(json_data):
     )  # fmt: skip
 
 
-def _read_upload(pipe, upload_id: str, **_) -> None:
-    """The upload's first read, in the token check's round trip (an id that is not one reads nothing)."""
+def _read_upload(pipe, upload_id: str, *, parts: bool = False, **_) -> None:
+    """The upload's first read (with ``parts``, its part table too), in the token check's round trip
+    (an id that is not one reads nothing)."""
     if is_file_id(upload_id):
-        files().store.queue_upload(pipe, upload_id)
-
-
-def _read_upload_and_parts(pipe, upload_id: str) -> None:
-    if is_file_id(upload_id):
-        files().store.queue_upload(pipe, upload_id, parts=True)
+        files().store.queue_upload(pipe, upload_id, parts=parts)
 
 
 @bp.put("/uploads/<upload_id>/chunks/<int(signed=True):index>")
@@ -111,7 +109,7 @@ def upload_status(upload_id):
 
 
 @bp.post("/uploads/<upload_id>/complete")
-@login_required(reads=_read_upload_and_parts)
+@login_required(reads=functools.partial(_read_upload, parts=True))
 @bp.output(FileOut, status_code=201, description="The upload is now a file")
 @bp.doc(
     security=USER,

@@ -178,22 +178,22 @@ class Uploads:
         if not one_request:
             self.metrics.upload_started()
         log.info("upload_created", upload_id=upload_id, owner=owner, total_size=total_size, chunks=total_chunks)
-        # what status() would read back, known already: nothing is stored yet, every chunk is missing
-        return UploadStatus(
-            id=upload_id, name=name, mime_type=mime_type, total_size=total_size, chunk_size=chunk_size, total_chunks=total_chunks,
-            received_chunks=0, received_bytes=0, missing=list(range(min(total_chunks, 100))), missing_count=total_chunks,
-            expires_at=iso(deadline), created_at=now, updated_at=now, sha256=sha256 or None,
-            file_expires_at=iso(expires_ts) if expires_ts else None, encrypted=bool(fields["dek"]),
-            checksum_algorithm="sha256" if sha256 or compute_sha256 else None,
-        )  # fmt: skip
+        # what status() would read back, known already: the record just written, nothing stored, every chunk missing
+        written = {**fields, "deadline": deadline, "received_bytes": 0}
+        state = self.store.decode_upload(upload_id, [{k: "" if v is None else str(v) for k, v in written.items()}, 0])  # as Redis holds it
+        return self._status(state, range(total_chunks))
 
     def status(self, owner: str, upload_id: str) -> UploadStatus:
         state = self._upload(owner, upload_id)
         missing = self.store.missing_chunks(upload_id, state.total_chunks) if state.received_chunks < state.total_chunks else []
+        return self._status(state, missing)
+
+    @staticmethod
+    def _status(state: UploadState, missing) -> UploadStatus:
         return UploadStatus(
-            id=upload_id, name=state.name, mime_type=state.mime_type, total_size=state.total_size, chunk_size=state.chunk_size,
+            id=state.id, name=state.name, mime_type=state.mime_type, total_size=state.total_size, chunk_size=state.chunk_size,
             total_chunks=state.total_chunks, received_chunks=state.received_chunks, received_bytes=state.received_bytes,
-            missing=missing[:100], missing_count=len(missing), expires_at=iso(state.deadline), created_at=state.created_at,
+            missing=list(missing[:100]), missing_count=len(missing), expires_at=iso(state.deadline), created_at=state.created_at,
             updated_at=state.updated_at, sha256=state.sha256 or None,
             file_expires_at=iso(state.file_expires) if state.file_expires else None, encrypted=bool(state.dek),
             checksum_algorithm="sha256" if state.want_sha256 else None,
