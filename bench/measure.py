@@ -158,6 +158,25 @@ def redfile_upload(port: int, token: str, payload: Payload, *, streams: int = 1,
                   (expected_crc is None or meta["crc32c"] == expected_crc) and (expected_sha is None or meta["sha256"] == expected_sha))  # fmt: skip
 
 
+def redfile_tus_upload(port: int, token: str, payload: Payload, *, expected_crc: str | None = None) -> tuple[float, str, bool]:
+    """Seconds to upload the whole file by tus in one request (creation-with-upload: ``POST /tus/`` with the
+    bytes), as the seed's one multipart POST does; (seconds, file id, its CRC32C is the payload's)."""
+    import base64
+
+    headers = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0", "Upload-Length": str(payload.size),
+               "Content-Type": "application/offset+octet-stream", "Upload-Metadata": "filename " + base64.b64encode(b"bench.bin").decode()}  # fmt: skip
+    http = Http(port)
+    started = time.perf_counter()
+    reply = expect(http.request("POST", "/tus/", headers=headers, parts=[payload.piece(i) for i in range(payload.count)]), 201)
+    seconds = time.perf_counter() - started
+    if int(reply.headers["upload-offset"]) != payload.size:
+        raise HttpError(f"tus: offset {reply.headers['upload-offset']} of {payload.size}")
+    file_id = reply.headers["location"].rstrip("/").rsplit("/", 1)[-1]
+    meta = _json(expect(http.request("GET", f"/files/{file_id}/meta", headers={"Authorization": f"Bearer {token}"}), 200).body)
+    http.close()
+    return seconds, file_id, expected_crc is None or meta["crc32c"] == expected_crc
+
+
 def redfile_download(port: int, token: str, file_id: str, size: int, *, verify: bool = False) -> tuple[float, str | None]:
     """Seconds to GET the whole file (its bytes counted, or hashed when ``verify``)."""
     http = Http(port)

@@ -44,7 +44,7 @@ import redis
 
 from client import Http, expect, load
 from measure import (MIB, Payload, bare_download, bare_upload, raw_set_get, redfile_delete, redfile_download, sha256_seconds,
-                     redfile_upload, redis_paths, seed_buffer, seed_delete, seed_download, seed_upload)  # fmt: skip
+                     redfile_tus_upload, redfile_upload, redis_paths, seed_buffer, seed_delete, seed_download, seed_upload)  # fmt: skip
 from procs import HERE, PeakRss, Processes, cpu_seconds, free_port, rss_kib
 from report import median, mib_s, print_table, targets
 
@@ -160,6 +160,14 @@ class Bench:
             "upload_mib": up_mem, "download_mib": down_mem,
         }  # fmt: skip
 
+    def tus_upload(self, payload: Payload) -> float:
+        """MiB/s of one tus upload of the whole file in one request (creation-with-upload), checked by its CRC32C."""
+        seconds, file_id, crc_ok = redfile_tus_upload(self.files.port, self.token, payload, expected_crc=payload.crc32c())
+        redfile_delete(self.files.port, self.token, file_id)
+        if not crc_ok:
+            raise RuntimeError("the tus upload's CRC32C is not that of the bytes uploaded")
+        return mib_s(payload.size, seconds)
+
     def raw(self, payload: Payload) -> dict:
         set_s, get_s, ranges_s = raw_set_get(self.raw_client, payload)
         return {"raw_set_mib_s": mib_s(payload.size, set_s), "raw_get_mib_s": mib_s(payload.size, get_s),
@@ -201,6 +209,7 @@ class Bench:
             row.update(self.round_trip(payload))
             row["upload4_mib_s"] = self.round_trip(payload, streams=4)["upload_mib_s"]
             row["upload_sha256_mib_s"] = self.round_trip(payload, sha256=True)["upload_mib_s"]  # asking for the file's SHA-256
+            row["upload_tus_mib_s"] = self.tus_upload(payload)
             row["bare_upload_mib_s"] = mib_s(size, bare_upload(self.bare.port, payload))
             row["bare_download_mib_s"] = mib_s(size, bare_download(self.bare.port, payload))
             rounds.append(row)
@@ -214,12 +223,15 @@ class Bench:
         for _ in range(self.args.rounds):
             seeds.append(self.peer(payload))
             ours.append(self.round_trip(payload))
+            ours[-1]["tus_upload_mib_s"] = self.tus_upload(payload)
         refused = self.peer(self.payload(64 * MIB)) if not self.args.smoke else None
         return {
             "size_mib": self.args.peer_mib,
             "upload_mib_s": median([s["upload_mib_s"] for s in seeds]), "download_mib_s": median([s["download_mib_s"] for s in seeds]),
             "redfile_upload_mib_s": median([o["upload_mib_s"] for o in ours]),
             "redfile_download_mib_s": median([o["download_mib_s"] for o in ours]),
+            "redfile_tus_upload_mib_s": median([o["tus_upload_mib_s"] for o in ours]),
+            "rounds": [[s.get("upload_mib_s") for s in seeds], [o["upload_mib_s"] for o in ours], [o["tus_upload_mib_s"] for o in ours]],
             "refuses_64_mib": (refused or {}).get("refused"),
         }  # fmt: skip
 
@@ -390,6 +402,8 @@ def ratios(doc: dict) -> dict:
         "download_vs_raw_get": div(h["download_mib_s"], h["raw_get_mib_s"]),
         "download_vs_raw_getrange": div(h["download_mib_s"], h["raw_getrange_mib_s"]),
         "upload_vs_seed": div(p["redfile_upload_mib_s"], p["upload_mib_s"]),
+        "upload_tus_vs_raw_set": div(h.get("upload_tus_mib_s"), h["raw_set_mib_s"]),
+        "upload_tus_vs_seed": div(p.get("redfile_tus_upload_mib_s"), p["upload_mib_s"]),
         "download_vs_seed": div(p["redfile_download_mib_s"], p["download_mib_s"]),
         "parallel4_vs_single": div(h["upload4_mib_s"], h["upload_mib_s"]),
         "rss_growth_1gib_mib": max(big[0]["upload_mib"], big[0]["download_mib"]) if big else None,

@@ -6,6 +6,7 @@ import random
 
 import blake3
 import google_crc32c
+import pytest
 
 from redfile_files import storage
 from redfile_files.checksums import Part
@@ -113,13 +114,20 @@ def test_a_deferred_upload_cannot_outgrow_the_largest_file(tus, client, alice, i
     assert tus.patch(alice, url, 200, b"", headers={"Upload-Length": "200"}).status_code == 204
 
 
-def test_offsets_map_onto_uniform_chunks_whatever_the_patch_sizes(make_app, settings, redis_client):
-    """Random PATCH sizes, encryption on: every chunk but the last is full, and the file reads back whole."""
+@pytest.mark.parametrize("encrypted", [True, False], ids=["encrypted", "plain"])
+@pytest.mark.parametrize("send_ahead_min", [64 * 1024, 1], ids=["in-script", "sent-ahead"])
+def test_offsets_map_onto_uniform_chunks_whatever_the_patch_sizes(make_app, settings, redis_client, monkeypatch, encrypted, send_ahead_min):
+    """Random PATCH sizes: every chunk but the last is full, and the file reads back whole; with and without encryption,
+    each chunk's bytes in the append script's arguments or in a SET sent ahead of it (streamed as they arrive when
+    the chunk is not sealed)."""
     from redfile_common.testing import auth_header, user_token
+    from redfile_files import tus_appender
 
     from .tus_helpers import Tus
 
-    client = make_app(encryption_keys="k1:" + base64.b64encode(b"1" * 32).decode()).test_client()
+    monkeypatch.setattr(tus_appender, "SEND_AHEAD_MIN", send_ahead_min)
+    keys = {"encryption_keys": "k1:" + base64.b64encode(b"1" * 32).decode()} if encrypted else {}
+    client = make_app(**keys).test_client()
     alice = auth_header(user_token(settings, redis_client, "alice"))
     tus = Tus(client)
     rng = random.Random(4)
@@ -135,9 +143,10 @@ def test_offsets_map_onto_uniform_chunks_whatever_the_patch_sizes(make_app, sett
         # each record is "size::crc32c:blake3" of the plaintext of that 64-byte slice, however the PATCHes cut it
         assert [raw[i] for i in range(len(raw))] == [f"{len(p)}::{crc32c_hex(p)}:{blake3.blake3(p).hexdigest()}" for p in pieces(data)]
         meta = client.get(f"/files/{fid}/meta", headers=alice).json
-        assert meta["chunk_size"] == 64 and meta["encrypted"] is True and meta["sha256"] is None
+        assert meta["chunk_size"] == 64 and meta["encrypted"] is encrypted and meta["sha256"] is None
         assert (meta["crc32c"], meta["composite_blake3"]) == (crc32c_hex(data), blake3_composite(data)), (size, steps)
         assert client.get(f"/files/{fid}", headers=alice).data == data
+    assert list(redis_client.scan_iter(match="files:{*}:s:*")) == []
 
 
 def test_an_upload_in_progress_is_also_an_upload_of_the_uploads_api(tus, client, alice):

@@ -73,13 +73,13 @@ def test_staged_chunks_are_renamed_into_place_or_the_append_refuses(store, redis
     token = new_staging_token()
     keys = [staging_key(ID, token, n) for n in range(2)]
     assert all(k.startswith(f"files:{{{ID}}}:s:") for k in keys)  # the upload's slot
-    store.stage(keys[0], b"abcd")
+    staged_write(store, keys[0], b"abcd").finish()
     before = dump(redis_client)
     with pytest.raises(ApiError) as caught:  # the second staged chunk is gone (expired)
         append(store, 0, 6, [Segment(0, part_of(b"abcd"), staged_key=keys[0]), Segment(1, part_of(b"ef"), staged_key=keys[1])])
     assert caught.value.status == 503
     assert dump(redis_client) == before
-    store.stage(keys[1], b"ef")
+    staged_write(store, keys[1], b"ef").finish()
     append(store, 0, 6, [Segment(0, part_of(b"abcd"), staged_key=keys[0]), Segment(1, part_of(b"ef"), staged_key=keys[1])])
     assert [redis_client.get(storage.chunk_key(ID, i)) for i in (0, 1)] == [b"abcd", b"ef"]
     assert redis_client.exists(*keys) == 0
@@ -100,3 +100,48 @@ def test_links_and_annotations_only_touch_keys_that_exist(store, redis_client):
     assert store.link_final("ef" * 16, "cd" * 16) is False
     assert store.annotate_file(ID, {"tus_concat": "partial"}) is False  # no file yet
     assert redis_client.exists(storage.meta_key(ID), storage.upload_key("ef" * 16)) == 0
+
+
+def staged_write(store, key: str, data: bytes):
+    staged = store.open_staged(key, len(data))
+    for i in range(0, len(data), 3):  # sent piece by piece, as a body arrives
+        staged.write(data[i : i + 3])
+    return staged
+
+
+def test_a_chunk_sent_ahead_of_the_script_is_renamed_into_place(store, redis_client):
+    key = staging_key(ID, new_staging_token(), 0)
+    staged = staged_write(store, key, b"abcd")
+    assert redis_client.exists(key) == 0  # nothing stored until the SET ends, with the script right behind it
+    append(store, 0, 4, [Segment(0, part_of(b"abcd"), staged_key=key)], staged=staged)
+    assert redis_client.get(storage.chunk_key(ID, 0)) == b"abcd"
+    assert redis_client.exists(key) == 0
+    assert 0 < redis_client.ttl(storage.chunk_key(ID, 0)) <= 600
+    assert redis_client.hget(storage.upload_key(ID), "received_bytes") == b"4"
+
+
+def test_a_refused_append_removes_the_bytes_sent_ahead_and_changes_nothing(store, redis_client):
+    before = dump(redis_client)
+    key = staging_key(ID, new_staging_token(), 1)
+    with pytest.raises(OffsetMismatch):
+        append(store, 4, 8, [Segment(1, part_of(b"efgh"), staged_key=key)], staged=staged_write(store, key, b"efgh"))
+    assert dump(redis_client) == before
+    assert not store.redis.connection_pool._in_use_connections
+
+
+def test_an_abandoned_write_stores_nothing_and_frees_its_connection(store, redis_client):
+    before = dump(redis_client)
+    key = staging_key(ID, new_staging_token(), 0)
+    staged = staged_write(store, key, b"ab")
+    staged.abandon()
+    staged.abandon()  # twice is fine
+    assert dump(redis_client) == before
+    assert not store.redis.connection_pool._in_use_connections
+    store.redis.ping()  # the pool's connections are in step
+
+
+def test_a_script_redis_forgot_is_loaded_again(store, redis_client):
+    redis_client.script_flush()
+    key = staging_key(ID, new_staging_token(), 0)
+    append(store, 0, 4, [Segment(0, part_of(b"abcd"), staged_key=key)], staged=staged_write(store, key, b"abcd"))
+    assert redis_client.get(storage.chunk_key(ID, 0)) == b"abcd"

@@ -69,8 +69,9 @@ def create_app(settings: FilesSettings | None = None, **overrides) -> APIFlask:
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_request_bytes  # a base64 chunk in a plain form field
     # Their bodies are bytes whatever the Content-Type says: never parsed as JSON (error_handlers.check_json_body).
     app.config["RAW_BODY_ENDPOINTS"] = frozenset({"uploads.put_chunk", "tus.creation_url", "tus.upload_url"})
-    # a chunk PUT reads exactly Content-Length bytes itself and refuses a short body (intake.body_ended_early)
-    app.config["LENGTH_CHECKED_ENDPOINTS"] = frozenset({"uploads.put_chunk"})
+    # a chunk PUT reads exactly Content-Length bytes itself and refuses a short body (intake.body_ended_early);
+    # tus reads exactly Content-Length bytes and keeps what arrived of a short one (tus._body, BodyInterrupted)
+    app.config["LENGTH_CHECKED_ENDPOINTS"] = frozenset({"uploads.put_chunk", "tus.creation_url", "tus.upload_url"})
     store = FileStore(redfile(app).redis, upload_ttl=settings.upload_ttl, max_file_bytes=settings.max_file_bytes)
     service = FilesService(
         store, settings, encryption=Encryption(parse_master_keys(settings.encryption_keys)), metrics=fm, audit=redfile(app).audit

@@ -410,10 +410,11 @@ class StagedChunk:
     its retry of the chunk is a no-op or stores it.
     """
 
-    def __init__(self, client: redis.Redis, key: str, size: int) -> None:
+    def __init__(self, client: redis.Redis, key: str, size: int, ttl: int = STAGING_TTL) -> None:
         self.client = client
         self.key = key
         self.size = size
+        self.ttl = ttl
         self.sent = 0
         self._conn = None
 
@@ -442,6 +443,10 @@ class StagedChunk:
             return
         self.finish()
 
+    def abandon(self) -> None:
+        """Give the ``SET`` up unfinished (its connection is closed, so Redis stores nothing); finished: no-op."""
+        self._close(broken=True)
+
     def finish(self, script=None, keys=(), args=()):
         """End the ``SET``; with ``script``, send its ``EVALSHA`` right behind it on the same connection.
 
@@ -457,7 +462,7 @@ class StagedChunk:
         if self.sent != self.size:
             self._close(broken=True)
             raise ValueError("the staged chunk has not had all its bytes")
-        ttl = str(STAGING_TTL).encode()
+        ttl = str(self.ttl).encode()
         tail = [b"\r\n$2\r\nEX\r\n$%d\r\n%s\r\n" % (len(ttl), ttl)]
         if script is not None:
             tail += conn.pack_command("EVALSHA", script.sha, len(keys), *keys, *args)

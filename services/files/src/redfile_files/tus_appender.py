@@ -7,6 +7,18 @@ partial one) is sealed and either appended at once, or staged when a checksum
 must be verified first and then appended all together.  A deferred length
 reserves each chunk's new bytes just before its append, and gives them back
 if the append refuses.
+
+How a chunk's bytes reach Redis (issue 8): a chunk of ``SEND_AHEAD_MIN`` bytes
+or more goes as a staging ``SET`` that the append script renames into place,
+sent on the same connection right ahead of the script (``TusStore.open_staged``).
+When the body's length is known and the upload is not encrypted, that ``SET``
+is opened as soon as the chunk's size is known and each piece is sent on as it
+arrives, so receiving and storing overlap, as for a session's chunk ``PUT``;
+otherwise (an encrypted chunk is sealed whole) the chunk is sent once it is
+complete.  The chunk's pieces are also held (the received objects, not
+copies), so a body that ends early still has its bytes stored (tus keeps what
+arrived): the unfinished ``SET`` is abandoned (Redis stores nothing of it) and
+the bytes are sent again.
 """
 
 from __future__ import annotations
@@ -17,8 +29,8 @@ import structlog
 
 from redfile_common.errors import ApiError
 
-from .checksums import crc32c_hex, part_of
-from .crypto import ChunkCorrupt
+from .checksums import ChunkDigest, crc32c_hex, part_of
+from .crypto import ChunkCorrupt, NullSealer
 from .records import iso
 from .tus_store import OffsetMismatch, Segment, new_staging_token, staging_key
 
@@ -27,13 +39,17 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("redfile.files.tus")
 
+# a chunk this large goes to Redis as a staged SET sent ahead of the append script (TusStore.open_staged);
+# a smaller one rides in the script's arguments, one key write fewer
+SEND_AHEAD_MIN = 64 * 1024
+
 
 class Appender:
     """Cuts a stream of bytes at the upload's chunk boundaries and puts each chunk in place (see ``tus_engine``)."""
 
     def __init__(
         self, engine: TusUploads, owner: str, up: TusUpload, *, length: int | None, staged: bool, reserve: bool, limit: int,
-        allow_final: bool = False,
+        allow_final: bool = False, body_length: int | None = None,
     ) -> None:  # fmt: skip
         self.engine = engine
         self.owner = owner
@@ -47,14 +63,19 @@ class Appender:
         self.offset = up.offset  # the upload's offset as of the last append
         self.deadline: int | None = None
         self.index = up.offset // self.size
-        self.buf = bytearray()
-        self.fresh = 0  # bytes in buf that are new (after the tail)
+        self.pieces: list = []  # the chunk's bytes so far, as received (held, not copied)
+        self.filled = 0  # their length
+        self.fresh = 0  # how many of them are new (after the tail)
         self.received = 0
         self.sealer = engine.files.encryption.sealer(up.id, up.dek)
         self.pending: list[Segment] = []
         self.pending_new = 0
-        self.token = new_staging_token() if staged else ""
+        self.token = new_staging_token()  # this request's staging keys
         self._tail_loaded = False
+        # sending each chunk's bytes on as they arrive needs its size up front (the body's length) and plain bytes
+        self.body_left = body_length if isinstance(self.sealer, NullSealer) else None
+        self.sending = None  # the chunk's staged SET being sent (a StagedChunk), or None
+        self.digest: ChunkDigest | None = None  # the sent chunk's digest, fed as its bytes go
 
     def _load_tail(self) -> None:
         """The bytes of the chunk the offset is inside of (they are rewritten with the new ones)."""
@@ -72,9 +93,10 @@ class Appender:
             raise ApiError("stored_data_corrupt", details={"chunk_index": self.index}) from None
         if len(plain) != fill or crc32c_hex(plain) != part.crc32c:
             raise OffsetMismatch(self.engine.get(self.owner, self.up.id).offset)  # it moved on since we looked
-        self.buf = bytearray(plain)
+        self.pieces, self.filled = [plain], len(plain)
 
     def feed(self, piece) -> None:
+        """Take the next bytes (``bytes``, or a view of bytes nobody changes: pieces are held until their chunk is in)."""
         if not len(piece):
             return
         if not self._tail_loaded:
@@ -84,26 +106,67 @@ class Appender:
         if self.received > self.limit:
             raise ApiError("payload_too_large", "The body would go past the upload's length.", details={"remaining": self.limit})
         while len(view):
-            take = min(self.size - len(self.buf), len(view))
-            self.buf += view[:take]
+            take = min(self.size - self.filled, len(view))
+            new = piece if take == len(piece) else view[:take]  # the piece itself when whole: bytes hash uncopied
+            if self.body_left is not None:
+                self._send(new)
+            self.pieces.append(new)
+            self.filled += take
             self.fresh += take
             view = view[take:]
-            if len(self.buf) == self.size:
+            if self.filled == self.size:
                 self._chunk_done()
 
+    def _staging_key(self) -> str:
+        return staging_key(self.up.id, self.token, len(self.pending) if self.staged else self.index)
+
+    def _send(self, new) -> None:
+        """Send ``new`` (the chunk's next bytes) on to Redis, opening the chunk's staged SET with its first ones."""
+        if self.sending is None and self.digest is None:  # the chunk's first new bytes: its size is known now
+            size = self.filled + min(self.size - self.filled, self.body_left)
+            self.digest = ChunkDigest()
+            if size >= SEND_AHEAD_MIN:
+                self.sending = self.engine.tus.open_staged(self._staging_key(), size)
+                for tail in self.pieces:  # the tail's bytes, rewritten with the new ones
+                    self.sending.write(tail)
+                    self.digest.update(tail)
+        self.body_left -= len(new)
+        if self.sending is not None:
+            self.sending.write(new)
+            self.digest.update(new)
+
     def _chunk_done(self) -> None:
-        part = part_of(self.buf)
-        stored = self.sealer.seal(self.index, memoryview(self.buf))  # no copy; self.buf is replaced below
+        sending, digest, self.sending, self.digest = self.sending, self.digest, None, None
+        if sending is not None and sending.sent == sending.size == self.filled:  # sent whole as it arrived
+            self._put(Segment(self.index, digest.part(), staged_key=sending.key), staged=sending)
+        else:
+            if sending is not None:  # the body ended early: what arrived is held in self.pieces
+                sending.abandon()
+            chunk = b"".join(self.pieces)
+            part = part_of(chunk)
+            stored = self.sealer.seal(self.index, chunk)
+            if self.staged or len(stored) >= SEND_AHEAD_MIN:
+                staged = self.engine.tus.open_staged(self._staging_key(), len(stored))
+                try:
+                    staged.write(stored)
+                except BaseException:
+                    staged.abandon()
+                    raise
+                self._put(Segment(self.index, part, staged_key=staged.key), staged=staged)
+            else:
+                self._put(Segment(self.index, part, data=stored))
+        self.index += 1
+        self.pieces, self.filled, self.fresh = [], 0, 0
+
+    def _put(self, segment: Segment, staged=None) -> None:
+        """Append ``segment`` now (ending its staged SET with the script), or, while a checksum waits, end the SET alone
+        and keep the segment for the one append after the check."""
         if self.staged:
-            key = staging_key(self.up.id, self.token, len(self.pending))
-            self.engine.tus.stage(key, stored)
-            self.pending.append(Segment(self.index, part, staged_key=key))
+            staged.finish()
+            self.pending.append(segment)
             self.pending_new += self.fresh
         else:
-            self._append([Segment(self.index, part, data=stored)], self.fresh)
-        self.index += 1
-        self.buf = bytearray()
-        self.fresh = 0
+            self._append([segment], self.fresh, staged=staged)
 
     def finish(self) -> None:
         """Put the last (partial) chunk in place, or every staged one at once; set a length with no bytes."""
@@ -116,14 +179,19 @@ class Appender:
         elif self.length is not None:
             self._append([], 0)
 
-    def _append(self, segments: list[Segment], new: int) -> None:
+    def _append(self, segments: list[Segment], new: int, staged=None) -> None:
         engine = self.engine
-        if self.reserve and new:
-            engine._reserve(self.owner, self.up.id, new, new=False)
+        try:
+            if self.reserve and new:
+                engine._reserve(self.owner, self.up.id, new, new=False)
+        except BaseException:
+            if staged is not None:
+                staged.abandon()
+            raise
         try:
             done = engine.tus.append(
                 self.up.id, owner=self.owner, expected=self.offset, new_offset=self.offset + new, segments=segments,
-                now_iso=iso(engine.files.clock()), length=self.length, allow_final=self.allow_final,
+                now_iso=iso(engine.files.clock()), length=self.length, allow_final=self.allow_final, staged=staged,
             )  # fmt: skip
         except BaseException:
             if self.reserve and new:
@@ -140,7 +208,10 @@ class Appender:
         metrics.bytes_uploaded(new)
 
     def abandon(self) -> None:
-        """Delete staged chunks that were not put in place."""
+        """Delete staged chunks that were not put in place (and give up a chunk's SET still being sent)."""
+        if self.sending is not None:
+            self.sending.abandon()
+            self.sending, self.digest = None, None
         keys = [s.staged_key for s in self.pending if s.staged_key]
         self.pending, self.pending_new = [], 0
         if keys:

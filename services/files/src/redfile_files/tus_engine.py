@@ -257,7 +257,8 @@ class TusUploads:
         limit = (up.length if up.length is not None else length if length is not None else self.max_size) - offset
         if content_length is not None and content_length > limit:
             raise ApiError("payload_too_large", "The body would go past the upload's length.", details={"remaining": limit})
-        writer = Appender(self, owner, up, length=length, staged=checksum is not None, reserve=up.length is None, limit=limit)
+        writer = Appender(self, owner, up, length=length, staged=checksum is not None, reserve=up.length is None, limit=limit,
+                          body_length=content_length)  # fmt: skip
         try:
             for piece in body:
                 if checksum is not None:

@@ -27,10 +27,12 @@ key                                    type    holds / TTL
                                                partial ids, space-separated),
                                                ``tus_final:<id>`` (on a partial: a final
                                                waiting for it).  The upload's deadline.
-``files:{<id>}:s:<token>:<n>``         string  one staged chunk of a ``PATCH`` whose
-                                               checksum is not verified yet (sealed like a
-                                               chunk).  EX ``UPLOAD_TTL``; renamed into
-                                               place, or deleted, when the request ends.
+``files:{<id>}:s:<token>:<n>``         string  one chunk of a ``PATCH`` on its way in
+                                               (sealed like a chunk): until its checksum is
+                                               verified, or until the script sent right
+                                               behind its ``SET`` runs (``open_staged``).
+                                               EX ``UPLOAD_TTL``; renamed into place, or
+                                               deleted, when the request ends.
 ``files:{<id>}:meta`` (more fields)    hash    ``tus_metadata``, ``tus_concat``, copied
                                                from the upload once it is a file.
 =====================================  ======  ===========================================
@@ -48,8 +50,18 @@ Contract of ``TusStore``:
   first to run moves the offset, the other gets ``OffsetMismatch``.
   Offsets only grow, so an offset that still equals ``expected`` proves the
   tail the caller read is still the tail.
-* ``stage`` writes a chunk under a request's own staging key (no check: it
-  is invisible until ``append`` renames it); ``discard`` removes staged keys.
+* ``open_staged(key, size)`` begins a chunk's write under a request's own
+  staging key, as a ``SET`` whose value is sent piece by piece
+  (``storage.StagedChunk``: the bytes as they arrive, or a sealed chunk at
+  once); the key is invisible until ``append`` renames it.  ``finish()``
+  ends the ``SET`` alone (a checksum's chunks, appended together after the
+  check); ``append(staged=...)`` ends it with the script right behind it on
+  the same connection: one round trip.  Large chunks take this way: as a
+  script argument, a chunk's bytes would be copied into Lua and again into
+  the key (an 8 MiB chunk took about twice as long to store,
+  docs/performance.md).  When that script refuses (or fails), the staged key
+  is removed; staged keys also expire (``UPLOAD_TTL``); a write never ended
+  (``abandon``) stores nothing.  ``discard`` removes staged keys.
 * ``link_final`` records on a partial upload that a final waits for it
   (only while the partial exists); ``annotate_file`` copies tus fields into a
   file's meta (only while the file exists).
@@ -65,7 +77,7 @@ import redis
 from redfile_common.errors import ApiError
 
 from .checksums import Part
-from .storage import _TIME, chunk_prefix, meta_key, parts_key, upload_key
+from .storage import _TIME, StagedChunk, chunk_prefix, meta_key, parts_key, upload_key
 
 TUS_MODE = "tus"
 
@@ -183,8 +195,10 @@ class TusStore:
 
     def append(
         self, upload_id: str, *, owner: str, expected: int, new_offset: int, segments: list[Segment], now_iso: str,
-        length: int | None = None, allow_final: bool = False,
+        length: int | None = None, allow_final: bool = False, staged: StagedChunk | None = None,
     ) -> Appended:  # fmt: skip
+        """See the module contract; ``staged``: an ``open_staged`` write (of the segment whose ``staged_key`` is its
+        key) that this ends, the script sent right behind it."""
         args: list = [
             owner, expected, new_offset, "" if length is None else length, self.upload_ttl, now_iso, chunk_prefix(upload_id),
             self.max_file_bytes, "1" if allow_final else "0", len(segments),
@@ -194,10 +208,13 @@ class TusStore:
                 args += [seg.index, seg.part.encode(), "s", seg.staged_key]
             else:
                 args += [seg.index, seg.part.encode(), "d", seg.data]
-        result = self._append(keys=[upload_key(upload_id), parts_key(upload_id)], args=args)
+        keys = [upload_key(upload_id), parts_key(upload_id)]
+        result = self._append(keys=keys, args=args) if staged is None else self._finish(staged, keys, args)
         status = _text(result[0])
         if status == "ok":
             return Appended(int(result[1]), bool(int(result[2])))
+        if staged is not None:
+            self._unlink_quietly(staged.key)  # refused: the staged bytes go now, not when they expire
         if status == "mismatch":
             raise OffsetMismatch(int(result[1]))
         if status == "final":
@@ -214,8 +231,24 @@ class TusStore:
             raise ApiError("service_unavailable", "The request's staged data expired; send it again.", headers={"Retry-After": "1"})
         raise ApiError("upload_not_found")
 
-    def stage(self, key: str, data) -> None:
-        self.redis.set(key, data, ex=self.upload_ttl)
+    def open_staged(self, key: str, size: int) -> StagedChunk:
+        """A ``SET`` of ``size`` bytes to staging ``key``, begun: ``write`` its bytes, then ``append(staged=...)``
+        (or ``abandon`` it: nothing is stored).  The key lives ``upload_ttl`` (a checksum's staged chunks wait for the
+        whole body)."""
+        return StagedChunk(self.redis, key, size, ttl=self.upload_ttl).__enter__()
+
+    def _finish(self, staged: StagedChunk, keys: list[str], args: list):
+        try:
+            return staged.finish(self._append, keys, args)
+        except redis.exceptions.ResponseError:  # e.g. OOM: the script refused or stopped
+            self._unlink_quietly(staged.key)
+            raise
+
+    def _unlink_quietly(self, key: str) -> None:
+        try:
+            self.redis.unlink(key)
+        except redis.exceptions.RedisError:
+            pass  # it expires anyway (UPLOAD_TTL)
 
     def discard(self, keys: list[str]) -> None:
         if keys:
