@@ -145,3 +145,14 @@ def test_a_script_redis_forgot_is_loaded_again(store, redis_client):
     key = staging_key(ID, new_staging_token(), 0)
     append(store, 0, 4, [Segment(0, part_of(b"abcd"), staged_key=key)], staged=staged_write(store, key, b"abcd"))
     assert redis_client.get(storage.chunk_key(ID, 0)) == b"abcd"
+
+
+def test_a_staged_chunk_waiting_for_a_checksum_outlives_one_sent_ahead_of_its_script(store, redis_client):
+    token = new_staging_token()
+    waiting, passing = staging_key(ID, token, 0), staging_key(ID, token, 1)
+    for key, waits in ((waiting, True), (passing, False)):
+        staged = store.open_staged(key, 2, waits=waits)
+        staged.write(b"cd")
+        staged.finish()  # the SET alone, as a checksum's chunk is ended
+    assert 60 < redis_client.ttl(waiting) <= 600  # the upload's TTL: it waits for the whole body
+    assert 0 < redis_client.ttl(passing) <= storage.STAGING_TTL

@@ -116,8 +116,9 @@ def refuse_short_bodies() -> None:
     body or a chunk that happens to parse would be stored.  This puts werkzeug's
     ``LimitedStream`` back, which raises ``ClientDisconnected`` (a 400) instead.
     Runs before anything reads the body.  Not for the app's ``LENGTH_CHECKED_ENDPOINTS``,
-    which read exactly Content-Length bytes themselves and refuse a body that ends
-    early: they read the server's input directly, without this extra copy.
+    which read exactly Content-Length bytes themselves and deal with a body that ends
+    early (refused, or what arrived kept, as tus asks): they read the server's input
+    directly, without this extra copy.
     """
     environ = request.environ
     length = request.content_length

@@ -11,9 +11,11 @@ count of what is left of the body exact, so the connection's next request is
 read where it starts.  Anything else (another server, the test client,
 chunked bodies) is returned as it is.
 
-Only for endpoints that read exactly ``Content-Length`` bytes and refuse a
-body that ends early (``LENGTH_CHECKED_ENDPOINTS``): the socket's
-``OSError`` or end is theirs to turn into a 400 (``intake``).
+Only for endpoints that read exactly ``Content-Length`` bytes and deal with a
+body that ends early themselves (``LENGTH_CHECKED_ENDPOINTS``): the socket's
+``OSError`` or end is theirs to turn into a 400 (a chunk ``PUT``, ``intake``)
+or into keeping what arrived (tus, ``BodyInterrupted``).  A read hands out
+what has arrived, up to ``n`` bytes, and waits only when nothing has.
 """
 
 from __future__ import annotations

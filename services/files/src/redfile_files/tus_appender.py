@@ -10,8 +10,11 @@ if the append refuses.
 
 How a chunk's bytes reach Redis (issue 8): a chunk of ``SEND_AHEAD_MIN`` bytes
 or more goes as a staging ``SET`` that the append script renames into place,
-sent on the same connection right ahead of the script (``TusStore.open_staged``).
-When the body's length is known and the upload is not encrypted, that ``SET``
+sent on the same connection right ahead of the script (``TusStore.open_staged``);
+with a checksum to verify, every chunk is such a ``SET``, ended alone, and the
+one append after the check renames them all.  When the body's length is known,
+the upload's length is too (no reservation to take per chunk) and the upload
+is not encrypted, that ``SET``
 is opened as soon as the chunk's size is known and each piece is sent on as it
 arrives, so receiving and storing overlap, as for a session's chunk ``PUT``;
 otherwise (an encrypted chunk is sealed whole) the chunk is sent once it is
@@ -72,8 +75,9 @@ class Appender:
         self.pending_new = 0
         self.token = new_staging_token()  # this request's staging keys
         self._tail_loaded = False
-        # sending each chunk's bytes on as they arrive needs its size up front (the body's length) and plain bytes
-        self.body_left = body_length if isinstance(self.sealer, NullSealer) else None
+        # sending each chunk's bytes on as they arrive needs its size up front (the body's length) and plain bytes;
+        # and not a deferred length, whose chunk's bytes are reserved only once it is whole: none wait in Redis before
+        self.body_left = body_length if isinstance(self.sealer, NullSealer) and not reserve else None
         self.sending = None  # the chunk's staged SET being sent (a StagedChunk), or None
         self.digest: ChunkDigest | None = None  # the sent chunk's digest, fed as its bytes go
 
@@ -126,7 +130,7 @@ class Appender:
             size = self.filled + min(self.size - self.filled, self.body_left)
             self.digest = ChunkDigest()
             if size >= SEND_AHEAD_MIN:
-                self.sending = self.engine.tus.open_staged(self._staging_key(), size)
+                self.sending = self.engine.tus.open_staged(self._staging_key(), size, waits=self.staged)
                 for tail in self.pieces:  # the tail's bytes, rewritten with the new ones
                     self.sending.write(tail)
                     self.digest.update(tail)
@@ -146,7 +150,7 @@ class Appender:
             part = part_of(chunk)
             stored = self.sealer.seal(self.index, chunk)
             if self.staged or len(stored) >= SEND_AHEAD_MIN:
-                staged = self.engine.tus.open_staged(self._staging_key(), len(stored))
+                staged = self.engine.tus.open_staged(self._staging_key(), len(stored), waits=self.staged)
                 try:
                     staged.write(stored)
                 except BaseException:
@@ -160,13 +164,18 @@ class Appender:
 
     def _put(self, segment: Segment, staged=None) -> None:
         """Append ``segment`` now (ending its staged SET with the script), or, while a checksum waits, end the SET alone
-        and keep the segment for the one append after the check."""
-        if self.staged:
-            staged.finish()
-            self.pending.append(segment)
-            self.pending_new += self.fresh
-        else:
-            self._append([segment], self.fresh, staged=staged)
+        and keep the segment for the one append after the check.  Whatever goes wrong, ``staged`` is not left open."""
+        try:
+            if self.staged:
+                staged.finish()
+                self.pending.append(segment)
+                self.pending_new += self.fresh
+            else:
+                self._append([segment], self.fresh, staged=staged)
+        except BaseException:
+            if staged is not None:
+                staged.abandon()  # a no-op once it is finished or closed
+            raise
 
     def finish(self) -> None:
         """Put the last (partial) chunk in place, or every staged one at once; set a length with no bytes."""
@@ -181,13 +190,8 @@ class Appender:
 
     def _append(self, segments: list[Segment], new: int, staged=None) -> None:
         engine = self.engine
-        try:
-            if self.reserve and new:
-                engine._reserve(self.owner, self.up.id, new, new=False)
-        except BaseException:
-            if staged is not None:
-                staged.abandon()
-            raise
+        if self.reserve and new:
+            engine._reserve(self.owner, self.up.id, new, new=False)  # refused: _put abandons the staged SET
         try:
             done = engine.tus.append(
                 self.up.id, owner=self.owner, expected=self.offset, new_offset=self.offset + new, segments=segments,

@@ -31,7 +31,8 @@ key                                    type    holds / TTL
                                                (sealed like a chunk): until its checksum is
                                                verified, or until the script sent right
                                                behind its ``SET`` runs (``open_staged``).
-                                               EX ``UPLOAD_TTL``; renamed into place, or
+                                               EX ``UPLOAD_TTL`` (a checksum's) or
+                                               ``STAGING_TTL``; renamed into place, or
                                                deleted, when the request ends.
 ``files:{<id>}:meta`` (more fields)    hash    ``tus_metadata``, ``tus_concat``, copied
                                                from the upload once it is a file.
@@ -59,9 +60,11 @@ Contract of ``TusStore``:
   the same connection: one round trip.  Large chunks take this way: as a
   script argument, a chunk's bytes would be copied into Lua and again into
   the key (an 8 MiB chunk took about twice as long to store,
-  docs/performance.md).  When that script refuses (or fails), the staged key
-  is removed; staged keys also expire (``UPLOAD_TTL``); a write never ended
-  (``abandon``) stores nothing.  ``discard`` removes staged keys.
+  docs/performance.md).  When that script refuses (or fails, or its
+  connection is lost), the staged key is removed; staged keys also expire
+  (``STAGING_TTL``, or ``UPLOAD_TTL`` for a checksum's, which wait for the
+  whole body); a write never ended (``abandon``) stores nothing.  ``discard``
+  removes staged keys.
 * ``link_final`` records on a partial upload that a final waits for it
   (only while the partial exists); ``annotate_file`` copies tus fields into a
   file's meta (only while the file exists).
@@ -77,7 +80,7 @@ import redis
 from redfile_common.errors import ApiError
 
 from .checksums import Part
-from .storage import _TIME, StagedChunk, chunk_prefix, meta_key, parts_key, upload_key
+from .storage import _TIME, STAGING_TTL, StagedChunk, chunk_prefix, meta_key, parts_key, upload_key
 
 TUS_MODE = "tus"
 
@@ -231,16 +234,16 @@ class TusStore:
             raise ApiError("service_unavailable", "The request's staged data expired; send it again.", headers={"Retry-After": "1"})
         raise ApiError("upload_not_found")
 
-    def open_staged(self, key: str, size: int) -> StagedChunk:
+    def open_staged(self, key: str, size: int, *, waits: bool = False) -> StagedChunk:
         """A ``SET`` of ``size`` bytes to staging ``key``, begun: ``write`` its bytes, then ``append(staged=...)``
-        (or ``abandon`` it: nothing is stored).  The key lives ``upload_ttl`` (a checksum's staged chunks wait for the
-        whole body)."""
-        return StagedChunk(self.redis, key, size, ttl=self.upload_ttl).__enter__()
+        (or ``abandon`` it: nothing is stored).  The key lives ``STAGING_TTL``, or ``upload_ttl`` when it ``waits``
+        (a checksum's staged chunks wait for the whole body)."""
+        return StagedChunk(self.redis, key, size, ttl=self.upload_ttl if waits else STAGING_TTL).__enter__()
 
     def _finish(self, staged: StagedChunk, keys: list[str], args: list):
         try:
             return staged.finish(self._append, keys, args)
-        except redis.exceptions.ResponseError:  # e.g. OOM: the script refused or stopped
+        except redis.exceptions.RedisError:  # e.g. OOM, or the connection lost: the SET may have run, not the script
             self._unlink_quietly(staged.key)
             raise
 
@@ -248,7 +251,7 @@ class TusStore:
         try:
             self.redis.unlink(key)
         except redis.exceptions.RedisError:
-            pass  # it expires anyway (UPLOAD_TTL)
+            pass  # it expires anyway
 
     def discard(self, keys: list[str]) -> None:
         if keys:
