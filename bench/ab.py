@@ -4,11 +4,12 @@
 
 For each round, each side in turn starts a private Redis and the files service under the shared
 gunicorn configuration (as ``make bench`` does), measures raw redis-py SET of the same chunks (the
-ceiling, in the same process), then uploads the file in one stream and in four and downloads it,
-checking the file's CRC32C.  The earlier side runs its own ``libs/common`` and ``services/files``
-from a ``git worktree`` of ``--rev`` put first on ``PYTHONPATH`` (so it must take the same settings
-and speak the same HTTP API); the rest of the environment (dependencies, this script) is the
-working tree's.  Prints one line per side and round; docs/performance.md quotes its output.
+ceiling, in the same process), then uploads the file in one stream and in four, and by tus in one
+request (creation-with-upload), and downloads it, checking the file's CRC32C.  The earlier side runs
+its own ``libs/common`` and ``services/files`` from a ``git worktree`` of ``--rev`` put first on
+``PYTHONPATH`` (so it must take the same settings and speak the same HTTP API); the rest of the
+environment (dependencies, this script) is the working tree's.  Prints one line per side and round;
+docs/performance.md quotes its output.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def one_side(rounds: int, size_mib: int) -> None:
     """Runs in a child process, with PYTHONPATH already chosen: measure and print ``rounds`` lines."""
     import redis
 
-    from measure import MIB, Payload, raw_set_get, redfile_delete, redfile_download, redfile_upload, seed_buffer
+    from measure import MIB, Payload, raw_set_get, redfile_delete, redfile_download, redfile_tus_upload, redfile_upload, seed_buffer
     from procs import Processes
     from report import mib_s
 
@@ -55,11 +56,14 @@ def one_side(rounds: int, size_mib: int) -> None:
                 redfile_delete(files.port, token, one.file_id)
                 four = redfile_upload(files.port, token, payload, streams=4, expected_crc=crc)
                 redfile_delete(files.port, token, four.file_id)
-                if not (one.checksum_ok and four.checksum_ok):
+                tus_s, tus_id, tus_ok = redfile_tus_upload(files.port, token, payload, expected_crc=crc)
+                redfile_delete(files.port, token, tus_id)
+                if not (one.checksum_ok and four.checksum_ok and tus_ok):
                     raise RuntimeError("a file's CRC32C is not the payload's")
                 print(f"SET {mib_s(size, set_s):5.0f} MiB/s | 1 stream {mib_s(size, one.seconds):4.0f} MiB/s "
                       f"(= {set_s / one.seconds:.2f} x SET; PUTs {mib_s(size, one.chunks_seconds):4.0f}, complete {one.complete_seconds:.2f} s)"
                       f" | 4 streams {mib_s(size, four.seconds):4.0f} MiB/s (complete {four.complete_seconds:.2f} s)"
+                      f" | tus, one request {mib_s(size, tus_s):4.0f} MiB/s"
                       f" | download {mib_s(size, down_s):4.0f} MiB/s", flush=True)  # fmt: skip
         finally:
             procs.close()
