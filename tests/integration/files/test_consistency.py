@@ -71,7 +71,9 @@ def test_a_healthy_store_with_uploads_in_progress_is_clean(store, checker, redis
     assert all(row["ok"] for row in users.values())
 
 
-def test_deep_reads_every_file_through_the_download_path(store, checker):
+@pytest.mark.parametrize("read_piece", [storage.READ_PIECE, 5], ids=["whole chunks", "5-byte pieces"])
+def test_deep_reads_every_file_through_the_download_path(store, checker, monkeypatch, read_piece):
+    monkeypatch.setattr(storage, "READ_PIECE", read_piece)  # a chunk read back in pieces is still checked as one
     report = checker.check(deep=True)
     assert report["ok"], report["problems"]
     assert report["summary"]["bytes_verified"] == 355

@@ -15,6 +15,15 @@ SHA256 = hashlib.sha256(DATA).hexdigest()
 COMPOSITE = f"{blake3.blake3(b''.join(blake3.blake3(DATA[i : i + 64]).digest() for i in range(0, len(DATA), 64))).hexdigest()}-6"
 
 
+@pytest.fixture(autouse=True, params=["whole", 16, 7], ids=["whole chunks", "16-byte pieces", "7-byte pieces"])
+def read_piece(request, monkeypatch):
+    """Every test once with each chunk read back (and sent) in one piece, and in several of READ_PIECE bytes: the
+    ranges, checks and cut-offs below then fall inside pieces, on their edges and across them."""
+    if request.param != "whole":
+        monkeypatch.setattr(storage, "READ_PIECE", request.param)
+    return request.param
+
+
 @pytest.fixture
 def stored(api, alice):
     return api.session(alice, DATA, name="data.bin")

@@ -184,7 +184,9 @@ def test_quota_refusals_are_counted(make_app, settings, redis_client):
     assert m.value("redfile_files_quota_rejections_total") == 3  # the largest file is no quota
 
 
-def test_downloads_count_the_bytes_sent(api, client, alice, m):
+@pytest.mark.parametrize("read_piece", [storage.READ_PIECE, 7], ids=["whole chunks", "7-byte pieces"])
+def test_downloads_count_the_bytes_sent(api, client, alice, m, monkeypatch, read_piece):
+    monkeypatch.setattr(storage, "READ_PIECE", read_piece)  # a chunk read back (and sent) in several pieces, or one
     meta = api.session(alice, bytes(range(200)), chunk=64)
     m.delta()
     assert client.get(f"/files/{meta['id']}", headers=alice).data == bytes(range(200))

@@ -513,7 +513,7 @@ class _Run:
         parts = []
         key, target = meta_key(file_id), ("file", file_id)
         try:
-            for piece in self.c.reader.read_chunks(record):  # one piece per chunk, each checked against its CRC32C
+            for piece in self.c.reader.read_chunks(record, by_chunk=True):  # one piece per chunk, each checked against its CRC32C
                 parts.append(part_of(piece))
                 if digest is not None:
                     digest.update(piece)

@@ -22,13 +22,14 @@ from datetime import datetime, timezone
 from itertools import accumulate
 from typing import Iterator, Protocol
 
+import google_crc32c
 import structlog
 
 from redfile_common.audit import NullAuditLog
 from redfile_common.errors import ApiError
 from redfile_common.product_metrics import FilesMetrics
 
-from .checksums import crc32c_hex, part_of, sha256_hex
+from .checksums import part_of, sha256_hex
 from .crypto import ChunkCorrupt, Encryption
 from .ledger import Ledger, Stats
 from .reconcile import Reconciler
@@ -173,15 +174,17 @@ class FilesService:
             raise ApiError("file_not_found")
         return FileRecord.from_meta(meta)
 
-    def read_chunks(self, record: FileRecord, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        """The file's bytes ``[start, end)``, chunk by chunk, each verified (GCM tag and CRC32C) before it is yielded.
+    def read_chunks(self, record: FileRecord, start: int = 0, end: int | None = None, *, by_chunk: bool = False) -> Iterator[bytes]:
+        """The file's bytes ``[start, end)``, chunk by chunk, each verified (GCM tag and CRC32C) before any of it is yielded.
 
-        The next chunk is fetched while the current one is being sent.  A chunk
+        A chunk's bytes come in the pieces Redis sent them in (``fetch_chunk_pieces``: 1 MiB each), never
+        joined, unless it is encrypted (opened whole) or ``by_chunk`` asks for one piece per chunk (the
+        consistency check hashes each chunk).  The next chunk is fetched while the current one is being sent.  A chunk
         that vanished ends the stream with ``FileGone`` when its file went with it
         (a concurrent delete or expiry), else with ``ChunkMissing``; one that fails
         its check with ``ChunkCorrupt``: never wrong bytes.  The last two are
-        counted as storage checksum failures; the bytes of each piece are counted
-        as downloaded as it is handed out.
+        counted as storage checksum failures; the bytes of each chunk are counted
+        as downloaded as its first piece is handed out.
         """
         end = record.size if end is None else end
         if start >= end:
@@ -202,15 +205,19 @@ class FilesService:
             last = max(i for i in range(record.total_chunks) if offsets[i] < end)
             offset_of = offsets.__getitem__
 
-        def fetch(index: int) -> bytes:
-            (stored, part), = self.store.fetch_chunks(record.id, [index])
+        def fetch(index: int) -> list[bytes]:
+            stored, part = self.store.fetch_chunk_pieces(record.id, index)
             if stored is None or part is None:
                 # the delete script removes meta and chunks at once: no meta now means the file went meanwhile
                 raise FileGone(index) if self.store.file_sizes([record.id])[0] is None else ChunkMissing(index)
-            plain = sealer.open(index, stored)
-            if len(plain) != part.size or crc32c_hex(plain) != part.crc32c:
+            if sealer.encrypted or (by_chunk and len(stored) > 1):
+                stored = [sealer.open(index, stored[0] if len(stored) == 1 else b"".join(stored))]
+            crc = google_crc32c.Checksum()
+            for piece in stored:
+                crc.update(piece)
+            if sum(map(len, stored)) != part.size or crc.digest().hex() != part.crc32c:
                 raise ChunkCorrupt(index, "checksum mismatch")
-            return plain
+            return stored
 
         metrics = self.metrics
 
@@ -228,12 +235,14 @@ class FilesService:
                     if index < last:
                         pending = _READ_AHEAD.submit(fetch, index + 1)
                     base = offset_of(index)
-                    lo, hi = max(0, start - base), min(len(plain), end - base)
-                    piece = plain if (lo, hi) == (0, len(plain)) else plain[lo:hi]
-                    del plain
-                    metrics.bytes_downloaded(len(piece))
-                    yield piece
-                    del piece
+                    metrics.bytes_downloaded(min(end, base + sum(map(len, plain))) - max(start, base))  # the chunk's, once
+                    pos = base
+                    for whole in plain:
+                        lo, hi = max(0, start - pos), min(len(whole), end - pos)
+                        pos += len(whole)
+                        if lo < hi:
+                            yield whole if (lo, hi) == (0, len(whole)) else whole[lo:hi]
+                    plain = whole = None  # nothing of this chunk held while the generator waits
             finally:
                 pending.cancel()
 

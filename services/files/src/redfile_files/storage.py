@@ -751,6 +751,15 @@ class FileStore:
         return [self._fetch_chunk(file_id, index) for index in indices]
 
     def _fetch_chunk(self, file_id: str, index: int) -> tuple[bytes | None, Part | None]:
+        pieces, part = self.fetch_chunk_pieces(file_id, index)
+        if pieces is None:
+            return None, part
+        return (pieces[0] if len(pieces) == 1 else b"".join(pieces)), part
+
+    def fetch_chunk_pieces(self, file_id: str, index: int) -> tuple[list[bytes] | None, Part | None]:
+        """``fetch_chunks`` for one chunk, its stored bytes as the pieces they were read in (``READ_PIECE`` each,
+        the last shorter; one piece when the chunk is no longer): a download sends them on without joining
+        them (docs/performance.md, tuning 18)."""
         key, parts = chunk_key(file_id, index), parts_key(file_id)
         for _ in range(3):
             with self.redis.pipeline(transaction=False) as pipe:
@@ -763,7 +772,7 @@ class FileStore:
             if not exists:
                 return None, part
             if size <= READ_PIECE:
-                return first, part
+                return [first], part
             with self.redis.pipeline(transaction=True) as pipe:
                 pipe.strlen(key)
                 pipe.hget(parts, index)
@@ -771,12 +780,12 @@ class FileStore:
                     pipe.getrange(key, start, min(start + READ_PIECE, size) - 1)
                 again, raw_again, *rest = pipe.execute()
             if again == size and raw_again == raw_part:
-                return b"".join([first, *rest]), part
+                return [first, *rest], part
         with self.redis.pipeline(transaction=True) as pipe:  # still changing: the whole value in one reply
             pipe.get(key)
             pipe.hget(parts, index)
             data, raw_part = pipe.execute()
-        return data, Part.decode(raw_part) if raw_part else None
+        return ([data] if data is not None else None), Part.decode(raw_part) if raw_part else None
 
     def rename(self, file_id: str, name: str, now_iso: str) -> bool:
         """Set name and updated_at if the file exists; False when it does not."""
