@@ -179,8 +179,8 @@ class FilesService:
 
         A chunk's bytes come in the pieces Redis sent them in (``fetch_chunk_pieces``: 1 MiB each), never
         joined, unless it is encrypted (opened whole) or ``by_chunk`` asks for one piece per chunk (the
-        consistency check hashes each chunk).  The next chunk is fetched while the current one is being sent.  A chunk
-        that vanished ends the stream with ``FileGone`` when its file went with it
+        consistency check hashes each chunk).  The next chunk is fetched while the current one is being
+        sent.  A chunk that vanished ends the stream with ``FileGone`` when its file went with it
         (a concurrent delete or expiry), else with ``ChunkMissing``; one that fails
         its check with ``ChunkCorrupt``: never wrong bytes.  The last two are
         counted as storage checksum failures; the bytes of each chunk are counted
