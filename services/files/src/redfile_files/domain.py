@@ -211,7 +211,7 @@ class FilesService:
                 # the delete script removes meta and chunks at once: no meta now means the file went meanwhile
                 raise FileGone(index) if self.store.file_sizes([record.id])[0] is None else ChunkMissing(index)
             if sealer.encrypted or (by_chunk and len(stored) > 1):
-                stored = [sealer.open(index, stored[0] if len(stored) == 1 else b"".join(stored))]
+                stored = [sealer.open(index, b"".join(stored))]
             crc = google_crc32c.Checksum()
             for piece in stored:
                 crc.update(piece)

@@ -394,6 +394,14 @@ def _flat(fields: dict) -> list:
     return out
 
 
+def unlink_quietly(client: redis.Redis, key: str) -> None:
+    """Remove a staging key now, if Redis answers; if not, its TTL removes it anyway."""
+    try:
+        client.unlink(key)
+    except redis.exceptions.RedisError:
+        pass
+
+
 class StagedChunk:
     """A chunk's staging ``SET`` whose value is sent piece by piece while the request body arrives.
 
@@ -552,12 +560,6 @@ class FileStore:
         """A staged ``SET`` of chunk ``index``, its ``size`` bytes streamed in; then ``put_chunk(staged=...)``."""
         return StagedChunk(self.redis, staging_key(upload_id, index), size)
 
-    def _unlink_quietly(self, key: str) -> None:
-        try:
-            self.redis.unlink(key)
-        except redis.exceptions.RedisError:
-            pass  # its TTL (STAGING_TTL) removes it anyway
-
     def put_chunk(
         self, upload_id: str, *, owner: str, index: int, data, part: Part, now_iso: str,
         total_chunks: int | None = None, create_fields: dict | None = None, not_after_us: int = 0, staged: StagedChunk | None = None,
@@ -584,7 +586,7 @@ class FileStore:
         try:
             result = self._put_chunk(keys=keys, args=args) if staged is None else staged.finish(self._put_chunk, keys, args)
         except redis.exceptions.ResponseError:  # e.g. OOM: the script refused or stopped; the staged bytes go now, not in 60 s
-            self._unlink_quietly(staging)
+            unlink_quietly(self.redis, staging)
             raise
         status = _text(result[0])
         if status in ("stored", "unchanged"):
@@ -752,9 +754,7 @@ class FileStore:
 
     def _fetch_chunk(self, file_id: str, index: int) -> tuple[bytes | None, Part | None]:
         pieces, part = self.fetch_chunk_pieces(file_id, index)
-        if pieces is None:
-            return None, part
-        return (pieces[0] if len(pieces) == 1 else b"".join(pieces)), part
+        return (None if pieces is None else b"".join(pieces)), part  # one piece: join hands it back uncopied
 
     def fetch_chunk_pieces(self, file_id: str, index: int) -> tuple[list[bytes] | None, Part | None]:
         """``fetch_chunks`` for one chunk, its stored bytes as the pieces they were read in (``READ_PIECE`` each,

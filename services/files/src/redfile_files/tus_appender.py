@@ -126,11 +126,11 @@ class Appender:
 
     def _send(self, new) -> None:
         """Send ``new`` (the chunk's next bytes) on to Redis, opening the chunk's staged SET with its first ones."""
-        if self.sending is None and self.digest is None:  # the chunk's first new bytes: its size is known now
+        if self.fresh == 0:  # the chunk's first new bytes: its size is known now
             size = self.filled + min(self.size - self.filled, self.body_left)
-            self.digest = ChunkDigest()
             if size >= SEND_AHEAD_MIN:
                 self.sending = self.engine.tus.open_staged(self._staging_key(), size, waits=self.staged)
+                self.digest = ChunkDigest()
                 for tail in self.pieces:  # the tail's bytes, rewritten with the new ones
                     self.sending.write(tail)
                     self.digest.update(tail)

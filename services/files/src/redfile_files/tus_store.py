@@ -80,7 +80,7 @@ import redis
 from redfile_common.errors import ApiError
 
 from .checksums import Part
-from .storage import _TIME, STAGING_TTL, StagedChunk, chunk_prefix, meta_key, parts_key, upload_key
+from .storage import _TIME, STAGING_TTL, StagedChunk, chunk_prefix, meta_key, parts_key, unlink_quietly, upload_key
 
 TUS_MODE = "tus"
 
@@ -217,7 +217,7 @@ class TusStore:
         if status == "ok":
             return Appended(int(result[1]), bool(int(result[2])))
         if staged is not None:
-            self._unlink_quietly(staged.key)  # refused: the staged bytes go now, not when they expire
+            unlink_quietly(self.redis, staged.key)  # refused: the staged bytes go now, not when they expire
         if status == "mismatch":
             raise OffsetMismatch(int(result[1]))
         if status == "final":
@@ -244,14 +244,8 @@ class TusStore:
         try:
             return staged.finish(self._append, keys, args)
         except redis.exceptions.RedisError:  # e.g. OOM, or the connection lost: the SET may have run, not the script
-            self._unlink_quietly(staged.key)
+            unlink_quietly(self.redis, staged.key)
             raise
-
-    def _unlink_quietly(self, key: str) -> None:
-        try:
-            self.redis.unlink(key)
-        except redis.exceptions.RedisError:
-            pass  # it expires anyway
 
     def discard(self, keys: list[str]) -> None:
         if keys:
