@@ -1,15 +1,17 @@
-"""How much of the small-request gap the per-request extras make: the metadata read with and without them.
+"""How much of the small-request gap the per-request extras and the Redis round trip make: the metadata read without them.
 
     .venv/bin/python bench/floor.py [--rounds 3] [--seconds 4]
 
-Starts a private Redis, the bare Flask app, the files service and the files
+Starts a private Redis, the bare Flask app, the files service, the files
 service without its request log line, request metrics and body checks
-(``apps/files_without_extras.py``), all under the shared gunicorn configuration
-as ``make bench`` runs them; then, alternating, loads the bare app's ``GET /tiny``
-and each files app's authenticated ``GET /files/<id>/meta`` (wrk when on PATH)
-and prints each one's rate and its workers' CPU per request (the figure that does
-not depend on how the load's connections landed on the workers).
-docs/performance.md quotes its output under "Small requests".
+(``apps/files_without_extras.py``), and that one with its token check's Redis
+round trip replayed from memory (``apps/files_without_redis.py``), all under
+the shared gunicorn configuration as ``make bench`` runs them; then,
+alternating, loads the bare app's ``GET /tiny`` and each files app's
+authenticated ``GET /files/<id>/meta`` (wrk when on PATH) and prints each one's
+rate and its workers' CPU per request (the figure that does not depend on how
+the load's connections landed on the workers).  docs/performance.md quotes its
+output under "Small requests".
 """
 
 from __future__ import annotations
@@ -44,11 +46,13 @@ def main() -> int:
             apps["files"] = procs.gunicorn("files", "redfile_files:create_app()", service="files", ready="/readyz")
             apps["files, no extras"] = procs.gunicorn("files-bare", "files_without_extras:create_app()", service="files", ready="/readyz",
                                                       pythonpath=str(HERE / "apps"))  # fmt: skip
+            apps["files, no Redis"] = procs.gunicorn("files-no-redis", "files_without_redis:create_app()", service="files",
+                                                     ready="/readyz", pythonpath=str(HERE / "apps"))  # fmt: skip
             settings = ServiceSettings(**{k.lower(): v for k, v in test_env(procs.redis_url).items()})
             token = user_token(settings, redis.Redis.from_url(procs.redis_url), "bench")
             file_id = redfile_upload(apps["files"].port, token, Payload(seed_buffer(1000), 1000, 1000)).file_id
             targets = {"bare": ("/tiny", {})}
-            for name in ("files", "files, no extras"):
+            for name in ("files", "files, no extras", "files, no Redis"):
                 targets[name] = (f"/files/{file_id}/meta", {"Authorization": f"Bearer {token}"})
             for round_ in range(1, args.rounds + 1):
                 for name, app in apps.items():
