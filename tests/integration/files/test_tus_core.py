@@ -1,7 +1,11 @@
 """tus 1.0.0 core: OPTIONS, HEAD, PATCH, the version header, offsets, content type, method override."""
 
+import io
 import os
 
+import pytest
+
+from .conftest import CHUNK
 from .tus_helpers import OCTET, TUS, metadata, tus, upload_id  # noqa: F401 - tus is a fixture
 
 
@@ -64,6 +68,61 @@ def test_an_offset_mismatch_is_409_and_changes_nothing(tus, alice, unchanged):
             resp = tus.patch(alice, url, offset, b"b" * 10)
             assert resp.status_code == 409 and resp.get_json()["error"]["details"] == {"offset": 40}
     assert tus.offset(alice, url) == 40
+
+
+@pytest.mark.parametrize("chunks", [3, 1])
+def test_a_chunk_refused_while_the_next_one_streams_ends_the_patch_409_with_nothing_of_it_stored(tus, alice, redis_client, monkeypatch, chunks):
+    """Another writer moves the offset just before this PATCH's first chunk is appended.  Sent ahead, that append's
+    refusal is read only once the next chunk has streamed (its replies are not waited for), or at the body's end when
+    it was the last: the PATCH still answers 409 with the offset the other writer left, and none of its chunks,
+    staged bytes or connections stay behind."""
+    from redfile_files import storage
+    from redfile_files.checksums import part_of
+    from redfile_files.tus_store import Segment, TusStore
+
+    url = tus.new(alice, 3 * CHUNK)
+    other = os.urandom(CHUNK)
+    original_append, original_later, raced = TusStore.append, TusStore.append_later, []
+
+    def race(store, upload_id):
+        if not raced:
+            raced.append(upload_id)
+            original_append(store, upload_id, owner="alice", expected=0, new_offset=CHUNK, segments=[Segment(0, part_of(other), data=other)],
+                            now_iso="now")  # fmt: skip
+
+    def append(store, upload_id, **kw):
+        race(store, upload_id)
+        return original_append(store, upload_id, **kw)
+
+    def append_later(store, upload_id, **kw):
+        race(store, upload_id)
+        return original_later(store, upload_id, **kw)
+
+    monkeypatch.setattr(TusStore, "append", append)
+    monkeypatch.setattr(TusStore, "append_later", append_later)
+    resp = tus.patch(alice, url, 0, os.urandom(chunks * CHUNK))
+    assert resp.status_code == 409 and resp.get_json()["error"]["details"] == {"offset": CHUNK}
+    assert raced == [upload_id(url)]
+    assert tus.offset(alice, url) == CHUNK
+    fid = upload_id(url)
+    assert [redis_client.get(storage.chunk_key(fid, i)) for i in range(3)] == [other, None, None]
+
+
+def test_a_chunked_body_past_the_upload_s_length_is_413_after_its_whole_chunks_are_in_place(tus, client, alice):
+    """No Content-Length: the excess shows only as it arrives, while the last whole chunk's append may still be on its
+    way (sent ahead, its replies are not waited for); the refusal reads it first, so what is stored is said right."""
+
+    class Trickle(io.BytesIO):  # the body arrives a chunk at a time, as over a slow network
+        def read(self, size=-1):
+            return super().read(CHUNK if size < 0 else min(size, CHUNK))
+
+    url = tus.new(alice, 2 * CHUNK)
+    resp = client.patch(url, headers={**alice, **TUS, "Upload-Offset": "0", "Transfer-Encoding": "chunked"}, content_type=OCTET,
+                        input_stream=Trickle(os.urandom(3 * CHUNK)), environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""})  # fmt: skip
+    assert resp.status_code == 413 and resp.get_json()["error"]["code"] == "payload_too_large"
+    assert tus.offset(alice, url) == 2 * CHUNK  # tus keeps what arrived: the two whole chunks
+    resp = tus.patch(alice, url, 2 * CHUNK, b"")
+    assert resp.status_code == 204 and resp.headers["Upload-Offset"] == str(2 * CHUNK)
 
 
 def test_a_patch_that_is_not_offset_octet_stream_is_415(tus, alice, unchanged):

@@ -156,3 +156,53 @@ def test_a_staged_chunk_waiting_for_a_checksum_outlives_one_sent_ahead_of_its_sc
         staged.finish()  # the SET alone, as a checksum's chunk is ended
     assert 60 < redis_client.ttl(waiting) <= 600  # the upload's TTL: it waits for the whole body
     assert 0 < redis_client.ttl(passing) <= storage.STAGING_TTL
+
+
+def append_later(store, expected, new_offset, segments, staged):
+    return store.append_later(ID, owner=OWNER, expected=expected, new_offset=new_offset, segments=segments, now_iso="now", staged=staged)
+
+
+def test_an_append_sent_without_waiting_is_in_place_once_read_while_the_next_chunk_goes_on_another_connection(store, redis_client):
+    token = new_staging_token()
+    first, second = staging_key(ID, token, 0), staging_key(ID, token, 1)
+    pending = append_later(store, 0, 4, [Segment(0, part_of(b"abcd"), staged_key=first)], staged_write(store, first, b"abcd"))
+    following = staged_write(store, second, b"efgh")  # the next chunk streams while the first's replies wait
+    assert len(store.redis.connection_pool._in_use_connections) == 2
+    assert pending.result().deadline > 0
+    assert redis_client.hget(storage.upload_key(ID), "received_bytes") == b"4"
+    append(store, 4, 8, [Segment(1, part_of(b"efgh"), staged_key=second)], staged=following)
+    assert [redis_client.get(storage.chunk_key(ID, i)) for i in (0, 1)] == [b"abcd", b"efgh"]
+    assert not store.redis.connection_pool._in_use_connections
+    assert list(redis_client.scan_iter(match="files:{*}:s:*")) == []
+
+
+def test_an_append_sent_without_waiting_and_refused_raises_when_read_and_changes_nothing(store, redis_client):
+    before = dump(redis_client)
+    key = staging_key(ID, new_staging_token(), 1)
+    pending = append_later(store, 4, 8, [Segment(1, part_of(b"efgh"), staged_key=key)], staged_write(store, key, b"efgh"))
+    with pytest.raises(OffsetMismatch) as refused:
+        pending.result()
+    assert refused.value.offset == 0
+    assert dump(redis_client) == before  # the bytes sent ahead were removed with the refusal
+    assert not store.redis.connection_pool._in_use_connections
+
+
+def test_an_append_sent_and_dropped_unread_frees_its_connection(store, redis_client):
+    key = staging_key(ID, new_staging_token(), 0)
+    pending = append_later(store, 0, 4, [Segment(0, part_of(b"abcd"), staged_key=key)], staged_write(store, key, b"abcd"))
+    pending.drop()
+    pending.drop()  # twice is fine
+    assert not store.redis.connection_pool._in_use_connections
+    store.redis.ping()  # the pool's connections are in step
+    # Redis had the whole SET and script: whether it ran them is not known to the dropper, but what it did is whole
+    offset = int(redis_client.hget(storage.upload_key(ID), "received_bytes"))
+    assert (offset, redis_client.get(storage.chunk_key(ID, 0))) in ((0, None), (4, b"abcd"))
+
+
+def test_a_script_redis_forgot_is_loaded_again_when_the_append_was_sent_without_waiting(store, redis_client):
+    redis_client.script_flush()
+    key = staging_key(ID, new_staging_token(), 0)
+    pending = append_later(store, 0, 4, [Segment(0, part_of(b"abcd"), staged_key=key)], staged_write(store, key, b"abcd"))
+    pending.result()
+    assert redis_client.get(storage.chunk_key(ID, 0)) == b"abcd"
+    assert not store.redis.connection_pool._in_use_connections

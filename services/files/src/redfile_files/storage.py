@@ -425,6 +425,7 @@ class StagedChunk:
         self.ttl = ttl
         self.sent = 0
         self._conn = None
+        self._ending = None  # (script, keys, args) once send_end sent the SET's end
 
     def __enter__(self) -> "StagedChunk":
         key = self.key.encode()
@@ -449,10 +450,15 @@ class StagedChunk:
         if exc_type is not None or self.sent != self.size:
             self._close(broken=True, error=exc)
             return
-        self.finish()
+        if self._ending is None:
+            self.finish()
+        else:
+            self.read_end()
 
     def abandon(self) -> None:
-        """Give the ``SET`` up unfinished (its connection is closed, so Redis stores nothing); finished: no-op."""
+        """Give the ``SET`` up: unfinished, its connection is closed and Redis stores nothing; its end sent
+        (``send_end``) and the replies not read, they are dropped with the connection, and whether Redis ran
+        the ``SET`` and its script is not known here (the script checks what it changes); finished: no-op."""
         self._close(broken=True)
 
     def finish(self, script=None, keys=(), args=()):
@@ -464,8 +470,14 @@ class StagedChunk:
         before it changes anything.  Returns the script's reply, or runs it
         again through redis-py (``SCRIPT LOAD`` and all) when Redis did not
         have it cached (``NOSCRIPT``)."""
+        self.send_end(script, keys, args)
+        return self.read_end()
+
+    def send_end(self, script=None, keys=(), args=()) -> None:
+        """``finish``'s first half: send the ``SET``'s end (and the script) without waiting for the replies,
+        which ``read_end`` reads; meanwhile the connection is this chunk's, and ``abandon`` closes it."""
         conn = self._conn
-        if conn is None:
+        if conn is None or self._ending is not None:
             raise RuntimeError("the staged chunk is already finished or closed")
         if self.sent != self.size:
             self._close(broken=True)
@@ -474,9 +486,22 @@ class StagedChunk:
         tail = [b"\r\n$2\r\nEX\r\n$%d\r\n%s\r\n" % (len(ttl), ttl)]
         if script is not None:
             tail += conn.pack_command("EVALSHA", script.sha, len(keys), *keys, *args)
-        script_started = time.perf_counter()
+        self._ending = (script, keys, args)
         try:
             conn.send_packed_command(tail, check_health=False)
+        except BaseException as error:
+            self._close(broken=True, error=error)
+            raise
+
+    def read_end(self):
+        """``finish``'s second half: the ``SET``'s reply, then the script's (see ``finish``).  The script is
+        reported with the time waited here for the replies (read later, they may have come long before)."""
+        conn, ending = self._conn, self._ending
+        if conn is None or ending is None:
+            raise RuntimeError("the staged chunk's end was not sent, or is already read")
+        script, keys, args = ending
+        script_started = time.perf_counter()
+        try:
             reply = conn.read_response()
         except BaseException as error:  # a refused SET too: its script's reply is still on the way, so the connection goes
             self._close(broken=True, error=error)

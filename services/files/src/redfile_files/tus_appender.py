@@ -22,6 +22,15 @@ complete.  The chunk's pieces are also held (the received objects, not
 copies), so a body that ends early still has its bytes stored (tus keeps what
 arrived): the unfinished ``SET`` is abandoned (Redis stores nothing of it) and
 the bytes are sent again.
+
+Such a chunk's append (outside a checksum's staging, a deferred length and a
+concatenation) is sent without waiting for its replies
+(``TusStore.append_later``): the next chunk's bytes come in and go on, on
+another connection, while Redis still takes in the end of this one, and its
+replies are read just before the next append is sent, at the body's end, or,
+when the request fails for another reason, before it answers.  So the offset
+and the counts always say what is in place, a refusal is raised as before (one
+chunk later), and at most two connections are a request's at once.
 """
 
 from __future__ import annotations
@@ -80,6 +89,7 @@ class Appender:
         self.body_left = body_length if isinstance(self.sealer, NullSealer) and not reserve else None
         self.sending = None  # the chunk's staged SET being sent (a StagedChunk), or None
         self.digest: ChunkDigest | None = None  # the sent chunk's digest, fed as its bytes go
+        self.awaiting = None  # the last chunk's append, sent and not yet read: (PendingAppend, its new bytes, segments)
 
     def _load_tail(self) -> None:
         """The bytes of the chunk the offset is inside of (they are rewritten with the new ones)."""
@@ -181,6 +191,7 @@ class Appender:
         """Put the last (partial) chunk in place, or every staged one at once; set a length with no bytes."""
         if self.fresh:
             self._chunk_done()
+        self._settle()
         if self.staged:
             if self.pending or self.length is not None:
                 self._append(self.pending, self.pending_new)
@@ -189,7 +200,17 @@ class Appender:
             self._append([], 0)
 
     def _append(self, segments: list[Segment], new: int, staged=None) -> None:
+        """Append ``segments``: a staged one in the clear is only sent (its replies are read when the next append
+        goes, or at ``finish``), so the next chunk's bytes come in while Redis still takes this one's."""
+        self._settle()  # the append before must be in place before this one's script is sent (the offsets)
         engine = self.engine
+        if staged is not None and not self.reserve and not self.allow_final:
+            pending = engine.tus.append_later(
+                self.up.id, owner=self.owner, expected=self.offset, new_offset=self.offset + new, segments=segments,
+                now_iso=iso(engine.files.clock()), length=self.length, staged=staged,
+            )  # fmt: skip
+            self.awaiting = (pending, new, len(segments))
+            return
         if self.reserve and new:
             engine._reserve(self.owner, self.up.id, new, new=False)  # refused: _put abandons the staged SET
         try:
@@ -201,18 +222,36 @@ class Appender:
             if self.reserve and new:
                 engine.ledger.shrink(self.owner, self.up.id, new)
             raise
+        self._appended(done, new, len(segments))
+
+    def _settle(self) -> None:
+        """Read the replies of the append that was only sent, if any: it is in place, or this raises why not."""
+        if self.awaiting is None:
+            return
+        (pending, new, count), self.awaiting = self.awaiting, None
+        self._appended(pending.result(), new, count)
+
+    def _appended(self, done, new: int, count: int) -> None:
         self.offset += new
         self.length = None
         self.deadline = done.deadline
         if self.allow_final:
             return  # a concatenation copies bytes that were counted when they reached the partials
-        metrics = engine.files.metrics
-        for _ in segments:
+        metrics = self.engine.files.metrics
+        for _ in range(count):
             metrics.chunk_stored()
         metrics.bytes_uploaded(new)
 
     def abandon(self) -> None:
-        """Delete staged chunks that were not put in place (and give up a chunk's SET still being sent)."""
+        """Delete staged chunks that were not put in place (and give up a chunk's SET still being sent).
+
+        An append only sent is read first, so the offset and the counts say what is in place; its error,
+        if it has one, is not this request's to raise any more (another is being raised)."""
+        if self.awaiting is not None:
+            try:
+                self._settle()
+            except Exception:  # noqa: BLE001 - see the docstring
+                pass
         if self.sending is not None:
             self.sending.abandon()
             self.sending, self.digest = None, None

@@ -65,6 +65,14 @@ Contract of ``TusStore``:
   (``STAGING_TTL``, or ``UPLOAD_TTL`` for a checksum's, which wait for the
   whole body); a write never ended (``abandon``) stores nothing.  ``discard``
   removes staged keys.
+* ``append_later(staged=...)`` sends what ``append(staged=...)`` sends and
+  does not wait: its ``PendingAppend.result()`` reads the replies later and
+  returns or raises what ``append`` would (the staged key removed on a
+  refusal).  Meanwhile the connection is the pending append's, so the
+  caller's next chunk streams on another one; the caller reads each result
+  before it sends the next append (whose ``expected`` offset depends on it).
+  ``drop()`` closes the connection unread: Redis may still have run the
+  ``SET`` and the script, which are whole either way.
 * ``link_final`` records on a partial upload that a final waits for it
   (only while the partial exists); ``annotate_file`` copies tus fields into a
   file's meta (only while the file exists).
@@ -202,6 +210,26 @@ class TusStore:
     ) -> Appended:  # fmt: skip
         """See the module contract; ``staged``: an ``open_staged`` write (of the segment whose ``staged_key`` is its
         key) that this ends, the script sent right behind it."""
+        keys, args = self._append_call(upload_id, owner, expected, new_offset, segments, now_iso, length, allow_final)
+        if staged is None:
+            return self._appended(self._append(keys=keys, args=args), None)
+        return self._appended(self._finish(staged, keys, args), staged)
+
+    def append_later(
+        self, upload_id: str, *, owner: str, expected: int, new_offset: int, segments: list[Segment], now_iso: str,
+        staged: StagedChunk, length: int | None = None,
+    ) -> "PendingAppend":  # fmt: skip
+        """``append(staged=...)`` sent, its replies not yet read: ``result()`` reads them and is what ``append``
+        returns or raises.  Meanwhile the request goes on with its next chunk, on another connection."""
+        keys, args = self._append_call(upload_id, owner, expected, new_offset, segments, now_iso, length, False)
+        try:
+            staged.send_end(self._append, keys, args)
+        except redis.exceptions.RedisError:
+            unlink_quietly(self.redis, staged.key)
+            raise
+        return PendingAppend(self, staged, keys, args)
+
+    def _append_call(self, upload_id, owner, expected, new_offset, segments, now_iso, length, allow_final) -> tuple[list, list]:
         args: list = [
             owner, expected, new_offset, "" if length is None else length, self.upload_ttl, now_iso, chunk_prefix(upload_id),
             self.max_file_bytes, "1" if allow_final else "0", len(segments),
@@ -211,8 +239,10 @@ class TusStore:
                 args += [seg.index, seg.part.encode(), "s", seg.staged_key]
             else:
                 args += [seg.index, seg.part.encode(), "d", seg.data]
-        keys = [upload_key(upload_id), parts_key(upload_id)]
-        result = self._append(keys=keys, args=args) if staged is None else self._finish(staged, keys, args)
+        return [upload_key(upload_id), parts_key(upload_id)], args
+
+    def _appended(self, result, staged: StagedChunk | None) -> Appended:
+        """The append script's reply, as ``append`` returns or raises it."""
         status = _text(result[0])
         if status == "ok":
             return Appended(int(result[1]), bool(int(result[2])))
@@ -240,9 +270,9 @@ class TusStore:
         (a checksum's staged chunks wait for the whole body)."""
         return StagedChunk(self.redis, key, size, ttl=self.upload_ttl if waits else STAGING_TTL).__enter__()
 
-    def _finish(self, staged: StagedChunk, keys: list[str], args: list):
+    def _finish(self, staged: StagedChunk, keys: list[str], args: list, *, sent: bool = False):
         try:
-            return staged.finish(self._append, keys, args)
+            return staged.read_end() if sent else staged.finish(self._append, keys, args)
         except redis.exceptions.RedisError:  # e.g. OOM, or the connection lost: the SET may have run, not the script
             unlink_quietly(self.redis, staged.key)
             raise
@@ -257,6 +287,21 @@ class TusStore:
     def annotate_file(self, file_id: str, fields: dict[str, str]) -> bool:
         flat = [x for kv in fields.items() for x in kv]
         return bool(flat) and bool(self._annotate(keys=[meta_key(file_id)], args=flat))
+
+
+class PendingAppend:
+    """An append whose staged ``SET`` and script were sent and whose replies are not read yet (``append_later``)."""
+
+    def __init__(self, store: TusStore, staged: StagedChunk, keys: list[str], args: list) -> None:
+        self.store, self.staged, self.keys, self.args = store, staged, keys, args
+
+    def result(self) -> Appended:
+        """Read the replies: ``append``'s result, or what it raises (the staging key removed when refused)."""
+        return self.store._appended(self.store._finish(self.staged, self.keys, self.args, sent=True), self.staged)
+
+    def drop(self) -> None:
+        """Not read after all (the request failed meanwhile): the connection goes, the replies with it."""
+        self.staged.abandon()
 
 
 def _text(value) -> str:
