@@ -4,7 +4,8 @@
 
 Read from the environment: SERVICE_NAME, BIND (or PORT), WEB_CONCURRENCY
 (workers), GUNICORN_THREADS, GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT,
-LOG_LEVEL, PROMETHEUS_MULTIPROC_DIR, METRICS_HOST and METRICS_PORT.
+GUNICORN_REUSE_PORT, LOG_LEVEL, PROMETHEUS_MULTIPROC_DIR, METRICS_HOST and
+METRICS_PORT.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ worker_class = "gthread"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = 5
+# Each worker listens on a socket of its own (SO_REUSEPORT), and the kernel spreads new connections
+# over them evenly.  On one shared socket a burst of keep-alive connections (a proxy's pool, a mesh
+# sidecar's few upstream connections, a load generator) could all be accepted by one worker and
+# leave the others idle: half the throughput of two workers (docs/performance.md, tuning 20).
+# GUNICORN_REUSE_PORT=0 goes back to one socket; a Unix socket or an inherited fd is always shared.
+reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "1").strip().lower() not in ("0", "false", "no", "off") and not bind.startswith(
+    ("unix:", "fd://")
+)
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 proc_name = f"redfile-{_service}"
 # gunicorn >= 25 opens a control socket at one fixed path per user; several
