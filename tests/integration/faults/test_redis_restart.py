@@ -1,8 +1,11 @@
 """Issue 9, fault 2: Redis restarted (AOF on, same port, same data) in the middle of uploads.
 
 A retrying client sends a session's chunks through a real gunicorn files
-process.  Once a third are acknowledged, Redis goes down; the client meets the
-outage (503s, retried), then stops sending (``pause``: nothing in flight), Redis
+process.  Once a third are acknowledged, Redis goes down (killed under the
+client's requests, or stopped while the client holds off: a SIGTERM'd Redis
+serves on until its next cron tick, long enough for a fast client to finish
+and never meet the outage); the client meets the outage (503s, retried), then
+stops sending (``pause``: nothing in flight), Redis
 comes back on the same port from its AOF, and *before* any client request can
 resend anything the test reads Redis: every chunk acknowledged before the
 outage is there, byte for byte.  Then the client resumes, unaided by the test,
@@ -58,7 +61,14 @@ def test_redis_restarted_mid_upload_keeps_every_acknowledged_chunk(own_redis, gu
 
     def restart_redis_mid_upload() -> None:
         wait_until(lambda: len(client.acked) >= client.total // 3, 60, "a third of the chunks", interval=0.002)
-        server.kill() if stop == "sigkill" else server.stop()
+        if stop == "sigkill":
+            server.kill()  # at once: requests in flight are cut
+        else:
+            # Redis serves on until its next cron tick takes the SIGTERM (up to 100 ms): time enough for the
+            # client to send every remaining chunk and never meet the outage.  So it waits the stop out.
+            client.pause()
+            server.stop()
+            client.resume()
         seen["acked_at_stop"] = len(client.acked)
         wait_until(lambda: client.server_errors, 30, "the client to meet the outage")
         client.pause()  # nothing in flight, nothing new: no resend can hide a lost chunk
