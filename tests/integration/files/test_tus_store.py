@@ -187,18 +187,6 @@ def test_an_append_sent_without_waiting_and_refused_raises_when_read_and_changes
     assert not store.redis.connection_pool._in_use_connections
 
 
-def test_an_append_sent_and_dropped_unread_frees_its_connection(store, redis_client):
-    key = staging_key(ID, new_staging_token(), 0)
-    pending = append_later(store, 0, 4, [Segment(0, part_of(b"abcd"), staged_key=key)], staged_write(store, key, b"abcd"))
-    pending.drop()
-    pending.drop()  # twice is fine
-    assert not store.redis.connection_pool._in_use_connections
-    store.redis.ping()  # the pool's connections are in step
-    # Redis had the whole SET and script: whether it ran them is not known to the dropper, but what it did is whole
-    offset = int(redis_client.hget(storage.upload_key(ID), "received_bytes"))
-    assert (offset, redis_client.get(storage.chunk_key(ID, 0))) in ((0, None), (4, b"abcd"))
-
-
 def test_a_script_redis_forgot_is_loaded_again_when_the_append_was_sent_without_waiting(store, redis_client):
     redis_client.script_flush()
     key = staging_key(ID, new_staging_token(), 0)

@@ -426,6 +426,7 @@ class StagedChunk:
         self.sent = 0
         self._conn = None
         self._ending = None  # (script, keys, args) once send_end sent the SET's end
+        self._sent_at = 0.0  # when it did
 
     def __enter__(self) -> "StagedChunk":
         key = self.key.encode()
@@ -450,10 +451,7 @@ class StagedChunk:
         if exc_type is not None or self.sent != self.size:
             self._close(broken=True, error=exc)
             return
-        if self._ending is None:
-            self.finish()
-        else:
-            self.read_end()
+        self.finish()
 
     def abandon(self) -> None:
         """Give the ``SET`` up: unfinished, its connection is closed and Redis stores nothing; its end sent
@@ -492,15 +490,17 @@ class StagedChunk:
         except BaseException as error:
             self._close(broken=True, error=error)
             raise
+        self._sent_at = time.perf_counter()
 
     def read_end(self):
-        """``finish``'s second half: the ``SET``'s reply, then the script's (see ``finish``).  The script is
-        reported with the time waited here for the replies (read later, they may have come long before)."""
+        """``finish``'s second half: the ``SET``'s reply, then the script's (see ``finish``).  Read later than
+        sent, the replies may have come long before: the time between is not reported as the commands'."""
         conn, ending = self._conn, self._ending
         if conn is None or ending is None:
             raise RuntimeError("the staged chunk's end was not sent, or is already read")
         script, keys, args = ending
         script_started = time.perf_counter()
+        self._started += script_started - self._sent_at
         try:
             reply = conn.read_response()
         except BaseException as error:  # a refused SET too: its script's reply is still on the way, so the connection goes

@@ -28,9 +28,11 @@ concatenation) is sent without waiting for its replies
 (``TusStore.append_later``): the next chunk's bytes come in and go on, on
 another connection, while Redis still takes in the end of this one, and its
 replies are read just before the next append is sent, at the body's end, or,
-when the request fails for another reason, before it answers.  So the offset
-and the counts always say what is in place, a refusal is raised as before (one
-chunk later), and at most two connections are a request's at once.
+when the request fails for another reason, in ``abandon`` before it answers.
+So the offset and the counts say what is in place, and at most two
+connections are a request's at once.  A refusal is raised one chunk later; if
+the request fails for another reason first (the body cut, too long), that
+error is the answer, and the upload's offset (``HEAD``) still says what is in.
 """
 
 from __future__ import annotations
@@ -173,8 +175,9 @@ class Appender:
         self.pieces, self.filled, self.fresh = [], 0, 0
 
     def _put(self, segment: Segment, staged=None) -> None:
-        """Append ``segment`` now (ending its staged SET with the script), or, while a checksum waits, end the SET alone
-        and keep the segment for the one append after the check.  Whatever goes wrong, ``staged`` is not left open."""
+        """Append ``segment`` (ending its staged SET with the script; ``_append``), or, while a checksum waits, end the
+        SET alone and keep the segment for the one append after the check.  Whatever goes wrong, ``staged`` is not left
+        open."""
         try:
             if self.staged:
                 staged.finish()
@@ -200,24 +203,20 @@ class Appender:
             self._append([], 0)
 
     def _append(self, segments: list[Segment], new: int, staged=None) -> None:
-        """Append ``segments``: a staged one in the clear is only sent (its replies are read when the next append
-        goes, or at ``finish``), so the next chunk's bytes come in while Redis still takes this one's."""
+        """Append ``segments``.  One ending a staged SET (but not for a deferred length or a concatenation) is only
+        sent: its replies are read when the next append goes, at ``finish`` or in ``abandon``, so the next chunk's
+        bytes come in while Redis still takes this one's."""
         self._settle()  # the append before must be in place before this one's script is sent (the offsets)
         engine = self.engine
+        call = {"owner": self.owner, "expected": self.offset, "new_offset": self.offset + new, "segments": segments,
+                "now_iso": iso(engine.files.clock()), "length": self.length, "staged": staged}  # fmt: skip
         if staged is not None and not self.reserve and not self.allow_final:
-            pending = engine.tus.append_later(
-                self.up.id, owner=self.owner, expected=self.offset, new_offset=self.offset + new, segments=segments,
-                now_iso=iso(engine.files.clock()), length=self.length, staged=staged,
-            )  # fmt: skip
-            self.awaiting = (pending, new, len(segments))
+            self.awaiting = (engine.tus.append_later(self.up.id, **call), new, len(segments))
             return
         if self.reserve and new:
             engine._reserve(self.owner, self.up.id, new, new=False)  # refused: _put abandons the staged SET
         try:
-            done = engine.tus.append(
-                self.up.id, owner=self.owner, expected=self.offset, new_offset=self.offset + new, segments=segments,
-                now_iso=iso(engine.files.clock()), length=self.length, allow_final=self.allow_final, staged=staged,
-            )  # fmt: skip
+            done = engine.tus.append(self.up.id, allow_final=self.allow_final, **call)
         except BaseException:
             if self.reserve and new:
                 engine.ledger.shrink(self.owner, self.up.id, new)
@@ -247,15 +246,15 @@ class Appender:
 
         An append only sent is read first, so the offset and the counts say what is in place; its error,
         if it has one, is not this request's to raise any more (another is being raised)."""
-        if self.awaiting is not None:
-            try:
-                self._settle()
-            except Exception:  # noqa: BLE001 - see the docstring
-                pass
-        if self.sending is not None:
-            self.sending.abandon()
-            self.sending, self.digest = None, None
-        keys = [s.staged_key for s in self.pending if s.staged_key]
-        self.pending, self.pending_new = [], 0
-        if keys:
-            self.engine.tus.discard(keys)
+        try:
+            self._settle()
+        except Exception:  # noqa: BLE001 - see the docstring
+            pass
+        finally:
+            if self.sending is not None:
+                self.sending.abandon()
+                self.sending, self.digest = None, None
+            keys = [s.staged_key for s in self.pending if s.staged_key]
+            self.pending, self.pending_new = [], 0
+            if keys:
+                self.engine.tus.discard(keys)

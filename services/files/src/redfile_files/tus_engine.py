@@ -9,8 +9,9 @@ keys, quota reservation, leases, completion and sweep as a session; see
   lease, create the upload (fenced), set its due time to its deadline.
   A deferred-length upload (and a final one) reserves as bytes arrive instead.
 * **Append** (``PATCH``): the body is cut at chunk boundaries; each piece of
-  chunk is sealed and handed to one ``TusStore.append`` that checks the offset
-  and advances it.  Without a checksum each chunk is put in place as soon as
+  chunk is sealed and handed to one ``TusStore.append`` (or ``append_later``,
+  whose replies are read when the next one goes: ``tus_appender``) that checks
+  the offset and advances it.  Without a checksum each chunk is put in place as soon as
   it is full, so a connection cut part-way keeps what arrived; with one, each
   chunk is staged under the request's own keys and all are renamed into place
   by one ``append`` once the checksum matched (a mismatch deletes them: 460,
@@ -265,12 +266,13 @@ class TusUploads:
                     checksum.update(piece)
                 writer.feed(piece)
         except BodyInterrupted:
-            if checksum is None:  # keep what arrived (tus: store as much as possible)
-                try:
+            try:
+                if checksum is None:  # keep what arrived (tus: store as much as possible)
                     writer.finish()
-                except (ApiError, OffsetMismatch):
-                    pass
-            writer.abandon()
+            except (ApiError, OffsetMismatch):
+                pass
+            finally:  # whatever finish raised: no SET left open, no append left unread
+                writer.abandon()
             raise
         except OffsetMismatch as exc:
             writer.abandon()

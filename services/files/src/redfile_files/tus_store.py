@@ -71,8 +71,6 @@ Contract of ``TusStore``:
   refusal).  Meanwhile the connection is the pending append's, so the
   caller's next chunk streams on another one; the caller reads each result
   before it sends the next append (whose ``expected`` offset depends on it).
-  ``drop()`` closes the connection unread: Redis may still have run the
-  ``SET`` and the script, which are whole either way.
 * ``link_final`` records on a partial upload that a final waits for it
   (only while the partial exists); ``annotate_file`` copies tus fields into a
   file's meta (only while the file exists).
@@ -213,7 +211,7 @@ class TusStore:
         keys, args = self._append_call(upload_id, owner, expected, new_offset, segments, now_iso, length, allow_final)
         if staged is None:
             return self._appended(self._append(keys=keys, args=args), None)
-        return self._appended(self._finish(staged, keys, args), staged)
+        return self._appended(self._staged_reply(staged, lambda: staged.finish(self._append, keys, args)), staged)
 
     def append_later(
         self, upload_id: str, *, owner: str, expected: int, new_offset: int, segments: list[Segment], now_iso: str,
@@ -222,12 +220,8 @@ class TusStore:
         """``append(staged=...)`` sent, its replies not yet read: ``result()`` reads them and is what ``append``
         returns or raises.  Meanwhile the request goes on with its next chunk, on another connection."""
         keys, args = self._append_call(upload_id, owner, expected, new_offset, segments, now_iso, length, False)
-        try:
-            staged.send_end(self._append, keys, args)
-        except redis.exceptions.RedisError:
-            unlink_quietly(self.redis, staged.key)
-            raise
-        return PendingAppend(self, staged, keys, args)
+        self._staged_reply(staged, lambda: staged.send_end(self._append, keys, args))
+        return PendingAppend(self, staged)
 
     def _append_call(self, upload_id, owner, expected, new_offset, segments, now_iso, length, allow_final) -> tuple[list, list]:
         args: list = [
@@ -270,9 +264,10 @@ class TusStore:
         (a checksum's staged chunks wait for the whole body)."""
         return StagedChunk(self.redis, key, size, ttl=self.upload_ttl if waits else STAGING_TTL).__enter__()
 
-    def _finish(self, staged: StagedChunk, keys: list[str], args: list, *, sent: bool = False):
+    def _staged_reply(self, staged: StagedChunk, step):
+        """``step()`` (a part of ending ``staged``); on a Redis error the staging key goes (the SET may have run)."""
         try:
-            return staged.read_end() if sent else staged.finish(self._append, keys, args)
+            return step()
         except redis.exceptions.RedisError:  # e.g. OOM, or the connection lost: the SET may have run, not the script
             unlink_quietly(self.redis, staged.key)
             raise
@@ -292,16 +287,12 @@ class TusStore:
 class PendingAppend:
     """An append whose staged ``SET`` and script were sent and whose replies are not read yet (``append_later``)."""
 
-    def __init__(self, store: TusStore, staged: StagedChunk, keys: list[str], args: list) -> None:
-        self.store, self.staged, self.keys, self.args = store, staged, keys, args
+    def __init__(self, store: TusStore, staged: StagedChunk) -> None:
+        self.store, self.staged = store, staged
 
     def result(self) -> Appended:
         """Read the replies: ``append``'s result, or what it raises (the staging key removed when refused)."""
-        return self.store._appended(self.store._finish(self.staged, self.keys, self.args, sent=True), self.staged)
-
-    def drop(self) -> None:
-        """Not read after all (the request failed meanwhile): the connection goes, the replies with it."""
-        self.staged.abandon()
+        return self.store._appended(self.store._staged_reply(self.staged, self.staged.read_end), self.staged)
 
 
 def _text(value) -> str:
