@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 
 import requests
 from flask import Flask
@@ -19,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redfile_common.metrics import init_metrics
 from redfile_common.product_metrics import AuthMetrics, CommonMetrics, FilesMetrics
 from redfile_common.redis_info import RedisInfo, RedisInfoCollector
+from redfile_common.testing import tcp_socket_owners
 
 SERVICES = ("auth", "files", "admin")
 
@@ -232,34 +232,12 @@ def test_a_real_scrape_shows_only_what_the_code_defines(system):
     assert "redfile_auth_logins" in set(families(system.metrics_ports["auth"]))
 
 
-def _sockets_on(port: int) -> dict[str, set[int]]:
-    """{"listen": pids, "established": pids} of the processes holding a TCP socket on local ``port`` (from /proc)."""
-    states = {"0A": "listen", "01": "established"}
-    inodes: dict[str, str] = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table) as f:
-            for line in list(f)[1:]:
-                fields = line.split()
-                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] in states:
-                    inodes[fields[9]] = states[fields[3]]
-    found: dict[str, set[int]] = {"listen": set(), "established": set()}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
-        except OSError:  # gone, or not ours to read
-            continue
-        for link in links:
-            if link.startswith("socket:[") and (state := inodes.get(link[8:-1])):
-                found[state].add(int(pid))
-    return found
-
-
 def test_each_worker_listens_on_its_own_socket_so_kept_alive_connections_spread_over_them(system):
     """Two files workers, each with its own listening socket (SO_REUSEPORT): the kernel hashes new connections
     over them, so sixteen kept-alive connections never all end up on one worker (they did, one load in six,
     on the one socket the workers shared: docs/performance.md, tuning 20)."""
     port = system.ports["files"]
-    assert len(_sockets_on(port)["listen"]) == 2  # one socket per worker, none in the master
+    assert len(tcp_socket_owners(port)["listen"]) == 2  # one socket per worker, none in the master
     conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(16)]
     try:
         for conn in conns:
@@ -267,7 +245,7 @@ def test_each_worker_listens_on_its_own_socket_so_kept_alive_connections_spread_
             resp = conn.getresponse()
             resp.read()
             assert resp.status == 200 and not resp.will_close
-        serving = _sockets_on(port)
+        serving = tcp_socket_owners(port)
         assert len(serving["established"]) == 2 and serving["established"] == serving["listen"]
     finally:
         for conn in conns:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import glob
 import os
+import socket
+import sys
 
 from gunicorn.glogging import Logger
 
@@ -27,14 +29,12 @@ worker_class = "gthread"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = 5
-# Each worker listens on a socket of its own (SO_REUSEPORT), and the kernel spreads new connections
-# over them evenly.  On one shared socket a burst of keep-alive connections (a proxy's pool, a mesh
+# Each worker listens on a socket of its own (SO_REUSEPORT), and the kernel hashes new connections
+# over them.  On one shared socket a burst of keep-alive connections (a proxy's pool, a mesh
 # sidecar's few upstream connections, a load generator) could all be accepted by one worker and
 # leave the others idle: half the throughput of two workers (docs/performance.md, tuning 20).
-# GUNICORN_REUSE_PORT=0 goes back to one socket; a Unix socket or an inherited fd is always shared.
-reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "1").strip().lower() not in ("0", "false", "no", "off") and not bind.startswith(
-    ("unix:", "fd://")
-)
+# GUNICORN_REUSE_PORT=0 goes back to one socket; ``on_starting`` keeps it off where it cannot help.
+reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "1").strip().lower() not in ("0", "false", "no", "off")
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 proc_name = f"redfile-{_service}"
 # gunicorn >= 25 opens a control socket at one fixed path per user; several
@@ -69,6 +69,31 @@ def on_starting(server):
         os.makedirs(mp_dir, exist_ok=True)
         for stale in glob.glob(os.path.join(mp_dir, "*.db")):
             os.remove(stale)
+    _settle_reuse_port(server)
+
+
+def _settle_reuse_port(server) -> None:
+    """Before any socket exists: a socket per worker only with two workers or more on TCP addresses (one worker
+    gains nothing and would leave the port without a listener while it restarts; a Unix socket cannot be shared),
+    and then an address already taken stops the start, as it does on one socket, instead of being shared with
+    whatever holds it or failing worker by worker."""
+    cfg = server.cfg
+    if not cfg.reuse_port:
+        return
+    if cfg.workers < 2 or not all(isinstance(address, tuple) for address in cfg.address):
+        cfg.set("reuse_port", False)
+        return
+    for host, port in cfg.address:
+        probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: TIME_WAIT is no conflict
+            probe.bind((host, port))
+        except OSError as exc:
+            server.log.error("Connection in use: %s (%s)", (host, port), exc)
+            sys.exit(1)
+        finally:
+            probe.close()
+    server.log.info("Each worker listens on its own socket (SO_REUSEPORT): %s", ", ".join(f"{h}:{p}" for h, p in cfg.address))
 
 
 def when_ready(server):

@@ -162,6 +162,36 @@ def serve():
         server.server_close()
 
 
+def tcp_socket_owners(port: int) -> dict[str, set[int]]:
+    """``{"listen": pids, "established": pids}``: the processes holding a TCP socket on local ``port`` (Linux /proc)."""
+    states = {"0A": "listen", "01": "established"}
+    inodes: dict[str, str] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = list(f)[1:]
+        except OSError:  # no IPv6 here
+            continue
+        for row in rows:
+            fields = row.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] in states:
+                inodes[fields[9]] = states[fields[3]]
+    found: dict[str, set[int]] = {"listen": set(), "established": set()}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:  # gone, or not ours to read
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:  # closed meanwhile
+                continue
+            if link.startswith("socket:[") and (state := inodes.get(link[8:-1])):
+                found[state].add(int(pid))
+    return found
+
+
 class ServiceProcess:
     """One real gunicorn master (and its workers) of a Redfile service, in its own process group."""
 
