@@ -11,8 +11,8 @@ keys, quota reservation, leases, completion and sweep as a session; see
 * **Append** (``PATCH``): the body is cut at chunk boundaries; each piece of
   chunk is sealed and handed to one ``TusStore.append`` (or ``append_later``,
   whose replies are read when the next one goes: ``tus_appender``) that checks
-  the offset and advances it.  Without a checksum each chunk is put in place as soon as
-  it is full, so a connection cut part-way keeps what arrived; with one, each
+  the offset and advances it.  Without a checksum each chunk is put in place
+  as soon as it is full, so a connection cut part-way keeps what arrived; with one, each
   chunk is staged under the request's own keys and all are renamed into place
   by one ``append`` once the checksum matched (a mismatch deletes them: 460,
   nothing changed).
