@@ -50,6 +50,7 @@ class Http:
         self.view = memoryview(self.buf)
         self.rest = b""  # bytes read past the end of the last response
         self.used = 0.0
+        self.sent = 0.0  # perf_counter() when the last request's last byte went out
 
     def _connect(self) -> socket.socket:
         if self.sock is not None and time.monotonic() - self.used > self.IDLE:
@@ -77,6 +78,7 @@ class Http:
             sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
             for piece in pieces:
                 sock.sendall(piece)
+            self.sent = time.perf_counter()
             reply = self._response(sock, keep, method == "HEAD")
             self.used = time.monotonic()
             return reply

@@ -37,6 +37,9 @@ class Payload:
         start = (index * 4096) % (len(self.buf) - self.chunk)
         return self.buf[start : start + n]
 
+    def pieces(self) -> list[memoryview]:
+        return [self.piece(i) for i in range(self.count)]
+
     def sha256(self) -> str:
         digest = hashlib.sha256()
         for i in range(self.count):
@@ -158,16 +161,20 @@ def redfile_upload(port: int, token: str, payload: Payload, *, streams: int = 1,
                   (expected_crc is None or meta["crc32c"] == expected_crc) and (expected_sha is None or meta["sha256"] == expected_sha))  # fmt: skip
 
 
+def tus_creation_headers(token: str, size: int) -> dict:
+    """The headers of a tus creation-with-upload (``POST /tus/`` with all ``size`` bytes) of ``bench.bin``."""
+    import base64
+
+    return {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0", "Upload-Length": str(size),
+            "Content-Type": "application/offset+octet-stream", "Upload-Metadata": "filename " + base64.b64encode(b"bench.bin").decode()}  # fmt: skip
+
+
 def redfile_tus_upload(port: int, token: str, payload: Payload, *, expected_crc: str | None = None) -> tuple[float, str, bool]:
     """Seconds to upload the whole file by tus in one request (creation-with-upload: ``POST /tus/`` with the
     bytes), as the seed's one multipart POST does; (seconds, file id, its CRC32C is the payload's)."""
-    import base64
-
-    headers = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0", "Upload-Length": str(payload.size),
-               "Content-Type": "application/offset+octet-stream", "Upload-Metadata": "filename " + base64.b64encode(b"bench.bin").decode()}  # fmt: skip
     http = Http(port)
     started = time.perf_counter()
-    reply = expect(http.request("POST", "/tus/", headers=headers, parts=[payload.piece(i) for i in range(payload.count)]), 201)
+    reply = expect(http.request("POST", "/tus/", headers=tus_creation_headers(token, payload.size), parts=payload.pieces()), 201)
     seconds = time.perf_counter() - started
     if int(reply.headers["upload-offset"]) != payload.size:
         raise HttpError(f"tus: offset {reply.headers['upload-offset']} of {payload.size}")
@@ -223,17 +230,22 @@ def bare_download(port: int, payload: Payload) -> float:
 # -- the seed stand-in ---------------------------------------------------------------------------
 
 
-def seed_upload(port: int, payload: Payload) -> tuple[float, str | None, int]:
-    """Seconds to upload the whole file in one multipart POST; (seconds, id or None when refused, status)."""
+def seed_form(payload: Payload) -> tuple[dict, list]:
+    """(headers, body parts) of the seed's upload form: the whole file as its one multipart part ``file``."""
     boundary = "benchboundary" + os.urandom(8).hex()
     head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"bench.bin\"\r\n"
             "Content-Type: application/octet-stream\r\n\r\n").encode()  # fmt: skip
     tail = f"\r\n--{boundary}--\r\n".encode()
-    parts = [head, *(payload.piece(i) for i in range(payload.count)), tail]
+    return {"Content-Type": f"multipart/form-data; boundary={boundary}"}, [head, *payload.pieces(), tail]
+
+
+def seed_upload(port: int, payload: Payload) -> tuple[float, str | None, int]:
+    """Seconds to upload the whole file in one multipart POST; (seconds, id or None when refused, status)."""
+    headers, parts = seed_form(payload)
     http = Http(port)
     started = time.perf_counter()
     try:
-        reply = http.request("POST", "/upload", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}, parts=parts)
+        reply = http.request("POST", "/upload", headers=headers, parts=parts)
     except (OSError, HttpError):
         return time.perf_counter() - started, None, 0  # a refused upload may be cut off mid-body
     seconds = time.perf_counter() - started

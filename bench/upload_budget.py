@@ -19,10 +19,7 @@ docs/performance.md quotes its output under "Upload against the seed".
 from __future__ import annotations
 
 import argparse
-import base64
 import json
-import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -32,37 +29,18 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def one_request(port: int, head: bytes, parts: list) -> tuple[float, float, bytes, bytes]:
-    """(seconds to send, seconds from the last byte sent to the answer's head, the head, the body) of one request
-    on a new connection (``Connection: close``: the body is what comes until the server closes)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+def one_request(port: int, path: str, headers: dict, parts: list):
+    """(seconds to send, seconds from the last byte sent to the whole answer, the answer) of one ``POST`` on a
+    new connection."""
+    from client import Http, expect
+
+    http = Http(port)
+    try:
         started = time.perf_counter()
-        sock.sendall(head)
-        for part in parts:
-            sock.sendall(part)
-        sent = time.perf_counter()
-        answer = b""
-        while b"\r\n\r\n" not in answer:
-            got = sock.recv(65536)
-            if not got:
-                raise RuntimeError(f"connection closed before an answer: {answer[:200]!r}")
-            answer += got
-        answered = time.perf_counter()
-        while got := sock.recv(65536):
-            answer += got
-    if answer.split(b" ", 2)[1] != b"201":
-        raise RuntimeError(f"upload answered {answer[:300]!r}")
-    head, _, body = answer.partition(b"\r\n\r\n")
-    return sent - started, answered - sent, head, body
-
-
-def header(head: bytes, name: bytes) -> str:
-    for line in head.split(b"\r\n"):
-        key, _, value = line.partition(b":")
-        if key.strip().lower() == name:
-            return value.strip().decode()
-    raise KeyError(name)
+        reply = expect(http.request("POST", path, headers=headers, parts=parts), 201)
+        return http.sent - started, time.perf_counter() - http.sent, reply
+    finally:
+        http.close()
 
 
 def main() -> int:
@@ -74,7 +52,7 @@ def main() -> int:
     sys.path.insert(0, str(HERE))
     import redis
 
-    from measure import MIB, Payload, bare_upload, redfile_delete, redfile_upload, seed_buffer, seed_delete
+    from measure import MIB, Payload, bare_upload, redfile_delete, redfile_upload, seed_buffer, seed_delete, seed_form, tus_creation_headers
     from procs import Processes, cpu_seconds
 
     from redfile_common.dev.redis_server import free_port
@@ -93,26 +71,18 @@ def main() -> int:
             settings = ServiceSettings(**{k.lower(): v for k, v in test_env(procs.redis_url).items()})
             token = user_token(settings, redis.Redis.from_url(procs.redis_url), "bench")
             payload = Payload(seed_buffer(chunk), args.size_mib * MIB, chunk)
-            parts = [payload.piece(i) for i in range(payload.count)]
+            parts = payload.pieces()
             redis_pid = procs.redis.proc.pid
 
             def tus():
-                head = (f"POST /tus/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nTus-Resumable: 1.0.0\r\n"
-                        f"Upload-Length: {payload.size}\r\nUpload-Metadata: filename {base64.b64encode(b'bench.bin').decode()}\r\n"
-                        f"Content-Type: application/offset+octet-stream\r\nContent-Length: {payload.size}\r\nConnection: close\r\n\r\n")  # fmt: skip
-                send, tail, answer, _ = one_request(files.port, head.encode(), parts)
-                file_id = header(answer, b"location").rstrip("/").rsplit("/", 1)[-1]
-                return (send, tail), lambda: redfile_delete(files.port, token, file_id)
+                send, wait, reply = one_request(files.port, "/tus/", tus_creation_headers(token, payload.size), parts)
+                file_id = reply.headers["location"].rstrip("/").rsplit("/", 1)[-1]
+                return (send, wait), lambda: redfile_delete(files.port, token, file_id)
 
             def seed_post():
-                boundary = "bench" + os.urandom(8).hex()
-                first = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="bench.bin"\r\n'
-                         "Content-Type: application/octet-stream\r\n\r\n").encode()  # fmt: skip
-                last = f"\r\n--{boundary}--\r\n".encode()
-                head = (f"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
-                        f"Content-Length: {payload.size + len(first) + len(last)}\r\nConnection: close\r\n\r\n")  # fmt: skip
-                send, tail, _, body = one_request(seed.port, head.encode(), [first, *parts, last])
-                return (send, tail), lambda: seed_delete(seed.port, json.loads(body)["id"])
+                headers, form = seed_form(payload)
+                send, wait, reply = one_request(seed.port, "/upload", headers, form)
+                return (send, wait), lambda: seed_delete(seed.port, json.loads(reply.body)["id"])
 
             def chunk_api():
                 up = redfile_upload(files.port, token, payload)
