@@ -338,7 +338,12 @@ class Soak:
         elif action == "share":
             resp = self.call(c, "POST", f"/files/{fid}/shares", expect=(201, 404), json={})
             if resp.status_code == 201:
-                link = c.session.get(f"{c.rng.choice(self.urls['files'])}/s/{resp.json()['token']}", timeout=TIMEOUT)
+                try:
+                    link = c.session.get(f"{c.rng.choice(self.urls['files'])}/s/{resp.json()['token']}", timeout=TIMEOUT)
+                except requests.RequestException:  # cut short: allowed only when the file went away meanwhile
+                    self.races["download_cut"] += 1
+                    self.call(c, "GET", f"/files/{fid}/meta", expect=(404,))
+                    return
                 with self.lock:
                     self.statuses[link.status_code] += 1
                 if link.status_code >= 500:
