@@ -28,7 +28,6 @@ ROOT = HERE.parent
 def one_side(rounds: int, size_mib: int) -> None:
     """Runs in a child process, with PYTHONPATH already chosen: measure and print ``rounds`` lines."""
     import redis
-
     from measure import MIB, Payload, raw_set_get, redfile_delete, redfile_download, redfile_tus_upload, redfile_upload, seed_buffer
     from procs import Processes
     from report import mib_s
@@ -60,11 +59,14 @@ def one_side(rounds: int, size_mib: int) -> None:
                 redfile_delete(files.port, token, tus_id)
                 if not (one.checksum_ok and four.checksum_ok and tus_ok):
                     raise RuntimeError("a file's CRC32C is not the payload's")
-                print(f"SET {mib_s(size, set_s):5.0f} MiB/s | 1 stream {mib_s(size, one.seconds):4.0f} MiB/s "
-                      f"(= {set_s / one.seconds:.2f} x SET; PUTs {mib_s(size, one.chunks_seconds):4.0f}, complete {one.complete_seconds:.2f} s)"
-                      f" | 4 streams {mib_s(size, four.seconds):4.0f} MiB/s (complete {four.complete_seconds:.2f} s)"
-                      f" | tus, one request {mib_s(size, tus_s):4.0f} MiB/s"
-                      f" | download {mib_s(size, down_s):4.0f} MiB/s", flush=True)  # fmt: skip
+                print(
+                    f"SET {mib_s(size, set_s):5.0f} MiB/s | 1 stream {mib_s(size, one.seconds):4.0f} MiB/s "
+                    f"(= {set_s / one.seconds:.2f} x SET; PUTs {mib_s(size, one.chunks_seconds):4.0f}, complete {one.complete_seconds:.2f} s)"
+                    f" | 4 streams {mib_s(size, four.seconds):4.0f} MiB/s (complete {four.complete_seconds:.2f} s)"
+                    f" | tus, one request {mib_s(size, tus_s):4.0f} MiB/s"
+                    f" | download {mib_s(size, down_s):4.0f} MiB/s",
+                    flush=True,
+                )
         finally:
             procs.close()
 
@@ -86,9 +88,22 @@ def main() -> int:
             before = os.pathsep.join([str(tree / "libs/common/src"), str(tree / "services/files/src")])
             for _ in range(args.rounds):
                 for name, pythonpath in (("before", before), ("after ", "")):
-                    env = {**os.environ, "PYTHONPATH": pythonpath} if pythonpath else {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+                    env = (
+                        {**os.environ, "PYTHONPATH": pythonpath}
+                        if pythonpath
+                        else {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+                    )
                     print(f"{name} ", end="", flush=True)
-                    argv = [sys.executable, str(Path(__file__).resolve()), "--rev", args.rev, "--side", name.strip(), "--size-mib", str(args.size_mib)]
+                    argv = [
+                        sys.executable,
+                        str(Path(__file__).resolve()),
+                        "--rev",
+                        args.rev,
+                        "--side",
+                        name.strip(),
+                        "--size-mib",
+                        str(args.size_mib),
+                    ]
                     subprocess.run(argv, env=env, check=True, cwd=HERE)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False, capture_output=True)

@@ -66,8 +66,9 @@ class Http:
             self.sock.close()
             self.sock = None
 
-    def request(self, method: str, path: str, *, headers: dict | None = None, body=None, keep: bool = True,
-                parts: list | None = None) -> Reply:  # fmt: skip
+    def request(
+        self, method: str, path: str, *, headers: dict | None = None, body=None, keep: bool = True, parts: list | None = None
+    ) -> Reply:
         """Send one request; ``body`` (bytes-like) or ``parts`` (several buffers, sent one after another)."""
         sock = self._connect()
         pieces = parts if parts is not None else ([body] if body is not None else [])
@@ -230,8 +231,7 @@ def python_load(port: int, path: str, headers: dict, seconds: float, connections
     return Load("python", sum(r[0] for r in results), elapsed, sum(r[1] for r in results), pick(0.5), pick(0.99))
 
 
-def load(port: int, path: str, *, headers: dict | None = None, seconds: float = 5.0, connections: int = 8,
-         tool: str = "auto") -> Load:  # fmt: skip
+def load(port: int, path: str, *, headers: dict | None = None, seconds: float = 5.0, connections: int = 8, tool: str = "auto") -> Load:
     """GET ``path`` as fast as ``connections`` keep-alive connections allow, for ``seconds``."""
     headers = headers or {}
     wrk = shutil.which("wrk") if tool in ("auto", "wrk") else None
@@ -243,8 +243,7 @@ def load(port: int, path: str, *, headers: dict | None = None, seconds: float = 
     for k, v in headers.items():
         args += ["-H", f"{k}: {v}"]
     with tempfile.TemporaryFile() as out:
-        subprocess.run([*args, f"http://127.0.0.1:{port}{path}"], stdout=out, stderr=subprocess.STDOUT, check=True,
-                       timeout=seconds + 60)  # fmt: skip
+        subprocess.run([*args, f"http://127.0.0.1:{port}{path}"], stdout=out, stderr=subprocess.STDOUT, check=True, timeout=seconds + 60)
         out.seek(0)
         text = out.read().decode()
     n, secs, errors, p50, p99 = parse_wrk(text)

@@ -31,7 +31,6 @@ def main() -> int:
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
     import redis
-
     from client import load
     from measure import Payload, redfile_upload, seed_buffer
     from procs import Processes, cpu_seconds
@@ -42,12 +41,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         procs = Processes(Path(tmp), workers=2, threads=4)
         try:
-            apps = {"bare": procs.gunicorn("bare", "bare_flask:create_app()", service="bare", ready="/readyz", pythonpath=str(HERE / "apps"))}
+            apps = {
+                "bare": procs.gunicorn("bare", "bare_flask:create_app()", service="bare", ready="/readyz", pythonpath=str(HERE / "apps"))
+            }
             apps["files"] = procs.gunicorn("files", "redfile_files:create_app()", service="files", ready="/readyz")
-            apps["files, no extras"] = procs.gunicorn("files-bare", "files_without_extras:create_app()", service="files", ready="/readyz",
-                                                      pythonpath=str(HERE / "apps"))  # fmt: skip
-            apps["files, no Redis"] = procs.gunicorn("files-no-redis", "files_without_redis:create_app()", service="files",
-                                                     ready="/readyz", pythonpath=str(HERE / "apps"))  # fmt: skip
+            apps["files, no extras"] = procs.gunicorn(
+                "files-bare", "files_without_extras:create_app()", service="files", ready="/readyz", pythonpath=str(HERE / "apps")
+            )
+            apps["files, no Redis"] = procs.gunicorn(
+                "files-no-redis", "files_without_redis:create_app()", service="files", ready="/readyz", pythonpath=str(HERE / "apps")
+            )
             settings = ServiceSettings(**{k.lower(): v for k, v in test_env(procs.redis_url).items()})
             token = user_token(settings, redis.Redis.from_url(procs.redis_url), "bench")
             file_id = redfile_upload(apps["files"].port, token, Payload(seed_buffer(1000), 1000, 1000)).file_id

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import google_crc32c
 import redis
-
 from client import Http, HttpError, expect
 
 MIB = 1024 * 1024
@@ -116,8 +115,9 @@ class Upload:
     extra: dict = field(default_factory=dict)
 
 
-def redfile_upload(port: int, token: str, payload: Payload, *, streams: int = 1, expected_crc: str | None = None,
-                   expected_sha: str | None = None) -> Upload:  # fmt: skip
+def redfile_upload(
+    port: int, token: str, payload: Payload, *, streams: int = 1, expected_crc: str | None = None, expected_sha: str | None = None
+) -> Upload:
     """Create an upload session, PUT every chunk over ``streams`` keep-alive connections, complete it.
 
     ``expected_sha``: the upload asks for the file's SHA-256 (``checksum_algorithm``), which must be this."""
@@ -136,7 +136,7 @@ def redfile_upload(port: int, token: str, payload: Payload, *, streams: int = 1,
         try:
             for index in range(lane, payload.count, streams):
                 expect(http.request("PUT", f"/uploads/{upload_id}/chunks/{index}", headers=headers, body=payload.piece(index)), 201)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             if http is not control:
@@ -157,16 +157,26 @@ def redfile_upload(port: int, token: str, payload: Payload, *, streams: int = 1,
     meta = _json(expect(control.request("POST", f"/uploads/{upload_id}/complete", headers=auth), 201).body)
     done = time.perf_counter()
     control.close()
-    return Upload(upload_id, done - started, completing - chunks_started, done - completing,
-                  (expected_crc is None or meta["crc32c"] == expected_crc) and (expected_sha is None or meta["sha256"] == expected_sha))  # fmt: skip
+    return Upload(
+        upload_id,
+        done - started,
+        completing - chunks_started,
+        done - completing,
+        (expected_crc is None or meta["crc32c"] == expected_crc) and (expected_sha is None or meta["sha256"] == expected_sha),
+    )
 
 
 def tus_creation_headers(token: str, size: int) -> dict:
     """The headers of a tus creation-with-upload (``POST /tus/`` with all ``size`` bytes) of ``bench.bin``."""
     import base64
 
-    return {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0", "Upload-Length": str(size),
-            "Content-Type": "application/offset+octet-stream", "Upload-Metadata": "filename " + base64.b64encode(b"bench.bin").decode()}  # fmt: skip
+    return {
+        "Authorization": f"Bearer {token}",
+        "Tus-Resumable": "1.0.0",
+        "Upload-Length": str(size),
+        "Content-Type": "application/offset+octet-stream",
+        "Upload-Metadata": "filename " + base64.b64encode(b"bench.bin").decode(),
+    }
 
 
 def redfile_tus_upload(port: int, token: str, payload: Payload, *, expected_crc: str | None = None) -> tuple[float, str, bool]:
@@ -233,8 +243,10 @@ def bare_download(port: int, payload: Payload) -> float:
 def seed_form(payload: Payload) -> tuple[dict, list]:
     """(headers, body parts) of the seed's upload form: the whole file as its one multipart part ``file``."""
     boundary = "benchboundary" + os.urandom(8).hex()
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"bench.bin\"\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n").encode()  # fmt: skip
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="bench.bin"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
     return {"Content-Type": f"multipart/form-data; boundary={boundary}"}, [head, *payload.pieces(), tail]
 
@@ -302,8 +314,10 @@ def redis_paths(client: redis.Redis, python_parser: redis.Redis, payload: Payloa
     try:
         timed("set_ms", lambda i: client.set(f"bench:p:{i}", payload.piece(i)))
         timed("lua_with_bytes_ms", lambda i: through_lua(keys=[f"bench:p:{i}"], args=[payload.piece(i)]))
-        timed("set_then_lua_rename_ms", lambda i: (client.set(f"bench:s:{i}", payload.piece(i), ex=60),
-                                                   rename(keys=[f"bench:p:{i}", f"bench:s:{i}"])))  # fmt: skip
+        timed(
+            "set_then_lua_rename_ms",
+            lambda i: (client.set(f"bench:s:{i}", payload.piece(i), ex=60), rename(keys=[f"bench:p:{i}", f"bench:s:{i}"])),
+        )
         timed("get_hiredis_ms", lambda i: client.get(f"bench:p:{i}"))
         timed("get_python_parser_ms", lambda i: python_parser.get(f"bench:p:{i}"))
     finally:

@@ -89,16 +89,25 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="redfile-bench-"))
     server = RedisProcess(tmp / "redis", appendonly=False).start()
     port = free_port()
-    extra = {"SERVICE_NAME": "files", "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "4",
-             "MAX_FILE_BYTES": str(max(args.size, 16 * MIB)), "DEFAULT_QUOTA_BYTES": str(4 * args.size)}  # fmt: skip
+    extra = {
+        "SERVICE_NAME": "files",
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "1",
+        "GUNICORN_THREADS": "4",
+        "MAX_FILE_BYTES": str(max(args.size, 16 * MIB)),
+        "DEFAULT_QUOTA_BYTES": str(4 * args.size),
+    }
     if args.encrypt:
         extra["ENCRYPTION_KEYS"] = "bench:" + base64.b64encode(os.urandom(32)).decode()
     env = {**os.environ, **test_env(server.url, **extra)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "python:redfile_common.gunicorn_conf", "redfile_files:create_app()"],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "gunicorn.log", "wb"), start_new_session=True,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp / "gunicorn.log", "wb"),
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     client = redis.Redis.from_url(server.url)
     try:
@@ -152,13 +161,10 @@ def main() -> int:
         keys = list(client.scan_iter(match=f"files:{{{file_id}}}:*", count=1000))
         at_rest = sum(client.memory_usage(k, samples=0) or 0 for k in keys)
         chunk_size = int(client.hget(f"files:{{{file_id}}}:meta", "chunk_size") or 0)
-        print(f"file: {args.size} bytes ({args.size / MIB:.0f} MiB), chunk size {chunk_size}, "
-              f"encryption {'on' if args.encrypt else 'off'}")  # fmt: skip
+        print(f"file: {args.size} bytes ({args.size / MIB:.0f} MiB), chunk size {chunk_size}, encryption {'on' if args.encrypt else 'off'}")
         print(f"upload {args.size / MIB / up_s:.0f} MiB/s, download {args.size / MIB / down_s:.0f} MiB/s")
-        print(f"worker RSS: warmed-up {baseline / 1024:.1f} MiB, peak {peak / 1024:.1f} MiB, "
-              f"peak delta {(peak - baseline) / 1024:.1f} MiB")  # fmt: skip
-        print("peak after each phase (MiB over warmed-up): "
-              + ", ".join(f"{k} {(v - baseline) / 1024:.1f}" for k, v in phases.items()))  # fmt: skip
+        print(f"worker RSS: warmed-up {baseline / 1024:.1f} MiB, peak {peak / 1024:.1f} MiB, peak delta {(peak - baseline) / 1024:.1f} MiB")
+        print("peak after each phase (MiB over warmed-up): " + ", ".join(f"{k} {(v - baseline) / 1024:.1f}" for k, v in phases.items()))
         print(f"Redis: {len(keys)} keys, {at_rest} bytes for {args.size} file bytes = {at_rest / args.size:.4f} per file byte")
         return 0
     finally:

@@ -1,6 +1,6 @@
 """The figures of docs/performance.md, drawn from one run's JSON (matplotlib, Agg backend: no display needed).
 
-    .venv/bin/python bench/plots.py bench/results/latest.json docs/img
+.venv/bin/python bench/plots.py bench/results/latest.json docs/img
 """
 
 from __future__ import annotations
@@ -34,11 +34,14 @@ def draw(doc: dict, out: Path) -> list[Path]:
         x = [r["chunk_bytes"] / 1048576 for r in rows]
         fig, ax = plt.subplots(figsize=(7.5, 5.5))
         for key, label, style in [
-            ("raw_set_mib_s", "raw redis-py SET", "k--"), ("raw_get_mib_s", "raw redis-py GET", "k:"),
+            ("raw_set_mib_s", "raw redis-py SET", "k--"),
+            ("raw_get_mib_s", "raw redis-py GET", "k:"),
             ("raw_getrange_mib_s", "raw redis-py read in 1 MiB GETRANGE pieces", "C7-."),
-            ("upload_chunks_mib_s", "Redfile upload: chunk PUTs", "C0-o"), ("upload_mib_s", "Redfile upload incl. complete", "C0--s"),
-            ("download_mib_s", "Redfile download", "C1-o"), ("bare_upload_mib_s", "bare Flask: PUT to /sink", "C2:^"),
-        ]:  # fmt: skip
+            ("upload_chunks_mib_s", "Redfile upload: chunk PUTs", "C0-o"),
+            ("upload_mib_s", "Redfile upload incl. complete", "C0--s"),
+            ("download_mib_s", "Redfile download", "C1-o"),
+            ("bare_upload_mib_s", "bare Flask: PUT to /sink", "C2:^"),
+        ]:
             ax.plot(x, [r[key] for r in rows], style, label=label)
         ax.set_xscale("log", base=2)
         ax.set_xticks(x, [f"{v:.2f}".rstrip("0").rstrip(".") for v in x])

@@ -115,9 +115,13 @@ class Processes:
         mp_dir = self.tmp / "metrics" / f"{service}-{port}"
         env.update(test_env(self.redis.url))
         env.update(
-            SERVICE_NAME=service, BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY=str(self.workers),
-            GUNICORN_THREADS=str(self.threads), LOG_LEVEL="INFO", PROMETHEUS_MULTIPROC_DIR=str(mp_dir),
-        )  # fmt: skip
+            SERVICE_NAME=service,
+            BIND=f"127.0.0.1:{port}",
+            WEB_CONCURRENCY=str(self.workers),
+            GUNICORN_THREADS=str(self.threads),
+            LOG_LEVEL="INFO",
+            PROMETHEUS_MULTIPROC_DIR=str(mp_dir),
+        )
         env.update(extra)
         return env
 
@@ -129,9 +133,13 @@ class Processes:
         if pythonpath:
             args += ["--pythonpath", pythonpath]
         proc = subprocess.Popen(
-            [*args, app], env=self.env(service, port, **extra), stdin=subprocess.DEVNULL,
-            stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [*args, app],
+            env=self.env(service, port, **extra),
+            stdin=subprocess.DEVNULL,
+            stdout=open(log, "wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         started = App(name, proc, port, log, gunicorn=True, workers=self.workers)
         self.apps.append(started)
         started.wait_ready(ready)
@@ -141,9 +149,13 @@ class Processes:
         """One plain process (the seed stand-in: a single Flask process)."""
         log = self.tmp / f"{name}.log"
         proc = subprocess.Popen(
-            [sys.executable, *argv], env={**os.environ}, stdin=subprocess.DEVNULL,
-            stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [sys.executable, *argv],
+            env={**os.environ},
+            stdin=subprocess.DEVNULL,
+            stdout=open(log, "wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         started = App(name, proc, port, log, gunicorn=False)
         self.apps.append(started)
         started.wait_ready(ready)

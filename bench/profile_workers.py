@@ -32,10 +32,26 @@ def record(pid: int, seconds: float, out: Path, fmt: str, *, subprocesses: bool 
     """py-spy on ``pid`` (with ``subprocesses``: on a gunicorn master, all its workers)."""
     exe = py_spy()
     return subprocess.Popen(
-        [exe, "record", "-p", str(pid), "-d", str(max(1, round(seconds))), "-r", "250", "-f", fmt, "-o", str(out), "--nonblocking", "--gil",
-         *(["--subprocesses"] if subprocesses else [])],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            exe,
+            "record",
+            "-p",
+            str(pid),
+            "-d",
+            str(max(1, round(seconds))),
+            "-r",
+            "250",
+            "-f",
+            fmt,
+            "-o",
+            str(out),
+            "--nonblocking",
+            "--gil",
+            *(["--subprocesses"] if subprocesses else []),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def summarise(raw: Path, top: int = 40) -> list[tuple[str, float]]:

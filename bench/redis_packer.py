@@ -20,8 +20,8 @@ import redis
 from redis.connection import Connection, PythonRespSerializer
 
 try:
-    from redis.connection import HiredisRespSerializer
     import hiredis  # noqa: F401
+    from redis.connection import HiredisRespSerializer
 
     HAVE_HIREDIS = True
 except ImportError:
@@ -62,11 +62,17 @@ def main() -> None:
         size = int(mib * 2**20)
         py = measure(args.url, PythonPackerConnection, size, args.rounds)
         hi = measure(args.url, HiredisPackerConnection, size, args.rounds) if HAVE_HIREDIS else None
-        rows.append({"size_mib": mib, "python_mib_s": round(py, 1), "hiredis_mib_s": round(hi, 1) if hi else None,
-                     "python_over_hiredis": round(py / hi, 2) if hi else None})
+        rows.append(
+            {
+                "size_mib": mib,
+                "python_mib_s": round(py, 1),
+                "hiredis_mib_s": round(hi, 1) if hi else None,
+                "python_over_hiredis": round(py / hi, 2) if hi else None,
+            }
+        )
     print(f"{'MiB':>6} {'python MiB/s':>13} {'hiredis MiB/s':>14} {'ratio':>6}")
     for r in rows:
-        print(f"{r['size_mib']:>6} {r['python_mib_s']:>13} {str(r['hiredis_mib_s']):>14} {str(r['python_over_hiredis']):>6}")
+        print(f"{r['size_mib']:>6} {r['python_mib_s']:>13} {r['hiredis_mib_s']!s:>14} {r['python_over_hiredis']!s:>6}")
     print(json.dumps(rows))
 
 

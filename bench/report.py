@@ -60,9 +60,11 @@ def _fmt(value) -> str:
 def print_table(doc: dict) -> None:
     h = doc["headline"]
     size = doc["config"]["size_mib"]
-    print(f"\n== Redfile bench: {size} MiB file, chunk {doc['config']['chunk_bytes']} B, "
-          f"{doc['config']['workers']} workers x {doc['config']['threads']} threads (gthread); "
-          f"load {doc['machine']['loadavg_before']} -> {doc['machine']['loadavg_after']}")  # fmt: skip
+    print(
+        f"\n== Redfile bench: {size} MiB file, chunk {doc['config']['chunk_bytes']} B, "
+        f"{doc['config']['workers']} workers x {doc['config']['threads']} threads (gthread); "
+        f"load {doc['machine']['loadavg_before']} -> {doc['machine']['loadavg_after']}"
+    )
     rows = [
         ("raw redis-py SET", h["raw_set_mib_s"], "MiB/s"),
         ("raw redis-py GET", h["raw_get_mib_s"], "MiB/s"),
@@ -86,18 +88,26 @@ def print_table(doc: dict) -> None:
         ("authenticated GET /files/<id>/meta", doc["small"]["meta_rps"], "req/s"),
         ("  meta p50 / p99 latency under that load", f"{_fmt(doc['small']['meta_p50_ms'])} / {_fmt(doc['small']['meta_p99_ms'])}", "ms"),
         ("  meta p50 latency, one request at a time", doc["small"]["meta_alone_p50_ms"], "ms"),
-        ("  worker CPU per request: bare tiny JSON / meta", f"{doc['small'].get('tiny_cpu_ms', 0):.2f} / {doc['small'].get('meta_cpu_ms', 0):.2f}", "ms"),
+        (
+            "  worker CPU per request: bare tiny JSON / meta",
+            f"{doc['small'].get('tiny_cpu_ms', 0):.2f} / {doc['small'].get('meta_cpu_ms', 0):.2f}",
+            "ms",
+        ),
         ("login (argon2id) p50 / max, one at a time", f"{_fmt(doc['login']['p50_ms'])} / {_fmt(doc['login']['max_ms'])}", "ms"),
         (f"login rate, {doc['login']['concurrency']} at once", doc["login"]["rate_per_s"], "logins/s"),
     ]
     width = max(len(r[0]) for r in rows) + 2
     for name, value, unit in rows:
         print(f"  {name:<{width}} {_fmt(value):>12} {unit}")
-    print("\n  memory (worker peak RSS over warmed-up, MiB): "
-          + ", ".join(f"{m['size_mib']} MiB file: up {_fmt(m['upload_mib'])} / down {_fmt(m['download_mib'])}" for m in doc["memory"]))  # fmt: skip
+    print(
+        "\n  memory (worker peak RSS over warmed-up, MiB): "
+        + ", ".join(f"{m['size_mib']} MiB file: up {_fmt(m['upload_mib'])} / down {_fmt(m['download_mib'])}" for m in doc["memory"])
+    )
     if doc.get("peer_memory"):
-        print("  seed stand-in (peak RSS over start / file size): "
-              + ", ".join(f"{m['size_mib']} MiB: up {_fmt(m['upload_x'])}x down {_fmt(m['download_x'])}x" for m in doc["peer_memory"]))  # fmt: skip
+        print(
+            "  seed stand-in (peak RSS over start / file size): "
+            + ", ".join(f"{m['size_mib']} MiB: up {_fmt(m['upload_x'])}x down {_fmt(m['download_x'])}x" for m in doc["peer_memory"])
+        )
     print("\n  target                                                               value      bound   met")
     for t in doc["targets"]:
         met = {True: "yes", False: "NO", None: "-"}[t["met"]]

@@ -37,14 +37,28 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
-
 from client import Http, expect, load
-from measure import (MIB, Payload, bare_download, bare_upload, raw_set_get, redfile_delete, redfile_download, sha256_seconds,
-                     redfile_tus_upload, redfile_upload, redis_paths, seed_buffer, seed_delete, seed_download, seed_upload)  # fmt: skip
+from measure import (
+    MIB,
+    Payload,
+    bare_download,
+    bare_upload,
+    raw_set_get,
+    redfile_delete,
+    redfile_download,
+    redfile_tus_upload,
+    redfile_upload,
+    redis_paths,
+    seed_buffer,
+    seed_delete,
+    seed_download,
+    seed_upload,
+    sha256_seconds,
+)
 from procs import HERE, PeakRss, Processes, cpu_seconds, free_port, rss_kib
 from report import median, mib_s, print_table, targets
 
@@ -56,8 +70,16 @@ DEFAULT_CHUNK = 8 * MIB - 4096  # the files service's DEFAULT_CHUNK_BYTES
 ADMIN = ("benchadmin", "bench-admin-password-0123")
 
 PRESETS = {
-    "full": dict(size_mib=256, rounds=5, chunks="1,2,4,8", file_sizes="16,64,256,1024", peer_mib=48,
-                 peer_sizes="16,48,128,256", load_seconds=5, logins=8),  # fmt: skip
+    "full": dict(
+        size_mib=256,
+        rounds=5,
+        chunks="1,2,4,8",
+        file_sizes="16,64,256,1024",
+        peer_mib=48,
+        peer_sizes="16,48,128,256",
+        load_seconds=5,
+        logins=8,
+    ),
     "smoke": dict(size_mib=4, rounds=1, chunks="1,2", file_sizes="2,4", peer_mib=2, peer_sizes="2", load_seconds=1, logins=2),
 }
 
@@ -103,8 +125,9 @@ class Bench:
         extra = {"MAX_CHUNK_BYTES": str(max(8 * MIB, *(chunk_bytes(c) for c in args.chunks.split(","))))}
         self.files = procs.gunicorn("files", "redfile_files:create_app()", service="files", ready="/readyz", **extra)
         self.bare = procs.gunicorn("bare", "bare_flask:create_app()", service="bare", ready="/readyz", pythonpath=str(HERE / "apps"))
-        self.auth = procs.gunicorn("auth", "redfile_auth:create_app()", service="auth", ready="/readyz",
-                                   ADMIN_USERS=ADMIN[0], ADMIN_PASSWORD=ADMIN[1])  # fmt: skip
+        self.auth = procs.gunicorn(
+            "auth", "redfile_auth:create_app()", service="auth", ready="/readyz", ADMIN_USERS=ADMIN[0], ADMIN_PASSWORD=ADMIN[1]
+        )
         self.seed = self._seed(50)
         self.client = redis.Redis.from_url(procs.redis_url)
         settings = ServiceSettings(**{k.lower(): v for k, v in test_env(procs.redis_url).items()})
@@ -138,8 +161,11 @@ class Bench:
             load(self.files.port, "/readyz", seconds=0.5, connections=4, tool="python")
         # "warmed up": a few MiB through, before any large file; the memory sweep is measured against this
         self.warmed = {pid: rss_kib(pid) for pid in self.files.workers()}
-        return {"upload_checksums_ok": up.checksum_ok, "download_sha256_ok": down_sha == sha,
-                "worker_rss_mib": [round(v / 1024, 1) for v in self.warmed.values()]}  # fmt: skip
+        return {
+            "upload_checksums_ok": up.checksum_ok,
+            "download_sha256_ok": down_sha == sha,
+            "worker_rss_mib": [round(v / 1024, 1) for v in self.warmed.values()],
+        }
 
     def round_trip(self, payload: Payload, *, streams: int = 1, memory: bool = False, sha256: bool = False) -> dict:
         """Upload (with ``streams`` connections; asking for the file's SHA-256 when ``sha256``) and download one
@@ -155,10 +181,13 @@ class Bench:
         if not up.checksum_ok:
             raise RuntimeError("the file's checksums are not those of the bytes uploaded")
         return {
-            "upload_mib_s": mib_s(payload.size, up.seconds), "upload_chunks_mib_s": mib_s(payload.size, up.chunks_seconds),
-            "complete_s": up.complete_seconds, "download_mib_s": mib_s(payload.size, down_s),
-            "upload_mib": up_mem, "download_mib": down_mem,
-        }  # fmt: skip
+            "upload_mib_s": mib_s(payload.size, up.seconds),
+            "upload_chunks_mib_s": mib_s(payload.size, up.chunks_seconds),
+            "complete_s": up.complete_seconds,
+            "download_mib_s": mib_s(payload.size, down_s),
+            "upload_mib": up_mem,
+            "download_mib": down_mem,
+        }
 
     def tus_upload(self, payload: Payload) -> float:
         """MiB/s of one tus upload of the whole file in one request (creation-with-upload), checked by its CRC32C."""
@@ -170,8 +199,12 @@ class Bench:
 
     def raw(self, payload: Payload) -> dict:
         set_s, get_s, ranges_s = raw_set_get(self.raw_client, payload)
-        return {"raw_set_mib_s": mib_s(payload.size, set_s), "raw_get_mib_s": mib_s(payload.size, get_s),
-                "raw_getrange_mib_s": mib_s(payload.size, ranges_s), "sha256_mib_s": mib_s(payload.size, sha256_seconds(payload))}  # fmt: skip
+        return {
+            "raw_set_mib_s": mib_s(payload.size, set_s),
+            "raw_get_mib_s": mib_s(payload.size, get_s),
+            "raw_getrange_mib_s": mib_s(payload.size, ranges_s),
+            "sha256_mib_s": mib_s(payload.size, sha256_seconds(payload)),
+        }
 
     def redis_paths(self) -> dict:
         from redis.connection import _RESP2Parser
@@ -196,8 +229,14 @@ class Bench:
         down_mem = peak.delta_mib()
         seed_delete(seed.port, file_id)
         size = payload.size / MIB
-        return {"upload_mib_s": mib_s(payload.size, up_s), "download_mib_s": mib_s(payload.size, down_s),
-                "upload_mib": up_mem, "download_mib": down_mem, "upload_x": up_mem / size, "download_x": down_mem / size}  # fmt: skip
+        return {
+            "upload_mib_s": mib_s(payload.size, up_s),
+            "download_mib_s": mib_s(payload.size, down_s),
+            "upload_mib": up_mem,
+            "download_mib": down_mem,
+            "upload_x": up_mem / size,
+            "download_x": down_mem / size,
+        }
 
     def headline(self) -> tuple[dict, list[dict]]:
         """``--rounds`` rounds of: raw SET/GET, upload (1 and 4 streams), download, the bare app; medians."""
@@ -227,13 +266,14 @@ class Bench:
         refused = self.peer(self.payload(64 * MIB)) if not self.args.smoke else None
         return {
             "size_mib": self.args.peer_mib,
-            "upload_mib_s": median([s["upload_mib_s"] for s in seeds]), "download_mib_s": median([s["download_mib_s"] for s in seeds]),
+            "upload_mib_s": median([s["upload_mib_s"] for s in seeds]),
+            "download_mib_s": median([s["download_mib_s"] for s in seeds]),
             "redfile_upload_mib_s": median([o["upload_mib_s"] for o in ours]),
             "redfile_download_mib_s": median([o["download_mib_s"] for o in ours]),
             "redfile_tus_upload_mib_s": median([o["tus_upload_mib_s"] for o in ours]),
             "rounds": [[s.get("upload_mib_s") for s in seeds], [o["upload_mib_s"] for o in ours], [o["tus_upload_mib_s"] for o in ours]],
             "refuses_64_mib": (refused or {}).get("refused"),
-        }  # fmt: skip
+        }
 
     def chunk_sweep(self) -> list[dict]:
         size = self.args.size_mib * MIB
@@ -278,10 +318,27 @@ class Bench:
             return result
 
         for _ in range(max(2, a.rounds)):
-            tiny.append(measured("tiny", self.bare, lambda: load(self.bare.port, "/tiny", seconds=a.load_seconds, connections=a.connections,
-                                                                    tool=a.loadgen)))  # fmt: skip
-            meta.append(measured("meta", self.files, lambda: load(self.files.port, f"/files/{up.file_id}/meta", headers=auth,
-                                                                     seconds=a.load_seconds, connections=a.connections, tool=a.loadgen)))  # fmt: skip
+            tiny.append(
+                measured(
+                    "tiny",
+                    self.bare,
+                    lambda: load(self.bare.port, "/tiny", seconds=a.load_seconds, connections=a.connections, tool=a.loadgen),
+                )
+            )
+            meta.append(
+                measured(
+                    "meta",
+                    self.files,
+                    lambda: load(
+                        self.files.port,
+                        f"/files/{up.file_id}/meta",
+                        headers=auth,
+                        seconds=a.load_seconds,
+                        connections=a.connections,
+                        tool=a.loadgen,
+                    ),
+                )
+            )
         if any(x.errors for x in tiny + meta):
             raise RuntimeError(f"errors under load: tiny {[x.errors for x in tiny]}, meta {[x.errors for x in meta]}")
         http, alone = Http(self.files.port), []
@@ -292,14 +349,20 @@ class Bench:
         http.close()
         redfile_delete(self.files.port, self.token, up.file_id)
         return {
-            "tool": meta[0].tool, "connections": a.connections, "seconds": a.load_seconds,
-            "tiny_rps": median([x.rate for x in tiny]), "meta_rps": median([x.rate for x in meta]),
-            "tiny_p50_ms": median([x.p50_ms for x in tiny]), "meta_p50_ms": median([x.p50_ms for x in meta]),
-            "meta_p99_ms": median([x.p99_ms for x in meta]), "runs": [[x.rate for x in tiny], [x.rate for x in meta]],
+            "tool": meta[0].tool,
+            "connections": a.connections,
+            "seconds": a.load_seconds,
+            "tiny_rps": median([x.rate for x in tiny]),
+            "meta_rps": median([x.rate for x in meta]),
+            "tiny_p50_ms": median([x.p50_ms for x in tiny]),
+            "meta_p50_ms": median([x.p50_ms for x in meta]),
+            "meta_p99_ms": median([x.p99_ms for x in meta]),
+            "runs": [[x.rate for x in tiny], [x.rate for x in meta]],
             "meta_alone_p50_ms": median(alone),
             # the workers' CPU time per request under that load: what a request costs, whatever the scheduling
-            "tiny_cpu_ms": median(cpu["tiny"]), "meta_cpu_ms": median(cpu["meta"]),
-        }  # fmt: skip
+            "tiny_cpu_ms": median(cpu["tiny"]),
+            "meta_cpu_ms": median(cpu["meta"]),
+        }
 
     def login(self) -> dict:
         """Logins one at a time (latency), then ``--connections`` at once (rate, auth worker memory)."""
@@ -338,27 +401,39 @@ class Bench:
 
         fields = AuthSettings.model_fields
         return {
-            "p50_ms": median(serial), "max_ms": serial[-1], "concurrency": concurrency, "rate_per_s": len(done) / elapsed,
-            "concurrent_p50_ms": median(done), "auth_worker_peak_growth_mib": peak.delta_mib(),
+            "p50_ms": median(serial),
+            "max_ms": serial[-1],
+            "concurrency": concurrency,
+            "rate_per_s": len(done) / elapsed,
+            "concurrent_p50_ms": median(done),
+            "auth_worker_peak_growth_mib": peak.delta_mib(),
             "argon2": {k: fields[f"argon2_{k}"].default for k in ("time_cost", "memory_kib", "parallelism")},
             # argon2's C library mapped into a files worker would mean a password hash could run there
             "argon2_loaded_in_files_workers": any("argon2" in Path(f"/proc/{pid}/maps").read_text() for pid in self.files.workers()),
-        }  # fmt: skip
+        }
 
 
 def run(args) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="redfile-bench-"))
-    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     doc: dict = {"started": started, "machine": machine()}
     procs = Processes(tmp, workers=args.workers, threads=args.threads)
     try:
         b = Bench(args, procs)
         doc["versions"] = versions(procs.redis_url)
         doc["config"] = {
-            "size_mib": args.size_mib, "chunk_bytes": DEFAULT_CHUNK, "workers": args.workers, "threads": args.threads,
-            "worker_class": "gthread", "rounds": args.rounds, "redis_aof": False, "smoke": args.smoke,
-        }  # fmt: skip
-        step = lambda name: print(f"bench: {name} ({time.strftime('%H:%M:%S')}, load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)  # noqa: E731
+            "size_mib": args.size_mib,
+            "chunk_bytes": DEFAULT_CHUNK,
+            "workers": args.workers,
+            "threads": args.threads,
+            "worker_class": "gthread",
+            "rounds": args.rounds,
+            "redis_aof": False,
+            "smoke": args.smoke,
+        }
+        step = lambda name: print(
+            f"bench: {name} ({time.strftime('%H:%M:%S')}, load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True
+        )
         step("warm-up")
         doc["warm_up"] = b.warm_up()
         step("file sizes and memory")  # first: the worker has seen nothing larger than the warm-up yet
@@ -428,8 +503,12 @@ def main() -> int:
     p.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=4)
-    p.add_argument("--no-profile", dest="profile", action="store_false",
-                   help="skip the py-spy profiles of a files worker (taken when py-spy is installed and this is root)")
+    p.add_argument(
+        "--no-profile",
+        dest="profile",
+        action="store_false",
+        help="skip the py-spy profiles of a files worker (taken when py-spy is installed and this is root)",
+    )
     p.add_argument("--out", type=Path, help="the JSON (default bench/results/bench-<time>.json, and latest.json)")
     p.add_argument("--plots", type=Path, default=HERE.parent / "docs" / "img", help="where the figures go")
     p.add_argument("--no-plots", action="store_true")

@@ -51,7 +51,6 @@ def main() -> int:
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
     import redis
-
     from measure import MIB, Payload, bare_upload, redfile_delete, redfile_upload, seed_buffer, seed_delete, seed_form, tus_creation_headers
     from procs import Processes, cpu_seconds
 
@@ -66,8 +65,12 @@ def main() -> int:
             files = procs.gunicorn("files", "redfile_files:create_app()", service="files", ready="/readyz")
             bare = procs.gunicorn("bare", "bare_flask:create_app()", service="bare", ready="/readyz", pythonpath=str(HERE / "apps"))
             port = free_port()
-            seed = procs.single("seed", [str(HERE / "apps" / "seed_standin.py"), "--port", str(port), "--redis", procs.redis_url, "--max-mib", "50"],
-                                ready="/readyz", port=port)  # fmt: skip
+            seed = procs.single(
+                "seed",
+                [str(HERE / "apps" / "seed_standin.py"), "--port", str(port), "--redis", procs.redis_url, "--max-mib", "50"],
+                ready="/readyz",
+                port=port,
+            )
             settings = ServiceSettings(**{k.lower(): v for k, v in test_env(procs.redis_url).items()})
             token = user_token(settings, redis.Redis.from_url(procs.redis_url), "bench")
             payload = Payload(seed_buffer(chunk), args.size_mib * MIB, chunk)
@@ -92,7 +95,12 @@ def main() -> int:
                 bare_upload(bare.port, payload)
                 return None, None
 
-            ways = {"tus, one request": (tus, files), "chunk API": (chunk_api, files), "seed stand-in": (seed_post, seed), "bare /sink": (sink, bare)}
+            ways = {
+                "tus, one request": (tus, files),
+                "chunk API": (chunk_api, files),
+                "seed stand-in": (seed_post, seed),
+                "bare /sink": (sink, bare),
+            }
             rows: dict[str, list[tuple]] = {name: [] for name in ways}
             for round_ in range(1, args.rounds + 1):
                 for name, (upload, server) in ways.items():

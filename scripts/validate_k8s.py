@@ -20,10 +20,7 @@ import yaml
 from kubernetes_validate.utils import SchemaNotFoundError, ValidationError
 
 # CRDs whose schemas are not in the Kubernetes release: (apiVersion, kind).
-ALLOWED_CRDS = {
-    ("monitoring.coreos.com/v1", "ServiceMonitor"),
-    ("monitoring.coreos.com/v1", "PrometheusRule"),
-}
+ALLOWED_CRDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
 MUTABLE_LABELS = ("app.kubernetes.io/version", "helm.sh/chart")
 WORKLOADS = ("Deployment", "StatefulSet", "Pod")
 
@@ -128,9 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if not objects:
         print(f"validate_k8s: no objects in {' '.join(args.files)}", file=sys.stderr)
         return 1
-    hpa_targets = {
-        o["spec"]["scaleTargetRef"]["name"] for _, o in objects if o.get("kind") == "HorizontalPodAutoscaler"
-    }
+    hpa_targets = {o["spec"]["scaleTargetRef"]["name"] for _, o in objects if o.get("kind") == "HorizontalPodAutoscaler"}
     failed = 0
     for path, obj in objects:
         problems = schema_problems(obj, versions)
@@ -139,10 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in problems:
             print(f"FAIL {path}: {name(obj)}: {problem}")
         failed += bool(problems)
-    print(
-        f"validate_k8s: {len(objects)} objects, {failed} failed "
-        f"(Kubernetes {', '.join(versions)}; {', '.join(args.files)})"
-    )
+    print(f"validate_k8s: {len(objects)} objects, {failed} failed (Kubernetes {', '.join(versions)}; {', '.join(args.files)})")
     return 1 if failed else 0
 
 

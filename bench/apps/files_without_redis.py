@@ -10,9 +10,8 @@ files app on this stack could cost per request.  Never served to anyone.
 
 from __future__ import annotations
 
-from flask import request
-
 from files_without_extras import create_app as _create_app
+from flask import request
 
 
 def create_app():

@@ -47,8 +47,10 @@ def create_app(redis_url: str, max_mib: int = 50) -> Flask:
         file_id = uuid.uuid4().hex
         with r.pipeline() as pipe:
             pipe.rpush(f"file:{file_id}:chunks", *pieces)
-            pipe.hset(f"file:{file_id}", mapping={"name": part.filename or "upload", "size": len(data),
-                                                  "mime_type": part.mimetype or "application/octet-stream"})  # fmt: skip
+            pipe.hset(
+                f"file:{file_id}",
+                mapping={"name": part.filename or "upload", "size": len(data), "mime_type": part.mimetype or "application/octet-stream"},
+            )
             pipe.execute()
         return jsonify(id=file_id, size=len(data)), 201
 
@@ -58,8 +60,7 @@ def create_app(redis_url: str, max_mib: int = 50) -> Flask:
         if not meta:
             abort(404)
         data = base64.b64decode(b"".join(r.lrange(f"file:{file_id}:chunks", 0, -1)))
-        return send_file(io.BytesIO(data), mimetype=meta[b"mime_type"].decode(), as_attachment=True,
-                         download_name=meta[b"name"].decode())  # fmt: skip
+        return send_file(io.BytesIO(data), mimetype=meta[b"mime_type"].decode(), as_attachment=True, download_name=meta[b"name"].decode())
 
     @app.delete("/files/<file_id>")
     def delete(file_id):

@@ -50,9 +50,7 @@ class System:
 
     def start(self) -> None:
         log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "redfile_common.dev.run"], env=self.env(), stdout=log, stderr=subprocess.STDOUT
-        )
+        self.proc = subprocess.Popen([sys.executable, "-m", "redfile_common.dev.run"], env=self.env(), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -40,7 +40,10 @@ def test_unknown_ids(owner_with_file):
     api, _ = owner_with_file
     for path in ("/files/0123456789abcdef0123456789abcdef", "/files/not-an-id", "/files/..%2f..%2fetc"):
         assert_error(api.get(path), 404)
-    assert_error(api.post("/upload_chunk", data={"file_id": "0" * 32, "chunk_index": "0", "total_chunks": "1"}, files={"chunk_data": ("c", b"x")}), 404)
+    assert_error(
+        api.post("/upload_chunk", data={"file_id": "0" * 32, "chunk_index": "0", "total_chunks": "1"}, files={"chunk_data": ("c", b"x")}),
+        404,
+    )
     assert_error(api.post("/upload_complete", json={"file_id": "0" * 32, "name": "a", "total_size": 1}), 404)
 
 
@@ -71,7 +74,9 @@ def test_invalid_base64_checksum_and_oversized_chunk(owner_with_file):
         400,
     )
     huge = b"x" * (8 * 1024 * 1024 + 1)
-    assert_error(api.post("/upload_chunk?chunk_index=0&total_chunks=1", data=huge, headers={"Content-Type": "application/octet-stream"}), 413)
+    assert_error(
+        api.post("/upload_chunk?chunk_index=0&total_chunks=1", data=huge, headers={"Content-Type": "application/octet-stream"}), 413
+    )
 
 
 def test_malformed_bodies(system, owner_with_file):

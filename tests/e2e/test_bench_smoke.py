@@ -14,8 +14,21 @@ SECTIONS = {
     "machine": {"cores", "loadavg_before", "loadavg_after"},
     "config": {"size_mib", "chunk_bytes", "workers", "threads", "worker_class"},
     "warm_up": {"upload_checksums_ok", "download_sha256_ok"},
-    "headline": {"raw_set_mib_s", "raw_get_mib_s", "raw_getrange_mib_s", "sha256_mib_s", "upload_mib_s", "upload_chunks_mib_s", "complete_s", "upload4_mib_s",
-                 "upload_sha256_mib_s", "upload_tus_mib_s", "download_mib_s", "bare_upload_mib_s", "bare_download_mib_s"},  # fmt: skip
+    "headline": {
+        "raw_set_mib_s",
+        "raw_get_mib_s",
+        "raw_getrange_mib_s",
+        "sha256_mib_s",
+        "upload_mib_s",
+        "upload_chunks_mib_s",
+        "complete_s",
+        "upload4_mib_s",
+        "upload_sha256_mib_s",
+        "upload_tus_mib_s",
+        "download_mib_s",
+        "bare_upload_mib_s",
+        "bare_download_mib_s",
+    },
     "redis_paths": {"set_ms", "lua_with_bytes_ms", "set_then_lua_rename_ms", "get_hiredis_ms", "get_python_parser_ms"},
     "peer": {"size_mib", "upload_mib_s", "download_mib_s", "redfile_upload_mib_s", "redfile_download_mib_s", "redfile_tus_upload_mib_s"},
     "small": {"tool", "tiny_rps", "meta_rps", "meta_p50_ms", "meta_alone_p50_ms", "tiny_cpu_ms", "meta_cpu_ms"},
@@ -26,9 +39,21 @@ ROWS = {
     "memory": {"size_mib", "upload_mib_s", "download_mib_s", "upload_mib", "download_mib"},
     "peer_memory": {"size_mib", "upload_mib_s", "download_mib_s", "upload_x", "download_x"},
 }
-TARGETS = {"upload_vs_raw_set", "upload_chunks_vs_raw_set", "upload_tus_vs_raw_set", "download_vs_raw_get", "download_vs_raw_getrange",
-           "upload_vs_seed", "upload_tus_vs_seed", "download_vs_seed",
-           "parallel4_vs_single", "rss_growth_1gib_mib", "meta_vs_tiny", "login_p50_ms", "login_vs_meta_p50"}  # fmt: skip
+TARGETS = {
+    "upload_vs_raw_set",
+    "upload_chunks_vs_raw_set",
+    "upload_tus_vs_raw_set",
+    "download_vs_raw_get",
+    "download_vs_raw_getrange",
+    "upload_vs_seed",
+    "upload_tus_vs_seed",
+    "download_vs_seed",
+    "parallel4_vs_single",
+    "rss_growth_1gib_mib",
+    "meta_vs_tiny",
+    "login_p50_ms",
+    "login_vs_meta_p50",
+}
 
 
 def test_the_suite_runs_at_a_tiny_size_and_writes_every_key(tmp_path):

@@ -40,7 +40,9 @@ def test_chunked_upload_out_of_order_with_a_resend_then_full_lifecycle(make_user
     # not visible before completion
     assert api.get(f"/files/{file_id}/meta").status_code == 404
 
-    resp = api.post("/upload_complete", json={"file_id": file_id, "name": "notes.bin", "mime_type": "application/octet-stream", "total_size": len(data)})
+    resp = api.post(
+        "/upload_complete", json={"file_id": file_id, "name": "notes.bin", "mime_type": "application/octet-stream", "total_size": len(data)}
+    )
     assert resp.status_code == 201, resp.text
     meta = resp.json()
     # chunks out of order, one sent twice: the whole file's CRC32C and composite are those of the bytes in order
@@ -67,7 +69,9 @@ def test_a_resent_chunk_with_other_bytes_is_a_conflict(make_user):
     _, _, api = make_user()
     first = api.post("/upload_chunk", data={"chunk_index": "0", "total_chunks": "2"}, files={"chunk_data": ("c", b"a" * 10)})
     file_id = first.json()["file_id"]
-    again = api.post("/upload_chunk", data={"file_id": file_id, "chunk_index": "0", "total_chunks": "2"}, files={"chunk_data": ("c", b"b" * 10)})
+    again = api.post(
+        "/upload_chunk", data={"file_id": file_id, "chunk_index": "0", "total_chunks": "2"}, files={"chunk_data": ("c", b"b" * 10)}
+    )
     assert again.status_code == 409 and again.json()["error"]["code"] == "chunk_conflict"
 
 
@@ -78,7 +82,11 @@ def test_missing_chunks_are_named_and_the_upload_can_still_finish(make_user):
     resp = api.post("/upload_complete", json={"file_id": file_id, "name": "a.bin", "total_size": len(data)})
     assert resp.status_code == 409
     assert 1 in resp.json()["error"]["details"]["missing"]
-    ok = api.post("/upload_chunk", data={"file_id": file_id, "chunk_index": "1", "total_chunks": "3"}, files={"chunk_data": ("c", data[10_000:20_000])})
+    ok = api.post(
+        "/upload_chunk",
+        data={"file_id": file_id, "chunk_index": "1", "total_chunks": "3"},
+        files={"chunk_data": ("c", data[10_000:20_000])},
+    )
     assert ok.status_code == 200
     done = api.post("/upload_complete", json={"file_id": file_id, "name": "a.bin", "total_size": len(data)})
     assert done.status_code == 201
@@ -91,7 +99,9 @@ def test_base64_json_and_raw_chunks_and_texts(make_user):
     r = api.post("/upload_chunk", json={"chunk_index": 0, "total_chunks": 2, "chunk_data": base64.b64encode(part).decode()})
     assert r.status_code == 201, r.text
     fid = r.json()["file_id"]
-    r = api.post(f"/upload_chunk?file_id={fid}&chunk_index=1&total_chunks=2", data=part, headers={"Content-Type": "application/octet-stream"})
+    r = api.post(
+        f"/upload_chunk?file_id={fid}&chunk_index=1&total_chunks=2", data=part, headers={"Content-Type": "application/octet-stream"}
+    )
     assert r.status_code == 200, r.text
     assert api.post("/upload_complete", json={"file_id": fid, "name": "x.bin", "total_size": 2000}).status_code == 201
     assert api.get(f"/files/{fid}").content == part + part

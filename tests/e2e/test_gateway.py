@@ -29,9 +29,7 @@ def test_a_chunked_request_body_arrives_whole(make_user):
 def test_a_body_far_over_the_limit_gets_the_services_json_413(make_user):
     _, _, api = make_user()
     resp = api.post(
-        "/upload_chunk?chunk_index=0&total_chunks=1",
-        data=b"x" * (30 * 1024 * 1024),
-        headers={"Content-Type": "application/octet-stream"},
+        "/upload_chunk?chunk_index=0&total_chunks=1", data=b"x" * (30 * 1024 * 1024), headers={"Content-Type": "application/octet-stream"}
     )
     assert resp.status_code == 413
     assert resp.json()["error"]["code"] == "payload_too_large"
@@ -44,9 +42,10 @@ def test_internal_routes_are_never_exposed(system):
 
 
 def test_a_service_that_is_down_is_a_json_502():
+    from werkzeug.test import Client
+
     from redfile_common.dev.gateway import create_gateway
     from redfile_common.dev.redis_server import free_port
-    from werkzeug.test import Client
 
     dead = f"http://127.0.0.1:{free_port()}"
     client = Client(create_gateway(dead, dead, dead))

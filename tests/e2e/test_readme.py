@@ -20,12 +20,7 @@ def walkthrough() -> str:
 def test_readme_walkthrough_runs_verbatim(system, admin_password, tmp_path):
     env = dict(os.environ, BASE=system.base, ADMIN_PASSWORD=admin_password)
     result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", walkthrough()],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        ["bash", "-euo", "pipefail", "-c", walkthrough()], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
     assert "download is byte-identical" in result.stdout

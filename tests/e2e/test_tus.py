@@ -55,7 +55,7 @@ class CuttingProxy:
         while not self._stop.is_set():
             try:
                 conn, _ = self._server.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -161,8 +161,8 @@ def test_tuspy_retries_across_a_cut_connection_to_an_identical_file(system, make
     cutter = proxy(cut_after=5 * 1024 * 1024)  # inside the first chunk of the one big PATCH
     client = tus_client.TusClient(f"{cutter.base}/tus/", headers=auth(api))
     uploader = client.uploader(
-        file_stream=io.BytesIO(data), metadata={"filename": "cut.bin", "filetype": "application/x-test"}, retries=5, retry_delay=1,
-    )  # fmt: skip
+        file_stream=io.BytesIO(data), metadata={"filename": "cut.bin", "filetype": "application/x-test"}, retries=5, retry_delay=1
+    )
     uploader.upload()
     assert cutter.cut.is_set()
     assert uploader.offset == len(data)
@@ -259,12 +259,16 @@ def test_parallel_partial_uploads_joined_by_a_final_one(system, make_user):
 
     def send(i: int) -> None:
         h = {**auth(api), **TUS}
-        resp = requests.post(f"{system.base}/tus/", headers={**h, "Upload-Length": str(len(halves[i])), "Upload-Concat": "partial"}, timeout=10)
+        resp = requests.post(
+            f"{system.base}/tus/", headers={**h, "Upload-Length": str(len(halves[i])), "Upload-Concat": "partial"}, timeout=10
+        )
         urls[i] = resp.headers["Location"]
         patch = requests.patch(
-            f"{system.base}{urls[i]}", headers={**h, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
-            data=halves[i], timeout=60,
-        )  # fmt: skip
+            f"{system.base}{urls[i]}",
+            headers={**h, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+            data=halves[i],
+            timeout=60,
+        )
         assert patch.status_code == 204, patch.text
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
@@ -275,9 +279,10 @@ def test_parallel_partial_uploads_joined_by_a_final_one(system, make_user):
     assert all(urls)
     name = base64.b64encode(b"joined.bin").decode()
     final = requests.post(
-        f"{system.base}/tus/", headers={**auth(api), **TUS, "Upload-Concat": f"final;{urls[0]} {urls[1]}", "Upload-Metadata": f"filename {name}"},
+        f"{system.base}/tus/",
+        headers={**auth(api), **TUS, "Upload-Concat": f"final;{urls[0]} {urls[1]}", "Upload-Metadata": f"filename {name}"},
         timeout=120,
-    )  # fmt: skip
+    )
     assert final.status_code == 201, final.text
     assert final.headers["Upload-Offset"] == str(len(data))
     assert download(system, api, final.headers["Location"]) == data

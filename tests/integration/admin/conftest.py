@@ -9,12 +9,10 @@ tested against the real auth and files apps (``real_services``).
 from __future__ import annotations
 
 import json
-import threading
 from collections import deque
 from dataclasses import dataclass
 
 import pytest
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from redfile_common.settings import parse_keyring
@@ -23,8 +21,15 @@ from redfile_common.tokens import Claims, Keyring, ServiceTokens, TokenError
 
 USER = {"username": "ann", "role": "user", "active": True, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
 FILE = {
-    "id": "f1", "name": "a.txt", "size": 3, "owner": "ann", "created_at": "2026-01-01T00:00:00Z",
-    "updated_at": "2026-01-01T00:00:00Z", "mime_type": "text/plain", "sha256": "0" * 64, "kind": "file",
+    "id": "f1",
+    "name": "a.txt",
+    "size": 3,
+    "owner": "ann",
+    "created_at": "2026-01-01T00:00:00Z",
+    "updated_at": "2026-01-01T00:00:00Z",
+    "mime_type": "text/plain",
+    "sha256": "0" * 64,
+    "kind": "file",
 }
 
 

@@ -18,8 +18,16 @@ from redfile_common.testing import auth_header, settings_overrides
 from .conftest import USER, LateApp, Recorder
 
 COUNTS = {"files": 3, "bytes_stored": 300, "active_uploads": 1}
-QUOTA = {"username": "ann", "quota_bytes": 1000, "max_file_bytes": 500, "used_bytes": 300, "reserved_bytes": 0,
-         "available_bytes": 700, "quota_is_default": True, "max_file_is_default": True}  # fmt: skip
+QUOTA = {
+    "username": "ann",
+    "quota_bytes": 1000,
+    "max_file_bytes": 500,
+    "used_bytes": 300,
+    "reserved_bytes": 0,
+    "available_bytes": 700,
+    "quota_is_default": True,
+    "max_file_is_default": True,
+}
 
 
 @pytest.fixture
@@ -85,7 +93,9 @@ def real(serve, redis_url, make_admin, mint):
     auth_slot, files_slot = LateApp(), LateApp()
     urls = {"auth_url": serve(auth_slot), "files_url": serve(files_slot)}
     auth_slot.app = create_auth(
-        **settings_overrides(redis_url, **urls, admin_password="bootstrap-" + "p" * 12, argon2_time_cost=1, argon2_memory_kib=64, argon2_parallelism=1)
+        **settings_overrides(
+            redis_url, **urls, admin_password="bootstrap-" + "p" * 12, argon2_time_cost=1, argon2_memory_kib=64, argon2_parallelism=1
+        )
     )
     files_slot.app = create_files(**settings_overrides(redis_url, **urls, sweep_interval=0))  # no sweeper thread outliving the test
     admin = make_admin(**urls)
@@ -128,8 +138,13 @@ def test_the_audit_trail_records_who_did_what_and_pages_newest_first(real):
 
     entries = real.audit(user="amy-int", limit=2)
     assert [e["action"] for e in entries] == [
-        "user.deleted", "user.updated", "role.changed", "login.succeeded", "login.failed", "user.created",
-    ]  # fmt: skip
+        "user.deleted",
+        "user.updated",
+        "role.changed",
+        "login.succeeded",
+        "login.failed",
+        "user.created",
+    ]
     by_action = {e["action"]: e for e in entries}
     assert by_action["user.created"]["actor"] == "root" and by_action["user.created"]["service"] == "admin"
     assert by_action["login.succeeded"]["actor"] == "amy-int" and by_action["login.succeeded"]["service"] == "auth"
@@ -159,15 +174,21 @@ def test_stats_counts_accounts_and_reads_redis(real):
 def upload(real, username, name, data):
     headers = auth_header(real.login(username).json()["access_token"])
     first = requests.post(
-        f"{real.files_url}/upload_chunk", headers=headers, data={"chunk_index": "0", "total_chunks": "2"},
-        files={"chunk_data": (name, data[:1], "application/octet-stream")}, timeout=10,
-    )  # fmt: skip
+        f"{real.files_url}/upload_chunk",
+        headers=headers,
+        data={"chunk_index": "0", "total_chunks": "2"},
+        files={"chunk_data": (name, data[:1], "application/octet-stream")},
+        timeout=10,
+    )
     assert first.status_code in (200, 201), first.text
     file_id = first.json()["file_id"]
     second = requests.post(
-        f"{real.files_url}/upload_chunk", headers=headers, data={"file_id": file_id, "chunk_index": "1", "total_chunks": "2"},
-        files={"chunk_data": (name, data[1:], "application/octet-stream")}, timeout=10,
-    )  # fmt: skip
+        f"{real.files_url}/upload_chunk",
+        headers=headers,
+        data={"file_id": file_id, "chunk_index": "1", "total_chunks": "2"},
+        files={"chunk_data": (name, data[1:], "application/octet-stream")},
+        timeout=10,
+    )
     assert second.status_code in (200, 201), second.text
     return headers, file_id
 
@@ -176,7 +197,9 @@ def test_stats_and_usage_count_files_bytes_and_uploads_in_progress(real):
     real.create("cid-int")
     before = real.client.get("/admin/stats", headers=real.root).get_json()["files"]
     headers, file_id = upload(real, "cid-int", "a.txt", b"hello")
-    done = requests.post(f"{real.files_url}/upload_complete", headers=headers, json={"file_id": file_id, "name": "a.txt", "total_size": 5}, timeout=10)
+    done = requests.post(
+        f"{real.files_url}/upload_complete", headers=headers, json={"file_id": file_id, "name": "a.txt", "total_size": 5}, timeout=10
+    )
     assert done.status_code in (200, 201), done.text
     upload(real, "cid-int", "b.txt", b"in progress")  # not completed
     time.sleep(0.1)
@@ -188,8 +211,10 @@ def test_stats_and_usage_count_files_bytes_and_uploads_in_progress(real):
     assert body["quota"]["username"] == "cid-int" and body["quota"]["quota_bytes"] >= 5
     after = real.client.get("/admin/stats", headers=real.root).get_json()["files"]
     assert after == {
-        "files": before["files"] + 1, "bytes_stored": before["bytes_stored"] + 5, "active_uploads": before["active_uploads"] + 1,
-    }  # fmt: skip
+        "files": before["files"] + 1,
+        "bytes_stored": before["bytes_stored"] + 5,
+        "active_uploads": before["active_uploads"] + 1,
+    }
 
 
 def test_usage_of_an_unknown_user_is_404(real):

@@ -162,10 +162,7 @@ def test_auth_refusing_our_service_token_is_a_502_not_a_401_to_the_admin(stack):
     assert resp.status_code == 502 and resp.get_json()["error"]["code"] == "bad_gateway"
 
 
-@pytest.mark.parametrize(
-    "error, status",
-    [("user_exists", 409), ("validation_error", 422), ("user_not_found", 404)],
-)
+@pytest.mark.parametrize("error, status", [("user_exists", 409), ("validation_error", 422), ("user_not_found", 404)])
 def test_4xx_errors_of_auth_pass_through(stack, error, status):
     s = stack(auth_answers=[(status, {"error": {"code": error, "message": "from auth", "details": {"x": 1}}})])
     resp = s.client.post("/admin/users", json={"username": "ann", "password": "pw"}, headers=s.admin)

@@ -11,7 +11,6 @@ docs/contracts.md).
 
 from __future__ import annotations
 
-
 import pytest
 import requests
 
@@ -87,10 +86,9 @@ def rf(serve, redis_url, make_admin, mint):
     # Auth-only settings: its bootstrap admin needs a password; cheap hashing keeps the tests fast.
     auth_slot.app = create_auth(
         **settings_overrides(
-            redis_url, **urls, admin_password="bootstrap-" + "p" * 12,
-            argon2_time_cost=1, argon2_memory_kib=64, argon2_parallelism=1,
+            redis_url, **urls, admin_password="bootstrap-" + "p" * 12, argon2_time_cost=1, argon2_memory_kib=64, argon2_parallelism=1
         )
-    )  # fmt: skip
+    )
     files_slot.app = create_files(**settings_overrides(redis_url, **urls, sweep_interval=0))  # no sweeper thread outliving the test
     admin_app = make_admin(**urls)
     return Redfile(urls["auth_url"], urls["files_url"], admin_app, mint(admin_app, "root", role="admin"))
@@ -220,9 +218,15 @@ def test_an_admin_sets_a_quota_that_files_enforces(rf):
     resp = rf.admin.put("/admin/users/qat-int/quota", json={"quota_bytes": 10, "max_file_bytes": 8}, headers=rf.root)
     assert resp.status_code == 200
     assert resp.get_json() | {} == {
-        "username": "qat-int", "quota_bytes": 10, "max_file_bytes": 8, "used_bytes": 0, "reserved_bytes": 0,
-        "available_bytes": 10, "quota_is_default": False, "max_file_is_default": False,
-    }  # fmt: skip
+        "username": "qat-int",
+        "quota_bytes": 10,
+        "max_file_bytes": 8,
+        "used_bytes": 0,
+        "reserved_bytes": 0,
+        "available_bytes": 10,
+        "quota_is_default": False,
+        "max_file_is_default": False,
+    }
     big = requests.post(f"{rf.files_url}/uploads", headers=user, json={"name": "a", "total_size": 9}, timeout=10)
     assert big.status_code == 413 and big.json()["error"]["code"] == "payload_too_large"
     rf.upload(user, "six.txt", b"123456")

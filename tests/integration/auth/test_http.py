@@ -23,8 +23,16 @@ def test_invalid_json(client, path):
 
 @pytest.mark.parametrize(
     "body",
-    [{}, [], None, "text", {"username": "admin"}, {"username": ["admin"], "password": "x"},
-     {"username": "admin", "password": 12345678}, {"username": "admin", "password": "x" * 1025}],
+    [
+        {},
+        [],
+        None,
+        "text",
+        {"username": "admin"},
+        {"username": ["admin"], "password": "x"},
+        {"username": "admin", "password": 12345678},
+        {"username": "admin", "password": "x" * 1025},
+    ],
 )
 def test_login_bad_bodies(client, body):
     resp = client.post("/auth/login", json=body)

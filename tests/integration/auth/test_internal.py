@@ -12,8 +12,13 @@ from .conftest import bearer
 
 @pytest.mark.parametrize(
     "method,path",
-    [("get", "/internal/users"), ("post", "/internal/users"), ("get", "/internal/users/admin"),
-     ("patch", "/internal/users/admin"), ("delete", "/internal/users/admin")],
+    [
+        ("get", "/internal/users"),
+        ("post", "/internal/users"),
+        ("get", "/internal/users/admin"),
+        ("patch", "/internal/users/admin"),
+        ("delete", "/internal/users/admin"),
+    ],
 )
 def test_internal_api_needs_a_service_token_for_auth(client, settings, redis_client, session, method, path):
     call = getattr(client, method)
@@ -122,13 +127,7 @@ def test_patch(client, svc, create_user, login):
 
 
 @pytest.mark.parametrize(
-    "change",
-    [
-        ("patch", {"active": False}),
-        ("patch", {"role": "admin"}),
-        ("patch", {"password": "another-password"}),
-        ("delete", None),
-    ],
+    "change", [("patch", {"active": False}), ("patch", {"role": "admin"}), ("patch", {"password": "another-password"}), ("delete", None)]
 )
 def test_every_change_ends_existing_sessions_at_once(client, svc, create_user, session, change):
     create_user("alice")

@@ -6,7 +6,7 @@ import pytest
 
 from redfile_common.app import redfile
 
-from .conftest import ADMIN_PASSWORD, ADDR, bearer
+from .conftest import ADMIN_PASSWORD, bearer
 
 
 def test_login_and_me(client, create_user, session, app):

@@ -104,9 +104,7 @@ def test_logout_needs_a_token(client):
 def test_password_change_ends_other_sessions(client, create_user, session, login):
     create_user("alice")
     here, elsewhere = session("alice"), session("alice")
-    resp = client.post(
-        "/auth/password", json={"current_password": "password-123", "new_password": "a-new-password"}, headers=bearer(here)
-    )
+    resp = client.post("/auth/password", json={"current_password": "password-123", "new_password": "a-new-password"}, headers=bearer(here))
     assert resp.status_code == 200
     fresh = resp.json
     assert set(fresh) == {"access_token", "refresh_token", "token_type", "expires_in"}

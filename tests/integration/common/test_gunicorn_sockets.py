@@ -28,7 +28,9 @@ def test_two_workers_listen_each_on_a_socket_of_their_own(redis_url, tmp_path):
         files.stop()
 
 
-@pytest.mark.parametrize("env", [{"WEB_CONCURRENCY": "1"}, {"WEB_CONCURRENCY": "2", "GUNICORN_REUSE_PORT": "0"}], ids=["one-worker", "switched-off"])
+@pytest.mark.parametrize(
+    "env", [{"WEB_CONCURRENCY": "1"}, {"WEB_CONCURRENCY": "2", "GUNICORN_REUSE_PORT": "0"}], ids=["one-worker", "switched-off"]
+)
 def test_one_worker_or_the_switch_off_keeps_the_master_s_one_socket(redis_url, tmp_path, env):
     files = ServiceProcess("files", redis_url, tmp_path, **env)
     try:

@@ -14,13 +14,13 @@ import requests
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from redfile_common import testing
 from redfile_common.audit import STREAM, AuditLog, AuditReader
 from redfile_common.dev.redis_server import free_port
 from redfile_common.metrics import start_metrics_server
 from redfile_common.product_metrics import CommonMetrics
 from redfile_common.redis_client import make_redis
 from redfile_common.settings import ServiceSettings
-from redfile_common import testing
 from redfile_common.testing import make_settings
 
 
@@ -58,7 +58,11 @@ def test_commands_pipelines_scripts_and_errors_are_timed(observed, redis_client)
     assert value("redfile_redis_command_duration_seconds_count", command="WATCH") == 1
     assert value("redfile_redis_command_duration_seconds_count", command="INCR") == 0  # queued, not sent alone
     assert value("redfile_redis_command_errors_total", command="EVALSHA", error="NoScriptError") == 1  # first use loads it
-    assert value("redfile_redis_command_duration_seconds_count", command="EVAL") + value("redfile_redis_command_duration_seconds_count", command="EVALSHA") >= 1
+    assert (
+        value("redfile_redis_command_duration_seconds_count", command="EVAL")
+        + value("redfile_redis_command_duration_seconds_count", command="EVALSHA")
+        >= 1
+    )
     assert value("redfile_redis_command_errors_total", command="HGET", error="ResponseError") == 1
 
 
@@ -69,7 +73,10 @@ def test_an_unreachable_redis_is_a_counted_connection_error():
     client = make_redis(settings, observer=metrics.redis_command)
     with pytest.raises(redis.ConnectionError):
         client.get("k")
-    assert registry.get_sample_value("redfile_redis_command_errors_total", {"service": "auth", "command": "GET", "error": "ConnectionError"}) == 1
+    assert (
+        registry.get_sample_value("redfile_redis_command_errors_total", {"service": "auth", "command": "GET", "error": "ConnectionError"})
+        == 1
+    )
 
 
 def test_the_audit_stream_stays_bounded(redis_client):
@@ -112,9 +119,11 @@ WORKER_SAMPLE = "redfile_files_uploaded_bytes_total[('service', 'files')]"
 
 def test_the_master_serves_the_workers_samples_and_redis_info(master, redis_url, tmp_path):
     port = master(redis_url)
-    worker = "from prometheus_client import CollectorRegistry\n" \
-        "from redfile_common.product_metrics import FilesMetrics\n" \
+    worker = (
+        "from prometheus_client import CollectorRegistry\n"
+        "from redfile_common.product_metrics import FilesMetrics\n"
         "FilesMetrics('files', CollectorRegistry()).bytes_uploaded(1234)\n"
+    )
     for _ in range(2):  # two workers of this master write into its multiprocess directory
         subprocess.run([sys.executable, "-c", worker], env=dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(tmp_path)), check=True, timeout=60)
     samples = scrape(port)

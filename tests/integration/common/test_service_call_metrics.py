@@ -1,10 +1,7 @@
 """Service-to-service calls are timed by target, method and status, and failures counted by reason."""
 
-import threading
-
 import pytest
 from prometheus_client import CollectorRegistry
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Response
 
 from redfile_common.dev.redis_server import free_port
@@ -30,7 +27,11 @@ def measured():
 
     def client(url, target="files"):
         return ServiceClient(
-            ServiceTokens(Keyring([KEY]), service_name="admin"), {target: url}, timeout=2, retries=0, metrics=CommonMetrics("admin", registry)
+            ServiceTokens(Keyring([KEY]), service_name="admin"),
+            {target: url},
+            timeout=2,
+            retries=0,
+            metrics=CommonMetrics("admin", registry),
         )
 
     client.value = lambda name, **labels: registry.get_sample_value(name, {"service": "admin", **labels}) or 0.0

@@ -1,7 +1,4 @@
-import threading
-
 import pytest
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from redfile_common.errors import ApiError

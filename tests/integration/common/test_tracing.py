@@ -6,11 +6,8 @@ all three services and in Redis, belongs to one trace with the right parents.  S
 recorded in memory (``spans``, from redfile_common.testing).
 """
 
-import threading
-
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from redfile_common.app import create_service_app, redfile
 from redfile_common.settings import ServiceSettings
@@ -27,9 +24,7 @@ def traced(redis_url, serve):
         return {"ok": True}
 
     caller = create_service_app(
-        "caller",
-        make_settings(ServiceSettings, redis_url, service_name="admin", files_url=serve(callee.wsgi_app)),
-        title="caller",
+        "caller", make_settings(ServiceSettings, redis_url, service_name="admin", files_url=serve(callee.wsgi_app)), title="caller"
     )
 
     @caller.get("/admin/probe")
@@ -84,7 +79,9 @@ def system(redis_url, redis_client, serve):
     auth_slot, files_slot = LateApp(), LateApp()
     urls = {"auth_url": serve(auth_slot), "files_url": serve(files_slot)}
     auth_slot.app = create_auth(
-        **settings_overrides(redis_url, **urls, admin_password="bootstrap-" + "p" * 12, argon2_time_cost=1, argon2_memory_kib=64, argon2_parallelism=1)
+        **settings_overrides(
+            redis_url, **urls, admin_password="bootstrap-" + "p" * 12, argon2_time_cost=1, argon2_memory_kib=64, argon2_parallelism=1
+        )
     )
     files_slot.app = create_files(**settings_overrides(redis_url, **urls, sweep_interval=0))  # no sweeper thread outliving the test
     admin = create_admin(**settings_overrides(redis_url, **urls))

@@ -9,9 +9,9 @@ which must stay empty.
 from __future__ import annotations
 
 import base64
-import google_crc32c
 import threading
 
+import google_crc32c
 import pytest
 import requests
 from werkzeug.serving import make_server
@@ -49,9 +49,7 @@ def system(acl_redis, ops):
 
     def settings(service: str, **extra) -> dict:
         user = f"redfile-{service}"
-        return settings_overrides(
-            acl_redis.url, redis_username=user, redis_password=acl_redis.passwords[user], **common, **extra
-        )
+        return settings_overrides(acl_redis.url, redis_username=user, redis_password=acl_redis.passwords[user], **common, **extra)
 
     slots["auth"].app = create_auth(**settings("auth", admin_password=ROOT_PASSWORD, **CHEAP_ARGON2))
     slots["files"].app = create_files(**settings("files"))
@@ -186,9 +184,11 @@ def test_the_files_sweep_runs_as_the_files_user(acl_redis, ops):
     from redfile_files import ledger
     from redfile_files.reconcile import Sweeper
 
-    app = create_files(**settings_overrides(
-        acl_redis.url, redis_username="redfile-files", redis_password=acl_redis.passwords["redfile-files"], sweep_interval=0,
-    ))  # fmt: skip
+    app = create_files(
+        **settings_overrides(
+            acl_redis.url, redis_username="redfile-files", redis_password=acl_redis.passwords["redfile-files"], sweep_interval=0
+        )
+    )
     client = app.test_client()
     service = app.extensions["redfile_files"]
     alice = auth_header(user_token(app.extensions["redfile"].settings, ops, "alice"))
@@ -221,8 +221,11 @@ def test_the_helm_test_script_passes_against_the_real_services(system, ops):
     }
     done = subprocess.run(
         [sys.executable, str(ROOT / "helm" / "redfile" / "files" / "tests" / "smoke.py")],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "smoke: ok" in done.stdout
     assert acl_violations(ops) == []

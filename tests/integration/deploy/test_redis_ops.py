@@ -16,9 +16,7 @@ pytestmark = pytest.mark.skipif(shutil.which("redis-cli") is None, reason="the s
 
 
 def run(script: str, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["sh", str(REDIS_FILES / script), *args], capture_output=True, text=True, timeout=120, env={**os.environ, **env}
-    )
+    return subprocess.run(["sh", str(REDIS_FILES / script), *args], capture_output=True, text=True, timeout=120, env={**os.environ, **env})
 
 
 def test_probes_pass_as_the_probe_user(acl_redis, ops):

@@ -7,10 +7,15 @@ from redfile_files import create_app as create_files
 
 
 def test_sharing_runs_as_the_files_user(acl_redis, ops):
-    app = create_files(**settings_overrides(
-        acl_redis.url, redis_username="redfile-files", redis_password=acl_redis.passwords["redfile-files"], sweep_interval=0,
-        share_password_max_failures=1,
-    ))  # fmt: skip
+    app = create_files(
+        **settings_overrides(
+            acl_redis.url,
+            redis_username="redfile-files",
+            redis_password=acl_redis.passwords["redfile-files"],
+            sweep_interval=0,
+            share_password_max_failures=1,
+        )
+    )
     client = app.test_client()
     settings = app.extensions["redfile"].settings
     alice, bob = (auth_header(user_token(settings, ops, name)) for name in ("alice", "bob"))

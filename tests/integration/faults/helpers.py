@@ -12,8 +12,8 @@ import struct
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 
 import blake3
 import google_crc32c
@@ -318,7 +318,7 @@ class CutProxy:
     def _run(self) -> None:
         try:
             self._serve()
-        except BaseException as exc:  # noqa: BLE001 - reported by wait()
+        except BaseException as exc:
             self.error = exc
         finally:
             self.listener.close()

@@ -51,9 +51,13 @@ TUS_OCTET = {"Content-Type": "application/offset+octet-stream"}
 def files(redis_server, tmp_path_factory):
     """One files process for the module: one worker, one thread (see the module docstring)."""
     proc = ServiceProcess(
-        "files", redis_server.url, tmp_path_factory.mktemp("files-cut"), MAX_CHUNK_BYTES=str(CHUNK),
-        WEB_CONCURRENCY="1", GUNICORN_THREADS="1",
-    )  # fmt: skip
+        "files",
+        redis_server.url,
+        tmp_path_factory.mktemp("files-cut"),
+        MAX_CHUNK_BYTES=str(CHUNK),
+        WEB_CONCURRENCY="1",
+        GUNICORN_THREADS="1",
+    )
     try:
         proc.wait_ready()
         yield proc
@@ -110,9 +114,13 @@ MODES = ["fin", "rst"]
 @pytest.mark.parametrize("body_bytes", [0, 1, CHUNK // 2, CHUNK - 1])
 def test_session_chunk_cut_is_never_stored(files, alice, redis_client, server_log, mode, body_bytes):
     data = os.urandom(2 * CHUNK + 500)
-    up = requests.post(f"{files.url}/uploads", headers=alice, json={"name": "s.bin", "total_size": len(data), "chunk_size": CHUNK}, timeout=10).json()
+    up = requests.post(
+        f"{files.url}/uploads", headers=alice, json={"name": "s.bin", "total_size": len(data), "chunk_size": CHUNK}, timeout=10
+    ).json()
     piece = lambda i: data[i * CHUNK : (i + 1) * CHUNK]  # noqa: E731
-    assert requests.put(f"{files.url}/uploads/{up['id']}/chunks/0", headers={**alice, **OCTET}, data=piece(0), timeout=10).status_code == 201
+    assert (
+        requests.put(f"{files.url}/uploads/{up['id']}/chunks/0", headers={**alice, **OCTET}, data=piece(0), timeout=10).status_code == 201
+    )
     before = quota(files, alice)
 
     proxy = cut(files, body_bytes, mode, "PUT", f"/uploads/{up['id']}/chunks/1", headers={**alice, **OCTET}, data=piece(1))
@@ -124,7 +132,10 @@ def test_session_chunk_cut_is_never_stored(files, alice, redis_client, server_lo
     assert status["missing"] == [1, 2] and status["received_bytes"] == CHUNK
     assert quota(files, alice) == before
     for i in (1, 2):
-        assert requests.put(f"{files.url}/uploads/{up['id']}/chunks/{i}", headers={**alice, **OCTET}, data=piece(i), timeout=10).status_code == 201
+        assert (
+            requests.put(f"{files.url}/uploads/{up['id']}/chunks/{i}", headers={**alice, **OCTET}, data=piece(i), timeout=10).status_code
+            == 201
+        )
     done = requests.post(f"{files.url}/uploads/{up['id']}/complete", headers=alice, timeout=10)
     assert done.status_code == 201, done.text
     # the session asked for no SHA-256: the file's checksums are its CRC32C and BLAKE3 composite, of exactly these bytes
@@ -184,7 +195,9 @@ def test_seed_chunk_cut_is_never_stored(files, alice, redis_client, server_log, 
     assert quota(files, alice) == before
     again = seed_post(files, alice, form, data[CHUNK:], 1, 2, file_id)
     assert again.status_code == 200 and again.json()["received_bytes"] == len(data), again.text  # 200: not a new upload
-    done = requests.post(f"{files.url}/upload_complete", headers=alice, json={"file_id": file_id, "name": "seed.bin", "total_size": len(data)}, timeout=10)
+    done = requests.post(
+        f"{files.url}/upload_complete", headers=alice, json={"file_id": file_id, "name": "seed.bin", "total_size": len(data)}, timeout=10
+    )
     assert done.status_code == 201, done.text
     assert requests.get(f"{files.url}/files/{file_id}", headers=alice, timeout=10).content == data
 
@@ -236,7 +249,9 @@ def test_tus_patch_cut_keeps_exactly_the_prefix_it_received(files, alice, redis_
     upload_id = tus_create(files, alice, len(data))
     before = quota(files, alice)
 
-    proxy = cut(files, body_bytes, mode, "PATCH", f"/tus/{upload_id}", headers={**alice, **TUS, **TUS_OCTET, "Upload-Offset": "0"}, data=data)
+    proxy = cut(
+        files, body_bytes, mode, "PATCH", f"/tus/{upload_id}", headers={**alice, **TUS, **TUS_OCTET, "Upload-Offset": "0"}, data=data
+    )
 
     assert_answered_as_client_error(proxy, server_log)
     offset = tus_offset(files, alice, upload_id)
@@ -273,4 +288,3 @@ def test_tus_patch_with_checksum_cut_keeps_nothing(files, alice, redis_client, s
     resent = requests.patch(f"{files.url}/tus/{upload_id}", headers=headers, data=data, timeout=10)
     assert resent.status_code == 204, resent.text
     assert requests.get(f"{files.url}/files/{upload_id}", headers=alice, timeout=10).content == data
-

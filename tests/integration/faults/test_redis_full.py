@@ -101,7 +101,9 @@ def test_redis_full_every_write_is_a_clean_507_and_the_same_requests_succeed_onc
     whole = session("whole.bin", checksum_algorithm="sha256")
     for i in range(4):
         assert put(whole, i).status_code == 201
-    seed = post_json(f"{base}/upload_chunk", alice, {"chunk_index": 0, "total_chunks": 2, "chunk_data": base64.b64encode(piece(0)).decode()})
+    seed = post_json(
+        f"{base}/upload_chunk", alice, {"chunk_index": 0, "total_chunks": 2, "chunk_data": base64.b64encode(piece(0)).decode()}
+    )
     assert seed.status_code == 201, seed.text
     seed_id = seed.json()["file_id"]
     tus = requests.post(f"{base}/tus/", headers={**alice, **TUS, "Upload-Length": str(len(data))}, timeout=15)
@@ -112,12 +114,18 @@ def test_redis_full_every_write_is_a_clean_507_and_the_same_requests_succeed_onc
         "session chunk": lambda: put(partial, 1),
         "complete": lambda: requests.post(f"{base}/uploads/{whole}/complete", headers=alice, timeout=15),
         "seed chunk": lambda: requests.post(
-            f"{base}/upload_chunk", headers={**alice, **OCTET}, params={"file_id": seed_id, "chunk_index": 1, "total_chunks": 2},
-            data=piece(1), timeout=15,
+            f"{base}/upload_chunk",
+            headers={**alice, **OCTET},
+            params={"file_id": seed_id, "chunk_index": 1, "total_chunks": 2},
+            data=piece(1),
+            timeout=15,
         ),
         "seed chunk of a new upload": lambda: requests.post(
-            f"{base}/upload_chunk", headers=alice, data={"chunk_index": "0", "total_chunks": "1"},
-            files={"chunk_data": ("c.bin", piece(2))}, timeout=15,
+            f"{base}/upload_chunk",
+            headers=alice,
+            data={"chunk_index": "0", "total_chunks": "1"},
+            files={"chunk_data": ("c.bin", piece(2))},
+            timeout=15,
         ),
         "one-request file": lambda: requests.post(f"{base}/files", headers=alice, files={"file": ("one.bin", piece(3))}, timeout=15),
         "text": lambda: post_json(f"{base}/texts", alice, {"name": "t.txt", "content": "hello " * 1000}),
@@ -125,7 +133,7 @@ def test_redis_full_every_write_is_a_clean_507_and_the_same_requests_succeed_onc
         "tus patch": lambda: requests.patch(
             tus_url, headers={**alice, **TUS, **TUS_OCTET, "Upload-Offset": "0"}, data=data[: 2 * CHUNK], timeout=15
         ),
-    }  # fmt: skip
+    }
 
     status_before = requests.get(f"{base}/uploads/{partial}", headers=alice, timeout=15).json()
     quota_before = requests.get(f"{base}/quota", headers=alice, timeout=15).json()
@@ -137,7 +145,7 @@ def test_redis_full_every_write_is_a_clean_507_and_the_same_requests_succeed_onc
         resp = write()
         refused[name] = (resp.status_code, error_code(resp) if resp.status_code >= 400 else resp.text[:100])
     assert full(r)  # still full after them: each was refused as Redis was, not after something freed memory
-    assert refused == {name: (507, "insufficient_storage") for name in writes}, refused
+    assert refused == dict.fromkeys(writes, (507, "insufficient_storage")), refused
 
     assert dump(r) == state_before  # nothing half-written: no chunk, no staging key, same ledger, index and uploads
     assert requests.get(f"{base}/uploads/{partial}", headers=alice, timeout=15).json() == status_before
@@ -148,9 +156,15 @@ def test_redis_full_every_write_is_a_clean_507_and_the_same_requests_succeed_onc
 
     accepted = {name: write().status_code for name, write in writes.items()}
     assert accepted == {
-        "session chunk": 201, "complete": 201, "seed chunk": 200, "seed chunk of a new upload": 201,
-        "one-request file": 201, "text": 201, "new session": 201, "tus patch": 204,
-    }, accepted  # fmt: skip
+        "session chunk": 201,
+        "complete": 201,
+        "seed chunk": 200,
+        "seed chunk of a new upload": 201,
+        "one-request file": 201,
+        "text": 201,
+        "new session": 201,
+        "tus patch": 204,
+    }, accepted
     for i in (2, 3):
         assert put(partial, i).status_code == 201
     done = requests.post(f"{base}/uploads/{partial}/complete", headers=alice, timeout=15)

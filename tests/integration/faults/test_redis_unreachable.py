@@ -41,9 +41,12 @@ CHUNK = 64 * 1024
 # plus 3 s for the work around it.  A refused connection fails at once; a frozen Redis costs
 # (1 + retries) x the socket timeout, 6.3 s here.
 REDIS_ENV = {
-    "REDIS_CONNECT_TIMEOUT": "1", "REDIS_SOCKET_TIMEOUT": "2", "REDIS_RETRIES": "2", "READINESS_TIMEOUT": "1",
+    "REDIS_CONNECT_TIMEOUT": "1",
+    "REDIS_SOCKET_TIMEOUT": "2",
+    "REDIS_RETRIES": "2",
+    "READINESS_TIMEOUT": "1",
     "GUNICORN_GRACEFUL_TIMEOUT": "1",  # a short shutdown after the test
-}  # fmt: skip
+}
 BOUND = (1 + 2) * (1 + 2) + 2 * 1.0 + 3.0
 CHEAP_ARGON2 = {"ARGON2_MEMORY_KIB": "1024", "ARGON2_TIME_COST": "1", "ARGON2_PARALLELISM": "1"}
 
@@ -53,10 +56,12 @@ def system(own_redis, gunicorn):
     """Redis of the test's own (AOF on), auth, files and admin on it, a user with a file and an upload in progress."""
     server = own_redis()
     with ThreadPoolExecutor(2) as pool:  # auth and files start side by side; the admin needs their addresses
-        starting_auth = pool.submit(gunicorn, "auth", server.url, ADMIN_USERS="root", ADMIN_PASSWORD=ROOT_PASSWORD, **CHEAP_ARGON2, **REDIS_ENV)
+        starting_auth = pool.submit(
+            gunicorn, "auth", server.url, ADMIN_USERS="root", ADMIN_PASSWORD=ROOT_PASSWORD, **CHEAP_ARGON2, **REDIS_ENV
+        )
         starting_files = pool.submit(gunicorn, "files", server.url, MAX_CHUNK_BYTES=str(CHUNK), **REDIS_ENV)
         (auth,), (files,) = starting_auth.result(timeout=90), starting_files.result(timeout=90)
-    admin, = gunicorn("admin", server.url, AUTH_URL=auth.url, FILES_URL=files.url, **REDIS_ENV)
+    (admin,) = gunicorn("admin", server.url, AUTH_URL=auth.url, FILES_URL=files.url, **REDIS_ENV)
 
     def login(username, password):
         resp = requests.post(f"{auth.url}/auth/login", json={"username": username, "password": password}, timeout=10)
@@ -72,15 +77,26 @@ def system(own_redis, gunicorn):
     stored = requests.post(f"{files.url}/files", headers=alice, files={"file": ("small.bin", small)}, timeout=10)
     assert stored.status_code == 201, stored.text
     big = os.urandom(2 * CHUNK)
-    upload = requests.post(f"{files.url}/uploads", headers=alice, json={"name": "big.bin", "total_size": len(big), "chunk_size": CHUNK}, timeout=10)
+    upload = requests.post(
+        f"{files.url}/uploads", headers=alice, json={"name": "big.bin", "total_size": len(big), "chunk_size": CHUNK}, timeout=10
+    )
     assert upload.status_code == 201, upload.text
     upload_id = upload.json()["id"]
     put = requests.put(f"{files.url}/uploads/{upload_id}/chunks/0", headers={**alice, **OCTET}, data=big[:CHUNK], timeout=10)
     assert put.status_code == 201, put.text
     return {
-        "redis": server, "auth": auth, "files": files, "admin": admin, "root": root, "alice": alice, "refresh": pair["refresh_token"],
-        "file_id": stored.json()["id"], "small": small, "upload_id": upload_id, "big": big,
-    }  # fmt: skip
+        "redis": server,
+        "auth": auth,
+        "files": files,
+        "admin": admin,
+        "root": root,
+        "alice": alice,
+        "refresh": pair["refresh_token"],
+        "file_id": stored.json()["id"],
+        "small": small,
+        "upload_id": upload_id,
+        "big": big,
+    }
 
 
 def representative_requests(s: dict) -> list[tuple[str, str, str, dict]]:
@@ -100,8 +116,12 @@ def representative_requests(s: dict) -> list[tuple[str, str, str, dict]]:
         ("upload chunk", "PUT", f"{files}/uploads/{up}/chunks/1", {"headers": {**alice, **OCTET}, "data": s["big"][CHUNK:]}),
         ("upload status", "GET", f"{files}/uploads/{up}", {"headers": alice}),
         ("complete", "POST", f"{files}/uploads/{up}/complete", {"headers": alice}),
-        ("seed chunk", "POST", f"{files}/upload_chunk", {"headers": alice, "data": {"chunk_index": "0", "total_chunks": "1"},
-                                                        "files": {"chunk_data": ("c", b"y" * 100)}}),  # fmt: skip
+        (
+            "seed chunk",
+            "POST",
+            f"{files}/upload_chunk",
+            {"headers": alice, "data": {"chunk_index": "0", "total_chunks": "1"}, "files": {"chunk_data": ("c", b"y" * 100)}},
+        ),
         ("quota", "GET", f"{files}/quota", {"headers": alice}),
         ("tus create", "POST", f"{files}/tus/", {"headers": {**alice, "Tus-Resumable": "1.0.0", "Upload-Length": "10"}}),
         ("admin users", "GET", f"{admin}/admin/users", {"headers": root}),
@@ -164,10 +184,16 @@ def test_redis_down_every_service_answers_503_then_recovers_by_itself(system):
 
     after = {name: requests.request(method, url, timeout=BOUND, **kwargs) for name, method, url, kwargs in representative_requests(s)}
     codes = {name: resp.status_code for name, resp in after.items()}
-    expected = {name: 200 for name in codes} | {
-        "one-request upload": 201, "text": 201, "create upload": 201, "upload chunk": 201, "complete": 201, "seed chunk": 201,
-        "tus create": 201, "admin create user": 201,
-    }  # fmt: skip
+    expected = dict.fromkeys(codes, 200) | {
+        "one-request upload": 201,
+        "text": 201,
+        "create upload": 201,
+        "upload chunk": 201,
+        "complete": 201,
+        "seed chunk": 201,
+        "tus create": 201,
+        "admin create user": 201,
+    }
     assert codes == expected, {n: (r.status_code, r.text[:200]) for n, r in after.items() if r.status_code != expected[n]}
     assert after["download"].content == s["small"]
     # the session asked for no SHA-256: its CRC32C and composite cover the chunk stored before the outage and the one after

@@ -91,16 +91,14 @@ class Api:
         assert resp.status_code == 201, resp.json
         return resp.json
 
-
     # -- upload sessions --------------------------------------------------------
     def create(self, headers, size, name="file.bin", **extra):
         return self.client.post("/uploads", headers=headers, json={"name": name, "total_size": size, **extra})
 
     def put(self, headers, upload_id, index, data: bytes, **extra_headers):
         return self.client.put(
-            f"/uploads/{upload_id}/chunks/{index}", headers={**headers, **extra_headers}, data=data,
-            content_type="application/octet-stream",
-        )  # fmt: skip
+            f"/uploads/{upload_id}/chunks/{index}", headers={**headers, **extra_headers}, data=data, content_type="application/octet-stream"
+        )
 
     def session(self, headers, data: bytes, name="file.bin", chunk=CHUNK, order=None, **extra) -> dict:
         """A whole upload session, chunks in ``order``; returns the file JSON."""

@@ -46,9 +46,19 @@ def test_admin_can_act_on_any_file(client, admin, alice, alices_file):
 
 @pytest.mark.parametrize(
     "method, path",
-    [("get", "/files"), ("post", "/files"), ("post", "/upload_chunk"), ("post", "/upload_complete"), ("get", "/files/{id}"),
-     ("get", "/files/{id}/meta"), ("post", "/files/{id}/rename"), ("delete", "/files/{id}"), ("post", "/texts"), ("get", "/texts/{id}")],
-)  # fmt: skip
+    [
+        ("get", "/files"),
+        ("post", "/files"),
+        ("post", "/upload_chunk"),
+        ("post", "/upload_complete"),
+        ("get", "/files/{id}"),
+        ("get", "/files/{id}/meta"),
+        ("post", "/files/{id}/rename"),
+        ("delete", "/files/{id}"),
+        ("post", "/texts"),
+        ("get", "/texts/{id}"),
+    ],
+)
 def test_user_routes_need_a_user_token(client, settings, alices_file, internal, unchanged, method, path):
     path = path.replace("{id}", alices_file["id"])
     with unchanged():

@@ -6,7 +6,22 @@ import io
 import pytest
 
 UNKNOWN = "0123456789abcdef0123456789abcdef"
-BAD_NAMES = ["../x", "a/b", "a\\b", "..", ".", "", "nul\x00byte", "bell\x07", "new\nline", " lead", "trail ", "x" * 256, "é" * 128, "rtl\u202eexe.txt"]
+BAD_NAMES = [
+    "../x",
+    "a/b",
+    "a\\b",
+    "..",
+    ".",
+    "",
+    "nul\x00byte",
+    "bell\x07",
+    "new\nline",
+    " lead",
+    "trail ",
+    "x" * 256,
+    "é" * 128,
+    "rtl\u202eexe.txt",
+]
 BAD_MIME = ["text", "text/", "text/plain\r\nSet-Cookie: x=1", "tëxt/plain", "a b/c", "x/" + "y" * 300]
 
 
@@ -106,21 +121,61 @@ def test_unknown_files(client, alice, state, unchanged, file_id):
 def test_oversized_chunks_in_every_form(client, alice, state, unchanged, settings):
     big = b"x" * 65
     with unchanged():
-        assert_error(client.post("/upload_chunk", headers=alice, data={"file_id": state["upload"], "chunk_index": "1", "total_chunks": "3", "chunk_data": (io.BytesIO(big), "c")}), 413, "payload_too_large")
-        assert_error(client.post(f"/upload_chunk?file_id={state['upload']}&chunk_index=1&total_chunks=3", headers=alice, data=big, content_type="application/octet-stream"), 413, "payload_too_large")
+        assert_error(
+            client.post(
+                "/upload_chunk",
+                headers=alice,
+                data={"file_id": state["upload"], "chunk_index": "1", "total_chunks": "3", "chunk_data": (io.BytesIO(big), "c")},
+            ),
+            413,
+            "payload_too_large",
+        )
+        assert_error(
+            client.post(
+                f"/upload_chunk?file_id={state['upload']}&chunk_index=1&total_chunks=3",
+                headers=alice,
+                data=big,
+                content_type="application/octet-stream",
+            ),
+            413,
+            "payload_too_large",
+        )
         # a body past MAX_CONTENT_LENGTH is refused before it is read
         huge = b"x" * (settings.max_request_bytes + 1)
-        assert_error(client.post(f"/upload_chunk?file_id={state['upload']}&chunk_index=1&total_chunks=3", headers=alice, data=huge, content_type="application/octet-stream"), 413, "payload_too_large")
+        assert_error(
+            client.post(
+                f"/upload_chunk?file_id={state['upload']}&chunk_index=1&total_chunks=3",
+                headers=alice,
+                data=huge,
+                content_type="application/octet-stream",
+            ),
+            413,
+            "payload_too_large",
+        )
 
 
 def test_odd_bodies_and_queries(client, alice, state, unchanged):
     with unchanged():
         assert_error(client.post("/upload_chunk", headers=alice, data="{not json", content_type="application/json"), 400, "invalid_json")
         assert_error(client.post("/upload_chunk", headers=alice, data="text", content_type="text/plain"), 415, "unsupported_media_type")
-        assert_error(client.post("/upload_chunk", headers=alice, data={"chunk_index": "1", "total_chunks": "3", "file_id": state["upload"]}), 422, "validation_error")
-        assert_error(client.post("/upload_complete", headers=alice, json={"file_id": state["upload"], "name": "x"}), 422, "validation_error")
-        assert_error(client.post("/upload_complete", headers=alice, json={"file_id": state["upload"], "name": "x", "total_size": -1}), 422, "validation_error")
-        assert_error(client.post("/upload_complete", headers=alice, json={"file_id": state["upload"], "name": "x", "total_size": "5"}), 422, "validation_error")
+        assert_error(
+            client.post("/upload_chunk", headers=alice, data={"chunk_index": "1", "total_chunks": "3", "file_id": state["upload"]}),
+            422,
+            "validation_error",
+        )
+        assert_error(
+            client.post("/upload_complete", headers=alice, json={"file_id": state["upload"], "name": "x"}), 422, "validation_error"
+        )
+        assert_error(
+            client.post("/upload_complete", headers=alice, json={"file_id": state["upload"], "name": "x", "total_size": -1}),
+            422,
+            "validation_error",
+        )
+        assert_error(
+            client.post("/upload_complete", headers=alice, json={"file_id": state["upload"], "name": "x", "total_size": "5"}),
+            422,
+            "validation_error",
+        )
         assert_error(client.post("/upload_complete", headers=alice, data="[]", content_type="application/json"), 422)
         assert_error(client.post(f"/files/{state['file']}/rename", headers=alice, json={}), 422, "validation_error")
         assert_error(client.post(f"/files/{state['file']}/rename", headers=alice, json={"new_name": 7}), 422, "validation_error")

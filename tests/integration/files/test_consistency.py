@@ -16,7 +16,8 @@ import sys
 import pytest
 
 from redfile_common.testing import test_env as service_env
-from redfile_files import consistency, ledger as L, storage
+from redfile_files import consistency, storage
+from redfile_files import ledger as L
 from redfile_files.consistency import ConsistencyChecker, classify
 from redfile_files.share_store import inbox_key, links_key, share_key
 
@@ -49,8 +50,16 @@ def store(api, client, alice, bob):
     assert tus.patch(bob, url, 0, b"y" * 70).status_code == 204
     link = make_link(client, alice, seed["id"], max_downloads=3)
     assert client.post(f"/files/{session['id']}/recipients", headers=alice, json={"username": "bob"}).status_code in (200, 201)
-    return {"seed": seed, "session": session, "text": text, "empty": empty, "open": open_session, "open_seed": open_seed,
-            "tus": url.rsplit("/", 1)[1], "link": link}  # fmt: skip
+    return {
+        "seed": seed,
+        "session": session,
+        "text": text,
+        "empty": empty,
+        "open": open_session,
+        "open_seed": open_seed,
+        "tus": url.rsplit("/", 1)[1],
+        "link": link,
+    }
 
 
 def problems(report, kind=None) -> list[dict]:
@@ -113,15 +122,22 @@ FAULTS = {
     "global index entry of a missing file": (lambda r, st: r.zadd(L.ALL_INDEX, {GHOST: 1}), "dangling_index_entry"),
     "global size drift": (lambda r, st: r.incrby(L.ALL_BYTES, 3), "global_bytes_drift"),
     "stale count of uploads": (lambda r, st: r.zadd(L.ALL_UPLOADS, {GHOST: 1}), "upload_count_stale"),
-    "holding of a missing id": (lambda r, st: (r.hset(L.held_key("alice"), GHOST, "c:5"), r.hincrby(L.quota_key("alice"), "used", 5)),
-                                "dangling_holding"),  # fmt: skip
+    "holding of a missing id": (
+        lambda r, st: (r.hset(L.held_key("alice"), GHOST, "c:5"), r.hincrby(L.quota_key("alice"), "used", 5)),
+        "dangling_holding",
+    ),
     "due entry of nothing": (lambda r, st: r.zadd(L.due_key("alice"), {GHOST: 9_000_000_000_000_000}), "orphan_due"),
-    "share to a missing file": (lambda r, st: r.hset(share_key(GHOST, "a" * 32), mapping={"id": "a" * 32, "file_id": GHOST}), "orphan_share"),
+    "share to a missing file": (
+        lambda r, st: r.hset(share_key(GHOST, "a" * 32), mapping={"id": "a" * 32, "file_id": GHOST}),
+        "orphan_share",
+    ),
     "share list of a missing file": (lambda r, st: r.hset(f"files:{{{GHOST}}}:shares", "a" * 32, "x"), "orphan_share"),
     "password checks that never expire": (lambda r, st: r.zadd(f"files:{{l:{'e' * 64}}}:pwcheck", {"a": 1}), "orphan_link"),
     "link lookup of a missing share": (lambda r, st: r.set(f"files:{{l:{'e' * 64}}}:link", f"{GHOST}:{'a' * 32}"), "orphan_link"),
-    "share without its lookup": (lambda r, st: r.delete(f"files:{{l:{r.hget(share_key(st['seed']['id'], st['link']['id']), 'token_sha256').decode()}}}:link"),
-                                 "share_link_missing"),  # fmt: skip
+    "share without its lookup": (
+        lambda r, st: r.delete(f"files:{{l:{r.hget(share_key(st['seed']['id'], st['link']['id']), 'token_sha256').decode()}}}:link"),
+        "share_link_missing",
+    ),
     "share missing from its owner's links": (lambda r, st: r.hdel(links_key("alice"), st["link"]["id"]), "share_not_in_owner_links"),
     "recipient without the file in their inbox": (lambda r, st: r.hdel(inbox_key("bob"), st["session"]["id"]), "recipient_not_in_inbox"),
     "unknown key family": (lambda r, st: r.set("files:{xyz}:what", b"?"), "unknown_key"),
@@ -129,8 +145,10 @@ FAULTS = {
     "files key without a tag": (lambda r, st: r.set("files:loose", b"?"), "unknown_key"),
     "wrong type": (lambda r, st: (r.delete(L.due_key("carol")), r.set(L.due_key("carol"), b"1")), "wrong_type"),
     "incomplete file record": (lambda r, st: r.hdel(storage.meta_key(st["text"]["id"]), "name"), "file_record_incomplete"),
-    "file record with a malformed sha256": (lambda r, st: r.hset(storage.meta_key(st["text"]["id"]), "sha256", "xyz"),
-                                            "file_record_incomplete"),  # fmt: skip
+    "file record with a malformed sha256": (
+        lambda r, st: r.hset(storage.meta_key(st["text"]["id"]), "sha256", "xyz"),
+        "file_record_incomplete",
+    ),
     "parts that do not add up": (lambda r, st: r.hset(storage.meta_key(st["seed"]["id"]), "size", 201), "size_mismatch"),
     "sweep lock without TTL": (lambda r, st: r.set(L.SWEEP_LOCK, b"x"), "bad_value"),
 }
@@ -160,8 +178,14 @@ def test_a_file_record_without_a_sha256_is_fine(store, checker, redis_client):
 def test_a_problem_names_the_key_the_id_and_the_user(store, checker, redis_client):
     redis_client.delete(_chunk(store))
     (p,) = problems(checker.check(), "chunk_missing")
-    assert p == {"kind": "chunk_missing", "severity": "error", "key": storage.meta_key(store["seed"]["id"]),
-                 "detail": "chunks not stored: 1", "id": store["seed"]["id"], "user": "alice"}  # fmt: skip
+    assert p == {
+        "kind": "chunk_missing",
+        "severity": "error",
+        "key": storage.meta_key(store["seed"]["id"]),
+        "detail": "chunks not stored: 1",
+        "id": store["seed"]["id"],
+        "user": "alice",
+    }
     user = {row["user"]: row for row in checker.check()["users"]}["alice"]
     assert user["ok"] is False
 
@@ -266,8 +290,14 @@ def test_repair_is_off_by_default_and_does_only_the_services_own_repairs(store, 
     state = snapshot(redis_client)
     before = checker.check()
     assert snapshot(redis_client) == state
-    assert set(before["counts"]) == {"dangling_holding", "dangling_index_entry", "upload_count_stale", "stale_inbox_entry", "orphan_share",
-                                     "chunk_missing"}  # fmt: skip
+    assert set(before["counts"]) == {
+        "dangling_holding",
+        "dangling_index_entry",
+        "upload_count_stale",
+        "stale_inbox_entry",
+        "orphan_share",
+        "chunk_missing",
+    }
     after = checker.check(repair=True, strict=True)
     assert set(after["counts"]) == {"chunk_missing"}
     assert {r["action"] for r in after["repairs"]} >= {"reconcile", "sweep", "unindex", "uncount_upload", "forget_inbox", "purge_shares"}
@@ -324,8 +354,21 @@ def test_the_command_cannot_run_without_settings(redis_url):
 def test_every_family_of_the_architecture_is_known():
     """The key spaces of docs/architecture.md's table, each classified (and nothing else under files:)."""
     fid, user, sha = "0" * 32, "u:alice", "1" * 64
-    known = [f"files:{{{fid}}}:{p}" for p in ("upload", "parts", "meta", "shares", "recipients", "c:0", "c:17", f"in:3:{'a' * 16}",
-                                                f"s:{'b' * 16}:0", f"share:{'c' * 32}")]  # fmt: skip
+    known = [
+        f"files:{{{fid}}}:{p}"
+        for p in (
+            "upload",
+            "parts",
+            "meta",
+            "shares",
+            "recipients",
+            "c:0",
+            "c:17",
+            f"in:3:{'a' * 16}",
+            f"s:{'b' * 16}:0",
+            f"share:{'c' * 32}",
+        )
+    ]
     known += [f"files:{{{user}}}:{p}" for p in ("quota", "held", "files", "due", "links", "inbox")]
     known += [f"files:{{l:{sha}}}:{p}" for p in ("link", "pwfail", "pwcheck")]
     known += [f"files:{{all}}:{p}" for p in ("files", "sizes", "bytes", "uploads", "sweep-lock", "gc-cursor")]
@@ -337,11 +380,27 @@ def test_every_family_of_the_architecture_is_known():
     documented = set(re.findall(r"^\| `(files:[^`]+)`", doc, re.M))
     assert len(documented) >= 23
     for pattern in documented:
-        sample = (pattern.replace("<id>", fid).replace("<username>", "alice").replace("<index>", "3").replace("<rand>", "a" * 16)
-                  .replace("<token>", "b" * 16).replace("<n>", "0").replace("<sid>", "c" * 32).replace("<sha256(token)>", sha))  # fmt: skip
+        sample = (
+            pattern.replace("<id>", fid)
+            .replace("<username>", "alice")
+            .replace("<index>", "3")
+            .replace("<rand>", "a" * 16)
+            .replace("<token>", "b" * 16)
+            .replace("<n>", "0")
+            .replace("<sid>", "c" * 32)
+            .replace("<sha256(token)>", sha)
+        )
         assert classify(sample), pattern
-    for bad in ("files:{u:}:held", "files:{0}:meta", f"files:{{{fid}}}:c:x", f"files:{{{fid}}}:c:01", f"files:{{l:{sha}}}:meta",
-                "files:{all}:other", "files:meta", f"files:{{{fid}}}:share:short"):  # fmt: skip
+    for bad in (
+        "files:{u:}:held",
+        "files:{0}:meta",
+        f"files:{{{fid}}}:c:x",
+        f"files:{{{fid}}}:c:01",
+        f"files:{{l:{sha}}}:meta",
+        "files:{all}:other",
+        "files:meta",
+        f"files:{{{fid}}}:share:short",
+    ):
         assert classify(bad) is None, bad
 
 
@@ -360,8 +419,12 @@ def acl_server(tmp_path_factory):
     passwords = {u: secrets.token_urlsafe(24) for u in ("redfile-auth", "redfile-files", "redfile-admin", "redfile-probe", "redfile-ops")}
     for user, password in passwords.items():
         (root / "pw" / user).write_text(password)
-    done = subprocess.run(["sh", str(redis_files / "render-acl.sh"), str(redis_files / "users.acl"), str(root / "pw"), str(root / "users.acl")],
-                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    done = subprocess.run(
+        ["sh", str(redis_files / "render-acl.sh"), str(redis_files / "users.acl"), str(root / "pw"), str(root / "users.acl")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 0, done.stderr
     server = RedisProcess(root / "data", appendonly=False, extra_args=["--aclfile", str(root / "users.acl")]).start()
     yield server, passwords
@@ -380,8 +443,11 @@ def test_the_checker_runs_as_the_files_acl_user(acl_server):
     ops = redis.Redis(port=server.port, username="redfile-ops", password=passwords["redfile-ops"])
     ops.flushall()
     ops.acl_log_reset()
-    app = create_app(**settings_overrides(server.url, redis_username="redfile-files", redis_password=passwords["redfile-files"],
-                                          max_chunk_bytes=64, sweep_interval=0))  # fmt: skip
+    app = create_app(
+        **settings_overrides(
+            server.url, redis_username="redfile-files", redis_password=passwords["redfile-files"], max_chunk_bytes=64, sweep_interval=0
+        )
+    )
     alice = auth_header(user_token(app.extensions["redfile"].settings, ops, "alice"))
     api = Api(app.test_client())
     record = api.upload(alice, os.urandom(150))

@@ -54,11 +54,18 @@ def get(client, headers, fid, **extra):
 @pytest.mark.parametrize(
     "header, start, end",
     [
-        ("bytes=0-0", 0, 1), ("bytes=0-63", 0, 64), ("bytes=60-70", 60, 71), ("bytes=64-", 64, len(DATA)),
-        ("bytes=100-1000000", 100, len(DATA)), ("bytes=-10", len(DATA) - 10, len(DATA)), ("bytes=-100000", 0, len(DATA)),
-        (f"bytes={len(DATA) - 1}-", len(DATA) - 1, len(DATA)), ("bytes=5-9", 5, 10), ("bytes=140-200", 140, 201),
+        ("bytes=0-0", 0, 1),
+        ("bytes=0-63", 0, 64),
+        ("bytes=60-70", 60, 71),
+        ("bytes=64-", 64, len(DATA)),
+        ("bytes=100-1000000", 100, len(DATA)),
+        ("bytes=-10", len(DATA) - 10, len(DATA)),
+        ("bytes=-100000", 0, len(DATA)),
+        (f"bytes={len(DATA) - 1}-", len(DATA) - 1, len(DATA)),
+        ("bytes=5-9", 5, 10),
+        ("bytes=140-200", 140, 201),
     ],
-)  # fmt: skip
+)
 def test_one_range(request, client, alice, which, header, start, end):
     meta = request.getfixturevalue(which)
     resp = get(client, alice, meta["id"], Range=header)
@@ -119,9 +126,15 @@ def test_head_sends_the_headers_and_reads_nothing(client, alice, stored, hashed,
 
 @pytest.mark.parametrize(
     "mime, disposition",
-    [("image/png", "inline"), ("text/plain; charset=utf-8", "inline"), ("text/html", "attachment"),
-     ("image/svg+xml", "attachment"), ("application/pdf", "attachment"), ("application/octet-stream", "attachment")],
-)  # fmt: skip
+    [
+        ("image/png", "inline"),
+        ("text/plain; charset=utf-8", "inline"),
+        ("text/html", "attachment"),
+        ("image/svg+xml", "attachment"),
+        ("application/pdf", "attachment"),
+        ("application/octet-stream", "attachment"),
+    ],
+)
 def test_safe_headers_for_user_content(api, client, alice, mime, disposition):
     meta = api.session(alice, b"<script>alert(1)</script>", name="x.html", mime_type=mime)
     resp = get(client, alice, meta["id"])

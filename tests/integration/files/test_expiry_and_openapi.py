@@ -49,7 +49,9 @@ def test_activity_moves_every_keys_deadline(short, redis_client):
     redis_client.hset(storage.upload_key(fid), "deadline", earlier)
     for key in upload_keys(redis_client, fid):
         redis_client.expireat(key, earlier)
-    start_resp = client.post("/upload_chunk", headers=headers, json={"file_id": fid, "chunk_index": 1, "total_chunks": 4, "chunk_data": "eHl6"})
+    start_resp = client.post(
+        "/upload_chunk", headers=headers, json={"file_id": fid, "chunk_index": 1, "total_chunks": 4, "chunk_data": "eHl6"}
+    )
     assert start_resp.status_code == 200
     keys = upload_keys(redis_client, fid)
     assert len(keys) == 5
@@ -61,7 +63,9 @@ def test_quiet_periods_shorter_than_a_tenth_share_the_old_deadline(short, redis_
     client, headers = short
     fid = start(client, headers, indices=(0,))
     deadline = int(redis_client.hget(storage.upload_key(fid), "deadline"))
-    start_again = client.post("/upload_chunk", headers=headers, json={"file_id": fid, "chunk_index": 3, "total_chunks": 4, "chunk_data": "eHl6"})
+    start_again = client.post(
+        "/upload_chunk", headers=headers, json={"file_id": fid, "chunk_index": 3, "total_chunks": 4, "chunk_data": "eHl6"}
+    )
     assert start_again.status_code == 200
     assert redis_client.expiretime(storage.chunk_key(fid, 3)) == deadline
 

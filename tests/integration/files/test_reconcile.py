@@ -49,8 +49,13 @@ def test_crash_after_reserving_before_creating(parts, service, redis_client):
     assert service.reconciler.sweep_user("alice") == 0  # the lease holds: nobody touches it
     sweep(redis_client, service, "alice", fid)
     assert state(redis_client, service, "alice", fid) == {
-        "held": None, "used": 0, "reserved": 0, "user_index": False, "global_index": False, "due": None,
-    }  # fmt: skip
+        "held": None,
+        "used": 0,
+        "reserved": 0,
+        "user_index": False,
+        "global_index": False,
+        "due": None,
+    }
     assert redis_client.keys("files:*") == []
 
 
@@ -74,9 +79,13 @@ def test_crash_after_charging_before_committing(api, client, alice, service, red
     assert client.get("/files", headers=alice).json["items"] == []  # the index entry has no meta: skipped
     sweep(redis_client, service, "alice", up["id"])
     assert state(redis_client, service, "alice", up["id"]) == {
-        "held": L.Holding("r", 6), "used": 0, "reserved": 6, "user_index": False, "global_index": False,
+        "held": L.Holding("r", 6),
+        "used": 0,
+        "reserved": 6,
+        "user_index": False,
+        "global_index": False,
         "due": int(redis_client.hget(storage.upload_key(up["id"]), "deadline")) * 1_000_000,
-    }  # fmt: skip
+    }
     assert client.post(f"/uploads/{up['id']}/complete", headers=alice).status_code == 201
     assert state(redis_client, service, "alice", up["id"])["held"] == L.Holding("c", 6)
 
@@ -90,8 +99,13 @@ def test_crash_after_committing_before_finishing(api, client, alice, service, re
     service.store.commit(up["id"], owner="alice", total_chunks=1, size=3, meta=meta, expires_ts=None, not_after_us=lease.fence)
     sweep(redis_client, service, "alice", up["id"])
     assert state(redis_client, service, "alice", up["id"]) == {
-        "held": L.Holding("c", 3), "used": 3, "reserved": 0, "user_index": True, "global_index": True, "due": None,
-    }  # fmt: skip
+        "held": L.Holding("c", 3),
+        "used": 3,
+        "reserved": 0,
+        "user_index": True,
+        "global_index": True,
+        "due": None,
+    }
     assert [f["id"] for f in client.get("/files", headers=alice).json["items"]] == [up["id"]]
 
 
@@ -103,8 +117,13 @@ def test_crash_after_deleting_before_releasing(api, client, alice, service, redi
     assert client.get("/quota", headers=alice).json["used_bytes"] == 5
     sweep(redis_client, service, "alice", meta["id"])
     assert state(redis_client, service, "alice", meta["id"]) == {
-        "held": None, "used": 0, "reserved": 0, "user_index": False, "global_index": False, "due": None,
-    }  # fmt: skip
+        "held": None,
+        "used": 0,
+        "reserved": 0,
+        "user_index": False,
+        "global_index": False,
+        "due": None,
+    }
     assert redis_client.keys("files:*") == []
 
 

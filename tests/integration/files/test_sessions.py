@@ -58,9 +58,16 @@ def test_a_session_from_create_to_download(client, api, alice, redis_client, unc
     first = api.put(alice, fid, 4, pieces[4], **{"X-Checksum-SHA256": sha(pieces[4])})
     assert first.status_code == 201
     assert first.json == {
-        "upload_id": fid, "chunk_index": 4, "size": 17, "sha256": sha(pieces[4]), "crc32c": crc(pieces[4]),
-        "blake3": b3(pieces[4]), "stored": True, "received_chunks": 1, "received_bytes": 17,
-    }  # fmt: skip
+        "upload_id": fid,
+        "chunk_index": 4,
+        "size": 17,
+        "sha256": sha(pieces[4]),
+        "crc32c": crc(pieces[4]),
+        "blake3": b3(pieces[4]),
+        "stored": True,
+        "received_chunks": 1,
+        "received_bytes": 17,
+    }
     b64_crc = base64.b64encode(bytes.fromhex(crc(pieces[1]))).decode()
     assert api.put(alice, fid, 1, pieces[1], **{"X-Checksum-CRC32C": b64_crc}).status_code == 201
     b64_sha = base64.b64encode(hashlib.sha256(pieces[0]).digest()).decode()
@@ -95,7 +102,13 @@ def test_a_session_from_create_to_download(client, api, alice, redis_client, unc
     # declared: the file's SHA-256 was computed (and checked); the CRC32C and composite as for every file
     assert meta["sha256"] == sha(data) and meta["crc32c"] == crc(data)
     assert meta["composite_blake3"] == composite(pieces) and meta["composite_sha256"] is None
-    assert (meta["name"], meta["mime_type"], meta["size"], meta["chunk_size"], meta["total_chunks"]) == ("big.bin", "application/x-thing", len(data), 64, 5)
+    assert (meta["name"], meta["mime_type"], meta["size"], meta["chunk_size"], meta["total_chunks"]) == (
+        "big.bin",
+        "application/x-thing",
+        len(data),
+        64,
+        5,
+    )
 
     quota = client.get("/quota", headers=alice).json
     assert quota["used_bytes"] == len(data) and quota["reserved_bytes"] == 0
@@ -122,8 +135,10 @@ def test_the_declared_sha256_is_checked_at_completion(api, client, alice):
     assert client.get(f"/uploads/{up['id']}", headers=alice).status_code == 200  # still there, to abort
 
 
-@pytest.mark.parametrize("size, chunk, extra", [(0, None, {}), (200, 64, {"sha256": "ab" * 32}), (64 * 150, 64, {"checksum_algorithm": "sha256"}),
-                                               (10, 64, {"expires_in": 3600})])
+@pytest.mark.parametrize(
+    "size, chunk, extra",
+    [(0, None, {}), (200, 64, {"sha256": "ab" * 32}), (64 * 150, 64, {"checksum_algorithm": "sha256"}), (10, 64, {"expires_in": 3600})],
+)
 def test_the_created_upload_is_what_its_status_then_says(api, client, alice, size, chunk, extra):
     """POST /uploads answers without reading the upload back: its answer must be the status read from Redis."""
     created = api.create(alice, size, chunk_size=chunk, **extra).json
@@ -333,7 +348,9 @@ def test_quota_is_enforced_for_sessions_seed_uploads_and_small_files(make_app, s
         assert client.post("/files", headers=alice, json={"name": "x", "data": base64.b64encode(b"x" * 101).decode()}).status_code == 413
         assert client.post("/texts", headers=alice, json={"content": "y" * 101}).json["error"]["code"] == "quota_exceeded"
     # a seed upload grows chunk by chunk, each checked
-    first = client.post("/upload_chunk", headers=alice, json={"chunk_index": 0, "total_chunks": 3, "chunk_data": base64.b64encode(b"s" * 60).decode()})
+    first = client.post(
+        "/upload_chunk", headers=alice, json={"chunk_index": 0, "total_chunks": 3, "chunk_data": base64.b64encode(b"s" * 60).decode()}
+    )
     fid = first.json["file_id"]
     body = {"file_id": fid, "chunk_index": 1, "total_chunks": 3, "chunk_data": base64.b64encode(b"t" * 41).decode()}
     with unchanged():

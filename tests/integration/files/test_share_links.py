@@ -59,7 +59,9 @@ def test_the_token_is_stored_only_hashed(api, client, alice, redis_client):
     for key in redis_client.keys("*"):
         assert token not in key
         kind = redis_client.type(key).decode()
-        values = {"string": lambda: [redis_client.get(key)], "hash": lambda: list(redis_client.hgetall(key).values())}.get(kind, lambda: [])()
+        values = {"string": lambda: [redis_client.get(key)], "hash": lambda: list(redis_client.hgetall(key).values())}.get(
+            kind, lambda: []
+        )()
         assert all(token not in (v or b"") and b"pw-123456" not in (v or b"") for v in values)
     assert redis_client.exists(f"files:{{l:{hashlib.sha256(token).hexdigest()}}}:link")
 

@@ -78,8 +78,13 @@ def test_no_link_or_share_exposes_any_other_file(api, client, alice, bob, settin
     client.post(f"/files/{mine['id']}/recipients", headers=alice, json={"username": "bob"})
     before = files_keys(redis_client)
     # the link serves its file only, whatever is appended
-    for path in (f"{link_path(link)}/{secret['id']}", f"/s/{link['token']}{secret['id']}", f"/s/{secret['id']}",
-                 f"/s/{link['id']}", f"/s/{mine['composite_blake3'][:43]}"):  # fmt: skip
+    for path in (
+        f"{link_path(link)}/{secret['id']}",
+        f"/s/{link['token']}{secret['id']}",
+        f"/s/{secret['id']}",
+        f"/s/{link['id']}",
+        f"/s/{mine['composite_blake3'][:43]}",
+    ):
         assert client.get(path).status_code == 404, path
     meta = client.get(f"{link_path(link)}/meta").json
     assert set(meta) == {"name", "size", "mime_type", "sha256", "kind", "expires_at", "downloads_left", "preview"}
@@ -110,7 +115,7 @@ def test_the_shares_of_a_file_with_an_expiry_expire_with_it(api, client, alice, 
     link = make_link(client, alice, fid)
     client.post(f"/files/{fid}/recipients", headers=alice, json={"username": "bob"})
     meta_exp = redis_client.expiretime(f"files:{{{fid}}}:meta")
-    keys = [k for k in redis_client.keys("files:*") if fid.encode() in k and b":share" in k or b":recipients" in k]
+    keys = [k for k in redis_client.keys("files:*") if (fid.encode() in k and b":share" in k) or b":recipients" in k]
     keys += redis_client.keys("files:{l:*}:link")
     assert len(keys) == 4 and {redis_client.expiretime(k) for k in keys} == {meta_exp}
     assert client.get(link_path(link)).data == b"brief"

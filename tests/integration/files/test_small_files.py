@@ -47,7 +47,10 @@ def test_one_request_upload_limits(client, alice, unchanged):
             ({"data": "eA=="}, "validation_error"),
         ):
             assert client.post("/files", headers=alice, json=body).json["error"]["code"] == code
-        assert client.post("/files", headers=alice, data={"file": (io.BytesIO(b"x"), "x"), "mime_type": "bad"}).json["error"]["code"] == "invalid_mime_type"
+        assert (
+            client.post("/files", headers=alice, data={"file": (io.BytesIO(b"x"), "x"), "mime_type": "bad"}).json["error"]["code"]
+            == "invalid_mime_type"
+        )
         assert client.post("/files", headers=alice, data=b"raw", content_type="application/octet-stream").status_code == 415
 
 

@@ -29,15 +29,32 @@ def ledger(redis_client):
 def put(store, index, data, create=False, owner="alice", total=3):
     fields = {"owner": owner, "mode": "seed", "total_chunks": total} if create else None
     return store.put_chunk(
-        UID, owner=owner, total_chunks=total, index=index, data=data, part=part_of(data), now_iso=NOW,
-        create_fields=fields, not_after_us=FAR,
-    )  # fmt: skip
+        UID,
+        owner=owner,
+        total_chunks=total,
+        index=index,
+        data=data,
+        part=part_of(data),
+        now_iso=NOW,
+        create_fields=fields,
+        not_after_us=FAR,
+    )
 
 
 def meta(size, total=3):
-    return {"id": UID, "name": "n", "size": size, "owner": "alice", "created_at": NOW, "updated_at": NOW,
-            "mime_type": "application/octet-stream", "sha256": "1" * 64, "kind": "file", "total_chunks": total,
-            "created_ms": 1}  # fmt: skip
+    return {
+        "id": UID,
+        "name": "n",
+        "size": size,
+        "owner": "alice",
+        "created_at": NOW,
+        "updated_at": NOW,
+        "mime_type": "application/octet-stream",
+        "sha256": "1" * 64,
+        "kind": "file",
+        "total_chunks": total,
+        "created_ms": 1,
+    }
 
 
 def commit(store, size, total=3, owner="alice", fence=FAR):
@@ -73,9 +90,8 @@ def test_session_chunks_must_have_their_size(store, unchanged):
 
 
 def test_fenced_steps_refuse_after_their_fence(store, unchanged):
-    with unchanged():
-        with pytest.raises(Late):
-            store.create_upload(UID, {"owner": "alice", "mode": "session", "total_chunks": 1, "total_size": 1, "chunk_size": 1}, not_after_us=1)
+    with unchanged(), pytest.raises(Late):
+        store.create_upload(UID, {"owner": "alice", "mode": "session", "total_chunks": 1, "total_size": 1, "chunk_size": 1}, not_after_us=1)
     put(store, 0, b"a", create=True, total=1)
     with unchanged():
         with pytest.raises(Late):
@@ -83,9 +99,8 @@ def test_fenced_steps_refuse_after_their_fence(store, unchanged):
         with pytest.raises(Late):
             store.abort(UID, owner="alice", not_after_us=1)
     commit(store, 1, total=1)
-    with unchanged():
-        with pytest.raises(Late):
-            store.delete_file(UID, not_after_us=1)
+    with unchanged(), pytest.raises(Late):
+        store.delete_file(UID, not_after_us=1)
     assert store.delete_file(UID, not_after_us=FAR) == ("alice", 1)
     assert store.delete_file(UID, not_after_us=FAR) is None
 

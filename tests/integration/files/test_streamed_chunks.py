@@ -36,7 +36,9 @@ def staged_keys(redis_client, upload_id: str) -> list[bytes]:
     return list(redis_client.scan_iter(match=f"files:{{{upload_id}}}:in:*"))
 
 
-def test_a_streamed_upload_is_byte_identical_and_completes_without_reading_chunks_back(api, client, alice, service, redis_client, monkeypatch):
+def test_a_streamed_upload_is_byte_identical_and_completes_without_reading_chunks_back(
+    api, client, alice, service, redis_client, monkeypatch
+):
     data = os.urandom(3 * CHUNK - 999)
     created = api.create(alice, len(data), chunk_size=CHUNK, sha256=hashlib.sha256(data).hexdigest())
     assert created.status_code == 201, created.json
@@ -99,9 +101,12 @@ def test_a_body_that_ends_early_stores_nothing(api, client, alice, redis_client,
     upload_id = api.create(alice, 2 * CHUNK, chunk_size=CHUNK).json["id"]
     with unchanged():
         resp = client.put(
-            f"/uploads/{upload_id}/chunks/0", headers=alice, content_type="application/octet-stream",
-            input_stream=io.BytesIO(os.urandom(CHUNK // 2)), environ_overrides={"CONTENT_LENGTH": str(CHUNK)},
-        )  # fmt: skip
+            f"/uploads/{upload_id}/chunks/0",
+            headers=alice,
+            content_type="application/octet-stream",
+            input_stream=io.BytesIO(os.urandom(CHUNK // 2)),
+            environ_overrides={"CONTENT_LENGTH": str(CHUNK)},
+        )
         assert resp.status_code == 400, resp.json
     assert redis_client.exists(storage.chunk_key(upload_id, 0)) == 0
 
@@ -124,9 +129,12 @@ def test_a_wrong_size_is_refused_before_the_body_is_read(api, client, alice, unc
 
     with unchanged():
         resp = client.put(
-            f"/uploads/{upload_id}/chunks/1", headers=alice, content_type="application/octet-stream",
-            input_stream=Unread(), environ_overrides={"CONTENT_LENGTH": str(CHUNK - 1)},
-        )  # fmt: skip
+            f"/uploads/{upload_id}/chunks/1",
+            headers=alice,
+            content_type="application/octet-stream",
+            input_stream=Unread(),
+            environ_overrides={"CONTENT_LENGTH": str(CHUNK - 1)},
+        )
         assert resp.status_code == 400 and resp.json["error"]["code"] == "invalid_chunk"
         assert resp.json["error"]["details"] == {"chunk_index": 1, "expected_size": CHUNK, "size": CHUNK - 1}
 
@@ -179,8 +187,9 @@ def test_the_chunk_script_changes_nothing_when_its_staged_bytes_are_missing(api,
     before = redis_state(redis_client)
     missing = storage.staging_key(upload_id, 0)
     with pytest.raises(ApiError) as err:
-        service.store.put_chunk(upload_id, owner="alice", index=0, data=None, part=part_of(b"x" * CHUNK), now_iso="2026-01-01T00:00:00Z",
-                                staged=Staged(missing))  # fmt: skip
+        service.store.put_chunk(
+            upload_id, owner="alice", index=0, data=None, part=part_of(b"x" * CHUNK), now_iso="2026-01-01T00:00:00Z", staged=Staged(missing)
+        )
     assert err.value.code == "service_unavailable"
     assert redis_state(redis_client) == before
 
@@ -200,8 +209,15 @@ def test_a_chunk_script_run_again_after_it_stored_the_chunk_finds_it_unchanged(a
     upload_id = api.create(alice, 2 * CHUNK, chunk_size=CHUNK).json["id"]
     data = os.urandom(CHUNK)
     assert api.put(alice, upload_id, 0, data).status_code == 201
-    again = service.store.put_chunk(upload_id, owner="alice", index=0, data=None, part=part_of(data), now_iso="2026-01-01T00:00:00Z",
-                                    staged=Staged(storage.staging_key(upload_id, 0)))  # fmt: skip
+    again = service.store.put_chunk(
+        upload_id,
+        owner="alice",
+        index=0,
+        data=None,
+        part=part_of(data),
+        now_iso="2026-01-01T00:00:00Z",
+        staged=Staged(storage.staging_key(upload_id, 0)),
+    )
     assert not again.stored and again.received_chunks == 1 and redis_client.get(storage.chunk_key(upload_id, 0)) == data
 
 
@@ -212,7 +228,9 @@ def observed(redis_url):
     from redfile_common.testing import make_settings
 
     seen: list[tuple[str, str | None]] = []
-    client = make_redis(make_settings(ServiceSettings, redis_url), observer=lambda c, s, e: seen.append((c, type(e).__name__ if e else None)))
+    client = make_redis(
+        make_settings(ServiceSettings, redis_url), observer=lambda c, s, e: seen.append((c, type(e).__name__ if e else None))
+    )
     yield client, seen
     client.close()
 

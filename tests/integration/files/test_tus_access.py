@@ -138,8 +138,18 @@ def test_cors_allowed_origins_get_the_tus_headers_exposed_and_preflight_answers(
     assert pre.headers["Access-Control-Allow-Origin"] == "https://app.example" and "Origin" in pre.headers["Vary"]
     assert {"PATCH", "HEAD", "DELETE", "POST"} <= {m.strip() for m in pre.headers["Access-Control-Allow-Methods"].split(",")}
     allowed = {h.strip().lower() for h in pre.headers["Access-Control-Allow-Headers"].split(",")}
-    assert {"authorization", "tus-resumable", "upload-offset", "upload-length", "upload-metadata", "upload-checksum",
-            "upload-concat", "upload-defer-length", "x-http-method-override", "content-type"} <= allowed  # fmt: skip
+    assert {
+        "authorization",
+        "tus-resumable",
+        "upload-offset",
+        "upload-length",
+        "upload-metadata",
+        "upload-checksum",
+        "upload-concat",
+        "upload-defer-length",
+        "x-http-method-override",
+        "content-type",
+    } <= allowed
     created = client.post("/tus/", headers={**alice, **TUS, **origin, "Upload-Length": "3"})
     exposed = {h.strip() for h in created.headers["Access-Control-Expose-Headers"].split(",")}
     assert {"Location", "Upload-Offset", "Upload-Length", "Upload-Expires", "Tus-Resumable", "Upload-Metadata"} <= exposed

@@ -54,7 +54,14 @@ def test_a_mismatch_is_460_the_chunk_is_discarded_and_the_offset_unchanged(tus, 
 def test_an_unknown_algorithm_or_a_malformed_checksum_is_400_and_changes_nothing(tus, alice, unchanged):
     url = tus.new(alice, 100)
     with unchanged():
-        for value in ("sha3 AAAA", "SHA1 " + b64(bytes(20)), "whirlpool " + b64(bytes(64)), "sha1 not base64!", "sha1 " + b64(bytes(19)), "sha1"):
+        for value in (
+            "sha3 AAAA",
+            "SHA1 " + b64(bytes(20)),
+            "whirlpool " + b64(bytes(64)),
+            "sha1 not base64!",
+            "sha1 " + b64(bytes(19)),
+            "sha1",
+        ):
             resp = tus.patch(alice, url, 0, b"abc", headers={"Upload-Checksum": value})
             assert resp.status_code == 400, value
     assert "supported" in tus.patch(alice, url, 0, b"abc", headers={"Upload-Checksum": "sha3 AAAA"}).get_json()["error"]["details"]
@@ -65,20 +72,27 @@ def test_a_checksum_trailer_is_verified_after_the_chunked_body(tus, client, alic
     url = tus.new(alice, len(data), meta=metadata(filename="trailer.bin"))
     announce = {**alice, **TUS, "Upload-Offset": "0", "Trailer": "Upload-Checksum", "Transfer-Encoding": "chunked"}
     bad = client.patch(
-        url, headers=announce, content_type="application/offset+octet-stream",
+        url,
+        headers=announce,
+        content_type="application/offset+octet-stream",
         **chunked_with_trailers(data, [("UPLOAD-CHECKSUM", f"sha1 {b64(hashlib.sha1(b'other').digest())}")]),
-    )  # fmt: skip
+    )
     assert bad.status_code == 460 and tus.offset(alice, url) == 0
     missing = client.patch(url, headers=announce, content_type="application/offset+octet-stream", **chunked_with_trailers(data, []))
     assert missing.status_code == 400 and tus.offset(alice, url) == 0
     unknown = client.patch(
-        url, headers=announce, content_type="application/offset+octet-stream", **chunked_with_trailers(data, [("Upload-Checksum", "md4 AAAA")])
+        url,
+        headers=announce,
+        content_type="application/offset+octet-stream",
+        **chunked_with_trailers(data, [("Upload-Checksum", "md4 AAAA")]),
     )
     assert unknown.status_code == 400 and tus.offset(alice, url) == 0
     good = client.patch(
-        url, headers=announce, content_type="application/offset+octet-stream",
+        url,
+        headers=announce,
+        content_type="application/offset+octet-stream",
         **chunked_with_trailers(data, [("Upload-Checksum", f"sha256 {b64(hashlib.sha256(data).digest())}")]),
-    )  # fmt: skip
+    )
     assert good.status_code == 204 and good.headers["Upload-Offset"] == "100"
     assert client.get(f"/files/{upload_id(url)}", headers=alice).data == data
     assert staged_keys(redis_client) == []

@@ -14,9 +14,16 @@ def test_options_tells_version_extensions_max_size_and_algorithms_without_a_toke
     assert resp.status_code == 204
     assert resp.headers["Tus-Version"] == "1.0.0" and resp.headers["Tus-Resumable"] == "1.0.0"
     assert resp.headers["Tus-Extension"].split(",") == [
-        "creation", "creation-with-upload", "creation-defer-length", "expiration", "checksum", "checksum-trailer",
-        "termination", "concatenation", "concatenation-unfinished",
-    ]  # fmt: skip
+        "creation",
+        "creation-with-upload",
+        "creation-defer-length",
+        "expiration",
+        "checksum",
+        "checksum-trailer",
+        "termination",
+        "concatenation",
+        "concatenation-unfinished",
+    ]
     assert resp.headers["Tus-Max-Size"] == str(settings.max_file_bytes)
     assert {"sha1", "md5", "sha256", "crc32"} <= set(resp.headers["Tus-Checksum-Algorithm"].split(","))
     # the Tus-Resumable of an OPTIONS request is ignored, whatever it says
@@ -71,8 +78,9 @@ def test_an_offset_mismatch_is_409_and_changes_nothing(tus, alice, unchanged):
 
 
 @pytest.mark.parametrize("chunks", [3, 1])
-def test_a_chunk_refused_while_the_next_one_streams_ends_the_patch_409_with_nothing_of_it_stored(request, tus, alice, redis_client, monkeypatch,
-                                                                                              chunks):  # fmt: skip
+def test_a_chunk_refused_while_the_next_one_streams_ends_the_patch_409_with_nothing_of_it_stored(
+    request, tus, alice, redis_client, monkeypatch, chunks
+):
     """Another writer moves the offset just before this PATCH's first chunk is appended.  Sent ahead, that append's
     refusal is read only once the next chunk has streamed (its replies are not waited for), or at the body's end when
     it was the last: the PATCH still answers 409 with the offset the other writer left, and none of its chunks,
@@ -88,8 +96,15 @@ def test_a_chunk_refused_while_the_next_one_streams_ends_the_patch_409_with_noth
     def race(store, upload_id, how):
         if not raced:
             raced.append((upload_id, how))
-            original_append(store, upload_id, owner="alice", expected=0, new_offset=CHUNK, segments=[Segment(0, part_of(other), data=other)],
-                            now_iso="now")  # fmt: skip
+            original_append(
+                store,
+                upload_id,
+                owner="alice",
+                expected=0,
+                new_offset=CHUNK,
+                segments=[Segment(0, part_of(other), data=other)],
+                now_iso="now",
+            )
 
     def append(store, upload_id, **kw):
         race(store, upload_id, "waited for")
@@ -146,8 +161,13 @@ def test_a_chunked_body_past_the_upload_s_length_is_413_after_its_whole_chunks_a
     url = tus.new(alice, 2 * CHUNK)
     uploaded = app.extensions["redfile_metrics"].registry.get_sample_value
     before = uploaded("redfile_files_uploaded_bytes_total", {"service": "files"}) or 0
-    resp = client.patch(url, headers={**alice, **TUS, "Upload-Offset": "0", "Transfer-Encoding": "chunked"}, content_type=OCTET,
-                        input_stream=Trickle(os.urandom(3 * CHUNK)), environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""})  # fmt: skip
+    resp = client.patch(
+        url,
+        headers={**alice, **TUS, "Upload-Offset": "0", "Transfer-Encoding": "chunked"},
+        content_type=OCTET,
+        input_stream=Trickle(os.urandom(3 * CHUNK)),
+        environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
+    )
     assert resp.status_code == 413 and resp.get_json()["error"]["code"] == "payload_too_large"
     assert tus.offset(alice, url) == 2 * CHUNK  # tus keeps what arrived: the two whole chunks
     assert uploaded("redfile_files_uploaded_bytes_total", {"service": "files"}) - before == 2 * CHUNK  # each append read, counted

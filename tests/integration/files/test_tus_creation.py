@@ -3,7 +3,6 @@
 import os
 
 import blake3
-
 from werkzeug.http import http_date, parse_date
 
 from redfile_files import storage

@@ -37,8 +37,12 @@ def test_chunked_upload_lifecycle(client, api, alice, redis_client, unchanged):
     assert first.status_code == 201
     fid = first.json["file_id"]
     assert len(fid) == 32 and first.json == {
-        "file_id": fid, "chunk_index": 2, "total_chunks": 4, "received_chunks": 1, "received_bytes": 64,
-    }  # fmt: skip
+        "file_id": fid,
+        "chunk_index": 2,
+        "total_chunks": 4,
+        "received_chunks": 1,
+        "received_bytes": 64,
+    }
     assert api.chunk(alice, 0, 4, pieces[0], fid).json["received_chunks"] == 2
 
     # the same chunk again: a no-op success
@@ -52,8 +56,12 @@ def test_chunked_upload_lifecycle(client, api, alice, redis_client, unchanged):
 
     api.chunk(alice, 3, 4, pieces[3], fid)
     assert api.chunk(alice, 1, 4, pieces[1], fid).json == {
-        "file_id": fid, "chunk_index": 1, "total_chunks": 4, "received_chunks": 4, "received_bytes": len(data),
-    }  # fmt: skip
+        "file_id": fid,
+        "chunk_index": 1,
+        "total_chunks": 4,
+        "received_chunks": 4,
+        "received_bytes": len(data),
+    }
 
     done = api.complete(alice, fid, len(data), name="report.pdf", mime_type="application/pdf")
     assert done.status_code == 201
@@ -64,10 +72,24 @@ def test_chunked_upload_lifecycle(client, api, alice, redis_client, unchanged):
     assert meta["sha256"] is None and meta["created_at"].endswith("Z")
     assert meta["crc32c"] == crc(data) and meta["composite_blake3"] == composite(pieces) and meta["composite_sha256"] is None
     assert set(meta) == {
-        "id", "name", "size", "owner", "created_at", "updated_at", "mime_type", "sha256", "kind",
+        "id",
+        "name",
+        "size",
+        "owner",
+        "created_at",
+        "updated_at",
+        "mime_type",
+        "sha256",
+        "kind",
         # issue 3: the whole-file checksums, the chunk layout, the expiry and encryption are metadata too
-        "crc32c", "composite_blake3", "composite_sha256", "chunk_size", "total_chunks", "expires_at", "encrypted",
-    }  # fmt: skip
+        "crc32c",
+        "composite_blake3",
+        "composite_sha256",
+        "chunk_size",
+        "total_chunks",
+        "expires_at",
+        "encrypted",
+    }
     assert meta["expires_at"] is None and meta["total_chunks"] == 4 and meta["chunk_size"] == 64
     # upload state gone; chunks and the part table (now the file's chunk table) kept without TTL
     assert not redis_client.exists(storage.upload_key(fid))
@@ -108,31 +130,37 @@ def test_chunked_upload_lifecycle(client, api, alice, redis_client, unchanged):
 def test_the_three_chunk_forms(client, alice):
     parts = [b"\x00\x01multipart\xff", b"json \xfe\x00", b"raw\r\n\x00 bytes"]
     first = client.post(
-        "/upload_chunk", headers=alice,
+        "/upload_chunk",
+        headers=alice,
         data={"chunk_index": "0", "total_chunks": "3", "chunk_data": (io.BytesIO(parts[0]), "chunk0")},
         content_type="multipart/form-data",
-    )  # fmt: skip
+    )
     assert first.status_code == 201
     fid = first.json["file_id"]
     second = client.post(
-        "/upload_chunk", headers=alice,
+        "/upload_chunk",
+        headers=alice,
         json={"file_id": fid, "chunk_index": 1, "total_chunks": 3, "chunk_data": base64.b64encode(parts[1]).decode()},
-    )  # fmt: skip
+    )
     assert second.status_code == 200
     third = client.post(
-        f"/upload_chunk?file_id={fid}&chunk_index=2&total_chunks=3", headers=alice,
-        data=parts[2], content_type="application/octet-stream",
-    )  # fmt: skip
+        f"/upload_chunk?file_id={fid}&chunk_index=2&total_chunks=3", headers=alice, data=parts[2], content_type="application/octet-stream"
+    )
     assert third.status_code == 200 and third.json["received_chunks"] == 3
     whole = b"".join(parts)
-    assert client.post("/upload_complete", headers=alice, json={"file_id": fid, "name": "mixed.bin", "total_size": len(whole)}).status_code == 201
+    assert (
+        client.post("/upload_complete", headers=alice, json={"file_id": fid, "name": "mixed.bin", "total_size": len(whole)}).status_code
+        == 201
+    )
     assert client.get(f"/files/{fid}", headers=alice).data == whole
 
 
 def test_the_seeds_curl_examples_work_with_a_bearer_header(client, alice):
     # curl -X POST -F "chunk_data=@path/to/chunk1" -F "chunk_index=0" -F "total_chunks=5" .../upload_chunk
     chunks = [f"part {i}\n".encode() for i in range(5)]
-    resp = client.post("/upload_chunk", headers=alice, data={"chunk_data": (io.BytesIO(chunks[0]), "chunk1"), "chunk_index": "0", "total_chunks": "5"})
+    resp = client.post(
+        "/upload_chunk", headers=alice, data={"chunk_data": (io.BytesIO(chunks[0]), "chunk1"), "chunk_index": "0", "total_chunks": "5"}
+    )
     assert resp.status_code == 201
     fid = resp.json["file_id"]
     for i in range(1, 5):
@@ -211,9 +239,15 @@ def test_an_upload_cannot_grow_past_max_file_bytes(make_app, settings, redis_cli
     app = make_app(max_file_bytes=100)
     client = app.test_client()
     headers = auth_header(user_token(settings, redis_client, "alice"))
-    fid = client.post("/upload_chunk", headers=headers, json={"chunk_index": 0, "total_chunks": 3, "chunk_data": base64.b64encode(b"x" * 60).decode()}).json["file_id"]
+    fid = client.post(
+        "/upload_chunk", headers=headers, json={"chunk_index": 0, "total_chunks": 3, "chunk_data": base64.b64encode(b"x" * 60).decode()}
+    ).json["file_id"]
     with unchanged():
-        resp = client.post("/upload_chunk", headers=headers, json={"file_id": fid, "chunk_index": 1, "total_chunks": 3, "chunk_data": base64.b64encode(b"y" * 41).decode()})
+        resp = client.post(
+            "/upload_chunk",
+            headers=headers,
+            json={"file_id": fid, "chunk_index": 1, "total_chunks": 3, "chunk_data": base64.b64encode(b"y" * 41).decode()},
+        )
     assert resp.status_code == 413 and resp.json["error"]["code"] == "payload_too_large"
 
 

@@ -98,10 +98,7 @@ class GunicornLikeBody(io.BytesIO):
 
 
 def chunked_with_trailers(data: bytes, trailers: list[tuple[str, str]]) -> dict:
-    return {
-        "input_stream": GunicornLikeBody(data, trailers),
-        "environ_overrides": {"wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
-    }
+    return {"input_stream": GunicornLikeBody(data, trailers), "environ_overrides": {"wsgi.input_terminated": True, "CONTENT_LENGTH": ""}}
 
 
 class GatedBody(io.BytesIO):

@@ -68,13 +68,38 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 PRINCIPALS = (
-    "anonymous", "owner", "other", "admin", "service", "service_other_caller", "service_wrong_aud", "user_wrong_aud",
-    "expired", "tampered", "retired_key", "other_keyring", "revoked", "logged_out", "basic", "bearer_empty", "garbage",
-)  # fmt: skip
+    "anonymous",
+    "owner",
+    "other",
+    "admin",
+    "service",
+    "service_other_caller",
+    "service_wrong_aud",
+    "user_wrong_aud",
+    "expired",
+    "tampered",
+    "retired_key",
+    "other_keyring",
+    "revoked",
+    "logged_out",
+    "basic",
+    "bearer_empty",
+    "garbage",
+)
 
 # Credentials that never authenticate anyone, wherever a token is checked.
-BROKEN = ("user_wrong_aud", "expired", "tampered", "retired_key", "other_keyring", "revoked", "logged_out", "basic",
-          "bearer_empty", "garbage")  # fmt: skip
+BROKEN = (
+    "user_wrong_aud",
+    "expired",
+    "tampered",
+    "retired_key",
+    "other_keyring",
+    "revoked",
+    "logged_out",
+    "basic",
+    "bearer_empty",
+    "garbage",
+)
 # Valid service tokens for the row's service: what /internal/... accepts.  The audience decides, not the
 # caller (docs/contracts.md: "service tokens with aud redfile-<svc> only"; every service holds the one
 # service keyring, so a caller check could not be enforced anyway).
@@ -176,8 +201,9 @@ ROWS: tuple[Row, ...] = (
     Row("auth", "POST", "/auth/refresh", "public", 200, ("auth_users", "refresh"), json={"refresh_token": "{refresh}"}),
     Row("auth", "POST", "/auth/logout", "user", 204, ("auth_users",), json={}),
     Row("auth", "GET", "/auth/me", "user", 200, ("auth_users",)),
-    Row("auth", "POST", "/auth/password", "user", 200, ("auth_users",),
-        json={"current_password": PASSWORD, "new_password": "password-456"}),  # fmt: skip
+    Row(
+        "auth", "POST", "/auth/password", "user", 200, ("auth_users",), json={"current_password": PASSWORD, "new_password": "password-456"}
+    ),
     Row("auth", "GET", "/auth/docs", "public", 200),
     Row("auth", "GET", "/auth/openapi.json", "public", 200),
     Row("auth", "GET", "/docs/oauth2-redirect", "public", 200),
@@ -188,25 +214,42 @@ ROWS: tuple[Row, ...] = (
     Row("auth", "POST", "/internal/users", "internal", 201, json={"username": "{fresh}", "password": PASSWORD, "role": "user"}),
     Row("auth", "GET", "/internal/users", "internal", 200),
     Row("auth", "GET", "/internal/users/<username>", "internal", 200, ("target",), path="/internal/users/{target}"),
-    Row("auth", "PATCH", "/internal/users/<username>", "internal", 200, ("target",), path="/internal/users/{target}",
-        json={"active": True}),  # fmt: skip
+    Row(
+        "auth", "PATCH", "/internal/users/<username>", "internal", 200, ("target",), path="/internal/users/{target}", json={"active": True}
+    ),
     Row("auth", "DELETE", "/internal/users/<username>", "internal", 204, ("target",), path="/internal/users/{target}"),
     Row("auth", "GET", "/internal/stats", "internal", 200),
     # ---- files: seed uploads, files, texts -----------------------------------------------------------
-    Row("files", "POST", "/upload_chunk", "user", 201, variant="new",
-        json={"chunk_index": 0, "total_chunks": 1, "chunk_data": B64}),  # fmt: skip
-    Row("files", "POST", "/upload_chunk", "owner", 200, ("seed",), variant="continue",
+    Row("files", "POST", "/upload_chunk", "user", 201, variant="new", json={"chunk_index": 0, "total_chunks": 1, "chunk_data": B64}),
+    Row(
+        "files",
+        "POST",
+        "/upload_chunk",
+        "owner",
+        200,
+        ("seed",),
+        variant="continue",
         json={"file_id": "{seed}", "chunk_index": 1, "total_chunks": 2, "chunk_data": B64},
-        note="a later chunk of the owner's upload; another user's upload is a missing one"),  # fmt: skip
-    Row("files", "POST", "/upload_complete", "owner", 201, ("seed_whole",),
-        json={"file_id": "{seed}", "name": "seed.txt", "total_size": 5}),  # fmt: skip
+        note="a later chunk of the owner's upload; another user's upload is a missing one",
+    ),
+    Row(
+        "files", "POST", "/upload_complete", "owner", 201, ("seed_whole",), json={"file_id": "{seed}", "name": "seed.txt", "total_size": 5}
+    ),
     Row("files", "GET", "/files", "user", 200),
     Row("files", "POST", "/files", "user", 201, json={"name": "one.txt", "data": B64}),
     Row("files", "GET", "/files/<file_id>", "owner_or_admin", 206, ("file",), path="/files/{file}", headers={"Range": "bytes=0-1"}),
     Row("files", "HEAD", "/files/<file_id>", "owner_or_admin", 200, ("file",), path="/files/{file}"),
     Row("files", "GET", "/files/<file_id>/meta", "owner_or_admin", 200, ("file",), path="/files/{file}/meta"),
-    Row("files", "POST", "/files/<file_id>/rename", "owner_or_admin", 200, ("file",), path="/files/{file}/rename",
-        json={"new_name": "renamed.txt"}),  # fmt: skip
+    Row(
+        "files",
+        "POST",
+        "/files/<file_id>/rename",
+        "owner_or_admin",
+        200,
+        ("file",),
+        path="/files/{file}/rename",
+        json={"new_name": "renamed.txt"},
+    ),
     Row("files", "DELETE", "/files/<file_id>", "owner_or_admin", 204, ("file",), path="/files/{file}"),
     Row("files", "POST", "/texts", "user", 201, json={"name": "t.txt", "content": "hello"}),
     Row("files", "GET", "/texts/<file_id>", "owner_or_admin", 200, ("text",), path="/texts/{text}"),
@@ -215,33 +258,77 @@ ROWS: tuple[Row, ...] = (
     Row("files", "POST", "/uploads", "user", 201, json={"name": "s.bin", "total_size": 5}),
     Row("files", "GET", "/uploads/<upload_id>", "owner", 200, ("session",), path="/uploads/{upload}"),
     Row("files", "DELETE", "/uploads/<upload_id>", "owner", 204, ("session",), path="/uploads/{upload}"),
-    Row("files", "PUT", "/uploads/<upload_id>/chunks/<int(signed=True):index>", "owner", 201, ("session",),
-        path="/uploads/{upload}/chunks/0", data=b"hello", headers={"Content-Type": "application/octet-stream"}),  # fmt: skip
+    Row(
+        "files",
+        "PUT",
+        "/uploads/<upload_id>/chunks/<int(signed=True):index>",
+        "owner",
+        201,
+        ("session",),
+        path="/uploads/{upload}/chunks/0",
+        data=b"hello",
+        headers={"Content-Type": "application/octet-stream"},
+    ),
     Row("files", "POST", "/uploads/<upload_id>/complete", "owner", 201, ("session_whole",), path="/uploads/{upload}/complete"),
     # ---- files: sharing -------------------------------------------------------------------------------
-    Row("files", "POST", "/files/<file_id>/shares", "owner", 201, ("file",), path="/files/{file}/shares", json={},
-        note="sharing is the owner's act: an admin gets 404 too"),  # fmt: skip
+    Row(
+        "files",
+        "POST",
+        "/files/<file_id>/shares",
+        "owner",
+        201,
+        ("file",),
+        path="/files/{file}/shares",
+        json={},
+        note="sharing is the owner's act: an admin gets 404 too",
+    ),
     Row("files", "GET", "/shares", "user", 200),
     Row("files", "DELETE", "/shares/<share_id>", "owner", 204, ("file", "link"), path="/shares/{share}"),
-    Row("files", "POST", "/files/<file_id>/recipients", "owner", 201, ("file",), path="/files/{file}/recipients",
-        json={"username": "{third}"}),  # fmt: skip
+    Row(
+        "files",
+        "POST",
+        "/files/<file_id>/recipients",
+        "owner",
+        201,
+        ("file",),
+        path="/files/{file}/recipients",
+        json={"username": "{third}"},
+    ),
     Row("files", "GET", "/files/<file_id>/recipients", "owner", 200, ("file", "recipient"), path="/files/{file}/recipients"),
-    Row("files", "DELETE", "/files/<file_id>/recipients/<username>", "owner", 204, ("file", "recipient"),
-        path="/files/{file}/recipients/{third}"),  # fmt: skip
+    Row(
+        "files",
+        "DELETE",
+        "/files/<file_id>/recipients/<username>",
+        "owner",
+        204,
+        ("file", "recipient"),
+        path="/files/{file}/recipients/{third}",
+    ),
     Row("files", "GET", "/shared-with-me", "user", 200),
     Row("files", "GET", "/shared-with-me/<file_id>", "recipient", 200, ("shared",), path="/shared-with-me/{shared}"),
     Row("files", "HEAD", "/shared-with-me/<file_id>", "recipient", 200, ("shared",), path="/shared-with-me/{shared}"),
     Row("files", "GET", "/shared-with-me/<file_id>/meta", "recipient", 200, ("shared",), path="/shared-with-me/{shared}/meta"),
     Row("files", "POST", "/send/<username>", "user", 201, path="/send/{third}", json={"name": "sent.txt", "data": B64}),
-    Row("files", "POST", "/files/zip", "owner_or_admin", 200, ("file",), json={"file_ids": ["{file}"]},
-        note="your files or files shared with you; an admin reads every file"),  # fmt: skip
+    Row(
+        "files",
+        "POST",
+        "/files/zip",
+        "owner_or_admin",
+        200,
+        ("file",),
+        json={"file_ids": ["{file}"]},
+        note="your files or files shared with you; an admin reads every file",
+    ),
     *(
         Row("files", method, rule, policy, ok, ("file", setup), path=rule.replace("<token>", "{link}"), variant=variant)
         for variant, policy, setup in (("public link", "link_public", "link"), ("private link", "link_private", "private_link"))
         for method, rule, ok in (
-            ("GET", "/s/<token>", 200), ("HEAD", "/s/<token>", 200), ("GET", "/s/<token>/meta", 200),
-            ("GET", "/s/<token>/qr.png", 200), ("GET", "/s/<token>/qr.svg", 200),
-        )  # fmt: skip
+            ("GET", "/s/<token>", 200),
+            ("HEAD", "/s/<token>", 200),
+            ("GET", "/s/<token>/meta", 200),
+            ("GET", "/s/<token>/qr.png", 200),
+            ("GET", "/s/<token>/qr.svg", 200),
+        )
     ),
     # ---- files: tus -----------------------------------------------------------------------------------
     Row("files", "OPTIONS", "/tus/", "public", 204, note="tus discovery and CORS preflight: no token"),
@@ -252,7 +339,10 @@ ROWS: tuple[Row, ...] = (
     Row("files", "PATCH", "/tus/<upload_id>", "owner", 204, ("tus",), path="/tus/{tus}", headers=TUS_PATCH, data=b"hello"),
     Row("files", "GET", "/tus/<upload_id>", "owner", 200, ("tus_done",), path="/tus/{tus}"),
     Row("files", "DELETE", "/tus/<upload_id>", "owner", 204, ("tus",), path="/tus/{tus}", headers=TUS),
-    *(Row("files", m, "/tus/<upload_id>", "not_allowed", 405, ("tus",), path="/tus/{tus}", headers=TUS, note=_TUS_405) for m in ("POST", "PUT")),
+    *(
+        Row("files", m, "/tus/<upload_id>", "not_allowed", 405, ("tus",), path="/tus/{tus}", headers=TUS, note=_TUS_405)
+        for m in ("POST", "PUT")
+    ),
     # ---- files: docs, health ----------------------------------------------------------------------------
     Row("files", "GET", "/files/docs", "public", 200),
     Row("files", "GET", "/files/openapi.json", "public", 200),
@@ -265,8 +355,15 @@ ROWS: tuple[Row, ...] = (
     Row("files", "DELETE", "/internal/files/<file_id>", "internal", 204, ("file",), path="/internal/files/{file}"),
     Row("files", "DELETE", "/internal/owners/<username>/files", "internal", 200, ("file",), path="/internal/owners/{owner}/files"),
     Row("files", "GET", "/internal/owners/<username>/quota", "internal", 200, path="/internal/owners/{owner}/quota"),
-    Row("files", "PUT", "/internal/owners/<username>/quota", "internal", 200, path="/internal/owners/{owner}/quota",
-        json={"quota_bytes": 1_000_000}),  # fmt: skip
+    Row(
+        "files",
+        "PUT",
+        "/internal/owners/<username>/quota",
+        "internal",
+        200,
+        path="/internal/owners/{owner}/quota",
+        json={"quota_bytes": 1_000_000},
+    ),
     Row("files", "GET", "/internal/stats", "internal", 200),
     Row("files", "GET", "/internal/consistency", "internal", 200, path="/internal/consistency?max_seconds=1"),
     # ---- admin (over real auth and files, with service tokens) ---------------------------------------------
@@ -276,8 +373,16 @@ ROWS: tuple[Row, ...] = (
     Row("admin", "PATCH", "/admin/users/<username>", "admin", 200, ("target",), path="/admin/users/{target}", json={"active": True}),
     Row("admin", "DELETE", "/admin/users/<username>", "admin", 204, ("target",), path="/admin/users/{target}"),
     Row("admin", "GET", "/admin/users/<username>/quota", "admin", 200, ("target",), path="/admin/users/{target}/quota"),
-    Row("admin", "PUT", "/admin/users/<username>/quota", "admin", 200, ("target",), path="/admin/users/{target}/quota",
-        json={"quota_bytes": 1_000_000}),  # fmt: skip
+    Row(
+        "admin",
+        "PUT",
+        "/admin/users/<username>/quota",
+        "admin",
+        200,
+        ("target",),
+        path="/admin/users/{target}/quota",
+        json={"quota_bytes": 1_000_000},
+    ),
     Row("admin", "GET", "/admin/users/<username>/usage", "admin", 200, ("target",), path="/admin/users/{target}/usage"),
     Row("admin", "POST", "/admin/roles", "admin", 200, ("target",), json={"username": "{target}", "role": "user"}),
     Row("admin", "GET", "/admin/files", "admin", 200, ("file",)),

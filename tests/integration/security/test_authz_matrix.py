@@ -114,15 +114,30 @@ class Minter:
         now = int(time.time()) - age
         version = self.s.state.current(name) or self.s.state.bump(name)
         return {
-            "iss": self.s.settings.token_issuer, "sub": name, "aud": aud or self.s.settings.user_token_audience,
-            "iat": now, "exp": now + ttl, "jti": secrets.token_urlsafe(16), "typ": "access", "role": role,
-            "scopes": ["files:read", "files:write"] + (["admin"] if role == "admin" else []), "ver": version,
-        }  # fmt: skip
+            "iss": self.s.settings.token_issuer,
+            "sub": name,
+            "aud": aud or self.s.settings.user_token_audience,
+            "iat": now,
+            "exp": now + ttl,
+            "jti": secrets.token_urlsafe(16),
+            "typ": "access",
+            "role": role,
+            "scopes": ["files:read", "files:write"] + (["admin"] if role == "admin" else []),
+            "ver": version,
+        }
 
     def service_claims(self, target: str, *, caller: str = "admin", age: int = 0, ttl: int = 30) -> dict:
         now = int(time.time()) - age
-        return {"iss": f"redfile-{caller}", "sub": caller, "aud": f"redfile-{target}", "iat": now, "exp": now + ttl,
-                "jti": secrets.token_urlsafe(16), "typ": "service", "scopes": ["internal"]}  # fmt: skip
+        return {
+            "iss": f"redfile-{caller}",
+            "sub": caller,
+            "aud": f"redfile-{target}",
+            "iat": now,
+            "exp": now + ttl,
+            "jti": secrets.token_urlsafe(16),
+            "typ": "service",
+            "scopes": ["internal"],
+        }
 
     def user(self, name: str, role: str = "user", **kw) -> str:
         return sign(self.user_claims(name, role, **kw), self.s.user_key)

@@ -51,10 +51,14 @@ def _auth_env() -> dict[str, str]:
     return {
         "ADMIN_PASSWORD": ADMIN_PASSWORD,
         # ~10 ms per check: cheap enough for a test, long enough that guesses overlap
-        "ARGON2_MEMORY_KIB": "8192", "ARGON2_TIME_COST": "1", "ARGON2_PARALLELISM": "1",
-        "LOGIN_MAX_FAILURES_PER_USER": str(PER_USER), "LOGIN_MAX_FAILURES_PER_IP": str(PER_IP),
-        "LOGIN_FAILURE_WINDOW": str(LOGIN_WINDOW), "TRUSTED_PROXY_HOPS": "1",
-    }  # fmt: skip
+        "ARGON2_MEMORY_KIB": "8192",
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_PARALLELISM": "1",
+        "LOGIN_MAX_FAILURES_PER_USER": str(PER_USER),
+        "LOGIN_MAX_FAILURES_PER_IP": str(PER_IP),
+        "LOGIN_FAILURE_WINDOW": str(LOGIN_WINDOW),
+        "TRUSTED_PROXY_HOPS": "1",
+    }
 
 
 def _burst(jobs: list, send) -> list:
@@ -74,8 +78,9 @@ def _addresses():
 
 
 def _login(url: str, username: str, password: str, addr: str) -> requests.Response:
-    return requests.post(f"{url}/auth/login", json={"username": username, "password": password},
-                         headers={"X-Forwarded-For": addr}, timeout=TIMEOUT)  # fmt: skip
+    return requests.post(
+        f"{url}/auth/login", json={"username": username, "password": password}, headers={"X-Forwarded-For": addr}, timeout=TIMEOUT
+    )
 
 
 def _retry_after(resp: requests.Response) -> int:
@@ -102,15 +107,17 @@ def test_login_lockout_and_backoff_hold_across_replicas(redis_url, gunicorn):
     settings = make_settings(AuthSettings, redis_url)
     internal = auth_header(service_token(settings, "admin", "auth"))
     for name in ("victim", "bystander", "crowd"):
-        resp = requests.post(f"{urls[0]}/internal/users", headers=internal, timeout=TIMEOUT,
-                             json={"username": name, "password": f"{name}-right-password"})  # fmt: skip
+        resp = requests.post(
+            f"{urls[0]}/internal/users", headers=internal, timeout=TIMEOUT, json={"username": name, "password": f"{name}-right-password"}
+        )
         assert resp.status_code == 201, resp.text
     addr = _addresses()
 
     # 1. The right password, more logins at once from one address than either limit: never refused.
     office = next(addr)
-    crowd = _burst([urls[i % len(urls)] for i in range(3 * PER_USER)],
-                   lambda url: _login(url, "crowd", "crowd-right-password", office).status_code)  # fmt: skip
+    crowd = _burst(
+        [urls[i % len(urls)] for i in range(3 * PER_USER)], lambda url: _login(url, "crowd", "crowd-right-password", office).status_code
+    )
     assert crowd == [200] * (3 * PER_USER)
 
     # 2. Concurrent guesses at one username, each from its own address, over every replica:
@@ -143,13 +150,19 @@ def test_login_lockout_and_backoff_hold_across_replicas(redis_url, gunicorn):
     assert _login(urls[0], "bystander", "bystander-right-password", next(addr)).status_code == 200
 
     # 5. The lockout ends with its window, on every replica: the right password works again.
-    ok = _wait_until(lambda: _login(urls[0], "victim", "victim-right-password", next(addr)).status_code == 200,
-                     LOGIN_WINDOW + 5, "the victim's lockout to end")  # fmt: skip
+    ok = _wait_until(
+        lambda: _login(urls[0], "victim", "victim-right-password", next(addr)).status_code == 200,
+        LOGIN_WINDOW + 5,
+        "the victim's lockout to end",
+    )
     assert ok and time.monotonic() - locked_at >= 1  # it really was locked for a while
     for url in urls[1:]:
         assert _login(url, "victim", "victim-right-password", next(addr)).status_code == 200
-    _wait_until(lambda: _login(urls[1], "bystander", "bystander-right-password", guesser).status_code == 200,
-                LOGIN_WINDOW + 5, "the address's lockout to end")  # fmt: skip
+    _wait_until(
+        lambda: _login(urls[1], "bystander", "bystander-right-password", guesser).status_code == 200,
+        LOGIN_WINDOW + 5,
+        "the address's lockout to end",
+    )
 
 
 # -- share-link passwords ----------------------------------------------------------------------
@@ -177,8 +190,9 @@ def test_share_password_limit_holds_across_replicas(redis_url, redis_client, gun
     target, other = link("the-right-link-password"), link("another-link-password")
 
     # The right password, many at once over every replica: all served, none refused.
-    crowd = _burst([urls[i % len(urls)] for i in range(3 * SHARE_LIMIT)],
-                   lambda url: _download(url, target["token"], "the-right-link-password"))  # fmt: skip
+    crowd = _burst(
+        [urls[i % len(urls)] for i in range(3 * SHARE_LIMIT)], lambda url: _download(url, target["token"], "the-right-link-password")
+    )
     assert [r.status_code for r in crowd] == [200] * len(crowd) and all(r.content == data for r in crowd)
 
     # Concurrent wrong guesses over every replica: exactly SHARE_LIMIT checked (401), the rest 429.
@@ -203,8 +217,11 @@ def test_share_password_limit_holds_across_replicas(redis_url, redis_client, gun
     assert {s["id"]: s["downloads"] for s in shares}[target["id"]] == len(crowd)
 
     # The window ends: the right password opens the link again, on every replica.
-    _wait_until(lambda: _download(urls[0], target["token"], "the-right-link-password").status_code == 200,
-                SHARE_WINDOW + 5, "the link's lockout to end")  # fmt: skip
+    _wait_until(
+        lambda: _download(urls[0], target["token"], "the-right-link-password").status_code == 200,
+        SHARE_WINDOW + 5,
+        "the link's lockout to end",
+    )
     for url in urls[1:]:
         resp = _download(url, target["token"], "the-right-link-password")
         assert resp.status_code == 200 and resp.content == data

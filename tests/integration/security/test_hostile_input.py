@@ -142,6 +142,7 @@ class ArgonCalls:
     def __getattr__(self, name):
         attr = getattr(self._hasher, name)
         if name in ("hash", "verify"):
+
             def counted(*args, **kwargs):
                 self.calls += 1
                 return attr(*args, **kwargs)
@@ -190,7 +191,9 @@ def env(redis_server):
     auth_slot, files_slot = LateApp(), LateApp()
     urls = {"auth_url": serve(auth_slot), "files_url": serve(files_slot)}
     url = redis_server.url
-    auth = auth_slot.app = create_auth(**settings_overrides(url, **urls, admin_users="admin", admin_password=ADMIN_PASSWORD, **CHEAP_ARGON2))
+    auth = auth_slot.app = create_auth(
+        **settings_overrides(url, **urls, admin_users="admin", admin_password=ADMIN_PASSWORD, **CHEAP_ARGON2)
+    )
     files = files_slot.app = create_files(**settings_overrides(url, **urls, **FILES_LIMITS))
     admin = create_admin(**settings_overrides(url, **urls))
     settings = files.extensions["redfile"].settings
@@ -222,9 +225,16 @@ def env(redis_server):
     tus = f.post("/tus/", headers={**alice, "Tus-Resumable": "1.0.0", "Upload-Length": "10"})
     assert tus.status_code == 201
     ids = {
-        "file": stored["id"], "text": text["id"], "upload": upload["id"], "seed": seed["file_id"], "token": link["token"],
-        "locked": locked["token"], "share": link["id"], "theirs": theirs["id"], "tus": tus.headers["Location"].rsplit("/", 1)[1],
-    }  # fmt: skip
+        "file": stored["id"],
+        "text": text["id"],
+        "upload": upload["id"],
+        "seed": seed["file_id"],
+        "token": link["token"],
+        "locked": locked["token"],
+        "share": link["id"],
+        "theirs": theirs["id"],
+        "tus": tus.headers["Location"].rsplit("/", 1)[1],
+    }
     argon = ArgonCalls(auth.extensions["redfile"].extra["auth"].users.passwords.hasher)
     auth.extensions["redfile"].extra["auth"].users.passwords.hasher = argon
     yield Env(r, clients, headers, ids, snapshot(r), argon, url, settings)
@@ -336,13 +346,31 @@ def name_cases() -> list[Case]:
     for label, raw in (("ff", b"\xff\xfe.txt"), ("overlong-slash", b"..\xc0\xaf..\xc0\xafetc"), ("cesu-surrogate", b"\xed\xa0\x80.txt")):
         cases += [
             # the parser does not take a part whose filename is not UTF-8 as a file: "file" is missing
-            Case(f"name-utf8-{label}-multipart-filename", "files", "POST", "/files", status=422, code="validation_error",
-                 kw=multipart((b"file", raw, b"x"))),
-            Case(f"name-utf8-{label}-form-field", "files", "POST", "/files", code="invalid_name",
-                 kw=multipart((b"file", b"f.txt", b"x"), (b"name", None, raw))),
-            Case(f"name-utf8-{label}-tus-metadata", "files", "POST", "/tus/",
-                 kw=tus_headers(**{"Upload-Length": "10", "Upload-Metadata": f"filename {b64(raw)}"})),
-        ]  # fmt: skip
+            Case(
+                f"name-utf8-{label}-multipart-filename",
+                "files",
+                "POST",
+                "/files",
+                status=422,
+                code="validation_error",
+                kw=multipart((b"file", raw, b"x")),
+            ),
+            Case(
+                f"name-utf8-{label}-form-field",
+                "files",
+                "POST",
+                "/files",
+                code="invalid_name",
+                kw=multipart((b"file", b"f.txt", b"x"), (b"name", None, raw)),
+            ),
+            Case(
+                f"name-utf8-{label}-tus-metadata",
+                "files",
+                "POST",
+                "/tus/",
+                kw=tus_headers(**{"Upload-Length": "10", "Upload-Metadata": f"filename {b64(raw)}"}),
+            ),
+        ]
     return cases
 
 
@@ -358,16 +386,50 @@ def utf8_cases() -> list[Case]:
     for label, body in bad_bodies.items():
         cases += [
             Case(f"json-utf8-{label}-texts", "files", "POST", "/texts", code="invalid_json", kw=raw_json(body)),
-            Case(f"json-utf8-{label}-uploads", "files", "POST", "/uploads", code="invalid_json", kw=raw_json(body.replace(b'"content": "x"', b'"total_size": 1'))),
-            Case(f"json-utf8-{label}-login", "auth", "POST", "/auth/login", as_="none", code="invalid_json",
-                 kw=raw_json(body.replace(b'"name"', b'"username"').replace(b'"content": "x"', b'"password": "password-123"'))),
-            Case(f"json-utf8-{label}-create-user", "auth", "POST", "/internal/users", as_="auth-svc", code="invalid_json",
-                 kw=raw_json(body.replace(b'"name"', b'"username"').replace(b'"content": "x"', b'"password": "password-123"'))),
-            Case(f"json-utf8-{label}-admin-user", "admin", "POST", "/admin/users", as_="root", code="invalid_json",
-                 kw=raw_json(body.replace(b'"name"', b'"username"').replace(b'"content": "x"', b'"password": "password-123"'))),
-            Case(f"json-utf8-{label}-share-password", "files", "POST", "/files/{file}/shares", code="invalid_json",
-                 kw=raw_json(body.replace(b'"name"', b'"password"').replace(b', "content": "x"', b""))),
-        ]  # fmt: skip
+            Case(
+                f"json-utf8-{label}-uploads",
+                "files",
+                "POST",
+                "/uploads",
+                code="invalid_json",
+                kw=raw_json(body.replace(b'"content": "x"', b'"total_size": 1')),
+            ),
+            Case(
+                f"json-utf8-{label}-login",
+                "auth",
+                "POST",
+                "/auth/login",
+                as_="none",
+                code="invalid_json",
+                kw=raw_json(body.replace(b'"name"', b'"username"').replace(b'"content": "x"', b'"password": "password-123"')),
+            ),
+            Case(
+                f"json-utf8-{label}-create-user",
+                "auth",
+                "POST",
+                "/internal/users",
+                as_="auth-svc",
+                code="invalid_json",
+                kw=raw_json(body.replace(b'"name"', b'"username"').replace(b'"content": "x"', b'"password": "password-123"')),
+            ),
+            Case(
+                f"json-utf8-{label}-admin-user",
+                "admin",
+                "POST",
+                "/admin/users",
+                as_="root",
+                code="invalid_json",
+                kw=raw_json(body.replace(b'"name"', b'"username"').replace(b'"content": "x"', b'"password": "password-123"')),
+            ),
+            Case(
+                f"json-utf8-{label}-share-password",
+                "files",
+                "POST",
+                "/files/{file}/shares",
+                code="invalid_json",
+                kw=raw_json(body.replace(b'"name"', b'"password"').replace(b', "content": "x"', b"")),
+            ),
+        ]
     for label, service, path, as_, body in (
         ("login-username", "auth", "/auth/login", "none", '{"username": "\\ud800", "password": "password-123"}'),
         ("login-password", "auth", "/auth/login", "none", '{"username": "alice", "password": "password-\\udfff"}'),
@@ -382,7 +444,15 @@ def utf8_cases() -> list[Case]:
             Case(f"url-{enc}-file", "files", "GET", f"/files/{enc}", status=404, code="file_not_found"),
             Case(f"url-{enc}-meta", "files", "GET", f"/files/{enc}/meta", status=404, code="file_not_found"),
             Case(f"url-{enc}-delete", "files", "DELETE", f"/files/{enc}", status=404, code="file_not_found"),
-            Case(f"url-{enc}-rename", "files", "POST", f"/files/{enc}/rename", status=404, code="file_not_found", kw={"json": {"new_name": "x"}}),
+            Case(
+                f"url-{enc}-rename",
+                "files",
+                "POST",
+                f"/files/{enc}/rename",
+                status=404,
+                code="file_not_found",
+                kw={"json": {"new_name": "x"}},
+            ),
             Case(f"url-{enc}-text", "files", "GET", f"/texts/{enc}", status=404, code="file_not_found"),
             Case(f"url-{enc}-upload", "files", "GET", f"/uploads/{enc}", status=404, code="upload_not_found"),
             Case(f"url-{enc}-chunk", "files", "PUT", f"/uploads/{enc}/chunks/0", status=404, code="upload_not_found", kw={"data": b"x"}),
@@ -394,19 +464,57 @@ def utf8_cases() -> list[Case]:
             Case(f"url-{enc}-user-cursor", "auth", "GET", f"/internal/users?cursor={enc}", as_="auth-svc", status=400, code="bad_request"),
             Case(f"url-{enc}-admin-user", "admin", "GET", f"/admin/users/{enc}", as_="root", status=404, code="user_not_found"),
             Case(f"url-{enc}-admin-delete", "admin", "DELETE", f"/admin/users/{enc}", as_="root", status=404, code="user_not_found"),
-            Case(f"url-{enc}-quota", "files", "PUT", f"/internal/owners/{enc}/quota", as_="files-svc", status=422, code="validation_error",
-                 kw={"json": {"quota_bytes": 1}}),
-        ]  # fmt: skip
+            Case(
+                f"url-{enc}-quota",
+                "files",
+                "PUT",
+                f"/internal/owners/{enc}/quota",
+                as_="files-svc",
+                status=422,
+                code="validation_error",
+                kw={"json": {"quota_bytes": 1}},
+            ),
+        ]
     # headers are ISO-8859-1 on the wire: \xff arrives as a byte that is not UTF-8
     cases += [
-        Case("header-ff-authorization", "files", "GET", "/files", status=401, code="invalid_token", as_="none",
-             kw={"headers": {"Authorization": "Bearer \xff\xfe"}}),
-        Case("header-ff-checksum", "files", "PUT", f"/uploads/{{upload}}/chunks/0", status=422, code="validation_error",
-             kw={"data": b"x" * CHUNK, "headers": {"X-Checksum-SHA256": "\xff" * 64}}),
-        Case("header-ff-share-password", "files", "GET", "/s/{locked}", as_="none", status=401, code="share_password_required",
-             kw={"headers": {"X-Share-Password": "\xff\xfe"}}, may_change=LINK_PASSWORD_FAILURE),
-        Case("header-ff-tus-metadata-key", "files", "POST", "/tus/", kw=tus_headers(**{"Upload-Length": "1", "Upload-Metadata": "fil\xffe eA=="})),
-    ]  # fmt: skip
+        Case(
+            "header-ff-authorization",
+            "files",
+            "GET",
+            "/files",
+            status=401,
+            code="invalid_token",
+            as_="none",
+            kw={"headers": {"Authorization": "Bearer \xff\xfe"}},
+        ),
+        Case(
+            "header-ff-checksum",
+            "files",
+            "PUT",
+            "/uploads/{upload}/chunks/0",
+            status=422,
+            code="validation_error",
+            kw={"data": b"x" * CHUNK, "headers": {"X-Checksum-SHA256": "\xff" * 64}},
+        ),
+        Case(
+            "header-ff-share-password",
+            "files",
+            "GET",
+            "/s/{locked}",
+            as_="none",
+            status=401,
+            code="share_password_required",
+            kw={"headers": {"X-Share-Password": "\xff\xfe"}},
+            may_change=LINK_PASSWORD_FAILURE,
+        ),
+        Case(
+            "header-ff-tus-metadata-key",
+            "files",
+            "POST",
+            "/tus/",
+            kw=tus_headers(**{"Upload-Length": "1", "Upload-Metadata": "fil\xffe eA=="}),
+        ),
+    ]
     return cases
 
 
@@ -432,39 +540,143 @@ def number_cases() -> list[Case]:
     for label, value in ABSURD_NUMBERS.items():
         v = value
         cases += [
-            Case(f"total-size-{label}-uploads", "files", "POST", "/uploads", status=422, code="validation_error",
-                 kw=raw_json(f'{{"name": "x.bin", "total_size": {v}}}')),
-            Case(f"chunk-size-{label}-uploads", "files", "POST", "/uploads", status=422, code="validation_error",
-                 kw=raw_json(f'{{"name": "x.bin", "total_size": 10, "chunk_size": {v}}}')),
-            Case(f"total-size-{label}-complete", "files", "POST", "/upload_complete", status=422, code="validation_error",
-                 kw=raw_json(f'{{"file_id": "{{seed}}", "name": "x.bin", "total_size": {v}}}')),
-            Case(f"chunk-index-{label}-json", "files", "POST", "/upload_chunk", status=422, code="validation_error",
-                 kw=raw_json(f'{{"file_id": "{{seed}}", "chunk_index": {v}, "total_chunks": 3, "chunk_data": "eA=="}}')),
-            Case(f"total-chunks-{label}-json", "files", "POST", "/upload_chunk", status=422, code="validation_error",
-                 kw=raw_json(f'{{"file_id": "{{seed}}", "chunk_index": 1, "total_chunks": {v}, "chunk_data": "eA=="}}')),
-            Case(f"expires-in-{label}-share", "files", "POST", "/files/{file}/shares", status=422, code="validation_error",
-                 kw=raw_json(f'{{"expires_in": {v}}}')),
-            Case(f"max-downloads-{label}-share", "files", "POST", "/files/{file}/shares", status=422, code="validation_error",
-                 kw=raw_json(f'{{"max_downloads": {v}}}')),
-            Case(f"expires-in-{label}-uploads", "files", "POST", "/uploads", status=422, code="validation_error",
-                 kw=raw_json(f'{{"name": "x.bin", "total_size": 1, "expires_in": {v}}}')),
-            Case(f"quota-{label}-internal", "files", "PUT", "/internal/owners/alice/quota", as_="files-svc", status=422,
-                 code="validation_error", kw=raw_json(f'{{"quota_bytes": {v}}}')),
-            Case(f"quota-{label}-admin", "admin", "PUT", "/admin/users/alice/quota", as_="root", status=422,
-                 code="validation_error", kw=raw_json(f'{{"quota_bytes": {v}}}')),
-        ]  # fmt: skip
+            Case(
+                f"total-size-{label}-uploads",
+                "files",
+                "POST",
+                "/uploads",
+                status=422,
+                code="validation_error",
+                kw=raw_json(f'{{"name": "x.bin", "total_size": {v}}}'),
+            ),
+            Case(
+                f"chunk-size-{label}-uploads",
+                "files",
+                "POST",
+                "/uploads",
+                status=422,
+                code="validation_error",
+                kw=raw_json(f'{{"name": "x.bin", "total_size": 10, "chunk_size": {v}}}'),
+            ),
+            Case(
+                f"total-size-{label}-complete",
+                "files",
+                "POST",
+                "/upload_complete",
+                status=422,
+                code="validation_error",
+                kw=raw_json(f'{{"file_id": "{{seed}}", "name": "x.bin", "total_size": {v}}}'),
+            ),
+            Case(
+                f"chunk-index-{label}-json",
+                "files",
+                "POST",
+                "/upload_chunk",
+                status=422,
+                code="validation_error",
+                kw=raw_json(f'{{"file_id": "{{seed}}", "chunk_index": {v}, "total_chunks": 3, "chunk_data": "eA=="}}'),
+            ),
+            Case(
+                f"total-chunks-{label}-json",
+                "files",
+                "POST",
+                "/upload_chunk",
+                status=422,
+                code="validation_error",
+                kw=raw_json(f'{{"file_id": "{{seed}}", "chunk_index": 1, "total_chunks": {v}, "chunk_data": "eA=="}}'),
+            ),
+            Case(
+                f"expires-in-{label}-share",
+                "files",
+                "POST",
+                "/files/{file}/shares",
+                status=422,
+                code="validation_error",
+                kw=raw_json(f'{{"expires_in": {v}}}'),
+            ),
+            Case(
+                f"max-downloads-{label}-share",
+                "files",
+                "POST",
+                "/files/{file}/shares",
+                status=422,
+                code="validation_error",
+                kw=raw_json(f'{{"max_downloads": {v}}}'),
+            ),
+            Case(
+                f"expires-in-{label}-uploads",
+                "files",
+                "POST",
+                "/uploads",
+                status=422,
+                code="validation_error",
+                kw=raw_json(f'{{"name": "x.bin", "total_size": 1, "expires_in": {v}}}'),
+            ),
+            Case(
+                f"quota-{label}-internal",
+                "files",
+                "PUT",
+                "/internal/owners/alice/quota",
+                as_="files-svc",
+                status=422,
+                code="validation_error",
+                kw=raw_json(f'{{"quota_bytes": {v}}}'),
+            ),
+            Case(
+                f"quota-{label}-admin",
+                "admin",
+                "PUT",
+                "/admin/users/alice/quota",
+                as_="root",
+                status=422,
+                code="validation_error",
+                kw=raw_json(f'{{"quota_bytes": {v}}}'),
+            ),
+        ]
     cases = [c for c in cases if not _accepted_number(c)]
     # the same numbers as strings in the other two chunk forms (multipart fields, query string)
-    for label, value in {"minus-one": "-1", "huge": "9" * 30, "fraction": "1.5", "exponent": "1e3", "hex": "0x1", "spaces": " 1 ",
-                         "underscore": "1_0", "plus": "+1", "fullwidth": "\uff11", "arabic-indic": "\u0663", "empty": ""}.items():  # fmt: skip
+    for label, value in {
+        "minus-one": "-1",
+        "huge": "9" * 30,
+        "fraction": "1.5",
+        "exponent": "1e3",
+        "hex": "0x1",
+        "spaces": " 1 ",
+        "underscore": "1_0",
+        "plus": "+1",
+        "fullwidth": "\uff11",
+        "arabic-indic": "\u0663",
+        "empty": "",
+    }.items():
         cases += [
-            Case(f"chunk-index-{label}-form", "files", "POST", "/upload_chunk", status=422, code="validation_error",
-                 kw=multipart((b"file_id", None, b"{seed}"), (b"chunk_index", None, value.encode()), (b"total_chunks", None, b"3"),
-                              (b"chunk_data", b"c", b"x"))),
-            Case(f"chunk-index-{label}-query", "files", "POST", "/upload_chunk", status=422, code="validation_error",
-                 kw={"query_string": {"file_id": "{seed}", "chunk_index": value, "total_chunks": "3"}, "data": b"x",
-                     "content_type": "application/octet-stream"}),
-        ]  # fmt: skip
+            Case(
+                f"chunk-index-{label}-form",
+                "files",
+                "POST",
+                "/upload_chunk",
+                status=422,
+                code="validation_error",
+                kw=multipart(
+                    (b"file_id", None, b"{seed}"),
+                    (b"chunk_index", None, value.encode()),
+                    (b"total_chunks", None, b"3"),
+                    (b"chunk_data", b"c", b"x"),
+                ),
+            ),
+            Case(
+                f"chunk-index-{label}-query",
+                "files",
+                "POST",
+                "/upload_chunk",
+                status=422,
+                code="validation_error",
+                kw={
+                    "query_string": {"file_id": "{seed}", "chunk_index": value, "total_chunks": "3"},
+                    "data": b"x",
+                    "content_type": "application/octet-stream",
+                },
+            ),
+        ]
     # session chunks: the index in the path, the size of the body
     cases += [
         Case("chunk-path-negative", "files", "PUT", "/uploads/{upload}/chunks/-1", code="invalid_chunk", kw={"data": b"x" * CHUNK}),
@@ -476,84 +688,302 @@ def number_cases() -> list[Case]:
         Case("chunk-path-fullwidth", "files", "PUT", "/uploads/{upload}/chunks/%EF%BC%91", status=404, code="not_found", kw={"data": b"x"}),
         Case("chunk-body-short", "files", "PUT", "/uploads/{upload}/chunks/0", code="invalid_chunk", kw={"data": b"x" * (CHUNK - 1)}),
         Case("chunk-body-empty", "files", "PUT", "/uploads/{upload}/chunks/0", code="invalid_chunk", kw={"data": b""}),
-        Case("chunk-body-over-max", "files", "PUT", "/uploads/{upload}/chunks/1", status=413, code="payload_too_large",
-             kw={"data": b"x" * (CHUNK + 1)}),
-        Case("seed-chunk-over-max", "files", "POST", "/upload_chunk", status=413, code="payload_too_large",
-             kw={"json": {"file_id": "{seed}", "chunk_index": 1, "total_chunks": 3, "chunk_data": b64(b"x" * (CHUNK + 1))}}),
-        Case("seed-chunk-index-past-total", "files", "POST", "/upload_chunk", status=422, code="validation_error",
-             kw={"json": {"file_id": "{seed}", "chunk_index": 3, "total_chunks": 3, "chunk_data": "eA=="}}),
-        Case("seed-total-changed", "files", "POST", "/upload_chunk", code="invalid_chunk",
-             kw={"json": {"file_id": "{seed}", "chunk_index": 1, "total_chunks": 4, "chunk_data": "eA=="}}),
-        Case("seed-total-over-max-chunks", "files", "POST", "/upload_chunk", status=422, code="validation_error",
-             kw={"json": {"chunk_index": 0, "total_chunks": 1001, "chunk_data": "eA=="}}),
-        Case("chunk-size-zero", "files", "POST", "/uploads", status=422, code="validation_error",
-             kw={"json": {"name": "x.bin", "total_size": 10, "chunk_size": 0}}),
-        Case("chunk-size-over-max", "files", "POST", "/uploads", status=422, code="validation_error",
-             kw={"json": {"name": "x.bin", "total_size": 10, "chunk_size": CHUNK + 1}}),
-        Case("total-size-too-many-chunks", "files", "POST", "/uploads", status=422, code="validation_error",
-             kw={"json": {"name": "x.bin", "total_size": 2**63 - 1, "chunk_size": CHUNK}}),
+        Case(
+            "chunk-body-over-max",
+            "files",
+            "PUT",
+            "/uploads/{upload}/chunks/1",
+            status=413,
+            code="payload_too_large",
+            kw={"data": b"x" * (CHUNK + 1)},
+        ),
+        Case(
+            "seed-chunk-over-max",
+            "files",
+            "POST",
+            "/upload_chunk",
+            status=413,
+            code="payload_too_large",
+            kw={"json": {"file_id": "{seed}", "chunk_index": 1, "total_chunks": 3, "chunk_data": b64(b"x" * (CHUNK + 1))}},
+        ),
+        Case(
+            "seed-chunk-index-past-total",
+            "files",
+            "POST",
+            "/upload_chunk",
+            status=422,
+            code="validation_error",
+            kw={"json": {"file_id": "{seed}", "chunk_index": 3, "total_chunks": 3, "chunk_data": "eA=="}},
+        ),
+        Case(
+            "seed-total-changed",
+            "files",
+            "POST",
+            "/upload_chunk",
+            code="invalid_chunk",
+            kw={"json": {"file_id": "{seed}", "chunk_index": 1, "total_chunks": 4, "chunk_data": "eA=="}},
+        ),
+        Case(
+            "seed-total-over-max-chunks",
+            "files",
+            "POST",
+            "/upload_chunk",
+            status=422,
+            code="validation_error",
+            kw={"json": {"chunk_index": 0, "total_chunks": 1001, "chunk_data": "eA=="}},
+        ),
+        Case(
+            "chunk-size-zero",
+            "files",
+            "POST",
+            "/uploads",
+            status=422,
+            code="validation_error",
+            kw={"json": {"name": "x.bin", "total_size": 10, "chunk_size": 0}},
+        ),
+        Case(
+            "chunk-size-over-max",
+            "files",
+            "POST",
+            "/uploads",
+            status=422,
+            code="validation_error",
+            kw={"json": {"name": "x.bin", "total_size": 10, "chunk_size": CHUNK + 1}},
+        ),
+        Case(
+            "total-size-too-many-chunks",
+            "files",
+            "POST",
+            "/uploads",
+            status=422,
+            code="validation_error",
+            kw={"json": {"name": "x.bin", "total_size": 2**63 - 1, "chunk_size": CHUNK}},
+        ),
         Case("complete-size-mismatch", "files", "POST", "/uploads/{upload}/complete", status=409, code="upload_incomplete"),
-    ]  # fmt: skip
+    ]
     # expiry instants that have no UTC time, are past, or are absurdly far ahead
-    for label, at in {"year-1-east": "0001-01-01T00:00:00+01:00", "year-9999-west": "9999-12-31T23:59:59-01:00",
-                      "year-9999": "9999-12-31T23:59:59Z", "epoch": "1970-01-01T00:00:00Z", "not-a-date": "tomorrow",
-                      "month-13": "2030-13-01T00:00:00Z", "huge-year": "+275760-09-13T00:00:00Z"}.items():  # fmt: skip
+    for label, at in {
+        "year-1-east": "0001-01-01T00:00:00+01:00",
+        "year-9999-west": "9999-12-31T23:59:59-01:00",
+        "year-9999": "9999-12-31T23:59:59Z",
+        "epoch": "1970-01-01T00:00:00Z",
+        "not-a-date": "tomorrow",
+        "month-13": "2030-13-01T00:00:00Z",
+        "huge-year": "+275760-09-13T00:00:00Z",
+    }.items():
         if label in ("not-a-date", "month-13", "huge-year"):  # a filter may start at any real instant: only non-dates are refused
-            cases.append(Case(f"since-{label}-audit", "admin", "GET", "/admin/audit", as_="root", status=422, code="validation_error",
-                              kw={"query_string": {"since": at}}))
+            cases.append(
+                Case(
+                    f"since-{label}-audit",
+                    "admin",
+                    "GET",
+                    "/admin/audit",
+                    as_="root",
+                    status=422,
+                    code="validation_error",
+                    kw={"query_string": {"since": at}},
+                )
+            )
         cases += [
-            Case(f"expires-at-{label}-share", "files", "POST", "/files/{file}/shares", status=422, code="validation_error",
-                 kw={"json": {"expires_at": at}}),
-            Case(f"expires-at-{label}-uploads", "files", "POST", "/uploads", status=422, code="validation_error",
-                 kw={"json": {"name": "x.bin", "total_size": 1, "expires_at": at}}),
-            Case(f"expires-at-{label}-complete", "files", "POST", "/upload_complete", status=422, code="validation_error",
-                 kw={"json": {"file_id": "{seed}", "name": "x.bin", "total_size": 5, "expires_at": at}}),
-        ]  # fmt: skip
+            Case(
+                f"expires-at-{label}-share",
+                "files",
+                "POST",
+                "/files/{file}/shares",
+                status=422,
+                code="validation_error",
+                kw={"json": {"expires_at": at}},
+            ),
+            Case(
+                f"expires-at-{label}-uploads",
+                "files",
+                "POST",
+                "/uploads",
+                status=422,
+                code="validation_error",
+                kw={"json": {"name": "x.bin", "total_size": 1, "expires_at": at}},
+            ),
+            Case(
+                f"expires-at-{label}-complete",
+                "files",
+                "POST",
+                "/upload_complete",
+                status=422,
+                code="validation_error",
+                kw={"json": {"file_id": "{seed}", "name": "x.bin", "total_size": 5, "expires_at": at}},
+            ),
+        ]
     # share links: absurd expiry, downloads, options
     cases += [
-        Case("share-expires-in-zero", "files", "POST", "/files/{file}/shares", status=422, code="validation_error", kw={"json": {"expires_in": 0}}),
-        Case("share-expires-in-11-years", "files", "POST", "/files/{file}/shares", status=422, code="validation_error",
-             kw={"json": {"expires_in": 11 * 366 * 86400}}),
-        Case("share-max-downloads-zero", "files", "POST", "/files/{file}/shares", status=422, code="validation_error",
-             kw={"json": {"max_downloads": 0}}),
-        Case("share-max-downloads-million-and-one", "files", "POST", "/files/{file}/shares", status=422, code="validation_error",
-             kw={"json": {"max_downloads": 1_000_001}}),
-        Case("share-password-empty", "files", "POST", "/files/{file}/shares", status=422, code="validation_error", kw={"json": {"password": ""}}),
-        Case("share-password-huge", "files", "POST", "/files/{file}/shares", status=422, code="validation_error",
-             kw={"json": {"password": "x" * 1025}}),
-        Case("share-preview-string", "files", "POST", "/files/{file}/shares", status=422, code="validation_error", kw={"json": {"preview": "no"}}),
-        Case("share-burn-a-file", "files", "POST", "/files/{file}/shares", status=422, code="validation_error",
-             kw={"json": {"burn_after_read": True}}),
-        Case("share-visibility", "files", "POST", "/files/{file}/shares", status=422, code="validation_error", kw={"json": {"visibility": "world"}}),
-        Case("share-both-expiries", "files", "POST", "/files/{file}/shares", status=422, code="validation_error",
-             kw={"json": {"expires_in": 60, "expires_at": "2030-01-01T00:00:00Z"}}),
-        Case("share-wrong-password", "files", "GET", "/s/{locked}/meta", as_="none", status=401, code="share_password_required",
-             kw={"headers": {"X-Share-Password": "x" * 10_000}}, may_change=LINK_PASSWORD_FAILURE),
+        Case(
+            "share-expires-in-zero",
+            "files",
+            "POST",
+            "/files/{file}/shares",
+            status=422,
+            code="validation_error",
+            kw={"json": {"expires_in": 0}},
+        ),
+        Case(
+            "share-expires-in-11-years",
+            "files",
+            "POST",
+            "/files/{file}/shares",
+            status=422,
+            code="validation_error",
+            kw={"json": {"expires_in": 11 * 366 * 86400}},
+        ),
+        Case(
+            "share-max-downloads-zero",
+            "files",
+            "POST",
+            "/files/{file}/shares",
+            status=422,
+            code="validation_error",
+            kw={"json": {"max_downloads": 0}},
+        ),
+        Case(
+            "share-max-downloads-million-and-one",
+            "files",
+            "POST",
+            "/files/{file}/shares",
+            status=422,
+            code="validation_error",
+            kw={"json": {"max_downloads": 1_000_001}},
+        ),
+        Case(
+            "share-password-empty",
+            "files",
+            "POST",
+            "/files/{file}/shares",
+            status=422,
+            code="validation_error",
+            kw={"json": {"password": ""}},
+        ),
+        Case(
+            "share-password-huge",
+            "files",
+            "POST",
+            "/files/{file}/shares",
+            status=422,
+            code="validation_error",
+            kw={"json": {"password": "x" * 1025}},
+        ),
+        Case(
+            "share-preview-string",
+            "files",
+            "POST",
+            "/files/{file}/shares",
+            status=422,
+            code="validation_error",
+            kw={"json": {"preview": "no"}},
+        ),
+        Case(
+            "share-burn-a-file",
+            "files",
+            "POST",
+            "/files/{file}/shares",
+            status=422,
+            code="validation_error",
+            kw={"json": {"burn_after_read": True}},
+        ),
+        Case(
+            "share-visibility",
+            "files",
+            "POST",
+            "/files/{file}/shares",
+            status=422,
+            code="validation_error",
+            kw={"json": {"visibility": "world"}},
+        ),
+        Case(
+            "share-both-expiries",
+            "files",
+            "POST",
+            "/files/{file}/shares",
+            status=422,
+            code="validation_error",
+            kw={"json": {"expires_in": 60, "expires_at": "2030-01-01T00:00:00Z"}},
+        ),
+        Case(
+            "share-wrong-password",
+            "files",
+            "GET",
+            "/s/{locked}/meta",
+            as_="none",
+            status=401,
+            code="share_password_required",
+            kw={"headers": {"X-Share-Password": "x" * 10_000}},
+            may_change=LINK_PASSWORD_FAILURE,
+        ),
         Case("share-token-traversal", "files", "GET", "/s/..%2f..%2fetc", as_="none", status=404, code="not_found"),
         Case("share-token-long", "files", "GET", "/s/" + "A" * 5000, as_="none", status=404, code="share_not_found"),
-        Case("recipient-hostile", "files", "POST", "/files/{file}/recipients", status=422, code="validation_error",
-             kw={"json": {"username": "../bob"}}),
-        Case("recipient-braces", "files", "POST", "/files/{file}/recipients", status=422, code="validation_error",
-             kw={"json": {"username": "{u:bob}"}}),
-        Case("send-to-braces", "files", "POST", "/send/%7Bu:bob%7D", status=422, code="validation_error",
-             kw={"json": {"name": "x.txt", "data": "eA=="}}),
-        Case("zip-too-many", "files", "POST", "/files/zip", status=422, code="validation_error", kw={"json": {"file_ids": ["{file}"] * 1001}}),
+        Case(
+            "recipient-hostile",
+            "files",
+            "POST",
+            "/files/{file}/recipients",
+            status=422,
+            code="validation_error",
+            kw={"json": {"username": "../bob"}},
+        ),
+        Case(
+            "recipient-braces",
+            "files",
+            "POST",
+            "/files/{file}/recipients",
+            status=422,
+            code="validation_error",
+            kw={"json": {"username": "{u:bob}"}},
+        ),
+        Case(
+            "send-to-braces",
+            "files",
+            "POST",
+            "/send/%7Bu:bob%7D",
+            status=422,
+            code="validation_error",
+            kw={"json": {"name": "x.txt", "data": "eA=="}},
+        ),
+        Case(
+            "zip-too-many", "files", "POST", "/files/zip", status=422, code="validation_error", kw={"json": {"file_ids": ["{file}"] * 1001}}
+        ),
         Case("zip-not-a-list", "files", "POST", "/files/zip", status=422, code="validation_error", kw={"json": {"file_ids": "{file}"}}),
         Case("owner-braces-quota", "files", "GET", "/internal/owners/%7Bx%7D/quota", as_="files-svc", status=422, code="validation_error"),
-        Case("owner-braces-delete", "files", "DELETE", "/internal/owners/%7Bx%7D/files", as_="files-svc", status=422, code="validation_error"),
-        Case("owner-overlong-delete", "files", "DELETE", "/internal/owners/" + "x" * 129 + "/files", as_="files-svc", status=422,
-             code="validation_error"),
+        Case(
+            "owner-braces-delete", "files", "DELETE", "/internal/owners/%7Bx%7D/files", as_="files-svc", status=422, code="validation_error"
+        ),
+        Case(
+            "owner-overlong-delete",
+            "files",
+            "DELETE",
+            "/internal/owners/" + "x" * 129 + "/files",
+            as_="files-svc",
+            status=422,
+            code="validation_error",
+        ),
         Case("owner-control-stats", "files", "GET", "/internal/stats?owner=a%0ab", as_="files-svc", status=422, code="validation_error"),
-        Case("quota-max-file-zero", "files", "PUT", "/internal/owners/alice/quota", as_="files-svc", status=422, code="validation_error",
-             kw={"json": {"quota_bytes": 10, "max_file_bytes": 0}}),
-    ]  # fmt: skip
+        Case(
+            "quota-max-file-zero",
+            "files",
+            "PUT",
+            "/internal/owners/alice/quota",
+            as_="files-svc",
+            status=422,
+            code="validation_error",
+            kw={"json": {"quota_bytes": 10, "max_file_bytes": 0}},
+        ),
+    ]
     return cases
 
 
 # What some of the numbers above mean to a field that accepts them: not hostile there.
 _ACCEPTED = {
     # a null expiry, chunk size or max_downloads means "the default"; a null quota means "the service default"
-    ("chunk-size", "null"), ("expires-in", "null"), ("max-downloads", "null"), ("quota", "null"),
+    ("chunk-size", "null"),
+    ("expires-in", "null"),
+    ("max-downloads", "null"),
+    ("quota", "null"),
 }
 
 
@@ -569,49 +999,163 @@ def tus_cases() -> list[Case]:
     create = "/tus/"
     patch = {"Content-Type": "application/offset+octet-stream"}
     return [
-        Case("tus-resumable-wrong", "files", "POST", create, status=412, code="precondition_failed",
-             kw={"headers": {"Tus-Resumable": "0.2.2", "Upload-Length": "1"}}),
-        Case("tus-resumable-missing", "files", "POST", create, status=412, code="precondition_failed", kw={"headers": {"Upload-Length": "1"}}),
+        Case(
+            "tus-resumable-wrong",
+            "files",
+            "POST",
+            create,
+            status=412,
+            code="precondition_failed",
+            kw={"headers": {"Tus-Resumable": "0.2.2", "Upload-Length": "1"}},
+        ),
+        Case(
+            "tus-resumable-missing", "files", "POST", create, status=412, code="precondition_failed", kw={"headers": {"Upload-Length": "1"}}
+        ),
         Case("tus-length-negative", "files", "POST", create, kw=tus_headers(**{"Upload-Length": "-1"})),
         Case("tus-length-20-digits", "files", "POST", create, kw=tus_headers(**{"Upload-Length": "9" * 20})),
-        Case("tus-length-over-max", "files", "POST", create, status=413, code="payload_too_large", kw=tus_headers(**{"Upload-Length": str(2**63 - 1)})),
+        Case(
+            "tus-length-over-max",
+            "files",
+            "POST",
+            create,
+            status=413,
+            code="payload_too_large",
+            kw=tus_headers(**{"Upload-Length": str(2**63 - 1)}),
+        ),
         Case("tus-length-float", "files", "POST", create, kw=tus_headers(**{"Upload-Length": "1e3"})),
         Case("tus-length-and-defer", "files", "POST", create, kw=tus_headers(**{"Upload-Length": "1", "Upload-Defer-Length": "1"})),
         Case("tus-defer-two", "files", "POST", create, kw=tus_headers(**{"Upload-Defer-Length": "2"})),
         Case("tus-neither", "files", "POST", create, kw=tus_headers()),
-        Case("tus-metadata-bad-base64", "files", "POST", create, kw=tus_headers(**{"Upload-Length": "1", "Upload-Metadata": "filename !!!"})),
-        Case("tus-metadata-duplicate", "files", "POST", create,
-             kw=tus_headers(**{"Upload-Length": "1", "Upload-Metadata": "filename eA==,filename eQ=="})),
-        Case("tus-metadata-key-with-space", "files", "POST", create, kw=tus_headers(**{"Upload-Length": "1", "Upload-Metadata": "file name eA=="})),
-        Case("tus-metadata-huge", "files", "POST", create,
-             kw=tus_headers(**{"Upload-Length": "1", "Upload-Metadata": "filename " + b64(b"x" * 4000)})),
-        Case("tus-concat-foreign", "files", "POST", create,
-             kw=tus_headers(**{"Upload-Concat": "final;http://evil.example/x/../tus/nothing"})),
+        Case(
+            "tus-metadata-bad-base64", "files", "POST", create, kw=tus_headers(**{"Upload-Length": "1", "Upload-Metadata": "filename !!!"})
+        ),
+        Case(
+            "tus-metadata-duplicate",
+            "files",
+            "POST",
+            create,
+            kw=tus_headers(**{"Upload-Length": "1", "Upload-Metadata": "filename eA==,filename eQ=="}),
+        ),
+        Case(
+            "tus-metadata-key-with-space",
+            "files",
+            "POST",
+            create,
+            kw=tus_headers(**{"Upload-Length": "1", "Upload-Metadata": "file name eA=="}),
+        ),
+        Case(
+            "tus-metadata-huge",
+            "files",
+            "POST",
+            create,
+            kw=tus_headers(**{"Upload-Length": "1", "Upload-Metadata": "filename " + b64(b"x" * 4000)}),
+        ),
+        Case(
+            "tus-concat-foreign", "files", "POST", create, kw=tus_headers(**{"Upload-Concat": "final;http://evil.example/x/../tus/nothing"})
+        ),
         Case("tus-concat-garbage", "files", "POST", create, kw=tus_headers(**{"Upload-Concat": "final;"})),
-        Case("tus-checksum-unknown", "files", "PATCH", "/tus/{tus}",
-             kw={"headers": {"Tus-Resumable": "1.0.0", "Upload-Offset": "0", "Upload-Checksum": "sha999 eA==", **patch}, "data": b"x"}),
-        Case("tus-checksum-bad-base64", "files", "PATCH", "/tus/{tus}",
-             kw={"headers": {"Tus-Resumable": "1.0.0", "Upload-Offset": "0", "Upload-Checksum": "sha1 !!!", **patch}, "data": b"x"}),
-        Case("tus-checksum-mismatch", "files", "PATCH", "/tus/{tus}", status=460, code="checksum_mismatch",
-             kw={"headers": {"Tus-Resumable": "1.0.0", "Upload-Offset": "0", "Upload-Checksum": "sha1 " + b64(b"\0" * 20), **patch},
-                 "data": b"x"}),
-        Case("tus-offset-negative", "files", "PATCH", "/tus/{tus}", kw={"headers": {"Tus-Resumable": "1.0.0", "Upload-Offset": "-1", **patch}, "data": b"x"}),
-        Case("tus-offset-huge", "files", "PATCH", "/tus/{tus}", status=409, code="conflict",
-             kw={"headers": {"Tus-Resumable": "1.0.0", "Upload-Offset": "9" * 19, **patch}, "data": b"x"}),
+        Case(
+            "tus-checksum-unknown",
+            "files",
+            "PATCH",
+            "/tus/{tus}",
+            kw={"headers": {"Tus-Resumable": "1.0.0", "Upload-Offset": "0", "Upload-Checksum": "sha999 eA==", **patch}, "data": b"x"},
+        ),
+        Case(
+            "tus-checksum-bad-base64",
+            "files",
+            "PATCH",
+            "/tus/{tus}",
+            kw={"headers": {"Tus-Resumable": "1.0.0", "Upload-Offset": "0", "Upload-Checksum": "sha1 !!!", **patch}, "data": b"x"},
+        ),
+        Case(
+            "tus-checksum-mismatch",
+            "files",
+            "PATCH",
+            "/tus/{tus}",
+            status=460,
+            code="checksum_mismatch",
+            kw={
+                "headers": {"Tus-Resumable": "1.0.0", "Upload-Offset": "0", "Upload-Checksum": "sha1 " + b64(b"\0" * 20), **patch},
+                "data": b"x",
+            },
+        ),
+        Case(
+            "tus-offset-negative",
+            "files",
+            "PATCH",
+            "/tus/{tus}",
+            kw={"headers": {"Tus-Resumable": "1.0.0", "Upload-Offset": "-1", **patch}, "data": b"x"},
+        ),
+        Case(
+            "tus-offset-huge",
+            "files",
+            "PATCH",
+            "/tus/{tus}",
+            status=409,
+            code="conflict",
+            kw={"headers": {"Tus-Resumable": "1.0.0", "Upload-Offset": "9" * 19, **patch}, "data": b"x"},
+        ),
         Case("tus-offset-missing", "files", "PATCH", "/tus/{tus}", kw={"headers": {"Tus-Resumable": "1.0.0", **patch}, "data": b"x"}),
-        Case("tus-offset-text", "files", "PATCH", "/tus/{tus}", kw={"headers": {"Tus-Resumable": "1.0.0", "Upload-Offset": "zero", **patch}, "data": b"x"}),
-        Case("tus-offset-wrong", "files", "PATCH", "/tus/{tus}", status=409, code="conflict",
-             kw={"headers": {"Tus-Resumable": "1.0.0", "Upload-Offset": "5", **patch}, "data": b"x"}),
-        Case("tus-past-length", "files", "PATCH", "/tus/{tus}", status=413, code="payload_too_large",
-             kw={"headers": {"Tus-Resumable": "1.0.0", "Upload-Offset": "0", **patch}, "data": b"x" * 11}),
-        Case("tus-patch-content-type", "files", "PATCH", "/tus/{tus}", status=415, code="unsupported_media_type",
-             kw={"headers": {"Tus-Resumable": "1.0.0", "Upload-Offset": "0"}, "data": b"x", "content_type": "application/octet-stream"}),
-        Case("tus-length-changed", "files", "PATCH", "/tus/{tus}",
-             kw={"headers": {"Tus-Resumable": "1.0.0", "Upload-Offset": "0", "Upload-Length": "11", **patch}, "data": b"x"}),
-        Case("tus-create-body-type", "files", "POST", create, status=415, code="unsupported_media_type",
-             kw={"headers": {"Tus-Resumable": "1.0.0", "Upload-Length": "1"}, "data": b"x", "content_type": "text/plain"}),
-        Case("tus-method-override", "files", "POST", "/tus/{tus}", status=405, code="method_not_allowed",
-             kw=tus_headers(**{"X-HTTP-Method-Override": "PUT"})),
+        Case(
+            "tus-offset-text",
+            "files",
+            "PATCH",
+            "/tus/{tus}",
+            kw={"headers": {"Tus-Resumable": "1.0.0", "Upload-Offset": "zero", **patch}, "data": b"x"},
+        ),
+        Case(
+            "tus-offset-wrong",
+            "files",
+            "PATCH",
+            "/tus/{tus}",
+            status=409,
+            code="conflict",
+            kw={"headers": {"Tus-Resumable": "1.0.0", "Upload-Offset": "5", **patch}, "data": b"x"},
+        ),
+        Case(
+            "tus-past-length",
+            "files",
+            "PATCH",
+            "/tus/{tus}",
+            status=413,
+            code="payload_too_large",
+            kw={"headers": {"Tus-Resumable": "1.0.0", "Upload-Offset": "0", **patch}, "data": b"x" * 11},
+        ),
+        Case(
+            "tus-patch-content-type",
+            "files",
+            "PATCH",
+            "/tus/{tus}",
+            status=415,
+            code="unsupported_media_type",
+            kw={"headers": {"Tus-Resumable": "1.0.0", "Upload-Offset": "0"}, "data": b"x", "content_type": "application/octet-stream"},
+        ),
+        Case(
+            "tus-length-changed",
+            "files",
+            "PATCH",
+            "/tus/{tus}",
+            kw={"headers": {"Tus-Resumable": "1.0.0", "Upload-Offset": "0", "Upload-Length": "11", **patch}, "data": b"x"},
+        ),
+        Case(
+            "tus-create-body-type",
+            "files",
+            "POST",
+            create,
+            status=415,
+            code="unsupported_media_type",
+            kw={"headers": {"Tus-Resumable": "1.0.0", "Upload-Length": "1"}, "data": b"x", "content_type": "text/plain"},
+        ),
+        Case(
+            "tus-method-override",
+            "files",
+            "POST",
+            "/tus/{tus}",
+            status=405,
+            code="method_not_allowed",
+            kw=tus_headers(**{"X-HTTP-Method-Override": "PUT"}),
+        ),
     ]
 
 
@@ -621,24 +1165,81 @@ def body_cases() -> list[Case]:
     deep_object = '{"a":' * 10_000 + "1" + "}" * 10_000
     huge = json.dumps({"name": "x.txt", "content": "x" * (2 * 1024 * 1024)})
     cases = [
-        Case("content-type-text-upload-chunk", "files", "POST", "/upload_chunk", status=415, code="unsupported_media_type",
-             kw={"data": '{"chunk_index": 0, "total_chunks": 1, "chunk_data": "eA=="}', "content_type": "text/plain"}),
-        Case("content-type-xml-files", "files", "POST", "/files", status=415, code="unsupported_media_type",
-             kw={"data": "<file/>", "content_type": "application/xml"}),
-        Case("content-type-multipart-no-boundary", "files", "POST", "/upload_chunk", status=422, code="validation_error",
-             kw={"data": b"--x\r\n", "content_type": "multipart/form-data"}),
-        Case("content-type-text-texts", "files", "POST", "/texts", status=422, code="validation_error",
-             kw={"data": '{"name": "a.txt", "content": "x"}', "content_type": "text/plain"}),
-        Case("content-type-form-uploads", "files", "POST", "/uploads", status=422, code="validation_error",
-             kw={"data": {"name": "a.txt", "total_size": "1"}}),
-        Case("content-type-form-login", "auth", "POST", "/auth/login", as_="none", status=422, code="validation_error",
-             kw={"data": {"username": "alice", "password": PASSWORD}}),
-        Case("content-type-text-admin", "admin", "POST", "/admin/users", as_="root", status=422, code="validation_error",
-             kw={"data": '{"username": "eve", "password": "password-123"}', "content_type": "text/plain"}),
+        Case(
+            "content-type-text-upload-chunk",
+            "files",
+            "POST",
+            "/upload_chunk",
+            status=415,
+            code="unsupported_media_type",
+            kw={"data": '{"chunk_index": 0, "total_chunks": 1, "chunk_data": "eA=="}', "content_type": "text/plain"},
+        ),
+        Case(
+            "content-type-xml-files",
+            "files",
+            "POST",
+            "/files",
+            status=415,
+            code="unsupported_media_type",
+            kw={"data": "<file/>", "content_type": "application/xml"},
+        ),
+        Case(
+            "content-type-multipart-no-boundary",
+            "files",
+            "POST",
+            "/upload_chunk",
+            status=422,
+            code="validation_error",
+            kw={"data": b"--x\r\n", "content_type": "multipart/form-data"},
+        ),
+        Case(
+            "content-type-text-texts",
+            "files",
+            "POST",
+            "/texts",
+            status=422,
+            code="validation_error",
+            kw={"data": '{"name": "a.txt", "content": "x"}', "content_type": "text/plain"},
+        ),
+        Case(
+            "content-type-form-uploads",
+            "files",
+            "POST",
+            "/uploads",
+            status=422,
+            code="validation_error",
+            kw={"data": {"name": "a.txt", "total_size": "1"}},
+        ),
+        Case(
+            "content-type-form-login",
+            "auth",
+            "POST",
+            "/auth/login",
+            as_="none",
+            status=422,
+            code="validation_error",
+            kw={"data": {"username": "alice", "password": PASSWORD}},
+        ),
+        Case(
+            "content-type-text-admin",
+            "admin",
+            "POST",
+            "/admin/users",
+            as_="root",
+            status=422,
+            code="validation_error",
+            kw={"data": '{"username": "eve", "password": "password-123"}', "content_type": "text/plain"},
+        ),
     ]
-    for service, path, as_ in (("files", "/texts", "alice"), ("files", "/uploads", "alice"), ("auth", "/auth/login", "none"),
-                               ("auth", "/internal/users", "auth-svc"), ("admin", "/admin/users", "root"),
-                               ("files", "/upload_chunk", "alice"), ("files", "/files", "alice")):  # fmt: skip
+    for service, path, as_ in (
+        ("files", "/texts", "alice"),
+        ("files", "/uploads", "alice"),
+        ("auth", "/auth/login", "none"),
+        ("auth", "/internal/users", "auth-svc"),
+        ("admin", "/admin/users", "root"),
+        ("files", "/upload_chunk", "alice"),
+        ("files", "/files", "alice"),
+    ):
         tag = path.strip("/").replace("/", "-")
         cases += [
             Case(f"deep-array-{service}-{tag}", service, "POST", path, as_=as_, code="invalid_json", kw=raw_json(deep_array)),
@@ -648,17 +1249,29 @@ def body_cases() -> list[Case]:
             Case(f"infinity-literal-{service}-{tag}", service, "POST", path, as_=as_, code="invalid_json", kw=raw_json('{"a": -Infinity}')),
             Case(f"not-json-{service}-{tag}", service, "POST", path, as_=as_, code="invalid_json", kw=raw_json("{'a': 1}")),
             Case(f"trailing-garbage-{service}-{tag}", service, "POST", path, as_=as_, code="invalid_json", kw=raw_json('{"a": 1} x')),
-        ]  # fmt: skip
+        ]
     # duplicate keys: one parser takes the first, another the last; refused whatever the values
     for label, service, path, as_, body in (
         ("texts", "files", "/texts", "alice", '{"name": "a.txt", "name": "b.txt", "content": "x"}'),
         ("rename", "files", "/files/{file}/rename", "alice", '{"new_name": "a.txt", "new_name": "b.txt"}'),
         ("uploads", "files", "/uploads", "alice", '{"name": "a.bin", "total_size": 1, "total_size": 100}'),
-        ("upload-chunk", "files", "/upload_chunk", "alice", '{"chunk_index": 0, "chunk_index": 1, "total_chunks": 2, "chunk_data": "eA=="}'),
+        (
+            "upload-chunk",
+            "files",
+            "/upload_chunk",
+            "alice",
+            '{"chunk_index": 0, "chunk_index": 1, "total_chunks": 2, "chunk_data": "eA=="}',
+        ),
         ("share", "files", "/files/{file}/shares", "alice", '{"visibility": "private", "visibility": "public"}'),
         ("nested", "files", "/files/zip", "alice", '{"file_ids": ["{file}"], "x": {"a": 1, "a": 2}}'),
         ("login", "auth", "/auth/login", "none", '{"username": "alice", "username": "bob", "password": "password-123"}'),
-        ("create-user", "auth", "/internal/users", "auth-svc", '{"username": "eve", "password": "password-123", "role": "user", "role": "admin"}'),
+        (
+            "create-user",
+            "auth",
+            "/internal/users",
+            "auth-svc",
+            '{"username": "eve", "password": "password-123", "role": "user", "role": "admin"}',
+        ),
         ("admin-user", "admin", "/admin/users", "root", '{"username": "eve", "password": "password-123", "role": "user", "role": "admin"}'),
         ("admin-role", "admin", "/admin/roles", "root", '{"username": "bob", "username": "alice", "role": "admin"}'),
     ):
@@ -666,11 +1279,14 @@ def body_cases() -> list[Case]:
     # a body on a GET or HEAD: refused before it could be read as anything (or as a second request).
     # Not on /tus/, whose X-HTTP-Method-Override makes a GET with a body a PATCH (the tus protocol's).
     for label, service, method, path, as_ in (
-        ("files-list", "files", "GET", "/files", "alice"), ("download", "files", "GET", "/files/{file}", "alice"),
-        ("head", "files", "HEAD", "/files/{file}", "alice"), ("link", "files", "GET", "/s/{token}", "none"),
+        ("files-list", "files", "GET", "/files", "alice"),
+        ("download", "files", "GET", "/files/{file}", "alice"),
+        ("head", "files", "HEAD", "/files/{file}", "alice"),
+        ("link", "files", "GET", "/s/{token}", "none"),
         ("me", "auth", "GET", "/auth/me", "alice"),
-        ("admin-users", "admin", "GET", "/admin/users", "root"), ("internal-users", "auth", "GET", "/internal/users", "auth-svc"),
-    ):  # fmt: skip
+        ("admin-users", "admin", "GET", "/admin/users", "root"),
+        ("internal-users", "auth", "GET", "/internal/users", "auth-svc"),
+    ):
         cases.append(Case(f"get-body-{label}", service, method, path, as_=as_, kw={"json": {"evil": True}}))
     # unknown fields: refused, never half-understood (nor mass-assigned)
     for label, service, method, path, as_, body in (
@@ -687,7 +1303,7 @@ def body_cases() -> list[Case]:
         ("patch-user-name", "auth", "PATCH", "/internal/users/bob", "auth-svc", {"active": True, "username": "root"}),
         ("admin-user-active", "admin", "POST", "/admin/users", "root", {"username": "eve", "password": PASSWORD, "active": False}),
         ("admin-quota", "admin", "PUT", "/admin/users/alice/quota", "root", {"quota_bytes": 10, "owner": "bob"}),
-    ):  # fmt: skip
+    ):
         cases.append(Case(f"unknown-field-{label}", service, method, path, as_=as_, status=422, code="validation_error", kw={"json": body}))
     return cases
 
@@ -695,69 +1311,283 @@ def body_cases() -> list[Case]:
 # 6. Usernames and passwords hostile to auth; a password over the cap costs no Argon2 at all.
 def account_cases() -> list[Case]:
     cases = []
-    for label, name in {"traversal": "../admin", "nul": "admin\x00", "newline": "admin\n", "space": "ad min", "cyrillic": "\u0430dmin",
-                        "braces": "{admin}", "long": "a" * 33, "one-char": "a", "leading-dot": ".admin", "emoji": "\U0001f600"}.items():  # fmt: skip
+    for label, name in {
+        "traversal": "../admin",
+        "nul": "admin\x00",
+        "newline": "admin\n",
+        "space": "ad min",
+        "cyrillic": "\u0430dmin",
+        "braces": "{admin}",
+        "long": "a" * 33,
+        "one-char": "a",
+        "leading-dot": ".admin",
+        "emoji": "\U0001f600",
+    }.items():
         cases += [
-            Case(f"username-{label}-create", "auth", "POST", "/internal/users", as_="auth-svc", status=422, code="validation_error",
-                 kw={"json": {"username": name, "password": PASSWORD}}),
-            Case(f"username-{label}-admin-create", "admin", "POST", "/admin/users", as_="root", status=422, code="validation_error",
-                 kw={"json": {"username": name, "password": PASSWORD}}),
-            Case(f"username-{label}-role", "admin", "POST", "/admin/roles", as_="root", status=404, code="user_not_found",
-                 kw={"json": {"username": name, "role": "admin"}}),
-        ]  # fmt: skip
+            Case(
+                f"username-{label}-create",
+                "auth",
+                "POST",
+                "/internal/users",
+                as_="auth-svc",
+                status=422,
+                code="validation_error",
+                kw={"json": {"username": name, "password": PASSWORD}},
+            ),
+            Case(
+                f"username-{label}-admin-create",
+                "admin",
+                "POST",
+                "/admin/users",
+                as_="root",
+                status=422,
+                code="validation_error",
+                kw={"json": {"username": name, "password": PASSWORD}},
+            ),
+            Case(
+                f"username-{label}-role",
+                "admin",
+                "POST",
+                "/admin/roles",
+                as_="root",
+                status=404,
+                code="user_not_found",
+                kw={"json": {"username": name, "role": "admin"}},
+            ),
+        ]
     cases += [
-        Case("username-existing-other-case", "auth", "POST", "/internal/users", as_="auth-svc", status=409, code="user_exists",
-             kw={"json": {"username": "ALICE", "password": PASSWORD}}),
-        Case("username-too-long-login", "auth", "POST", "/auth/login", as_="none", status=422, code="validation_error",
-             kw={"json": {"username": "a" * 65, "password": PASSWORD}}, no_argon2=True),
-        Case("username-not-a-string-login", "auth", "POST", "/auth/login", as_="none", status=422, code="validation_error",
-             kw={"json": {"username": ["alice"], "password": PASSWORD}}, no_argon2=True),
-        Case("username-nul-login", "auth", "POST", "/auth/login", as_="none", status=401, code="invalid_credentials",
-             kw={"json": {"username": "alice\x00", "password": PASSWORD}}, may_change=LOGIN_FAILURE),
-        Case("role-root", "auth", "POST", "/internal/users", as_="auth-svc", status=422, code="validation_error",
-             kw={"json": {"username": "eve", "password": PASSWORD, "role": "root"}}),
-        Case("active-string", "auth", "PATCH", "/internal/users/bob", as_="auth-svc", status=422, code="validation_error",
-             kw={"json": {"active": "false"}}),
-        Case("admin-path-dotdot", "admin", "PATCH", "/admin/users/..", as_="root", status=404, code="user_not_found",
-             kw={"json": {"active": False}}),
+        Case(
+            "username-existing-other-case",
+            "auth",
+            "POST",
+            "/internal/users",
+            as_="auth-svc",
+            status=409,
+            code="user_exists",
+            kw={"json": {"username": "ALICE", "password": PASSWORD}},
+        ),
+        Case(
+            "username-too-long-login",
+            "auth",
+            "POST",
+            "/auth/login",
+            as_="none",
+            status=422,
+            code="validation_error",
+            kw={"json": {"username": "a" * 65, "password": PASSWORD}},
+            no_argon2=True,
+        ),
+        Case(
+            "username-not-a-string-login",
+            "auth",
+            "POST",
+            "/auth/login",
+            as_="none",
+            status=422,
+            code="validation_error",
+            kw={"json": {"username": ["alice"], "password": PASSWORD}},
+            no_argon2=True,
+        ),
+        Case(
+            "username-nul-login",
+            "auth",
+            "POST",
+            "/auth/login",
+            as_="none",
+            status=401,
+            code="invalid_credentials",
+            kw={"json": {"username": "alice\x00", "password": PASSWORD}},
+            may_change=LOGIN_FAILURE,
+        ),
+        Case(
+            "role-root",
+            "auth",
+            "POST",
+            "/internal/users",
+            as_="auth-svc",
+            status=422,
+            code="validation_error",
+            kw={"json": {"username": "eve", "password": PASSWORD, "role": "root"}},
+        ),
+        Case(
+            "active-string",
+            "auth",
+            "PATCH",
+            "/internal/users/bob",
+            as_="auth-svc",
+            status=422,
+            code="validation_error",
+            kw={"json": {"active": "false"}},
+        ),
+        Case(
+            "admin-path-dotdot",
+            "admin",
+            "PATCH",
+            "/admin/users/..",
+            as_="root",
+            status=404,
+            code="user_not_found",
+            kw={"json": {"active": False}},
+        ),
         Case("admin-path-dot-delete", "admin", "DELETE", "/admin/users/.", as_="root", status=404, code="user_not_found"),
-        Case("admin-path-dotdot-quota", "admin", "PUT", "/admin/users/../quota", as_="root", status=404, code="user_not_found",
-             kw={"json": {"quota_bytes": 1}}),
-        Case("admin-path-encoded-dotdot-quota", "admin", "PUT", "/admin/users/%2e%2e/quota", as_="root", status=404, code="user_not_found",
-             kw={"json": {"quota_bytes": 1}}),
+        Case(
+            "admin-path-dotdot-quota",
+            "admin",
+            "PUT",
+            "/admin/users/../quota",
+            as_="root",
+            status=404,
+            code="user_not_found",
+            kw={"json": {"quota_bytes": 1}},
+        ),
+        Case(
+            "admin-path-encoded-dotdot-quota",
+            "admin",
+            "PUT",
+            "/admin/users/%2e%2e/quota",
+            as_="root",
+            status=404,
+            code="user_not_found",
+            kw={"json": {"quota_bytes": 1}},
+        ),
         Case("admin-path-slash", "admin", "DELETE", "/admin/users/alice%2f..%2fbob", as_="root", status=404, code="user_not_found"),
-    ]  # fmt: skip
+    ]
     # passwords: capped at 1024 characters before any hashing (Argon2 time grows with the input)
     for label, size in (("1025", 1025), ("60k", 60_000)):
         huge = "x" * size
         cases += [
-            Case(f"password-{label}-login", "auth", "POST", "/auth/login", as_="none", status=422, code="validation_error",
-                 kw={"json": {"username": "alice", "password": huge}}, no_argon2=True),
-            Case(f"password-{label}-create", "auth", "POST", "/internal/users", as_="auth-svc", status=422, code="validation_error",
-                 kw={"json": {"username": "eve", "password": huge}}, no_argon2=True),
-            Case(f"password-{label}-patch", "auth", "PATCH", "/internal/users/bob", as_="auth-svc", status=422, code="validation_error",
-                 kw={"json": {"password": huge}}, no_argon2=True),
-            Case(f"password-{label}-change-current", "auth", "POST", "/auth/password", status=422, code="validation_error",
-                 kw={"json": {"current_password": huge, "new_password": "password-456"}}, no_argon2=True),
-            Case(f"password-{label}-change-new", "auth", "POST", "/auth/password", status=422, code="validation_error",
-                 kw={"json": {"current_password": PASSWORD, "new_password": huge}}, no_argon2=True),
-            Case(f"password-{label}-admin-create", "admin", "POST", "/admin/users", as_="root", status=422, code="validation_error",
-                 kw={"json": {"username": "eve", "password": huge}}, no_argon2=True),
-            Case(f"password-{label}-admin-patch", "admin", "PATCH", "/admin/users/bob", as_="root", status=422, code="validation_error",
-                 kw={"json": {"password": huge}}, no_argon2=True),
-        ]  # fmt: skip
+            Case(
+                f"password-{label}-login",
+                "auth",
+                "POST",
+                "/auth/login",
+                as_="none",
+                status=422,
+                code="validation_error",
+                kw={"json": {"username": "alice", "password": huge}},
+                no_argon2=True,
+            ),
+            Case(
+                f"password-{label}-create",
+                "auth",
+                "POST",
+                "/internal/users",
+                as_="auth-svc",
+                status=422,
+                code="validation_error",
+                kw={"json": {"username": "eve", "password": huge}},
+                no_argon2=True,
+            ),
+            Case(
+                f"password-{label}-patch",
+                "auth",
+                "PATCH",
+                "/internal/users/bob",
+                as_="auth-svc",
+                status=422,
+                code="validation_error",
+                kw={"json": {"password": huge}},
+                no_argon2=True,
+            ),
+            Case(
+                f"password-{label}-change-current",
+                "auth",
+                "POST",
+                "/auth/password",
+                status=422,
+                code="validation_error",
+                kw={"json": {"current_password": huge, "new_password": "password-456"}},
+                no_argon2=True,
+            ),
+            Case(
+                f"password-{label}-change-new",
+                "auth",
+                "POST",
+                "/auth/password",
+                status=422,
+                code="validation_error",
+                kw={"json": {"current_password": PASSWORD, "new_password": huge}},
+                no_argon2=True,
+            ),
+            Case(
+                f"password-{label}-admin-create",
+                "admin",
+                "POST",
+                "/admin/users",
+                as_="root",
+                status=422,
+                code="validation_error",
+                kw={"json": {"username": "eve", "password": huge}},
+                no_argon2=True,
+            ),
+            Case(
+                f"password-{label}-admin-patch",
+                "admin",
+                "PATCH",
+                "/admin/users/bob",
+                as_="root",
+                status=422,
+                code="validation_error",
+                kw={"json": {"password": huge}},
+                no_argon2=True,
+            ),
+        ]
     cases += [
-        Case("password-short-create", "auth", "POST", "/internal/users", as_="auth-svc", status=422, code="validation_error",
-             kw={"json": {"username": "eve", "password": "short"}}, no_argon2=True),
-        Case("password-empty-login", "auth", "POST", "/auth/login", as_="none", status=422, code="validation_error",
-             kw={"json": {"username": "alice", "password": ""}}, no_argon2=True),
-        Case("password-null-login", "auth", "POST", "/auth/login", as_="none", status=422, code="validation_error",
-             kw={"json": {"username": "alice", "password": None}}, no_argon2=True),
-        Case("password-number-login", "auth", "POST", "/auth/login", as_="none", status=422, code="validation_error",
-             kw={"json": {"username": "alice", "password": 12345678}}, no_argon2=True),
-        Case("refresh-token-huge", "auth", "POST", "/auth/refresh", as_="none", status=422, code="validation_error",
-             kw={"json": {"refresh_token": "x" * 10_000}}),
-    ]  # fmt: skip
+        Case(
+            "password-short-create",
+            "auth",
+            "POST",
+            "/internal/users",
+            as_="auth-svc",
+            status=422,
+            code="validation_error",
+            kw={"json": {"username": "eve", "password": "short"}},
+            no_argon2=True,
+        ),
+        Case(
+            "password-empty-login",
+            "auth",
+            "POST",
+            "/auth/login",
+            as_="none",
+            status=422,
+            code="validation_error",
+            kw={"json": {"username": "alice", "password": ""}},
+            no_argon2=True,
+        ),
+        Case(
+            "password-null-login",
+            "auth",
+            "POST",
+            "/auth/login",
+            as_="none",
+            status=422,
+            code="validation_error",
+            kw={"json": {"username": "alice", "password": None}},
+            no_argon2=True,
+        ),
+        Case(
+            "password-number-login",
+            "auth",
+            "POST",
+            "/auth/login",
+            as_="none",
+            status=422,
+            code="validation_error",
+            kw={"json": {"username": "alice", "password": 12345678}},
+            no_argon2=True,
+        ),
+        Case(
+            "refresh-token-huge",
+            "auth",
+            "POST",
+            "/auth/refresh",
+            as_="none",
+            status=422,
+            code="validation_error",
+            kw={"json": {"refresh_token": "x" * 10_000}},
+        ),
+    ]
     return cases
 
 
@@ -817,7 +1647,9 @@ def test_the_checks_can_fail(env):
     assert env.clients["files"].post("/texts", headers=env.headers["alice"], json={"name": "ok.txt", "content": "x"}).status_code == 201
     with pytest.raises(AssertionError, match="Redis changed"):
         assert_unchanged(before, contents(env.r))
-    login = env.clients["auth"].post("/auth/login", json={"username": "bob", "password": PASSWORD}, environ_base={"REMOTE_ADDR": "192.0.2.2"})
+    login = env.clients["auth"].post(
+        "/auth/login", json={"username": "bob", "password": PASSWORD}, environ_base={"REMOTE_ADDR": "192.0.2.2"}
+    )
     assert login.status_code == 200 and env.argon.calls > argon_before
 
 
@@ -886,7 +1718,10 @@ def wire(env, tmp_path_factory):
     env.reset()
     files_env = {k.upper(): str(v) for k, v in FILES_LIMITS.items()}
     auth_env = {"ADMIN_USERS": "admin", "ADMIN_PASSWORD": ADMIN_PASSWORD, **{k.upper(): str(v) for k, v in CHEAP_ARGON2.items()}}
-    procs = {"files": ServiceProcess("files", env.redis_url, log_dir, **files_env), "auth": ServiceProcess("auth", env.redis_url, log_dir, **auth_env)}
+    procs = {
+        "files": ServiceProcess("files", env.redis_url, log_dir, **files_env),
+        "auth": ServiceProcess("auth", env.redis_url, log_dir, **auth_env),
+    }
     try:
         for proc in procs.values():
             proc.wait_ready()
@@ -909,7 +1744,7 @@ def exchange(port: int, request: bytes, *, half_close: bool = False) -> bytes:
         for _ in range(1000):
             try:
                 piece = sock.recv(65536)
-            except (ConnectionResetError, TimeoutError, socket.timeout):
+            except (ConnectionResetError, TimeoutError):
                 break
             if not piece:
                 break
@@ -952,63 +1787,156 @@ WIRE_CASES = [
     # over gunicorn's limits: refused by gunicorn before any app code runs
     Wire("header-64k", "files", http("GET /files HTTP/1.1\r\nX-Padding: " + "a" * 65536)),
     Wire("authorization-64k", "files", http("GET /files HTTP/1.1\r\nAuthorization: Bearer " + "a" * 65536, auth=False)),
-    Wire("header-64k-login", "auth", http("POST /auth/login HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\nX-Padding: "
-                                          + "a" * 65536, b"{}", auth=False)),
+    Wire(
+        "header-64k-login",
+        "auth",
+        http(
+            "POST /auth/login HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\nX-Padding: " + "a" * 65536,
+            b"{}",
+            auth=False,
+        ),
+    ),
     Wire("two-hundred-headers", "files", http("GET /files HTTP/1.1\r\n" + "\r\n".join(f"X-H{i}: v" for i in range(200)))),
     Wire("request-line-16k", "files", http("GET /files/" + "a" * 16384 + " HTTP/1.1")),
     Wire("header-name-not-ascii", "files", http("GET /files HTTP/1.1\r\nX-\xff: 1")),
     Wire("header-value-nul", "files", http("GET /files HTTP/1.1\r\nX-A: a\x00b")),
     Wire("garbage-request-line", "files", b"HELLO\r\n\r\n"),
     Wire("content-length-negative", "files", http("POST /texts HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: -1", b"{}")),
-    Wire("content-length-not-a-number", "files", http("POST /texts HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: ten", b"{}")),
-    Wire("content-length-twice", "files",
-         http("POST /texts HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 30", b"{}")),
-    Wire("content-length-and-chunked", "files",
-         http("POST /texts HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 5\r\nTransfer-Encoding: chunked", b"0\r\n\r\n")),
+    Wire(
+        "content-length-not-a-number", "files", http("POST /texts HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: ten", b"{}")
+    ),
+    Wire(
+        "content-length-twice",
+        "files",
+        http("POST /texts HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 30", b"{}"),
+    ),
+    Wire(
+        "content-length-and-chunked",
+        "files",
+        http("POST /texts HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 5\r\nTransfer-Encoding: chunked", b"0\r\n\r\n"),
+    ),
     # bodies that lie about their length: refused by the app, nothing stored
-    Wire("content-length-longer-chunk", "files",
-         http(f"PUT /uploads/{{upload}}/chunks/0 HTTP/1.1\r\nContent-Type: application/octet-stream\r\nContent-Length: {CHUNK}", b"x" * 10),
-         status=400, code="bad_request", half_close=True),
-    Wire("content-length-longer-json", "files",
-         http("POST /texts HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100", b'{"name": "a.txt", "content": "x"}'),
-         status=400, code="bad_request", half_close=True),  # whole JSON, but not the whole body: refused
-    Wire("content-length-longer-seed-chunk", "files",
-         http("POST /upload_chunk?file_id={seed}&chunk_index=1&total_chunks=3 HTTP/1.1\r\nContent-Type: application/octet-stream\r\n"
-              "Content-Length: 20", b"short"), status=400, code="bad_request", half_close=True),
-    Wire("content-length-longer-multipart", "files",
-         http("POST /files HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 500",
-              b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nx\r\n--XyZ--\r\n'),
-         status=400, code="bad_request", half_close=True),
-    Wire("content-length-shorter-json", "files",
-         http("POST /texts HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 10", b'{"name": "a.txt", "content": "x"}'),
-         status=400, code="invalid_json"),
-    Wire("content-length-longer-tus-checksum", "files",
-         http("PATCH /tus/{tus} HTTP/1.1\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n"
-              "Upload-Checksum: sha1 " + b64(b"\0" * 20) + "\r\nContent-Length: 10", b"xyz"),
-         status=400, code="bad_request", half_close=True),
-    Wire("chunked-bad-size-chunk", "files",
-         http("PUT /uploads/{upload}/chunks/0 HTTP/1.1\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked", b"zz\r\nxx\r\n0\r\n\r\n"),
-         status=400, code="bad_request"),
-    Wire("chunked-bad-size-json", "files",
-         http("POST /texts HTTP/1.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked", b"zz\r\n{}\r\n0\r\n\r\n"),
-         status=400, code="bad_request"),
+    Wire(
+        "content-length-longer-chunk",
+        "files",
+        http(f"PUT /uploads/{{upload}}/chunks/0 HTTP/1.1\r\nContent-Type: application/octet-stream\r\nContent-Length: {CHUNK}", b"x" * 10),
+        status=400,
+        code="bad_request",
+        half_close=True,
+    ),
+    Wire(
+        "content-length-longer-json",
+        "files",
+        http("POST /texts HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100", b'{"name": "a.txt", "content": "x"}'),
+        status=400,
+        code="bad_request",
+        half_close=True,
+    ),  # whole JSON, but not the whole body: refused
+    Wire(
+        "content-length-longer-seed-chunk",
+        "files",
+        http(
+            "POST /upload_chunk?file_id={seed}&chunk_index=1&total_chunks=3 HTTP/1.1\r\nContent-Type: application/octet-stream\r\n"
+            "Content-Length: 20",
+            b"short",
+        ),
+        status=400,
+        code="bad_request",
+        half_close=True,
+    ),
+    Wire(
+        "content-length-longer-multipart",
+        "files",
+        http(
+            "POST /files HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 500",
+            b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nx\r\n--XyZ--\r\n',
+        ),
+        status=400,
+        code="bad_request",
+        half_close=True,
+    ),
+    Wire(
+        "content-length-shorter-json",
+        "files",
+        http("POST /texts HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 10", b'{"name": "a.txt", "content": "x"}'),
+        status=400,
+        code="invalid_json",
+    ),
+    Wire(
+        "content-length-longer-tus-checksum",
+        "files",
+        http(
+            "PATCH /tus/{tus} HTTP/1.1\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n"
+            "Upload-Checksum: sha1 " + b64(b"\0" * 20) + "\r\nContent-Length: 10",
+            b"xyz",
+        ),
+        status=400,
+        code="bad_request",
+        half_close=True,
+    ),
+    Wire(
+        "chunked-bad-size-chunk",
+        "files",
+        http(
+            "PUT /uploads/{upload}/chunks/0 HTTP/1.1\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked",
+            b"zz\r\nxx\r\n0\r\n\r\n",
+        ),
+        status=400,
+        code="bad_request",
+    ),
+    Wire(
+        "chunked-bad-size-json",
+        "files",
+        http("POST /texts HTTP/1.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked", b"zz\r\n{}\r\n0\r\n\r\n"),
+        status=400,
+        code="bad_request",
+    ),
     # a body on a GET is refused, and never read as a second request
-    Wire("get-body-smuggled-request", "files",
-         http("GET /files HTTP/1.1\r\nContent-Length: 61", b"DELETE /files/{file} HTTP/1.1\r\nHost: 127.0.0.1\r\nAUTH\r\n\r\n"),
-         status=400, code="bad_request"),
-    Wire("get-chunked-body", "files", http("GET /files HTTP/1.1\r\nTransfer-Encoding: chunked", b"3\r\nabc\r\n0\r\n\r\n"),
-         status=400, code="bad_request"),
+    Wire(
+        "get-body-smuggled-request",
+        "files",
+        http("GET /files HTTP/1.1\r\nContent-Length: 61", b"DELETE /files/{file} HTTP/1.1\r\nHost: 127.0.0.1\r\nAUTH\r\n\r\n"),
+        status=400,
+        code="bad_request",
+    ),
+    Wire(
+        "get-chunked-body",
+        "files",
+        http("GET /files HTTP/1.1\r\nTransfer-Encoding: chunked", b"3\r\nabc\r\n0\r\n\r\n"),
+        status=400,
+        code="bad_request",
+    ),
     # bytes that are not UTF-8 in the URL and in headers
     Wire("url-raw-ff", "files", http("GET /files/\xff\xfe HTTP/1.1")),  # gunicorn: not a valid request line
     Wire("url-percent-ff", "files", http("GET /files/%ff HTTP/1.1"), status=404, code="file_not_found"),
     Wire("url-traversal", "files", http("GET /files/../internal/files HTTP/1.1"), status=404, code="not_found"),
     Wire("url-encoded-traversal", "files", http("GET /files/..%2f..%2finternal%2ffiles HTTP/1.1"), status=404, code="not_found"),
-    Wire("authorization-raw-ff", "files", http("GET /files HTTP/1.1\r\nAuthorization: Bearer \xff\xfe", auth=False),
-         status=401, code="invalid_token"),
-    Wire("share-password-raw-ff", "files", http("GET /s/{locked}/meta HTTP/1.1\r\nX-Share-Password: \xff\xfe", auth=False),
-         status=401, code="share_password_required", may_change=LINK_PASSWORD_FAILURE),
-    Wire("login-raw-ff-body", "auth", http("POST /auth/login HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 39",
-                                           b'{"username":"\xff\xfe","password":"pw-123456"}', auth=False), status=400, code="invalid_json"),
+    Wire(
+        "authorization-raw-ff",
+        "files",
+        http("GET /files HTTP/1.1\r\nAuthorization: Bearer \xff\xfe", auth=False),
+        status=401,
+        code="invalid_token",
+    ),
+    Wire(
+        "share-password-raw-ff",
+        "files",
+        http("GET /s/{locked}/meta HTTP/1.1\r\nX-Share-Password: \xff\xfe", auth=False),
+        status=401,
+        code="share_password_required",
+        may_change=LINK_PASSWORD_FAILURE,
+    ),
+    Wire(
+        "login-raw-ff-body",
+        "auth",
+        http(
+            "POST /auth/login HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 39",
+            b'{"username":"\xff\xfe","password":"pw-123456"}',
+            auth=False,
+        ),
+        status=400,
+        code="invalid_json",
+    ),
 ]
 
 
@@ -1026,5 +1954,7 @@ def test_hostile_bytes_on_the_wire(env, wire, case):
     status, headers, body = answers[0]
     assert 400 <= status < 500, (case.id, status, body[:300])
     if case.status is not None:  # the app's answer: the one JSON shape
-        assert_refused(status, body, headers.get("content-type", ""), Case(case.id, case.service, "", "", status=case.status, code=case.code))
+        assert_refused(
+            status, body, headers.get("content-type", ""), Case(case.id, case.service, "", "", status=case.status, code=case.code)
+        )
     assert_unchanged(before, contents(env.r), case.may_change)

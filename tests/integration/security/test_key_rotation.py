@@ -142,8 +142,9 @@ def proxy_app(pool: Pool, record):
         headers["Connection"] = "close"
         try:
             with pool.pick() as proc:
-                up = requests.request(req.method, proc.url + uri, headers=headers, data=req.get_data(), timeout=TIMEOUT,
-                                      allow_redirects=False)  # fmt: skip
+                up = requests.request(
+                    req.method, proc.url + uri, headers=headers, data=req.get_data(), timeout=TIMEOUT, allow_redirects=False
+                )
         except requests.RequestException as exc:
             record(f"upstream:{pool.name}", False, f"{type(exc).__name__}")
             return Response("upstream unreachable", status=502)(environ, start_response)
@@ -231,8 +232,9 @@ class Session:
         return True
 
     def login(self) -> bool:
-        return self._take(call(self.auth, self.journal, "login", "POST", "/auth/login",
-                               json={"username": self.username, "password": self.password}))  # fmt: skip
+        return self._take(
+            call(self.auth, self.journal, "login", "POST", "/auth/login", json={"username": self.username, "password": self.password})
+        )
 
     def refresh(self) -> bool:
         return self._take(call(self.auth, self.journal, "refresh", "POST", "/auth/refresh", json={"refresh_token": self.refresh_token}))
@@ -267,16 +269,35 @@ def upload_single(files: Pool, journal: Journal, headers: dict, data: bytes, nam
 
 def upload_session(files: Pool, journal: Journal, session: Session, data: bytes, name: str, *, pause=None) -> str | None:
     """A chunked upload, each request through the next replica (``pause(upload_id, i)`` runs before chunk i)."""
-    resp = call(files, journal, "upload", "POST", "/uploads", expect=(201,), headers=session.headers(),
-                json={"name": name, "total_size": len(data), "chunk_size": CHUNK})  # fmt: skip
+    resp = call(
+        files,
+        journal,
+        "upload",
+        "POST",
+        "/uploads",
+        expect=(201,),
+        headers=session.headers(),
+        json={"name": name, "total_size": len(data), "chunk_size": CHUNK},
+    )
     if resp is None:
         return None
     up = resp.json()
     for i in range(up["total_chunks"]):
         if pause is not None:
             pause(up["id"], i)
-        if call(files, journal, "upload", "PUT", f"/uploads/{up['id']}/chunks/{i}", expect=(201,), headers=session.headers(),
-                data=data[i * CHUNK : (i + 1) * CHUNK]) is None:  # fmt: skip
+        if (
+            call(
+                files,
+                journal,
+                "upload",
+                "PUT",
+                f"/uploads/{up['id']}/chunks/{i}",
+                expect=(201,),
+                headers=session.headers(),
+                data=data[i * CHUNK : (i + 1) * CHUNK],
+            )
+            is None
+        ):
             return None
     done = call(files, journal, "upload", "POST", f"/uploads/{up['id']}/complete", expect=(201,), headers=session.headers())
     return up["id"] if done is not None else None
@@ -326,13 +347,22 @@ def dek_of(redis_client, file_id: str, kind: str = "meta") -> str:
 def test_every_key_rotates_under_load_with_rolling_restarts(redis_url, redis_client, gunicorn, serve):
     journal = Journal()
     common = {"ACCESS_TOKEN_TTL": str(ACCESS_TTL), "SERVICE_TOKEN_TTL": str(SERVICE_TTL)}
-    auth_env = {**common, "ADMIN_PASSWORD": ADMIN_PASSWORD, "ARGON2_MEMORY_KIB": "1024", "ARGON2_TIME_COST": "1",
-                "ARGON2_PARALLELISM": "1", "LOGIN_MAX_FAILURES_PER_IP": "1000"}  # fmt: skip
+    auth_env = {
+        **common,
+        "ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "ARGON2_MEMORY_KIB": "1024",
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_PARALLELISM": "1",
+        "LOGIN_MAX_FAILURES_PER_IP": "1000",
+    }
     files_env = {**common, "MAX_CHUNK_BYTES": str(CHUNK)}
     auth_pool, files_pool = Pool("auth", []), Pool("files", [])
     # admin reaches auth and files through their "Services": proxies over whatever replicas are live
-    admin_env = {**common, "AUTH_URL": serve(proxy_app(auth_pool, journal.record)),
-                 "FILES_URL": serve(proxy_app(files_pool, journal.record))}  # fmt: skip
+    admin_env = {
+        **common,
+        "AUTH_URL": serve(proxy_app(auth_pool, journal.record)),
+        "FILES_URL": serve(proxy_app(files_pool, journal.record)),
+    }
     env = {"auth": auth_env, "files": files_env, "admin": admin_env}
     counts = {"auth": 1, "files": 2, "admin": 1}
 
@@ -364,8 +394,16 @@ def test_every_key_rotates_under_load_with_rolling_restarts(redis_url, redis_cli
     # -- before the load: an admin, a user, files wrapped by K1, an upload left half-done
     admin = Session(auth_pool, journal, "admin", ADMIN_PASSWORD)
     assert admin.login()
-    assert call(admin_pool, journal, "setup", "POST", "/admin/users", expect=(201,), headers=admin.headers(),
-                json={"username": "carol", "password": USER_PASSWORD, "role": "user"})  # fmt: skip
+    assert call(
+        admin_pool,
+        journal,
+        "setup",
+        "POST",
+        "/admin/users",
+        expect=(201,),
+        headers=admin.headers(),
+        json={"username": "carol", "password": USER_PASSWORD, "role": "user"},
+    )
     # one Session per thread: two threads refreshing one refresh token is a replay (the family is revoked)
     carol, carol_uploads, carol_straddles = (Session(auth_pool, journal, "carol", USER_PASSWORD) for _ in range(3))
     assert carol.login() and carol_uploads.login() and carol_straddles.login()
@@ -437,12 +475,25 @@ def test_every_key_rotates_under_load_with_rolling_restarts(redis_url, redis_cli
     for s in users:
         assert s.login()
     threads = [threading.Thread(target=user_client, args=(s,), daemon=True) for s in users]
-    threads += [threading.Thread(target=uploader, args=(carol_uploads,), daemon=True),
-                threading.Thread(target=admin_client, args=(admin,), daemon=True)]  # fmt: skip
+    threads += [
+        threading.Thread(target=uploader, args=(carol_uploads,), daemon=True),
+        threading.Thread(target=admin_client, args=(admin,), daemon=True),
+    ]
     for t in threads:
         t.start()
-    every_kind = {"login", "refresh", "me", "list", "download_old", "download_new", "upload", "admin_usage", "admin_stats",
-                  "upstream:auth", "upstream:files"}  # fmt: skip
+    every_kind = {
+        "login",
+        "refresh",
+        "me",
+        "list",
+        "download_old",
+        "download_new",
+        "upload",
+        "admin_usage",
+        "admin_stats",
+        "upstream:auth",
+        "upstream:files",
+    }
 
     try:
         journal.wait_for(every_kind)
@@ -530,8 +581,9 @@ def files_app(redis_url, redis_client):
     from redfile_files import create_app
 
     def build(keys: str):
-        app = create_app(**settings_overrides(redis_url, encryption_keys=keys, max_chunk_bytes=SMALL, max_single_upload_bytes=4096,
-                                              sweep_interval=0))  # fmt: skip
+        app = create_app(
+            **settings_overrides(redis_url, encryption_keys=keys, max_chunk_bytes=SMALL, max_single_upload_bytes=4096, sweep_interval=0)
+        )
         settings = app.extensions["redfile"].settings
         return app.test_client(), auth_header(user_token(settings, redis_client, "alice")), app.extensions["redfile_files"]
 

@@ -41,14 +41,15 @@ from __future__ import annotations
 
 import base64
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import redis
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.errors import Unsatisfiable
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -153,7 +154,10 @@ def run_operation(target: Target, operation, mode: GenerationMode, examples: int
             tweak(case, data.draw)
         # the real credentials, unless the negative case is about them (then it gets the 401 it is after)
         if mode.is_positive or not negates_authorization(case):
-            case.headers = {**{k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}, **target.headers_for(operation)}
+            case.headers = {
+                **{k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"},
+                **target.headers_for(operation),
+            }
         response = case.call()
         target.statuses[operation.label][response.status_code] += 1
         if case.media_type:
@@ -179,7 +183,7 @@ def run_all(target: Target) -> None:
                 if mode.is_positive:
                     raise
                 continue  # nothing in this operation can be made invalid
-            except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - reported with the others below
+            except (Exception, BaseExceptionGroup) as exc:
                 failures.append(f"{operation.label} [{mode.value}]: {type(exc).__name__}: {exc}"[:3000])
     summary = "\n".join(f"  {label}: {dict(sorted(c.items()))}" for label, c in sorted(target.statuses.items()))
     print(f"statuses per operation:\n{summary}")
@@ -214,7 +218,10 @@ def test_auth_document(redis_url, redis_client):
     client = app.test_client()
     svc = auth_header(service_token(settings_, "admin", "auth"))
     for name in ("alice", "bob"):
-        assert client.post("/internal/users", json={"username": name, "password": "password-123", "role": "user"}, headers=svc).status_code == 201
+        assert (
+            client.post("/internal/users", json={"username": name, "password": "password-123", "role": "user"}, headers=svc).status_code
+            == 201
+        )
     login = client.post("/auth/login", json={"username": "alice", "password": "password-123"}, environ_base={"REMOTE_ADDR": "192.0.2.1"})
     assert login.status_code == 200
     session = login.json  # a real session; restoring the snapshot before each example revives it after a logout
@@ -241,8 +248,11 @@ def test_auth_document(redis_url, redis_client):
         "POST /auth/password": with_body(current_password="password-123"),
     }
     target = Target(
-        load(app, "/auth/openapi.json"), headers_for, {"username": ["alice", "bob", "admin", "nobody"]},
-        lambda: restore(redis_client, state), tweaks,
+        load(app, "/auth/openapi.json"),
+        headers_for,
+        {"username": ["alice", "bob", "admin", "nobody"]},
+        lambda: restore(redis_client, state),
+        tweaks,
     )
     run_all(target)
     for label in ("POST /auth/login", "POST /auth/refresh", "POST /auth/password"):
@@ -263,7 +273,9 @@ def test_files_document(redis_url, redis_client):
         assert resp.status_code == 201, resp.get_data(as_text=True)
         return resp.json
 
-    stored = created(client.post("/files", headers=alice, json={"name": "hello.txt", "mime_type": "text/plain", "data": b64(b"hello world")}))
+    stored = created(
+        client.post("/files", headers=alice, json={"name": "hello.txt", "mime_type": "text/plain", "data": b64(b"hello world")})
+    )
     text = created(client.post("/texts", headers=alice, json={"name": "todo.txt", "content": "buy milk"}))
     upload = created(client.post("/uploads", headers=alice, json={"name": "up.bin", "total_size": 3, "chunk_size": 1}))
     link = created(client.post(f"/files/{stored['id']}/shares", headers=alice, json={}))
@@ -322,9 +334,11 @@ def test_files_document(redis_url, redis_client):
     target = Target(load(app, "/files/openapi.json"), headers_for, known, lambda: restore(redis_client, state), tweaks)
     run_all(target)
     # the byte-carrying operations stored something in every form they take
-    for label, forms in (("POST /upload_chunk", ("application/json", "multipart/form-data", "application/octet-stream")),
-                         ("POST /files", ("application/json", "multipart/form-data")),
-                         ("PUT /uploads/{upload_id}/chunks/{index}", ("application/octet-stream",))):  # fmt: skip
+    for label, forms in (
+        ("POST /upload_chunk", ("application/json", "multipart/form-data", "application/octet-stream")),
+        ("POST /files", ("application/json", "multipart/form-data")),
+        ("PUT /uploads/{upload_id}/chunks/{index}", ("application/octet-stream",)),
+    ):
         for form in forms:
             assert any(m.startswith(f"{form} 20") for m in target.media_types[label]), (label, form, target.media_types[label])
 

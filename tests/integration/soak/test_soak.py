@@ -47,7 +47,8 @@ import google_crc32c
 import pytest
 import requests
 
-from redfile_common.testing import auth_header, test_env as service_env
+from redfile_common.testing import auth_header
+from redfile_common.testing import test_env as service_env
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "20"))
 CLIENTS = int(os.environ.get("SOAK_CLIENTS", "6"))
@@ -57,8 +58,14 @@ SMALL_QUOTA = 1_000_000
 ROOT_PASSWORD = "root-password-" + "s" * 10
 CHEAP_ARGON2 = {"ARGON2_MEMORY_KIB": "1024", "ARGON2_TIME_COST": "1", "ARGON2_PARALLELISM": "1"}
 ENCRYPTION = {"ENCRYPTION_KEYS": "soak1:" + base64.b64encode(b"k" * 32).decode()}  # so deep checks decrypt
-FILES_ENV = {"MAX_CHUNK_BYTES": str(CHUNK), "DEFAULT_CHUNK_BYTES": str(CHUNK), "MAX_SINGLE_UPLOAD_BYTES": str(4 * CHUNK),
-             "SWEEP_INTERVAL": "2", "GUNICORN_THREADS": "8", **ENCRYPTION}  # fmt: skip
+FILES_ENV = {
+    "MAX_CHUNK_BYTES": str(CHUNK),
+    "DEFAULT_CHUNK_BYTES": str(CHUNK),
+    "MAX_SINGLE_UPLOAD_BYTES": str(4 * CHUNK),
+    "SWEEP_INTERVAL": "2",
+    "GUNICORN_THREADS": "8",
+    **ENCRYPTION,
+}
 TIMEOUT = 30
 TUS = {"Tus-Resumable": "1.0.0"}
 
@@ -76,9 +83,11 @@ def checksums_of(data: bytes, chunk: int, sha256: bool) -> dict:
     for piece in pieces:
         outer.update(blake3.blake3(piece).digest())
     return {
-        "size": len(data), "crc32c": f"{google_crc32c.value(data):08x}", "composite_blake3": f"{outer.hexdigest()}-{len(pieces)}",
+        "size": len(data),
+        "crc32c": f"{google_crc32c.value(data):08x}",
+        "composite_blake3": f"{outer.hexdigest()}-{len(pieces)}",
         "sha256": hashlib.sha256(data).hexdigest() if sha256 else None,
-    }  # fmt: skip
+    }
 
 
 def file_checksums(meta: dict) -> dict:
@@ -119,8 +128,9 @@ class Soak:
         self.races: Counter = Counter()
 
     # -- HTTP with bookkeeping ----------------------------------------------------------
-    def call(self, c: Client, method: str, path: str, *, expect=(200,), user: str | None = None, base: str | None = None,
-             allow=(), **kw) -> requests.Response:  # fmt: skip
+    def call(
+        self, c: Client, method: str, path: str, *, expect=(200,), user: str | None = None, base: str | None = None, allow=(), **kw
+    ) -> requests.Response:
         base = base or c.rng.choice(self.urls["files"])
         headers = {**auth_header(self.tokens[user or c.user]), **kw.pop("headers", {})}
         resp = c.session.request(method, base + path, headers=headers, timeout=TIMEOUT, **kw)
@@ -185,7 +195,9 @@ class Soak:
         if leave and len(order) < len(pieces):
             c.open.append((f"/uploads/{file_id}", stored))
             return
-        done = self.call(c, "POST", "/upload_complete", expect=(201,), json={"file_id": file_id, "name": f"seed{c.n}.bin", "total_size": len(data)})
+        done = self.call(
+            c, "POST", "/upload_complete", expect=(201,), json={"file_id": file_id, "name": f"seed{c.n}.bin", "total_size": len(data)}
+        )
         assert file_checksums(done.json()) == checksums_of(data, CHUNK, False), done.json()  # seed uploads: no SHA-256
         c.files[file_id] = Stored(data, f"seed{c.n}.bin")
 
@@ -194,8 +206,14 @@ class Soak:
 
     def tus_upload(self, c: Client, leave: bool = False) -> None:
         data = c.rng.randbytes(c.rng.randrange(1, 3 * CHUNK))
-        resp = self.call(c, "POST", "/tus/", expect=(201,), allow=(413,), headers={**TUS, "Upload-Length": str(len(data)),
-                         "Upload-Metadata": "filename dHVzLmJpbg=="})  # fmt: skip
+        resp = self.call(
+            c,
+            "POST",
+            "/tus/",
+            expect=(201,),
+            allow=(413,),
+            headers={**TUS, "Upload-Length": str(len(data)), "Upload-Metadata": "filename dHVzLmJpbg=="},
+        )
         if resp.status_code == 413:
             return
         location = resp.headers["Location"]
@@ -302,7 +320,7 @@ class Soak:
             try:
                 barrier.wait()
                 self.race(sub, picked, action)
-            except BaseException as exc:  # noqa: BLE001 - handed to the soak thread
+            except BaseException as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=one, args=(a, c.rng.randrange(2**32))) for a in actions]
@@ -375,8 +393,17 @@ class Soak:
                     assert self.contested[c.user].pop(fid, None) is not None, f"{fid} deleted twice (seed {SEED})"
 
     def step(self, c: Client) -> None:
-        ops = [("session", 6), ("session_abort", 2), ("session_leave", 1), ("seed", 3), ("seed_leave", 1), ("tus", 2), ("tus_leave", 1),
-               ("one", 4), ("listing", 1)]  # fmt: skip
+        ops = [
+            ("session", 6),
+            ("session_abort", 2),
+            ("session_leave", 1),
+            ("seed", 3),
+            ("seed_leave", 1),
+            ("tus", 2),
+            ("tus_leave", 1),
+            ("one", 4),
+            ("listing", 1),
+        ]
         if c.open:
             ops += [("abort_left", 2)]
         if c.files:
@@ -385,30 +412,40 @@ class Soak:
         name = c.rng.choices([o for o, _ in ops], [w for _, w in ops])[0]
         c.ops[name] += 1
         {
-            "session": lambda: self.session_upload(c), "session_abort": lambda: self.session_upload(c, "abort"),
-            "session_leave": lambda: self.session_upload(c, "leave"), "seed": lambda: self.seed_upload(c),
-            "seed_leave": lambda: self.seed_upload(c, leave=True), "tus": lambda: self.tus_upload(c),
-            "tus_leave": lambda: self.tus_upload(c, leave=True), "one": lambda: self.one_request(c), "listing": lambda: self.listing(c),
-            "download": lambda: self.download(c), "rename": lambda: self.rename(c), "delete": lambda: self.delete(c),
-            "share": lambda: self.share(c), "recipient": lambda: self.recipient(c), "abort_left": lambda: self.abort_left(c),
-            "contest": lambda: self.contest(c), "race": lambda: self.race(c),
+            "session": lambda: self.session_upload(c),
+            "session_abort": lambda: self.session_upload(c, "abort"),
+            "session_leave": lambda: self.session_upload(c, "leave"),
+            "seed": lambda: self.seed_upload(c),
+            "seed_leave": lambda: self.seed_upload(c, leave=True),
+            "tus": lambda: self.tus_upload(c),
+            "tus_leave": lambda: self.tus_upload(c, leave=True),
+            "one": lambda: self.one_request(c),
+            "listing": lambda: self.listing(c),
+            "download": lambda: self.download(c),
+            "rename": lambda: self.rename(c),
+            "delete": lambda: self.delete(c),
+            "share": lambda: self.share(c),
+            "recipient": lambda: self.recipient(c),
+            "abort_left": lambda: self.abort_left(c),
+            "contest": lambda: self.contest(c),
+            "race": lambda: self.race(c),
             "storm": lambda: self.storm(c),
-        }[name]()  # fmt: skip
+        }[name]()
 
     def run(self, c: Client, until: float) -> None:
         try:
             while time.monotonic() < until and not self.failures:
                 self.step(c)
-        except Exception as exc:  # noqa: BLE001 - reported by the test, with the seed
+        except Exception as exc:
             with self.lock:
                 self.failures.append(f"client {c.n} ({c.user}): {type(exc).__name__}: {exc}")
 
 
 @pytest.fixture
 def system(redis_url, gunicorn):
-    auth, = gunicorn("auth", redis_url, ADMIN_USERS="root", ADMIN_PASSWORD=ROOT_PASSWORD, **CHEAP_ARGON2)
+    (auth,) = gunicorn("auth", redis_url, ADMIN_USERS="root", ADMIN_PASSWORD=ROOT_PASSWORD, **CHEAP_ARGON2)
     files = gunicorn("files", redis_url, 2, **FILES_ENV)
-    admin, = gunicorn("admin", redis_url, AUTH_URL=auth.url, FILES_URL=files[0].url, SERVICE_TIMEOUT="30")
+    (admin,) = gunicorn("admin", redis_url, AUTH_URL=auth.url, FILES_URL=files[0].url, SERVICE_TIMEOUT="30")
     return {"auth": auth.url, "files": [f.url for f in files], "admin": admin.url}
 
 
@@ -421,8 +458,9 @@ def login(urls, username, password) -> str:
 def list_all(base: str, token: str) -> list[dict]:
     items, cursor = [], None
     for _ in range(10_000):  # bounded: pages of 200
-        resp = requests.get(f"{base}/files", headers=auth_header(token), params={"limit": 200, **({"cursor": cursor} if cursor else {})},
-                            timeout=TIMEOUT)  # fmt: skip
+        resp = requests.get(
+            f"{base}/files", headers=auth_header(token), params={"limit": 200, **({"cursor": cursor} if cursor else {})}, timeout=TIMEOUT
+        )
         assert resp.status_code == 200, resp.text
         items += resp.json()["items"]
         cursor = resp.json()["next_cursor"]
@@ -443,7 +481,9 @@ def test_soak(system, redis_url, tmp_path):
     users = [f"soak{i}" for i in range(max(1, CLIENTS // 2))]
     tokens = {}
     for user in users:
-        created = requests.post(f"{system['admin']}/admin/users", headers=root, json={"username": user, "password": f"{user}-password-x"}, timeout=TIMEOUT)
+        created = requests.post(
+            f"{system['admin']}/admin/users", headers=root, json={"username": user, "password": f"{user}-password-x"}, timeout=TIMEOUT
+        )
         assert created.status_code == 201, created.text
         tokens[user] = login(system, user, f"{user}-password-x")
     small = users[-1]
@@ -465,8 +505,10 @@ def test_soak(system, redis_url, tmp_path):
     elapsed = time.monotonic() - started
     assert not any(t.is_alive() for t in threads), f"a client is stuck (seed {SEED})"
     ops = sum((c.ops for c in clients), Counter())
-    print(f"soak: {sum(ops.values())} operations in {elapsed:.1f} s: {dict(sorted(ops.items()))}; statuses {dict(sorted(soak.statuses.items()))};"
-          f" races {dict(soak.races)}")
+    print(
+        f"soak: {sum(ops.values())} operations in {elapsed:.1f} s: {dict(sorted(ops.items()))}; statuses {dict(sorted(soak.statuses.items()))};"
+        f" races {dict(soak.races)}"
+    )
     assert soak.failures == [], soak.failures
     assert not [s for s in soak.statuses if s >= 500], soak.statuses
     assert sum(ops.values()) >= CLIENTS * 5, ops  # it did work
@@ -503,8 +545,13 @@ def test_soak(system, redis_url, tmp_path):
         assert rows[user]["used"] == rows[user]["charged"] == rows[user]["files_bytes"], rows[user]
         assert rows[user]["reserved"] == rows[user]["reservations"] >= rows[user]["uploads_min_bytes"], rows[user]
     command = shutil.which("redfile-check", path=os.path.dirname(sys.executable)) or "redfile-check"
-    done = subprocess.run([command, "--deep", "--strict", "--summary"], env={**os.environ, **service_env(redis_url, SERVICE_NAME="files", **ENCRYPTION)},
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [command, "--deep", "--strict", "--summary"],
+        env={**os.environ, **service_env(redis_url, SERVICE_NAME="files", **ENCRYPTION)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert json.loads(done.stdout)["ok"] is True
     print(f"soak: checked {report['summary']} in {report['seconds']} s (admin) and by redfile-check")
@@ -551,7 +598,8 @@ def test_two_deletes_of_one_file_racing_release_its_bytes_at_once(redis_url, red
     newer lease, found it gone and answered 404, and A's last step then yielded to B's lease -- so the
     charge stayed until B's lease ran out (120 s) and a sweep came.  Now B settles the id at once."""
     from redfile_common.testing import settings_overrides, user_token
-    from redfile_files import create_app, ledger as L
+    from redfile_files import create_app
+    from redfile_files import ledger as L
 
     app = create_app(**settings_overrides(redis_url, max_chunk_bytes=64, sweep_interval=0))
     service = app.extensions["redfile_files"]

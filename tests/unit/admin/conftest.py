@@ -17,9 +17,7 @@ NOWHERE = "http://127.0.0.1:1"
 def app():
     from redfile_admin import create_app
 
-    app = create_app(
-        **settings_overrides("redis://127.0.0.1:1/0", auth_url=NOWHERE, files_url=NOWHERE, service_retries=0)
-    )
+    app = create_app(**settings_overrides("redis://127.0.0.1:1/0", auth_url=NOWHERE, files_url=NOWHERE, service_retries=0))
     fake = fakeredis.FakeRedis()
     redfile(app).token_state = TokenState(fake)
     app.extensions["test_redis"] = fake

@@ -19,8 +19,16 @@ from redfile_common.errors import ApiError
 from redfile_common.redis_info import RedisInfo
 
 USER = {"username": "ann", "role": "user", "active": True, "created_at": "t", "updated_at": "t"}
-QUOTA = {"username": "ann", "quota_bytes": 1000, "max_file_bytes": 500, "used_bytes": 10, "reserved_bytes": 0,
-         "available_bytes": 990, "quota_is_default": False, "max_file_is_default": True}  # fmt: skip
+QUOTA = {
+    "username": "ann",
+    "quota_bytes": 1000,
+    "max_file_bytes": 500,
+    "used_bytes": 10,
+    "reserved_bytes": 0,
+    "available_bytes": 990,
+    "quota_is_default": False,
+    "max_file_is_default": True,
+}
 
 
 class Caller:
@@ -55,13 +63,15 @@ def test_every_change_admin_actions_reports_is_mapped_to_an_audit_action():
 
 
 def test_admin_actions_write_the_trail_with_actor_and_subject_and_no_password():
-    caller = Caller({
-        ("auth", "POST", "/internal/users"): USER,
-        ("auth", "PATCH", "/internal/users/ann"): USER,
-        ("auth", "DELETE", "/internal/users/ann"): None,
-        ("files", "DELETE", "/internal/owners/ann/files"): {"deleted": 2},
-        ("files", "DELETE", "/internal/files/f1"): None,
-    })  # fmt: skip
+    caller = Caller(
+        {
+            ("auth", "POST", "/internal/users"): USER,
+            ("auth", "PATCH", "/internal/users/ann"): USER,
+            ("auth", "DELETE", "/internal/users/ann"): None,
+            ("files", "DELETE", "/internal/owners/ann/files"): {"deleted": 2},
+            ("files", "DELETE", "/internal/files/f1"): None,
+        }
+    )
     trail, lines = MemoryAuditLog(), Lines()
     acts = AdminActions(AuthUsers(caller), FilesCatalogue(caller), audit=AdminAudit(trail, logger=lines))
     acts.create_user("root", "ann", "ann-password-1", "user")
@@ -98,10 +108,12 @@ def reports(script, info=INFO):
 
 
 def test_stats_put_together_auth_files_and_redis():
-    r, caller = reports({
-        ("auth", "GET", "/internal/stats"): {"users": 3},
-        ("files", "GET", "/internal/stats"): {"files": 7, "bytes_stored": 700, "active_uploads": 1},
-    })  # fmt: skip
+    r, caller = reports(
+        {
+            ("auth", "GET", "/internal/stats"): {"users": 3},
+            ("files", "GET", "/internal/stats"): {"files": 7, "bytes_stored": 700, "active_uploads": 1},
+        }
+    )
     stats = r.stats()
     assert stats["users"] == {"total": 3}
     assert stats["files"] == {"files": 7, "bytes_stored": 700, "active_uploads": 1}
@@ -126,11 +138,13 @@ def test_a_part_that_fails_is_null_and_named_the_rest_still_answers(files_answer
 
 
 def test_usage_is_one_accounts_counts_and_quota():
-    r, caller = reports({
-        ("auth", "GET", "/internal/users/ann"): USER,
-        ("files", "GET", "/internal/stats"): {"files": 2, "bytes_stored": 10, "active_uploads": 1},
-        ("files", "GET", "/internal/owners/ann/quota"): QUOTA,
-    })  # fmt: skip
+    r, caller = reports(
+        {
+            ("auth", "GET", "/internal/users/ann"): USER,
+            ("files", "GET", "/internal/stats"): {"files": 2, "bytes_stored": 10, "active_uploads": 1},
+            ("files", "GET", "/internal/owners/ann/quota"): QUOTA,
+        }
+    )
     assert r.usage("ann") == {"username": "ann", "files": 2, "bytes_stored": 10, "active_uploads": 1, "quota": QUOTA}
     assert ("files", "GET", "/internal/stats", {"owner": "ann"}) in caller.calls
 

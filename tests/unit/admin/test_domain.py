@@ -2,9 +2,9 @@
 
 import pytest
 
-from redfile_common.errors import ApiError
 from redfile_admin.domain import AdminActions, refuse_self_harm, same_account
 from redfile_admin.upstream import AuthUsers, FilesCatalogue, segment
+from redfile_common.errors import ApiError
 
 USER = {"username": "ann", "role": "user", "active": True, "created_at": "t", "updated_at": "t"}
 
@@ -176,15 +176,26 @@ def test_every_change_is_an_audit_event_with_actor_and_target_and_no_password():
     assert audit.events[4][2]["files_deleted"] == 1
 
 
-QUOTA = {"username": "ann", "quota_bytes": 1000, "max_file_bytes": 500, "used_bytes": 0, "reserved_bytes": 0,
-         "available_bytes": 1000, "quota_is_default": False, "max_file_is_default": False}  # fmt: skip
+QUOTA = {
+    "username": "ann",
+    "quota_bytes": 1000,
+    "max_file_bytes": 500,
+    "used_bytes": 0,
+    "reserved_bytes": 0,
+    "available_bytes": 1000,
+    "quota_is_default": False,
+    "max_file_is_default": False,
+}
 
 
 def test_set_quota_checks_the_account_then_asks_files_and_is_audited():
     caller = ScriptedCaller({("auth", "GET", "/internal/users/ann"): USER, ("files", "PUT", "/internal/owners/ann/quota"): QUOTA})
     audit = AuditLog()
     assert actions(caller, audit).set_quota("root", "ann", 1000, 500) == QUOTA
-    assert [(c[0], c[1], c[2]) for c in caller.calls] == [("auth", "GET", "/internal/users/ann"), ("files", "PUT", "/internal/owners/ann/quota")]
+    assert [(c[0], c[1], c[2]) for c in caller.calls] == [
+        ("auth", "GET", "/internal/users/ann"),
+        ("files", "PUT", "/internal/owners/ann/quota"),
+    ]
     assert caller.calls[1][3]["json"] == {"quota_bytes": 1000, "max_file_bytes": 500}
     assert audit.events == [("info", "admin_quota_set", {"actor": "root", "target": "ann", "quota_bytes": 1000, "max_file_bytes": 500})]
 

@@ -35,9 +35,16 @@ def observed(store, passwords, user_tokens, users):
     events = SecurityEvents(logger=lines)
     limiter = LoginLimiter(store, per_user=3, per_ip=50, window=60, events=events)
     sessions = Sessions(
-        store, passwords, limiter, user_tokens, access_ttl=900, refresh_ttl=3600,
-        metrics=AuthMetrics("auth", registry), events=events, audit=trail,
-    )  # fmt: skip
+        store,
+        passwords,
+        limiter,
+        user_tokens,
+        access_ttl=900,
+        refresh_ttl=3600,
+        metrics=AuthMetrics("auth", registry),
+        events=events,
+        audit=trail,
+    )
     users.create("ann", "ann-password-1")
 
     class Observed:
@@ -59,7 +66,11 @@ def test_logins_are_counted_and_audited_by_result(observed):
     assert observed.trail.actions() == ["login.succeeded", "login.failed"]
     failed = observed.trail.entries[1]
     assert (failed["actor"], failed["user"], failed["outcome"], failed["details"]) == ("ann", "ann", "failure", {"reason": "bad_password"})
-    assert observed.lines.lines[-1] == ("warning", "login_failed", {"category": "security", "username": "ann", "remote": ADDR, "reason": "bad_password"})
+    assert observed.lines.lines[-1] == (
+        "warning",
+        "login_failed",
+        {"category": "security", "username": "ann", "remote": ADDR, "reason": "bad_password"},
+    )
 
 
 def test_a_name_that_is_not_an_account_is_counted_and_audited_but_never_named(observed):
@@ -67,7 +78,12 @@ def test_a_name_that_is_not_an_account_is_counted_and_audited_but_never_named(ob
         observed.sessions.login("my-secret-passw0rd", "ann-password-1", ADDR)
     assert observed.count("redfile_auth_logins_total", "failure") == 1
     [entry] = observed.trail.entries
-    assert (entry["action"], entry["actor"], entry["user"], entry["details"]) == ("login.failed", "<unknown>", None, {"reason": "unknown_user"})
+    assert (entry["action"], entry["actor"], entry["user"], entry["details"]) == (
+        "login.failed",
+        "<unknown>",
+        None,
+        {"reason": "unknown_user"},
+    )
     assert "my-secret-passw0rd" not in repr(observed.lines.lines) + repr(observed.trail.entries)
 
 

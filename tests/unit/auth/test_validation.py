@@ -2,13 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from redfile_auth.validation import (
-    is_valid_username,
-    normalise_username,
-    password_problem,
-    require_password,
-    require_username,
-)
+from redfile_auth.validation import is_valid_username, normalise_username, password_problem, require_password, require_username
 from redfile_common.errors import ApiError
 
 
@@ -19,8 +13,7 @@ def test_valid_usernames(name):
 
 
 @pytest.mark.parametrize(
-    "name",
-    ["a", "", "x" * 33, ".alice", "_alice", "-alice", "al ice", "alice!", "al/ice", "ålice", "alice\n", "al:ice"],
+    "name", ["a", "", "x" * 33, ".alice", "_alice", "-alice", "al ice", "alice!", "al/ice", "ålice", "alice\n", "al:ice"]
 )
 def test_invalid_usernames(name):
     assert not is_valid_username(normalise_username(name))

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import fakeredis
 import pytest
 import redis
+from prometheus_client import CollectorRegistry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from prometheus_client import CollectorRegistry
 
 from redfile_common.audit import STREAM, AuditLog, AuditReader, BadCursor, MemoryAuditLog, NullAuditLog
 from redfile_common.redis_info import RedisInfo, RedisInfoCollector, summary
@@ -27,18 +27,29 @@ def fake():
 def test_an_entry_holds_who_what_and_where_and_never_a_secret(fake):
     written = []
     trail = AuditLog(
-        fake, service="auth", max_len=1000, context=lambda: {"request_id": "rid-1", "remote": "192.0.2.1", "other": "x"},
+        fake,
+        service="auth",
+        max_len=1000,
+        context=lambda: {"request_id": "rid-1", "remote": "192.0.2.1", "other": "x"},
         on_written=written.append,
-    )  # fmt: skip
-    entry_id = trail.record("login.succeeded", actor="alice", user="alice", role="user", password="hunter2", refresh_token="t", data="bytes")
+    )
+    entry_id = trail.record(
+        "login.succeeded", actor="alice", user="alice", role="user", password="hunter2", refresh_token="t", data="bytes"
+    )
     assert entry_id and written == ["login.succeeded"]
     [(raw_id, fields)] = fake.xrange(STREAM)
     fields = {k.decode(): v.decode() for k, v in fields.items()}
     assert raw_id.decode() == entry_id
     assert fields == {
-        "action": "login.succeeded", "service": "auth", "actor": "alice", "user": "alice", "outcome": "success",
-        "request_id": "rid-1", "remote": "192.0.2.1", "details": json.dumps({"role": "user"}, separators=(",", ":")),
-    }  # fmt: skip
+        "action": "login.succeeded",
+        "service": "auth",
+        "actor": "alice",
+        "user": "alice",
+        "outcome": "success",
+        "request_id": "rid-1",
+        "remote": "192.0.2.1",
+        "details": json.dumps({"role": "user"}, separators=(",", ":")),
+    }
 
 
 def test_unknown_actions_and_outcomes_are_programming_errors(fake):
@@ -100,10 +111,16 @@ def test_pages_are_newest_first_and_the_cursor_walks_to_the_end(fake):
 
 
 def test_filters_by_user_and_by_action_or_family(fake):
-    fill(fake, [
-        ("login.succeeded", "ann", "ann"), ("login.failed", "bob", "bob"), ("user.created", "root", "ann"),
-        ("logout", "ann", "ann"), ("login.failed", "ann", "ann"),
-    ])  # fmt: skip
+    fill(
+        fake,
+        [
+            ("login.succeeded", "ann", "ann"),
+            ("login.failed", "bob", "bob"),
+            ("user.created", "root", "ann"),
+            ("logout", "ann", "ann"),
+            ("login.failed", "ann", "ann"),
+        ],
+    )
     reader = AuditReader(fake)
     ann, _ = reader.page(limit=50, user="ANN")
     assert [e.action for e in ann] == ["login.failed", "logout", "user.created", "login.succeeded"]
@@ -172,10 +189,19 @@ class ScriptedInfo:
 
 
 INFO = {
-    "redis_version": "7.2.4", "used_memory": 500, "maxmemory": 1000, "maxmemory_policy": "noeviction", "connected_clients": 4,
-    "loading": 0, "aof_enabled": 1, "aof_last_write_status": "ok", "aof_rewrite_in_progress": 0,
-    "rdb_last_bgsave_status": "err", "rdb_changes_since_last_save": 12, "rdb_last_save_time": 1_800_000_000,
-}  # fmt: skip
+    "redis_version": "7.2.4",
+    "used_memory": 500,
+    "maxmemory": 1000,
+    "maxmemory_policy": "noeviction",
+    "connected_clients": 4,
+    "loading": 0,
+    "aof_enabled": 1,
+    "aof_last_write_status": "ok",
+    "aof_rewrite_in_progress": 0,
+    "rdb_last_bgsave_status": "err",
+    "rdb_changes_since_last_save": 12,
+    "rdb_last_save_time": 1_800_000_000,
+}
 
 
 def test_info_is_read_once_per_ttl():

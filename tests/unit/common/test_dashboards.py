@@ -94,9 +94,13 @@ def test_the_exported_names_are_the_documented_ones():
     assert {"redfile_http_request_total", "redfile_http_request_duration_seconds_bucket"} <= names
     # a sample of each group
     assert {
-        "redfile_redis_command_duration_seconds_bucket", "redfile_service_call_errors_total",
-        "redfile_auth_logins_total", "redfile_files_active_uploads", "redfile_redis_memory_used_bytes", "redfile_redis_up",
-    } <= names  # fmt: skip
+        "redfile_redis_command_duration_seconds_bucket",
+        "redfile_service_call_errors_total",
+        "redfile_auth_logins_total",
+        "redfile_files_active_uploads",
+        "redfile_redis_memory_used_bytes",
+        "redfile_redis_up",
+    } <= names
 
 
 @pytest.mark.parametrize("where, expr", all_expressions())
@@ -116,9 +120,11 @@ def test_the_dashboard_shows_what_the_issue_asks_for():
         "rate(redfile_http_request_total",  # request rate
         'status=~"5.."',  # error rate
         "histogram_quantile(0.99, sum by (le, service) (rate(redfile_http_request_duration_seconds_bucket",  # latency
-        "redfile_files_uploaded_bytes_total", "redfile_files_downloaded_bytes_total",  # throughput
-        "redfile_files_active_uploads", "redfile_redis_memory_used_bytes",
-    ):  # fmt: skip
+        "redfile_files_uploaded_bytes_total",
+        "redfile_files_downloaded_bytes_total",  # throughput
+        "redfile_files_active_uploads",
+        "redfile_redis_memory_used_bytes",
+    ):
         assert needed in exprs, needed
     dash = json.loads(DASHBOARD.read_text())
     assert dash["uid"] and dash["title"]
@@ -133,7 +139,13 @@ def test_every_alert_is_complete_and_has_a_runbook_section():
     rules = alert_rules()
     names = [r["alert"] for r in rules]
     assert len(names) == len(set(names))
-    for needed in ("RedfileHighErrorRate", "RedfileHighLatency", "RedfileRedisDown", "RedfileRedisNearMaxmemory", "RedfileReadinessFailing"):
+    for needed in (
+        "RedfileHighErrorRate",
+        "RedfileHighLatency",
+        "RedfileRedisDown",
+        "RedfileRedisNearMaxmemory",
+        "RedfileReadinessFailing",
+    ):
         assert needed in names
     anchors = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in re.findall(r"^#+ (.+)$", OPERATIONS.read_text(), re.M)}
     for rule in rules:

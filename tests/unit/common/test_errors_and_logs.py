@@ -38,7 +38,9 @@ def app():
 def test_domain_error_shape(app):
     resp = app.test_client().get("/t/api-error")
     assert resp.status_code == 409
-    assert resp.json == {"error": {"code": "chunk_conflict", "message": "A different chunk is already stored at this index.", "details": {"index": 3}}}
+    assert resp.json == {
+        "error": {"code": "chunk_conflict", "message": "A different chunk is already stored at this index.", "details": {"index": 3}}
+    }
 
 
 def test_unknown_exception_is_generic_500_without_internal_text(app, capsys):

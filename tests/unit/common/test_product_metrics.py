@@ -99,12 +99,22 @@ def test_null_groups_accept_every_call_and_register_nothing():
             if not name.startswith("_") and callable(getattr(group, name)) and name != "null":
                 method = getattr(group, name)
                 args = {
-                    "redis_command": ("GET", 0.1), "service_call": ("auth", "GET", 200, 0.1), "service_call_failed": ("auth", "x"),
-                    "token_rejected": ("expired", "access"), "security_event": ("login_failed",), "audit_written": ("logout",),
-                    "readiness": (True,), "login": ("success",), "refresh": ("success",), "bytes_uploaded": (1,),
-                    "bytes_downloaded": (1,), "upload_expired": (1,), "set_active_uploads": (1,), "checksum_failure": ("client",),
-                        "share_event": ("used",),
-                }.get(name, ())  # fmt: skip
+                    "redis_command": ("GET", 0.1),
+                    "service_call": ("auth", "GET", 200, 0.1),
+                    "service_call_failed": ("auth", "x"),
+                    "token_rejected": ("expired", "access"),
+                    "security_event": ("login_failed",),
+                    "audit_written": ("logout",),
+                    "readiness": (True,),
+                    "login": ("success",),
+                    "refresh": ("success",),
+                    "bytes_uploaded": (1,),
+                    "bytes_downloaded": (1,),
+                    "upload_expired": (1,),
+                    "set_active_uploads": (1,),
+                    "checksum_failure": ("client",),
+                    "share_event": ("used",),
+                }.get(name, ())
                 method(*args)
 
 

@@ -27,9 +27,11 @@ def packers():
 
 
 arguments = st.one_of(
-    st.text(max_size=40), st.binary(max_size=200), st.integers(min_value=-(2**70), max_value=2**70),
+    st.text(max_size=40),
+    st.binary(max_size=200),
+    st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=False, allow_infinity=False),
-)  # fmt: skip
+)
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,23 +1,12 @@
 import pytest
 
-from redfile_common.settings import (
-    DEV_USER_TOKEN_KEYS,
-    ServiceSettings,
-    SettingsError,
-    load_settings,
-    parse_keyring,
-)
+from redfile_common.settings import DEV_USER_TOKEN_KEYS, ServiceSettings, SettingsError, load_settings, parse_keyring
 
 STRONG = "k" * 40
 
 
 def prod(**kw):
-    base = dict(
-        redfile_env="production",
-        app_secret_key="p" * 40,
-        user_token_keys=f"u1:{'u' * 40}",
-        service_token_keys=f"s1:{'s' * 40}",
-    )
+    base = dict(redfile_env="production", app_secret_key="p" * 40, user_token_keys=f"u1:{'u' * 40}", service_token_keys=f"s1:{'s' * 40}")
     base.update(kw)
     return load_settings(ServiceSettings, base)
 

@@ -41,9 +41,7 @@ def helm() -> Path:
 @pytest.fixture(scope="session")
 def render(helm):
     def run(*args: str, check: bool = True) -> list[dict] | subprocess.CompletedProcess:
-        done = subprocess.run(
-            [str(helm), "template", "redfile", str(CHART), *args], capture_output=True, text=True, timeout=120
-        )
+        done = subprocess.run([str(helm), "template", "redfile", str(CHART), *args], capture_output=True, text=True, timeout=120)
         if not check:
             return done
         assert done.returncode == 0, done.stderr

@@ -121,12 +121,7 @@ def test_the_ingress_routes_like_the_gateway_and_never_exposes_internal(render):
     objects = render(*DEFAULT)
     (ingress,) = find(objects, "Ingress")
     paths = {p["path"]: p["backend"]["service"]["name"] for p in ingress["spec"]["rules"][0]["http"]["paths"]}
-    assert paths == {
-        "/auth": "redfile-auth",
-        "/admin": "redfile-admin",
-        "/internal": "redfile-internal-blocked",
-        "/": "redfile-files",
-    }
+    assert paths == {"/auth": "redfile-auth", "/admin": "redfile-admin", "/internal": "redfile-internal-blocked", "/": "redfile-files"}
     blocked = find(objects, "Service", "redfile-internal-blocked")[0]
     assert "selector" not in blocked["spec"]
 

@@ -20,11 +20,7 @@ GOOD_POD = {
         {
             "name": "c",
             "image": "i",
-            "securityContext": {
-                "readOnlyRootFilesystem": True,
-                "allowPrivilegeEscalation": False,
-                "capabilities": {"drop": ["ALL"]},
-            },
+            "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
             "resources": {"requests": {"cpu": "10m"}, "limits": {"memory": "64Mi"}},
             "livenessProbe": {"httpGet": {"path": "/healthz", "port": 80}},
             "readinessProbe": {"httpGet": {"path": "/readyz", "port": 80}},
@@ -38,8 +34,7 @@ def deployment(**spec) -> dict:
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": "d"},
-        "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": GOOD_POD}}
-        | spec,
+        "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": GOOD_POD}} | spec,
     }
 
 

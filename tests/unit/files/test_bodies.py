@@ -47,7 +47,12 @@ def test_json_base64(app):
 
 
 def test_raw_octet_stream_with_query_fields(app):
-    got = chunk(app, query_string={"file_id": ID, "chunk_index": "2", "total_chunks": "3"}, data=b"\x01\x02", content_type="application/octet-stream")
+    got = chunk(
+        app,
+        query_string={"file_id": ID, "chunk_index": "2", "total_chunks": "3"},
+        data=b"\x01\x02",
+        content_type="application/octet-stream",
+    )
     assert (got.file_id, got.chunk_index, got.data) == (ID, 2, b"\x01\x02")
 
 

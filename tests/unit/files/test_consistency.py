@@ -33,23 +33,47 @@ def test_known_families(key, family):
 @pytest.mark.parametrize(
     "key",
     [
-        "files:meta", "files:{}:meta", f"files:{{{FID.upper()}}}:meta", f"files:{{{FID}}}:thumb", f"files:{{{FID}}}:c:",
-        f"files:{{{FID}}}:c:-1", f"files:{{{FID}}}:c:007", f"files:{{{FID}}}:in:3:short", "files:{u:}:held", "files:{u:ann}:notes",
-        f"files:{{l:{'9' * 63}}}:link", "files:{all}:locks", "files:{ALL}:files", f"files:{{{FID}}}:meta:extra", "other:{all}:files",
+        "files:meta",
+        "files:{}:meta",
+        f"files:{{{FID.upper()}}}:meta",
+        f"files:{{{FID}}}:thumb",
+        f"files:{{{FID}}}:c:",
+        f"files:{{{FID}}}:c:-1",
+        f"files:{{{FID}}}:c:007",
+        f"files:{{{FID}}}:in:3:short",
+        "files:{u:}:held",
+        "files:{u:ann}:notes",
+        f"files:{{l:{'9' * 63}}}:link",
+        "files:{all}:locks",
+        "files:{ALL}:files",
+        f"files:{{{FID}}}:meta:extra",
+        "other:{all}:files",
     ],
-)  # fmt: skip
+)
 def test_anything_else_is_unknown(key):
     assert C.classify(key) is None
 
 
 def test_every_kind_has_a_severity_and_a_meaning():
-    assert set(C.KINDS) >= {"unknown_key", "chunk_missing", "chunk_size_wrong", "usage_drift", "orphan_key", "orphan_share",
-                            "index_without_charge", "dangling_index_entry", "data_corrupt", "stale_link_entry"}  # fmt: skip
+    assert set(C.KINDS) >= {
+        "unknown_key",
+        "chunk_missing",
+        "chunk_size_wrong",
+        "usage_drift",
+        "orphan_key",
+        "orphan_share",
+        "index_without_charge",
+        "dangling_index_entry",
+        "data_corrupt",
+        "stale_link_entry",
+    }
     assert {sev for sev, _ in C.KINDS.values()} == {C.ERROR, C.STALE}
     assert all(len(meaning) > 20 for _, meaning in C.KINDS.values())
 
 
-@pytest.mark.parametrize("raw, parsed", [(b"c:10", ("c", 10)), (b"r:0", ("r", 0)), (b"x:1", None), (b"c:", None), (b"c:-1", None), (None, None)])
+@pytest.mark.parametrize(
+    "raw, parsed", [(b"c:10", ("c", 10)), (b"r:0", ("r", 0)), (b"x:1", None), (b"c:", None), (b"c:-1", None), (None, None)]
+)
 def test_holdings(raw, parsed):
     assert C._holding(raw) == parsed
 
@@ -62,8 +86,18 @@ def test_part_records():
 
 
 def test_a_meta_record_must_be_complete():
-    meta = {"id": FID, "name": "a", "owner": "ann", "created_at": "t", "sha256": "a" * 64, "kind": "file", "size": "0", "total_chunks": "0",
-            "chunk_size": "", "expires_ts": "0"}  # fmt: skip
+    meta = {
+        "id": FID,
+        "name": "a",
+        "owner": "ann",
+        "created_at": "t",
+        "sha256": "a" * 64,
+        "kind": "file",
+        "size": "0",
+        "total_chunks": "0",
+        "chunk_size": "",
+        "expires_ts": "0",
+    }
     assert C._meta_problems(FID, meta) == []
     assert C._meta_problems("f" * 32, meta) == [f"id is {FID}"]
     assert C._meta_problems(FID, {**meta, "size": "-3", "kind": "blob"}) == ["size is not a whole number", "kind is 'blob'"]
@@ -72,7 +106,15 @@ def test_a_meta_record_must_be_complete():
 
 
 def test_an_upload_record_must_be_complete():
-    u = {"owner": "ann", "mode": "session", "total_chunks": "2", "received_bytes": "0", "deadline": "9", "chunk_size": "4", "total_size": "8"}
+    u = {
+        "owner": "ann",
+        "mode": "session",
+        "total_chunks": "2",
+        "received_bytes": "0",
+        "deadline": "9",
+        "chunk_size": "4",
+        "total_size": "8",
+    }
     assert C._upload_problems(u) == []
     assert C._upload_problems({**u, "mode": "other"}) == ["mode is 'other'"]
     assert C._upload_problems({**u, "total_size": ""}) == ["a session needs total_size and chunk_size"]

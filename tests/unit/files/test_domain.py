@@ -49,11 +49,22 @@ def seed_file(r, n, owner="alice", score=None, chunks=(b"ab", b"c"), kind="file"
     file_id = f"{n:032x}"
     data = b"".join(chunks)
     score = n if score is None else score
-    r.hset(storage.meta_key(file_id), mapping={
-        "id": file_id, "name": f"f{n}.bin", "size": len(data), "owner": owner, "created_at": "2026-01-01T00:00:00Z",
-        "updated_at": "2026-01-01T00:00:00Z", "mime_type": "application/octet-stream",
-        "sha256": hashlib.sha256(data).hexdigest(), "kind": kind, "total_chunks": len(chunks), "created_ms": score,
-    })  # fmt: skip
+    r.hset(
+        storage.meta_key(file_id),
+        mapping={
+            "id": file_id,
+            "name": f"f{n}.bin",
+            "size": len(data),
+            "owner": owner,
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
+            "mime_type": "application/octet-stream",
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "kind": kind,
+            "total_chunks": len(chunks),
+            "created_ms": score,
+        },
+    )
     for i, c in enumerate(chunks):
         r.set(storage.chunk_key(file_id, i), c)
         r.hset(storage.parts_key(file_id), i, part_of(c).encode())
@@ -136,10 +147,17 @@ def test_read_text_only_for_texts(service, r):
 
 def test_chunk_checks_before_storage_touch_nothing(service, r):
     assert code(service.receive_chunk, "alice", file_id="nope", chunk_index=0, total_chunks=1, data=b"x", sha256=None) == "upload_not_found"
-    assert code(service.receive_chunk, "alice", file_id=None, chunk_index=0, total_chunks=1, data=b"x" * 9, sha256=None) == "payload_too_large"
-    assert code(service.receive_chunk, "alice", file_id=None, chunk_index=0, total_chunks=1, data=b"x", sha256="0" * 64) == "checksum_mismatch"
+    assert (
+        code(service.receive_chunk, "alice", file_id=None, chunk_index=0, total_chunks=1, data=b"x" * 9, sha256=None) == "payload_too_large"
+    )
+    assert (
+        code(service.receive_chunk, "alice", file_id=None, chunk_index=0, total_chunks=1, data=b"x", sha256="0" * 64) == "checksum_mismatch"
+    )
     for index, total in ((1, 1), (-1, 1), (0, 0), (0, 100_001)):
-        assert code(service.receive_chunk, "alice", file_id=None, chunk_index=index, total_chunks=total, data=b"x", sha256=None) == "invalid_chunk"
+        assert (
+            code(service.receive_chunk, "alice", file_id=None, chunk_index=index, total_chunks=total, data=b"x", sha256=None)
+            == "invalid_chunk"
+        )
     assert code(service.create_file, "alice", b"x" * 17, name="a", mime_type=None) == "payload_too_large"
     assert code(service.create_file, "alice", b"x", name="a/b", mime_type=None) == "invalid_name"
     assert code(service.create_file, "alice", b"x", name="a", mime_type="nope") == "invalid_mime_type"

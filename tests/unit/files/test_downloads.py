@@ -8,9 +8,17 @@ from redfile_files.storage import ChunkMissing
 
 def record(**kw):
     base = dict(
-        id="0" * 32, name="notes.txt", size=6, owner="alice", created_at="2026-01-01T00:00:00Z",
-        updated_at="2026-01-01T00:00:00Z", mime_type="text/plain", sha256="ab" * 32, kind="file", total_chunks=2,
-    )  # fmt: skip
+        id="0" * 32,
+        name="notes.txt",
+        size=6,
+        owner="alice",
+        created_at="2026-01-01T00:00:00Z",
+        updated_at="2026-01-01T00:00:00Z",
+        mime_type="text/plain",
+        sha256="ab" * 32,
+        kind="file",
+        total_chunks=2,
+    )
     return FileRecord(**{**base, **kw})
 
 

@@ -12,8 +12,18 @@ from hypothesis import strategies as st
 from redfile_common.errors import ApiError
 from redfile_common.settings import SettingsError, load_settings
 from redfile_common.testing import settings_overrides
-from redfile_files.checksums import (ChunkDigest, Part, composite, composite_sha256, crc32c_combine, file_crc32c, parse_crc32c_value,
-                                    parse_sha256_value, part_of, verify)  # fmt: skip
+from redfile_files.checksums import (
+    ChunkDigest,
+    Part,
+    composite,
+    composite_sha256,
+    crc32c_combine,
+    file_crc32c,
+    parse_crc32c_value,
+    parse_sha256_value,
+    part_of,
+    verify,
+)
 from redfile_files.crypto import SEAL_OVERHEAD, ChunkCorrupt, ChunkSealer, Encryption, NullSealer, parse_master_keys
 from redfile_files.settings import DEFAULT_CHUNK_BYTES, FilesSettings
 

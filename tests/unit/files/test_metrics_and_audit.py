@@ -151,7 +151,9 @@ def test_a_file_key_that_does_not_open_is_counted_as_storage(service, r, metrics
 def test_client_checksums_that_do_not_match_are_counted_before_anything_is_stored(service, r, metrics):
     from redfile_files.checksums import part_of
 
-    assert code(service.receive_chunk, "alice", file_id=None, chunk_index=0, total_chunks=1, data=b"x", sha256="0" * 64) == "checksum_mismatch"
+    assert (
+        code(service.receive_chunk, "alice", file_id=None, chunk_index=0, total_chunks=1, data=b"x", sha256="0" * 64) == "checksum_mismatch"
+    )
     part = part_of(b"abc")
     assert code(service.uploads.put, "alice", "a" * 32, 0, b"abc", part, crc32c="00000000") == "checksum_mismatch"
     assert code(service.uploads.put, "alice", "a" * 32, 0, b"abc", part, sha256=part.sha256) == "upload_not_found"  # a match passes
@@ -160,7 +162,9 @@ def test_client_checksums_that_do_not_match_are_counted_before_anything_is_store
 
 
 def test_refusals_before_any_script_count_nothing(service, r, metrics):
-    assert code(service.receive_chunk, "alice", file_id=None, chunk_index=0, total_chunks=1, data=b"x" * 9, sha256=None) == "payload_too_large"
+    assert (
+        code(service.receive_chunk, "alice", file_id=None, chunk_index=0, total_chunks=1, data=b"x" * 9, sha256=None) == "payload_too_large"
+    )
     assert code(service.create_file, "alice", b"x" * 17, name="a", mime_type=None) == "payload_too_large"
     assert code(service.create_text, "alice", "x", name="a/b") == "invalid_name"
     assert metrics.calls == Counter()

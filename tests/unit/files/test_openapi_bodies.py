@@ -26,8 +26,13 @@ def test_the_schema_refuses_what_the_document_forbids():
     import pytest
     from marshmallow import ValidationError
 
-    for bad in ({"chunk_index": -1, "total_chunks": 2}, {"chunk_index": 2, "total_chunks": 2}, {"chunk_index": 1.5, "total_chunks": 2},
-                {"chunk_index": True, "total_chunks": 2}, {"chunk_index": 0, "total_chunks": 1, "sha256": "xyz"}):  # fmt: skip
+    for bad in (
+        {"chunk_index": -1, "total_chunks": 2},
+        {"chunk_index": 2, "total_chunks": 2},
+        {"chunk_index": 1.5, "total_chunks": 2},
+        {"chunk_index": True, "total_chunks": 2},
+        {"chunk_index": 0, "total_chunks": 1, "sha256": "xyz"},
+    ):
         with pytest.raises(ValidationError):
             ChunkFieldsIn().load(bad)
     assert ChunkFieldsIn().load({"chunk_index": "3", "total_chunks": "4"}) == {"chunk_index": 3, "total_chunks": 4}

@@ -15,11 +15,26 @@ from redfile_files.schemas import FileItem, FileOut, FilePage, TextOut
 texts = st.one_of(st.just(""), st.text(max_size=20))
 counts = st.integers(min_value=0, max_value=2**53 - 1)
 records = st.builds(
-    FileRecord, id=st.text(alphabet="0123456789abcdef", min_size=32, max_size=32), name=texts, size=counts, owner=texts,
-    created_at=texts, updated_at=texts, mime_type=texts, sha256=texts, kind=st.sampled_from(["file", "text"]), total_chunks=counts,
-    chunk_size=counts, crc32c=texts, composite_sha256=texts, expires_at=texts, expires_ts=counts, created_ms=counts, dek=texts,
+    FileRecord,
+    id=st.text(alphabet="0123456789abcdef", min_size=32, max_size=32),
+    name=texts,
+    size=counts,
+    owner=texts,
+    created_at=texts,
+    updated_at=texts,
+    mime_type=texts,
+    sha256=texts,
+    kind=st.sampled_from(["file", "text"]),
+    total_chunks=counts,
+    chunk_size=counts,
+    crc32c=texts,
+    composite_sha256=texts,
+    expires_at=texts,
+    expires_ts=counts,
+    created_ms=counts,
+    dek=texts,
     composite_blake3=texts,
-)  # fmt: skip
+)
 
 
 def marshmallow_dump(schema, obj):
@@ -43,8 +58,9 @@ def test_a_page_of_files_dumps_each_item_the_same_way(items):
 
 
 def test_subclasses_with_more_fields_and_other_objects_go_through_marshmallow():
-    record = FileRecord(id="a" * 32, name="n", size=1, owner="o", created_at="c", updated_at="u", mime_type="m", sha256="", kind="text",
-                        total_chunks=1)  # fmt: skip
+    record = FileRecord(
+        id="a" * 32, name="n", size=1, owner="o", created_at="c", updated_at="u", mime_type="m", sha256="", kind="text", total_chunks=1
+    )
     text = SimpleNamespace(**{**record.to_meta(), "content": "hello", "encrypted": False})
     assert TextOut().dump(text)["content"] == "hello"
     assert FileOut().dump(SimpleNamespace(**record.to_meta(), encrypted=False)) == FileOut().dump(record)

@@ -19,8 +19,7 @@ ID = "0123456789abcdef0123456789abcdef"
 
 
 @pytest.mark.parametrize(
-    "name",
-    ["notes.txt", "naïve ü.txt", "a b", "日本語のファイル.pdf", "emoji 🎉.png", ".hidden", "x" * 255, "é" * 127, "a..b", "-rf"],
+    "name", ["notes.txt", "naïve ü.txt", "a b", "日本語のファイル.pdf", "emoji 🎉.png", ".hidden", "x" * 255, "é" * 127, "a..b", "-rf"]
 )
 def test_good_names_are_kept_as_is(name):
     assert validate_name(name) == name
@@ -29,9 +28,33 @@ def test_good_names_are_kept_as_is(name):
 @pytest.mark.parametrize(
     "name",
     [
-        "", ".", "..", "../x", "a/b", "/etc/passwd", "a\\b", "..\\x", "a\x00b", "a\x07b", "tab\there", "line\nbreak",
-        "cr\r", "del\x7f", "c1\x85", "bidi\u202etxt.exe", "sep\u2028x", " lead", "trail ", "trail\u00a0", "\u3000x",
-        "x" * 256, "é" * 128, "\ud800", None, 42, b"bytes",
+        "",
+        ".",
+        "..",
+        "../x",
+        "a/b",
+        "/etc/passwd",
+        "a\\b",
+        "..\\x",
+        "a\x00b",
+        "a\x07b",
+        "tab\there",
+        "line\nbreak",
+        "cr\r",
+        "del\x7f",
+        "c1\x85",
+        "bidi\u202etxt.exe",
+        "sep\u2028x",
+        " lead",
+        "trail ",
+        "trail\u00a0",
+        "\u3000x",
+        "x" * 256,
+        "é" * 128,
+        "\ud800",
+        None,
+        42,
+        b"bytes",
     ],
 )
 def test_bad_names_are_refused(name):
@@ -67,8 +90,20 @@ def test_good_mime_types(value, expected):
 @pytest.mark.parametrize(
     "value",
     [
-        "text", "text/", "/plain", "text/plain;", "text/pl ain", "text/plain\r\nX-Evil: 1", "tëxt/plain",
-        "text/plain; charset", 'text/plain; a="unterminated', "a/b/c", "text/plain; =x", "x/" + "y" * 254, 5, ["text/plain"],
+        "text",
+        "text/",
+        "/plain",
+        "text/plain;",
+        "text/pl ain",
+        "text/plain\r\nX-Evil: 1",
+        "tëxt/plain",
+        "text/plain; charset",
+        'text/plain; a="unterminated',
+        "a/b/c",
+        "text/plain; =x",
+        "x/" + "y" * 254,
+        5,
+        ["text/plain"],
     ],
 )
 def test_bad_mime_types(value):

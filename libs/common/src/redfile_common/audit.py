@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Callable
+from typing import Any
 
 import redis
 import structlog
@@ -89,14 +90,7 @@ class AuditLog:
         self.on_failed = on_failed
 
     def record(
-        self,
-        action: str,
-        *,
-        actor: str,
-        user: str | None = None,
-        target: str | None = None,
-        outcome: str = "success",
-        **details: Any,
+        self, action: str, *, actor: str, user: str | None = None, target: str | None = None, outcome: str = "success", **details: Any
     ) -> str | None:
         """Append one entry; its id, or None when it could not be written (then it is logged)."""
         if action not in ACTIONS:
@@ -186,7 +180,7 @@ class AuditEntry:
         }
 
     @classmethod
-    def from_stream(cls, entry_id: bytes | str, raw: dict) -> "AuditEntry":
+    def from_stream(cls, entry_id: bytes | str, raw: dict) -> AuditEntry:
         f = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in raw.items()}
         eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         ms = int(eid.split("-", 1)[0])

@@ -271,11 +271,15 @@ def apiflask_error_processor(error) -> tuple[dict, int, dict]:
     message = CATALOGUE.get(code, (status, error.message))[1]
     if code == "validation_error" and isinstance(details, dict):
         # apiflask nests errors under the location ("json", "query", "form", ...).
-        message = "The request is not valid: " + "; ".join(
-            f"{field}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
-            for loc in details.values() if isinstance(loc, dict)
-            for field, msgs in loc.items()
-        )[:500]
+        message = (
+            "The request is not valid: "
+            + "; ".join(
+                f"{field}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
+                for loc in details.values()
+                if isinstance(loc, dict)
+                for field, msgs in loc.items()
+            )[:500]
+        )
     elif error.message and status < 500 and code not in CATALOGUE:
         message = error.message
     return error_body(code, message, details), status, dict(error.headers or {})

@@ -43,12 +43,7 @@ def init_metrics(app: Flask, service: str, registry: CollectorRegistry | None = 
         from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics
 
         metrics = GunicornPrometheusMetrics(
-            app,
-            registry=registry,
-            group_by="url_rule",
-            default_labels=labels,
-            excluded_paths=EXCLUDED,
-            defaults_prefix="redfile",
+            app, registry=registry, group_by="url_rule", default_labels=labels, excluded_paths=EXCLUDED, defaults_prefix="redfile"
         )
     else:
         metrics = PrometheusMetrics(

@@ -45,7 +45,7 @@ _COMMAND = re.compile(r"^[A-Z][A-Z_]{0,23}$")
 class _Noop:
     """Stands in for a metric (or a labelled child of one) in a ``null()`` group."""
 
-    def labels(self, *args: Any, **kwargs: Any) -> "_Noop":
+    def labels(self, *args: Any, **kwargs: Any) -> _Noop:
         return self
 
     def inc(self, amount: float = 1) -> None:
@@ -107,23 +107,28 @@ class CommonMetrics(_Group):
     def __init__(self, service: str, registry: CollectorRegistry | None) -> None:
         super().__init__(service, registry)
         self._redis_seconds = self._make(
-            Histogram, "redfile_redis_command_duration_seconds",
+            Histogram,
+            "redfile_redis_command_duration_seconds",
             "Redis commands (a pipeline or MULTI counts once) by command, seconds, retries included.",
-            ("command",), buckets=REDIS_BUCKETS,
-        )  # fmt: skip
+            ("command",),
+            buckets=REDIS_BUCKETS,
+        )
         self._redis_errors = self._make(
             Counter, "redfile_redis_command_errors", "Redis commands that raised, by command and error class.", ("command", "error")
         )
         self._call_seconds = self._make(
-            Histogram, "redfile_service_call_duration_seconds",
+            Histogram,
+            "redfile_service_call_duration_seconds",
             "Calls to another Redfile service, by target, method and answer status (error: no answer), seconds.",
-            ("target", "method", "status"), buckets=CALL_BUCKETS,
-        )  # fmt: skip
+            ("target", "method", "status"),
+            buckets=CALL_BUCKETS,
+        )
         self._call_errors = self._make(
-            Counter, "redfile_service_call_errors",
+            Counter,
+            "redfile_service_call_errors",
             "Failed calls to another Redfile service, by target and reason (unreachable, refused, status_5xx, bad_response).",
             ("target", "reason"),
-        )  # fmt: skip
+        )
         self._token_rejections = self._make(
             Counter, "redfile_token_rejections", "Tokens refused at verification, by kind (access/service) and reason.", ("kind", "reason")
         )
@@ -140,7 +145,7 @@ class CommonMetrics(_Group):
         self._bound(self._audit_failures)
 
     @classmethod
-    def null(cls, service: str = "test") -> "CommonMetrics":
+    def null(cls, service: str = "test") -> CommonMetrics:
         return cls(service, None)
 
     def redis_command(self, command: str, seconds: float, error: BaseException | None = None) -> None:
@@ -186,7 +191,7 @@ class AuthMetrics(_Group):
             self._bound(self._refreshes, result=result)
 
     @classmethod
-    def null(cls, service: str = "auth") -> "AuthMetrics":
+    def null(cls, service: str = "auth") -> AuthMetrics:
         return cls(service, None)
 
     def login(self, result: str) -> None:
@@ -201,8 +206,12 @@ class FilesMetrics(_Group):
 
     def __init__(self, service: str, registry: CollectorRegistry | None) -> None:
         super().__init__(service, registry)
-        self._uploaded = self._make(Counter, "redfile_files_uploaded_bytes", "Bytes of file data accepted (new chunks and one-request files).")
-        self._downloaded = self._make(Counter, "redfile_files_downloaded_bytes", "Bytes of file data sent in downloads (share links included).")
+        self._uploaded = self._make(
+            Counter, "redfile_files_uploaded_bytes", "Bytes of file data accepted (new chunks and one-request files)."
+        )
+        self._downloaded = self._make(
+            Counter, "redfile_files_downloaded_bytes", "Bytes of file data sent in downloads (share links included)."
+        )
         self._chunks = self._make(Counter, "redfile_files_chunks_stored", "Chunks newly stored (a retried identical chunk does not count).")
         self._uploads = self._make(
             Counter, "redfile_files_upload_events", "Chunked uploads by event: started, completed, aborted, expired.", ("event",)
@@ -211,17 +220,19 @@ class FilesMetrics(_Group):
             Gauge, "redfile_files_active_uploads", "Uploads in progress, as last counted in Redis.", multiprocess_mode="mostrecent"
         )
         self._checksums = self._make(
-            Counter, "redfile_files_checksum_failures",
+            Counter,
+            "redfile_files_checksum_failures",
             "Checksum mismatches: client (the data sent does not match its declared checksum), storage (stored data failed its check).",
             ("source",),
-        )  # fmt: skip
+        )
         self._quota = self._make(Counter, "redfile_files_quota_rejections", "Requests refused because they would exceed the user's quota.")
         self._shares = self._make(Counter, "redfile_files_share_downloads", "Downloads through a share link.")
         self._share_events = self._make(
-            Counter, "redfile_files_share_events",
+            Counter,
+            "redfile_files_share_events",
             "Share actions: created, revoked, used (a download by link or recipient), denied (wrong password or locked), gone (410).",
             ("event",),
-        )  # fmt: skip
+        )
         for metric in (self._uploaded, self._downloaded, self._chunks, self._quota, self._shares):
             self._bound(metric)
         for event in UPLOAD_EVENTS:
@@ -232,7 +243,7 @@ class FilesMetrics(_Group):
             self._bound(self._checksums, source=source)
 
     @classmethod
-    def null(cls, service: str = "files") -> "FilesMetrics":
+    def null(cls, service: str = "files") -> FilesMetrics:
         return cls(service, None)
 
     def bytes_uploaded(self, n: int) -> None:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Callable
+from typing import Any
 
 import redis
 import structlog
@@ -117,10 +118,12 @@ GAUGES: dict[str, tuple[str, Callable[[dict], float]]] = {
     "redfile_redis_loading": ("1 while Redis loads its data set at start.", lambda i: _int(i, "loading")),
     "redfile_redis_aof_enabled": ("1 when the append-only file is on.", lambda i: _int(i, "aof_enabled")),
     "redfile_redis_aof_last_write_ok": (
-        "1 when the last AOF write succeeded.", lambda i: 1 if i.get("aof_last_write_status", "ok") == "ok" else 0
+        "1 when the last AOF write succeeded.",
+        lambda i: 1 if i.get("aof_last_write_status", "ok") == "ok" else 0,
     ),
     "redfile_redis_rdb_last_bgsave_ok": (
-        "1 when the last RDB snapshot succeeded.", lambda i: 1 if i.get("rdb_last_bgsave_status", "ok") == "ok" else 0
+        "1 when the last RDB snapshot succeeded.",
+        lambda i: 1 if i.get("rdb_last_bgsave_status", "ok") == "ok" else 0,
     ),
     "redfile_redis_rdb_changes_since_last_save": ("Writes since the last RDB snapshot.", lambda i: _int(i, "rdb_changes_since_last_save")),
     "redfile_redis_rdb_last_save_timestamp_seconds": ("Unix time of the last RDB snapshot.", lambda i: _int(i, "rdb_last_save_time")),

@@ -16,7 +16,8 @@ them, and ``redfile_security_events_total{event}`` counts them.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import structlog
 

@@ -25,16 +25,7 @@ DEV_USER_TOKEN_KEYS = "dev-user:development-only-user-token-key-not-secret"
 DEV_SERVICE_TOKEN_KEYS = "dev-svc:development-only-service-token-key-not-secret"
 DEV_APP_SECRET_KEY = "development-only-app-secret-key-not-secret"
 
-_PLACEHOLDER_MARKERS = (
-    "change-me",
-    "changeme",
-    "change_me",
-    "replace-me",
-    "placeholder",
-    "not-secret",
-    "example",
-    "xxxxxxxx",
-)
+_PLACEHOLDER_MARKERS = ("change-me", "changeme", "change_me", "replace-me", "placeholder", "not-secret", "example", "xxxxxxxx")
 
 
 class SettingsError(ValueError):
@@ -131,7 +122,7 @@ class ServiceSettings(BaseSettings):
         return self.redfile_env == "development"
 
     @model_validator(mode="after")
-    def _check_secrets(self) -> "ServiceSettings":
+    def _check_secrets(self) -> ServiceSettings:
         # pydantic models are frozen; fill dev defaults through object.__setattr__.
         if self.development:
             for field, default in (

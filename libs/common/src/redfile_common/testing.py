@@ -206,8 +206,11 @@ class ServiceProcess:
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "python:redfile_common.gunicorn_conf", f"redfile_{service}:create_app()"],
-            env=full, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            env=full,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait_ready(self, timeout: float = 30) -> None:
         import requests
@@ -275,9 +278,13 @@ def redis_state(r: redis.Redis, skip=lambda key: False) -> dict:
     Compare two of these to prove a request changed nothing in Redis.
     """
     readers = {
-        "string": r.get, "hash": r.hgetall, "zset": lambda k: r.zrange(k, 0, -1, withscores=True),
-        "set": lambda k: sorted(r.smembers(k)), "list": lambda k: r.lrange(k, 0, -1), "stream": r.xlen,
-    }  # fmt: skip
+        "string": r.get,
+        "hash": r.hgetall,
+        "zset": lambda k: r.zrange(k, 0, -1, withscores=True),
+        "set": lambda k: sorted(r.smembers(k)),
+        "list": lambda k: r.lrange(k, 0, -1),
+        "stream": r.xlen,
+    }
     state = {}
     for key in sorted(k for k in r.scan_iter(count=1000) if not skip(k)):
         kind = r.type(key).decode()

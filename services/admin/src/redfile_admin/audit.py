@@ -51,6 +51,4 @@ class AdminAudit:
         details = dict(fields)
         actor = str(details.pop("actor", "") or "unknown")
         target = details.pop("target", None)
-        self.trail.record(
-            action, actor=actor, user=target if target_is_user else None, target=target, outcome=outcome, **details
-        )
+        self.trail.record(action, actor=actor, user=target if target_is_user else None, target=target, outcome=outcome, **details)

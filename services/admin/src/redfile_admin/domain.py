@@ -133,8 +133,15 @@ class AdminActions:
     def check_consistency(self, actor: str, *, deep: bool, strict: bool, service_timeout: float) -> dict:
         """The files service's consistency check (read-only), in the time a service call may take."""
         report = self.files.consistency(deep=deep, strict=strict, max_seconds=consistency_budget(service_timeout))
-        log.info("admin_consistency_checked", actor=actor, deep=deep, ok=report.get("ok"), complete=report.get("complete"),
-                 errors=report.get("errors"), counts=report.get("counts"))  # fmt: skip
+        log.info(
+            "admin_consistency_checked",
+            actor=actor,
+            deep=deep,
+            ok=report.get("ok"),
+            complete=report.get("complete"),
+            errors=report.get("errors"),
+            counts=report.get("counts"),
+        )
         return report
 
     def delete_file(self, actor: str, file_id: str) -> None:

@@ -12,8 +12,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 import structlog
 
@@ -41,7 +41,9 @@ def _counts(body: dict, service: str) -> dict[str, int]:
 
 
 class AdminReports:
-    def __init__(self, users: AuthUsers, files: FilesCatalogue, *, redis_info: RedisInfo | None = None, reader: AuditReader | None = None) -> None:
+    def __init__(
+        self, users: AuthUsers, files: FilesCatalogue, *, redis_info: RedisInfo | None = None, reader: AuditReader | None = None
+    ) -> None:
         self.users = users
         self.files = files
         self.redis_info = redis_info

@@ -12,24 +12,41 @@ from apiflask import APIBlueprint
 from apiflask.schemas import EmptySchema
 
 from redfile_common.app import redfile
-from redfile_common.security import current_principal, login_required
-
 from redfile_common.audit import AuditReader
+from redfile_common.security import current_principal, login_required
 
 from .audit import AdminAudit
 from .domain import AdminActions
 from .reports import AdminReports
 from .schemas import (
-    FileListQuery, FilePage, PageQuery, QuotaIn, QuotaOut, RoleChangeIn, UserCreateIn, UserOut, UserPage, UserPatchIn,
-)  # fmt: skip
-from .schemas import AuditPage, AuditQuery, StatsOut, UsageOut
-from .schemas import ConsistencyOut, ConsistencyQuery
+    AuditPage,
+    AuditQuery,
+    ConsistencyOut,
+    ConsistencyQuery,
+    FileListQuery,
+    FilePage,
+    PageQuery,
+    QuotaIn,
+    QuotaOut,
+    RoleChangeIn,
+    StatsOut,
+    UsageOut,
+    UserCreateIn,
+    UserOut,
+    UserPage,
+    UserPatchIn,
+)
 from .upstream import AuthUsers, FilesCatalogue
 
 bp = APIBlueprint("admin", __name__, url_prefix="/admin", tag="Admin")
 
 _ERRORS = {401: "No valid access token", 403: "Not an admin", 502: "auth or files failed", 503: "auth or files unavailable"}
-_EXTRA = {400: "Malformed JSON, or a cursor that is not one", 404: "No such user or file", 409: "Conflict (exists, or an admin acting on their own account)", 422: "Invalid input"}
+_EXTRA = {
+    400: "Malformed JSON, or a cursor that is not one",
+    404: "No such user or file",
+    409: "Conflict (exists, or an admin acting on their own account)",
+    422: "Invalid input",
+}
 
 
 def _doc(*extra: int) -> dict:

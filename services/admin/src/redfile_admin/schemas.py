@@ -22,6 +22,7 @@ _username = dict(validate=Length(min=1, max=64), metadata={"description": "The a
 
 # -- inputs ------------------------------------------------------------------
 
+
 class UserCreateIn(Schema):
     username = String(required=True, **_username)
     password = String(required=True, load_only=True, validate=Length(min=1, max=1024))
@@ -46,13 +47,19 @@ class UserPatchIn(Schema):
 
 class QuotaIn(Schema):
     quota_bytes = Integer(
-        required=True, allow_none=True, strict=True, validate=Range(min=0),
+        required=True,
+        allow_none=True,
+        strict=True,
+        validate=Range(min=0),
         metadata={"description": "Bytes the user may hold (files and uploads in progress); null: the files service's default."},
-    )  # fmt: skip
+    )
     max_file_bytes = Integer(
-        load_default=None, allow_none=True, strict=True, validate=Range(min=1),
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        validate=Range(min=1),
         metadata={"description": "The user's largest file; null: the files service's default."},
-    )  # fmt: skip
+    )
 
 
 class PageQuery(Schema):
@@ -65,6 +72,7 @@ class FileListQuery(PageQuery):
 
 
 # -- outputs (the user and file shapes of docs/contracts.md) --------------------
+
 
 class UserOut(Schema):
     username = String()
@@ -108,6 +116,7 @@ class FilePage(Schema):
 
 
 # -- operations views: stats, usage, the audit trail ------------------------------
+
 
 class UsersStats(Schema):
     total = Integer(metadata={"description": "Accounts, enabled or not."})
@@ -153,7 +162,12 @@ class UsageOut(FilesStats):
 
 
 class ConsistencyQuery(Schema):
-    deep = Boolean(load_default=False, metadata={"description": "also read every file's bytes and check them against its CRC32C and composite (and SHA-256, when it has one)"})
+    deep = Boolean(
+        load_default=False,
+        metadata={
+            "description": "also read every file's bytes and check them against its CRC32C and composite (and SHA-256, when it has one)"
+        },
+    )
     strict = Boolean(load_default=False, metadata={"description": "stale links/inbox entries fail the check too"})
 
 
@@ -169,8 +183,12 @@ class ConsistencyProblemOut(Schema):
 class ConsistencyPendingOut(Schema):
     id = String()
     user = String(allow_none=True)
-    reason = String(metadata={"enum": ["due", "leased", "active"], "description": "due: the next sweep repairs it; leased: an "
-                              "operation is in flight; active: an upload changed while it was read"})  # fmt: skip
+    reason = String(
+        metadata={
+            "enum": ["due", "leased", "active"],
+            "description": "due: the next sweep repairs it; leased: an operation is in flight; active: an upload changed while it was read",
+        }
+    )
     issues = List(String())
 
 
@@ -208,8 +226,7 @@ class ConsistencyOut(Schema):
 class AuditQuery(PageQuery):
     user = String(validate=Length(min=1, max=64), metadata={"description": "Entries whose actor or subject is this user."})
     action = String(
-        validate=Regexp(r"^[a-z_]+(\.[a-z_]+)?$"),
-        metadata={"description": "An action (login.failed) or a family of them (login)."},
+        validate=Regexp(r"^[a-z_]+(\.[a-z_]+)?$"), metadata={"description": "An action (login.failed) or a family of them (login)."}
     )
     since = DateTime(metadata={"description": "Entries at or after this time (ISO 8601)."})
     until = DateTime(metadata={"description": "Entries at or before this time (ISO 8601)."})

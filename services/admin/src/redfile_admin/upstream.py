@@ -107,8 +107,9 @@ class FilesCatalogue(_Upstream):
 
     def consistency(self, *, deep: bool, strict: bool, max_seconds: float) -> dict:
         """The consistency check's report (files ``GET /internal/consistency``); it ends within ``max_seconds``."""
-        return self._call("GET", "/internal/consistency", params={"deep": str(deep).lower(), "strict": str(strict).lower(),
-                                                                  "max_seconds": max_seconds})  # fmt: skip
+        return self._call(
+            "GET", "/internal/consistency", params={"deep": str(deep).lower(), "strict": str(strict).lower(), "max_seconds": max_seconds}
+        )
 
     def delete_owned_by(self, username: str) -> int:
         body = self._call("DELETE", f"/internal/owners/{segment(username)}/files")

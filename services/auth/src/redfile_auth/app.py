@@ -21,9 +21,8 @@ def create_app(settings: AuthSettings | None = None, **overrides) -> APIFlask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     rf = redfile(app)
     auth = build_domain(
-        settings, rf.redis, rf.token_state, rf.user_tokens,
-        metrics=auth_metrics(app), events=rf.security_events, audit=rf.audit,
-    )  # fmt: skip
+        settings, rf.redis, rf.token_state, rf.user_tokens, metrics=auth_metrics(app), events=rf.security_events, audit=rf.audit
+    )
     rf.extra["auth"] = auth
     app.register_blueprint(routes.public)
     app.register_blueprint(routes.internal)

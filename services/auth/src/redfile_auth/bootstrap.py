@@ -49,8 +49,7 @@ def bootstrap_admins(users: Users, admin_users: list[str], admin_password: str |
         if password is None:
             if not development:
                 raise BootstrapError(
-                    f"admin user {first!r} does not exist yet and ADMIN_PASSWORD is not set: "
-                    "set ADMIN_PASSWORD for the first start"
+                    f"admin user {first!r} does not exist yet and ADMIN_PASSWORD is not set: set ADMIN_PASSWORD for the first start"
                 )
             password = secrets.token_urlsafe(16)
         record, created = users.create(first, password, "admin")

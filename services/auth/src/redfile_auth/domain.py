@@ -28,11 +28,7 @@ class AuthDomain:
 
     def bootstrap(self) -> bool:
         return bootstrap_admins(
-            self.users,
-            self.settings.admin_users,
-            self.settings.admin_password,
-            development=self.settings.development,
-            audit=self.audit,
+            self.users, self.settings.admin_users, self.settings.admin_password, development=self.settings.development, audit=self.audit
         )
 
     def stats(self) -> dict:
@@ -53,9 +49,7 @@ def build_domain(
     """The auth domain; without metrics, events or audit it counts, warns (to the log) and audits nothing."""
     store = AuthStore(redis_client, token_state)
     passwords = Passwords(
-        time_cost=settings.argon2_time_cost,
-        memory_kib=settings.argon2_memory_kib,
-        parallelism=settings.argon2_parallelism,
+        time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib, parallelism=settings.argon2_parallelism
     )
     limiter = LoginLimiter(
         store,

@@ -26,9 +26,7 @@ class Verdict:
 
 class Passwords:
     def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int) -> None:
-        self.hasher = PasswordHasher(
-            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
-        )
+        self.hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID)
         # Made once per process; its password is thrown away, so it never verifies.
         self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(24))
 

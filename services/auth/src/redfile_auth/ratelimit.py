@@ -51,9 +51,16 @@ class Attempt:
 
 class LoginLimiter:
     def __init__(
-        self, store: AuthStore, *, per_user: int, per_ip: int, window: int, events: SecurityEvents | None = None,
-        hold: int = 60, wait: float = 2.0,
-    ) -> None:  # fmt: skip
+        self,
+        store: AuthStore,
+        *,
+        per_user: int,
+        per_ip: int,
+        window: int,
+        events: SecurityEvents | None = None,
+        hold: int = 60,
+        wait: float = 2.0,
+    ) -> None:
         self.store = store
         self.per_user = per_user
         self.per_ip = per_ip

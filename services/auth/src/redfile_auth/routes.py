@@ -85,9 +85,7 @@ def me():
 @public.input(PasswordChangeIn, arg_name="body")
 def change_password(body):
     """Change your password; every other session ends and a new token pair is returned."""
-    pair = domain().sessions.change_password(
-        current_principal().username, body["current_password"], body["new_password"], client_addr()
-    )
+    pair = domain().sessions.change_password(current_principal().username, body["current_password"], body["new_password"], client_addr())
     return pair.to_dict()
 
 

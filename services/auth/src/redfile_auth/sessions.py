@@ -192,11 +192,7 @@ class Sessions:
     # -- helpers ---------------------------------------------------------------
     def _mint_access(self, record: UserRecord, version: str) -> tuple[str, Claims]:
         return self.user_tokens.mint(
-            username=record.username,
-            role=record.role,
-            scopes=scopes_for(record.role),
-            version=version,
-            ttl=self.access_ttl,
+            username=record.username, role=record.role, scopes=scopes_for(record.role), version=version, ttl=self.access_ttl
         )
 
     def _issue(self, record: UserRecord, version: str) -> TokenPair:

@@ -48,7 +48,7 @@ class AuthSettings(ServiceSettings):
         return value
 
     @model_validator(mode="after")
-    def _check_auth(self) -> "AuthSettings":
+    def _check_auth(self) -> AuthSettings:
         if self.argon2_memory_kib < 8 * self.argon2_parallelism:
             raise ValueError("ARGON2_MEMORY_KIB must be at least 8 x ARGON2_PARALLELISM")
         if self.access_token_ttl >= self.refresh_token_ttl:

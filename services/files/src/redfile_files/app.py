@@ -21,7 +21,6 @@ from .share_store import ShareStore
 from .shares import Sharing
 from .storage import FileStore
 
-
 # glibc's mallopt parameters
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 MIB = 1024 * 1024

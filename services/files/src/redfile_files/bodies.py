@@ -13,19 +13,18 @@ bodies", so the parsing is here, with the same error shape as its validation:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from flask import Request
 from marshmallow import ValidationError
 
 from redfile_common.errors import ApiError
 
-
 from .schemas import ChunkFieldsIn, FileFormIn
 from .validation import decode_base64, lenient_mime_type
-
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
@@ -104,8 +103,7 @@ def _chunk_source(request: Request, limit: int) -> tuple[str, Mapping[str, Any],
     if request.mimetype == "application/octet-stream":
         return "query", request.args, partial(request.get_data, cache=False)
     raise ApiError(
-        "unsupported_media_type",
-        "Send the chunk as multipart/form-data, application/json (base64) or application/octet-stream.",
+        "unsupported_media_type", "Send the chunk as multipart/form-data, application/json (base64) or application/octet-stream."
     )
 
 

@@ -32,9 +32,9 @@ import hashlib
 import re
 import threading
 from collections import OrderedDict
-from functools import lru_cache
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
+from functools import lru_cache
 
 import blake3
 import google_crc32c
@@ -56,12 +56,12 @@ class Part:
         return f"{self.size}:{self.sha256}:{self.crc32c}:{self.blake3}"
 
     @classmethod
-    def decode(cls, raw: bytes | str) -> "Part":
+    def decode(cls, raw: bytes | str) -> Part:
         text = raw.decode() if isinstance(raw, bytes) else raw
         size, sha, crc, b3 = (text.split(":") + ["", "", ""])[:4]
         return cls(int(size), sha, crc, b3)
 
-    def same_bytes(self, other: "Part") -> bool:
+    def same_bytes(self, other: Part) -> bool:
         """Whether two records describe the same bytes, by the strongest fingerprint both have."""
         if self.size != other.size or self.crc32c != other.crc32c:
             return False
@@ -192,7 +192,7 @@ class FileDigest:
     def __init__(self) -> None:
         self._sha = hashlib.sha256()
 
-    def copy(self) -> "FileDigest":
+    def copy(self) -> FileDigest:
         twin = FileDigest.__new__(FileDigest)
         twin._sha = self._sha.copy()
         return twin

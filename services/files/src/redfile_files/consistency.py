@@ -80,9 +80,9 @@ import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from itertools import islice
-from typing import Callable
 
 import redis
 
@@ -91,8 +91,8 @@ from redfile_common.errors import ApiError
 from . import ledger as L
 from .checksums import FileDigest, Part, composite, composite_sha256, file_crc32c, part_of
 from .crypto import SEAL_OVERHEAD, ChunkCorrupt
-from .records import FileRecord, iso
 from .reconcile import US
+from .records import FileRecord, iso
 from .share_store import ShareStore, inbox_key, link_key, links_key, recipients_key, share_key, shares_key
 from .storage import ChunkMissing, chunk_key, meta_key, parts_key, upload_key
 
@@ -248,8 +248,16 @@ def _holding(raw) -> tuple[str, int] | None:
 class ConsistencyChecker:
     """Checks the files service's keys (see the module docstring); ``check`` returns the report as a dict."""
 
-    def __init__(self, files, shares: ShareStore | None = None, *, settle: float = 1.0, scan_count: int = SCAN_COUNT,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+    def __init__(
+        self,
+        files,
+        shares: ShareStore | None = None,
+        *,
+        settle: float = 1.0,
+        scan_count: int = SCAN_COUNT,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         from .domain import FilesService
 
         self.files = files
@@ -395,14 +403,20 @@ class _Run:
         self.check_uploads([f.tag for _, f in by.get("id:upload", [])])
         self.check_id_keys([kf for part in ("parts", "chunk", "staging", "shares", "recipients") for kf in by.get("id:" + part, [])])
         self.check_shares([(f.tag, f.arg) for _, f in by.get("id:share", [])])
-        self.check_links([f.tag for _, f in by.get("link:link", [])], [k for part in ("pwfail", "pwcheck") for k, _ in by.get("link:" + part, [])])
+        self.check_links(
+            [f.tag for _, f in by.get("link:link", [])], [k for part in ("pwfail", "pwcheck") for k, _ in by.get("link:" + part, [])]
+        )
 
     # -- files ------------------------------------------------------------------------
     def check_files(self, ids: list[str]) -> None:
         if not ids:
             return
-        rows = self.pipe(lambda p: [(p.hgetall(meta_key(i)), p.exists(upload_key(i)), p.hlen(parts_key(i)), p.pttl(meta_key(i)),
-                                      p.pttl(parts_key(i))) for i in ids])  # fmt: skip
+        rows = self.pipe(
+            lambda p: [
+                (p.hgetall(meta_key(i)), p.exists(upload_key(i)), p.hlen(parts_key(i)), p.pttl(meta_key(i)), p.pttl(parts_key(i)))
+                for i in ids
+            ]
+        )
         live = []
         for n, file_id in enumerate(ids):
             raw, upload, hlen, meta_ttl, parts_ttl = rows[5 * n : 5 * n + 5]
@@ -427,8 +441,18 @@ class _Run:
             if self.deep:
                 self.verify_bytes(file_id, meta, owner)
             live.append((file_id, owner, size, expires))
-        looks = self.pipe(lambda p: [(p.hget(L.held_key(o), i), p.zscore(L.owner_index(o), i), p.zscore(L.due_key(o), i),
-                                       p.zscore(L.ALL_INDEX, i), p.hget(L.ALL_SIZES, i)) for i, o, _, _ in live])  # fmt: skip
+        looks = self.pipe(
+            lambda p: [
+                (
+                    p.hget(L.held_key(o), i),
+                    p.zscore(L.owner_index(o), i),
+                    p.zscore(L.due_key(o), i),
+                    p.zscore(L.ALL_INDEX, i),
+                    p.hget(L.ALL_SIZES, i),
+                )
+                for i, o, _, _ in live
+            ]
+        )
         for n, (file_id, owner, size, expires) in enumerate(live):
             held, indexed, due, gindexed, gsize = looks[5 * n : 5 * n + 5]
             issues = []
@@ -493,12 +517,25 @@ class _Run:
         self.summary["chunks"] += found
         key, target = meta_key(file_id), ("file", file_id)
         if missing_part or hlen != n:
-            self.emit("chunk_table_mismatch", parts_key(file_id), f"{hlen} parts for {n} chunks; missing or unreadable: {_first(missing_part)}",
-                      target, id=file_id, user=owner)  # fmt: skip
+            self.emit(
+                "chunk_table_mismatch",
+                parts_key(file_id),
+                f"{hlen} parts for {n} chunks; missing or unreadable: {_first(missing_part)}",
+                target,
+                id=file_id,
+                user=owner,
+            )
         if missing:
             self.emit("chunk_missing", key, f"chunks not stored: {_first(missing)}", target, id=file_id, user=owner)
         if wrong or uneven:
-            self.emit("chunk_size_wrong", key, f"lengths: {_first(wrong)}; not of chunk_size {chunk}: {_first(uneven)}", target, id=file_id, user=owner)
+            self.emit(
+                "chunk_size_wrong",
+                key,
+                f"lengths: {_first(wrong)}; not of chunk_size {chunk}: {_first(uneven)}",
+                target,
+                id=file_id,
+                user=owner,
+            )
         if found == n and total != size:
             self.emit("size_mismatch", key, f"the parts add up to {total}, the file's size is {size}", target, id=file_id, user=owner)
         for field, compute in (("composite_blake3", composite), ("composite_sha256", composite_sha256), ("crc32c", file_crc32c)):
@@ -524,10 +561,15 @@ class _Run:
             self.emit("data_corrupt", key, exc.message or exc.code, target, id=file_id, user=owner)
             return
         self.summary["bytes_verified"] += record.size
-        bad = [name for name, want, have in (
-            ("SHA-256", record.sha256, digest.sha256 if digest is not None else ""), ("CRC32C", record.crc32c, file_crc32c(parts)),
-            ("composite", record.composite_blake3, composite(parts)),
-        ) if want and want != have]  # fmt: skip
+        bad = [
+            name
+            for name, want, have in (
+                ("SHA-256", record.sha256, digest.sha256 if digest is not None else ""),
+                ("CRC32C", record.crc32c, file_crc32c(parts)),
+                ("composite", record.composite_blake3, composite(parts)),
+            )
+            if want and want != have
+        ]
         if bad:
             self.emit("data_corrupt", key, f"the stored bytes do not match the file's {'/'.join(bad)}", target, id=file_id, user=owner)
 
@@ -556,8 +598,18 @@ class _Run:
                 self.emit("key_expiry_wrong", key, "an upload's record never expires", target, id=upload_id, user=owner)
             if self.check_upload_chunks(upload_id, u, hlen or 0):
                 live.append((upload_id, owner, required, int(u["deadline"])))
-        looks = self.pipe(lambda p: [(p.hget(L.held_key(o), i), p.zscore(L.owner_index(o), i), p.zscore(L.due_key(o), i),
-                                       p.zscore(L.ALL_INDEX, i), p.zscore(L.ALL_UPLOADS, i)) for i, o, _, _ in live])  # fmt: skip
+        looks = self.pipe(
+            lambda p: [
+                (
+                    p.hget(L.held_key(o), i),
+                    p.zscore(L.owner_index(o), i),
+                    p.zscore(L.due_key(o), i),
+                    p.zscore(L.ALL_INDEX, i),
+                    p.zscore(L.ALL_UPLOADS, i),
+                )
+                for i, o, _, _ in live
+            ]
+        )
         for n, (upload_id, owner, required, deadline) in enumerate(live):
             held, indexed, due, gindexed, counted = looks[5 * n : 5 * n + 5]
             h = _holding(held)
@@ -604,8 +656,15 @@ class _Run:
         self.summary["chunks"] += len(present)
         key, target = upload_key(upload_id), ("upload", upload_id)
         if hlen != len(present) or (mode == "tus" and present != list(range(len(present)))):
-            self.emit("chunk_table_mismatch", parts_key(upload_id), f"{hlen} parts, {len(present)} of them at indices 0..{n - 1}"
-                      + (" (a tus upload's chunks must be contiguous)" if mode == "tus" else ""), target, id=upload_id, user=owner)  # fmt: skip
+            self.emit(
+                "chunk_table_mismatch",
+                parts_key(upload_id),
+                f"{hlen} parts, {len(present)} of them at indices 0..{n - 1}"
+                + (" (a tus upload's chunks must be contiguous)" if mode == "tus" else ""),
+                target,
+                id=upload_id,
+                user=owner,
+            )
         if missing:
             self.emit("chunk_missing", key, f"chunks not stored: {_first(missing)}", target, id=upload_id, user=owner)
         if wrong:
@@ -647,7 +706,9 @@ class _Run:
                 else:
                     self.check_share_lists(fam.tag, fam.part)
             elif not (has_meta or has_upload):
-                self.emit("orphan_key", key, f"a {'chunk' if fam.part == 'chunk' else 'chunk table'} of no file or upload", target, id=fam.tag)
+                self.emit(
+                    "orphan_key", key, f"a {'chunk' if fam.part == 'chunk' else 'chunk table'} of no file or upload", target, id=fam.tag
+                )
             elif fam.part == "chunk" and not extra:
                 self.emit("orphan_key", key, "a chunk that is not in its chunk table", target, id=fam.tag)
 
@@ -669,7 +730,9 @@ class _Run:
     def check_shares(self, pairs: list[tuple[str, str]]) -> None:
         if not pairs:
             return
-        rows = self.pipe(lambda p: [(p.hgetall(share_key(f, s)), p.hget(meta_key(f), "owner"), p.hexists(shares_key(f), s)) for f, s in pairs])
+        rows = self.pipe(
+            lambda p: [(p.hgetall(share_key(f, s)), p.hget(meta_key(f), "owner"), p.hexists(shares_key(f), s)) for f, s in pairs]
+        )
         found = []
         for n, (fid, sid) in enumerate(pairs):
             share, owner, listed = _hash(rows[3 * n]), _s(rows[3 * n + 1]), rows[3 * n + 2]
@@ -680,7 +743,12 @@ class _Run:
             if owner is None:
                 self.emit("orphan_share", key, "a share of a file that does not exist", target, id=fid, user=share.get("owner"))
                 continue
-            if share.get("id") != sid or share.get("file_id") != fid or share.get("owner") != owner or not _HEX64.fullmatch(share.get("token_sha256", "")):
+            if (
+                share.get("id") != sid
+                or share.get("file_id") != fid
+                or share.get("owner") != owner
+                or not _HEX64.fullmatch(share.get("token_sha256", ""))
+            ):
                 self.emit("share_record_invalid", key, "id, file_id, owner or token_sha256 does not match", target, id=fid, user=owner)
                 continue
             if not listed:
@@ -702,7 +770,9 @@ class _Run:
         for (sha, (fid, _, sid)), token in zip(pairs, tokens):
             if _s(token) != sha:
                 key = link_key(sha)
-                self.emit("orphan_link", key, f"looks up share {sid} of file {fid}, which is not this token's", ("link", sha), id=fid or None)
+                self.emit(
+                    "orphan_link", key, f"looks up share {sid} of file {fid}, which is not this token's", ("link", sha), id=fid or None
+                )
         ttls = self.pipe(lambda p: [p.pttl(k) for k in counters]) if counters else []
         for key, ttl in zip(counters, ttls):
             if ttl == -1:
@@ -727,7 +797,9 @@ class _Run:
         sums = {"c": 0, "r": 0}
         for batch in _stream(entries):
             ids = [_s(k) or "" for k, _ in batch]
-            looks = self.pipe(lambda p: [(p.hget(meta_key(i), "owner"), p.hget(upload_key(i), "owner"), p.zscore(L.due_key(user), i)) for i in ids])
+            looks = self.pipe(
+                lambda p: [(p.hget(meta_key(i), "owner"), p.hget(upload_key(i), "owner"), p.zscore(L.due_key(user), i)) for i in ids]
+            )
             for n, (file_id, (_, raw)) in enumerate(zip(ids, batch)):
                 h = _holding(raw)
                 if h is None:
@@ -736,8 +808,15 @@ class _Run:
                 sums[h[0]] += h[1]
                 meta_owner, upload_owner, due = _s(looks[3 * n]), _s(looks[3 * n + 1]), looks[3 * n + 2]
                 if user not in (meta_owner, upload_owner):  # a file or upload of the user: checked from its own keys
-                    self.settle_issues(file_id, user, [("dangling_holding", f"{_s(raw)} for an id that is neither their file nor upload")],
-                                       due, None, target, held_k)  # fmt: skip
+                    self.settle_issues(
+                        file_id,
+                        user,
+                        [("dangling_holding", f"{_s(raw)} for an id that is neither their file nor upload")],
+                        due,
+                        None,
+                        target,
+                        held_k,
+                    )
         if used != sums["c"]:
             self.emit("usage_drift", quota_k, f"used is {used}, the charges add up to {sums['c']}", target, user=user)
         if reserved != sums["r"]:
@@ -747,8 +826,15 @@ class _Run:
             looks = self.pipe(lambda p: [(p.hget(held_k, i), p.zscore(L.due_key(user), i)) for i in ids])
             for n, file_id in enumerate(ids):
                 if (_holding(looks[2 * n]) or ("",))[0] != "c":
-                    self.settle_issues(file_id, user, [("index_without_charge", f"{file_id} is indexed, held is {_s(looks[2 * n])!r}")],
-                                       looks[2 * n + 1], None, target, L.owner_index(user))  # fmt: skip
+                    self.settle_issues(
+                        file_id,
+                        user,
+                        [("index_without_charge", f"{file_id} is indexed, held is {_s(looks[2 * n])!r}")],
+                        looks[2 * n + 1],
+                        None,
+                        target,
+                        L.owner_index(user),
+                    )
         for batch in _stream(self.r.zscan_iter(L.due_key(user), count=SCAN_COUNT)):
             ids = [_s(m) or "" for m, _ in batch]
             looks = self.pipe(lambda p: [(p.hexists(held_k, i), p.exists(meta_key(i), upload_key(i))) for i in ids])
@@ -757,13 +843,26 @@ class _Run:
                 if state is not None:
                     self.pending_ids.add(file_id)
                 elif not looks[2 * n] and not looks[2 * n + 1]:
-                    self.emit("orphan_due", L.due_key(user), f"{file_id} is due at {int(score)} but neither held nor alive", target, id=file_id, user=user)
+                    self.emit(
+                        "orphan_due",
+                        L.due_key(user),
+                        f"{file_id} is due at {int(score)} but neither held nor alive",
+                        target,
+                        id=file_id,
+                        user=user,
+                    )
         self.check_user_links(user)
         self.user_rows[user] = {
-            "user": user, "used": used, "charged": sums["c"], "files": self.user_files.get(user, [0, 0])[0],
-            "files_bytes": self.user_files.get(user, [0, 0])[1], "reserved": reserved, "reservations": sums["r"],
-            "uploads": self.user_uploads.get(user, [0, 0])[0], "uploads_min_bytes": self.user_uploads.get(user, [0, 0])[1],
-        }  # fmt: skip
+            "user": user,
+            "used": used,
+            "charged": sums["c"],
+            "files": self.user_files.get(user, [0, 0])[0],
+            "files_bytes": self.user_files.get(user, [0, 0])[1],
+            "reserved": reserved,
+            "reservations": sums["r"],
+            "uploads": self.user_uploads.get(user, [0, 0])[0],
+            "uploads_min_bytes": self.user_uploads.get(user, [0, 0])[1],
+        }
 
     def check_user_links(self, user: str) -> None:
         key = links_key(user)
@@ -779,7 +878,9 @@ class _Run:
             looks = self.pipe(lambda p: [(p.hexists(recipients_key(f), user), p.hget(meta_key(f), "owner")) for f, _ in pairs])
             for n, (fid, owner) in enumerate(pairs):
                 if not looks[2 * n] or _s(looks[2 * n + 1]) != owner:
-                    self.emit("stale_inbox_entry", key, f"file {fid} of {owner} is no longer shared with them", ("user", user), id=fid, user=user)
+                    self.emit(
+                        "stale_inbox_entry", key, f"file {fid} of {owner} is no longer shared with them", ("user", user), id=fid, user=user
+                    )
 
     # -- the global slot ----------------------------------------------------------------
     def check_global(self) -> None:
@@ -875,14 +976,21 @@ class _Run:
         summary["pending"] = self.pending_total
         return {
             "ok": self.complete and errors == 0 and (not strict or stale == 0),
-            "complete": self.complete, "deep": self.deep, "strict": strict,
-            "started_at": self.started_at, "seconds": round(seconds, 3),
-            "summary": summary, "errors": errors, "stale": stale, "counts": dict(sorted(self.counts.items())),
+            "complete": self.complete,
+            "deep": self.deep,
+            "strict": strict,
+            "started_at": self.started_at,
+            "seconds": round(seconds, 3),
+            "summary": summary,
+            "errors": errors,
+            "stale": stale,
+            "counts": dict(sorted(self.counts.items())),
             "problems": [asdict(p) | {"severity": p.severity} for p in problems],
             "problems_truncated": sum(self.counts.values()) > len(problems),
             "pending": list(self.pending.values())[:MAX_LISTED],
-            "users": rows[:MAX_LISTED], "users_truncated": len(rows) > MAX_LISTED,
-        }  # fmt: skip
+            "users": rows[:MAX_LISTED],
+            "users_truncated": len(rows) > MAX_LISTED,
+        }
 
     def fixable(self) -> bool:
         return any(p.kind in _REPAIRABLE for p, _ in self.problems.values()) or bool(self.pending)
@@ -945,10 +1053,23 @@ class _Run:
 # What the reconciler sets right for an id (not upload_not_counted: an upload enters files:{all}:uploads
 # only when it is created, so that a finished one is never counted again).
 _RECONCILED = {
-    "file_not_charged", "file_not_indexed", "due_missing", "upload_not_reserved", "upload_indexed", "dangling_holding",
-    "index_without_charge", "orphan_due",
-}  # fmt: skip
-_REPAIRABLE = _RECONCILED | {"dangling_index_entry", "size_without_index", "upload_count_stale", "stale_link_entry", "stale_inbox_entry", "orphan_share"}
+    "file_not_charged",
+    "file_not_indexed",
+    "due_missing",
+    "upload_not_reserved",
+    "upload_indexed",
+    "dangling_holding",
+    "index_without_charge",
+    "orphan_due",
+}
+_REPAIRABLE = _RECONCILED | {
+    "dangling_index_entry",
+    "size_without_index",
+    "upload_count_stale",
+    "stale_link_entry",
+    "stale_inbox_entry",
+    "orphan_share",
+}
 
 
 def _batches(items: list, size: int):
@@ -1002,8 +1123,11 @@ def _meta_problems(file_id: str, meta: dict) -> list[str]:
 
 def _upload_problems(u: dict) -> list[str]:
     bad = [f"{f} is missing" for f in ("owner", "mode", "total_chunks", "received_bytes", "deadline") if u.get(f) in (None, "")]
-    bad += [f"{f} is not a whole number" for f in ("total_chunks", "received_bytes", "deadline", "chunk_size", "total_size")
-            if u.get(f) not in (None, "") and (_int(u[f]) is None or _int(u[f]) < 0)]  # fmt: skip
+    bad += [
+        f"{f} is not a whole number"
+        for f in ("total_chunks", "received_bytes", "deadline", "chunk_size", "total_size")
+        if u.get(f) not in (None, "") and (_int(u[f]) is None or _int(u[f]) < 0)
+    ]
     if u.get("mode") and u["mode"] not in _MODES:
         bad.append(f"mode is {u['mode']!r}")
     if u.get("mode") == "session" and (_int(u.get("chunk_size")) in (None, 0) or _int(u.get("total_size")) is None):
@@ -1035,8 +1159,14 @@ def main(argv: list[str] | None = None) -> int:
         description="Check the files service's Redis data (read-only unless --repair); prints a JSON report. "
         "Exit status: 0 consistent, 1 problems found (or the walk did not finish), 2 could not run.",
     )
-    parser.add_argument("--deep", action="store_true", help="also read every file's bytes and check them against its CRC32C and composite (and SHA-256, when it has one)")
-    parser.add_argument("--repair", action="store_true", help="let the service's own repairs run (reconcile, drop dead index entries), then check again")
+    parser.add_argument(
+        "--deep",
+        action="store_true",
+        help="also read every file's bytes and check them against its CRC32C and composite (and SHA-256, when it has one)",
+    )
+    parser.add_argument(
+        "--repair", action="store_true", help="let the service's own repairs run (reconcile, drop dead index entries), then check again"
+    )
     parser.add_argument("--strict", action="store_true", help="stale links/inbox entries fail the check too")
     parser.add_argument("--max-seconds", type=float, default=None, help="stop the walk after this long (the report is then incomplete)")
     parser.add_argument("--settle", type=float, default=1.0, help="seconds before a problem found is looked at again (default 1)")

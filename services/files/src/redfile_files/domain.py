@@ -16,11 +16,12 @@ admin service.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import accumulate
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import google_crc32c
 import structlog
@@ -33,7 +34,7 @@ from .checksums import part_of, sha256_hex
 from .crypto import ChunkCorrupt, Encryption
 from .ledger import Ledger, Stats
 from .reconcile import Reconciler
-from .records import ChunkReceipt, FileRecord, UploadStatus, iso, new_file_id  # noqa: F401 - re-exported
+from .records import ChunkReceipt, FileRecord, UploadStatus, iso, new_file_id
 from .settings import FilesSettings
 from .storage import ChunkMissing, FileStore, Late
 from .uploads import Uploads, _late
@@ -75,8 +76,17 @@ class QuotaView:
 
 
 class FilesService:
-    def __init__(self, store: FileStore, settings: FilesSettings, clock=time.time, *, ledger: Ledger | None = None,
-                 encryption: Encryption | None = None, metrics: FilesMetrics | None = None, audit=None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: FileStore,
+        settings: FilesSettings,
+        clock=time.time,
+        *,
+        ledger: Ledger | None = None,
+        encryption: Encryption | None = None,
+        metrics: FilesMetrics | None = None,
+        audit=None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock
@@ -98,11 +108,21 @@ class FilesService:
         return self.uploads.receive_seed_chunk(owner, file_id=file_id, index=chunk_index, total_chunks=total_chunks, data=data, part=part)
 
     def complete_upload(
-        self, owner: str, *, file_id: str, name: str, mime_type: str | None, total_size: int, kind: str = "file", expires_ts: int | None = None
+        self,
+        owner: str,
+        *,
+        file_id: str,
+        name: str,
+        mime_type: str | None,
+        total_size: int,
+        kind: str = "file",
+        expires_ts: int | None = None,
     ) -> FileRecord:
         name = validate_name(name, self.settings.max_name_bytes)
         mime_type = validate_mime_type(mime_type)
-        return self.uploads.complete(owner, file_id, name=name, mime_type=mime_type, total_size=total_size, kind=kind, expires_ts=expires_ts)
+        return self.uploads.complete(
+            owner, file_id, name=name, mime_type=mime_type, total_size=total_size, kind=kind, expires_ts=expires_ts
+        )
 
     # -- one-request uploads and texts ---------------------------------------
     def create_file(self, owner: str, data: bytes, *, name: str, mime_type: str | None, kind: str = "file") -> FileRecord:
@@ -111,14 +131,15 @@ class FilesService:
         mime_type = validate_mime_type(mime_type)
         if len(data) > self.settings.max_single_upload_bytes:
             raise ApiError(
-                "payload_too_large", "The file is too large for a one-request upload; use /uploads.",
+                "payload_too_large",
+                "The file is too large for a one-request upload; use /uploads.",
                 details={"max_single_upload_bytes": self.settings.max_single_upload_bytes},
-            )  # fmt: skip
+            )
         size = self.settings.chunk_bytes
         # a one-request file is small (MAX_SINGLE_UPLOAD_BYTES): it always gets its SHA-256
         status = self.uploads.create(
-            owner, total_size=len(data), name=name, mime_type=mime_type, chunk_size=size, one_request=True, compute_sha256=True,
-        )  # fmt: skip
+            owner, total_size=len(data), name=name, mime_type=mime_type, chunk_size=size, one_request=True, compute_sha256=True
+        )
         view = memoryview(data)
         try:
             for index in range(status.total_chunks):
@@ -136,7 +157,7 @@ class FilesService:
 
     def create_text(self, owner: str, content: str, name: str | None = None) -> FileRecord:
         if name is None:
-            name = datetime.fromtimestamp(self.clock(), timezone.utc).strftime("snippet-%Y%m%d-%H%M%S.txt")
+            name = datetime.fromtimestamp(self.clock(), UTC).strftime("snippet-%Y%m%d-%H%M%S.txt")
         try:
             data = content.encode("utf-8")
         except UnicodeEncodeError:
@@ -317,10 +338,14 @@ class FilesService:
         self.reconciler.sweep_user(username)
         q = self.ledger.quota(username)
         return QuotaView(
-            username=username, quota_bytes=q.limit if q.limit is not None else self.settings.default_quota_bytes,
+            username=username,
+            quota_bytes=q.limit if q.limit is not None else self.settings.default_quota_bytes,
             max_file_bytes=q.max_file if q.max_file is not None else self.settings.max_file_bytes,
-            used_bytes=q.used, reserved_bytes=q.reserved, quota_is_default=q.limit is None, max_file_is_default=q.max_file is None,
-        )  # fmt: skip
+            used_bytes=q.used,
+            reserved_bytes=q.reserved,
+            quota_is_default=q.limit is None,
+            max_file_is_default=q.max_file is None,
+        )
 
     def set_quota(self, username: str, quota_bytes: int | None, max_file_bytes: int | None) -> QuotaView:
         self.ledger.set_quota(username, quota_bytes, max_file_bytes)
@@ -346,4 +371,4 @@ class FilesService:
         return self.uploads.status(owner, upload_id)
 
 
-__all__ = ["FilesService", "FileGone", "FileRecord", "ChunkReceipt", "QuotaView", "Stats", "new_file_id", "iso"]
+__all__ = ["ChunkReceipt", "FileGone", "FileRecord", "FilesService", "QuotaView", "Stats", "iso", "new_file_id"]

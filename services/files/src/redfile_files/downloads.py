@@ -25,7 +25,7 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from urllib.parse import quote
 
 import structlog
@@ -66,7 +66,7 @@ def disposition_for(mime_type: str) -> str:
     return "inline" if base in INLINE_TYPES else "attachment"
 
 
-def byte_range(request: Request, record: FileRecord) -> tuple[int, int] | None | bool:
+def byte_range(request: Request, record: FileRecord) -> tuple[int, int] | bool | None:
     """The one range to send as (start, end) exclusive; None for the whole file; False when unsatisfiable."""
     rng = request.range
     if rng is None or rng.units != "bytes" or len(rng.ranges) != 1:
@@ -147,7 +147,9 @@ def download_response(record: FileRecord, chunks: Iterable[bytes] | None, span: 
     else:
         first, rest = prime(chunks, record.id)
         body = _guarded(first, rest, record.id)
-    response = Response(body, status=206 if span is not None else 200, mimetype=None, content_type=record.mime_type, direct_passthrough=True)
+    response = Response(
+        body, status=206 if span is not None else 200, mimetype=None, content_type=record.mime_type, direct_passthrough=True
+    )
     response.headers["Content-Length"] = str(end - start)
     if span is not None:
         response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{record.size}"
@@ -163,9 +165,10 @@ def not_modified(record: FileRecord) -> Response:
 
 def unsatisfiable(record: FileRecord) -> ApiError:
     return ApiError(
-        "range_not_satisfiable", details={"size": record.size},
+        "range_not_satisfiable",
+        details={"size": record.size},
         headers={"Content-Range": f"bytes */{record.size}", "Accept-Ranges": "bytes"},
-    )  # fmt: skip
+    )
 
 
-__all__ = ["download_response", "not_modified", "byte_range", "unsatisfiable", "content_disposition", "ascii_filename"]
+__all__ = ["ascii_filename", "byte_range", "content_disposition", "download_response", "not_modified", "unsatisfiable"]

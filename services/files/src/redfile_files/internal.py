@@ -98,10 +98,18 @@ def stats(query_data):
 
 # -- the consistency check (docs/operations.md) ------------------------------------------------
 class ConsistencyQuery(Schema):
-    deep = Boolean(load_default=False, metadata={"description": "also read every file's bytes and check them against its CRC32C and composite (and SHA-256, when it has one)"})
+    deep = Boolean(
+        load_default=False,
+        metadata={
+            "description": "also read every file's bytes and check them against its CRC32C and composite (and SHA-256, when it has one)"
+        },
+    )
     strict = Boolean(load_default=False, metadata={"description": "stale links/inbox entries fail the check too"})
-    max_seconds = Float(load_default=50.0, validate=Range(min=1, max=55),
-                        metadata={"description": "stop the walk after this long (the report is then incomplete)"})  # fmt: skip
+    max_seconds = Float(
+        load_default=50.0,
+        validate=Range(min=1, max=55),
+        metadata={"description": "stop the walk after this long (the report is then incomplete)"},
+    )
 
 
 class ConsistencyProblemOut(Schema):

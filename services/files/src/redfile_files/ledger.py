@@ -40,8 +40,8 @@ Contract:
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import redis
 
@@ -86,7 +86,9 @@ local function cleanup(quota, held)
 end
 """
 
-_RESERVE = _LIB + """
+_RESERVE = (
+    _LIB
+    + """
 local quota, held, due = KEYS[1], KEYS[2], KEYS[3]
 local id, n, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local kind, cur = parse(redis.call('HGET', held, id))
@@ -110,8 +112,11 @@ if ARGV[6] == '1' then
 end
 return {'ok'}
 """
+)
 
-_SHRINK = _LIB + """
+_SHRINK = (
+    _LIB
+    + """
 local kind, x = parse(redis.call('HGET', KEYS[2], ARGV[1]))
 if kind ~= 'r' then return 0 end
 local y = math.max(0, x - tonumber(ARGV[2]))
@@ -119,8 +124,11 @@ redis.call('HSET', KEYS[2], ARGV[1], 'r:' .. int(y))
 redis.call('HINCRBY', KEYS[1], 'reserved', int(y - x))
 return 1
 """
+)
 
-_CHARGE = _LIB + """
+_CHARGE = (
+    _LIB
+    + """
 local quota, held, index, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, size = ARGV[1], tonumber(ARGV[2])
 local kind, n = parse(redis.call('HGET', held, id))
@@ -143,13 +151,19 @@ redis.call('ZADD', index, ARGV[3], id)
 local s, now = lease(due, id, tonumber(ARGV[5]))
 return {'ok', s, now}
 """
+)
 
-_LEASE = _LIB + """
+_LEASE = (
+    _LIB
+    + """
 local s, now = lease(KEYS[1], ARGV[1], tonumber(ARGV[2]))
 return {s, now}
 """
+)
 
-_APPLY = _LIB + """
+_APPLY = (
+    _LIB
+    + """
 local quota, held, index, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, expected, target = ARGV[1], ARGV[2], ARGV[3]
 local cur = redis.call('ZSCORE', due, id)
@@ -175,10 +189,14 @@ if ARGV[5] ~= '' then redis.call('ZADD', due, ARGV[5], id) else redis.call('ZREM
 cleanup(quota, held)
 return 'ok:' .. (okind or '')
 """
+)
 
-_DUE = _LIB + """
+_DUE = (
+    _LIB
+    + """
 return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', int(now_us()), 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[1]))
 """
+)
 
 _SET_QUOTA = """
 for i, field in ipairs({'limit', 'max_file'}) do
@@ -202,7 +220,9 @@ local function add_bytes(d)
 end
 """
 
-_INDEX_GLOBAL = _GLOBAL_LIB + """
+_INDEX_GLOBAL = (
+    _GLOBAL_LIB
+    + """
 redis.call('ZADD', index, ARGV[2], ARGV[1])
 if ARGV[3] ~= '' then
   local old = redis.call('HGET', sizes, ARGV[1])
@@ -213,8 +233,11 @@ if ARGV[3] ~= '' then
 end
 return 1
 """
+)
 
-_UNINDEX_GLOBAL = _GLOBAL_LIB + """
+_UNINDEX_GLOBAL = (
+    _GLOBAL_LIB
+    + """
 local total = 0
 for _, id in ipairs(ARGV) do
   redis.call('ZREM', index, id)
@@ -227,8 +250,11 @@ end
 add_bytes(-total)
 return 1
 """
+)
 
-_FILL_SIZES = _GLOBAL_LIB + """
+_FILL_SIZES = (
+    _GLOBAL_LIB
+    + """
 local total = 0
 for i = 1, #ARGV, 2 do
   if redis.call('ZSCORE', index, ARGV[i]) and redis.call('HEXISTS', sizes, ARGV[i]) == 0 then
@@ -239,6 +265,7 @@ end
 add_bytes(total)
 return 1
 """
+)
 
 
 def user_key(user: str, what: str) -> str:
@@ -324,9 +351,8 @@ class Ledger:
         status = _text(result[0])
         if status == "too_large":
             return ApiError(
-                "payload_too_large", "The upload would exceed the largest file size.",
-                details={"max_file_bytes": int(result[1])},
-            )  # fmt: skip
+                "payload_too_large", "The upload would exceed the largest file size.", details={"max_file_bytes": int(result[1])}
+            )
         if status == "over_quota":
             limit, used, reserved = (int(x) for x in result[1:4])
             return ApiError(
@@ -367,7 +393,13 @@ class Ledger:
         self, user: str, file_id: str, *, expected: int | None, held: str | None, index_ms: int | None, due_us: int | None
     ) -> str | None:
         """``apply``, returning the kind of holding it replaced (``"r"``, ``"c"`` or ``""``: none); None when busy."""
-        args = [file_id, "" if expected is None else expected, held or "", "" if index_ms is None else index_ms, "" if due_us is None else due_us]
+        args = [
+            file_id,
+            "" if expected is None else expected,
+            held or "",
+            "" if index_ms is None else index_ms,
+            "" if due_us is None else due_us,
+        ]
         result = _text(self._apply(keys=self._user_keys(user), args=args))
         return result[3:] if result.startswith("ok") else None
 

@@ -33,7 +33,9 @@ def chunk_body() -> dict:
     return {
         "required": True,
         "content": {
-            "multipart/form-data": {"schema": _with(fields, chunk_data={**_BINARY, "description": "the chunk (a file part; a text field is read as base64)"})},
+            "multipart/form-data": {
+                "schema": _with(fields, chunk_data={**_BINARY, "description": "the chunk (a file part; a text field is read as base64)"})
+            },
             "application/json": {"schema": _with(fields, chunk_data={**_STR, "format": "byte", "description": "the chunk, base64"})},
             "application/octet-stream": {"schema": {**_BINARY, "description": "the chunk; the other fields go in the query string"}},
         },
@@ -53,7 +55,11 @@ def file_body() -> dict:
     return {
         "required": True,
         "content": {
-            "multipart/form-data": {"schema": _with(converter.schema2jsonschema(FileFormIn), file={**_BINARY, "description": "the file; its filename is the default name"})},
+            "multipart/form-data": {
+                "schema": _with(
+                    converter.schema2jsonschema(FileFormIn), file={**_BINARY, "description": "the file; its filename is the default name"}
+                )
+            },
             "application/json": {"schema": converter.schema2jsonschema(FileJsonIn)},
         },
     }
@@ -64,11 +70,21 @@ CHUNK_PUT_BODY = {
     "content": {"application/octet-stream": {"schema": {**_BINARY, "description": "the chunk's bytes (any Content-Type is read raw)"}}},
 }
 CHUNK_PUT_HEADERS = [
-    {"in": "header", "name": "X-Checksum-SHA256", "required": False, "schema": _STR,
-     "description": "the chunk's SHA-256, hex or base64; a mismatch is a 400 and nothing is stored"},
-    {"in": "header", "name": "X-Checksum-CRC32C", "required": False, "schema": _STR,
-     "description": "the chunk's CRC32C, 8 hex digits or base64 of 4 big-endian bytes; verified"},
-]  # fmt: skip
+    {
+        "in": "header",
+        "name": "X-Checksum-SHA256",
+        "required": False,
+        "schema": _STR,
+        "description": "the chunk's SHA-256, hex or base64; a mismatch is a 400 and nothing is stored",
+    },
+    {
+        "in": "header",
+        "name": "X-Checksum-CRC32C",
+        "required": False,
+        "schema": _STR,
+        "description": "the chunk's CRC32C, 8 hex digits or base64 of 4 big-endian bytes; verified",
+    },
+]
 RANGE_HEADERS = [
     {"in": "header", "name": "Range", "required": False, "schema": _STR, "description": "one range: bytes=a-b, bytes=a- or bytes=-n"},
     {"in": "header", "name": "If-Range", "required": False, "schema": _STR, "description": "the ETag the range is for"},
@@ -82,10 +98,13 @@ def document_bodies(spec: dict) -> dict:
     if chunk_put is not None:
         chunk_put["requestBody"] = CHUNK_PUT_BODY
         chunk_put["parameters"] = [*chunk_put.get("parameters", []), *CHUNK_PUT_HEADERS]
-        chunk_put.setdefault("responses", {}).setdefault("422", {
-            "description": "A checksum header is not a checksum (validation_error)",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPError"}}},
-        })  # fmt: skip
+        chunk_put.setdefault("responses", {}).setdefault(
+            "422",
+            {
+                "description": "A checksum header is not a checksum (validation_error)",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPError"}}},
+            },
+        )
     download = paths.get("/files/{file_id}", {}).get("get")
     if download is not None:
         download["parameters"] = [*download.get("parameters", []), *RANGE_HEADERS]

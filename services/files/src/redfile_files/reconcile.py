@@ -141,5 +141,5 @@ class Sweeper:
             started = time.monotonic()
             try:
                 self.run_once()
-            except Exception as exc:  # noqa: BLE001 - the next round tries again
+            except Exception as exc:
                 log.warning("files_sweep_failed", error_type=type(exc).__name__, seconds=round(time.monotonic() - started, 3))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import MISSING, dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .storage import MISSING_LIMIT
 
@@ -14,7 +14,7 @@ def new_file_id() -> str:
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def missing_details(missing: list[int], count: int | None = None) -> dict:
@@ -43,7 +43,7 @@ class FileRecord:
     composite_blake3: str = ""
 
     @classmethod
-    def from_meta(cls, meta: dict) -> "FileRecord":
+    def from_meta(cls, meta: dict) -> FileRecord:
         values = {}
         for name, default, is_int in _META_FIELDS:
             value = meta.get(name, default)  # a field missing from Redis: "" or 0

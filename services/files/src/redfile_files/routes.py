@@ -64,9 +64,13 @@ def upload_chunk():
     settings = _settings()
     chunk = bodies.read_chunk_request(request, max_chunk_bytes=settings.max_chunk_bytes, max_chunks=settings.max_chunks)
     receipt = files().receive_chunk(
-        current_principal().username, file_id=chunk.file_id, chunk_index=chunk.chunk_index,
-        total_chunks=chunk.total_chunks, data=chunk.data, sha256=chunk.sha256,
-    )  # fmt: skip
+        current_principal().username,
+        file_id=chunk.file_id,
+        chunk_index=chunk.chunk_index,
+        total_chunks=chunk.total_chunks,
+        data=chunk.data,
+        sha256=chunk.sha256,
+    )
     return receipt, 201 if receipt.created else 200
 
 
@@ -88,9 +92,13 @@ def upload_complete(json_data):
     """Finish a chunked upload: check it is whole, hash it and publish it as a file."""
     service = files()
     return service.complete_upload(
-        current_principal().username, file_id=json_data["file_id"], name=json_data["name"],
-        mime_type=json_data["mime_type"], total_size=json_data["total_size"], expires_ts=expiry_ts(json_data, service.clock()),
-    )  # fmt: skip
+        current_principal().username,
+        file_id=json_data["file_id"],
+        name=json_data["name"],
+        mime_type=json_data["mime_type"],
+        total_size=json_data["total_size"],
+        expires_ts=expiry_ts(json_data, service.clock()),
+    )
 
 
 @bp.get("/files")
@@ -107,7 +115,10 @@ def list_files(query_data):
 @bp.post("/files")
 @login_required
 @bp.output(FileOut, status_code=201, description="The file is stored")
-@bp.doc(security=USER, responses={400: "Bad name, MIME type or base64", 401: "Missing or invalid token", 413: "Too large", 422: "A field is missing"})
+@bp.doc(
+    security=USER,
+    responses={400: "Bad name, MIME type or base64", 401: "Missing or invalid token", 413: "Too large", 422: "A field is missing"},
+)
 def create_file():
     """Upload a small file in one request (multipart part `file`, or JSON with base64 `data`)."""
     settings = _settings()
@@ -120,7 +131,10 @@ def create_file():
 @bp.doc(
     security=USER,
     responses={
-        200: {"description": "The file's bytes, as its own MIME type (HEAD: only the headers)", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+        200: {
+            "description": "The file's bytes, as its own MIME type (HEAD: only the headers)",
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+        },
         206: {"description": "One byte range (Range: bytes=a-b)", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
         304: "Not modified (If-None-Match matched the ETag)",
         416: "The range starts past the end (Content-Range: bytes */size)",

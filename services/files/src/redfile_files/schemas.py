@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import UTC
 
 from apiflask import Schema
-from datetime import timezone
-
 from apiflask.fields import Boolean, DateTime, Function, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import EXCLUDE, RAISE, ValidationError, validates_schema
@@ -44,27 +43,55 @@ class FileOut(Schema):
     created_at = String(metadata={"description": "ISO 8601 UTC"})
     updated_at = String(metadata={"description": "ISO 8601 UTC"})
     mime_type = String()
-    sha256 = Function(lambda f: getattr(f, "sha256", None) or None, metadata={"type": "string", "nullable": True, "description": (
-        "SHA-256 of the whole file, hex, when its upload declared or asked for it (always for one-request files and texts); "
-        "else null")})  # fmt: skip
+    sha256 = Function(
+        lambda f: getattr(f, "sha256", None) or None,
+        metadata={
+            "type": "string",
+            "nullable": True,
+            "description": (
+                "SHA-256 of the whole file, hex, when its upload declared or asked for it (always for one-request files and texts); "
+                "else null"
+            ),
+        },
+    )
     kind = String(metadata={"description": "file or text"})
     crc32c = String(metadata={"description": "CRC32C of the whole file, 8 hex digits"})
-    composite_blake3 = Function(lambda f: getattr(f, "composite_blake3", None) or None, metadata={"type": "string", "nullable": True,
-        "description": "BLAKE3 of the chunks' concatenated BLAKE3 digests, hex, then -<number of chunks>"})  # fmt: skip
-    composite_sha256 = Function(lambda f: getattr(f, "composite_sha256", None) or None, metadata={"type": "string", "nullable": True,
-        "description": "files stored before BLAKE3: SHA-256 of the chunks' concatenated SHA-256 digests, hex, then -<number of chunks>"})  # fmt: skip
+    composite_blake3 = Function(
+        lambda f: getattr(f, "composite_blake3", None) or None,
+        metadata={
+            "type": "string",
+            "nullable": True,
+            "description": "BLAKE3 of the chunks' concatenated BLAKE3 digests, hex, then -<number of chunks>",
+        },
+    )
+    composite_sha256 = Function(
+        lambda f: getattr(f, "composite_sha256", None) or None,
+        metadata={
+            "type": "string",
+            "nullable": True,
+            "description": "files stored before BLAKE3: SHA-256 of the chunks' concatenated SHA-256 digests, hex, then -<number of chunks>",
+        },
+    )
     chunk_size = Integer(metadata={"description": "every chunk but the last has this size; 0 when sizes vary"})
     total_chunks = Integer()
-    expires_at = Function(lambda f: getattr(f, "expires_at", None) or None, metadata={"type": "string", "nullable": True,
-                          "description": "ISO 8601 UTC when the file disappears; null: never"})  # fmt: skip
+    expires_at = Function(
+        lambda f: getattr(f, "expires_at", None) or None,
+        metadata={"type": "string", "nullable": True, "description": "ISO 8601 UTC when the file disappears; null: never"},
+    )
     encrypted = Boolean(metadata={"description": "stored sealed with AES-256-GCM"})
 
     def dump(self, obj, *, many=None):
         """A ``FileRecord`` of exactly this schema dumps through ``file_out``: the same dict without marshmallow's
         per-field machinery (marshmallow's dump was ~6 % of a metadata read's CPU, issue 8; equal by
         ``tests/unit/files/test_schemas.py``)."""
-        if type(self) in _FAST_DUMP and not (self.many if many is None else many) and isinstance(obj, FileRecord) and \
-                self.only is None and not self.exclude and not self.load_only:  # fmt: skip
+        if (
+            type(self) in _FAST_DUMP
+            and not (self.many if many is None else many)
+            and isinstance(obj, FileRecord)
+            and self.only is None
+            and not self.exclude
+            and not self.load_only
+        ):
             return file_out(obj)
         return super().dump(obj, many=many)
 
@@ -72,11 +99,23 @@ class FileOut(Schema):
 def file_out(f: FileRecord) -> dict:
     """``FileOut``'s dump of a ``FileRecord``, field by field in the schema's order."""
     return {
-        "id": f.id, "name": f.name, "size": f.size, "owner": f.owner, "created_at": f.created_at, "updated_at": f.updated_at,
-        "mime_type": f.mime_type, "sha256": f.sha256 or None, "kind": f.kind, "crc32c": f.crc32c,
-        "composite_blake3": f.composite_blake3 or None, "composite_sha256": f.composite_sha256 or None, "chunk_size": f.chunk_size,
-        "total_chunks": f.total_chunks, "expires_at": f.expires_at or None, "encrypted": bool(f.dek),
-    }  # fmt: skip
+        "id": f.id,
+        "name": f.name,
+        "size": f.size,
+        "owner": f.owner,
+        "created_at": f.created_at,
+        "updated_at": f.updated_at,
+        "mime_type": f.mime_type,
+        "sha256": f.sha256 or None,
+        "kind": f.kind,
+        "crc32c": f.crc32c,
+        "composite_blake3": f.composite_blake3 or None,
+        "composite_sha256": f.composite_sha256 or None,
+        "chunk_size": f.chunk_size,
+        "total_chunks": f.total_chunks,
+        "expires_at": f.expires_at or None,
+        "encrypted": bool(f.dek),
+    }
 
 
 class TextOut(FileOut):
@@ -147,9 +186,16 @@ class ChunkOut(Schema):
 
 
 MAX_EXPIRY_SECONDS = 10 * 366 * 86400
-_EXPIRES_IN = Integer(load_default=None, allow_none=True, strict=True, validate=Range(min=1, max=MAX_EXPIRY_SECONDS),
-                      metadata={"description": "seconds from now after which the file disappears (or give expires_at)"})  # fmt: skip
-_EXPIRES_AT = DateTime(load_default=None, allow_none=True, metadata={"description": "ISO 8601 time at which the file disappears (at most 10 years ahead)"})
+_EXPIRES_IN = Integer(
+    load_default=None,
+    allow_none=True,
+    strict=True,
+    validate=Range(min=1, max=MAX_EXPIRY_SECONDS),
+    metadata={"description": "seconds from now after which the file disappears (or give expires_at)"},
+)
+_EXPIRES_AT = DateTime(
+    load_default=None, allow_none=True, metadata={"description": "ISO 8601 time at which the file disappears (at most 10 years ahead)"}
+)
 
 
 class _Expiry(_JsonIn):
@@ -172,14 +218,17 @@ def expiry_ts(data: dict, now: float) -> int | None:
     if at is None:
         return None
     if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
+        at = at.replace(tzinfo=UTC)
     try:
-        ts = int(at.astimezone(timezone.utc).timestamp())
+        ts = int(at.astimezone(UTC).timestamp())
     except (OverflowError, ValueError, OSError):  # 0001-01-01T00:00+01:00, 9999-12-31T23:59-01:00: no UTC time
         ts = None
     if ts is None or ts > now + MAX_EXPIRY_SECONDS:
-        raise ApiError("validation_error", "expires_at must be at most 10 years ahead.",
-                       details={"json": {"expires_at": ["Must be at most 10 years ahead."]}})  # fmt: skip
+        raise ApiError(
+            "validation_error",
+            "expires_at must be at most 10 years ahead.",
+            details={"json": {"expires_at": ["Must be at most 10 years ahead."]}},
+        )
     return ts
 
 
@@ -194,14 +243,27 @@ class UploadIn(_Expiry):
     """POST /uploads: what the file will be, declared up front."""
 
     name = String(required=True)
-    total_size = Integer(required=True, strict=True, validate=Range(min=0, max=MAX_DECLARED_BYTES),
-                         metadata={"description": "bytes; reserved against your quota now"})  # fmt: skip
+    total_size = Integer(
+        required=True,
+        strict=True,
+        validate=Range(min=0, max=MAX_DECLARED_BYTES),
+        metadata={"description": "bytes; reserved against your quota now"},
+    )
     mime_type = String(load_default=None, allow_none=True)
-    chunk_size = Integer(load_default=None, allow_none=True, strict=True, validate=Range(min=1),
-                         metadata={"description": "bytes per chunk (the last one the rest); default: the server's"})  # fmt: skip
+    chunk_size = Integer(
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        validate=Range(min=1),
+        metadata={"description": "bytes per chunk (the last one the rest); default: the server's"},
+    )
     sha256 = String(load_default=None, allow_none=True, metadata={"description": "SHA-256 of the whole file, hex; verified at completion"})
-    checksum_algorithm = String(load_default=None, allow_none=True, validate=OneOf(["sha256"]), metadata={
-        "description": "sha256: compute the file's SHA-256 without declaring it (implied by sha256)"})  # fmt: skip
+    checksum_algorithm = String(
+        load_default=None,
+        allow_none=True,
+        validate=OneOf(["sha256"]),
+        metadata={"description": "sha256: compute the file's SHA-256 without declaring it (implied by sha256)"},
+    )
 
 
 class UploadOut(Schema):
@@ -248,10 +310,20 @@ class QuotaOut(Schema):
 
 
 class QuotaIn(_JsonIn):
-    quota_bytes = Integer(required=True, allow_none=True, strict=True, validate=Range(min=0, max=MAX_DECLARED_BYTES),
-                          metadata={"description": "bytes the user may hold; null: the service default"})  # fmt: skip
-    max_file_bytes = Integer(load_default=None, allow_none=True, strict=True, validate=Range(min=1, max=MAX_DECLARED_BYTES),
-                             metadata={"description": "the user's largest file; null: the service default"})  # fmt: skip
+    quota_bytes = Integer(
+        required=True,
+        allow_none=True,
+        strict=True,
+        validate=Range(min=0, max=MAX_DECLARED_BYTES),
+        metadata={"description": "bytes the user may hold; null: the service default"},
+    )
+    max_file_bytes = Integer(
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        validate=Range(min=1, max=MAX_DECLARED_BYTES),
+        metadata={"description": "the user's largest file; null: the service default"},
+    )
 
 
 class FileFormIn(_In):

@@ -59,7 +59,7 @@ class FilesSettings(ServiceSettings):
     share_password_window: int = Field(default=900, ge=1, le=86_400)
 
     @model_validator(mode="after")
-    def _check_limits(self) -> "FilesSettings":
+    def _check_limits(self) -> FilesSettings:
         if self.max_chunk_bytes > self.max_file_bytes:
             raise ValueError("MAX_CHUNK_BYTES must not exceed MAX_FILE_BYTES")
         parse_master_keys(self.encryption_keys)  # raises ValueError naming the problem, never a key

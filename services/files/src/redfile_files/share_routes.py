@@ -35,8 +35,12 @@ USER = "BearerAuth"
 PASSWORD_HEADER = "X-Share-Password"
 MAX_ZIP_FILES = 1000
 _BINARY = {"*/*": {"schema": {"type": "string", "format": "binary"}}}  # the file's own MIME type
-_LINK_ERRORS = {401: "A password is needed, or it is wrong (share_password_required)", 404: "No such link (or revoked)",
-                410: "The link has expired or is used up (share_gone)", 429: "Too many wrong passwords"}  # fmt: skip
+_LINK_ERRORS = {
+    401: "A password is needed, or it is wrong (share_password_required)",
+    404: "No such link (or revoked)",
+    410: "The link has expired or is used up (share_gone)",
+    429: "Too many wrong passwords",
+}
 
 
 def sharing() -> Sharing:
@@ -51,8 +55,11 @@ class LinkIn(_JsonIn):
     max_downloads = Integer(load_default=None, strict=True, validate=Range(1, 1_000_000))
     preview = StrictBoolean(load_default=True, metadata={"description": "false: always downloaded as an attachment"})
     burn_after_read = StrictBoolean(load_default=False, metadata={"description": "texts only: deleted after one read"})
-    visibility = String(load_default="public", validate=OneOf(["public", "private"]),
-                        metadata={"description": "public: anyone with the link; private: only you and the file's recipients, logged in"})  # fmt: skip
+    visibility = String(
+        load_default="public",
+        validate=OneOf(["public", "private"]),
+        metadata={"description": "public: anyone with the link; private: only you and the file's recipients, logged in"},
+    )
 
     @validates_schema
     def _one_expiry(self, data, **kwargs):
@@ -143,10 +150,15 @@ def create_link(file_id, json_data):
     if expires_ts is not None and expires_ts <= now:
         raise ApiError("validation_error", details={"expires_at": ["must be in the future"]})
     view, token = service.create_link(
-        current_principal(), file_id, password=json_data["password"], expires_ts=expires_ts,
-        max_downloads=json_data["max_downloads"], preview=json_data["preview"], burn_after_read=json_data["burn_after_read"],
+        current_principal(),
+        file_id,
+        password=json_data["password"],
+        expires_ts=expires_ts,
+        max_downloads=json_data["max_downloads"],
+        preview=json_data["preview"],
+        burn_after_read=json_data["burn_after_read"],
         visibility=json_data["visibility"],
-    )  # fmt: skip
+    )
     return _link_out(view, token), 201
 
 
@@ -203,8 +215,15 @@ def _stream(service, record, *, attachment: bool, on_body=None) -> Response:
 
 
 @bp.get("/s/<token>")
-@bp.doc(responses={200: {"description": "The file (HEAD: headers only)", "content": _BINARY}, 206: "One byte range", 304: "Not modified",
-                   416: "Range past the end", **_LINK_ERRORS})  # fmt: skip
+@bp.doc(
+    responses={
+        200: {"description": "The file (HEAD: headers only)", "content": _BINARY},
+        206: "One byte range",
+        304: "Not modified",
+        416: "Range past the end",
+        **_LINK_ERRORS,
+    }
+)
 def link_download(token):
     """Download through a share link (no account); each download with a body counts against its limit."""
     service = sharing()
@@ -234,8 +253,16 @@ def link_meta(token):
     opened = sharing().open_link(token, request.headers.get(PASSWORD_HEADER), reserve=False, viewer=_viewer)
     record, link = opened.record, opened.link
     left = None if link.max_downloads is None else max(0, link.max_downloads - link.downloads)
-    return {"name": record.name, "size": record.size, "mime_type": record.mime_type, "sha256": record.sha256 or None, "kind": record.kind,
-            "expires_at": link.expires_at, "downloads_left": left, "preview": link.preview}  # fmt: skip
+    return {
+        "name": record.name,
+        "size": record.size,
+        "mime_type": record.mime_type,
+        "sha256": record.sha256 or None,
+        "kind": record.kind,
+        "expires_at": link.expires_at,
+        "downloads_left": left,
+        "preview": link.preview,
+    }
 
 
 def _qr(token: str, kind: str) -> Response:
@@ -305,8 +332,16 @@ def shared_with_me():
 
 @bp.get("/shared-with-me/<file_id>")
 @login_required
-@bp.doc(security=USER, responses={200: {"description": "The file", "content": _BINARY}, 206: "One byte range", 304: "Not modified",
-                                  401: "Missing or invalid token", 404: "No such file (or not shared with you)"})  # fmt: skip
+@bp.doc(
+    security=USER,
+    responses={
+        200: {"description": "The file", "content": _BINARY},
+        206: "One byte range",
+        304: "Not modified",
+        401: "Missing or invalid token",
+        404: "No such file (or not shared with you)",
+    },
+)
 def shared_download(file_id):
     """Download a file shared with you (read-only), on the owners' streamed path."""
     service, user = sharing(), current_principal().username
@@ -343,9 +378,15 @@ def send_to(username):
 @bp.post("/files/zip")
 @login_required
 @bp.input(ZipIn)
-@bp.doc(security=USER, responses={200: {"description": "A zip (stored, ZIP64 when needed), streamed", "content": {"application/zip": {}}},
-                                  400: "The zip's name is not allowed (invalid_name)", 401: "Missing or invalid token",
-                                  404: "One of the files is not yours or missing"})  # fmt: skip
+@bp.doc(
+    security=USER,
+    responses={
+        200: {"description": "A zip (stored, ZIP64 when needed), streamed", "content": {"application/zip": {}}},
+        400: "The zip's name is not allowed (invalid_name)",
+        401: "Missing or invalid token",
+        404: "One of the files is not yours or missing",
+    },
+)
 def zip_files(json_data):
     """Several of your files (or files shared with you) as one zip, streamed: no temporary file, memory flat."""
     service, principal = sharing(), current_principal()

@@ -283,4 +283,4 @@ class ShareStore:
         return len(links) // 3 + len(users)
 
 
-__all__ = ["ShareStore", "share_key", "shares_key", "recipients_key", "link_key", "pwfail_key", "pwcheck_key", "links_key", "inbox_key"]
+__all__ = ["ShareStore", "inbox_key", "link_key", "links_key", "pwcheck_key", "pwfail_key", "recipients_key", "share_key", "shares_key"]

@@ -81,14 +81,22 @@ class LinkView:
     state: str  # active | expired | used_up
 
     @classmethod
-    def of(cls, row: dict, now: float) -> "LinkView":
+    def of(cls, row: dict, now: float) -> LinkView:
         exp, max_dl, n = int(row.get("expires_ts") or 0), int(row.get("max_downloads") or 0), int(row.get("downloads") or 0)
         state = "expired" if exp and now >= exp else "used_up" if max_dl and n >= max_dl else "active"
         return cls(
-            id=row["id"], file_id=row["file_id"], created_at=row.get("created_at", ""), expires_at=iso(exp) if exp else None,
-            max_downloads=max_dl or None, downloads=n, password=bool(row.get("password")), preview=row.get("preview") == "1",
-            burn_after_read=row.get("burn") == "1", visibility=row.get("visibility") or "public", state=state,
-        )  # fmt: skip
+            id=row["id"],
+            file_id=row["file_id"],
+            created_at=row.get("created_at", ""),
+            expires_at=iso(exp) if exp else None,
+            max_downloads=max_dl or None,
+            downloads=n,
+            password=bool(row.get("password")),
+            preview=row.get("preview") == "1",
+            burn_after_read=row.get("burn") == "1",
+            visibility=row.get("visibility") or "public",
+            state=state,
+        )
 
 
 @dataclass(frozen=True)
@@ -117,9 +125,18 @@ class Sharing:
         return record
 
     # -- links -------------------------------------------------------------------
-    def create_link(self, actor, file_id: str, *, password: str | None = None, expires_ts: int | None = None,
-                    max_downloads: int | None = None, preview: bool = True, burn_after_read: bool = False,
-                    visibility: str = "public") -> tuple[LinkView, str]:  # fmt: skip
+    def create_link(
+        self,
+        actor,
+        file_id: str,
+        *,
+        password: str | None = None,
+        expires_ts: int | None = None,
+        max_downloads: int | None = None,
+        preview: bool = True,
+        burn_after_read: bool = False,
+        visibility: str = "public",
+    ) -> tuple[LinkView, str]:
         record = self._own(actor, file_id)
         if burn_after_read:
             if record.kind != "text":
@@ -128,16 +145,32 @@ class Sharing:
         token = secrets.token_urlsafe(32)
         now = self.files.clock()
         fields = {
-            "id": secrets.token_hex(16), "file_id": record.id, "owner": record.owner, "token_sha256": token_hash(token),
-            "password": _hasher().hash(password) if password else "", "expires_ts": int(expires_ts or 0),
-            "max_downloads": int(max_downloads or 0), "downloads": 0, "preview": "1" if preview else "0",
-            "burn": "1" if burn_after_read else "0", "created_at": iso(now), "visibility": visibility,
-        }  # fmt: skip
+            "id": secrets.token_hex(16),
+            "file_id": record.id,
+            "owner": record.owner,
+            "token_sha256": token_hash(token),
+            "password": _hasher().hash(password) if password else "",
+            "expires_ts": int(expires_ts or 0),
+            "max_downloads": int(max_downloads or 0),
+            "downloads": 0,
+            "preview": "1" if preview else "0",
+            "burn": "1" if burn_after_read else "0",
+            "created_at": iso(now),
+            "visibility": visibility,
+        }
         if not self.store.create_link(fields, file_expires_ts=record.expires_ts):
             raise ApiError("file_not_found")
         view = LinkView.of(fields | {"downloads": "0"}, now)
-        log.info("share_created", share_id=view.id, file_id=record.id, owner=record.owner, kind="link",
-                 password=view.password, expires_at=view.expires_at, max_downloads=view.max_downloads)  # fmt: skip
+        log.info(
+            "share_created",
+            share_id=view.id,
+            file_id=record.id,
+            owner=record.owner,
+            kind="link",
+            password=view.password,
+            expires_at=view.expires_at,
+            max_downloads=view.max_downloads,
+        )
         self.files.audit.record("share.created", actor=actor.username, user=record.owner, target=view.id, kind="link", file_id=record.id)
         self.files.metrics.share_event("created")
         return view, token
@@ -234,8 +267,11 @@ class Sharing:
         if state != "ok":
             log.warning("share_password_locked", share_id=row["id"], busy=state == "busy")
             self.files.metrics.share_event("denied")
-            raise ApiError("too_many_requests", "Too many wrong passwords for this link; try again later.",
-                           headers={"Retry-After": "1" if state == "busy" else str(settings.share_password_window)})  # fmt: skip
+            raise ApiError(
+                "too_many_requests",
+                "Too many wrong passwords for this link; try again later.",
+                headers={"Retry-After": "1" if state == "busy" else str(settings.share_password_window)},
+            )
         from argon2.exceptions import InvalidHashError, VerificationError
 
         try:
@@ -244,7 +280,9 @@ class Sharing:
             self.store.end_password_check(digest, attempt, wrong=True, window=settings.share_password_window)
             log.info("share_password_wrong", share_id=row["id"])
             self.files.metrics.share_event("denied")
-            self.files.audit.record("share.used", actor="anonymous", user=row["owner"], target=row["id"], outcome="denied", reason="wrong_password")
+            self.files.audit.record(
+                "share.used", actor="anonymous", user=row["owner"], target=row["id"], outcome="denied", reason="wrong_password"
+            )
             raise ApiError("share_password_required", "Wrong password for this share link.") from None
         except BaseException:
             self.store.end_password_check(digest, attempt, wrong=False, window=settings.share_password_window)
@@ -272,8 +310,9 @@ class Sharing:
         if not self.store.add_recipient(record.id, record.owner, username, iso(self.files.clock())):
             raise ApiError("file_not_found")
         log.info("share_created", file_id=record.id, owner=record.owner, kind="user", recipient=username)
-        self.files.audit.record("share.created", actor=actor.username, user=record.owner, target=f"{record.id}:{username}", kind="user",
-                                recipient=username)  # fmt: skip
+        self.files.audit.record(
+            "share.created", actor=actor.username, user=record.owner, target=f"{record.id}:{username}", kind="user", recipient=username
+        )
         self.files.metrics.share_event("created")
         return sorted(self.store.recipients(record.id))
 
@@ -282,8 +321,9 @@ class Sharing:
         if not self.store.remove_recipient(record.id, username):
             raise ApiError("share_not_found")
         log.info("share_revoked", file_id=record.id, owner=record.owner, kind="user", recipient=username)
-        self.files.audit.record("share.revoked", actor=actor.username, user=record.owner, target=f"{record.id}:{username}", kind="user",
-                                recipient=username)  # fmt: skip
+        self.files.audit.record(
+            "share.revoked", actor=actor.username, user=record.owner, target=f"{record.id}:{username}", kind="user", recipient=username
+        )
         self.files.metrics.share_event("revoked")
 
     def recipients(self, actor, file_id: str) -> list[str]:
@@ -326,4 +366,4 @@ class Sharing:
             log.info("shares_removed", file_id=file_id, count=n)
 
 
-__all__ = ["Sharing", "LinkView", "OpenedLink", "token_hash", "TOKEN_RE"]
+__all__ = ["TOKEN_RE", "LinkView", "OpenedLink", "Sharing", "token_hash"]

@@ -112,8 +112,8 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import redis
 
@@ -132,7 +132,9 @@ local now = tonumber(t[1])
 local now_us = now * 1000000 + tonumber(t[2])
 """
 
-_CREATE_UPLOAD = _TIME + """
+_CREATE_UPLOAD = (
+    _TIME
+    + """
 if now_us > tonumber(ARGV[1]) then return {'late'} end
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return {'exists'} end
 local deadline = now + tonumber(ARGV[2])
@@ -140,11 +142,14 @@ redis.call('HSET', KEYS[1], 'deadline', deadline, 'received_bytes', 0, unpack(AR
 redis.call('EXPIREAT', KEYS[1], deadline)
 return {'ok', deadline}
 """
+)
 
 # The chunk's bytes do not pass through Lua: the caller SETs them under a staging key (KEYS[5]) first,
 # and the script RENAMEs it into place (O(1), no copy) or deletes it.  An 8 MiB argument copied into
 # a Lua string and out again made a chunk cost 2.7x a plain SET (docs/performance.md).
-_PUT_CHUNK = _TIME + """
+_PUT_CHUNK = (
+    _TIME
+    + """
 local upload, parts, chunk, meta, staging = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 -- two part records of the same bytes: equal strings, or (one record written before BLAKE3) equal size
 -- and CRC32C and the same SHA-256 or BLAKE3 where both have one (checksums.Part.same_bytes)
@@ -220,8 +225,11 @@ local result = put()
 if result[1] ~= 'stored' then redis.call('UNLINK', staging) end
 return result
 """
+)
 
-_COMMIT = _TIME + """
+_COMMIT = (
+    _TIME
+    + """
 local upload, parts, meta = KEYS[1], KEYS[2], KEYS[3]
 local owner, total, size, chunk_prefix = ARGV[1], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local expires = tonumber(ARGV[6])
@@ -255,8 +263,11 @@ end
 redis.call('DEL', upload)
 return {'ok'}
 """
+)
 
-_ABORT = _TIME + """
+_ABORT = (
+    _TIME
+    + """
 if now_us > tonumber(ARGV[2]) then return {'late'} end
 local owner = redis.call('HGET', KEYS[1], 'owner')
 if not owner or owner ~= ARGV[1] then return {'not_found'} end
@@ -264,8 +275,11 @@ for _, i in ipairs(redis.call('HKEYS', KEYS[2])) do redis.call('UNLINK', ARGV[3]
 redis.call('UNLINK', KEYS[1], KEYS[2])
 return {'ok'}
 """
+)
 
-_DELETE = _TIME + """
+_DELETE = (
+    _TIME
+    + """
 if now_us > tonumber(ARGV[1]) then return {'late'} end
 local m = redis.call('HMGET', KEYS[1], 'owner', 'total_chunks', 'size')
 if not m[1] or (ARGV[3] ~= '' and m[1] ~= ARGV[3]) then return {'not_found'} end
@@ -273,6 +287,7 @@ for i = 0, tonumber(m[2]) - 1 do redis.call('UNLINK', ARGV[2] .. i) end
 redis.call('UNLINK', KEYS[1], KEYS[2])
 return {'ok', m[1], tonumber(m[3])}
 """
+)
 
 
 class ChunkMissing(Exception):
@@ -377,14 +392,24 @@ def _decode_upload(file_id: str, raw: dict, count: int) -> UploadState | None:
     if not u.get("owner") or not u.get("total_chunks"):
         return None
     return UploadState(
-        id=file_id, owner=u["owner"], mode=u.get("mode") or "seed", total_chunks=int(u["total_chunks"]),
-        total_size=_int(u.get("total_size"), None), chunk_size=_int(u.get("chunk_size"), None),
-        name=u.get("name", ""), mime_type=u.get("mime_type", ""), sha256=u.get("sha256", ""),
+        id=file_id,
+        owner=u["owner"],
+        mode=u.get("mode") or "seed",
+        total_chunks=int(u["total_chunks"]),
+        total_size=_int(u.get("total_size"), None),
+        chunk_size=_int(u.get("chunk_size"), None),
+        name=u.get("name", ""),
+        mime_type=u.get("mime_type", ""),
+        sha256=u.get("sha256", ""),
         want_sha256=bool(u.get("sha256")) or u.get("want_sha256") == "1",
-        file_expires=_int(u.get("file_expires"), None), created_at=u.get("created_at", ""),
-        updated_at=u.get("updated_at", ""), received_chunks=count, received_bytes=_int(u.get("received_bytes")),
-        deadline=_int(u.get("deadline")), dek=u.get("dek", ""),
-    )  # fmt: skip
+        file_expires=_int(u.get("file_expires"), None),
+        created_at=u.get("created_at", ""),
+        updated_at=u.get("updated_at", ""),
+        received_chunks=count,
+        received_bytes=_int(u.get("received_bytes")),
+        deadline=_int(u.get("deadline")),
+        dek=u.get("dek", ""),
+    )
 
 
 def _flat(fields: dict) -> list:
@@ -428,7 +453,7 @@ class StagedChunk:
         self._ending = None  # (script, keys, args) once send_end sent the SET's end
         self._sent_at = 0.0  # when it did
 
-    def __enter__(self) -> "StagedChunk":
+    def __enter__(self) -> StagedChunk:
         key = self.key.encode()
         self._started = time.perf_counter()
         self._conn = self.client.connection_pool.get_connection()
@@ -586,9 +611,19 @@ class FileStore:
         return StagedChunk(self.redis, staging_key(upload_id, index), size)
 
     def put_chunk(
-        self, upload_id: str, *, owner: str, index: int, data, part: Part, now_iso: str,
-        total_chunks: int | None = None, create_fields: dict | None = None, not_after_us: int = 0, staged: StagedChunk | None = None,
-    ) -> ChunkWrite:  # fmt: skip
+        self,
+        upload_id: str,
+        *,
+        owner: str,
+        index: int,
+        data,
+        part: Part,
+        now_iso: str,
+        total_chunks: int | None = None,
+        create_fields: dict | None = None,
+        not_after_us: int = 0,
+        staged: StagedChunk | None = None,
+    ) -> ChunkWrite:
         """Store one chunk's stored bytes ``data`` whose plaintext is ``part``; see the module contract.
 
         ``create_fields`` creates a seed upload with this chunk (fenced by
@@ -604,10 +639,20 @@ class FileStore:
             staging = staged.key
         keys = [upload_key(upload_id), parts_key(upload_id), chunk_key(upload_id, index), meta_key(upload_id), staging]
         args = [
-            owner, index, part.encode(), part.size, self.upload_ttl, now_iso, "", chunk_prefix(upload_id),
-            "1" if create_fields is not None else "0", not_after_us, "" if total_chunks is None else total_chunks,
-            self.max_file_bytes, *_flat(create_fields or {}),
-        ]  # fmt: skip
+            owner,
+            index,
+            part.encode(),
+            part.size,
+            self.upload_ttl,
+            now_iso,
+            "",
+            chunk_prefix(upload_id),
+            "1" if create_fields is not None else "0",
+            not_after_us,
+            "" if total_chunks is None else total_chunks,
+            self.max_file_bytes,
+            *_flat(create_fields or {}),
+        ]
         try:
             result = self._put_chunk(keys=keys, args=args) if staged is None else staged.finish(self._put_chunk, keys, args)
         except redis.exceptions.ResponseError:  # e.g. OOM: the script refused or stopped; the staged bytes go now, not in 60 s
@@ -617,8 +662,9 @@ class FileStore:
         if status in ("stored", "unchanged"):
             return ChunkWrite(status == "stored", int(result[1]), int(result[2]), int(result[3]))
         if status == "staging_lost":  # a staged SET Redis refused without an error reply, or evicted before the script
-            raise ApiError("service_unavailable", "The chunk was lost in storage before it was kept; send it again.",
-                           headers={"Retry-After": "1"})  # fmt: skip
+            raise ApiError(
+                "service_unavailable", "The chunk was lost in storage before it was kept; send it again.", headers={"Retry-After": "1"}
+            )
         if status == "not_found":
             raise ApiError("upload_not_found")
         if status == "conflict":
@@ -631,14 +677,16 @@ class FileStore:
             raise ApiError("invalid_chunk", "The chunk index is past the upload's last chunk.", details={"total_chunks": int(result[1])})
         if status == "bad_size":
             raise ApiError(
-                "invalid_chunk", "The chunk's size is not the one this index must have.",
+                "invalid_chunk",
+                "The chunk's size is not the one this index must have.",
                 details={"chunk_index": index, "expected_size": int(result[1]), "size": part.size},
-            )  # fmt: skip
+            )
         if status == "too_large":
             raise ApiError(
-                "payload_too_large", "The upload would exceed the largest file size.",
+                "payload_too_large",
+                "The upload would exceed the largest file size.",
                 details={"max_file_bytes": self.max_file_bytes, "received_bytes": int(result[1])},
-            )  # fmt: skip
+            )
         if status == "late":
             raise Late()
         raise ApiError("conflict", "An upload with this id already exists.")

@@ -26,7 +26,7 @@ an ordinary file), the header grammar in ``tus_protocol``.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.http import http_date
@@ -39,9 +39,16 @@ from .direct_input import direct
 from .downloads import byte_range, download_response, not_modified, unsatisfiable
 from .tus_engine import BodyInterrupted, TusUpload, TusUploads
 from .tus_protocol import (
-    ALGORITHMS, EXTENSIONS, OFFSET_CONTENT_TYPE, TUS_VERSION, BodyChecksum, parse_checksum, parse_concat, parse_metadata,
+    ALGORITHMS,
+    EXTENSIONS,
+    OFFSET_CONTENT_TYPE,
+    TUS_VERSION,
+    BodyChecksum,
+    parse_checksum,
+    parse_concat,
+    parse_metadata,
     parse_uint,
-)  # fmt: skip
+)
 
 bp = Blueprint("tus", __name__)
 
@@ -55,9 +62,19 @@ PIECE = 64 * 1024
 DIRECT_PIECE = 1024 * 1024
 METHODS = ["OPTIONS", "HEAD", "GET", "POST", "PATCH", "DELETE"]
 TUS_HEADERS = (
-    "Upload-Offset", "Upload-Length", "Upload-Defer-Length", "Upload-Metadata", "Upload-Concat", "Upload-Expires",
-    "Upload-Checksum", "Tus-Resumable", "Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm",
-)  # fmt: skip
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Defer-Length",
+    "Upload-Metadata",
+    "Upload-Concat",
+    "Upload-Expires",
+    "Upload-Checksum",
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Tus-Checksum-Algorithm",
+)
 CORS_ALLOW_HEADERS = ", ".join(
     ("Authorization", "Content-Type", "X-HTTP-Method-Override", "X-Request-ID", "X-Requested-With", *TUS_HEADERS)
 )
@@ -94,8 +111,11 @@ def _dispatch(upload_id: str | None):
     if method == "OPTIONS":
         return _options()
     if method != "GET" and request.headers.get("Tus-Resumable", "").strip() != TUS_VERSION:
-        raise ApiError("precondition_failed", f"This server speaks tus {TUS_VERSION}: send Tus-Resumable: {TUS_VERSION}.",
-                       headers={"Tus-Version": TUS_VERSION})  # fmt: skip
+        raise ApiError(
+            "precondition_failed",
+            f"This server speaks tus {TUS_VERSION}: send Tus-Resumable: {TUS_VERSION}.",
+            headers={"Tus-Version": TUS_VERSION},
+        )
     handlers: dict[str, Callable] = (
         {"POST": _create} if upload_id is None else {"HEAD": _head, "PATCH": _patch, "GET": _get, "DELETE": _delete}
     )
@@ -161,10 +181,15 @@ def _cors(resp: Response) -> None:
 # -- the methods -------------------------------------------------------------------
 def _options() -> Response:
     """Discovery (no token needed; also the CORS preflight)."""
-    return _empty(204, {
-        "Tus-Version": TUS_VERSION, "Tus-Extension": ",".join(EXTENSIONS), "Tus-Max-Size": str(engine().max_size),
-        "Tus-Checksum-Algorithm": ",".join(ALGORITHMS),
-    })  # fmt: skip
+    return _empty(
+        204,
+        {
+            "Tus-Version": TUS_VERSION,
+            "Tus-Extension": ",".join(EXTENSIONS),
+            "Tus-Max-Size": str(engine().max_size),
+            "Tus-Checksum-Algorithm": ",".join(ALGORITHMS),
+        },
+    )
 
 
 def _create(owner: str) -> Response:

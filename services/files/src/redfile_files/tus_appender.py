@@ -62,9 +62,18 @@ class Appender:
     """Cuts a stream of bytes at the upload's chunk boundaries and puts each chunk in place (see ``tus_engine``)."""
 
     def __init__(
-        self, engine: TusUploads, owner: str, up: TusUpload, *, length: int | None, staged: bool, reserve: bool, limit: int,
-        allow_final: bool = False, body_length: int | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        engine: TusUploads,
+        owner: str,
+        up: TusUpload,
+        *,
+        length: int | None,
+        staged: bool,
+        reserve: bool,
+        limit: int,
+        allow_final: bool = False,
+        body_length: int | None = None,
+    ) -> None:
         self.engine = engine
         self.owner = owner
         self.up = up
@@ -99,7 +108,7 @@ class Appender:
         fill = self.offset % self.size
         if fill == 0:
             return
-        (stored, part), = self.engine.store.fetch_chunks(self.up.id, [self.index])
+        ((stored, part),) = self.engine.store.fetch_chunks(self.up.id, [self.index])
         if stored is None or part is None:
             log.error("tus_tail_missing", upload_id=self.up.id, chunk_index=self.index)
             raise ApiError("stored_data_corrupt", details={"chunk_index": self.index})
@@ -208,8 +217,15 @@ class Appender:
         bytes come in while Redis still takes this one's."""
         self._settle()  # the append before must be in place before this one's script is sent (the offsets)
         engine = self.engine
-        call = {"owner": self.owner, "expected": self.offset, "new_offset": self.offset + new, "segments": segments,
-                "now_iso": iso(engine.files.clock()), "length": self.length, "staged": staged}  # fmt: skip
+        call = {
+            "owner": self.owner,
+            "expected": self.offset,
+            "new_offset": self.offset + new,
+            "segments": segments,
+            "now_iso": iso(engine.files.clock()),
+            "length": self.length,
+            "staged": staged,
+        }
         if staged is not None and not self.reserve and not self.allow_final:
             self.awaiting = (engine.tus.append_later(self.up.id, **call), new, len(segments))
             return
@@ -248,7 +264,7 @@ class Appender:
         if it has one, is not this request's to raise any more (another is being raised)."""
         try:
             self._settle()
-        except Exception:  # noqa: BLE001 - see the docstring
+        except Exception:
             pass
         finally:
             if self.sending is not None:

@@ -43,8 +43,8 @@ keys, quota reservation, leases, completion and sweep as a session; see
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Iterable, Iterator
 
 import structlog
 
@@ -106,18 +106,32 @@ class _Owner:
 def _from_upload(upload_id: str, u: dict) -> TusUpload:
     length = u.get("total_size") or ""
     return TusUpload(
-        id=upload_id, owner=u["owner"], offset=int(u.get("received_bytes") or 0), length=int(length) if length else None,
-        metadata=u.get("tus_metadata", ""), concat=u.get("tus_concat", ""), parts=tuple(u.get("tus_parts", "").split()),
+        id=upload_id,
+        owner=u["owner"],
+        offset=int(u.get("received_bytes") or 0),
+        length=int(length) if length else None,
+        metadata=u.get("tus_metadata", ""),
+        concat=u.get("tus_concat", ""),
+        parts=tuple(u.get("tus_parts", "").split()),
         finals=tuple(sorted(k.split(":", 1)[1] for k in u if k.startswith("tus_final:"))),
-        expires=int(u.get("deadline") or 0) or None, chunk_size=int(u.get("chunk_size") or 0), dek=u.get("dek", ""),
-    )  # fmt: skip
+        expires=int(u.get("deadline") or 0) or None,
+        chunk_size=int(u.get("chunk_size") or 0),
+        dek=u.get("dek", ""),
+    )
 
 
 def _from_file(file_id: str, meta: dict) -> TusUpload:
     return TusUpload(
-        id=file_id, owner=meta["owner"], offset=meta["size"], length=meta["size"], metadata=meta.get("tus_metadata", ""),
-        concat=meta.get("tus_concat", ""), finished=True, chunk_size=meta.get("chunk_size", 0), dek=meta.get("dek", ""),
-    )  # fmt: skip
+        id=file_id,
+        owner=meta["owner"],
+        offset=meta["size"],
+        length=meta["size"],
+        metadata=meta.get("tus_metadata", ""),
+        concat=meta.get("tus_concat", ""),
+        finished=True,
+        chunk_size=meta.get("chunk_size", 0),
+        dek=meta.get("dek", ""),
+    )
 
 
 def _mismatch(offset: int) -> ApiError:
@@ -184,7 +198,9 @@ class TusUploads:
         done = all(p.complete for p in partials)
         length = sum(p.length for p in partials) if done else None
         if length is not None and length > self.max_size:
-            raise ApiError("payload_too_large", "The partial uploads add up to more than Tus-Max-Size.", details={"max_file_bytes": self.max_size})
+            raise ApiError(
+                "payload_too_large", "The partial uploads add up to more than Tus-Max-Size.", details={"max_file_bytes": self.max_size}
+            )
         final = self._create(owner, length=length, metadata=metadata, concat=concat, parts=parts)
         if not done:
             for pid in dict.fromkeys(parts):  # the partial's last PATCH will find the final
@@ -208,11 +224,22 @@ class TusUploads:
         lease = self._reserve(owner, upload_id, length or 0, new=True, lease=True)
         self.ledger.upload_started(upload_id, int(files.clock() * 1000))
         fields = {
-            "owner": owner, "mode": TUS_MODE, "total_chunks": math.ceil((length or 0) / chunk_size),
-            "total_size": "" if length is None else length, "chunk_size": chunk_size, "name": name, "mime_type": mime_type,
-            "sha256": "", "file_expires": "", "dek": files.encryption.new_wrapped_key(upload_id), "created_at": now,
-            "updated_at": now, "tus_metadata": metadata.raw, "tus_concat": concat, "tus_parts": " ".join(parts),
-        }  # fmt: skip
+            "owner": owner,
+            "mode": TUS_MODE,
+            "total_chunks": math.ceil((length or 0) / chunk_size),
+            "total_size": "" if length is None else length,
+            "chunk_size": chunk_size,
+            "name": name,
+            "mime_type": mime_type,
+            "sha256": "",
+            "file_expires": "",
+            "dek": files.encryption.new_wrapped_key(upload_id),
+            "created_at": now,
+            "updated_at": now,
+            "tus_metadata": metadata.raw,
+            "tus_concat": concat,
+            "tus_parts": " ".join(parts),
+        }
         try:
             deadline = self.store.create_upload(upload_id, fields, not_after_us=lease.fence)
         except Late:
@@ -233,9 +260,16 @@ class TusUploads:
 
     # -- appending ---------------------------------------------------------------
     def append(
-        self, owner: str, upload_id: str, *, offset: int, body: Iterable[bytes], length: int | None = None,
-        checksum: BodyChecksum | None = None, content_length: int | None = None,
-    ) -> TusUpload:  # fmt: skip
+        self,
+        owner: str,
+        upload_id: str,
+        *,
+        offset: int,
+        body: Iterable[bytes],
+        length: int | None = None,
+        checksum: BodyChecksum | None = None,
+        content_length: int | None = None,
+    ) -> TusUpload:
         """Apply ``body`` at ``offset`` (``PATCH``); ``length`` sets a deferred length.  See the module docstring."""
         up = self.get(owner, upload_id)
         if up.is_final:
@@ -258,8 +292,9 @@ class TusUploads:
         limit = (up.length if up.length is not None else length if length is not None else self.max_size) - offset
         if content_length is not None and content_length > limit:
             raise ApiError("payload_too_large", "The body would go past the upload's length.", details={"remaining": limit})
-        writer = Appender(self, owner, up, length=length, staged=checksum is not None, reserve=up.length is None, limit=limit,
-                          body_length=content_length)  # fmt: skip
+        writer = Appender(
+            self, owner, up, length=length, staged=checksum is not None, reserve=up.length is None, limit=limit, body_length=content_length
+        )
         try:
             for piece in body:
                 if checksum is not None:
@@ -338,7 +373,7 @@ class TusUploads:
         except ApiError as exc:
             if exc.code != "upload_not_found":
                 log.warning("tus_abort_failed", upload_id=upload_id, code=exc.code)
-        except Exception as exc:  # noqa: BLE001 - the upload expires with its deadline anyway
+        except Exception as exc:
             log.warning("tus_abort_failed", upload_id=upload_id, error_type=type(exc).__name__)
 
     # -- concatenation -------------------------------------------------------------
@@ -346,8 +381,11 @@ class TusUploads:
         try:
             up = self.get(owner, partial_id)
         except ApiError:
-            raise ApiError("upload_not_found", "A partial upload named in Upload-Concat does not exist (or is not yours).",
-                           details={"upload_id": partial_id}) from None  # fmt: skip
+            raise ApiError(
+                "upload_not_found",
+                "A partial upload named in Upload-Concat does not exist (or is not yours).",
+                details={"upload_id": partial_id},
+            ) from None
         if up.finished or not up.is_partial:
             raise ApiError("bad_request", "Upload-Concat names an upload that is not a partial one.", details={"upload_id": partial_id})
         return up
@@ -359,7 +397,7 @@ class TusUploads:
                 self._concatenate(owner, final_id)
             except ApiError as exc:
                 log.info("tus_final_not_ready", final_id=final_id, code=exc.code)
-            except Exception as exc:  # noqa: BLE001 - the partial's bytes are stored; the final's HEAD tries again
+            except Exception as exc:
                 log.warning("tus_final_not_ready", final_id=final_id, error_type=type(exc).__name__)
 
     def _concatenate(self, owner: str, final_id: str) -> TusUpload:
@@ -370,8 +408,9 @@ class TusUploads:
         try:
             partials = [self._partial(owner, pid) for pid in final.parts]
         except ApiError as exc:
-            raise ApiError("conflict", "A partial upload of this final upload no longer exists; terminate it and start again.",
-                           details=exc.details) from None  # fmt: skip
+            raise ApiError(
+                "conflict", "A partial upload of this final upload no longer exists; terminate it and start again.", details=exc.details
+            ) from None
         if not all(p.complete for p in partials):
             known = all(p.length is not None for p in partials)
             return replace(final, offset=None, length=sum(p.length for p in partials) if known else None)
@@ -418,9 +457,15 @@ class TusUploads:
         self._reserve(owner, final.id, total, new=False)
         try:
             claimed = self.tus.append(
-                final.id, owner=owner, expected=final.offset, new_offset=final.offset, segments=[],
-                now_iso=iso(self.files.clock()), length=total, allow_final=True,
-            ).length_set  # fmt: skip
+                final.id,
+                owner=owner,
+                expected=final.offset,
+                new_offset=final.offset,
+                segments=[],
+                now_iso=iso(self.files.clock()),
+                length=total,
+                allow_final=True,
+            ).length_set
         except BaseException:
             self.ledger.shrink(owner, final.id, total)
             raise
@@ -433,9 +478,19 @@ class TusUploads:
         for p in partials:
             if start < base + p.length:
                 record = FileRecord(
-                    id=p.id, name="", size=p.length, owner=owner, created_at="", updated_at="", mime_type="", sha256="",
-                    kind="file", total_chunks=math.ceil(p.length / p.chunk_size), chunk_size=p.chunk_size, dek=p.dek,
-                )  # fmt: skip
+                    id=p.id,
+                    name="",
+                    size=p.length,
+                    owner=owner,
+                    created_at="",
+                    updated_at="",
+                    mime_type="",
+                    sha256="",
+                    kind="file",
+                    total_chunks=math.ceil(p.length / p.chunk_size),
+                    chunk_size=p.chunk_size,
+                    dek=p.dek,
+                )
                 try:
                     yield from self.files.read_chunks(record, max(0, start - base), p.length)
                 except (ChunkMissing, ChunkCorrupt) as exc:

@@ -20,8 +20,8 @@ import hashlib
 import hmac
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import urlsplit
 
 import google_crc32c
@@ -31,9 +31,16 @@ from redfile_common.errors import ApiError
 TUS_VERSION = "1.0.0"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 EXTENSIONS = (
-    "creation", "creation-with-upload", "creation-defer-length", "expiration", "checksum", "checksum-trailer",
-    "termination", "concatenation", "concatenation-unfinished",
-)  # fmt: skip
+    "creation",
+    "creation-with-upload",
+    "creation-defer-length",
+    "expiration",
+    "checksum",
+    "checksum-trailer",
+    "termination",
+    "concatenation",
+    "concatenation-unfinished",
+)
 MAX_METADATA_CHARS = 4096
 MAX_CONCAT_PARTS = 1000
 _KEY = re.compile(r"^[!-+\--~]+$")  # printable ASCII but space and comma
@@ -166,9 +173,8 @@ def parse_checksum(value: str, header: str = "Upload-Checksum") -> tuple[str, by
     algorithm, _, encoded = value.strip().partition(" ")
     if algorithm not in ALGORITHMS:
         raise ApiError(
-            "bad_request", f"{header}: unsupported checksum algorithm.",
-            details={"header": header, "supported": sorted(ALGORITHMS)},
-        )  # fmt: skip
+            "bad_request", f"{header}: unsupported checksum algorithm.", details={"header": header, "supported": sorted(ALGORITHMS)}
+        )
     try:
         digest = base64.b64decode(encoded.strip(), validate=True)
     except (binascii.Error, ValueError):

@@ -90,7 +90,9 @@ from .storage import _TIME, STAGING_TTL, StagedChunk, chunk_prefix, meta_key, pa
 
 TUS_MODE = "tus"
 
-_APPEND = _TIME + """
+_APPEND = (
+    _TIME
+    + """
 local upload, parts = KEYS[1], KEYS[2]
 local owner, expected, new_offset = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local ttl, now_iso, prefix, max_file = tonumber(ARGV[5]), ARGV[6], ARGV[7], tonumber(ARGV[8])
@@ -145,6 +147,7 @@ redis.call('EXPIREAT', upload, deadline)
 if redis.call('EXISTS', parts) == 1 then redis.call('EXPIREAT', parts, deadline) end
 return {'ok', deadline, set_length and 1 or 0}
 """
+)
 
 _LINK_FINAL = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -203,9 +206,18 @@ class TusStore:
         self._annotate = client.register_script(_ANNOTATE)
 
     def append(
-        self, upload_id: str, *, owner: str, expected: int, new_offset: int, segments: list[Segment], now_iso: str,
-        length: int | None = None, allow_final: bool = False, staged: StagedChunk | None = None,
-    ) -> Appended:  # fmt: skip
+        self,
+        upload_id: str,
+        *,
+        owner: str,
+        expected: int,
+        new_offset: int,
+        segments: list[Segment],
+        now_iso: str,
+        length: int | None = None,
+        allow_final: bool = False,
+        staged: StagedChunk | None = None,
+    ) -> Appended:
         """See the module contract; ``staged``: an ``open_staged`` write (of the segment whose ``staged_key`` is its
         key) that this ends, the script sent right behind it."""
         keys, args = self._append_call(upload_id, owner, expected, new_offset, segments, now_iso, length, allow_final)
@@ -214,9 +226,17 @@ class TusStore:
         return self._appended(self._staged_reply(staged, lambda: staged.finish(self._append, keys, args)), staged)
 
     def append_later(
-        self, upload_id: str, *, owner: str, expected: int, new_offset: int, segments: list[Segment], now_iso: str,
-        staged: StagedChunk, length: int | None = None,
-    ) -> "PendingAppend":  # fmt: skip
+        self,
+        upload_id: str,
+        *,
+        owner: str,
+        expected: int,
+        new_offset: int,
+        segments: list[Segment],
+        now_iso: str,
+        staged: StagedChunk,
+        length: int | None = None,
+    ) -> PendingAppend:
         """``append(staged=...)`` sent, its replies not yet read: ``result()`` reads them and is what ``append``
         returns or raises.  Meanwhile the request goes on with its next chunk, on another connection."""
         keys, args = self._append_call(upload_id, owner, expected, new_offset, segments, now_iso, length, False)
@@ -225,9 +245,17 @@ class TusStore:
 
     def _append_call(self, upload_id, owner, expected, new_offset, segments, now_iso, length, allow_final) -> tuple[list, list]:
         args: list = [
-            owner, expected, new_offset, "" if length is None else length, self.upload_ttl, now_iso, chunk_prefix(upload_id),
-            self.max_file_bytes, "1" if allow_final else "0", len(segments),
-        ]  # fmt: skip
+            owner,
+            expected,
+            new_offset,
+            "" if length is None else length,
+            self.upload_ttl,
+            now_iso,
+            chunk_prefix(upload_id),
+            self.max_file_bytes,
+            "1" if allow_final else "0",
+            len(segments),
+        ]
         for seg in segments:
             if seg.staged_key is not None:
                 args += [seg.index, seg.part.encode(), "s", seg.staged_key]
@@ -249,11 +277,11 @@ class TusStore:
         if status == "length_conflict":
             raise ApiError("bad_request", "Upload-Length was already set and cannot change.", details={"upload_length": int(result[1])})
         if status == "too_long":
-            raise ApiError(
-                "payload_too_large", "The bytes would go past the upload's length.", details={"upload_length": int(result[1])}
-            )
+            raise ApiError("payload_too_large", "The bytes would go past the upload's length.", details={"upload_length": int(result[1])})
         if status == "too_large":
-            raise ApiError("payload_too_large", "The upload would exceed the largest file size.", details={"max_file_bytes": self.max_file_bytes})
+            raise ApiError(
+                "payload_too_large", "The upload would exceed the largest file size.", details={"max_file_bytes": self.max_file_bytes}
+            )
         if status == "staged_gone":
             raise ApiError("service_unavailable", "The request's staged data expired; send it again.", headers={"Retry-After": "1"})
         raise ApiError("upload_not_found")

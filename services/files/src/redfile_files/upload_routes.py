@@ -1,11 +1,11 @@
 """Upload sessions (user access tokens): create, send chunks, ask, complete or abort; and the caller's quota.
 
-    POST   /uploads                          declare name, type, total size (reserved now), optional sha256, expiry
-    PUT    /uploads/<id>/chunks/<index>      the chunk as the raw body; any order, in parallel, retried freely
-    GET    /uploads/<id>                     what is stored, what is missing, when it expires
-    POST   /uploads/<id>/complete            verify and publish it as a file
-    DELETE /uploads/<id>                     abort: every chunk is removed, the reservation returns
-    GET    /quota                            the caller's quota and usage
+POST   /uploads                          declare name, type, total size (reserved now), optional sha256, expiry
+PUT    /uploads/<id>/chunks/<index>      the chunk as the raw body; any order, in parallel, retried freely
+GET    /uploads/<id>                     what is stored, what is missing, when it expires
+POST   /uploads/<id>/complete            verify and publish it as a file
+DELETE /uploads/<id>                     abort: every chunk is removed, the reservation returns
+GET    /quota                            the caller's quota and usage
 """
 
 from __future__ import annotations
@@ -54,11 +54,15 @@ def create_upload(json_data):
     """Start an upload session: the whole declared size is reserved against your quota now."""
     service = files()
     return service.uploads.create(
-        user(), total_size=json_data["total_size"], name=json_data["name"], mime_type=json_data["mime_type"],
-        chunk_size=json_data["chunk_size"], sha256=parse_sha256(json_data["sha256"]),
+        user(),
+        total_size=json_data["total_size"],
+        name=json_data["name"],
+        mime_type=json_data["mime_type"],
+        chunk_size=json_data["chunk_size"],
+        sha256=parse_sha256(json_data["sha256"]),
         compute_sha256=json_data["checksum_algorithm"] == "sha256",
         expires_ts=expiry_ts(json_data, service.clock()),
-    )  # fmt: skip
+    )
 
 
 def _read_upload(pipe, upload_id: str, *, parts: bool = False, **_) -> None:
@@ -74,7 +78,10 @@ def _read_upload(pipe, upload_id: str, *, parts: bool = False, **_) -> None:
 @bp.doc(
     security=USER,
     responses={
-        200: {"description": "The same bytes were already stored: nothing changed", "content": {"application/json": {"schema": ChunkPutOut}}},
+        200: {
+            "description": "The same bytes were already stored: nothing changed",
+            "content": {"application/json": {"schema": ChunkPutOut}},
+        },
         400: "A checksum header does not match the body, or the index or size is wrong for this upload",
         409: "Different bytes are already stored at this index",
         413: "The chunk is too large",
@@ -92,10 +99,16 @@ def put_chunk(upload_id, index):
     body = direct(request.environ["wsgi.input"]) if length is not None else request.stream
     receipt = service.uploads.receive(user(), upload_id, index, body, length, sha256=sha, crc32c=crc, read=g.reads or None)
     body = {
-        "upload_id": upload_id, "chunk_index": index, "size": receipt.size, "sha256": receipt.sha256 or None, "crc32c": receipt.crc32c,
+        "upload_id": upload_id,
+        "chunk_index": index,
+        "size": receipt.size,
+        "sha256": receipt.sha256 or None,
+        "crc32c": receipt.crc32c,
         "blake3": receipt.blake3,
-        "stored": receipt.stored, "received_chunks": receipt.received_chunks, "received_bytes": receipt.received_bytes,
-    }  # fmt: skip
+        "stored": receipt.stored,
+        "received_chunks": receipt.received_chunks,
+        "received_bytes": receipt.received_bytes,
+    }
     return body, 201 if receipt.stored else 200
 
 

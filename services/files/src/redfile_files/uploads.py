@@ -56,7 +56,7 @@ from redfile_common.product_metrics import FilesMetrics
 from . import intake
 from .checksums import ChunkDigest, FileDigest, Part, RunningDigests, composite, composite_sha256, file_crc32c, part_of, sha256_hex, verify
 from .crypto import SEAL_OVERHEAD, ChunkCorrupt, Encryption
-from .ledger import Ledger, Lease
+from .ledger import Lease, Ledger
 from .reconcile import US, Reconciler
 from .records import ChunkReceipt, FileRecord, UploadStatus, iso, missing_details, new_file_id
 from .settings import FilesSettings
@@ -72,9 +72,15 @@ def _late() -> ApiError:
 
 class Uploads:
     def __init__(
-        self, store: FileStore, ledger: Ledger, reconciler: Reconciler, encryption: Encryption, settings: FilesSettings, clock=time.time,
+        self,
+        store: FileStore,
+        ledger: Ledger,
+        reconciler: Reconciler,
+        encryption: Encryption,
+        settings: FilesSettings,
+        clock=time.time,
         metrics: FilesMetrics | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.store = store
         self.ledger = ledger
         self.reconciler = reconciler
@@ -134,14 +140,27 @@ class Uploads:
         if expires_ts is None:
             return None
         if expires_ts <= self.clock():
-            raise ApiError("validation_error", "The file's expiry time must be in the future.", details={"json": {"expires_at": ["Must be in the future."]}})
+            raise ApiError(
+                "validation_error",
+                "The file's expiry time must be in the future.",
+                details={"json": {"expires_at": ["Must be in the future."]}},
+            )
         return int(expires_ts)
 
     # -- sessions --------------------------------------------------------------
     def create(
-        self, owner: str, *, total_size: int, name: str, mime_type: str | None, chunk_size: int | None = None,
-        sha256: str | None = None, expires_ts: int | None = None, one_request: bool = False, compute_sha256: bool = False,
-    ) -> UploadStatus:  # fmt: skip
+        self,
+        owner: str,
+        *,
+        total_size: int,
+        name: str,
+        mime_type: str | None,
+        chunk_size: int | None = None,
+        sha256: str | None = None,
+        expires_ts: int | None = None,
+        one_request: bool = False,
+        compute_sha256: bool = False,
+    ) -> UploadStatus:
         """Reserve ``total_size`` against the owner's quota, then open an upload session.
 
         The file's SHA-256 is computed when it is declared (``sha256``, then verified) or asked for
@@ -152,24 +171,36 @@ class Uploads:
         expires_ts = self._check_expiry(expires_ts)
         chunk_size = chunk_size or self.settings.chunk_bytes
         if not 1 <= chunk_size <= self.settings.max_chunk_bytes:
-            raise ApiError("validation_error", details={"json": {"chunk_size": [f"Must be between 1 and {self.settings.max_chunk_bytes}."]}})
+            raise ApiError(
+                "validation_error", details={"json": {"chunk_size": [f"Must be between 1 and {self.settings.max_chunk_bytes}."]}}
+            )
         total_chunks = math.ceil(total_size / chunk_size)
         if total_chunks > self.settings.max_chunks:
             raise ApiError(
-                "validation_error", "The upload would need too many chunks; use a larger chunk_size.",
+                "validation_error",
+                "The upload would need too many chunks; use a larger chunk_size.",
                 details={"json": {"chunk_size": [f"total_size / chunk_size must be at most {self.settings.max_chunks}."]}},
-            )  # fmt: skip
+            )
         self.reconciler.sweep_user(owner)
         upload_id = new_file_id()
         now = iso(self.clock())
         lease = self._reserve(owner, upload_id, total_size, new=True, lease=True)
         self.ledger.upload_started(upload_id, int(self.clock() * 1000))
         fields = {
-            "owner": owner, "mode": "session", "total_chunks": total_chunks, "total_size": total_size, "chunk_size": chunk_size,
-            "name": name, "mime_type": mime_type, "sha256": sha256 or "",
-            "want_sha256": "1" if sha256 or compute_sha256 else "", "file_expires": expires_ts or "",
-            "dek": self.encryption.new_wrapped_key(upload_id), "created_at": now, "updated_at": now,
-        }  # fmt: skip
+            "owner": owner,
+            "mode": "session",
+            "total_chunks": total_chunks,
+            "total_size": total_size,
+            "chunk_size": chunk_size,
+            "name": name,
+            "mime_type": mime_type,
+            "sha256": sha256 or "",
+            "want_sha256": "1" if sha256 or compute_sha256 else "",
+            "file_expires": expires_ts or "",
+            "dek": self.encryption.new_wrapped_key(upload_id),
+            "created_at": now,
+            "updated_at": now,
+        }
         try:
             deadline = self.store.create_upload(upload_id, fields, not_after_us=lease.fence)
         except Late:
@@ -191,19 +222,38 @@ class Uploads:
     @staticmethod
     def _status(state: UploadState, missing) -> UploadStatus:
         return UploadStatus(
-            id=state.id, name=state.name, mime_type=state.mime_type, total_size=state.total_size, chunk_size=state.chunk_size,
-            total_chunks=state.total_chunks, received_chunks=state.received_chunks, received_bytes=state.received_bytes,
-            missing=list(missing[:100]), missing_count=len(missing), expires_at=iso(state.deadline), created_at=state.created_at,
-            updated_at=state.updated_at, sha256=state.sha256 or None,
-            file_expires_at=iso(state.file_expires) if state.file_expires else None, encrypted=bool(state.dek),
+            id=state.id,
+            name=state.name,
+            mime_type=state.mime_type,
+            total_size=state.total_size,
+            chunk_size=state.chunk_size,
+            total_chunks=state.total_chunks,
+            received_chunks=state.received_chunks,
+            received_bytes=state.received_bytes,
+            missing=list(missing[:100]),
+            missing_count=len(missing),
+            expires_at=iso(state.deadline),
+            created_at=state.created_at,
+            updated_at=state.updated_at,
+            sha256=state.sha256 or None,
+            file_expires_at=iso(state.file_expires) if state.file_expires else None,
+            encrypted=bool(state.dek),
             checksum_algorithm="sha256" if state.want_sha256 else None,
-        )  # fmt: skip
+        )
 
     # -- chunks ----------------------------------------------------------------
     def receive(
-        self, owner: str, upload_id: str, index: int, body, length: int | None, *, sha256: str | None = None, crc32c: str | None = None,
+        self,
+        owner: str,
+        upload_id: str,
+        index: int,
+        body,
+        length: int | None,
+        *,
+        sha256: str | None = None,
+        crc32c: str | None = None,
         read: list | None = None,
-    ) -> ChunkReceipt:  # fmt: skip
+    ) -> ChunkReceipt:
         """``PUT /uploads/<id>/chunks/<index>``: the raw ``body`` of ``length`` bytes (None: chunked encoding).
 
         A session chunk in the clear with a known length is checked before its
@@ -220,36 +270,61 @@ class Uploads:
             data = intake.read_whole(body, length, limit)
             return self.put(owner, upload_id, index, data, part_of(data), sha256=sha256, crc32c=crc32c, state=state)
         if not 0 <= index < state.total_chunks:
-            raise ApiError("invalid_chunk", "The chunk index is past the upload's last chunk.", details={"total_chunks": state.total_chunks})
+            raise ApiError(
+                "invalid_chunk", "The chunk index is past the upload's last chunk.", details={"total_chunks": state.total_chunks}
+            )
         expected = state.chunk_size if index < state.total_chunks - 1 else state.total_size - state.chunk_size * (state.total_chunks - 1)
         if length != expected:
             raise ApiError(
-                "invalid_chunk", "The chunk's size is not the one this index must have.",
+                "invalid_chunk",
+                "The chunk's size is not the one this index must have.",
                 details={"chunk_index": index, "expected_size": expected, "size": length},
-            )  # fmt: skip
+            )
         chunk = ChunkDigest(sha256=sha256 is not None)
         running = self.running.fork(upload_id, index) if state.want_sha256 else None
         with self.store.stage(upload_id, index, length) as staged:
             # threads pay off only when a SHA-256 is computed (intake's docstring)
-            intake.stream_into(body, length, staged, [chunk] if running is None else [chunk, running],
-                               threaded=sha256 is not None or running is not None)  # fmt: skip
+            intake.stream_into(
+                body, length, staged, [chunk] if running is None else [chunk, running], threaded=sha256 is not None or running is not None
+            )
             part = chunk.part()
             # a mismatch leaves the staged SET unfinished: Redis drops it with the connection, nothing is stored
             self.verify(part, index, sha256=sha256, crc32c=crc32c, computed_sha256=chunk.sha256)
-            write = self.store.put_chunk(upload_id, owner=owner, index=index, data=None, part=part, now_iso=iso(self.clock()), staged=staged)
+            write = self.store.put_chunk(
+                upload_id, owner=owner, index=index, data=None, part=part, now_iso=iso(self.clock()), staged=staged
+            )
         if running is not None:
             self.running.advance(upload_id, index, running)
         if write.stored:
             self._count_chunk(part)
         return ChunkReceipt(
-            upload_id, index, state.total_chunks, write.received_chunks, write.received_bytes, False, write.stored,
-            part.size, chunk.sha256, part.crc32c, part.blake3,
-        )  # fmt: skip
+            upload_id,
+            index,
+            state.total_chunks,
+            write.received_chunks,
+            write.received_bytes,
+            False,
+            write.stored,
+            part.size,
+            chunk.sha256,
+            part.crc32c,
+            part.blake3,
+        )
 
     def put(
-        self, owner: str, upload_id: str, index: int, data, part: Part, total_chunks: int | None = None, *,
-        sha256: str | None = None, crc32c: str | None = None, one_request: bool = False, state: UploadState | None = None,
-    ) -> ChunkReceipt:  # fmt: skip
+        self,
+        owner: str,
+        upload_id: str,
+        index: int,
+        data,
+        part: Part,
+        total_chunks: int | None = None,
+        *,
+        sha256: str | None = None,
+        crc32c: str | None = None,
+        one_request: bool = False,
+        state: UploadState | None = None,
+    ) -> ChunkReceipt:
         """Store one chunk of an existing upload (either kind); ``part`` describes its plaintext ``data``.
 
         ``sha256`` / ``crc32c``: the checksums the client sent, checked first.  ``state``: the
@@ -259,11 +334,15 @@ class Uploads:
         self.verify(part, index, sha256=sha256, crc32c=crc32c, computed_sha256=chunk_sha256)
         state = state or self._upload(owner, upload_id)
         if not 0 <= index < state.total_chunks:
-            raise ApiError("invalid_chunk", "The chunk index is past the upload's last chunk.", details={"total_chunks": state.total_chunks})
+            raise ApiError(
+                "invalid_chunk", "The chunk index is past the upload's last chunk.", details={"total_chunks": state.total_chunks}
+            )
         if len(data) > self.settings.max_chunk_bytes:
             raise ApiError("payload_too_large", "The chunk is too large.", details={"max_chunk_bytes": self.settings.max_chunk_bytes})
         if state.mode == "seed" and total_chunks is not None and total_chunks != state.total_chunks:
-            raise ApiError("invalid_chunk", "total_chunks differs from the upload's declared total.", details={"total_chunks": state.total_chunks})
+            raise ApiError(
+                "invalid_chunk", "total_chunks differs from the upload's declared total.", details={"total_chunks": state.total_chunks}
+            )
         seed = state.mode == "seed"
         reserved = False
         if seed:
@@ -275,9 +354,14 @@ class Uploads:
         stored = self._seal(upload_id, state.dek, index, data)
         try:
             write = self.store.put_chunk(
-                upload_id, owner=owner, index=index, data=stored, part=part, now_iso=iso(self.clock()),
+                upload_id,
+                owner=owner,
+                index=index,
+                data=stored,
+                part=part,
+                now_iso=iso(self.clock()),
                 total_chunks=state.total_chunks if seed else None,
-            )  # fmt: skip
+            )
         except BaseException:
             if reserved:
                 self.ledger.shrink(owner, upload_id, part.size)
@@ -289,9 +373,18 @@ class Uploads:
         if write.stored and not one_request:
             self._count_chunk(part)
         return ChunkReceipt(
-            upload_id, index, state.total_chunks, write.received_chunks, write.received_bytes, False, write.stored,
-            part.size, chunk_sha256, part.crc32c, part.blake3,
-        )  # fmt: skip
+            upload_id,
+            index,
+            state.total_chunks,
+            write.received_chunks,
+            write.received_bytes,
+            False,
+            write.stored,
+            part.size,
+            chunk_sha256,
+            part.crc32c,
+            part.blake3,
+        )
 
     def _advance(self, upload_id: str, index: int, plain) -> None:
         """Chunk ``index`` (plaintext ``plain``) of an upload that wants its SHA-256 is stored: extend the upload's
@@ -331,24 +424,39 @@ class Uploads:
         fields = {"owner": owner, "mode": "seed", "total_chunks": total_chunks, "dek": dek, "created_at": now}
         try:
             write = self.store.put_chunk(
-                upload_id, owner=owner, index=index, data=self._seal(upload_id, dek, index, data), part=part, now_iso=now,
-                total_chunks=total_chunks, create_fields=fields, not_after_us=lease.fence,
-            )  # fmt: skip
+                upload_id,
+                owner=owner,
+                index=index,
+                data=self._seal(upload_id, dek, index, data),
+                part=part,
+                now_iso=now,
+                total_chunks=total_chunks,
+                create_fields=fields,
+                not_after_us=lease.fence,
+            )
         except Late:
             raise _late() from None
         self._finish(owner, upload_id, lease, held=f"r>={part.size}", index_ms=None, due_us=write.deadline * US)
         self.metrics.upload_started()
         self._count_chunk(part)
         return ChunkReceipt(
-            upload_id, index, total_chunks, write.received_chunks, write.received_bytes, True, True, part.size, "", part.crc32c, part.blake3,
-        )  # fmt: skip
+            upload_id, index, total_chunks, write.received_chunks, write.received_bytes, True, True, part.size, "", part.crc32c, part.blake3
+        )
 
     # -- completion ------------------------------------------------------------
     def complete(
-        self, owner: str, upload_id: str, *, name: str | None = None, mime_type: str | None = None,
-        total_size: int | None = None, expires_ts: int | None = None, kind: str = "file", one_request: bool = False,
+        self,
+        owner: str,
+        upload_id: str,
+        *,
+        name: str | None = None,
+        mime_type: str | None = None,
+        total_size: int | None = None,
+        expires_ts: int | None = None,
+        kind: str = "file",
+        one_request: bool = False,
         read: list | None = None,
-    ) -> FileRecord:  # fmt: skip
+    ) -> FileRecord:
         """Check the upload is whole and its checksums, then publish it as a file.
 
         The file's CRC32C and composite come from the part table; only an upload that wants its
@@ -362,7 +470,11 @@ class Uploads:
         state = self._upload(owner, upload_id, read)
         name = name if name is not None else state.name
         if not name:
-            raise ApiError("validation_error", "This upload has no name yet: give one.", details={"json": {"name": ["Missing data for required field."]}})
+            raise ApiError(
+                "validation_error",
+                "This upload has no name yet: give one.",
+                details={"json": {"name": ["Missing data for required field."]}},
+            )
         mime_type = mime_type or state.mime_type or validate_mime_type(None)
         expires_ts = self._check_expiry(expires_ts) if expires_ts is not None else state.file_expires
         if state.received_chunks < state.total_chunks:
@@ -382,32 +494,55 @@ class Uploads:
             sha256 = ""
         if state.sha256 and state.sha256 != sha256:
             self.metrics.checksum_failure("client")
-            raise ApiError("checksum_mismatch", "The file's SHA-256 is not the one declared when the upload was created.",
-                           details={"declared": state.sha256, "computed": sha256})  # fmt: skip
+            raise ApiError(
+                "checksum_mismatch",
+                "The file's SHA-256 is not the one declared when the upload was created.",
+                details={"declared": state.sha256, "computed": sha256},
+            )
         blake3_composite = composite(ordered)
         now = self.clock()
         created_ms = int(now * 1000)
         record = FileRecord(
-            id=upload_id, name=name, size=size, owner=owner, created_at=iso(now), updated_at=iso(now),
-            mime_type=mime_type, sha256=sha256, kind=kind, total_chunks=state.total_chunks,
-            chunk_size=_uniform_chunk_size(state, ordered), crc32c=file_crc32c(ordered), composite_blake3=blake3_composite,
+            id=upload_id,
+            name=name,
+            size=size,
+            owner=owner,
+            created_at=iso(now),
+            updated_at=iso(now),
+            mime_type=mime_type,
+            sha256=sha256,
+            kind=kind,
+            total_chunks=state.total_chunks,
+            chunk_size=_uniform_chunk_size(state, ordered),
+            crc32c=file_crc32c(ordered),
+            composite_blake3=blake3_composite,
             composite_sha256="" if blake3_composite else composite_sha256(ordered),
-            expires_at=iso(expires_ts) if expires_ts else "", expires_ts=expires_ts or 0, created_ms=created_ms, dek=state.dek,
-        )  # fmt: skip
+            expires_at=iso(expires_ts) if expires_ts else "",
+            expires_ts=expires_ts or 0,
+            created_ms=created_ms,
+            dek=state.dek,
+        )
         lease = self._charge(owner, upload_id, size, created_ms)
         self.ledger.index_global(upload_id, created_ms, size)
         try:
             self.store.commit(
-                upload_id, owner=owner, total_chunks=state.total_chunks, size=size, meta=record.to_meta(),
-                expires_ts=expires_ts, not_after_us=lease.fence,
-            )  # fmt: skip
+                upload_id,
+                owner=owner,
+                total_chunks=state.total_chunks,
+                size=size,
+                meta=record.to_meta(),
+                expires_ts=expires_ts,
+                not_after_us=lease.fence,
+            )
         except Late:
             raise _late() from None
         self.ledger.upload_ended(upload_id)
         self._finish(owner, upload_id, lease, held=f"c:{size}", index_ms=created_ms, due_us=expires_ts * US if expires_ts else None)
         if not one_request:
             self.metrics.upload_completed()
-        log.info("file_created", file_id=upload_id, owner=owner, size=size, chunks=state.total_chunks, kind=kind, encrypted=record.encrypted)
+        log.info(
+            "file_created", file_id=upload_id, owner=owner, size=size, chunks=state.total_chunks, kind=kind, encrypted=record.encrypted
+        )
         return record
 
     def _hash(self, upload_id: str, state: UploadState, parts: dict[int, Part]) -> FileDigest:
@@ -490,4 +625,4 @@ def missing_error(missing: list[int]) -> ApiError:
     return ApiError("upload_incomplete", details=missing_details(missing))
 
 
-__all__ = ["Uploads", "ChunkMissing"]
+__all__ = ["ChunkMissing", "Uploads"]

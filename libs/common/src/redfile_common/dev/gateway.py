@@ -85,7 +85,7 @@ def _send_body(environ, conn: http.client.HTTPConnection, length: int | None) ->
     while True:
         try:
             piece = stream.read(PIECE)
-        except Exception:  # noqa: BLE001 - a reset, or broken chunked framing: the client's body is unusable
+        except Exception:
             return False
         if not piece:
             break
@@ -135,10 +135,7 @@ def forward(environ, start_response, target: str):
         conn.close()
         return _json(start_response, "502 Bad Gateway", "bad_gateway", "The service did not answer.")
 
-    start_response(
-        f"{resp.status} {resp.reason}",
-        [(k, v) for k, v in resp.getheaders() if not is_hop_by_hop_header(k)],
-    )
+    start_response(f"{resp.status} {resp.reason}", [(k, v) for k, v in resp.getheaders() if not is_hop_by_hop_header(k)])
 
     def body():
         try:

@@ -68,19 +68,27 @@ class RedisProcess:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 15.0) -> "RedisProcess":
+    def start(self, timeout: float = 15.0) -> RedisProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             self.binary or find_redis_binary(),
-            "--bind", "127.0.0.1",
-            "--port", str(self.port),
-            "--dir", str(self.data_dir),
-            "--appendonly", "yes" if self.appendonly else "no",
-            "--save", "",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--save",
+            "",
             # Chunks are data, not cache: Redis must refuse writes when full, never evict.
-            "--maxmemory-policy", "noeviction",
-            "--protected-mode", "yes",
-            "--logfile", str(self.data_dir / "server.log"),
+            "--maxmemory-policy",
+            "noeviction",
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            str(self.data_dir / "server.log"),
             *self.extra_args,
         ]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)

@@ -103,7 +103,9 @@ class Launcher:
         for s in SERVICES:
             self.wait_ready(s, f"http://127.0.0.1:{ports[s]}/readyz")
 
-        gw_env = self.env_for({**shared, "SERVICE_NAME": "gateway", "BIND": f"{self.host}:{self.port}", "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "16"})
+        gw_env = self.env_for(
+            {**shared, "SERVICE_NAME": "gateway", "BIND": f"{self.host}:{self.port}", "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "16"}
+        )
         gw_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         gw_env.pop("METRICS_PORT", None)
         self.spawn("gateway", ["-c", "python:redfile_common.gunicorn_conf", "redfile_common.dev.gateway:create_gateway()"], gw_env)
@@ -127,9 +129,7 @@ class Launcher:
     def password_works(self, username: str, password: str) -> bool:
         """Bootstrap never resets an existing admin's password, so check before printing one."""
         try:
-            resp = requests.post(
-                f"http://127.0.0.1:{self.port}/auth/login", json={"username": username, "password": password}, timeout=10
-            )
+            resp = requests.post(f"http://127.0.0.1:{self.port}/auth/login", json={"username": username, "password": password}, timeout=10)
         except requests.RequestException:
             return False
         return resp.status_code == 200
@@ -192,7 +192,7 @@ def main() -> int:
     try:
         launcher.start()
         code = launcher.watch()
-    except Exception as exc:  # noqa: BLE001 - report and clean up
+    except Exception as exc:
         say(f"failed to start: {exc}")
         code = 1
     finally:
