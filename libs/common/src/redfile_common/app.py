@@ -8,8 +8,9 @@ then registers its blueprints.  Nothing here runs at import time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, TypeVar
 
 import redis
 from apiflask import APIFlask
@@ -20,8 +21,8 @@ from .audit import AuditLog, request_context
 from .product_metrics import CommonMetrics
 from .redis_client import make_redis
 from .redis_info import RedisInfo, info_client
-from .security_events import SecurityEvents
 from .security import BEARER_SCHEME, SERVICE_SCHEME
+from .security_events import SecurityEvents
 from .service_client import ServiceClient
 from .settings import ServiceSettings
 from .tokens import Keyring, ServiceTokens, TokenState, UserTokens
@@ -33,11 +34,7 @@ ERROR_SCHEMA = {
         "error": {
             "type": "object",
             "required": ["code", "message"],
-            "properties": {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "details": {},
-            },
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}},
         }
     },
 }
@@ -59,7 +56,8 @@ class Redfile:
     security_events: SecurityEvents
     redis_info: RedisInfo
     on_token_rejected: Callable[[str, str], None] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # per-app singletons of the shared library (product metrics)
+    domain: Any = None  # the service's own domain object: ``attach_domain`` sets it, ``domain_of`` reads it
 
 
 class NoSessions(SessionInterface):
@@ -78,12 +76,7 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
     tracing.init_tracing(name)
 
     app = APIFlask(
-        import_name,
-        title=title,
-        version=version,
-        spec_path=f"/{name}/openapi.json",
-        docs_path=f"/{name}/docs",
-        json_errors=True,
+        import_name, title=title, version=version, spec_path=f"/{name}/openapi.json", docs_path=f"/{name}/docs", json_errors=True
     )
     app.config.update(
         SECRET_KEY=settings.app_secret_key,
@@ -119,9 +112,7 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
         settings=settings,
         redis=client,
         readiness_redis=readiness,
-        user_tokens=UserTokens(
-            Keyring(settings.user_keyring), issuer=settings.token_issuer, audience=settings.user_token_audience
-        ),
+        user_tokens=UserTokens(Keyring(settings.user_keyring), issuer=settings.token_issuer, audience=settings.user_token_audience),
         service_tokens=service_tokens,
         token_state=TokenState(client),
         services=ServiceClient(
@@ -159,3 +150,19 @@ def redfile(app=None) -> Redfile:
     from flask import current_app
 
     return (app or current_app).extensions["redfile"]
+
+
+T = TypeVar("T")
+
+
+def attach_domain(app, domain: object) -> None:
+    """Make ``domain`` (what the service's routes call) the app's: the one way every service attaches it."""
+    redfile(app).domain = domain
+
+
+def domain_of(kind: type[T], app=None) -> T:
+    """The app's domain object (the current app's by default), checked to be a ``kind``."""
+    found = redfile(app).domain
+    if not isinstance(found, kind):
+        raise RuntimeError(f"no {kind.__name__} attached to this app (attach_domain in its create_app)")
+    return found
