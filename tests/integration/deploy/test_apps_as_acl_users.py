@@ -181,8 +181,8 @@ def test_the_files_sweep_runs_as_the_files_user(acl_redis, ops):
     # The background sweep (SCAN, the reconciler, the walk of the global index) runs in a
     # thread, not a request: run one round as the files user, with work to do.
     from redfile_common.testing import auth_header, user_token
-    from redfile_files import ledger
-    from redfile_files.reconcile import Sweeper
+    from redfile_files.maintenance.reconcile import Sweeper
+    from redfile_files.storage import ledger as ledger
 
     app = create_files(
         **settings_overrides(

@@ -125,7 +125,7 @@ def service(app):
 
 def expire_now(r, service, user: str, file_id: str) -> None:
     """Make an id due now, as time passing would."""
-    from redfile_files import ledger
+    from redfile_files.storage import ledger as ledger
 
     r.zadd(ledger.due_key(user), {file_id: 0})
 
@@ -137,7 +137,7 @@ def dump(r) -> dict:
     sweeper thread of an app built by an earlier test (with the default
     SWEEP_INTERVAL) may still run in this process and write them at any time.
     """
-    from redfile_files import ledger
+    from redfile_files.storage import ledger as ledger
 
     sweeper_keys = {ledger.SWEEP_LOCK.encode(), ledger.GC_CURSOR.encode()}
     return redis_state(r, skip=sweeper_keys.__contains__)

@@ -16,10 +16,11 @@ import sys
 import pytest
 
 from redfile_common.testing import test_env as service_env
-from redfile_files import consistency, storage
-from redfile_files import ledger as L
-from redfile_files.consistency import ConsistencyChecker, classify
-from redfile_files.share_store import inbox_key, links_key, share_key
+from redfile_files.maintenance import consistency as consistency
+from redfile_files.maintenance.consistency import ConsistencyChecker, classify
+from redfile_files.storage import files as storage
+from redfile_files.storage import ledger as L
+from redfile_files.storage.shares import inbox_key, links_key, share_key
 
 from .conftest import expire_now
 from .share_helpers import files_keys, make_link
@@ -332,7 +333,7 @@ def _env(redis_url, **extra) -> dict:
 
 
 def test_the_command_prints_json_and_exits_non_zero_on_a_problem(store, redis_url, redis_client):
-    cmd = [sys.executable, "-m", "redfile_files.consistency", "--settle", "0"]
+    cmd = [sys.executable, "-m", "redfile_files.maintenance.consistency", "--settle", "0"]
     done = subprocess.run(cmd + ["--deep"], env=_env(redis_url), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr + done.stdout
     report = json.loads(done.stdout)
@@ -346,7 +347,9 @@ def test_the_command_prints_json_and_exits_non_zero_on_a_problem(store, redis_ur
 
 def test_the_command_cannot_run_without_settings(redis_url):
     env = _env(redis_url, REDFILE_ENV="production", APP_SECRET_KEY="")
-    done = subprocess.run([sys.executable, "-m", "redfile_files.consistency"], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "redfile_files.maintenance.consistency"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2
     assert "APP_SECRET_KEY" in done.stderr and done.stdout == ""
 

@@ -7,7 +7,7 @@ import blake3
 import google_crc32c
 import pytest
 
-from redfile_files import storage
+from redfile_files.storage import files as storage
 
 DATA = os.urandom(64 * 5 + 30)
 SHA256 = hashlib.sha256(DATA).hexdigest()

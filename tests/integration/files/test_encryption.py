@@ -6,8 +6,8 @@ import os
 import pytest
 
 from redfile_common.testing import auth_header, user_token
-from redfile_files import storage
 from redfile_files.crypto import SEAL_OVERHEAD
+from redfile_files.storage import files as storage
 
 K1 = "k1:" + base64.b64encode(b"1" * 32).decode()
 K2 = "k2:" + base64.b64encode(b"2" * 32).decode()

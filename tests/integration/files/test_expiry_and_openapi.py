@@ -5,7 +5,7 @@ import time
 import pytest
 
 from redfile_common.testing import auth_header, user_token
-from redfile_files import storage
+from redfile_files.storage import files as storage
 
 TTL = 30
 

@@ -12,8 +12,9 @@ import time
 import pytest
 
 from redfile_common.testing import auth_header, user_token
-from redfile_files import ledger, storage
-from redfile_files.reconcile import Sweeper
+from redfile_files.maintenance.reconcile import Sweeper
+from redfile_files.storage import files as storage
+from redfile_files.storage import ledger as ledger
 
 from .conftest import expire_now
 

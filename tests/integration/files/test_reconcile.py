@@ -11,10 +11,10 @@ import hashlib
 import blake3
 import pytest
 
-from redfile_files import ledger as L
-from redfile_files import storage
 from redfile_files.checksums import Part, part_of
-from redfile_files.reconcile import Sweeper
+from redfile_files.maintenance.reconcile import Sweeper
+from redfile_files.storage import files as storage
+from redfile_files.storage import ledger as L
 
 from .conftest import expire_now
 

@@ -10,7 +10,8 @@ import google_crc32c
 import pytest
 
 from redfile_common.errors import ApiError
-from redfile_files import ledger, storage
+from redfile_files.storage import files as storage
+from redfile_files.storage import ledger as ledger
 
 from .conftest import expire_now
 
@@ -380,7 +381,7 @@ def test_an_expiring_file_disappears_everywhere_at_once(api, client, alice, serv
 
 
 def test_an_abandoned_upload_is_swept_without_any_request(api, client, alice, service, redis_client):
-    from redfile_files.reconcile import Sweeper
+    from redfile_files.maintenance.reconcile import Sweeper
 
     up = api.create(alice, 100).json
     api.put(alice, up["id"], 0, b"x" * 64)

@@ -5,7 +5,7 @@ import hashlib
 import io
 import re
 
-from redfile_files import storage
+from redfile_files.storage import files as storage
 
 
 def test_multipart_one_request_upload(client, alice, redis_client):

@@ -5,11 +5,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from redfile_common.errors import ApiError
-from redfile_files import ledger as ledger_mod
-from redfile_files import storage
 from redfile_files.checksums import part_of
-from redfile_files.ledger import Ledger
-from redfile_files.storage import Late
+from redfile_files.storage import files as storage
+from redfile_files.storage import ledger as ledger_mod
+from redfile_files.storage.files import Late
+from redfile_files.storage.ledger import Ledger
 
 UID = "ab" * 16
 NOW = "2026-01-01T00:00:00Z"

@@ -16,8 +16,9 @@ import redis
 
 from redfile_common.errors import ApiError
 from redfile_common.testing import redis_state
-from redfile_files import intake, storage
 from redfile_files.checksums import part_of
+from redfile_files.storage import files as storage
+from redfile_files.uploads import intake as intake
 
 MIB = 1024 * 1024
 CHUNK = max(intake.THREADED_MIN, 2 * intake.PIECE) + 12345  # threads hash it, and it comes in several pieces

@@ -6,8 +6,8 @@ import os
 import pytest
 
 from redfile_common.errors import ApiError
-from redfile_files import storage
-from redfile_files.tus_engine import TusUploads
+from redfile_files.storage import files as storage
+from redfile_files.tus.engine import TusUploads
 
 from .tus_helpers import metadata, tus, upload_id  # noqa: F401 - tus is a fixture
 

@@ -85,9 +85,9 @@ def test_a_chunk_refused_while_the_next_one_streams_ends_the_patch_409_with_noth
     refusal is read only once the next chunk has streamed (its replies are not waited for), or at the body's end when
     it was the last: the PATCH still answers 409 with the offset the other writer left, and none of its chunks,
     staged bytes or connections stay behind."""
-    from redfile_files import storage
     from redfile_files.checksums import part_of
-    from redfile_files.tus_store import Segment, TusStore
+    from redfile_files.storage import files as storage
+    from redfile_files.storage.tus import Segment, TusStore
 
     url = tus.new(alice, 3 * CHUNK)
     other = os.urandom(CHUNK)
@@ -131,7 +131,7 @@ def test_a_redis_error_while_keeping_a_cut_body_s_bytes_still_reads_the_append_s
     place and no connection stays held (the fixture checks)."""
     import redis
 
-    from redfile_files.tus_store import TusStore
+    from redfile_files.storage.tus import TusStore
 
     if "sent-ahead" not in request.node.callspec.id:
         pytest.skip("only a chunk sent ahead has its append sent without waiting")

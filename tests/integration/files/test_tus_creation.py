@@ -5,7 +5,7 @@ import os
 import blake3
 from werkzeug.http import http_date, parse_date
 
-from redfile_files import storage
+from redfile_files.storage import files as storage
 
 from .conftest import expire_now
 from .tus_helpers import TUS, b64, metadata, tus, upload_id  # noqa: F401 - tus is a fixture

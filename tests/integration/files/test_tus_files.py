@@ -8,8 +8,8 @@ import blake3
 import google_crc32c
 import pytest
 
-from redfile_files import storage
 from redfile_files.checksums import Part
+from redfile_files.storage import files as storage
 
 from .tus_helpers import tus, upload_id  # noqa: F401 - tus is a fixture
 
@@ -121,7 +121,7 @@ def test_offsets_map_onto_uniform_chunks_whatever_the_patch_sizes(make_app, sett
     each chunk's bytes in the append script's arguments or in a SET sent ahead of it (streamed as they arrive when
     the chunk is not sealed)."""
     from redfile_common.testing import auth_header, user_token
-    from redfile_files import tus_appender
+    from redfile_files.tus import appender as tus_appender
 
     from .tus_helpers import Tus
 

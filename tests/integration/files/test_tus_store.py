@@ -3,9 +3,9 @@
 import pytest
 
 from redfile_common.errors import ApiError
-from redfile_files import storage
 from redfile_files.checksums import part_of
-from redfile_files.tus_store import OffsetMismatch, Segment, TusStore, new_staging_token, staging_key
+from redfile_files.storage import files as storage
+from redfile_files.storage.tus import OffsetMismatch, Segment, TusStore, new_staging_token, staging_key
 
 from .conftest import dump
 

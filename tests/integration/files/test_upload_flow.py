@@ -8,7 +8,8 @@ import os
 import blake3
 import google_crc32c
 
-from redfile_files import ledger, storage
+from redfile_files.storage import files as storage
+from redfile_files.storage import ledger as ledger
 
 
 def sha(data: bytes) -> str:

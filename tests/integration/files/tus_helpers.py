@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from redfile_files import tus_appender
+from redfile_files.tus import appender as tus_appender
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTET = "application/offset+octet-stream"

@@ -634,7 +634,7 @@ def test_retiring_the_old_master_key_before_the_rekey_fails_closed(files_app, re
 
     # the way back: K1 again (second), re-wrap, then K1 can go
     from redfile_files.crypto import Encryption, parse_master_keys
-    from redfile_files.rekey import Rekeyer
+    from redfile_files.maintenance.rekey import Rekeyer
 
     both = Encryption(parse_master_keys(f"{K2},{K1}"))
     dry = Rekeyer(redis_client, both).run(dry_run=True)  # is it safe to retire K1? not yet
@@ -653,7 +653,7 @@ def test_retiring_the_old_master_key_before_the_rekey_fails_closed(files_app, re
 
 def test_the_rekey_is_compare_and_set_per_file(files_app, redis_client):
     from redfile_files.crypto import Encryption, parse_master_keys
-    from redfile_files.rekey import Rekeyer
+    from redfile_files.maintenance.rekey import Rekeyer
 
     old, alice, _ = files_app(K1)
     data = {name: os.urandom(2 * SMALL + i) for i, name in enumerate(("deleted", "renamed", "raced", "kept", "uploading"))}
@@ -699,7 +699,7 @@ def test_the_rekey_is_compare_and_set_per_file(files_app, redis_client):
 def test_an_upload_completing_while_the_rekey_runs_keeps_the_new_wrapping(files_app, redis_client, monkeypatch):
     """The completion read the upload's key (wrapped by K1) before the re-wrap and commits after it."""
     from redfile_files.crypto import Encryption, parse_master_keys
-    from redfile_files.rekey import Rekeyer
+    from redfile_files.maintenance.rekey import Rekeyer
 
     old, alice, _ = files_app(K1)
     payload = os.urandom(3 * SMALL)
@@ -720,7 +720,7 @@ def test_an_upload_completing_while_the_rekey_runs_keeps_the_new_wrapping(files_
 
 def test_the_rekey_resumes_from_its_cursor(files_app, redis_client):
     from redfile_files.crypto import Encryption, parse_master_keys
-    from redfile_files.rekey import Rekeyer
+    from redfile_files.maintenance.rekey import Rekeyer
 
     old, alice, _ = files_app(K1)
     ids = [put_upload(old, alice, os.urandom(SMALL + i)) for i in range(8)]

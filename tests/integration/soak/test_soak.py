@@ -568,8 +568,8 @@ def test_a_download_racing_a_delete_is_a_404_not_corrupt_data(redis_url, redis_c
     from redfile_common.product_metrics import FilesMetrics
     from redfile_common.testing import settings_overrides, user_token
     from redfile_files import create_app
-    from redfile_files.domain import FileGone
-    from redfile_files.downloads import download_response
+    from redfile_files.catalogue.downloads import download_response
+    from redfile_files.catalogue.service import FileGone
 
     app = create_app(**settings_overrides(redis_url, max_chunk_bytes=64, sweep_interval=0))
     service = app.extensions["redfile_files"]
@@ -599,7 +599,7 @@ def test_two_deletes_of_one_file_racing_release_its_bytes_at_once(redis_url, red
     charge stayed until B's lease ran out (120 s) and a sweep came.  Now B settles the id at once."""
     from redfile_common.testing import settings_overrides, user_token
     from redfile_files import create_app
-    from redfile_files import ledger as L
+    from redfile_files.storage import ledger as L
 
     app = create_app(**settings_overrides(redis_url, max_chunk_bytes=64, sweep_interval=0))
     service = app.extensions["redfile_files"]

@@ -8,8 +8,8 @@ import pytest
 from flask import Flask, request
 
 from redfile_common.errors import ApiError
-from redfile_files.bodies import read_chunk_request, read_file_upload
 from redfile_files.schemas import FileJsonIn
+from redfile_files.uploads.bodies import read_chunk_request, read_file_upload
 
 ID = "0123456789abcdef0123456789abcdef"
 

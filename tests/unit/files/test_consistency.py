@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from redfile_files import consistency as C
-from redfile_files.ledger import LEASE_US
+from redfile_files.maintenance import consistency as C
+from redfile_files.storage.ledger import LEASE_US
 
 FID = "0123456789abcdef" * 2
 

@@ -9,7 +9,7 @@ from gunicorn.http.unreader import SocketUnreader
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from redfile_files.direct_input import DirectBody, direct
+from redfile_files.uploads.direct_input import DirectBody, direct
 
 NEXT = b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n"
 

@@ -15,11 +15,12 @@ import pytest
 
 from redfile_common.errors import ApiError
 from redfile_common.testing import settings_overrides
-from redfile_files import ledger, storage
+from redfile_files.catalogue.service import FilesService
 from redfile_files.checksums import part_of
 from redfile_files.crypto import ChunkCorrupt
-from redfile_files.domain import FilesService
 from redfile_files.settings import FilesSettings
+from redfile_files.storage import files as storage
+from redfile_files.storage import ledger as ledger
 
 
 @dataclass

@@ -1,9 +1,9 @@
 import pytest
 from flask import Flask
 
-from redfile_files.domain import FileRecord
-from redfile_files.downloads import ascii_filename, content_disposition, download_response
-from redfile_files.storage import ChunkMissing
+from redfile_files.catalogue.downloads import ascii_filename, content_disposition, download_response
+from redfile_files.catalogue.service import FileRecord
+from redfile_files.storage.files import ChunkMissing
 
 
 def record(**kw):

@@ -164,8 +164,8 @@ class Sink:
 def test_a_body_is_streamed_to_the_sink_and_hashed_in_pieces(monkeypatch, threaded):
     import io
 
-    from redfile_files import intake
     from redfile_files.checksums import ChunkDigest, FileDigest
+    from redfile_files.uploads import intake as intake
 
     monkeypatch.setattr(intake, "PIECE", 3)
     monkeypatch.setattr(intake, "THREADED_MIN", 1 if threaded else 10**9)
@@ -181,7 +181,7 @@ def test_a_body_is_streamed_to_the_sink_and_hashed_in_pieces(monkeypatch, thread
 def test_a_body_that_ends_early_is_bad_request(monkeypatch, threaded):
     import io
 
-    from redfile_files import intake
+    from redfile_files.uploads import intake as intake
 
     monkeypatch.setattr(intake, "THREADED_MIN", 1 if threaded else 10**9)
     with pytest.raises(ApiError) as err:
@@ -192,7 +192,7 @@ def test_a_body_that_ends_early_is_bad_request(monkeypatch, threaded):
 def test_a_hashing_error_reaches_the_request_thread(monkeypatch):
     import io
 
-    from redfile_files import intake
+    from redfile_files.uploads import intake as intake
 
     class Broken:
         def update(self, data):
@@ -206,7 +206,7 @@ def test_a_hashing_error_reaches_the_request_thread(monkeypatch):
 def test_whole_bodies_are_read_to_their_length_or_a_limit(monkeypatch):
     import io
 
-    from redfile_files import intake
+    from redfile_files.uploads import intake as intake
 
     monkeypatch.setattr(intake, "PIECE", 3)
     assert intake.read_whole(io.BytesIO(b"0123456789"), 10, 16) == b"0123456789"
@@ -257,7 +257,7 @@ def test_a_file_record_missing_fields_in_redis_reads_them_as_empty():
 
 @pytest.mark.parametrize("threaded", [False, True], ids=["inline", "threads"])
 def test_a_connection_reset_while_reading_is_bad_request(monkeypatch, threaded):
-    from redfile_files import intake
+    from redfile_files.uploads import intake as intake
 
     monkeypatch.setattr(intake, "THREADED_MIN", 1)
 

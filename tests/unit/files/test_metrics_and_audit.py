@@ -16,11 +16,12 @@ from redfile_common.audit import NullAuditLog
 from redfile_common.errors import ApiError
 from redfile_common.product_metrics import FilesMetrics, files_metrics
 from redfile_common.testing import settings_overrides
-from redfile_files import create_app, storage
+from redfile_files import create_app
+from redfile_files.catalogue.downloads import download_response
+from redfile_files.catalogue.service import FilesService
 from redfile_files.crypto import ChunkCorrupt
-from redfile_files.domain import FilesService
-from redfile_files.downloads import download_response
 from redfile_files.settings import FilesSettings
+from redfile_files.storage import files as storage
 
 from .test_domain import ALICE, seed_file
 

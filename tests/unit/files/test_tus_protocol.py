@@ -6,7 +6,7 @@ import hashlib
 import pytest
 
 from redfile_common.errors import ApiError
-from redfile_files.tus_protocol import BodyChecksum, parse_checksum, parse_concat, parse_metadata, parse_uint
+from redfile_files.tus.protocol import BodyChecksum, parse_checksum, parse_concat, parse_metadata, parse_uint
 
 ID_A, ID_B = "a" * 32, "b" * 32
 

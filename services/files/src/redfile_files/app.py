@@ -11,15 +11,19 @@ from werkzeug.routing import IntegerConverter
 from redfile_common.app import create_service_app, redfile
 from redfile_common.product_metrics import files_metrics
 from redfile_common.settings import load_settings
-
-from . import internal, openapi, routes, share_routes, tus, upload_routes
-from .crypto import Encryption, parse_master_keys
-from .domain import FilesService
-from .reconcile import Sweeper
-from .settings import FilesSettings
-from .share_store import ShareStore
-from .shares import Sharing
-from .storage import FileStore
+from redfile_files import openapi
+from redfile_files.catalogue import http as routes
+from redfile_files.catalogue.service import FilesService
+from redfile_files.crypto import Encryption, parse_master_keys
+from redfile_files.internal import http as internal
+from redfile_files.maintenance.reconcile import Sweeper
+from redfile_files.settings import FilesSettings
+from redfile_files.sharing import http as share_routes
+from redfile_files.sharing.service import Sharing
+from redfile_files.storage.files import FileStore
+from redfile_files.storage.shares import ShareStore
+from redfile_files.tus import http as tus
+from redfile_files.uploads import http as upload_routes
 
 # glibc's mallopt parameters
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8

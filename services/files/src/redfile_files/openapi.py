@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from apispec.ext.marshmallow.openapi import OpenAPIConverter
 
-from .schemas import ChunkFieldsIn, FileFormIn, FileJsonIn
+from redfile_files.schemas import ChunkFieldsIn, FileFormIn, FileJsonIn
 
 _BINARY = {"type": "string", "format": "binary"}
 _STR = {"type": "string"}

@@ -6,7 +6,7 @@ import secrets
 from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime
 
-from .storage import MISSING_LIMIT
+from redfile_files.storage.files import MISSING_LIMIT
 
 
 def new_file_id() -> str:

@@ -11,8 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from redfile_common.settings import ServiceSettings
-
-from .crypto import parse_master_keys
+from redfile_files.crypto import parse_master_keys
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -87,14 +87,13 @@ from itertools import islice
 import redis
 
 from redfile_common.errors import ApiError
-
-from . import ledger as L
-from .checksums import FileDigest, Part, composite, composite_sha256, file_crc32c, part_of
-from .crypto import SEAL_OVERHEAD, ChunkCorrupt
-from .reconcile import US
-from .records import FileRecord, iso
-from .share_store import ShareStore, inbox_key, link_key, links_key, recipients_key, share_key, shares_key
-from .storage import ChunkMissing, chunk_key, meta_key, parts_key, upload_key
+from redfile_files.checksums import FileDigest, Part, composite, composite_sha256, file_crc32c, part_of
+from redfile_files.crypto import SEAL_OVERHEAD, ChunkCorrupt
+from redfile_files.maintenance.reconcile import US
+from redfile_files.records import FileRecord, iso
+from redfile_files.storage import ledger as L
+from redfile_files.storage.files import ChunkMissing, chunk_key, meta_key, parts_key, upload_key
+from redfile_files.storage.shares import ShareStore, inbox_key, link_key, links_key, recipients_key, share_key, shares_key
 
 SCAN_COUNT = 1000
 BATCH = 500  # keys or ids looked up per pipeline
@@ -258,7 +257,7 @@ class ConsistencyChecker:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        from .domain import FilesService
+        from redfile_files.catalogue.service import FilesService
 
         self.files = files
         self.redis: redis.Redis = files.store.redis
@@ -1140,11 +1139,10 @@ def build_checker(settle: float = 1.0) -> ConsistencyChecker:
     """A checker on the settings of the environment, as the files service reads them."""
     from redfile_common.redis_client import make_redis
     from redfile_common.settings import load_settings
-
-    from .crypto import Encryption, parse_master_keys
-    from .domain import FilesService
-    from .settings import FilesSettings
-    from .storage import FileStore
+    from redfile_files.catalogue.service import FilesService
+    from redfile_files.crypto import Encryption, parse_master_keys
+    from redfile_files.settings import FilesSettings
+    from redfile_files.storage.files import FileStore
 
     settings = load_settings(FilesSettings)
     client = make_redis(settings)

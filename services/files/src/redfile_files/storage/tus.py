@@ -84,9 +84,8 @@ from dataclasses import dataclass
 import redis
 
 from redfile_common.errors import ApiError
-
-from .checksums import Part
-from .storage import _TIME, STAGING_TTL, StagedChunk, chunk_prefix, meta_key, parts_key, unlink_quietly, upload_key
+from redfile_files.checksums import Part
+from redfile_files.storage.files import _TIME, STAGING_TTL, StagedChunk, chunk_prefix, meta_key, parts_key, unlink_quietly, upload_key
 
 TUS_MODE = "tus"
 

@@ -49,16 +49,15 @@ from dataclasses import dataclass, replace
 import structlog
 
 from redfile_common.errors import ApiError
-
-from .crypto import ChunkCorrupt
-from .reconcile import US
-from .records import FileRecord, iso, new_file_id
-from .storage import ChunkMissing, Late
-from .tus_appender import Appender
-from .tus_protocol import BodyChecksum, Metadata
-from .tus_store import TUS_MODE, OffsetMismatch, TusStore
-from .uploads import _late
-from .validation import is_file_id, lenient_mime_type, validate_name
+from redfile_files.crypto import ChunkCorrupt
+from redfile_files.maintenance.reconcile import US
+from redfile_files.records import FileRecord, iso, new_file_id
+from redfile_files.storage.files import ChunkMissing, Late
+from redfile_files.storage.tus import TUS_MODE, OffsetMismatch, TusStore
+from redfile_files.tus.appender import Appender
+from redfile_files.tus.protocol import BodyChecksum, Metadata
+from redfile_files.uploads.service import _late
+from redfile_files.validation import is_file_id, lenient_mime_type, validate_name
 
 log = structlog.get_logger("redfile.files.tus")
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import redis
 
-from .storage import meta_key
+from redfile_files.storage.files import meta_key
 
 
 def share_key(file_id: str, share_id: str) -> str:

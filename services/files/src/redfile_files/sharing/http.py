@@ -22,12 +22,11 @@ from zipstream import ZIP_STORED, ZipStream
 from redfile_common.errors import ApiError
 from redfile_common.fields import StrictBoolean
 from redfile_common.security import authenticate_user, current_principal, login_required
-
-from . import bodies
-from .downloads import byte_range, content_disposition, download_response, not_modified, unsatisfiable
-from .schemas import FileItem, FileJsonIn, FileOut, _In, _JsonIn, expiry_ts
-from .shares import USERNAME_RE, Sharing
-from .validation import validate_name
+from redfile_files.catalogue.downloads import byte_range, content_disposition, download_response, not_modified, unsatisfiable
+from redfile_files.schemas import FileItem, FileJsonIn, FileOut, _In, _JsonIn, expiry_ts
+from redfile_files.sharing.service import USERNAME_RE, Sharing
+from redfile_files.uploads import bodies
+from redfile_files.validation import validate_name
 
 bp = APIBlueprint("shares", __name__, tag="Sharing")
 

@@ -36,9 +36,8 @@ from dataclasses import dataclass
 import structlog
 
 from redfile_common.errors import ApiError
-
-from .records import FileRecord, iso
-from .share_store import ShareStore
+from redfile_files.records import FileRecord, iso
+from redfile_files.storage.shares import ShareStore
 
 log = structlog.get_logger("redfile.files")
 

@@ -29,16 +29,15 @@ import structlog
 from redfile_common.audit import NullAuditLog
 from redfile_common.errors import ApiError
 from redfile_common.product_metrics import FilesMetrics
-
-from .checksums import part_of, sha256_hex
-from .crypto import ChunkCorrupt, Encryption
-from .ledger import Ledger, Stats
-from .reconcile import Reconciler
-from .records import ChunkReceipt, FileRecord, UploadStatus, iso, new_file_id
-from .settings import FilesSettings
-from .storage import ChunkMissing, FileStore, Late
-from .uploads import Uploads, _late
-from .validation import decode_cursor, encode_cursor, is_file_id, validate_mime_type, validate_name
+from redfile_files.checksums import part_of, sha256_hex
+from redfile_files.crypto import ChunkCorrupt, Encryption
+from redfile_files.maintenance.reconcile import Reconciler
+from redfile_files.records import ChunkReceipt, FileRecord, UploadStatus, iso, new_file_id
+from redfile_files.settings import FilesSettings
+from redfile_files.storage.files import ChunkMissing, FileStore, Late
+from redfile_files.storage.ledger import Ledger, Stats
+from redfile_files.uploads.service import Uploads, _late
+from redfile_files.validation import decode_cursor, encode_cursor, is_file_id, validate_mime_type, validate_name
 
 log = structlog.get_logger("redfile.files")
 

@@ -22,9 +22,8 @@ from flask import Request
 from marshmallow import ValidationError
 
 from redfile_common.errors import ApiError
-
-from .schemas import ChunkFieldsIn, FileFormIn
-from .validation import decode_base64, lenient_mime_type
+from redfile_files.schemas import ChunkFieldsIn, FileFormIn
+from redfile_files.validation import decode_base64, lenient_mime_type
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 

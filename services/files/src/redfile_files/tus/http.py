@@ -34,11 +34,9 @@ from werkzeug.wsgi import get_input_stream
 
 from redfile_common.errors import ApiError
 from redfile_common.security import authenticate_user
-
-from .direct_input import direct
-from .downloads import byte_range, download_response, not_modified, unsatisfiable
-from .tus_engine import BodyInterrupted, TusUpload, TusUploads
-from .tus_protocol import (
+from redfile_files.catalogue.downloads import byte_range, download_response, not_modified, unsatisfiable
+from redfile_files.tus.engine import BodyInterrupted, TusUpload, TusUploads
+from redfile_files.tus.protocol import (
     ALGORITHMS,
     EXTENSIONS,
     OFFSET_CONTENT_TYPE,
@@ -49,6 +47,7 @@ from .tus_protocol import (
     parse_metadata,
     parse_uint,
 )
+from redfile_files.uploads.direct_input import direct
 
 bp = Blueprint("tus", __name__)
 
@@ -87,7 +86,7 @@ def engine() -> TusUploads:
 
 def init_app(app, files) -> None:
     """Register the blueprint with its engine over ``files`` (the ``FilesService``)."""
-    from .tus_store import TusStore
+    from redfile_files.storage.tus import TusStore
 
     settings = files.settings
     store = TusStore(files.store.redis, upload_ttl=settings.upload_ttl, max_file_bytes=settings.max_file_bytes)

@@ -15,10 +15,9 @@ from flask import current_app
 
 from redfile_common.errors import ApiError
 from redfile_common.security import service_required
-
-from .consistency import ConsistencyChecker
-from .domain import FilesService
-from .schemas import DeletedOut, FilePage, InternalPageQuery, QuotaIn, QuotaOut, StatsOut, StatsQuery
+from redfile_files.catalogue.service import FilesService
+from redfile_files.maintenance.consistency import ConsistencyChecker
+from redfile_files.schemas import DeletedOut, FilePage, InternalPageQuery, QuotaIn, QuotaOut, StatsOut, StatsQuery
 
 bp = APIBlueprint("files_internal", __name__, tag="Internal")
 

@@ -48,7 +48,7 @@ from dataclasses import asdict, dataclass, field
 
 import redis
 
-from .crypto import ChunkCorrupt, Encryption, parse_master_keys, wrapping_kid
+from redfile_files.crypto import ChunkCorrupt, Encryption, parse_master_keys, wrapping_kid
 
 SCAN_MATCH = "files:{*}:*"
 SUFFIXES = (b":meta", b":upload")
@@ -251,8 +251,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from redfile_common.redis_client import make_redis
     from redfile_common.settings import SettingsError, load_settings
-
-    from .settings import FilesSettings
+    from redfile_files.settings import FilesSettings
 
     try:
         settings = load_settings(FilesSettings)

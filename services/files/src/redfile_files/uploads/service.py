@@ -52,16 +52,26 @@ import structlog
 
 from redfile_common.errors import ApiError
 from redfile_common.product_metrics import FilesMetrics
-
-from . import intake
-from .checksums import ChunkDigest, FileDigest, Part, RunningDigests, composite, composite_sha256, file_crc32c, part_of, sha256_hex, verify
-from .crypto import SEAL_OVERHEAD, ChunkCorrupt, Encryption
-from .ledger import Lease, Ledger
-from .reconcile import US, Reconciler
-from .records import ChunkReceipt, FileRecord, UploadStatus, iso, missing_details, new_file_id
-from .settings import FilesSettings
-from .storage import ChunkMissing, FileStore, Late, UploadState
-from .validation import is_file_id, validate_mime_type, validate_name
+from redfile_files.checksums import (
+    ChunkDigest,
+    FileDigest,
+    Part,
+    RunningDigests,
+    composite,
+    composite_sha256,
+    file_crc32c,
+    part_of,
+    sha256_hex,
+    verify,
+)
+from redfile_files.crypto import SEAL_OVERHEAD, ChunkCorrupt, Encryption
+from redfile_files.maintenance.reconcile import US, Reconciler
+from redfile_files.records import ChunkReceipt, FileRecord, UploadStatus, iso, missing_details, new_file_id
+from redfile_files.settings import FilesSettings
+from redfile_files.storage.files import ChunkMissing, FileStore, Late, UploadState
+from redfile_files.storage.ledger import Lease, Ledger
+from redfile_files.uploads import intake
+from redfile_files.validation import is_file_id, validate_mime_type, validate_name
 
 log = structlog.get_logger("redfile.files")
 

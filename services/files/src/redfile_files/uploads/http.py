@@ -16,12 +16,11 @@ from apiflask import APIBlueprint
 from flask import current_app, g, request
 
 from redfile_common.security import current_principal, login_required
-
-from .checksums import parse_crc32c_value, parse_sha256_value
-from .direct_input import direct
-from .domain import FilesService
-from .schemas import ChunkPutOut, FileOut, QuotaOut, UploadIn, UploadOut, expiry_ts
-from .validation import is_file_id, parse_sha256
+from redfile_files.catalogue.service import FilesService
+from redfile_files.checksums import parse_crc32c_value, parse_sha256_value
+from redfile_files.schemas import ChunkPutOut, FileOut, QuotaOut, UploadIn, UploadOut, expiry_ts
+from redfile_files.uploads.direct_input import direct
+from redfile_files.validation import is_file_id, parse_sha256
 
 bp = APIBlueprint("uploads", __name__, tag="Uploads")
 

@@ -11,12 +11,11 @@ from apiflask import APIBlueprint
 from flask import current_app, g, request
 
 from redfile_common.security import current_principal, login_required
-
-from . import bodies
-from .domain import FilesService
-from .downloads import byte_range, download_response, not_modified, unsatisfiable
-from .schemas import ChunkOut, CompleteIn, FileJsonIn, FileOut, FilePage, PageQuery, RenameIn, TextIn, TextOut, expiry_ts
-from .validation import is_file_id
+from redfile_files.catalogue.downloads import byte_range, download_response, not_modified, unsatisfiable
+from redfile_files.catalogue.service import FilesService
+from redfile_files.schemas import ChunkOut, CompleteIn, FileJsonIn, FileOut, FilePage, PageQuery, RenameIn, TextIn, TextOut, expiry_ts
+from redfile_files.uploads import bodies
+from redfile_files.validation import is_file_id
 
 bp = APIBlueprint("files", __name__, tag="Files")
 

@@ -118,8 +118,7 @@ from dataclasses import dataclass
 import redis
 
 from redfile_common.errors import ApiError
-
-from .checksums import Part
+from redfile_files.checksums import Part
 
 PREFIX = "files"
 STAGING_TTL = 60  # seconds a chunk's staged bytes outlive a put_chunk that never ran its script

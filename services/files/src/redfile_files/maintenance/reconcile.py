@@ -41,9 +41,8 @@ import time
 import structlog
 
 from redfile_common.product_metrics import FilesMetrics
-
-from .ledger import Ledger
-from .storage import FileStore
+from redfile_files.storage.files import FileStore
+from redfile_files.storage.ledger import Ledger
 
 log = structlog.get_logger("redfile.files.reconcile")
 

@@ -32,12 +32,11 @@ import structlog
 from flask import Request, Response
 
 from redfile_common.errors import ApiError
-
-from .checksums import sha256_b64
-from .crypto import ChunkCorrupt
-from .domain import FileGone
-from .records import FileRecord
-from .storage import ChunkMissing
+from redfile_files.catalogue.service import FileGone
+from redfile_files.checksums import sha256_b64
+from redfile_files.crypto import ChunkCorrupt
+from redfile_files.records import FileRecord
+from redfile_files.storage.files import ChunkMissing
 
 log = structlog.get_logger("redfile.files")
 

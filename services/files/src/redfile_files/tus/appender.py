@@ -42,14 +42,13 @@ from typing import TYPE_CHECKING
 import structlog
 
 from redfile_common.errors import ApiError
-
-from .checksums import ChunkDigest, crc32c_hex, part_of
-from .crypto import ChunkCorrupt, NullSealer
-from .records import iso
-from .tus_store import OffsetMismatch, Segment, new_staging_token, staging_key
+from redfile_files.checksums import ChunkDigest, crc32c_hex, part_of
+from redfile_files.crypto import ChunkCorrupt, NullSealer
+from redfile_files.records import iso
+from redfile_files.storage.tus import OffsetMismatch, Segment, new_staging_token, staging_key
 
 if TYPE_CHECKING:
-    from .tus_engine import TusUpload, TusUploads
+    from redfile_files.tus.engine import TusUpload, TusUploads
 
 log = structlog.get_logger("redfile.files.tus")
 
