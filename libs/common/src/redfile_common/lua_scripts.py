@@ -15,9 +15,11 @@ A prelude's header declares what it defines (``--! exports: now now_us``); ``mak
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import Any, Protocol, cast
 
 import redis
 from redis.commands.core import Script
@@ -80,6 +82,15 @@ def source(package: str, name: str) -> str:
     return f"{head} {text}" if head else text
 
 
+class LuaScript(Protocol):
+    """A registered script (redis-py's ``Script``) as callers use it: its reply is whatever the script returns."""
+
+    sha: str
+    script: str
+
+    def __call__(self, keys: Sequence[str | bytes] | None = None, args: Sequence[Any] | None = None, client: Any = None) -> Any: ...
+
+
 class Scripts:
     """The scripts of one package, registered on one client (``EVALSHA``, loaded again on ``NOSCRIPT``)."""
 
@@ -88,8 +99,8 @@ class Scripts:
         self._package = package
         self._registered: dict[str, Script] = {}
 
-    def __getitem__(self, name: str) -> Script:
+    def __getitem__(self, name: str) -> LuaScript:
         script = self._registered.get(name)
         if script is None:
             script = self._registered[name] = self._client.register_script(source(self._package, name))
-        return script
+        return cast(LuaScript, script)

@@ -12,7 +12,7 @@ key everyone knows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -166,7 +166,10 @@ class ServiceSettings(BaseSettings):
         return {"auth": self.auth_url, "files": self.files_url, "admin": self.admin_url}[service].rstrip("/")
 
 
-def load_settings(cls: type[ServiceSettings], overrides: dict | None = None) -> ServiceSettings:
+S = TypeVar("S", bound="ServiceSettings")
+
+
+def load_settings(cls: type[S], overrides: dict | None = None) -> S:
     """Build settings from the environment, with explicit overrides winning.
 
     Converts pydantic's validation error into ``SettingsError`` so the
