@@ -20,6 +20,7 @@ from redfile_admin import create_app as create_admin
 from redfile_auth import create_app as create_auth
 from redfile_common.testing import settings_overrides
 from redfile_files import create_app as create_files
+from redfile_files.storage import keys
 
 ROOT_PASSWORD = "root-password-for-acl-tests"
 CHEAP_ARGON2 = dict(argon2_memory_kib=1024, argon2_time_cost=1, argon2_parallelism=1)
@@ -180,9 +181,11 @@ def test_files_and_admin_flows_as_their_own_users(system, ops):
 def test_the_files_sweep_runs_as_the_files_user(acl_redis, ops):
     # The background sweep (SCAN, the reconciler, the walk of the global index) runs in a
     # thread, not a request: run one round as the files user, with work to do.
+    from redfile_common.app import domain_of
     from redfile_common.testing import auth_header, user_token
-    from redfile_files.maintenance.reconcile import Sweeper
-    from redfile_files.storage import ledger as ledger
+    from redfile_files.domain import FilesDomain
+    from redfile_files.maintenance.sweeper import Sweeper
+    from redfile_files.storage.records import Stats
 
     app = create_files(
         **settings_overrides(
@@ -190,17 +193,16 @@ def test_the_files_sweep_runs_as_the_files_user(acl_redis, ops):
         )
     )
     client = app.test_client()
-    service = app.extensions["redfile_files"]
+    domain = domain_of(FilesDomain, app)
     alice = auth_header(user_token(app.extensions["redfile"].settings, ops, "alice"))
     kept = client.post("/texts", headers=alice, json={"name": "kept.txt", "content": "kept"}).json["id"]
     left = client.post("/uploads", headers=alice, json={"name": "left.bin", "total_size": 10}).json["id"]
-    ops.delete(ledger.ALL_SIZES, ledger.ALL_BYTES)  # as if stored before sizes were kept: the walk counts it again
     for key in ops.keys(f"files:{{{left}}}:*"):
         ops.delete(key)  # as if the upload's deadline had passed
-    ops.zadd(ledger.due_key("alice"), {left: 0})
-    assert Sweeper(service.reconciler, interval=60).run_once() == 1
-    assert service.stats() == ledger.Stats(files=1, bytes_stored=4, active_uploads=0)
-    assert service.stats("alice") == ledger.Stats(files=1, bytes_stored=4, active_uploads=0)
+    ops.zadd(keys.due("alice"), {left: 0})
+    assert Sweeper(domain.storage.lifecycle, domain.storage.ledger, interval=60).run_once() == 1
+    assert domain.catalogue.stats() == Stats(files=1, bytes_stored=4, active_uploads=0)
+    assert domain.catalogue.stats("alice") == Stats(files=1, bytes_stored=4, active_uploads=0)
     assert acl_violations(ops) == []
 
 

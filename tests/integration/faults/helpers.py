@@ -48,7 +48,6 @@ def assert_file_checksums(meta: dict, data: bytes, chunk: int, *, with_sha256: b
     assert meta["size"] == len(data), meta
     assert meta["crc32c"] == crc32c(data), meta
     assert meta["composite_blake3"] == composite_blake3(data, chunk), meta
-    assert meta["composite_sha256"] is None, meta
     assert meta["sha256"] == (sha256(data) if with_sha256 else None), meta
 
 
@@ -86,14 +85,14 @@ def staging_keys(r, upload_id: str | None = None) -> list[str]:
 
 
 def stored_parts(r, upload_id: str) -> dict[int, str]:
-    """index -> part record of every chunk the upload's part table lists ("size::crc32c:blake3" since BLAKE3)."""
+    """index -> part record of every chunk the upload's part table lists ("size:crc32c:blake3")."""
     return {int(k): v.decode() for k, v in r.hgetall(f"files:{{{upload_id}}}:parts").items()}
 
 
 def part_record(piece: bytes) -> str:
-    """The part table's entry for a chunk of these bytes, as the files service writes it since BLAKE3:
-    "<size>::<crc32c hex>:<blake3 hex>" (the SHA-256 slot left empty, so the same bytes make the same record)."""
-    return f"{len(piece)}::{crc32c(piece)}:{blake3.blake3(piece).hexdigest()}"
+    """The part table's entry for a chunk of these bytes, as the files service writes it:
+    "<size>:<crc32c hex>:<blake3 hex>" (the same bytes always make the same record)."""
+    return f"{len(piece)}:{crc32c(piece)}:{blake3.blake3(piece).hexdigest()}"
 
 
 class RetryingUploader:

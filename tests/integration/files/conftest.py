@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 
 import pytest
 
 from redfile_common.testing import auth_header, redis_state, service_token, settings_overrides, user_token
 from redfile_files import create_app
+from redfile_files.domain import FilesDomain, files_domain
+from redfile_files.storage import keys
+from redfile_files.tus import appender as tus_appender
+
+from .tus_helpers import Tus
 
 CHUNK = 64  # small chunks so tests exercise many of them
 
@@ -119,15 +125,14 @@ def api(client):
 
 
 @pytest.fixture
-def service(app):
-    return app.extensions["redfile_files"]
+def domain(app) -> FilesDomain:
+    with app.app_context():
+        return files_domain()
 
 
-def expire_now(r, service, user: str, file_id: str) -> None:
+def expire_now(r, user: str, file_id: str) -> None:
     """Make an id due now, as time passing would."""
-    from redfile_files.storage import ledger as ledger
-
-    r.zadd(ledger.due_key(user), {file_id: 0})
+    r.zadd(keys.due(user), {file_id: 0})
 
 
 def dump(r) -> dict:
@@ -137,9 +142,7 @@ def dump(r) -> dict:
     sweeper thread of an app built by an earlier test (with the default
     SWEEP_INTERVAL) may still run in this process and write them at any time.
     """
-    from redfile_files.storage import ledger as ledger
-
-    sweeper_keys = {ledger.SWEEP_LOCK.encode(), ledger.GC_CURSOR.encode()}
+    sweeper_keys = {keys.SWEEP_LOCK.encode(), keys.GC_CURSOR.encode()}
     return redis_state(r, skip=sweeper_keys.__contains__)
 
 
@@ -155,3 +158,16 @@ def unchanged(redis_client):
         assert dump(redis_client) == before
 
     return check
+
+
+@pytest.fixture(params=["in-script", "sent-ahead"])
+def tus(request, app, client, redis_client, monkeypatch) -> Iterator[Tus]:
+    """The test's tus client, once with each way a chunk's bytes reach Redis: as the append script's argument
+    (the tests' chunks are small), and as a staged SET sent ahead of the script (``SEND_AHEAD_MIN`` lowered to 1 byte:
+    streamed as the body arrives when its length is known and the upload is not encrypted).  Either way, once the
+    test's requests are over no staged bytes are left behind, and no connection is held by a SET left unfinished."""
+    if request.param == "sent-ahead":
+        monkeypatch.setattr(tus_appender, "SEND_AHEAD_MIN", 1)
+    yield Tus(client)
+    assert list(redis_client.scan_iter(match="files:{*}:s:*", count=1000)) == []
+    assert not app.extensions["redfile"].redis.connection_pool._in_use_connections  # redis-py keeps no public count

@@ -16,11 +16,13 @@ import sys
 import pytest
 
 from redfile_common.testing import test_env as service_env
-from redfile_files.maintenance import consistency as consistency
-from redfile_files.maintenance.consistency import ConsistencyChecker, classify
+from redfile_files.domain import FilesDomain, files_domain
+from redfile_files.maintenance.consistency import ConsistencyChecker
+from redfile_files.maintenance.consistency.repair import make_due
+from redfile_files.maintenance.consistency.walk import Walk
 from redfile_files.storage import files as storage
-from redfile_files.storage import ledger as L
-from redfile_files.storage.shares import inbox_key, links_key, share_key
+from redfile_files.storage import keys
+from redfile_files.storage.keys import classify
 
 from .conftest import expire_now
 from .share_helpers import files_keys, make_link
@@ -30,9 +32,18 @@ KEY = base64.b64encode(b"k" * 32).decode()
 GHOST = "f" * 32  # an id that is neither file nor upload
 
 
+def domain_of(app) -> FilesDomain:
+    with app.app_context():
+        return files_domain()
+
+
+def checker_of(domain: FilesDomain, **kwargs) -> ConsistencyChecker:
+    return ConsistencyChecker(domain.storage, domain.verifier, **kwargs)
+
+
 @pytest.fixture
-def checker(app):
-    return ConsistencyChecker(app.extensions["redfile_files"], app.extensions["redfile_files_sharing"].store, settle=0)
+def checker(domain):
+    return checker_of(domain, settle=0)
 
 
 @pytest.fixture
@@ -102,56 +113,53 @@ def test_the_check_writes_nothing(store, checker, redis_client):
 
 # -- planted faults -----------------------------------------------------------------------
 def _chunk(store, name="seed", index=1) -> str:
-    return storage.chunk_key(store[name]["id"], index)
+    return keys.chunk(store[name]["id"], index)
 
 
 FAULTS = {
     "missing chunk": (lambda r, st: r.delete(_chunk(st)), "chunk_missing"),
     "wrong chunk size": (lambda r, st: r.set(_chunk(st), b"short"), "chunk_size_wrong"),
-    "chunk of an upload never expires": (lambda r, st: r.persist(storage.chunk_key(st["open"]["id"], 3)), "key_expiry_wrong"),
+    "chunk of an upload never expires": (lambda r, st: r.persist(keys.chunk(st["open"]["id"], 3)), "key_expiry_wrong"),
     "chunk of a permanent file expires": (lambda r, st: r.expire(_chunk(st), 3600), "key_expiry_wrong"),
-    "usage drift": (lambda r, st: r.hincrby(L.quota_key("alice"), "used", 7), "usage_drift"),
-    "reservation drift": (lambda r, st: r.hincrby(L.quota_key("bob"), "reserved", -1), "reservation_drift"),
-    "file not charged": (lambda r, st: r.hset(L.held_key("alice"), st["seed"]["id"], "c:199"), "file_not_charged"),
-    "upload not reserved": (lambda r, st: r.hset(L.held_key("alice"), st["open"]["id"], "r:10"), "upload_not_reserved"),
-    "upload not counted": (lambda r, st: r.zrem(L.ALL_UPLOADS, st["tus"]), "upload_not_counted"),
-    "orphan chunk key": (lambda r, st: r.set(storage.chunk_key(GHOST, 0), b"left behind"), "orphan_key"),
-    "chunk outside its table": (lambda r, st: r.set(storage.chunk_key(st["seed"]["id"], 9), b"x"), "orphan_key"),
-    "chunk table of nothing": (lambda r, st: r.hset(storage.parts_key(GHOST), 0, "1:" + "0" * 64 + ":00000000"), "orphan_key"),
+    "usage drift": (lambda r, st: r.hincrby(keys.quota("alice"), "used", 7), "usage_drift"),
+    "reservation drift": (lambda r, st: r.hincrby(keys.quota("bob"), "reserved", -1), "reservation_drift"),
+    "file not charged": (lambda r, st: r.hset(keys.held("alice"), st["seed"]["id"], "c:199"), "file_not_charged"),
+    "upload not reserved": (lambda r, st: r.hset(keys.held("alice"), st["open"]["id"], "r:10"), "upload_not_reserved"),
+    "upload not counted": (lambda r, st: r.zrem(keys.ALL_UPLOADS, st["tus"]), "upload_not_counted"),
+    "orphan chunk key": (lambda r, st: r.set(keys.chunk(GHOST, 0), b"left behind"), "orphan_key"),
+    "chunk outside its table": (lambda r, st: r.set(keys.chunk(st["seed"]["id"], 9), b"x"), "orphan_key"),
+    "chunk table of nothing": (lambda r, st: r.hset(keys.parts(GHOST), 0, "1:" + "0" * 64 + ":00000000"), "orphan_key"),
     "staging key without TTL": (lambda r, st: r.set(f"files:{{{st['open']['id']}}}:in:1:{'a' * 16}", b"x"), "orphan_key"),
-    "user index entry of a missing file": (lambda r, st: r.zadd(L.owner_index("alice"), {GHOST: 1}), "index_without_charge"),
-    "global index entry of a missing file": (lambda r, st: r.zadd(L.ALL_INDEX, {GHOST: 1}), "dangling_index_entry"),
-    "global size drift": (lambda r, st: r.incrby(L.ALL_BYTES, 3), "global_bytes_drift"),
-    "stale count of uploads": (lambda r, st: r.zadd(L.ALL_UPLOADS, {GHOST: 1}), "upload_count_stale"),
+    "user index entry of a missing file": (lambda r, st: r.zadd(keys.user_files("alice"), {GHOST: 1}), "index_without_charge"),
+    "global index entry of a missing file": (lambda r, st: r.zadd(keys.ALL_FILES, {GHOST: 1}), "dangling_index_entry"),
+    "global size drift": (lambda r, st: r.incrby(keys.ALL_BYTES, 3), "global_bytes_drift"),
+    "stale count of uploads": (lambda r, st: r.zadd(keys.ALL_UPLOADS, {GHOST: 1}), "upload_count_stale"),
     "holding of a missing id": (
-        lambda r, st: (r.hset(L.held_key("alice"), GHOST, "c:5"), r.hincrby(L.quota_key("alice"), "used", 5)),
+        lambda r, st: (r.hset(keys.held("alice"), GHOST, "c:5"), r.hincrby(keys.quota("alice"), "used", 5)),
         "dangling_holding",
     ),
-    "due entry of nothing": (lambda r, st: r.zadd(L.due_key("alice"), {GHOST: 9_000_000_000_000_000}), "orphan_due"),
+    "due entry of nothing": (lambda r, st: r.zadd(keys.due("alice"), {GHOST: 9_000_000_000_000_000}), "orphan_due"),
     "share to a missing file": (
-        lambda r, st: r.hset(share_key(GHOST, "a" * 32), mapping={"id": "a" * 32, "file_id": GHOST}),
+        lambda r, st: r.hset(keys.share(GHOST, "a" * 32), mapping={"id": "a" * 32, "file_id": GHOST}),
         "orphan_share",
     ),
     "share list of a missing file": (lambda r, st: r.hset(f"files:{{{GHOST}}}:shares", "a" * 32, "x"), "orphan_share"),
     "password checks that never expire": (lambda r, st: r.zadd(f"files:{{l:{'e' * 64}}}:pwcheck", {"a": 1}), "orphan_link"),
     "link lookup of a missing share": (lambda r, st: r.set(f"files:{{l:{'e' * 64}}}:link", f"{GHOST}:{'a' * 32}"), "orphan_link"),
     "share without its lookup": (
-        lambda r, st: r.delete(f"files:{{l:{r.hget(share_key(st['seed']['id'], st['link']['id']), 'token_sha256').decode()}}}:link"),
+        lambda r, st: r.delete(f"files:{{l:{r.hget(keys.share(st['seed']['id'], st['link']['id']), 'token_sha256').decode()}}}:link"),
         "share_link_missing",
     ),
-    "share missing from its owner's links": (lambda r, st: r.hdel(links_key("alice"), st["link"]["id"]), "share_not_in_owner_links"),
-    "recipient without the file in their inbox": (lambda r, st: r.hdel(inbox_key("bob"), st["session"]["id"]), "recipient_not_in_inbox"),
+    "share missing from its owner's links": (lambda r, st: r.hdel(keys.user_links("alice"), st["link"]["id"]), "share_not_in_owner_links"),
+    "recipient without the file in their inbox": (lambda r, st: r.hdel(keys.inbox("bob"), st["session"]["id"]), "recipient_not_in_inbox"),
     "unknown key family": (lambda r, st: r.set("files:{xyz}:what", b"?"), "unknown_key"),
     "unknown key of a file": (lambda r, st: r.set(f"files:{{{st['seed']['id']}}}:thumbnail", b"?"), "unknown_key"),
     "files key without a tag": (lambda r, st: r.set("files:loose", b"?"), "unknown_key"),
-    "wrong type": (lambda r, st: (r.delete(L.due_key("carol")), r.set(L.due_key("carol"), b"1")), "wrong_type"),
-    "incomplete file record": (lambda r, st: r.hdel(storage.meta_key(st["text"]["id"]), "name"), "file_record_incomplete"),
-    "file record with a malformed sha256": (
-        lambda r, st: r.hset(storage.meta_key(st["text"]["id"]), "sha256", "xyz"),
-        "file_record_incomplete",
-    ),
-    "parts that do not add up": (lambda r, st: r.hset(storage.meta_key(st["seed"]["id"]), "size", 201), "size_mismatch"),
-    "sweep lock without TTL": (lambda r, st: r.set(L.SWEEP_LOCK, b"x"), "bad_value"),
+    "wrong type": (lambda r, st: (r.delete(keys.due("carol")), r.set(keys.due("carol"), b"1")), "wrong_type"),
+    "incomplete file record": (lambda r, st: r.hdel(keys.meta(st["text"]["id"]), "name"), "file_record_incomplete"),
+    "file record with a malformed sha256": (lambda r, st: r.hset(keys.meta(st["text"]["id"]), "sha256", "xyz"), "file_record_incomplete"),
+    "parts that do not add up": (lambda r, st: r.hset(keys.meta(st["seed"]["id"]), "size", 201), "size_mismatch"),
+    "sweep lock without TTL": (lambda r, st: r.set(keys.SWEEP_LOCK, b"x"), "bad_value"),
 }
 
 
@@ -170,7 +178,7 @@ def test_each_planted_fault_is_found(name, store, checker, redis_client):
 def test_a_file_record_without_a_sha256_is_fine(store, checker, redis_client):
     # only files whose upload asked for it have a SHA-256 (the seed and session files here have none)
     assert store["seed"]["sha256"] is None and store["session"]["sha256"] is None and store["text"]["sha256"]
-    redis_client.hset(storage.meta_key(store["text"]["id"]), "sha256", "")  # as the service writes a file without one
+    redis_client.hset(keys.meta(store["text"]["id"]), "sha256", "")  # as the service writes a file without one
     report = checker.check(deep=True)
     assert report["ok"], report["problems"]
     assert report["summary"]["bytes_verified"] == 355  # every file still read and checked (CRC32C, composite)
@@ -182,7 +190,7 @@ def test_a_problem_names_the_key_the_id_and_the_user(store, checker, redis_clien
     assert p == {
         "kind": "chunk_missing",
         "severity": "error",
-        "key": storage.meta_key(store["seed"]["id"]),
+        "key": keys.meta(store["seed"]["id"]),
         "detail": "chunks not stored: 1",
         "id": store["seed"]["id"],
         "user": "alice",
@@ -205,14 +213,14 @@ def test_corrupted_bytes_are_found_only_by_a_deep_check(store, checker, redis_cl
 
 def test_deep_opens_encrypted_chunks_and_finds_a_tampered_one(make_app, api, alice, redis_client):
     app = make_app(encryption_keys=f"k1:{KEY}")
-    checker = ConsistencyChecker(app.extensions["redfile_files"], settle=0)
+    checker = checker_of(domain_of(app), settle=0)
     from .conftest import Api
 
     record = Api(app.test_client()).upload(alice, os.urandom(300))
     report = checker.check(deep=True)
     assert report["ok"], report["problems"]
     assert report["summary"]["bytes_verified"] == 300
-    key = storage.chunk_key(record["id"], 2)
+    key = keys.chunk(record["id"], 2)
     sealed = bytearray(redis_client.get(key))
     assert len(sealed) == 64 + 28  # stored sealed: the size check knows the overhead
     sealed[-1] ^= 1
@@ -221,8 +229,8 @@ def test_deep_opens_encrypted_chunks_and_finds_a_tampered_one(make_app, api, ali
 
 
 def test_stale_links_and_inbox_entries_fail_only_a_strict_check(store, checker, redis_client):
-    redis_client.hset(links_key("alice"), "b" * 32, GHOST)
-    redis_client.hset(inbox_key("bob"), GHOST, "alice")
+    redis_client.hset(keys.user_links("alice"), "b" * 32, GHOST)
+    redis_client.hset(keys.inbox("bob"), GHOST, "alice")
     report = checker.check()
     assert report["ok"] and report["stale"] == 2 and report["errors"] == 0
     assert {p["kind"] for p in report["problems"]} == {"stale_link_entry", "stale_inbox_entry"}
@@ -230,21 +238,21 @@ def test_stale_links_and_inbox_entries_fail_only_a_strict_check(store, checker, 
 
 
 # -- live traffic: leases, due ids, staging keys, confirmation ------------------------------
-def test_an_operation_in_flight_is_pending_not_a_problem(store, checker, service, redis_client):
+def test_an_operation_in_flight_is_pending_not_a_problem(store, checker, domain, redis_client):
     up = store["open"]["id"]
     for i in (1, 2, 4):
-        redis_client.hset(storage.parts_key(up), i, redis_client.hget(storage.parts_key(up), 0))  # not real chunks: never completed
-    service.ledger.charge("alice", up, 300, 123)  # a completion that charged, then "crashed" before its commit
-    service.ledger.index_global(up, 123, 300)
-    redis_client.hdel(storage.parts_key(up), 1, 2, 4)
+        redis_client.hset(keys.parts(up), i, redis_client.hget(keys.parts(up), 0))  # not real chunks: never completed
+    domain.storage.ledger.charge("alice", up, 300, 123)  # a completion that charged, then "crashed" before its commit
+    domain.storage.ledger.index_global(up, 123, 300)
+    redis_client.hdel(keys.parts(up), 1, 2, 4)
     report = checker.check()
     assert report["ok"], report["problems"]
     (row,) = report["pending"]
     assert row["id"] == up and row["reason"] == "leased" and row["user"] == "alice"
-    expire_now(redis_client, service, "alice", up)  # the lease ran out: the sweep will repair it
+    expire_now(redis_client, "alice", up)  # the lease ran out: the sweep will repair it
     report = checker.check()
     assert report["ok"] and report["pending"][0]["reason"] == "due"
-    service.reconciler.sweep_user("alice")
+    domain.storage.lifecycle.sweep_user("alice")
     report = checker.check()
     assert report["ok"] and report["pending"] == []
 
@@ -256,9 +264,9 @@ def test_staging_keys_within_their_ttl_are_transient(store, checker, redis_clien
     assert report["ok"] and report["summary"]["transient_keys"] == 2
 
 
-def test_a_problem_gone_when_looked_at_again_is_not_reported(store, app, redis_client):
+def test_a_problem_gone_when_looked_at_again_is_not_reported(store, domain, redis_client):
     """A share outlives its file for the moment a delete takes to purge it: the second look settles it."""
-    fake_share = share_key(GHOST, "a" * 32)
+    fake_share = keys.share(GHOST, "a" * 32)
     redis_client.hset(fake_share, mapping={"id": "a" * 32, "file_id": GHOST})
     looked_again = []
 
@@ -266,27 +274,27 @@ def test_a_problem_gone_when_looked_at_again_is_not_reported(store, app, redis_c
         looked_again.append(seconds)
         redis_client.delete(fake_share)  # the purge landed meanwhile
 
-    checker = ConsistencyChecker(app.extensions["redfile_files"], settle=5, clock=lambda: 100.0, sleep=settle)
+    checker = checker_of(domain, settle=5, clock=lambda: 100.0, sleep=settle)
     report = checker.check()
     assert looked_again == [5]
     assert report["ok"] and report["problems"] == []
 
 
-def test_the_time_budget_ends_the_walk_and_the_report_says_so(store, app):
+def test_the_time_budget_ends_the_walk_and_the_report_says_so(store, domain):
     ticks = iter(range(0, 10_000, 10))
-    checker = ConsistencyChecker(app.extensions["redfile_files"], settle=0, clock=lambda: float(next(ticks)))
+    checker = checker_of(domain, settle=0, clock=lambda: float(next(ticks)))
     report = checker.check(max_seconds=5)
     assert report["complete"] is False and report["ok"] is False
 
 
 # -- repair ---------------------------------------------------------------------------------
 def test_repair_is_off_by_default_and_does_only_the_services_own_repairs(store, checker, redis_client):
-    redis_client.hset(L.held_key("alice"), GHOST, "c:5")
-    redis_client.hincrby(L.quota_key("alice"), "used", 5)
-    redis_client.zadd(L.ALL_INDEX, {"e" * 32: 1})
-    redis_client.zadd(L.ALL_UPLOADS, {"d" * 32: 1})
-    redis_client.hset(inbox_key("bob"), GHOST, "alice")
-    redis_client.hset(share_key(GHOST, "a" * 32), mapping={"id": "a" * 32, "file_id": GHOST})
+    redis_client.hset(keys.held("alice"), GHOST, "c:5")
+    redis_client.hincrby(keys.quota("alice"), "used", 5)
+    redis_client.zadd(keys.ALL_FILES, {"e" * 32: 1})
+    redis_client.zadd(keys.ALL_UPLOADS, {"d" * 32: 1})
+    redis_client.hset(keys.inbox("bob"), GHOST, "alice")
+    redis_client.hset(keys.share(GHOST, "a" * 32), mapping={"id": "a" * 32, "file_id": GHOST})
     redis_client.delete(_chunk(store, "session", 0))  # not the service's to repair
     state = snapshot(redis_client)
     before = checker.check()
@@ -302,18 +310,18 @@ def test_repair_is_off_by_default_and_does_only_the_services_own_repairs(store, 
     after = checker.check(repair=True, strict=True)
     assert set(after["counts"]) == {"chunk_missing"}
     assert {r["action"] for r in after["repairs"]} >= {"reconcile", "sweep", "unindex", "uncount_upload", "forget_inbox", "purge_shares"}
-    assert redis_client.hget(L.held_key("alice"), GHOST) is None
-    assert int(redis_client.hget(L.quota_key("alice"), "used")) == 355
+    assert redis_client.hget(keys.held("alice"), GHOST) is None
+    assert int(redis_client.hget(keys.quota("alice"), "used")) == 355
 
 
-def test_repair_leaves_an_id_alone_when_a_lease_is_taken(store, checker, service, redis_client):
-    redis_client.hset(L.held_key("alice"), GHOST, "c:5")
-    redis_client.hincrby(L.quota_key("alice"), "used", 5)
-    run = consistency._Run(checker, deep=False, deadline=None)
-    run.tick()
-    service.ledger.lease("alice", GHOST)  # an operation started after the check looked
-    assert run.make_due("alice", GHOST) is False
-    assert redis_client.hget(L.held_key("alice"), GHOST) == b"c:5"
+def test_repair_leaves_an_id_alone_when_a_lease_is_taken(store, checker, domain, redis_client):
+    redis_client.hset(keys.held("alice"), GHOST, "c:5")
+    redis_client.hincrby(keys.quota("alice"), "used", 5)
+    walk = Walk(checker.sources, deep=False, deadline=None)
+    walk.tick()
+    domain.storage.ledger.lease("alice", GHOST)  # an operation started after the check looked
+    assert make_due(walk, domain.storage, "alice", GHOST) is False
+    assert redis_client.hget(keys.held("alice"), GHOST) == b"c:5"
 
 
 # -- the ways to run it -------------------------------------------------------------------------
@@ -322,7 +330,7 @@ def test_the_internal_endpoint_answers_a_service_token_only(store, client, inter
     resp = client.get("/internal/consistency?deep=true", headers=internal)
     assert resp.status_code == 200, resp.json
     assert resp.json["ok"] is True and resp.json["deep"] is True and resp.json["summary"]["bytes_verified"] == 355
-    redis_client.zadd(L.ALL_INDEX, {GHOST: 1})
+    redis_client.zadd(keys.ALL_FILES, {GHOST: 1})
     body = client.get("/internal/consistency", headers=internal).json
     assert body["ok"] is False and body["counts"] == {"dangling_index_entry": 1}
     assert client.get("/internal/consistency?max_seconds=0", headers=internal).status_code == 422
@@ -334,12 +342,12 @@ def _env(redis_url, **extra) -> dict:
 
 def test_the_command_prints_json_and_exits_non_zero_on_a_problem(store, redis_url, redis_client):
     cmd = [sys.executable, "-m", "redfile_files.maintenance.consistency", "--settle", "0"]
-    done = subprocess.run(cmd + ["--deep"], env=_env(redis_url), capture_output=True, text=True, timeout=60)
+    done = subprocess.run([*cmd, "--deep"], env=_env(redis_url), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr + done.stdout
     report = json.loads(done.stdout)
     assert report["ok"] and report["summary"]["bytes_verified"] == 355
-    redis_client.set(storage.chunk_key(GHOST, 0), b"x")
-    done = subprocess.run(cmd + ["--summary"], env=_env(redis_url), capture_output=True, text=True, timeout=60)
+    redis_client.set(keys.chunk(GHOST, 0), b"x")
+    done = subprocess.run([*cmd, "--summary"], env=_env(redis_url), capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     report = json.loads(done.stdout)
     assert report["counts"] == {"orphan_key": 1} and "users" not in report
@@ -456,9 +464,9 @@ def test_the_checker_runs_as_the_files_acl_user(acl_server):
     record = api.upload(alice, os.urandom(150))
     make_link(app.test_client(), alice, record["id"])
     api.create(alice, 100, chunk_size=64)
-    ops.hset(L.held_key("alice"), GHOST, "r:3")  # something for --repair to do
-    ops.hincrby(L.quota_key("alice"), "reserved", 3)
-    checker = ConsistencyChecker(app.extensions["redfile_files"], settle=0)
+    ops.hset(keys.held("alice"), GHOST, "r:3")  # something for --repair to do
+    ops.hincrby(keys.quota("alice"), "reserved", 3)
+    checker = checker_of(domain_of(app), settle=0)
     report = checker.check(deep=True, repair=True)
     assert report["ok"], report["problems"]
     assert {r["action"] for r in report["repairs"]} == {"reconcile", "sweep"}
@@ -480,7 +488,7 @@ def test_the_admin_endpoint_calls_files_with_a_service_token(store, app, serve, 
     body = client.get("/admin/consistency?deep=true", headers=root).get_json()
     assert body["ok"] is True and body["deep"] is True and body["summary"]["bytes_verified"] == 355
     assert {row["user"] for row in body["users"]} == {"alice", "bob"}
-    redis_client.hset(inbox_key("bob"), GHOST, "alice")
+    redis_client.hset(keys.inbox("bob"), GHOST, "alice")
     body = client.get("/admin/consistency", headers=root).get_json()
     assert body["ok"] is True and body["stale"] == 1
     body = client.get("/admin/consistency?strict=true", headers=root).get_json()

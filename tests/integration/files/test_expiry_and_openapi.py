@@ -5,7 +5,7 @@ import time
 import pytest
 
 from redfile_common.testing import auth_header, user_token
-from redfile_files.storage import files as storage
+from redfile_files.storage import keys
 
 TTL = 30
 
@@ -33,12 +33,12 @@ def start(client, headers, total=4, indices=(0, 2)):
 def test_every_key_of_an_abandoned_upload_expires_within_upload_ttl(short, redis_client):
     client, headers = short
     fid = start(client, headers)
-    keys = upload_keys(redis_client, fid)
-    assert len(keys) == 4  # upload, parts, two chunks
-    for key in keys:
+    found = upload_keys(redis_client, fid)
+    assert len(found) == 4  # upload, parts, two chunks
+    for key in found:
         assert 0 < redis_client.ttl(key) <= TTL, key
-    deadline = int(redis_client.hget(storage.upload_key(fid), "deadline"))
-    assert {redis_client.expiretime(k) for k in keys} == {deadline}
+    deadline = int(redis_client.hget(keys.upload(fid), "deadline"))
+    assert {redis_client.expiretime(k) for k in found} == {deadline}
 
 
 def test_activity_moves_every_keys_deadline(short, redis_client):
@@ -46,28 +46,28 @@ def test_activity_moves_every_keys_deadline(short, redis_client):
     fid = start(client, headers)
     # pretend the upload went quiet 10 s ago: its shared deadline is 10 s closer
     earlier = int(time.time()) + TTL - 10
-    redis_client.hset(storage.upload_key(fid), "deadline", earlier)
+    redis_client.hset(keys.upload(fid), "deadline", earlier)
     for key in upload_keys(redis_client, fid):
         redis_client.expireat(key, earlier)
     start_resp = client.post(
         "/upload_chunk", headers=headers, json={"file_id": fid, "chunk_index": 1, "total_chunks": 4, "chunk_data": "eHl6"}
     )
     assert start_resp.status_code == 200
-    keys = upload_keys(redis_client, fid)
-    assert len(keys) == 5
-    for key in keys:
+    found = upload_keys(redis_client, fid)
+    assert len(found) == 5
+    for key in found:
         assert TTL - 3 <= redis_client.ttl(key) <= TTL, key
 
 
 def test_quiet_periods_shorter_than_a_tenth_share_the_old_deadline(short, redis_client):
     client, headers = short
     fid = start(client, headers, indices=(0,))
-    deadline = int(redis_client.hget(storage.upload_key(fid), "deadline"))
+    deadline = int(redis_client.hget(keys.upload(fid), "deadline"))
     start_again = client.post(
         "/upload_chunk", headers=headers, json={"file_id": fid, "chunk_index": 3, "total_chunks": 4, "chunk_data": "eHl6"}
     )
     assert start_again.status_code == 200
-    assert redis_client.expiretime(storage.chunk_key(fid, 3)) == deadline
+    assert redis_client.expiretime(keys.chunk(fid, 3)) == deadline
 
 
 def test_an_expired_upload_is_gone_for_good(short, redis_client):

@@ -12,8 +12,10 @@ import time
 import pytest
 
 from redfile_common.testing import auth_header, user_token
-from redfile_files.maintenance.reconcile import Sweeper
+from redfile_files.domain import files_domain
+from redfile_files.maintenance.sweeper import Sweeper
 from redfile_files.storage import files as storage
+from redfile_files.storage import keys
 from redfile_files.storage import ledger as ledger
 
 from .conftest import expire_now
@@ -112,16 +114,16 @@ def test_aborts_count_one_each_also_when_the_owner_goes(api, client, alice, inte
     assert m.value("redfile_files_upload_events_total", event="aborted") == 3
 
 
-def test_the_reconciler_counts_expired_uploads_and_the_gauge_counts_uploads_in_progress(api, alice, service, redis_client, m):
+def test_the_reconciler_counts_expired_uploads_and_the_gauge_counts_uploads_in_progress(api, alice, domain, redis_client, m):
     expired = api.create(alice, 100).json["id"]
     api.put(alice, expired, 0, b"x" * 64)
     api.create(alice, 10)
     for key in redis_client.keys(f"files:{{{expired}}}:*"):
         redis_client.pexpire(key, 1)  # its deadline passed
-    expire_now(redis_client, service, "alice", expired)
+    expire_now(redis_client, "alice", expired)
     time.sleep(0.01)
     m.delta()
-    sweeper = Sweeper(service.reconciler, interval=60)
+    sweeper = Sweeper(domain.storage.lifecycle, domain.storage.ledger, interval=60, metrics=domain.sweeper.metrics)
     assert sweeper.run_once() == 1
     assert m.delta() == {"upload_events_total[expired]": 1}
     assert m.value("redfile_files_active_uploads") == 1
@@ -156,14 +158,14 @@ def test_stored_data_that_fails_its_check_is_counted_at_completion_and_on_downlo
     up = api.create(alice, 8, chunk_size=4).json
     api.put(alice, up["id"], 0, b"abcd")
     api.put(alice, up["id"], 1, b"efgh")
-    redis_client.set(storage.chunk_key(up["id"], 1), b"ef")  # truncated in storage
+    redis_client.set(keys.chunk(up["id"], 1), b"ef")  # truncated in storage
     m.delta()
     done = client.post(f"/uploads/{up['id']}/complete", headers=alice)
     assert done.status_code == 500 and done.json["error"]["code"] == "stored_data_corrupt"
     assert m.delta() == {"checksum_failures_total[storage]": 1}
 
     meta = api.session(alice, b"0123456789", chunk=64)
-    redis_client.set(storage.chunk_key(meta["id"], 0), b"012345678X")
+    redis_client.set(keys.chunk(meta["id"], 0), b"012345678X")
     m.delta()
     resp = client.get(f"/files/{meta['id']}", headers=alice)
     assert resp.status_code == 500 and resp.json["error"]["code"] == "stored_data_corrupt"
@@ -180,7 +182,8 @@ def test_quota_refusals_are_counted(make_app, settings, redis_client):
     over = client.post("/upload_chunk", headers=alice, json={**body, "chunk_index": 1, "file_id": fid})
     assert over.json["error"]["code"] == "quota_exceeded"
     assert client.post("/texts", headers=alice, json={"content": "y" * 41}).json["error"]["code"] == "quota_exceeded"
-    app.extensions["redfile_files"].set_quota("alice", None, 50)
+    with app.app_context():
+        files_domain().catalogue.set_quota("alice", None, 50)
     assert client.post("/uploads", headers=alice, json={"name": "a", "total_size": 51}).json["error"]["code"] == "payload_too_large"
     assert m.value("redfile_files_quota_rejections_total") == 3  # the largest file is no quota
 
@@ -260,18 +263,18 @@ def test_stats_count_files_bytes_and_uploads_per_owner_and_overall(api, client, 
     assert stats(client, internal) == {"files": 1, "bytes_stored": 7, "active_uploads": 0}
 
 
-def test_stats_after_expiry_and_the_reconciler(api, client, alice, internal, service, redis_client):
+def test_stats_after_expiry_and_the_reconciler(api, client, alice, internal, redis_client):
     kept = api.session(alice, b"kept", chunk=64)
     short = api.session(alice, b"short-lived", chunk=64, expires_in=2)
     up = api.create(alice, 100).json
     assert stats(client, internal) == {"files": 2, "bytes_stored": 15, "active_uploads": 1}
     for key in redis_client.keys(f"files:{{{up['id']}}}:*"):
         redis_client.pexpire(key, 1)  # the upload's deadline passed
-    expire_now(redis_client, service, "alice", up["id"])
+    expire_now(redis_client, "alice", up["id"])
     deadline = time.time() + 8
-    while time.time() < deadline and redis_client.exists(storage.meta_key(short["id"])):
+    while time.time() < deadline and redis_client.exists(keys.meta(short["id"])):
         time.sleep(0.1)  # the file's own expiry
-    assert not redis_client.exists(storage.meta_key(short["id"]), storage.upload_key(up["id"]))
+    assert not redis_client.exists(keys.meta(short["id"]), keys.upload(up["id"]))
     # everyone's counts are as of the last sweep; the owner's sweep their due entries first
     assert stats(client, internal) == {"files": 2, "bytes_stored": 15, "active_uploads": 1}
     assert stats(client, internal, "alice") == {"files": 1, "bytes_stored": 4, "active_uploads": 0}
@@ -279,46 +282,44 @@ def test_stats_after_expiry_and_the_reconciler(api, client, alice, internal, ser
     assert [f["id"] for f in client.get("/files", headers=alice).json["items"]] == [kept["id"]]
 
 
-def test_the_background_sweep_brings_everyones_counts_up_to_date(api, client, alice, internal, service, redis_client):
+def test_the_background_sweep_brings_everyones_counts_up_to_date(api, client, alice, internal, domain, redis_client):
     api.session(alice, b"short-lived", chunk=64, expires_in=1)
     time.sleep(2.1)  # expires_in rounds up to a whole second: gone within 2 s
-    assert Sweeper(service.reconciler, interval=60).run_once() == 1
+    assert Sweeper(domain.storage.lifecycle, domain.storage.ledger, interval=60).run_once() == 1
     assert stats(client, internal) == zeros()
-    assert [k for k in redis_client.keys("files:*") if k not in (ledger.SWEEP_LOCK.encode(), ledger.GC_CURSOR.encode())] == []
+    assert [k for k in redis_client.keys("files:*") if k not in (keys.SWEEP_LOCK.encode(), keys.GC_CURSOR.encode())] == []
 
 
-def test_crash_leftovers_over_count_until_the_reconciler_repairs_them(api, client, alice, internal, service, redis_client):
+def test_crash_leftovers_over_count_until_the_reconciler_repairs_them(api, client, alice, internal, domain, redis_client):
     # a completion that charged and indexed, then died before its commit
     up = api.create(alice, 6, chunk_size=3).json
     api.put(alice, up["id"], 0, b"abc")
     api.put(alice, up["id"], 1, b"def")
-    service.ledger.charge("alice", up["id"], 6, 123)
-    service.ledger.index_global(up["id"], 123, 6)
+    domain.storage.ledger.charge("alice", up["id"], 6, 123)
+    domain.storage.ledger.index_global(up["id"], 123, 6)
     assert stats(client, internal) == {"files": 1, "bytes_stored": 6, "active_uploads": 1}  # over, never under
-    expire_now(redis_client, service, "alice", up["id"])
+    expire_now(redis_client, "alice", up["id"])
     assert stats(client, internal, "alice") == {"files": 0, "bytes_stored": 0, "active_uploads": 1}
     assert stats(client, internal) == {"files": 0, "bytes_stored": 0, "active_uploads": 1}
     assert client.post(f"/uploads/{up['id']}/complete", headers=alice).status_code == 201
     assert stats(client, internal) == {"files": 1, "bytes_stored": 6, "active_uploads": 0}
 
     # a create that reserved and counted its upload, then died before creating it
-    service.ledger.reserve("alice", "e" * 32, 50, new=True, lease=True)
-    service.ledger.upload_started("e" * 32, 1)
+    domain.storage.ledger.reserve("alice", "e" * 32, 50, new=True, lease=True)
+    domain.storage.ledger.upload_started("e" * 32, 1)
     assert stats(client, internal)["active_uploads"] == 1
-    expire_now(redis_client, service, "alice", "e" * 32)
+    expire_now(redis_client, "alice", "e" * 32)
     assert stats(client, internal, "alice") == {"files": 1, "bytes_stored": 6, "active_uploads": 0}
     assert stats(client, internal)["active_uploads"] == 0
 
 
-def test_the_sweeps_walk_drops_dead_entries_and_counts_files_indexed_without_a_size(api, client, internal, alice, service, redis_client):
+def test_the_sweeps_walk_drops_dead_entries(api, client, internal, alice, domain, redis_client):
     kept = api.session(alice, b"kept!", chunk=64)
-    service.ledger.index_global("d" * 32, 1, 40)  # left by a crash before a commit that never came
-    redis_client.hdel(ledger.ALL_SIZES, kept["id"])
-    redis_client.decrby(ledger.ALL_BYTES, 5)  # as if indexed before sizes were kept
-    assert stats(client, internal) == {"files": 2, "bytes_stored": 40, "active_uploads": 0}
-    Sweeper(service.reconciler, interval=60).run_once()
+    domain.storage.ledger.index_global("d" * 32, 1, 40)  # left by a crash before a commit that never came
+    assert stats(client, internal) == {"files": 2, "bytes_stored": 45, "active_uploads": 0}
+    Sweeper(domain.storage.lifecycle, domain.storage.ledger, interval=60).run_once()
     assert stats(client, internal) == {"files": 1, "bytes_stored": 5, "active_uploads": 0}
-    assert redis_client.hgetall(ledger.ALL_SIZES) == {kept["id"].encode(): b"5"}
+    assert redis_client.hgetall(keys.ALL_SIZES) == {kept["id"].encode(): b"5"}
 
 
 def test_stats_are_in_the_openapi_document(client):

@@ -6,49 +6,49 @@ would), sweeps, and checks that the user's slot, the indexes and the quota
 agree with the file slot again -- and that the client can carry on.
 """
 
-import hashlib
-
 import blake3
 import pytest
 
 from redfile_files.checksums import Part, part_of
-from redfile_files.maintenance.reconcile import Sweeper
-from redfile_files.storage import files as storage
-from redfile_files.storage import ledger as L
+from redfile_files.maintenance.sweeper import Sweeper
+from redfile_files.storage import keys
+from redfile_files.storage.files import Late
+from redfile_files.storage.keys import UploadMode
+from redfile_files.storage.records import Charged, NewUpload, Reserved
 
 from .conftest import expire_now
 
 
 @pytest.fixture
-def parts(service):
-    return service.store, service.ledger, service.reconciler
+def parts(domain):
+    return domain.storage.files, domain.storage.ledger, domain.storage.lifecycle
 
 
-def state(r, service, user, fid):
-    q = service.ledger.quota(user)
+def state(r, domain, user, fid):
+    q = domain.storage.ledger.quota(user)
     return {
-        "held": service.ledger.holding(user, fid),
+        "held": domain.storage.ledger.holding(user, fid),
         "used": q.used,
         "reserved": q.reserved,
-        "user_index": r.zscore(L.owner_index(user), fid) is not None,
-        "global_index": r.zscore(L.ALL_INDEX, fid) is not None,
-        "due": r.zscore(L.due_key(user), fid),
+        "user_index": r.zscore(keys.user_files(user), fid) is not None,
+        "global_index": r.zscore(keys.ALL_FILES, fid) is not None,
+        "due": r.zscore(keys.due(user), fid),
     }
 
 
-def sweep(r, service, user, fid):
-    expire_now(r, service, user, fid)
-    assert service.reconciler.sweep_user(user) >= 1
+def sweep(r, domain, user, fid):
+    expire_now(r, user, fid)
+    assert domain.storage.lifecycle.sweep_user(user) >= 1
 
 
-def test_crash_after_reserving_before_creating(parts, service, redis_client):
-    store, ledger, _ = parts
+def test_crash_after_reserving_before_creating(parts, domain, redis_client):
+    _store, ledger, _ = parts
     fid = "1" * 32
     ledger.reserve("alice", fid, 500, new=True, lease=True)
-    assert service.ledger.quota("alice").reserved == 500
-    assert service.reconciler.sweep_user("alice") == 0  # the lease holds: nobody touches it
-    sweep(redis_client, service, "alice", fid)
-    assert state(redis_client, service, "alice", fid) == {
+    assert domain.storage.ledger.quota("alice").reserved == 500
+    assert domain.storage.lifecycle.sweep_user("alice") == 0  # the lease holds: nobody touches it
+    sweep(redis_client, domain, "alice", fid)
+    assert state(redis_client, domain, "alice", fid) == {
         "held": None,
         "used": 0,
         "reserved": 0,
@@ -59,47 +59,47 @@ def test_crash_after_reserving_before_creating(parts, service, redis_client):
     assert redis_client.keys("files:*") == []
 
 
-def test_a_create_that_comes_too_late_changes_nothing(parts, service, redis_client):
+def test_a_create_that_comes_too_late_changes_nothing(parts, domain, redis_client):
     store, ledger, _ = parts
     fid = "2" * 32
     lease = ledger.reserve("alice", fid, 5, new=True, lease=True)
-    sweep(redis_client, service, "alice", fid)  # the lease ran out and the reservation was released
-    with pytest.raises(storage.Late):
-        store.create_upload(fid, {"owner": "alice", "mode": "session", "total_chunks": 1}, not_after_us=lease.fence - 120_000_000)
+    sweep(redis_client, domain, "alice", fid)  # the lease ran out and the reservation was released
+    with pytest.raises(Late):
+        store.create_upload(fid, NewUpload("alice", UploadMode.SESSION, 1, "", "t"), not_after_us=lease.fence - 120_000_000)
     assert redis_client.keys("files:*") == []
 
 
-def test_crash_after_charging_before_committing(api, client, alice, service, redis_client):
+def test_crash_after_charging_before_committing(api, client, alice, domain, redis_client):
     up = api.create(alice, 6, chunk_size=3).json
     api.put(alice, up["id"], 0, b"abc")
     api.put(alice, up["id"], 1, b"def")
-    service.ledger.charge("alice", up["id"], 6, 123)
-    service.ledger.index_global(up["id"], 123)
+    domain.storage.ledger.charge("alice", up["id"], 6, 123)
+    domain.storage.ledger.index_global(up["id"], 123, 6)
     # crash: the file slot still holds the upload
     assert client.get("/files", headers=alice).json["items"] == []  # the index entry has no meta: skipped
-    sweep(redis_client, service, "alice", up["id"])
-    assert state(redis_client, service, "alice", up["id"]) == {
-        "held": L.Holding("r", 6),
+    sweep(redis_client, domain, "alice", up["id"])
+    assert state(redis_client, domain, "alice", up["id"]) == {
+        "held": Reserved(6),
         "used": 0,
         "reserved": 6,
         "user_index": False,
         "global_index": False,
-        "due": int(redis_client.hget(storage.upload_key(up["id"]), "deadline")) * 1_000_000,
+        "due": int(redis_client.hget(keys.upload(up["id"]), "deadline")) * 1_000_000,
     }
     assert client.post(f"/uploads/{up['id']}/complete", headers=alice).status_code == 201
-    assert state(redis_client, service, "alice", up["id"])["held"] == L.Holding("c", 6)
+    assert state(redis_client, domain, "alice", up["id"])["held"] == Charged(6)
 
 
-def test_crash_after_committing_before_finishing(api, client, alice, service, redis_client):
+def test_crash_after_committing_before_finishing(api, client, alice, domain, redis_client):
     up = api.create(alice, 3, chunk_size=3).json
     api.put(alice, up["id"], 0, b"abc")
-    lease = service.ledger.charge("alice", up["id"], 3, 456)
-    service.ledger.index_global(up["id"], 456)
+    lease = domain.storage.ledger.charge("alice", up["id"], 3, 456)
+    domain.storage.ledger.index_global(up["id"], 456, 3)
     meta = {"id": up["id"], "name": "n", "size": 3, "owner": "alice", "created_ms": 456, "total_chunks": 1, "sha256": "0" * 64}
-    service.store.commit(up["id"], owner="alice", total_chunks=1, size=3, meta=meta, expires_ts=None, not_after_us=lease.fence)
-    sweep(redis_client, service, "alice", up["id"])
-    assert state(redis_client, service, "alice", up["id"]) == {
-        "held": L.Holding("c", 3),
+    domain.storage.files.commit(up["id"], owner="alice", total_chunks=1, size=3, meta=meta, expires_ts=None, not_after_us=lease.fence)
+    sweep(redis_client, domain, "alice", up["id"])
+    assert state(redis_client, domain, "alice", up["id"]) == {
+        "held": Charged(3),
         "used": 3,
         "reserved": 0,
         "user_index": True,
@@ -109,14 +109,14 @@ def test_crash_after_committing_before_finishing(api, client, alice, service, re
     assert [f["id"] for f in client.get("/files", headers=alice).json["items"]] == [up["id"]]
 
 
-def test_crash_after_deleting_before_releasing(api, client, alice, service, redis_client):
+def test_crash_after_deleting_before_releasing(api, client, alice, domain, redis_client):
     meta = api.session(alice, b"to go", chunk=64)
-    lease = service.ledger.lease("alice", meta["id"])
-    assert service.store.delete_file(meta["id"], not_after_us=lease.fence) == ("alice", 5)
+    lease = domain.storage.ledger.lease("alice", meta["id"])
+    assert domain.storage.files.delete_file(meta["id"], not_after_us=lease.fence) == ("alice", 5)
     # crash: alice is still charged and indexed
     assert client.get("/quota", headers=alice).json["used_bytes"] == 5
-    sweep(redis_client, service, "alice", meta["id"])
-    assert state(redis_client, service, "alice", meta["id"]) == {
+    sweep(redis_client, domain, "alice", meta["id"])
+    assert state(redis_client, domain, "alice", meta["id"]) == {
         "held": None,
         "used": 0,
         "reserved": 0,
@@ -127,73 +127,71 @@ def test_crash_after_deleting_before_releasing(api, client, alice, service, redi
     assert redis_client.keys("files:*") == []
 
 
-def test_crash_in_the_middle_of_a_seed_chunk(api, alice, service, redis_client):
+def test_crash_in_the_middle_of_a_seed_chunk(api, alice, domain, redis_client):
     fid = api.chunk(alice, 0, 2, b"aa").json["file_id"]
-    service.ledger.reserve("alice", fid, 50, new=False)  # the next chunk reserved, then the worker died
-    assert service.ledger.holding("alice", fid) == L.Holding("r", 52)
+    domain.storage.ledger.reserve("alice", fid, 50, new=False)  # the next chunk reserved, then the worker died
+    assert domain.storage.ledger.holding("alice", fid) == Reserved(52)
     # over-counted, never under-counted; the completion charges what was stored
     api.chunk(alice, 1, 2, b"bb", fid)
     assert api.complete(alice, fid, 4).status_code == 201
-    q = service.ledger.quota("alice")
+    q = domain.storage.ledger.quota("alice")
     assert (q.used, q.reserved) == (4, 0)
 
 
-def test_a_newer_lease_wins_over_a_sweep_that_read_before_it(api, alice, service, redis_client):
+def test_a_newer_lease_wins_over_a_sweep_that_read_before_it(api, alice, domain, redis_client):
     up = api.create(alice, 3).json
-    expire_now(redis_client, service, "alice", up["id"])
-    seen = service.ledger.due("alice", 10)
-    service.ledger.lease("alice", up["id"])  # someone starts an operation
-    assert service.reconciler.reconcile("alice", up["id"], seen[0][1]) is False
-    assert service.ledger.due_score("alice", up["id"]) > seen[0][1]
+    expire_now(redis_client, "alice", up["id"])
+    seen = domain.storage.ledger.due("alice", 10)
+    domain.storage.ledger.lease("alice", up["id"])  # someone starts an operation
+    assert domain.storage.lifecycle.reconcile("alice", up["id"], seen[0][1]) is False
+    assert domain.storage.ledger.due_score("alice", up["id"]) > seen[0][1]
 
 
-def test_the_sweep_drops_global_index_entries_of_ids_that_no_longer_exist(api, alice, service, redis_client):
+def test_the_sweep_drops_global_index_entries_of_ids_that_no_longer_exist(api, alice, domain, redis_client):
     meta = api.session(alice, b"kept", chunk=64)
-    service.ledger.index_global("d" * 32, 1)  # left by a crash before a commit that never came
-    Sweeper(service.reconciler, interval=60).run_once()
-    assert [m.decode() for m in redis_client.zrange(L.ALL_INDEX, 0, -1)] == [meta["id"]]
-    assert Sweeper(service.reconciler, interval=60).run_once() == 0  # the lock: one sweep per interval
+    domain.storage.ledger.index_global("d" * 32, 1, 5)  # left by a crash before a commit that never came
+    Sweeper(domain.storage.lifecycle, domain.storage.ledger, interval=60).run_once()
+    assert [m.decode() for m in redis_client.zrange(keys.ALL_FILES, 0, -1)] == [meta["id"]]
+    assert Sweeper(domain.storage.lifecycle, domain.storage.ledger, interval=60).run_once() == 0  # the lock: one sweep per interval
 
 
-def test_deleting_a_user_leaves_nothing(api, client, alice, internal, service, redis_client):
+def test_deleting_a_user_leaves_nothing(api, client, alice, internal, domain, redis_client):
     api.session(alice, b"one", chunk=64)
     api.create(alice, 100)
     api.chunk(alice, 0, 3, b"seed")
-    service.set_quota("alice", 10_000, None)
+    domain.catalogue.set_quota("alice", 10_000, None)
     resp = client.delete("/internal/owners/alice/files", headers=internal)
     assert resp.status_code == 200 and resp.json == {"deleted": 1}
     assert [k for k in redis_client.keys("*") if not k.startswith(b"rf:")] == []
 
 
-def test_part_records_are_plaintext_checksums(service):
+def test_part_records_are_plaintext_checksums():
     part = part_of(b"abc")
-    # size, an empty SHA-256 slot (the same bytes always give the same record), CRC32C, BLAKE3 -- of the plaintext
-    assert part.encode() == f"3::364b3fb7:{blake3.blake3(b'abc').hexdigest()}" and part.crc32c == "364b3fb7"
+    # size, CRC32C, BLAKE3 -- of the plaintext: the same bytes always give the same record
+    assert part.encode() == f"3:364b3fb7:{blake3.blake3(b'abc').hexdigest()}" and part.crc32c == "364b3fb7"
     assert Part.decode(part.encode()) == part and Part.decode(part.encode().encode()) == part
-    # a record written before BLAKE3 is still read, and describes the same bytes as the new one
-    legacy = Part.decode(f"3:{hashlib.sha256(b'abc').hexdigest()}:364b3fb7")
-    assert legacy == Part(3, hashlib.sha256(b"abc").hexdigest(), "364b3fb7", "")
-    assert legacy.same_bytes(part) and part.same_bytes(legacy)
-    assert not part_of(b"abd").same_bytes(legacy) and not part_of(b"abd").same_bytes(part)
+    assert part_of(b"abd") != part
 
 
 def test_the_background_sweep_of_a_worker_finds_work_with_no_request_from_its_owner(make_app, settings, redis_client):
     import time
 
     from redfile_common.testing import auth_header, user_token
+    from redfile_files.domain import files_domain
 
     app = make_app(sweep_interval=1)
     client = app.test_client()
     alice = auth_header(user_token(settings, redis_client, "alice"))
     up = client.post("/uploads", headers=alice, json={"name": "a", "total_size": 10}).json  # the first request starts it
-    sweeper = app.extensions["redfile_files_sweeper"]
+    with app.app_context():
+        sweeper = files_domain().sweeper
     try:
         assert sweeper._thread is not None and sweeper._thread.is_alive()
         for key in redis_client.keys(f"files:{{{up['id']}}}:*"):
             redis_client.delete(key)  # as if the upload's deadline had passed
-        redis_client.zadd(L.due_key("alice"), {up["id"]: 0})
+        redis_client.zadd(keys.due("alice"), {up["id"]: 0})
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and redis_client.exists(L.held_key("alice")):
+        while time.monotonic() < deadline and redis_client.exists(keys.held("alice")):
             time.sleep(0.1)
         assert redis_client.keys("files:{u:*") == []
     finally:

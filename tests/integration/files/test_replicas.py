@@ -74,9 +74,9 @@ def test_completes_racing_through_two_processes_make_exactly_one_file(replicas, 
             assert put(a.url, headers, up["id"], i, data[i * CHUNK : (i + 1) * CHUNK]).status_code == 201
         barrier = Barrier(4)
 
-        def complete(replica):
+        def complete(replica, barrier=barrier, upload_id=up["id"]):
             barrier.wait()
-            return requests.post(f"{replica.url}/uploads/{up['id']}/complete", headers=headers, timeout=30).status_code
+            return requests.post(f"{replica.url}/uploads/{upload_id}/complete", headers=headers, timeout=30).status_code
 
         with ThreadPoolExecutor(4) as pool:
             codes = list(pool.map(complete, [a, b, a, b]))

@@ -10,8 +10,8 @@ import google_crc32c
 import pytest
 
 from redfile_common.errors import ApiError
-from redfile_files.storage import files as storage
-from redfile_files.storage import ledger as ledger
+from redfile_files.storage import keys
+from redfile_files.storage.records import Reserved
 
 from .conftest import expire_now
 
@@ -102,7 +102,7 @@ def test_a_session_from_create_to_download(client, api, alice, redis_client, unc
     meta = done.json
     # declared: the file's SHA-256 was computed (and checked); the CRC32C and composite as for every file
     assert meta["sha256"] == sha(data) and meta["crc32c"] == crc(data)
-    assert meta["composite_blake3"] == composite(pieces) and meta["composite_sha256"] is None
+    assert meta["composite_blake3"] == composite(pieces)
     assert (meta["name"], meta["mime_type"], meta["size"], meta["chunk_size"], meta["total_chunks"]) == (
         "big.bin",
         "application/x-thing",
@@ -162,7 +162,7 @@ def test_an_empty_file_needs_no_chunk(api, client, alice):
     assert up["total_chunks"] == 0 and up["missing"] == []
     meta = client.post(f"/uploads/{up['id']}/complete", headers=alice).json
     assert meta["size"] == 0 and meta["sha256"] is None and meta["crc32c"] == crc(b"") == "00000000"
-    assert meta["composite_blake3"] == composite([]) and meta["composite_blake3"].endswith("-0") and meta["composite_sha256"] is None
+    assert meta["composite_blake3"] == composite([]) and meta["composite_blake3"].endswith("-0")
     got = client.get(f"/files/{meta['id']}", headers=alice)
     assert got.data == b"" and got.headers["ETag"] == f'"{composite([])}"'
     # asked for, the empty file's SHA-256 is the SHA-256 of nothing
@@ -185,7 +185,7 @@ def test_checksum_algorithm_sha256_computes_the_files_sha256_without_declaring_i
         assert resp.status_code == 201 and resp.json["sha256"] is None, resp.json  # no chunk SHA-256 unless sent
     meta = client.post(f"/uploads/{up['id']}/complete", headers=alice).json
     assert meta["sha256"] == hashlib.sha256(data).hexdigest()
-    assert meta["crc32c"] == crc(data) and meta["composite_blake3"] == composite(pieces) and meta["composite_sha256"] is None
+    assert meta["crc32c"] == crc(data) and meta["composite_blake3"] == composite(pieces)
     got = client.get(f"/files/{meta['id']}", headers=alice)
     assert got.data == data and got.headers["ETag"] == f'"{sha(data)}"' and got.headers["X-Checksum-SHA256"] == sha(data)
     assert got.headers["X-Checksum-Composite"] == composite(pieces)
@@ -230,45 +230,14 @@ def test_a_chunks_sha256_is_computed_only_when_sent_and_then_verified(api, clien
         assert wrong.json["error"]["details"] == {"chunk_index": 2, "checksums": ["sha256"]}
         # a wrong one against a stored chunk's own bytes is refused too
         assert api.put(alice, up["id"], 1, pieces[1], **{"X-Checksum-SHA256": sha(pieces[0])}).status_code == 400
-    assert redis_client.exists(storage.chunk_key(up["id"], 2)) == 0
+    assert redis_client.exists(keys.chunk(up["id"], 2)) == 0
     assert client.get(f"/uploads/{up['id']}", headers=alice).json["missing"] == [2]
     # and the record of a chunk sent with its SHA-256 is the same as without: no SHA-256 in it
-    assert redis_client.hget(storage.parts_key(up["id"]), 0).decode() == f"64::{crc(pieces[0])}:{b3(pieces[0])}"
-    assert redis_client.hget(storage.parts_key(up["id"]), 1).decode() == f"64::{crc(pieces[1])}:{b3(pieces[1])}"
+    assert redis_client.hget(keys.parts(up["id"]), 0).decode() == f"64:{crc(pieces[0])}:{b3(pieces[0])}"
+    assert redis_client.hget(keys.parts(up["id"]), 1).decode() == f"64:{crc(pieces[1])}:{b3(pieces[1])}"
     assert api.put(alice, up["id"], 2, pieces[2], **{"X-Checksum-SHA256": sha(pieces[2])}).json["sha256"] == sha(pieces[2])
     meta = client.post(f"/uploads/{up['id']}/complete", headers=alice).json
     assert meta["sha256"] is None and meta["composite_blake3"] == composite(pieces)  # chunks' SHA-256s make no file SHA-256
-
-
-def _legacy(data: bytes) -> str:
-    """A part record as written before BLAKE3: size:sha256:crc32c."""
-    return f"{len(data)}:{sha(data)}:{crc(data)}"
-
-
-def test_a_part_record_from_before_blake3_still_recognises_its_bytes(api, client, alice, redis_client, unchanged):
-    first = os.urandom(64)
-    up = api.create(alice, 64 * 2, chunk_size=64).json
-    assert api.put(alice, up["id"], 0, first).status_code == 201
-    redis_client.hset(storage.parts_key(up["id"]), 0, _legacy(first))  # as an older server wrote it
-    again = api.put(alice, up["id"], 0, first)
-    assert again.status_code == 200 and again.json["stored"] is False, again.json
-    assert again.json["received_chunks"] == 1 and again.json["received_bytes"] == 64
-    with unchanged():
-        other = api.put(alice, up["id"], 0, os.urandom(64))
-        assert other.status_code == 409 and other.json["error"]["code"] == "chunk_conflict"
-    assert redis_client.get(storage.chunk_key(up["id"], 0)) == first
-    assert client.get(f"/uploads/{up['id']}", headers=alice).json["missing"] == [1]
-
-    # a seed upload (/upload_chunk) too, and its reservation does not grow on the repeat
-    seed = api.chunk(alice, 0, 2, first).json["file_id"]
-    redis_client.hset(storage.parts_key(seed), 0, _legacy(first))
-    reserved = client.get("/quota", headers=alice).json["reserved_bytes"]
-    repeat = api.chunk(alice, 0, 2, first, seed)
-    assert repeat.status_code == 200 and repeat.json["received_chunks"] == 1 and repeat.json["received_bytes"] == 64
-    assert client.get("/quota", headers=alice).json["reserved_bytes"] == reserved
-    with unchanged():
-        conflict = api.chunk(alice, 0, 2, os.urandom(64), seed)
-        assert conflict.status_code == 409 and conflict.json["error"]["code"] == "chunk_conflict"
 
 
 def test_the_default_chunk_size_and_the_limits(make_app, settings, redis_client, unchanged):
@@ -364,7 +333,7 @@ def test_quota_is_enforced_for_sessions_seed_uploads_and_small_files(make_app, s
     assert quota["reserved_bytes"] == 300 and quota["available_bytes"] == 0
 
 
-def test_an_expiring_file_disappears_everywhere_at_once(api, client, alice, service, redis_client):
+def test_an_expiring_file_disappears_everywhere_at_once(api, client, alice, redis_client):
     meta = api.session(alice, b"short-lived", expires_in=2)  # lives 2-3 s: the deadline is a whole second, rounded up
     assert meta["expires_at"] is not None
     fid = meta["id"]
@@ -377,45 +346,45 @@ def test_an_expiring_file_disappears_everywhere_at_once(api, client, alice, serv
     assert file_keys(redis_client, fid) == []
     assert client.get("/files", headers=alice).json["items"] == []
     assert client.get("/quota", headers=alice).json["used_bytes"] == 0
-    assert redis_client.zscore(ledger.ALL_INDEX, fid) is None and user_state(redis_client, "alice") == {}
+    assert redis_client.zscore(keys.ALL_FILES, fid) is None and user_state(redis_client, "alice") == {}
 
 
-def test_an_abandoned_upload_is_swept_without_any_request(api, client, alice, service, redis_client):
-    from redfile_files.maintenance.reconcile import Sweeper
+def test_an_abandoned_upload_is_swept_without_any_request(api, client, alice, domain, redis_client):
+    from redfile_files.maintenance.sweeper import Sweeper
 
     up = api.create(alice, 100).json
     api.put(alice, up["id"], 0, b"x" * 64)
     # time passes: the keys reach their deadline and the due entry comes up
     for key in file_keys(redis_client, up["id"]):
         redis_client.pexpire(key, 1)
-    expire_now(redis_client, service, "alice", up["id"])
+    expire_now(redis_client, "alice", up["id"])
     time.sleep(0.01)
-    assert Sweeper(service.reconciler, interval=60).run_once() == 1
+    assert Sweeper(domain.storage.lifecycle, domain.storage.ledger, interval=60).run_once() == 1
     assert file_keys(redis_client, up["id"]) == [] and user_state(redis_client, "alice") == {}
     assert client.get("/quota", headers=alice).json["reserved_bytes"] == 0
 
 
-def test_activity_keeps_an_upload_and_the_sweep_reschedules_it(api, alice, service, redis_client):
+def test_activity_keeps_an_upload_and_the_sweep_reschedules_it(api, alice, domain, redis_client):
     up = api.create(alice, 100).json
-    expire_now(redis_client, service, "alice", up["id"])  # due, but the upload is alive
-    assert service.reconciler.sweep_user("alice") == 1
-    deadline = int(redis_client.hget(storage.upload_key(up["id"]), "deadline"))
-    assert redis_client.zscore(ledger.due_key("alice"), up["id"]) == deadline * 1_000_000
-    assert ledger.Holding("r", 100) == service.ledger.holding("alice", up["id"])
+    expire_now(redis_client, "alice", up["id"])  # due, but the upload is alive
+    assert domain.storage.lifecycle.sweep_user("alice") == 1
+    deadline = int(redis_client.hget(keys.upload(up["id"]), "deadline"))
+    assert redis_client.zscore(keys.due("alice"), up["id"]) == deadline * 1_000_000
+    assert Reserved(100) == domain.storage.ledger.holding("alice", up["id"])
 
 
-def test_an_abort_that_loses_a_race_to_another_abort_leaves_no_reservation_behind(api, client, alice, service, monkeypatch):
+def test_an_abort_that_loses_a_race_to_another_abort_leaves_no_reservation_behind(api, client, alice, domain, monkeypatch):
     """Abort A removes the upload; abort B (its ownership check passed before that) takes a newer lease,
     so A's last step yields to B: B, finding the upload gone, must settle the id itself (not 120 s later)."""
     upload_id = api.create(alice, 1000).json["id"]
-    first = service.ledger.lease("alice", upload_id)
-    service.store.abort(upload_id, owner="alice", not_after_us=first.fence)  # abort A, up to its last step
-    real_check = service.uploads._upload
-    monkeypatch.setattr(service.uploads, "_upload", lambda owner, uid: None)  # B checked before A removed it
+    first = domain.storage.ledger.lease("alice", upload_id)
+    domain.storage.files.abort(upload_id, owner="alice", not_after_us=first.fence)  # abort A, up to its last step
+    real_check = domain.uploads.upload
+    monkeypatch.setattr(domain.uploads, "upload", lambda owner, uid: None)  # B checked before A removed it
     with pytest.raises(ApiError) as err:
-        service.uploads.abort("alice", upload_id)  # abort B
+        domain.uploads.abort("alice", upload_id)  # abort B
     assert err.value.code == "upload_not_found"
-    monkeypatch.setattr(service.uploads, "_upload", real_check)
-    service.ledger.apply("alice", upload_id, expected=first.score, held=None, index_ms=None, due_us=None)  # A's last step: stale
+    monkeypatch.setattr(domain.uploads, "upload", real_check)
+    domain.storage.ledger.apply("alice", upload_id, expected=first.score, holding=None, index_ms=None, due_us=None)  # A's last step: stale
     quota = client.get("/quota", headers=alice).json
     assert quota["reserved_bytes"] == 0 and quota["used_bytes"] == 0, quota

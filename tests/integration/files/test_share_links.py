@@ -8,6 +8,9 @@ import time
 import blake3
 import google_crc32c
 
+from redfile_common.app import domain_of
+from redfile_files.domain import FilesDomain
+
 from .conftest import CHUNK
 from .share_helpers import PW, link_path, make_link
 
@@ -59,9 +62,7 @@ def test_the_token_is_stored_only_hashed(api, client, alice, redis_client):
     for key in redis_client.keys("*"):
         assert token not in key
         kind = redis_client.type(key).decode()
-        values = {"string": lambda: [redis_client.get(key)], "hash": lambda: list(redis_client.hgetall(key).values())}.get(
-            kind, lambda: []
-        )()
+        values = [redis_client.get(key)] if kind == "string" else list(redis_client.hgetall(key).values()) if kind == "hash" else []
         assert all(token not in (v or b"") and b"pw-123456" not in (v or b"") for v in values)
     assert redis_client.exists(f"files:{{l:{hashlib.sha256(token).hexdigest()}}}:link")
 
@@ -162,14 +163,14 @@ def test_burn_after_read_text(client, alice):
 def test_a_burn_after_read_racing_the_texts_deletion_is_404_not_500(app, client, alice, monkeypatch):
     text = client.post("/texts", headers=alice, json={"content": "gone in a moment"}).json
     link = make_link(client, alice, text["id"], burn_after_read=True)
-    files = app.extensions["redfile_files"]
-    real = files.read_chunks
+    reader = domain_of(FilesDomain, app).reader
+    real = reader.read_chunks
 
     def deleted_meanwhile(record, *args):
         assert client.delete(f"/files/{text['id']}", headers=alice).status_code == 204  # the owner deletes it now
         return real(record, *args)
 
-    monkeypatch.setattr(files, "read_chunks", deleted_meanwhile)
+    monkeypatch.setattr(reader, "read_chunks", deleted_meanwhile)
     resp = client.get(link_path(link))
     assert resp.status_code == 404 and resp.json["error"]["code"] == "share_not_found", resp.json
 

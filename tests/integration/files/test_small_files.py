@@ -5,7 +5,7 @@ import hashlib
 import io
 import re
 
-from redfile_files.storage import files as storage
+from redfile_files.storage import keys
 
 
 def test_multipart_one_request_upload(client, alice, redis_client):
@@ -16,7 +16,7 @@ def test_multipart_one_request_upload(client, alice, redis_client):
     assert (meta["name"], meta["mime_type"], meta["size"], meta["kind"]) == ("photo.png", "image/png", 200, "file")
     assert meta["sha256"] == hashlib.sha256(data).hexdigest()
     # stored through the chunk path, in max_chunk_bytes (64) pieces, with no TTL left
-    assert int(redis_client.hget(storage.meta_key(meta["id"]), "total_chunks")) == 4
+    assert int(redis_client.hget(keys.meta(meta["id"]), "total_chunks")) == 4
     assert not redis_client.keys("files:upload:*")
     assert client.get(f"/files/{meta['id']}", headers=alice).data == data
 

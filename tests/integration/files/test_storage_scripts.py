@@ -6,10 +6,11 @@ import pytest
 
 from redfile_common.errors import ApiError
 from redfile_files.checksums import part_of
-from redfile_files.storage import files as storage
-from redfile_files.storage import ledger as ledger_mod
-from redfile_files.storage.files import Late
+from redfile_files.storage import keys
+from redfile_files.storage.files import FileStore, Late
+from redfile_files.storage.keys import UploadMode
 from redfile_files.storage.ledger import Ledger
+from redfile_files.storage.records import NewUpload, Quota, Reserved
 
 UID = "ab" * 16
 NOW = "2026-01-01T00:00:00Z"
@@ -18,7 +19,7 @@ FAR = 2**62  # a fence that never closes
 
 @pytest.fixture
 def store(redis_client):
-    return storage.FileStore(redis_client, upload_ttl=60, max_file_bytes=1000)
+    return FileStore(redis_client, upload_ttl=60, max_file_bytes=1000)
 
 
 @pytest.fixture
@@ -27,17 +28,9 @@ def ledger(redis_client):
 
 
 def put(store, index, data, create=False, owner="alice", total=3):
-    fields = {"owner": owner, "mode": "seed", "total_chunks": total} if create else None
+    upload = NewUpload(owner=owner, mode=UploadMode.SEED, total_chunks=total, dek="", created_at=NOW) if create else None
     return store.put_chunk(
-        UID,
-        owner=owner,
-        total_chunks=total,
-        index=index,
-        data=data,
-        part=part_of(data),
-        now_iso=NOW,
-        create_fields=fields,
-        not_after_us=FAR,
+        UID, owner=owner, total_chunks=total, index=index, data=data, part=part_of(data), now_iso=NOW, create=upload, not_after_us=FAR
     )
 
 
@@ -80,8 +73,20 @@ def test_put_chunk_contract(store, unchanged):
     assert put(store, 1, b"x" * 997).received_bytes == 1000
 
 
+def session(total_chunks: int, total_size: int, chunk_size: int) -> NewUpload:
+    return NewUpload(
+        owner="alice",
+        mode=UploadMode.SESSION,
+        total_chunks=total_chunks,
+        dek="",
+        created_at=NOW,
+        total_size=total_size,
+        chunk_size=chunk_size,
+    )
+
+
 def test_session_chunks_must_have_their_size(store, unchanged):
-    store.create_upload(UID, {"owner": "alice", "mode": "session", "total_chunks": 3, "total_size": 10, "chunk_size": 4}, not_after_us=FAR)
+    store.create_upload(UID, session(3, 10, 4), not_after_us=FAR)
     with unchanged():
         assert code(put, store, 0, b"abc").details["expected_size"] == 4
         assert code(put, store, 2, b"abc").details["expected_size"] == 2  # the last: 10 - 2 * 4
@@ -91,7 +96,7 @@ def test_session_chunks_must_have_their_size(store, unchanged):
 
 def test_fenced_steps_refuse_after_their_fence(store, unchanged):
     with unchanged(), pytest.raises(Late):
-        store.create_upload(UID, {"owner": "alice", "mode": "session", "total_chunks": 1, "total_size": 1, "chunk_size": 1}, not_after_us=1)
+        store.create_upload(UID, session(1, 1, 1), not_after_us=1)
     put(store, 0, b"a", create=True, total=1)
     with unchanged():
         with pytest.raises(Late):
@@ -119,15 +124,15 @@ def test_commit_rechecks_everything_atomically(store, redis_client, unchanged):
         assert code(commit, store, 9, total=4).code == "upload_not_found"
     commit(store, 9)
     assert store.get_meta(UID)["size"] == 9
-    assert b"".join(data for data, _ in store.fetch_chunks(UID, range(3))) == b"abcdefghi"
-    assert not redis_client.exists(storage.upload_key(UID))
-    assert redis_client.ttl(storage.parts_key(UID)) == -1
+    assert b"".join(store.fetch_chunk(UID, i)[0] for i in range(3)) == b"abcdefghi"
+    assert not redis_client.exists(keys.upload(UID))
+    assert redis_client.ttl(keys.parts(UID)) == -1
     assert code(commit, store, 9).code == "upload_not_found"
 
 
 def test_commit_refuses_to_overwrite_a_file(store, redis_client, unchanged):
     put(store, 0, b"a", create=True, total=1)
-    redis_client.hset(storage.meta_key(UID), "id", UID)
+    redis_client.hset(keys.meta(UID), "id", UID)
     with unchanged():
         assert code(commit, store, 1, total=1).code == "conflict"
 
@@ -182,12 +187,12 @@ def test_ledger_holdings_add_up(ledger):
     ledger.reserve("alice", UID, 100, new=True)
     ledger.reserve("alice", UID, 50, new=False)
     ledger.shrink("alice", UID, 20)
-    assert ledger.holding("alice", UID) == ledger_mod.Holding("r", 130) and ledger.quota("alice").reserved == 130
+    assert ledger.holding("alice", UID) == Reserved(130) and ledger.quota("alice").reserved == 130
     lease = ledger.charge("alice", UID, 120, 7)
-    assert ledger.quota("alice") == ledger_mod.Quota(None, None, 120, 0)
+    assert ledger.quota("alice") == Quota(None, None, 120, 0)
     assert code(ledger.reserve, "alice", UID, 1, new=False).code == "conflict"  # being completed
     assert ledger.due_score("alice", UID) == lease.score and lease.fence < lease.score
-    assert ledger.apply("alice", UID, expected=lease.score - 1, held=None, index_ms=None, due_us=None) is False  # busy
-    assert ledger.apply("alice", UID, expected=lease.score, held=None, index_ms=None, due_us=None)
-    assert ledger.quota("alice") == ledger_mod.Quota(None, None, 0, 0)
-    assert not ledger.redis.exists(ledger_mod.quota_key("alice"), ledger_mod.held_key("alice"), ledger_mod.due_key("alice"))
+    assert ledger.apply("alice", UID, expected=lease.score - 1, holding=None, index_ms=None, due_us=None) is None  # busy
+    assert ledger.apply("alice", UID, expected=lease.score, holding=None, index_ms=None, due_us=None) == "c"  # it was charged
+    assert ledger.quota("alice") == Quota(None, None, 0, 0)
+    assert not ledger.redis.exists(keys.quota("alice"), keys.held("alice"), keys.due("alice"))

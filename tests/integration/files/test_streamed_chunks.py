@@ -1,4 +1,4 @@
-"""Session chunks streamed into Redis as they arrive (``intake`` + ``storage.StagedChunk``), against real Redis.
+"""Session chunks streamed into Redis as they arrive (``intake`` + ``StagedChunk``), against real Redis.
 
 Chunks here are over ``intake.THREADED_MIN``, so the hashing threads run (smaller ones are hashed in the request thread).
 """
@@ -17,7 +17,8 @@ import redis
 from redfile_common.errors import ApiError
 from redfile_common.testing import redis_state
 from redfile_files.checksums import part_of
-from redfile_files.storage import files as storage
+from redfile_files.storage import keys
+from redfile_files.storage.staged import StagedChunk
 from redfile_files.uploads import intake as intake
 
 MIB = 1024 * 1024
@@ -38,7 +39,7 @@ def staged_keys(redis_client, upload_id: str) -> list[bytes]:
 
 
 def test_a_streamed_upload_is_byte_identical_and_completes_without_reading_chunks_back(
-    api, client, alice, service, redis_client, monkeypatch
+    api, client, alice, domain, redis_client, monkeypatch
 ):
     data = os.urandom(3 * CHUNK - 999)
     created = api.create(alice, len(data), chunk_size=CHUNK, sha256=hashlib.sha256(data).hexdigest())
@@ -49,13 +50,13 @@ def test_a_streamed_upload_is_byte_identical_and_completes_without_reading_chunk
         resp = api.put(alice, upload_id, index, piece, **{"X-Checksum-SHA256": hashlib.sha256(piece).hexdigest()})
         assert resp.status_code == 201, resp.json
         assert resp.json["sha256"] == hashlib.sha256(piece).hexdigest() and resp.json["size"] == len(piece)
-    assert redis_client.get(storage.chunk_key(upload_id, 1)) == data[CHUNK : 2 * CHUNK]
+    assert redis_client.get(keys.chunk(upload_id, 1)) == data[CHUNK : 2 * CHUNK]
     assert staged_keys(redis_client, upload_id) == []
 
     def no_reads(*args, **kwargs):
         raise AssertionError("completion read a chunk back although this process hashed them all in order")
 
-    monkeypatch.setattr(service.store, "fetch_chunks", no_reads)
+    monkeypatch.setattr(domain.storage.files, "fetch_chunk", no_reads)
     done = client.post(f"/uploads/{upload_id}/complete", headers=alice)
     assert done.status_code == 201, done.json
     assert done.json["sha256"] == hashlib.sha256(data).hexdigest()
@@ -78,7 +79,7 @@ def test_chunks_out_of_order_or_repeated_still_give_the_files_digest(api, client
     assert client.get(f"/files/{upload_id}", headers=alice).data == data
 
 
-def test_without_a_sha256_asked_for_the_file_has_its_crc32c_and_composite(api, client, alice, service, monkeypatch):
+def test_without_a_sha256_asked_for_the_file_has_its_crc32c_and_composite(api, client, alice, domain, monkeypatch):
     data = os.urandom(3 * CHUNK - 7)
     pieces = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
     upload_id = api.create(alice, len(data), chunk_size=CHUNK).json["id"]
@@ -90,7 +91,7 @@ def test_without_a_sha256_asked_for_the_file_has_its_crc32c_and_composite(api, c
     def no_reads(*args, **kwargs):
         raise AssertionError("completion read a chunk back although no SHA-256 was asked for")
 
-    monkeypatch.setattr(service.store, "fetch_chunks", no_reads)
+    monkeypatch.setattr(domain.storage.files, "fetch_chunk", no_reads)
     done = client.post(f"/uploads/{upload_id}/complete", headers=alice)
     monkeypatch.undo()
     assert done.status_code == 201 and done.json["sha256"] is None, done.json
@@ -109,7 +110,7 @@ def test_a_body_that_ends_early_stores_nothing(api, client, alice, redis_client,
             environ_overrides={"CONTENT_LENGTH": str(CHUNK)},
         )
         assert resp.status_code == 400, resp.json
-    assert redis_client.exists(storage.chunk_key(upload_id, 0)) == 0
+    assert redis_client.exists(keys.chunk(upload_id, 0)) == 0
 
 
 def test_a_checksum_mismatch_drops_the_staged_bytes(api, alice, redis_client, unchanged):
@@ -146,28 +147,28 @@ def test_different_bytes_at_a_stored_index_conflict_and_leave_no_staging(api, al
     assert api.put(alice, upload_id, 0, first).status_code == 201
     assert api.put(alice, upload_id, 0, first).status_code == 200  # the same bytes: nothing changes
     assert api.put(alice, upload_id, 0, os.urandom(CHUNK)).status_code == 409
-    assert redis_client.get(storage.chunk_key(upload_id, 0)) == first
+    assert redis_client.get(keys.chunk(upload_id, 0)) == first
     assert staged_keys(redis_client, upload_id) == []
 
 
-def test_redis_going_away_mid_chunk_stores_nothing(api, client, alice, redis_client, service, monkeypatch):
+def test_redis_going_away_mid_chunk_stores_nothing(api, client, alice, redis_client, monkeypatch):
     """The staged SET's connection breaks half-way: a 503 to retry, and Redis never created the key."""
     upload_id = api.create(alice, 2 * CHUNK, chunk_size=CHUNK).json["id"]
-    real = storage.StagedChunk.write
+    real = StagedChunk.write
 
     def write(self, piece):
         if self.sent >= CHUNK // 2:
             self._conn._sock.close()  # as if the connection to Redis dropped
         real(self, piece)
 
-    monkeypatch.setattr(storage.StagedChunk, "write", write)
+    monkeypatch.setattr(StagedChunk, "write", write)
     resp = api.put(alice, upload_id, 0, os.urandom(CHUNK))
     assert resp.status_code == 503 and resp.headers["Retry-After"], resp.json
     monkeypatch.undo()
-    assert redis_client.exists(storage.chunk_key(upload_id, 0)) == 0 and staged_keys(redis_client, upload_id) == []
+    assert redis_client.exists(keys.chunk(upload_id, 0)) == 0 and staged_keys(redis_client, upload_id) == []
     again = os.urandom(CHUNK)
     assert api.put(alice, upload_id, 0, again).status_code == 201
-    assert redis_client.get(storage.chunk_key(upload_id, 0)) == again
+    assert redis_client.get(keys.chunk(upload_id, 0)) == again
 
 
 def test_a_script_redis_has_not_cached_is_loaded_and_the_chunk_stored(api, alice, redis_client):
@@ -178,17 +179,17 @@ def test_a_script_redis_has_not_cached_is_loaded_and_the_chunk_stored(api, alice
     data = os.urandom(CHUNK)
     resp = api.put(alice, upload_id, 0, data)
     assert resp.status_code == 201 and resp.json["received_chunks"] == 1, resp.json
-    assert redis_client.get(storage.chunk_key(upload_id, 0)) == data and staged_keys(redis_client, upload_id) == []
+    assert redis_client.get(keys.chunk(upload_id, 0)) == data and staged_keys(redis_client, upload_id) == []
     assert api.put(alice, upload_id, 1, os.urandom(CHUNK)).status_code == 201  # the pool's connection is in step
 
 
-def test_the_chunk_script_changes_nothing_when_its_staged_bytes_are_missing(api, alice, redis_client, service):
+def test_the_chunk_script_changes_nothing_when_its_staged_bytes_are_missing(api, alice, redis_client, domain):
     """A staged SET Redis refused (or a staging key evicted before the script) leaves the upload as it was."""
     upload_id = api.create(alice, 2 * CHUNK, chunk_size=CHUNK).json["id"]
     before = redis_state(redis_client)
-    missing = storage.staging_key(upload_id, 0)
+    missing = keys.incoming(upload_id, 0)
     with pytest.raises(ApiError) as err:
-        service.store.put_chunk(
+        domain.storage.files.put_chunk(
             upload_id, owner="alice", index=0, data=None, part=part_of(b"x" * CHUNK), now_iso="2026-01-01T00:00:00Z", staged=Staged(missing)
         )
     assert err.value.code == "service_unavailable"
@@ -205,21 +206,21 @@ class Staged:
         return script(keys=list(keys), args=list(args))
 
 
-def test_a_chunk_script_run_again_after_it_stored_the_chunk_finds_it_unchanged(api, alice, redis_client, service):
+def test_a_chunk_script_run_again_after_it_stored_the_chunk_finds_it_unchanged(api, alice, redis_client, domain):
     """redis-py retries a script whose reply was lost; by then the staged key is renamed away: still a no-op, not staging_lost."""
     upload_id = api.create(alice, 2 * CHUNK, chunk_size=CHUNK).json["id"]
     data = os.urandom(CHUNK)
     assert api.put(alice, upload_id, 0, data).status_code == 201
-    again = service.store.put_chunk(
+    again = domain.storage.files.put_chunk(
         upload_id,
         owner="alice",
         index=0,
         data=None,
         part=part_of(data),
         now_iso="2026-01-01T00:00:00Z",
-        staged=Staged(storage.staging_key(upload_id, 0)),
+        staged=Staged(keys.incoming(upload_id, 0)),
     )
-    assert not again.stored and again.received_chunks == 1 and redis_client.get(storage.chunk_key(upload_id, 0)) == data
+    assert not again.stored and again.received_chunks == 1 and redis_client.get(keys.chunk(upload_id, 0)) == data
 
 
 @pytest.fixture
@@ -241,7 +242,7 @@ def test_a_staged_set_and_its_script_report_each_command_once(observed, redis_cl
     echo = client.register_script("-- the staged value\nreturn redis.call('GET', KEYS[1])")
     client.script_load(echo.script)
     seen.clear()
-    with storage.StagedChunk(client, "files:{t}:in:0:a", 3) as staged:
+    with StagedChunk(client, "files:{t}:in:0:a", 3) as staged:
         staged.write(b"abc")
         assert staged.finish(echo, ["files:{t}:in:0:a"], []) == b"abc"
     assert seen == [("SET", None), ("EVALSHA", None)]
@@ -249,7 +250,7 @@ def test_a_staged_set_and_its_script_report_each_command_once(observed, redis_cl
 
     seen.clear()
     redis_client.script_flush()  # as after a restart: NOSCRIPT, then loaded and run
-    with storage.StagedChunk(client, "files:{t}:in:0:b", 2) as staged:
+    with StagedChunk(client, "files:{t}:in:0:b", 2) as staged:
         staged.write(b"de")
         assert staged.finish(echo, ["files:{t}:in:0:b"], []) == b"de"
     assert seen == [("SET", None), ("EVALSHA", "NoScriptError"), ("SCRIPT", None), ("EVALSHA", None)]  # NOSCRIPT once
@@ -257,7 +258,7 @@ def test_a_staged_set_and_its_script_report_each_command_once(observed, redis_cl
     seen.clear()
     failing = client.register_script("return redis.error_reply('ERR refused')")
     client.script_load(failing.script)
-    with pytest.raises(redis.exceptions.ResponseError), storage.StagedChunk(client, "files:{t}:in:0:c", 1) as staged:
+    with pytest.raises(redis.exceptions.ResponseError), StagedChunk(client, "files:{t}:in:0:c", 1) as staged:
         staged.write(b"f")
         staged.finish(failing, ["files:{t}:in:0:c"], [])
     assert seen[-2:] == [("SET", None), ("EVALSHA", "ResponseError")]
@@ -266,7 +267,7 @@ def test_a_staged_set_and_its_script_report_each_command_once(observed, redis_cl
 
 def test_a_staged_set_abandoned_for_the_clients_fault_is_not_a_redis_error(observed, redis_client):
     client, seen = observed
-    with pytest.raises(ValueError), storage.StagedChunk(client, "files:{t}:in:0:x", 4) as staged:
+    with pytest.raises(ValueError), StagedChunk(client, "files:{t}:in:0:x", 4) as staged:
         staged.write(b"ab")
         raise ValueError("a checksum that does not match")
     assert seen == [("SET", None)] and redis_client.exists("files:{t}:in:0:x") == 0

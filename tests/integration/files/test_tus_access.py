@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .tus_helpers import OCTET, TUS, GatedBody, Tus, b64, cut_body, metadata, tus  # noqa: F401 - tus is a fixture
+from .tus_helpers import OCTET, TUS, GatedBody, Tus, b64, cut_body, metadata
 
 
 @pytest.fixture

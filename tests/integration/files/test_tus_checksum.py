@@ -7,7 +7,7 @@ import zlib
 import google_crc32c
 import pytest
 
-from .tus_helpers import TUS, b64, chunked_with_trailers, metadata, tus, upload_id  # noqa: F401 - tus is a fixture
+from .tus_helpers import TUS, b64, chunked_with_trailers, metadata, upload_id
 
 DIGESTS = {
     "sha1": lambda d: hashlib.sha1(d).digest(),

@@ -6,10 +6,10 @@ import os
 import pytest
 
 from redfile_common.errors import ApiError
-from redfile_files.storage import files as storage
-from redfile_files.tus.engine import TusUploads
+from redfile_files.storage import keys
+from redfile_files.tus.concat import Concatenation
 
-from .tus_helpers import metadata, tus, upload_id  # noqa: F401 - tus is a fixture
+from .tus_helpers import metadata, upload_id
 
 
 def partial(tus, auth, data: bytes, sent: int | None = None) -> str:
@@ -115,7 +115,7 @@ def test_a_copy_cut_part_way_resumes_at_the_finals_offset(tus, client, alice, ap
     pa, pb = partial(tus, alice, a), partial(tus, alice, b, sent=10)
     url = final(tus, alice, pa, pb).headers["Location"]
     fid = upload_id(url)
-    real = TusUploads._read_concatenation
+    real = Concatenation._read
 
     def crashing(self, owner, partials, start):
         sent = 0
@@ -125,13 +125,13 @@ def test_a_copy_cut_part_way_resumes_at_the_finals_offset(tus, client, alice, ap
             if sent >= 130:
                 raise ApiError("service_unavailable")  # as if the process died here
 
-    monkeypatch.setattr(TusUploads, "_read_concatenation", crashing)
+    monkeypatch.setattr(Concatenation, "_read", crashing)
     assert tus.patch(alice, pb, 10, b[10:]).status_code == 204  # the partial is stored; the copy broke
-    copied = int(redis_client.hget(storage.upload_key(fid), "received_bytes"))
+    copied = int(redis_client.hget(keys.upload(fid), "received_bytes"))
     assert copied == 128  # two whole chunks of the final made it
     assert "Upload-Offset" not in tus.head(alice, url).headers
     assert tus.head(alice, pa).status_code == 200  # the partials are kept until the final is a file
-    monkeypatch.setattr(TusUploads, "_read_concatenation", real)
+    monkeypatch.setattr(Concatenation, "_read", real)
     head = tus.head(alice, url)  # the next attempt resumes at 128
     assert head.headers["Upload-Offset"] == "280"
     assert client.get(f"/files/{fid}", headers=alice).data == a + b
@@ -142,19 +142,19 @@ def test_two_copies_of_one_final_racing_make_one_file(tus, client, alice, monkey
     a, b = os.urandom(200), os.urandom(100)
     pa, pb = partial(tus, alice, a), partial(tus, alice, b, sent=50)
     url = final(tus, alice, pa, pb).headers["Location"]
-    monkeypatch.setattr(TusUploads, "_wake_finals", lambda self, owner, partial: None)
+    monkeypatch.setattr(Concatenation, "wake_finals", lambda self, owner, partial: None)
     tus.patch(alice, pb, 50, b[50:])  # every partial done, the final not copied yet
-    real = TusUploads._read_concatenation
-    raced = []
+    real = Concatenation._read
+    raced: list[bool] = []
 
     def racing(self, owner, partials, start):
         for i, piece in enumerate(real(self, owner, partials, start)):
             if i == other_copies_at_piece and not raced:
                 raced.append(True)
-                self._concatenate(owner, upload_id(url))  # another request does the whole copy meanwhile
+                self.concatenate(owner, upload_id(url))  # another request does the whole copy meanwhile
             yield piece
 
-    monkeypatch.setattr(TusUploads, "_read_concatenation", racing)
+    monkeypatch.setattr(Concatenation, "_read", racing)
     head = tus.head(alice, url)  # this request's copy loses every race from then on, and says so calmly
     assert raced and head.status_code == 200 and head.headers["Upload-Offset"] == "300"
     assert client.get(f"/files/{upload_id(url)}", headers=alice).data == a + b
@@ -167,8 +167,8 @@ def test_concatenated_chunks_are_resealed_under_the_finals_key(make_app, setting
 
     from .tus_helpers import Tus
 
-    keys = "k1:" + base64.b64encode(b"1" * 32).decode() if encrypted else ""
-    client = make_app(encryption_keys=keys).test_client()
+    master_keys = "k1:" + base64.b64encode(b"1" * 32).decode() if encrypted else ""
+    client = make_app(encryption_keys=master_keys).test_client()
     alice = auth_header(user_token(settings, redis_client, "alice"))
     tus = Tus(client)
     parts = [os.urandom(n) for n in (64, 1, 63, 130)]

@@ -5,10 +5,10 @@ import os
 import blake3
 from werkzeug.http import http_date, parse_date
 
-from redfile_files.storage import files as storage
+from redfile_files.storage import keys
 
 from .conftest import expire_now
-from .tus_helpers import TUS, b64, metadata, tus, upload_id  # noqa: F401 - tus is a fixture
+from .tus_helpers import TUS, b64, metadata, upload_id
 
 
 def test_creation_answers_201_with_a_location_and_reserves_the_length(tus, client, alice, redis_client):
@@ -18,7 +18,7 @@ def test_creation_answers_201_with_a_location_and_reserves_the_length(tus, clien
     assert url.startswith("/tus/") and len(upload_id(url)) == 32
     assert resp.headers["Upload-Offset"] == "0" and resp.headers["Upload-Length"] == "1000"
     assert client.get("/quota", headers=alice).json["reserved_bytes"] == 1000
-    fields = redis_client.hgetall(storage.upload_key(upload_id(url)))
+    fields = redis_client.hgetall(keys.upload(upload_id(url)))
     assert fields[b"mode"] == b"tus" and fields[b"owner"] == b"alice" and fields[b"received_bytes"] == b"0"
 
 
@@ -147,21 +147,22 @@ def test_defer_length_a_patch_may_carry_only_the_length(tus, client, alice):
 def test_expiration_every_unfinished_response_tells_when_the_upload_expires(tus, alice, redis_client, settings):
     resp = tus.create(alice, 100)
     url = resp.headers["Location"]
-    deadline = int(redis_client.hget(storage.upload_key(upload_id(url)), "deadline"))
+    deadline = int(redis_client.hget(keys.upload(upload_id(url)), "deadline"))
     assert resp.headers["Upload-Expires"] == http_date(deadline)
-    assert abs(parse_date(resp.headers["Upload-Expires"]).timestamp() - (deadline)) < 1
+    expires = parse_date(resp.headers["Upload-Expires"])
+    assert expires is not None and abs(expires.timestamp() - deadline) < 1
     assert tus.patch(alice, url, 0, b"x" * 10).headers["Upload-Expires"] == http_date(deadline)
     assert tus.head(alice, url).headers["Upload-Expires"] == http_date(deadline)
     assert 0.9 * settings.upload_ttl <= deadline - redis_client.time()[0] <= settings.upload_ttl
 
 
-def test_an_expired_upload_is_gone_and_its_reservation_returns(tus, client, alice, redis_client, service):
+def test_an_expired_upload_is_gone_and_its_reservation_returns(tus, client, alice, redis_client):
     url = tus.new(alice, 100)
     tus.patch(alice, url, 0, b"x" * 70)
     fid = upload_id(url)
     for key in redis_client.keys(f"files:{{{fid}}}:*"):  # what the keys' own TTL does at the deadline
         redis_client.delete(key)
-    expire_now(redis_client, service, "alice", fid)
+    expire_now(redis_client, "alice", fid)
     assert tus.head(alice, url).status_code == 404
     assert tus.patch(alice, url, 70, b"x" * 30).status_code == 404
     assert client.get("/quota", headers=alice).json["reserved_bytes"] == 0

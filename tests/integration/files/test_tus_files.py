@@ -9,9 +9,9 @@ import google_crc32c
 import pytest
 
 from redfile_files.checksums import Part
-from redfile_files.storage import files as storage
+from redfile_files.storage import keys
 
-from .tus_helpers import tus, upload_id  # noqa: F401 - tus is a fixture
+from .tus_helpers import upload_id
 
 
 def pieces(data: bytes, chunk: int = 64) -> list[bytes]:
@@ -126,8 +126,8 @@ def test_offsets_map_onto_uniform_chunks_whatever_the_patch_sizes(make_app, sett
     from .tus_helpers import Tus
 
     monkeypatch.setattr(tus_appender, "SEND_AHEAD_MIN", send_ahead_min)
-    keys = {"encryption_keys": "k1:" + base64.b64encode(b"1" * 32).decode()} if encrypted else {}
-    client = make_app(**keys).test_client()
+    overrides = {"encryption_keys": "k1:" + base64.b64encode(b"1" * 32).decode()} if encrypted else {}
+    client = make_app(**overrides).test_client()
     alice = auth_header(user_token(settings, redis_client, "alice"))
     tus = Tus(client)
     rng = random.Random(4)
@@ -136,12 +136,12 @@ def test_offsets_map_onto_uniform_chunks_whatever_the_patch_sizes(make_app, sett
         steps = sorted({rng.randint(1, size) for _ in range(rng.randint(0, 8))})
         url = tus.upload(alice, data, steps=steps)
         fid = upload_id(url)
-        raw = {int(k): v.decode() for k, v in redis_client.hgetall(storage.parts_key(fid)).items()}
+        raw = {int(k): v.decode() for k, v in redis_client.hgetall(keys.parts(fid)).items()}
         table = {i: Part.decode(v) for i, v in raw.items()}
         sizes = [table[i].size for i in range(len(table))]
         assert sizes == [64] * (size // 64) + ([size % 64] if size % 64 else []), (size, steps)
-        # each record is "size::crc32c:blake3" of the plaintext of that 64-byte slice, however the PATCHes cut it
-        assert [raw[i] for i in range(len(raw))] == [f"{len(p)}::{crc32c_hex(p)}:{blake3.blake3(p).hexdigest()}" for p in pieces(data)]
+        # each record is "size:crc32c:blake3" of the plaintext of that 64-byte slice, however the PATCHes cut it
+        assert [raw[i] for i in range(len(raw))] == [f"{len(p)}:{crc32c_hex(p)}:{blake3.blake3(p).hexdigest()}" for p in pieces(data)]
         meta = client.get(f"/files/{fid}/meta", headers=alice).json
         assert meta["chunk_size"] == 64 and meta["encrypted"] is encrypted and meta["sha256"] is None
         assert (meta["crc32c"], meta["composite_blake3"]) == (crc32c_hex(data), blake3_composite(data)), (size, steps)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -64,10 +65,8 @@ def test_a_replica_killed_mid_patch_the_other_resumes_to_an_identical_file(repli
         yield data[3 * CHUNK + 500 :]
 
     def send():
-        try:
+        with contextlib.suppress(requests.RequestException):
             requests.patch(url, headers={**headers, **TUS, **OCTET, "Upload-Offset": "0"}, data=body(), timeout=30)
-        except requests.RequestException:
-            pass
 
     sender = threading.Thread(target=send, daemon=True)
     sender.start()

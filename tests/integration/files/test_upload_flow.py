@@ -8,7 +8,7 @@ import os
 import blake3
 import google_crc32c
 
-from redfile_files.storage import files as storage
+from redfile_files.storage import keys
 from redfile_files.storage import ledger as ledger
 
 
@@ -71,7 +71,7 @@ def test_chunked_upload_lifecycle(client, api, alice, redis_client, unchanged):
     assert meta["owner"] == "alice" and meta["mime_type"] == "application/pdf" and meta["kind"] == "file"
     # a seed upload asks for no SHA-256: the file has its CRC32C and BLAKE3 composite only
     assert meta["sha256"] is None and meta["created_at"].endswith("Z")
-    assert meta["crc32c"] == crc(data) and meta["composite_blake3"] == composite(pieces) and meta["composite_sha256"] is None
+    assert meta["crc32c"] == crc(data) and meta["composite_blake3"] == composite(pieces)
     assert set(meta) == {
         "id",
         "name",
@@ -82,10 +82,9 @@ def test_chunked_upload_lifecycle(client, api, alice, redis_client, unchanged):
         "mime_type",
         "sha256",
         "kind",
-        # issue 3: the whole-file checksums, the chunk layout, the expiry and encryption are metadata too
+        # the whole-file checksums, the chunk layout, the expiry and encryption are metadata too
         "crc32c",
         "composite_blake3",
-        "composite_sha256",
         "chunk_size",
         "total_chunks",
         "expires_at",
@@ -93,9 +92,9 @@ def test_chunked_upload_lifecycle(client, api, alice, redis_client, unchanged):
     }
     assert meta["expires_at"] is None and meta["total_chunks"] == 4 and meta["chunk_size"] == 64
     # upload state gone; chunks and the part table (now the file's chunk table) kept without TTL
-    assert not redis_client.exists(storage.upload_key(fid))
-    assert all(redis_client.ttl(storage.chunk_key(fid, i)) == -1 for i in range(4))
-    assert redis_client.ttl(storage.parts_key(fid)) == -1
+    assert not redis_client.exists(keys.upload(fid))
+    assert all(redis_client.ttl(keys.chunk(fid, i)) == -1 for i in range(4))
+    assert redis_client.ttl(keys.parts(fid)) == -1
 
     listed = client.get("/files", headers=alice).json
     assert listed == {"items": [meta], "next_cursor": None}
@@ -122,8 +121,8 @@ def test_chunked_upload_lifecycle(client, api, alice, redis_client, unchanged):
     deleted = client.delete(f"/files/{fid}", headers=alice)
     assert deleted.status_code == 204 and deleted.data == b""
     assert file_keys(redis_client, fid) == []
-    assert redis_client.zscore(ledger.owner_index("alice"), fid) is None
-    assert redis_client.zscore(ledger.ALL_INDEX, fid) is None
+    assert redis_client.zscore(keys.user_files("alice"), fid) is None
+    assert redis_client.zscore(keys.ALL_FILES, fid) is None
     assert client.get(f"/files/{fid}", headers=alice).status_code == 404
     assert client.delete(f"/files/{fid}", headers=alice).json["error"]["code"] == "file_not_found"
 
@@ -224,7 +223,7 @@ def test_a_vanished_chunk_blocks_completion_until_it_is_sent_again(api, client, 
     fid = api.chunk(alice, 0, 3, b"aa").json["file_id"]
     api.chunk(alice, 1, 3, b"bb", fid)
     api.chunk(alice, 2, 3, b"cc", fid)
-    redis_client.delete(storage.chunk_key(fid, 1))  # as if evicted
+    redis_client.delete(keys.chunk(fid, 1))  # as if evicted
     with unchanged():
         resp = api.complete(alice, fid, 6)
     assert resp.status_code == 409 and resp.json["error"]["details"]["missing"] == [1]
@@ -299,6 +298,6 @@ def test_listing_is_newest_first_and_paginated(api, client, alice, bob, redis_cl
         if cursor is None:
             break
     assert pages == 3 and sorted(seen) == sorted(ids) and len(set(seen)) == 5
-    newest_first = sorted(ids, key=lambda i: (redis_client.zscore(ledger.ALL_INDEX, i), i), reverse=True)
+    newest_first = sorted(ids, key=lambda i: (redis_client.zscore(keys.ALL_FILES, i), i), reverse=True)
     assert seen == newest_first
     assert client.get("/files", headers=alice, query_string={"limit": 200}).json["next_cursor"] is None

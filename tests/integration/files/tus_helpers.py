@@ -7,10 +7,6 @@ import io
 import threading
 from types import SimpleNamespace
 
-import pytest
-
-from redfile_files.tus import appender as tus_appender
-
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTET = "application/offset+octet-stream"
 
@@ -114,16 +110,3 @@ class GatedBody(io.BytesIO):
             self.waited = True
             self.gate.wait(timeout=10)
         return super().read(size)
-
-
-@pytest.fixture(params=["in-script", "sent-ahead"])
-def tus(request, app, client, redis_client, monkeypatch) -> Tus:
-    """The test's tus client, once with each way a chunk's bytes reach Redis: as the append script's argument
-    (the tests' chunks are small), and as a staged SET sent ahead of the script (``SEND_AHEAD_MIN`` lowered to 1 byte:
-    streamed as the body arrives when its length is known and the upload is not encrypted).  Either way, once the
-    test's requests are over no staged bytes are left behind, and no connection is held by a SET left unfinished."""
-    if request.param == "sent-ahead":
-        monkeypatch.setattr(tus_appender, "SEND_AHEAD_MIN", 1)
-    yield Tus(client)
-    assert list(redis_client.scan_iter(match="files:{*}:s:*", count=1000)) == []
-    assert not app.extensions["redfile"].redis.connection_pool._in_use_connections  # redis-py keeps no public count

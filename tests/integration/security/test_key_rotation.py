@@ -577,15 +577,17 @@ SMALL = 64  # bytes per chunk: many chunks, many keys
 
 @pytest.fixture
 def files_app(redis_url, redis_client):
-    """``files_app(encryption_keys)`` -> (test client, alice's headers, the app's FilesService)."""
+    """``files_app(encryption_keys)`` -> (test client, alice's headers, the app's FilesDomain)."""
+    from redfile_common.app import domain_of
     from redfile_files import create_app
+    from redfile_files.domain import FilesDomain
 
     def build(keys: str):
         app = create_app(
             **settings_overrides(redis_url, encryption_keys=keys, max_chunk_bytes=SMALL, max_single_upload_bytes=4096, sweep_interval=0)
         )
         settings = app.extensions["redfile"].settings
-        return app.test_client(), auth_header(user_token(settings, redis_client, "alice")), app.extensions["redfile_files"]
+        return app.test_client(), auth_header(user_token(settings, redis_client, "alice")), domain_of(FilesDomain, app)
 
     return build
 
@@ -635,13 +637,14 @@ def test_retiring_the_old_master_key_before_the_rekey_fails_closed(files_app, re
     # the way back: K1 again (second), re-wrap, then K1 can go
     from redfile_files.crypto import Encryption, parse_master_keys
     from redfile_files.maintenance.rekey import Rekeyer
+    from redfile_files.storage.datakeys import DataKeys
 
     both = Encryption(parse_master_keys(f"{K2},{K1}"))
-    dry = Rekeyer(redis_client, both).run(dry_run=True)  # is it safe to retire K1? not yet
+    dry = Rekeyer(DataKeys(redis_client), both).run(dry_run=True)  # is it safe to retire K1? not yet
     assert not dry.complete and (dry.remaining, dry.rewrapped, dry.failed) == (3, 0, 0), dry
     code, report = rekey(redis_url, f"{K2},{K1}")
     assert code == 0 and report["complete"] and report["rewrapped"] == 3 and report["by_key"] == {"k2": 3}, report
-    dry = Rekeyer(redis_client, Encryption(parse_master_keys(K2))).run(dry_run=True)  # now it is
+    dry = Rekeyer(DataKeys(redis_client), Encryption(parse_master_keys(K2))).run(dry_run=True)  # now it is
     assert dry.complete and dry.by_key == {"k2": 3}, dry
     late, alice, _ = files_app(K2)
     for file_id, data in zip(ids, datas):
@@ -654,6 +657,7 @@ def test_retiring_the_old_master_key_before_the_rekey_fails_closed(files_app, re
 def test_the_rekey_is_compare_and_set_per_file(files_app, redis_client):
     from redfile_files.crypto import Encryption, parse_master_keys
     from redfile_files.maintenance.rekey import Rekeyer
+    from redfile_files.storage.datakeys import DataKeys
 
     old, alice, _ = files_app(K1)
     data = {name: os.urandom(2 * SMALL + i) for i, name in enumerate(("deleted", "renamed", "raced", "kept", "uploading"))}
@@ -662,14 +666,14 @@ def test_the_rekey_is_compare_and_set_per_file(files_app, redis_client):
         ids[name] = put_upload(old, alice, payload)
         if name != "uploading":
             complete(old, alice, ids[name])
-    new, alice, service = files_app(f"{K2},{K1}")
+    new, alice, _ = files_app(f"{K2},{K1}")
     encryption = Encryption(parse_master_keys(f"{K2},{K1}"))
     meets: Counter = Counter()
 
-    class Racing(Rekeyer):
+    class Racing(DataKeys):
         """Someone else acts on the file between the command's read and its write."""
 
-        def _write(self, key: bytes, old_dek: str, new_dek: str) -> str:
+        def swap(self, key: bytes, old_dek: str, new_dek: str) -> str:
             file_id = key.decode().split("{")[1].split("}")[0]
             if file_id == ids["deleted"] and not meets["deleted"]:
                 meets["deleted"] += 1
@@ -680,9 +684,9 @@ def test_the_rekey_is_compare_and_set_per_file(files_app, redis_client):
             elif file_id == ids["raced"] and not meets["raced"]:
                 meets["raced"] += 1  # another run of the command got there first
                 redis_client.hset(key, "dek", encryption.rewrap(file_id, old_dek))
-            return super()._write(key, old_dek, new_dek)
+            return super().swap(key, old_dek, new_dek)
 
-    report = Racing(redis_client, encryption, batch=3).run()
+    report = Rekeyer(Racing(redis_client), encryption, batch=3).run()
     assert meets == {"deleted": 1, "renamed": 1, "raced": 1}
     assert report.complete and report.gone == 1 and report.rewrapped == 3 and report.failed == 0, report  # renamed, kept, uploading
     assert report.by_key == {"k2": 4} and report.passes == 2  # the second pass found nothing left
@@ -693,25 +697,26 @@ def test_the_rekey_is_compare_and_set_per_file(files_app, redis_client):
     for name in ("renamed", "raced", "kept", "uploading"):
         assert dek_of(redis_client, ids[name]).startswith("k2:")
         assert k2_only.get(f"/files/{ids[name]}", headers=alice).data == data[name]
-    assert Rekeyer(redis_client, encryption).run().rewrapped == 0  # idempotent
+    assert Rekeyer(DataKeys(redis_client), encryption).run().rewrapped == 0  # idempotent
 
 
 def test_an_upload_completing_while_the_rekey_runs_keeps_the_new_wrapping(files_app, redis_client, monkeypatch):
     """The completion read the upload's key (wrapped by K1) before the re-wrap and commits after it."""
     from redfile_files.crypto import Encryption, parse_master_keys
     from redfile_files.maintenance.rekey import Rekeyer
+    from redfile_files.storage.datakeys import DataKeys
 
     old, alice, _ = files_app(K1)
     payload = os.urandom(3 * SMALL)
     upload_id = put_upload(old, alice, payload)
-    new, alice, service = files_app(f"{K2},{K1}")
-    commit = service.store.commit
+    new, alice, domain = files_app(f"{K2},{K1}")
+    commit = domain.storage.files.commit
 
     def rekey_then_commit(*args, **kwargs):
-        assert Rekeyer(redis_client, Encryption(parse_master_keys(f"{K2},{K1}"))).run().rewrapped == 1
+        assert Rekeyer(DataKeys(redis_client), Encryption(parse_master_keys(f"{K2},{K1}"))).run().rewrapped == 1
         return commit(*args, **kwargs)
 
-    monkeypatch.setattr(service.store, "commit", rekey_then_commit)
+    monkeypatch.setattr(domain.storage.files, "commit", rekey_then_commit)
     complete(new, alice, upload_id)
     assert dek_of(redis_client, upload_id).startswith("k2:")
     k2_only, alice, _ = files_app(K2)
@@ -721,6 +726,7 @@ def test_an_upload_completing_while_the_rekey_runs_keeps_the_new_wrapping(files_
 def test_the_rekey_resumes_from_its_cursor(files_app, redis_client):
     from redfile_files.crypto import Encryption, parse_master_keys
     from redfile_files.maintenance.rekey import Rekeyer
+    from redfile_files.storage.datakeys import DataKeys
 
     old, alice, _ = files_app(K1)
     ids = [put_upload(old, alice, os.urandom(SMALL + i)) for i in range(8)]
@@ -738,11 +744,11 @@ def test_the_rekey_resumes_from_its_cursor(files_app, redis_client):
             raise Interrupted()  # the operator's session dropped
 
     with pytest.raises(Interrupted):
-        Rekeyer(redis_client, encryption, batch=2, progress=progress).run()
+        Rekeyer(DataKeys(redis_client), encryption, batch=2, progress=progress).run()
     cursor, first = lines[-1]["cursor"], lines[-1]["rewrapped"]
     assert cursor != 0 and first < len(ids)
-    report = Rekeyer(redis_client, encryption, batch=2).run(cursor=cursor)
+    report = Rekeyer(DataKeys(redis_client), encryption, batch=2).run(cursor=cursor)
     assert report.complete and report.passes >= 2  # a resumed pass is always followed by a full one
     assert first + report.rewrapped == len(ids)  # each file re-wrapped exactly once over both runs
-    again = Rekeyer(redis_client, encryption).run(dry_run=True)
+    again = Rekeyer(DataKeys(redis_client), encryption).run(dry_run=True)
     assert again.complete and again.rewrapped == 0 and again.by_key == {"k2": len(ids)}

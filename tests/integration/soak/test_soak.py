@@ -47,8 +47,11 @@ import google_crc32c
 import pytest
 import requests
 
+from redfile_common.app import domain_of
 from redfile_common.testing import auth_header
 from redfile_common.testing import test_env as service_env
+from redfile_files.domain import FilesDomain
+from redfile_files.storage import keys
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "20"))
 CLIENTS = int(os.environ.get("SOAK_CLIENTS", "6"))
@@ -142,9 +145,7 @@ class Soak:
 
     def refused(self, resp: requests.Response) -> bool:
         """A 413 quota refusal: expected for the user with the small quota only."""
-        if resp.status_code == 413 and resp.json()["error"]["code"] == "quota_exceeded":
-            return True
-        return False
+        return bool(resp.status_code == 413 and resp.json()["error"]["code"] == "quota_exceeded")
 
     # -- operations ----------------------------------------------------------------------
     def session_upload(self, c: Client, fate: str = "complete") -> None:
@@ -569,24 +570,24 @@ def test_a_download_racing_a_delete_is_a_404_not_corrupt_data(redis_url, redis_c
     from redfile_common.testing import settings_overrides, user_token
     from redfile_files import create_app
     from redfile_files.catalogue.downloads import download_response
-    from redfile_files.catalogue.service import FileGone
+    from redfile_files.catalogue.reader import FileGone
 
     app = create_app(**settings_overrides(redis_url, max_chunk_bytes=64, sweep_interval=0))
-    service = app.extensions["redfile_files"]
+    domain = domain_of(FilesDomain, app)
     registry = CollectorRegistry()
-    service.metrics = FilesMetrics("files", registry)
+    domain.reader.metrics = FilesMetrics("files", registry)
     alice = auth_header(user_token(app.extensions["redfile"].settings, redis_client, "alice"))
     client = app.test_client()
     data = os.urandom(300)
     fid = client.post("/files", headers=alice, data={"file": (__import__("io").BytesIO(data), "a.bin")}).json["id"]
-    record = service.get_file(None, fid)
-    chunks = service.read_chunks(record)  # the download has its record ...
+    record = domain.catalogue.get_file(None, fid)
+    chunks = domain.reader.read_chunks(record)  # the download has its record ...
     first = next(chunks)
-    service.delete(None, fid)  # ... a delete lands ...
+    domain.catalogue.delete(None, fid)  # ... a delete lands ...
     with pytest.raises(FileGone):  # ... and the rest of the body is cut short
         b"".join(chunks)
     with app.test_request_context(), pytest.raises(ApiError) as caught:
-        download_response(record, service.read_chunks(record))  # not started yet: a clean 404
+        download_response(record, domain.reader.read_chunks(record))  # not started yet: a clean 404
     assert caught.value.code == "file_not_found" and caught.value.status == 404
     assert first == data[:64]
     failures = registry.get_sample_value("redfile_files_checksum_failures_total", {"service": "files", "source": "storage"})
@@ -599,17 +600,16 @@ def test_two_deletes_of_one_file_racing_release_its_bytes_at_once(redis_url, red
     charge stayed until B's lease ran out (120 s) and a sweep came.  Now B settles the id at once."""
     from redfile_common.testing import settings_overrides, user_token
     from redfile_files import create_app
-    from redfile_files.storage import ledger as L
 
     app = create_app(**settings_overrides(redis_url, max_chunk_bytes=64, sweep_interval=0))
-    service = app.extensions["redfile_files"]
+    domain = domain_of(FilesDomain, app)
     alice = auth_header(user_token(app.extensions["redfile"].settings, redis_client, "alice"))
     fid = app.test_client().post("/texts", headers=alice, json={"name": "t.txt", "content": "x" * 100}).json["id"]
-    assert service.quota("alice").used_bytes == 100
-    lease_a = service.ledger.lease("alice", fid)  # delete A: its lease, then its fenced step
-    assert service.store.delete_file(fid, not_after_us=lease_a.fence, only_owner="alice") == ("alice", 100)
-    assert service._delete("alice", fid) is False  # delete B, in between: the file is gone (a 404)
-    service.ledger.unindex_global(fid)  # delete A's last steps: its apply yields to B's newer lease
-    assert service.ledger.apply("alice", fid, expected=lease_a.score, held=None, index_ms=None, due_us=None) is False
-    assert service.ledger.quota("alice").used == 0  # released now, not 120 s later
-    assert redis_client.zscore(L.due_key("alice"), fid) is None and redis_client.hget(L.held_key("alice"), fid) is None
+    assert domain.catalogue.quota("alice").used_bytes == 100
+    lease_a = domain.storage.ledger.lease("alice", fid)  # delete A: its lease, then its fenced step
+    assert domain.storage.files.delete_file(fid, not_after_us=lease_a.fence, only_owner="alice") == ("alice", 100)
+    assert domain.catalogue.remove("alice", fid) is False  # delete B, in between: the file is gone (a 404)
+    domain.storage.ledger.unindex_global(fid)  # delete A's last steps: its apply yields to B's newer lease
+    assert domain.storage.ledger.apply("alice", fid, expected=lease_a.score, holding=None, index_ms=None, due_us=None) is None
+    assert domain.storage.ledger.quota("alice").used == 0  # released now, not 120 s later
+    assert redis_client.zscore(keys.due("alice"), fid) is None and redis_client.hget(keys.held("alice"), fid) is None

@@ -15,12 +15,12 @@ import pytest
 
 from redfile_common.errors import ApiError
 from redfile_common.testing import settings_overrides
-from redfile_files.catalogue.service import FilesService
 from redfile_files.checksums import part_of
 from redfile_files.crypto import ChunkCorrupt
+from redfile_files.domain import FilesDomain, build_domain
 from redfile_files.settings import FilesSettings
-from redfile_files.storage import files as storage
-from redfile_files.storage import ledger as ledger
+from redfile_files.storage import keys
+from redfile_files.storage.records import ChunkMissing
 
 
 @dataclass
@@ -38,12 +38,16 @@ def r():
 
 
 @pytest.fixture
-def service(r):
+def domain(r) -> FilesDomain:
     settings = FilesSettings(**settings_overrides("redis://unused:1/0", max_chunk_bytes=8, max_single_upload_bytes=16))
-    store = storage.FileStore(r, upload_ttl=settings.upload_ttl, max_file_bytes=settings.max_file_bytes)
-    service = FilesService(store, settings, clock=lambda: 1_764_000_000.0)
-    service.reconciler.sweep_user = lambda *a, **k: 0  # a Lua script; see the module docstring
-    return service
+    domain = build_domain(settings, r, clock=lambda: 1_764_000_000.0)
+    domain.storage.lifecycle.sweep_user = lambda *a, **k: 0  # type: ignore[method-assign]  # a Lua script; see the module docstring
+    return domain
+
+
+@pytest.fixture
+def service(domain):
+    return domain.catalogue
 
 
 def seed_file(r, n, owner="alice", score=None, chunks=(b"ab", b"c"), kind="file"):
@@ -51,7 +55,7 @@ def seed_file(r, n, owner="alice", score=None, chunks=(b"ab", b"c"), kind="file"
     data = b"".join(chunks)
     score = n if score is None else score
     r.hset(
-        storage.meta_key(file_id),
+        keys.meta(file_id),
         mapping={
             "id": file_id,
             "name": f"f{n}.bin",
@@ -67,10 +71,10 @@ def seed_file(r, n, owner="alice", score=None, chunks=(b"ab", b"c"), kind="file"
         },
     )
     for i, c in enumerate(chunks):
-        r.set(storage.chunk_key(file_id, i), c)
-        r.hset(storage.parts_key(file_id), i, part_of(c).encode())
-    r.zadd(ledger.owner_index(owner), {file_id: score})
-    r.zadd(ledger.ALL_INDEX, {file_id: score})
+        r.set(keys.chunk(file_id, i), c)
+        r.hset(keys.parts(file_id), i, part_of(c).encode())
+    r.zadd(keys.user_files(owner), {file_id: score})
+    r.zadd(keys.ALL_FILES, {file_id: score})
     return file_id
 
 
@@ -90,15 +94,15 @@ def test_owner_admin_and_service_see_a_file_others_get_404(service, r):
     assert code(service.get_file, ALICE, f"{2:032x}") == "file_not_found"
 
 
-def test_download_reads_the_chunks_in_order(service, r):
+def test_download_reads_the_chunks_in_order(service, r, domain):
     fid = seed_file(r, 1, chunks=(b"he", b"ll", b"o"))
-    assert b"".join(service.read_chunks(service.get_file(ALICE, fid))) == b"hello"
+    assert b"".join(domain.reader.read_chunks(service.get_file(ALICE, fid))) == b"hello"
 
 
 def test_listing_pages_newest_first_with_ties_and_no_duplicates(service, r):
     # scores with ties: the cursor must resume inside a group of equal scores
     ids = [seed_file(r, n, score=score) for n, score in enumerate([5, 7, 7, 7, 9, 9, 1, 3], start=1)]
-    expected = sorted(ids, key=lambda i: (r.zscore(ledger.ALL_INDEX, i), i), reverse=True)
+    expected = sorted(ids, key=lambda i: (r.zscore(keys.ALL_FILES, i), i), reverse=True)
     seen, cursor = [], None
     while True:
         items, cursor = service.list_files("alice", limit=3, cursor=cursor)
@@ -119,7 +123,7 @@ def test_an_exact_page_has_no_next_cursor(service, r):
 
 def test_a_stale_index_entry_is_skipped(service, r):
     fid = seed_file(r, 1)
-    r.zadd(ledger.owner_index("alice"), {f"{99:032x}": 50})
+    r.zadd(keys.user_files("alice"), {f"{99:032x}": 50})
     assert [f.id for f in service.list_files("alice", limit=10, cursor=None)[0]] == [fid]
 
 
@@ -146,17 +150,22 @@ def test_read_text_only_for_texts(service, r):
     assert code(service.read_text, BOB, fid) == "file_not_found"
 
 
-def test_chunk_checks_before_storage_touch_nothing(service, r):
-    assert code(service.receive_chunk, "alice", file_id="nope", chunk_index=0, total_chunks=1, data=b"x", sha256=None) == "upload_not_found"
+def test_chunk_checks_before_storage_touch_nothing(service, r, domain):
     assert (
-        code(service.receive_chunk, "alice", file_id=None, chunk_index=0, total_chunks=1, data=b"x" * 9, sha256=None) == "payload_too_large"
+        code(domain.uploads.receive_seed_chunk, "alice", file_id="nope", index=0, total_chunks=1, data=b"x", sha256=None)
+        == "upload_not_found"
     )
     assert (
-        code(service.receive_chunk, "alice", file_id=None, chunk_index=0, total_chunks=1, data=b"x", sha256="0" * 64) == "checksum_mismatch"
+        code(domain.uploads.receive_seed_chunk, "alice", file_id=None, index=0, total_chunks=1, data=b"x" * 9, sha256=None)
+        == "payload_too_large"
+    )
+    assert (
+        code(domain.uploads.receive_seed_chunk, "alice", file_id=None, index=0, total_chunks=1, data=b"x", sha256="0" * 64)
+        == "checksum_mismatch"
     )
     for index, total in ((1, 1), (-1, 1), (0, 0), (0, 100_001)):
         assert (
-            code(service.receive_chunk, "alice", file_id=None, chunk_index=index, total_chunks=total, data=b"x", sha256=None)
+            code(domain.uploads.receive_seed_chunk, "alice", file_id=None, index=index, total_chunks=total, data=b"x", sha256=None)
             == "invalid_chunk"
         )
     assert code(service.create_file, "alice", b"x" * 17, name="a", mime_type=None) == "payload_too_large"
@@ -166,59 +175,58 @@ def test_chunk_checks_before_storage_touch_nothing(service, r):
 
 
 def seed_upload(r, upload_id, owner, total, parts):
-    r.hset(storage.upload_key(upload_id), mapping={"owner": owner, "total_chunks": total, "received_bytes": sum(parts.values())})
+    r.hset(keys.upload(upload_id), mapping={"owner": owner, "mode": "seed", "total_chunks": total, "received_bytes": sum(parts.values())})
     for index, size in parts.items():
-        r.hset(storage.parts_key(upload_id), index, f"{size}:{'0' * 64}")
-        r.set(storage.chunk_key(upload_id, index), b"x" * size)
+        r.hset(keys.parts(upload_id), index, f"{size}:{'0' * 8}:{'0' * 64}")
+        r.set(keys.chunk(upload_id, index), b"x" * size)
 
 
-def test_completion_checks(service, r):
+def test_completion_checks(service, r, domain):
     uid = "a" * 32
     seed_upload(r, uid, "alice", 250, {0: 1, 5: 1})
-    complete = service.complete_upload
-    assert code(complete, "alice", file_id="b" * 32, name="x", mime_type=None, total_size=2) == "upload_not_found"
-    assert code(complete, "bob", file_id=uid, name="x", mime_type=None, total_size=2) == "upload_not_found"
-    assert code(complete, "alice", file_id="zz", name="x", mime_type=None, total_size=2) == "upload_not_found"
-    assert code(complete, "alice", file_id=uid, name="..", mime_type=None, total_size=2) == "invalid_name"
-    assert code(complete, "alice", file_id=uid, name="x", mime_type="x", total_size=2) == "invalid_mime_type"
+    complete = domain.completion.complete
+    assert code(complete, "alice", "b" * 32, name="x", mime_type=None, total_size=2) == "upload_not_found"
+    assert code(complete, "bob", uid, name="x", mime_type=None, total_size=2) == "upload_not_found"
+    assert code(complete, "alice", "zz", name="x", mime_type=None, total_size=2) == "upload_not_found"
+    assert code(complete, "alice", uid, name="..", mime_type=None, total_size=2) == "invalid_name"
+    assert code(complete, "alice", uid, name="x", mime_type="x", total_size=2) == "invalid_mime_type"
     with pytest.raises(ApiError) as err:
-        complete("alice", file_id=uid, name="x", mime_type=None, total_size=2)
+        complete("alice", uid, name="x", mime_type=None, total_size=2)
     assert err.value.code == "upload_incomplete"
-    assert err.value.details["missing_count"] == 248
-    assert err.value.details["missing"] == [1, 2, 3, 4] + list(range(6, 102))
+    assert err.value.details is not None and err.value.details["missing_count"] == 248
+    assert err.value.details["missing"] == [1, 2, 3, 4, *list(range(6, 102))]
 
     seed_upload(r, "c" * 32, "alice", 2, {0: 3, 1: 4})
-    r.hset(storage.upload_key("c" * 32), "mode", "seed")
     with pytest.raises(ApiError) as err:
-        complete("alice", file_id="c" * 32, name="x", mime_type=None, total_size=8)
+        complete("alice", "c" * 32, name="x", mime_type=None, total_size=8)
     assert (err.value.code, err.value.details) == ("size_mismatch", {"declared": 8, "stored": 7})
 
 
-def test_a_missing_chunk_stops_a_read(service, r):
+def test_a_missing_chunk_stops_a_read(service, r, domain):
     fid = seed_file(r, 1, chunks=(b"a", b"b", b"c"))
-    r.delete(storage.chunk_key(fid, 1))
-    chunks = service.read_chunks(service.get_file(ALICE, fid))
+    r.delete(keys.chunk(fid, 1))
+    chunks = domain.reader.read_chunks(service.get_file(ALICE, fid))
     assert next(chunks) == b"a"
-    with pytest.raises(storage.ChunkMissing) as err:
+    with pytest.raises(ChunkMissing) as err:
         next(chunks)
     assert err.value.index == 1
 
 
-def test_reads_of_a_range_cross_chunks_and_verify_each(service, r):
+def test_reads_of_a_range_cross_chunks_and_verify_each(service, r, domain):
     fid = seed_file(r, 1, chunks=(b"hello", b" wor", b"ld"))  # sizes vary: offsets come from the part table
     record = service.get_file(ALICE, fid)
     assert record.chunk_size == 0
     for start, end in ((0, 11), (3, 7), (5, 9), (9, 11), (10, 11), (0, 1)):
-        assert b"".join(service.read_chunks(record, start, end)) == b"hello world"[start:end]
-    r.set(storage.chunk_key(fid, 1), b" WOR")  # same size, other bytes: the CRC32C catches it
+        assert b"".join(domain.reader.read_chunks(record, start, end)) == b"hello world"[start:end]
+    r.set(keys.chunk(fid, 1), b" WOR")  # same size, other bytes: the CRC32C catches it
     with pytest.raises(ChunkCorrupt) as err:
-        b"".join(service.read_chunks(record))
+        b"".join(domain.reader.read_chunks(record))
     assert err.value.index == 1
 
 
-def test_uniform_chunks_need_no_table(service, r):
+def test_uniform_chunks_need_no_table(service, r, domain):
     fid = seed_file(r, 2, chunks=(b"abc", b"def", b"g"))
-    r.hset(storage.meta_key(fid), "chunk_size", 3)
+    r.hset(keys.meta(fid), "chunk_size", 3)
     record = service.get_file(ALICE, fid)
-    assert b"".join(service.read_chunks(record, 2, 7)) == b"cdefg"
-    assert b"".join(service.read_chunks(record, 7, 7)) == b""
+    assert b"".join(domain.reader.read_chunks(record, 2, 7)) == b"cdefg"
+    assert b"".join(domain.reader.read_chunks(record, 7, 7)) == b""

@@ -1,24 +1,27 @@
+from collections.abc import Iterable
+from typing import cast
+
 import pytest
 from flask import Flask
 
 from redfile_files.catalogue.downloads import ascii_filename, content_disposition, download_response
-from redfile_files.catalogue.service import FileRecord
-from redfile_files.storage.files import ChunkMissing
+from redfile_files.records import FileRecord
+from redfile_files.storage.records import ChunkMissing
 
 
 def record(**kw):
-    base = dict(
-        id="0" * 32,
-        name="notes.txt",
-        size=6,
-        owner="alice",
-        created_at="2026-01-01T00:00:00Z",
-        updated_at="2026-01-01T00:00:00Z",
-        mime_type="text/plain",
-        sha256="ab" * 32,
-        kind="file",
-        total_chunks=2,
-    )
+    base = {
+        "id": "0" * 32,
+        "name": "notes.txt",
+        "size": 6,
+        "owner": "alice",
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z",
+        "mime_type": "text/plain",
+        "sha256": "ab" * 32,
+        "kind": "file",
+        "total_chunks": 2,
+    }
     return FileRecord(**{**base, **kw})
 
 
@@ -53,7 +56,7 @@ def test_download_response_streams_with_safe_headers():
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
         assert resp.headers["ETag"] == f'"{"ab" * 32}"'
         assert "filename*=UTF-8''%C3%BC.txt" in resp.headers["Content-Disposition"]
-        assert b"".join(resp.response) == b"abcdef"
+        assert b"".join(cast("Iterable[bytes]", resp.response)) == b"abcdef"
 
 
 def test_a_chunk_vanishing_mid_download_cuts_the_stream():

@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import Schema as MarshmallowSchema
 
+from redfile_files.catalogue.schemas import TextOut
 from redfile_files.records import FileRecord
-from redfile_files.schemas import FileItem, FileOut, FilePage, TextOut
+from redfile_files.schemas import FileItem, FileOut, FilePage
 
 texts = st.one_of(st.just(""), st.text(max_size=20))
 counts = st.integers(min_value=0, max_value=2**53 - 1)
@@ -28,7 +29,6 @@ records = st.builds(
     total_chunks=counts,
     chunk_size=counts,
     crc32c=texts,
-    composite_sha256=texts,
     expires_at=texts,
     expires_ts=counts,
     created_ms=counts,

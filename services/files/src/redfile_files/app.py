@@ -8,22 +8,17 @@ import sys
 from apiflask import APIFlask
 from werkzeug.routing import IntegerConverter
 
-from redfile_common.app import create_service_app, redfile
+from redfile_common.app import attach_domain, create_service_app, redfile
 from redfile_common.product_metrics import files_metrics
 from redfile_common.settings import load_settings
 from redfile_files import openapi
-from redfile_files.catalogue import http as routes
-from redfile_files.catalogue.service import FilesService
-from redfile_files.crypto import Encryption, parse_master_keys
-from redfile_files.internal import http as internal
-from redfile_files.maintenance.reconcile import Sweeper
+from redfile_files.catalogue import http as catalogue_http
+from redfile_files.domain import build_domain
+from redfile_files.internal import http as internal_http
 from redfile_files.settings import FilesSettings
-from redfile_files.sharing import http as share_routes
-from redfile_files.sharing.service import Sharing
-from redfile_files.storage.files import FileStore
-from redfile_files.storage.shares import ShareStore
-from redfile_files.tus import http as tus
-from redfile_files.uploads import http as upload_routes
+from redfile_files.sharing import http as sharing_http
+from redfile_files.tus import http as tus_http
+from redfile_files.uploads import http as uploads_http
 
 # glibc's mallopt parameters
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
@@ -75,20 +70,12 @@ def create_app(settings: FilesSettings | None = None, **overrides) -> APIFlask:
     # a chunk PUT reads exactly Content-Length bytes itself and refuses a short body (intake.body_ended_early);
     # tus reads exactly Content-Length bytes and keeps what arrived of a short one (tus._body, BodyInterrupted)
     app.config["LENGTH_CHECKED_ENDPOINTS"] = frozenset({"uploads.put_chunk", "tus.creation_url", "tus.upload_url"})
-    store = FileStore(redfile(app).redis, upload_ttl=settings.upload_ttl, max_file_bytes=settings.max_file_bytes)
-    service = FilesService(
-        store, settings, encryption=Encryption(parse_master_keys(settings.encryption_keys)), metrics=fm, audit=redfile(app).audit
-    )
-    app.extensions["redfile_files"] = service
+    rf = redfile(app)
+    domain = build_domain(settings, rf.redis, metrics=fm, audit=rf.audit)
+    attach_domain(app, domain)
     # The background sweep starts with a worker's first request, so a gunicorn master never runs it.
-    sweeper = Sweeper(service.reconciler, settings.sweep_interval)
-    app.extensions["redfile_files_sweeper"] = sweeper
-    app.before_request(sweeper.ensure_started)
-    app.register_blueprint(routes.bp)
-    app.register_blueprint(upload_routes.bp)
-    app.register_blueprint(internal.bp)
-    app.extensions["redfile_files_sharing"] = Sharing(service, ShareStore(redfile(app).redis))
-    app.register_blueprint(share_routes.bp)
-    tus.init_app(app, service)  # the tus protocol at /tus/, on the same upload engine
+    app.before_request(domain.sweeper.ensure_started)
+    for bp in (catalogue_http.bp, uploads_http.bp, internal_http.bp, sharing_http.bp, tus_http.bp):
+        app.register_blueprint(bp)
     openapi.init_app(app)
     return app

@@ -8,17 +8,13 @@ extensions it runs at a quarter of a GB/s and would bound every upload
 file's when its upload declared it or asked for it.
 
 * A chunk's **part** record, kept in the upload's (then the file's) part table,
-  is ``"<size>:<sha256 hex>:<crc32c hex>:<blake3 hex>"`` of its plaintext.
-  New records leave the SHA-256 empty, so the same bytes always make the same
-  record (a repeat is a no-op by string equality); records written before
-  BLAKE3 (``"<size>:<sha256>:<crc32c>"``) are still read.
+  is ``"<size>:<crc32c hex>:<blake3 hex>"`` of its plaintext: the same bytes
+  always make the same record, so a repeated chunk is a no-op by string equality.
 * The file's **CRC32C** covers the whole file; it is combined from the chunks'
   CRC32Cs (``crc32c_combine``), so no chunk is read again, in any order.
 * The file's **composite** checksum, as Dropbox's content hash and S3's
   multipart checksums are built: BLAKE3 over the concatenated raw BLAKE3
   digests of its chunks in order, in hex, suffixed ``-<number of chunks>``.
-  Files stored before BLAKE3 keep their ``composite_sha256`` (the same
-  construction over SHA-256 digests).
 * Clients send a chunk's checksums as hex or base64 (S3 sends base64), in
   ``X-Checksum-SHA256`` / ``X-Checksum-CRC32C`` headers or ``sha256`` / ``crc32c``
   fields; CRC32C is the 4-byte big-endian value.
@@ -47,29 +43,21 @@ _HEX8 = re.compile(r"^[0-9a-fA-F]{8}$")
 
 @dataclass(frozen=True)
 class Part:
+    """What a chunk's plaintext is: its size, CRC32C (8 hex digits) and BLAKE3 (hex)."""
+
     size: int
-    sha256: str  # hex; "" in records written since BLAKE3
-    crc32c: str  # 8 hex digits
-    blake3: str = ""  # hex; "" in records written before BLAKE3
+    crc32c: str
+    blake3: str
 
     def encode(self) -> str:
-        return f"{self.size}:{self.sha256}:{self.crc32c}:{self.blake3}"
+        return f"{self.size}:{self.crc32c}:{self.blake3}"
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Part:
+        """A part record; ``ValueError`` when it is not one."""
         text = raw.decode() if isinstance(raw, bytes) else raw
-        size, sha, crc, b3 = (text.split(":") + ["", "", ""])[:4]
-        return cls(int(size), sha, crc, b3)
-
-    def same_bytes(self, other: Part) -> bool:
-        """Whether two records describe the same bytes, by the strongest fingerprint both have."""
-        if self.size != other.size or self.crc32c != other.crc32c:
-            return False
-        if self.blake3 and other.blake3:
-            return self.blake3 == other.blake3
-        if self.sha256 and other.sha256:
-            return self.sha256 == other.sha256
-        return True  # one record from before BLAKE3, the other since: size and CRC32C agree
+        size, crc, b3 = text.split(":")
+        return cls(int(size), crc, b3)
 
 
 class ChunkDigest:
@@ -89,8 +77,8 @@ class ChunkDigest:
         self.size += len(data)
 
     def part(self) -> Part:
-        """The part record (never with the SHA-256: see the module's docstring)."""
-        return Part(self.size, "", self._crc.digest().hex(), self._b3.hexdigest())
+        """The part record (without the SHA-256: the same bytes always make the same record)."""
+        return Part(self.size, self._crc.digest().hex(), self._b3.hexdigest())
 
     @property
     def sha256(self) -> str:
@@ -165,25 +153,14 @@ def file_crc32c(parts: Iterable[Part]) -> str:
     return f"{crc:08x}"
 
 
-def _composite(parts: Iterable[Part], outer, field: str) -> str:
+def composite(parts: Iterable[Part]) -> str:
+    """The file's composite checksum: BLAKE3 over its chunks' BLAKE3 digests in order, then ``-<number of chunks>``."""
+    outer = blake3.blake3()
     count = 0
     for part in parts:
-        digest = getattr(part, field)
-        if not digest:
-            return ""
-        outer.update(bytes.fromhex(digest))
+        outer.update(bytes.fromhex(part.blake3))
         count += 1
     return f"{outer.hexdigest()}-{count}"
-
-
-def composite(parts: Iterable[Part]) -> str:
-    """The BLAKE3 composite (every part has its BLAKE3), or "" when a part has none."""
-    return _composite(parts, blake3.blake3(), "blake3")
-
-
-def composite_sha256(parts: Iterable[Part]) -> str:
-    """The composite of records written before BLAKE3 (SHA-256 over the chunks' SHA-256 digests), or ""."""
-    return _composite(parts, hashlib.sha256(), "sha256")
 
 
 class FileDigest:

@@ -9,16 +9,18 @@ byte-carrying field.
 
 from __future__ import annotations
 
+from apispec import APISpec
 from apispec.ext.marshmallow.openapi import OpenAPIConverter
 
-from redfile_files.schemas import ChunkFieldsIn, FileFormIn, FileJsonIn
+from redfile_files.uploads.schemas import ChunkFieldsIn, FileFormIn, FileJsonIn
 
 _BINARY = {"type": "string", "format": "binary"}
 _STR = {"type": "string"}
 
 
 def _converter() -> OpenAPIConverter:
-    return OpenAPIConverter(openapi_version="3.1.0", schema_name_resolver=lambda schema: None, spec=None)
+    spec = APISpec(title="redfile-files bodies", version="1", openapi_version="3.1.0")  # holds nothing: every schema is inlined
+    return OpenAPIConverter(openapi_version="3.1.0", schema_name_resolver=lambda schema: None, spec=spec)
 
 
 def _with(schema: dict, **extra_properties) -> dict:

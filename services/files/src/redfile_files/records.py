@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime
+from typing import Any
 
-from redfile_files.storage.files import MISSING_LIMIT
+MISSING_LIMIT = 100  # missing chunk indices named in an answer (all are counted)
 
 
 def new_file_id() -> str:
@@ -35,7 +36,6 @@ class FileRecord:
     total_chunks: int
     chunk_size: int = 0  # every chunk but the last has this size; 0: sizes vary (see the part table)
     crc32c: str = ""
-    composite_sha256: str = ""  # files stored before BLAKE3
     expires_at: str = ""
     expires_ts: int = 0
     created_ms: int = 0
@@ -44,7 +44,7 @@ class FileRecord:
 
     @classmethod
     def from_meta(cls, meta: dict) -> FileRecord:
-        values = {}
+        values: dict[str, Any] = {}
         for name, default, is_int in _META_FIELDS:
             value = meta.get(name, default)  # a field missing from Redis: "" or 0
             values[name] = int(value or 0) if is_int else ("" if value is None else value)
@@ -58,13 +58,9 @@ class FileRecord:
         return bool(self.dek)
 
     @property
-    def composite(self) -> str:
-        return self.composite_blake3 or self.composite_sha256
-
-    @property
     def etag(self) -> str:
         """A strong ETag: the file's SHA-256 when it has one, else its composite (a file's bytes never change)."""
-        return self.sha256 or self.composite or f"{self.id}-{self.crc32c}"
+        return self.sha256 or self.composite_blake3 or f"{self.id}-{self.crc32c}"
 
 
 # FileRecord.from_meta's table: name, the value when Redis has none, whether it is an int
@@ -105,3 +101,12 @@ class UploadStatus:
     file_expires_at: str | None
     encrypted: bool
     checksum_algorithm: str | None = None
+
+
+@dataclass(frozen=True)
+class FileUpload:
+    """A small file as a one-request upload carries it."""
+
+    data: bytes
+    name: str
+    mime_type: str | None

@@ -1,14 +1,15 @@
-"""Request and response schemas of the files service (they also make /files/openapi.json)."""
+"""The schemas every part of the files API shares: input bases, a file, a page of files, expiry, quota."""
 
 from __future__ import annotations
 
 import math
-import re
 from datetime import UTC
+from typing import cast
 
 from apiflask import Schema
 from apiflask.fields import Boolean, DateTime, Function, Integer, List, Nested, String
-from apiflask.validators import Length, OneOf, Range, Regexp
+from apiflask.types import ResponsesType
+from apiflask.validators import Length, Range
 from marshmallow import EXCLUDE, RAISE, ValidationError, validates_schema
 
 from redfile_common.errors import ApiError
@@ -16,18 +17,22 @@ from redfile_files.records import FileRecord
 
 PAGE_LIMIT_MAX = 200
 # The largest byte count a client may declare: exact as a double, so Lua scripts and JSON clients read it right (8 PiB).
+
+
 MAX_DECLARED_BYTES = 2**53 - 1
+
+
 PAGE_LIMIT_DEFAULT = 50
 
 
-class _In(Schema):
+class QueryIn(Schema):
     """Query strings and forms: a field we do not know is ignored (browsers and proxies add their own)."""
 
     class Meta:
         unknown = EXCLUDE
 
 
-class _JsonIn(Schema):
+class JsonIn(Schema):
     """JSON bodies: a field we do not know is a 422, so nothing a client did not mean is half-understood."""
 
     class Meta:
@@ -61,14 +66,6 @@ class FileOut(Schema):
             "type": "string",
             "nullable": True,
             "description": "BLAKE3 of the chunks' concatenated BLAKE3 digests, hex, then -<number of chunks>",
-        },
-    )
-    composite_sha256 = Function(
-        lambda f: getattr(f, "composite_sha256", None) or None,
-        metadata={
-            "type": "string",
-            "nullable": True,
-            "description": "files stored before BLAKE3: SHA-256 of the chunks' concatenated SHA-256 digests, hex, then -<number of chunks>",
         },
     )
     chunk_size = Integer(metadata={"description": "every chunk but the last has this size; 0 when sizes vary"})
@@ -109,16 +106,11 @@ def file_out(f: FileRecord) -> dict:
         "kind": f.kind,
         "crc32c": f.crc32c,
         "composite_blake3": f.composite_blake3 or None,
-        "composite_sha256": f.composite_sha256 or None,
         "chunk_size": f.chunk_size,
         "total_chunks": f.total_chunks,
         "expires_at": f.expires_at or None,
         "encrypted": bool(f.dek),
     }
-
-
-class TextOut(FileOut):
-    content = String()
 
 
 class FileItem(FileOut):
@@ -133,73 +125,31 @@ class FilePage(Schema):
     next_cursor = String(allow_none=True, metadata={"description": "pass as ?cursor= for the next page; null on the last"})
 
 
-class PageQuery(_In):
+class PageQuery(QueryIn):
     limit = Integer(load_default=PAGE_LIMIT_DEFAULT, validate=Range(1, PAGE_LIMIT_MAX))
     cursor = String(load_default=None, validate=Length(max=200))
 
 
-class InternalPageQuery(PageQuery):
-    owner = String(load_default=None, validate=Length(min=1, max=200), metadata={"description": "omit for every file"})
-
-
-class WholeNumber(Integer):
-    """An integer, from JSON or from a form/query string; never a bool or a fraction."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, (bool, float)):
-            raise self.make_error("invalid")
-        # int() also reads " 1 ", "1_0", "+1" and non-ASCII digits ("１", "٣"): a form or query value is ASCII digits only
-        if isinstance(value, str) and not re.fullmatch(r"-?[0-9]{1,20}", value):
-            raise self.make_error("invalid")
-        return super()._deserialize(value, attr, data, **kwargs)
-
-
-class ChunkFieldsIn(Schema):
-    """The fields of POST /upload_chunk: JSON body, multipart form, or query string (raw body).
-
-    Validates every form of the request and generates its OpenAPI document
-    (``openapi.py``); only the chunk's bytes are read by hand (``bodies.py``).
-    """
-
-    class Meta:
-        unknown = EXCLUDE
-
-    file_id = String(allow_none=True, validate=Length(max=64), metadata={"description": "omit on the first chunk; a new upload is created"})
-    chunk_index = WholeNumber(required=True, validate=Range(min=0), metadata={"description": "0-based, less than total_chunks"})
-    total_chunks = WholeNumber(required=True, validate=Range(min=1), metadata={"description": "at most MAX_CHUNKS"})
-    sha256 = String(validate=Regexp(r"^[0-9A-Fa-f]{64}$"), metadata={"description": "optional SHA-256 of the chunk, hex; verified"})
-
-    @validates_schema
-    def _index_in_range(self, data, **kwargs):
-        index, total = data.get("chunk_index"), data.get("total_chunks")
-        if index is not None and total is not None and index >= total:
-            raise ValidationError("Must be less than total_chunks.", field_name="chunk_index")
-
-
-class ChunkOut(Schema):
-    file_id = String()
-    chunk_index = Integer()
-    total_chunks = Integer()
-    received_chunks = Integer()
-    received_bytes = Integer()
-
-
 MAX_EXPIRY_SECONDS = 10 * 366 * 86400
-_EXPIRES_IN = Integer(
+
+
+EXPIRES_IN = Integer(
     load_default=None,
     allow_none=True,
     strict=True,
     validate=Range(min=1, max=MAX_EXPIRY_SECONDS),
     metadata={"description": "seconds from now after which the file disappears (or give expires_at)"},
 )
-_EXPIRES_AT = DateTime(
+
+
+EXPIRES_AT = DateTime(
     load_default=None, allow_none=True, metadata={"description": "ISO 8601 time at which the file disappears (at most 10 years ahead)"}
 )
 
 
-class _Expiry(_JsonIn):
-    expires_in = _EXPIRES_IN
-    expires_at = _EXPIRES_AT
+class ExpiryIn(JsonIn):
+    expires_in = EXPIRES_IN
+    expires_at = EXPIRES_AT
 
     @validates_schema
     def _one_expiry(self, data, **kwargs):
@@ -231,72 +181,6 @@ def expiry_ts(data: dict, now: float) -> int | None:
     return ts
 
 
-class CompleteIn(_Expiry):
-    file_id = String(required=True)
-    name = String(required=True)
-    mime_type = String(load_default=None, allow_none=True)
-    total_size = Integer(required=True, strict=True, validate=Range(min=0, max=MAX_DECLARED_BYTES))
-
-
-class UploadIn(_Expiry):
-    """POST /uploads: what the file will be, declared up front."""
-
-    name = String(required=True)
-    total_size = Integer(
-        required=True,
-        strict=True,
-        validate=Range(min=0, max=MAX_DECLARED_BYTES),
-        metadata={"description": "bytes; reserved against your quota now"},
-    )
-    mime_type = String(load_default=None, allow_none=True)
-    chunk_size = Integer(
-        load_default=None,
-        allow_none=True,
-        strict=True,
-        validate=Range(min=1),
-        metadata={"description": "bytes per chunk (the last one the rest); default: the server's"},
-    )
-    sha256 = String(load_default=None, allow_none=True, metadata={"description": "SHA-256 of the whole file, hex; verified at completion"})
-    checksum_algorithm = String(
-        load_default=None,
-        allow_none=True,
-        validate=OneOf(["sha256"]),
-        metadata={"description": "sha256: compute the file's SHA-256 without declaring it (implied by sha256)"},
-    )
-
-
-class UploadOut(Schema):
-    id = String(metadata={"description": "the upload's id; the file keeps it"})
-    name = String()
-    mime_type = String()
-    total_size = Integer(allow_none=True, metadata={"description": "null for a seed upload (/upload_chunk)"})
-    chunk_size = Integer(allow_none=True)
-    total_chunks = Integer()
-    received_chunks = Integer()
-    received_bytes = Integer()
-    missing = List(Integer(), metadata={"description": "the first 100 missing chunk indices"})
-    missing_count = Integer()
-    expires_at = String(metadata={"description": "ISO 8601 UTC: the upload is gone after this unless a chunk arrives"})
-    created_at = String()
-    updated_at = String()
-    sha256 = String(allow_none=True, metadata={"description": "the declared SHA-256 of the whole file"})
-    checksum_algorithm = String(allow_none=True, metadata={"description": "sha256 when the file's SHA-256 will be computed"})
-    file_expires_at = String(allow_none=True, metadata={"description": "when the completed file will disappear"})
-    encrypted = Boolean()
-
-
-class ChunkPutOut(Schema):
-    upload_id = String()
-    chunk_index = Integer()
-    size = Integer()
-    sha256 = String(allow_none=True, metadata={"description": "of the chunk, hex, when the client sent one to verify; else null"})
-    crc32c = String(metadata={"description": "of the chunk, 8 hex digits"})
-    blake3 = String(metadata={"description": "of the chunk, hex"})
-    stored = Boolean(metadata={"description": "false: the same bytes were already stored"})
-    received_chunks = Integer()
-    received_bytes = Integer()
-
-
 class QuotaOut(Schema):
     username = String()
     quota_bytes = Integer()
@@ -308,56 +192,8 @@ class QuotaOut(Schema):
     max_file_is_default = Boolean()
 
 
-class QuotaIn(_JsonIn):
-    quota_bytes = Integer(
-        required=True,
-        allow_none=True,
-        strict=True,
-        validate=Range(min=0, max=MAX_DECLARED_BYTES),
-        metadata={"description": "bytes the user may hold; null: the service default"},
-    )
-    max_file_bytes = Integer(
-        load_default=None,
-        allow_none=True,
-        strict=True,
-        validate=Range(min=1, max=MAX_DECLARED_BYTES),
-        metadata={"description": "the user's largest file; null: the service default"},
-    )
-
-
-class FileFormIn(_In):
-    """The form fields of a multipart POST /files (the bytes come in the part ``file``)."""
-
-    name = String(load_default=None, allow_none=True, metadata={"description": "default: the part's filename"})
-    mime_type = String(load_default=None, allow_none=True, metadata={"description": "default: the part's Content-Type"})
-
-
-class FileJsonIn(_JsonIn):
-    """The JSON form of POST /files."""
-
-    name = String(required=True)
-    mime_type = String(load_default=None, allow_none=True)
-    data = String(required=True, metadata={"description": "the file's bytes, base64", "format": "byte"})
-
-
-class RenameIn(_JsonIn):
-    new_name = String(required=True)
-
-
-class TextIn(_JsonIn):
-    content = String(required=True)
-    name = String(load_default=None, allow_none=True)
-
-
-class DeletedOut(Schema):
-    deleted = Integer()
-
-
-class StatsQuery(_In):
-    owner = String(load_default=None, validate=Length(min=1, max=128), metadata={"description": "one user's counts; omit for everyone's"})
-
-
-class StatsOut(Schema):
-    files = Integer(required=True, metadata={"description": "stored files and texts"})
-    bytes_stored = Integer(required=True, metadata={"description": "the sum of their sizes"})
-    active_uploads = Integer(required=True, metadata={"description": "chunked uploads in progress (not completed, aborted or expired)"})
+def doc_responses(table: dict[int, str | dict]) -> ResponsesType:
+    """A route's documented responses, as apiflask takes them: a string is a description (an error's gets
+    the error schema), a dict a whole response object.  apiflask handles a table mixing the two; its type
+    names one or the other, hence the cast."""
+    return cast(ResponsesType, table)

@@ -124,3 +124,11 @@ def decode_cursor(cursor: str | None) -> tuple[int, str] | None:
         return int(score), member
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise ApiError("validation_error", "The cursor is not valid.", details={"query": {"cursor": ["Not a valid cursor."]}}) from None
+
+
+def validate_username(username: str) -> str:
+    """A username named in a path (the admin's calls): 1-128 characters, no control characters or braces (Redis hash tags)."""
+    # U+FFFD: the path held bytes that are not UTF-8 (%ff), which no username does
+    if not 1 <= len(username) <= 128 or any(ord(ch) < 0x20 or ch in "{}\ufffd" for ch in username):
+        raise ApiError("validation_error", "Not a valid username.", details={"path": {"username": ["Not a valid username."]}})
+    return username

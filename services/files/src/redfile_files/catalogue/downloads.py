@@ -25,18 +25,18 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import quote
 
 import structlog
 from flask import Request, Response
 
 from redfile_common.errors import ApiError
-from redfile_files.catalogue.service import FileGone
+from redfile_files.catalogue.reader import FileGone
 from redfile_files.checksums import sha256_b64
 from redfile_files.crypto import ChunkCorrupt
 from redfile_files.records import FileRecord
-from redfile_files.storage.files import ChunkMissing
+from redfile_files.storage.records import ChunkMissing
 
 log = structlog.get_logger("redfile.files")
 
@@ -65,22 +65,23 @@ def disposition_for(mime_type: str) -> str:
     return "inline" if base in INLINE_TYPES else "attachment"
 
 
-def byte_range(request: Request, record: FileRecord) -> tuple[int, int] | bool | None:
-    """The one range to send as (start, end) exclusive; None for the whole file; False when unsatisfiable."""
+def byte_range(request: Request, record: FileRecord) -> tuple[int, int] | None:
+    """The one range to send as (start, end) exclusive; None for the whole file; a 416 when unsatisfiable."""
     rng = request.range
     if rng is None or rng.units != "bytes" or len(rng.ranges) != 1:
         return None
-    if request.if_range.etag is not None or request.if_range.date is not None:
-        if request.if_range.etag != record.etag or request.if_range.date is not None:
-            return None
+    if request.if_range.date is not None:
+        return None  # a date is never strong enough for a file's bytes: the whole file
+    if request.if_range.etag is not None and request.if_range.etag != record.etag:
+        return None
     start, stop = rng.ranges[0]
     size = record.size
     if start < 0:  # a suffix: the last -start bytes
         if size == 0:
-            return False
+            raise unsatisfiable(record)
         return max(0, size + start), size
     if start >= size:
-        return False
+        raise unsatisfiable(record)
     return start, size if stop is None else min(stop, size)
 
 
@@ -131,8 +132,8 @@ def _headers(response: Response, record: FileRecord) -> Response:
         response.headers["X-Checksum-SHA256"] = record.sha256
     if record.crc32c:
         response.headers["X-Checksum-CRC32C"] = record.crc32c
-    if record.composite:
-        response.headers["X-Checksum-Composite"] = record.composite
+    if record.composite_blake3:
+        response.headers["X-Checksum-Composite"] = record.composite_blake3
     if record.expires_at:
         response.headers["X-Expires-At"] = record.expires_at
     return response
@@ -153,6 +154,24 @@ def download_response(record: FileRecord, chunks: Iterable[bytes] | None, span: 
     if span is not None:
         response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{record.size}"
     return _headers(response, record)
+
+
+def serve(
+    request: Request, record: FileRecord, read: Callable[[int, int], Iterable[bytes]], *, on_body: Callable[[bool], object] | None = None
+) -> Response:
+    """A file as every download route serves it: 304 on a matching ETag, one Range, HEAD without a body.
+
+    ``read(start, end)`` gives the bytes; ``on_body(ranged)`` runs before a body is produced (a share
+    link counts its download there)."""
+    if request.if_none_match.contains_weak(record.etag):
+        return not_modified(record)
+    span = byte_range(request, record)
+    start, end = span if span is not None else (0, record.size)
+    if request.method == "HEAD":
+        return download_response(record, None, span)
+    if on_body is not None:
+        on_body(span is not None)
+    return download_response(record, read(start, end), span)
 
 
 def not_modified(record: FileRecord) -> Response:

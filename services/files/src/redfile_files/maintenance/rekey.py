@@ -9,19 +9,13 @@ with the files service's environment: ``REDIS_URL`` (and ``REDIS_USERNAME`` /
 the new key first and every old one after it.  docs/operations.md ("Rotating keys")
 has the whole procedure; in short, only once *every* replica wraps with the new key:
 
-1. SCAN (``TYPE hash``, ``--batch`` keys a step: bounded memory, never ``KEYS``) for
-   every file's ``files:{<id>}:meta`` and every upload's ``files:{<id>}:upload``;
-2. read their ``dek`` fields (one pipeline a page); a data key wrapped by an old
-   master key is opened with that key and wrapped again by the first one -- the data
-   key itself stays the same, so no chunk is read or rewritten, only these ~90 bytes;
-3. write it back with a compare-and-set script in the id's slot: the field changes
-   only if it still holds exactly what was read.  A file deleted (or an upload
-   completed or aborted) in between is left alone -- the script never recreates a
-   hash -- and nothing else of the hash is touched, so a concurrent rename or chunk
-   is kept, as is the key's TTL;
-4. pass again while a pass re-wrapped anything: an upload completed during a pass
-   has its (already re-wrapped) key copied into its new ``meta`` by the commit
-   script, which a later pass checks.
+It walks every file's and upload's wrapped data key (``storage.datakeys``: SCAN a page at a time);
+a data key wrapped by an old master key is opened with that key and wrapped again by the first
+one (the data key itself stays the same, so no chunk is read or rewritten, only these ~90 bytes),
+and written back with a compare-and-set: a file deleted (or an upload completed or aborted) in
+between is left alone, and a concurrent rename or chunk is kept.  It passes again while a pass
+re-wrapped anything: an upload completed during a pass has its (already re-wrapped) key copied
+into its new ``meta`` by the commit script, which a later pass checks.
 
 It is **idempotent** (a key wrapped by the current master key is skipped, by its
 ``kid`` prefix, without any crypto), **resumable** (each progress line on stderr --
@@ -34,7 +28,6 @@ the old key can be removed from ``ENCRYPTION_KEYS``.  Exit status 1: something
 remains or failed; 2: the settings or Redis are not usable.  ``--dry-run`` writes
 nothing and answers the same question (status 0: no data key needs an old key).
 
-A Redis Cluster would need the SCAN on every primary; Redfile runs on one primary.
 """
 
 from __future__ import annotations
@@ -46,23 +39,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-import redis
-
 from redfile_files.crypto import ChunkCorrupt, Encryption, parse_master_keys, wrapping_kid
+from redfile_files.storage import StorageError
+from redfile_files.storage.datakeys import DataKey, DataKeys
 
-SCAN_MATCH = "files:{*}:*"
-SUFFIXES = (b":meta", b":upload")
 DEFAULT_BATCH = 500
 MAX_LISTED = 100  # ids of unopenable keys named in a report
-
-# KEYS[1]: a file's meta or an upload's hash.  ARGV: the wrapped key that was read, its replacement.
-_SWAP = """
-local current = redis.call('HGET', KEYS[1], 'dek')
-if not current then return 'gone' end
-if current ~= ARGV[1] then return 'changed' end
-redis.call('HSET', KEYS[1], 'dek', ARGV[2])
-return 'ok'
-"""
 
 
 @dataclass
@@ -100,17 +82,12 @@ class RekeyReport:
         return asdict(self)
 
 
-def _file_id(key: bytes) -> str:
-    """``files:{<id>}:meta`` -> ``<id>``."""
-    return key[len(b"files:{") : key.index(b"}:")].decode()
-
-
 class Rekeyer:
     """Re-wraps data keys in Redis; see the module docstring for the contract."""
 
     def __init__(
         self,
-        client: redis.Redis,
+        keys: DataKeys,
         encryption: Encryption,
         *,
         batch: int = DEFAULT_BATCH,
@@ -119,13 +96,12 @@ class Rekeyer:
     ) -> None:
         if not encryption.enabled:
             raise ValueError("ENCRYPTION_KEYS is empty: there is no master key to re-wrap with")
-        self.redis = client
+        self.keys = keys
         self.encryption = encryption
         self.current_kid = encryption.current.kid  # type: ignore[union-attr]
         self.batch = batch
         self.pause = pause
         self.progress = progress
-        self._swap = client.register_script(_SWAP)
 
     def run(self, *, dry_run: bool = False, cursor: int = 0, max_passes: int = 3) -> RekeyReport:
         """Pass over every file and upload until a pass has nothing left to re-wrap (at most ``max_passes``).
@@ -157,24 +133,12 @@ class Rekeyer:
     def _pass(self, cursor: int, *, write: bool, report: RekeyReport) -> PassCounts:
         counts = PassCounts()
         failed_ids: list[str] = []
-        pages = 0
-        while True:
-            cursor, keys = self.redis.scan(cursor, match=SCAN_MATCH, count=self.batch, _type="hash")
-            keys = [k if isinstance(k, bytes) else k.encode() for k in keys]
-            targets = [k for k in keys if k.endswith(SUFFIXES)]
-            if targets:
-                with self.redis.pipeline(transaction=False) as pipe:
-                    for key in targets:
-                        pipe.hget(key, "dek")
-                    deks = pipe.execute()
-                for key, raw in zip(targets, deks):
-                    self._one(key, raw, write=write, counts=counts, failed_ids=failed_ids)
-            pages += 1
+        for pages, page in enumerate(self.keys.pages(cursor, self.batch), start=1):
+            for found in page.keys:
+                self._one(found, write=write, counts=counts, failed_ids=failed_ids)
             if self.progress is not None:
-                self.progress({"event": "rekey_progress", "cursor": int(cursor), "pages": pages, "write": write, **asdict(counts)})
-            if int(cursor) == 0:
-                break
-            if self.pause:
+                self.progress({"event": "rekey_progress", "cursor": page.cursor, "pages": pages, "write": write, **asdict(counts)})
+            if self.pause and page.cursor != 0:
                 time.sleep(self.pause)
         if write:
             report.rewrapped += counts.rewrapped
@@ -182,15 +146,14 @@ class Rekeyer:
         report.failed_ids = failed_ids[:MAX_LISTED]
         return counts
 
-    def _one(self, key: bytes, raw: bytes | None, *, write: bool, counts: PassCounts, failed_ids: list[str]) -> None:
-        if raw is None:  # gone since SCAN saw it (or a hash without a data key field)
+    def _one(self, found: DataKey, *, write: bool, counts: PassCounts, failed_ids: list[str]) -> None:
+        if found.wrapped is None:  # gone since SCAN saw it (or a hash without a data key field)
             return
         counts.scanned += 1
-        wrapped = raw.decode()
+        key, wrapped, file_id = found.key, found.wrapped, found.file_id
         if not wrapped:
             counts.unencrypted += 1
             return
-        file_id = _file_id(key)
         for _ in range(3):  # "changed": someone else (another run) re-wrapped it first; look again
             kid = wrapping_kid(wrapped)
             if kid == self.current_kid:
@@ -203,7 +166,7 @@ class Rekeyer:
                 new = self.encryption.rewrap(file_id, wrapped)
             except ChunkCorrupt:
                 break
-            status = self._write(key, wrapped, new)
+            status = self.keys.swap(key, wrapped, new)
             if status == "ok":
                 counts.rewrapped += 1
                 counts.current += 1
@@ -213,12 +176,12 @@ class Rekeyer:
                 counts.gone += 1
                 counts.scanned -= 1
                 return
-            again = self.redis.hget(key, "dek")
+            again = self.keys.read(key)
             if again is None:
                 counts.gone += 1
                 counts.scanned -= 1
                 return
-            wrapped = again.decode()
+            wrapped = again
         # still wrapped by another key: not written (dry run), or it does not open
         kid = wrapping_kid(wrapped)
         counts.remaining += 1
@@ -228,11 +191,6 @@ class Rekeyer:
         except ChunkCorrupt:
             counts.failed += 1
             failed_ids.append(file_id)
-
-    def _write(self, key: bytes, old: str, new: str) -> str:
-        """Compare-and-set of the ``dek`` field: ``ok``, ``gone`` or ``changed``."""
-        result = self._swap(keys=[key], args=[old, new])
-        return result.decode() if isinstance(result, bytes) else str(result)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,9 +231,9 @@ def main(argv: list[str] | None = None) -> int:
 
     client = make_redis(settings)
     try:
-        rekeyer = Rekeyer(client, Encryption(keys), batch=max(1, args.batch), pause=max(0.0, args.pause), progress=progress)
+        rekeyer = Rekeyer(DataKeys(client), Encryption(keys), batch=max(1, args.batch), pause=max(0.0, args.pause), progress=progress)
         report = rekeyer.run(dry_run=args.dry_run, cursor=args.cursor, max_passes=args.max_passes)
-    except redis.RedisError as exc:
+    except StorageError as exc:
         print(json.dumps({"error": "redis", "message": f"{type(exc).__name__}: {exc}"}), file=sys.stderr)
         return 2
     finally:

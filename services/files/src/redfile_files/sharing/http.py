@@ -9,30 +9,38 @@ attachment.
 
 from __future__ import annotations
 
+import functools
 import io
 
 import segno
-from apiflask import APIBlueprint, Schema
-from apiflask.fields import Boolean, DateTime, Integer, List, Nested, String
-from apiflask.validators import Length, OneOf, Range
-from flask import Response, current_app, request
-from marshmallow import ValidationError, validates_schema
+from apiflask import APIBlueprint
+from flask import Response, request
 from zipstream import ZIP_STORED, ZipStream
 
-from redfile_common.errors import ApiError
-from redfile_common.fields import StrictBoolean
 from redfile_common.security import authenticate_user, current_principal, login_required
-from redfile_files.catalogue.downloads import byte_range, content_disposition, download_response, not_modified, unsatisfiable
-from redfile_files.schemas import FileItem, FileJsonIn, FileOut, _In, _JsonIn, expiry_ts
-from redfile_files.sharing.service import USERNAME_RE, Sharing
+from redfile_files.catalogue.downloads import content_disposition, serve
+from redfile_files.domain import files_domain
+from redfile_files.schemas import FileOut, doc_responses, expiry_ts
+from redfile_files.sharing.schemas import (
+    LinkCreatedOut,
+    LinkIn,
+    LinkList,
+    LinkQuery,
+    PublicFileOut,
+    RecipientIn,
+    RecipientList,
+    SharedList,
+    ZipIn,
+)
+from redfile_files.sharing.service import Sharing
 from redfile_files.uploads import bodies
+from redfile_files.uploads.schemas import FileJsonIn
 from redfile_files.validation import validate_name
 
 bp = APIBlueprint("shares", __name__, tag="Sharing")
 
 USER = "BearerAuth"
 PASSWORD_HEADER = "X-Share-Password"
-MAX_ZIP_FILES = 1000
 _BINARY = {"*/*": {"schema": {"type": "string", "format": "binary"}}}  # the file's own MIME type
 _LINK_ERRORS = {
     401: "A password is needed, or it is wrong (share_password_required)",
@@ -43,88 +51,7 @@ _LINK_ERRORS = {
 
 
 def sharing() -> Sharing:
-    return current_app.extensions["redfile_files_sharing"]
-
-
-# -- schemas -----------------------------------------------------------------------
-class LinkIn(_JsonIn):
-    password = String(load_default=None, validate=Length(1, 1024))
-    expires_in = Integer(load_default=None, strict=True, validate=Range(1, 10 * 365 * 86400), metadata={"description": "seconds from now"})
-    expires_at = DateTime(load_default=None, metadata={"description": "ISO 8601; instead of expires_in"})
-    max_downloads = Integer(load_default=None, strict=True, validate=Range(1, 1_000_000))
-    preview = StrictBoolean(load_default=True, metadata={"description": "false: always downloaded as an attachment"})
-    burn_after_read = StrictBoolean(load_default=False, metadata={"description": "texts only: deleted after one read"})
-    visibility = String(
-        load_default="public",
-        validate=OneOf(["public", "private"]),
-        metadata={"description": "public: anyone with the link; private: only you and the file's recipients, logged in"},
-    )
-
-    @validates_schema
-    def _one_expiry(self, data, **kwargs):
-        if data.get("expires_in") is not None and data.get("expires_at") is not None:
-            raise ValidationError("Give expires_in or expires_at, not both.", field_name="expires_at")
-
-
-class LinkOut(Schema):
-    id = String()
-    file_id = String()
-    created_at = String()
-    expires_at = String(allow_none=True)
-    max_downloads = Integer(allow_none=True)
-    downloads = Integer()
-    password = Boolean(metadata={"description": "whether the link has a password"})
-    preview = Boolean()
-    burn_after_read = Boolean()
-    visibility = String()
-    state = String(metadata={"description": "active, expired or used_up"})
-
-
-class LinkCreatedOut(LinkOut):
-    token = String(metadata={"description": "shown only now; only its SHA-256 is kept"})
-    url = String()
-    qr_png = String()
-    qr_svg = String()
-
-
-class LinkList(Schema):
-    items = List(Nested(LinkOut))
-
-
-class LinkQuery(_In):
-    file_id = String(load_default=None, validate=Length(max=64))
-
-
-class PublicFileOut(Schema):
-    name = String()
-    size = Integer()
-    mime_type = String()
-    sha256 = String(allow_none=True, metadata={"description": "when the file has one (see FileOut)"})
-    kind = String()
-    expires_at = String(allow_none=True, metadata={"description": "when the link stops working"})
-    downloads_left = Integer(allow_none=True)
-    preview = Boolean()
-
-
-class RecipientIn(_JsonIn):
-    username = String(required=True, validate=Length(1, 64))
-
-
-class RecipientList(Schema):
-    recipients = List(String())
-
-
-class SharedItem(FileItem):
-    """A file shared with the caller."""
-
-
-class SharedList(Schema):
-    items = List(Nested(SharedItem))
-
-
-class ZipIn(_JsonIn):
-    file_ids = List(String(validate=Length(1, 64)), required=True, validate=Length(1, MAX_ZIP_FILES))
-    name = String(load_default="files.zip", validate=Length(1, 200))
+    return files_domain().sharing
 
 
 # -- owners: links -------------------------------------------------------------------
@@ -144,15 +71,11 @@ def _link_out(view, token: str | None = None) -> dict:
 def create_link(file_id, json_data):
     """Create a share link to one of your files or texts: password, expiry, download limit, preview, burn-after-read."""
     service = sharing()
-    now = service.files.clock()
-    expires_ts = expiry_ts(json_data, now)
-    if expires_ts is not None and expires_ts <= now:
-        raise ApiError("validation_error", details={"expires_at": ["must be in the future"]})
     view, token = service.create_link(
         current_principal(),
         file_id,
         password=json_data["password"],
-        expires_ts=expires_ts,
+        expires_ts=expiry_ts(json_data, service.catalogue.clock()),
         max_downloads=json_data["max_downloads"],
         preview=json_data["preview"],
         burn_after_read=json_data["burn_after_read"],
@@ -194,20 +117,9 @@ def _safe(response: Response) -> Response:
     return response
 
 
-def _stream(service, record, *, attachment: bool, on_body=None) -> Response:
-    """The owners' download path: 304, one Range, HEAD; ``on_body`` runs before a body is produced."""
-    if request.if_none_match.contains_weak(record.etag):
-        return not_modified(record)
-    span = byte_range(request, record)
-    if span is False:
-        raise unsatisfiable(record)
-    start, end = span if span is not None else (0, record.size)
-    if request.method == "HEAD":
-        response = download_response(record, None, span)
-    else:
-        if on_body is not None:
-            on_body(span is not None)
-        response = download_response(record, service.files.read_chunks(record, start, end), span)
+def _stream(service: Sharing, record, *, attachment: bool, on_body=None) -> Response:
+    """The owners' download path (``serve``); a link without preview is always an attachment."""
+    response = serve(request, record, functools.partial(service.reader.read_chunks, record), on_body=on_body)
     if attachment:
         response.headers["Content-Disposition"] = content_disposition(record.name, "attachment")
     return response
@@ -215,13 +127,15 @@ def _stream(service, record, *, attachment: bool, on_body=None) -> Response:
 
 @bp.get("/s/<token>")
 @bp.doc(
-    responses={
-        200: {"description": "The file (HEAD: headers only)", "content": _BINARY},
-        206: "One byte range",
-        304: "Not modified",
-        416: "Range past the end",
-        **_LINK_ERRORS,
-    }
+    responses=doc_responses(
+        {
+            200: {"description": "The file (HEAD: headers only)", "content": _BINARY},
+            206: "One byte range",
+            304: "Not modified",
+            416: "Range past the end",
+            **_LINK_ERRORS,
+        }
+    )
 )
 def link_download(token):
     """Download through a share link (no account); each download with a body counts against its limit."""
@@ -229,10 +143,7 @@ def link_download(token):
     opened = service.open_link(token, request.headers.get(PASSWORD_HEADER), reserve=False, viewer=_viewer)
     record = opened.record
     if opened.link.burn_after_read and request.method == "GET":  # a text: counted, read whole, then gone
-        opened = service.reserve(opened)
-        data = service.files.read_whole(record, gone=ApiError("share_not_found"))  # deleted meanwhile: the link is gone
-        service.used(opened, ranged=False)
-        service.burn(opened)
+        opened, data = service.read_and_burn(opened)
         response = Response(data, content_type=record.mime_type)
         response.headers["Content-Disposition"] = content_disposition(record.name, "inline" if opened.link.preview else "attachment")
         response.headers["Content-Security-Policy"] = "sandbox"
@@ -277,14 +188,20 @@ def _qr(token: str, kind: str) -> Response:
 
 
 @bp.get("/s/<token>/qr.png")
-@bp.doc(responses={200: {"description": "The link's QR code", "content": {"image/png": {}}}, 404: "No such link", 410: "Gone"})
+@bp.doc(
+    responses=doc_responses({200: {"description": "The link's QR code", "content": {"image/png": {}}}, 404: "No such link", 410: "Gone"})
+)
 def link_qr_png(token):
     """The share link as a QR code (PNG)."""
     return _qr(token, "png")
 
 
 @bp.get("/s/<token>/qr.svg")
-@bp.doc(responses={200: {"description": "The link's QR code", "content": {"image/svg+xml": {}}}, 404: "No such link", 410: "Gone"})
+@bp.doc(
+    responses=doc_responses(
+        {200: {"description": "The link's QR code", "content": {"image/svg+xml": {}}}, 404: "No such link", 410: "Gone"}
+    )
+)
 def link_qr_svg(token):
     """The share link as a QR code (SVG)."""
     return _qr(token, "svg")
@@ -333,13 +250,15 @@ def shared_with_me():
 @login_required
 @bp.doc(
     security=USER,
-    responses={
-        200: {"description": "The file", "content": _BINARY},
-        206: "One byte range",
-        304: "Not modified",
-        401: "Missing or invalid token",
-        404: "No such file (or not shared with you)",
-    },
+    responses=doc_responses(
+        {
+            200: {"description": "The file", "content": _BINARY},
+            206: "One byte range",
+            304: "Not modified",
+            401: "Missing or invalid token",
+            404: "No such file (or not shared with you)",
+        }
+    ),
 )
 def shared_download(file_id):
     """Download a file shared with you (read-only), on the owners' streamed path."""
@@ -364,13 +283,8 @@ def shared_meta(file_id):
 def send_to(username):
     """Upload a small file straight to a user (multipart `file`, or JSON with base64 `data`): the seed's "send to"."""
     service = sharing()
-    principal = current_principal()
-    if not USERNAME_RE.match(username) or username == principal.username:
-        raise ApiError("validation_error", "Not a username you can send to.", details={"username": ["invalid"]})
-    upload = bodies.read_file_upload(request, FileJsonIn(), max_bytes=service.settings.max_single_upload_bytes)
-    record = service.files.create_file(principal.username, upload.data, name=upload.name, mime_type=upload.mime_type)
-    service.add_recipient(principal, record.id, username)
-    return record, 201
+    limit = service.settings.max_single_upload_bytes
+    return service.send(current_principal(), username, lambda: bodies.read_file_upload(request, FileJsonIn(), max_bytes=limit)), 201
 
 
 # -- several files as one zip -------------------------------------------------------------
@@ -379,32 +293,21 @@ def send_to(username):
 @bp.input(ZipIn)
 @bp.doc(
     security=USER,
-    responses={
-        200: {"description": "A zip (stored, ZIP64 when needed), streamed", "content": {"application/zip": {}}},
-        400: "The zip's name is not allowed (invalid_name)",
-        401: "Missing or invalid token",
-        404: "One of the files is not yours or missing",
-    },
+    responses=doc_responses(
+        {
+            200: {"description": "A zip (stored, ZIP64 when needed), streamed", "content": {"application/zip": {}}},
+            400: "The zip's name is not allowed (invalid_name)",
+            401: "Missing or invalid token",
+            404: "One of the files is not yours or missing",
+        }
+    ),
 )
 def zip_files(json_data):
     """Several of your files (or files shared with you) as one zip, streamed: no temporary file, memory flat."""
-    service, principal = sharing(), current_principal()
+    service = sharing()
     zip_name = validate_name(json_data["name"])  # it goes out in Content-Disposition: the same rules as a file's
-    records, seen = [], set()
-    for fid in dict.fromkeys(json_data["file_ids"]):
-        try:
-            record = service.files.get_file(principal, fid)
-        except ApiError:
-            record = service.shared_file(principal.username, fid)
-        records.append(record)
     zs = ZipStream(compress_type=ZIP_STORED, sized=True)
-    for record in records:
-        name, n = record.name, 1
-        while name in seen:
-            n += 1
-            stem, dot, ext = record.name.rpartition(".")
-            name = f"{stem} ({n}).{ext}" if dot and stem else f"{record.name} ({n})"
-        seen.add(name)
+    for name, record in service.zip_entries(current_principal(), json_data["file_ids"]):
         # read lazily: the chunks of a file are fetched only when the zip reaches it
         zs.add(_lazy(service, record), name, size=record.size)
     response = Response(iter(zs), content_type="application/zip", direct_passthrough=True)
@@ -413,8 +316,8 @@ def zip_files(json_data):
     return _safe(response)
 
 
-def _lazy(service, record):
-    yield from service.files.read_chunks(record)
+def _lazy(service: Sharing, record):
+    yield from service.reader.read_chunks(record)
 
 
 __all__ = ["bp"]

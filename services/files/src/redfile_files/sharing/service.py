@@ -31,12 +31,15 @@ import random
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
 
 from redfile_common.errors import ApiError
-from redfile_files.records import FileRecord, iso
+from redfile_files.catalogue.reader import Reader
+from redfile_files.catalogue.service import Catalogue
+from redfile_files.records import FileRecord, FileUpload, iso
 from redfile_files.storage.shares import ShareStore
 
 log = structlog.get_logger("redfile.files")
@@ -107,18 +110,16 @@ class OpenedLink:
 
 
 class Sharing:
-    def __init__(self, files, store: ShareStore) -> None:
-        self.files = files  # the FilesService: files, reading, settings, clock, metrics, audit
+    def __init__(self, catalogue: Catalogue, reader: Reader, store: ShareStore) -> None:
+        self.catalogue = catalogue  # files, settings, clock, metrics, audit
+        self.reader = reader
         self.store = store
-        files.on_deleted.append(self._file_deleted)
-
-    @property
-    def settings(self):
-        return self.files.settings
+        self.settings = catalogue.settings
+        catalogue.on_deleted.append(self._file_deleted)
 
     def _own(self, actor, file_id: str) -> FileRecord:
         """The caller's own file (admins included: sharing is the owner's act); else 404."""
-        record = self.files.get_file(actor, file_id)
+        record = self.catalogue.get_file(actor, file_id)
         if record.owner != actor.username:
             raise ApiError("file_not_found")
         return record
@@ -136,13 +137,15 @@ class Sharing:
         burn_after_read: bool = False,
         visibility: str = "public",
     ) -> tuple[LinkView, str]:
+        if expires_ts is not None and expires_ts <= self.catalogue.clock():
+            raise ApiError("validation_error", details={"expires_at": ["must be in the future"]})
         record = self._own(actor, file_id)
         if burn_after_read:
             if record.kind != "text":
                 raise ApiError("validation_error", "Only a text can be burnt after reading.", details={"burn_after_read": ["texts only"]})
             max_downloads = 1
         token = secrets.token_urlsafe(32)
-        now = self.files.clock()
+        now = self.catalogue.clock()
         fields = {
             "id": secrets.token_hex(16),
             "file_id": record.id,
@@ -170,8 +173,10 @@ class Sharing:
             expires_at=view.expires_at,
             max_downloads=view.max_downloads,
         )
-        self.files.audit.record("share.created", actor=actor.username, user=record.owner, target=view.id, kind="link", file_id=record.id)
-        self.files.metrics.share_event("created")
+        self.catalogue.audit.record(
+            "share.created", actor=actor.username, user=record.owner, target=view.id, kind="link", file_id=record.id
+        )
+        self.catalogue.metrics.share_event("created")
         return view, token
 
     def list_links(self, owner: str, file_id: str | None = None) -> list[LinkView]:
@@ -179,10 +184,10 @@ class Sharing:
         index = self.store.owner_links(owner)
         pairs = [(fid, sid) for sid, fid in index.items() if file_id is None or fid == file_id]
         rows = self.store.get_links(pairs)
-        exists = self.files.store.alive([fid for fid, _ in pairs]) if pairs else []
-        now = self.files.clock()
+        exists = self.catalogue.store.alive([fid for fid, _ in pairs]) if pairs else []
+        now = self.catalogue.clock()
         views, stale = [], []
-        for (fid, sid), row, ok in zip(pairs, rows, exists):
+        for (_fid, sid), row, ok in zip(pairs, rows, exists):
             if row is None or not ok:
                 stale.append(sid)
             else:
@@ -193,12 +198,12 @@ class Sharing:
     def revoke(self, actor, share_id: str) -> None:
         fid = self.store.owner_links(actor.username).get(share_id) if re.fullmatch(r"[0-9a-f]{32}", share_id or "") else None
         row = self.store.get_link(fid, share_id) if fid else None
-        if row is None or row.get("owner") != actor.username:
+        if fid is None or row is None or row.get("owner") != actor.username:
             raise ApiError("share_not_found")
         self.store.revoke(fid, share_id, row.get("token_sha256", ""), actor.username)
         log.info("share_revoked", share_id=share_id, file_id=fid, owner=actor.username)
-        self.files.audit.record("share.revoked", actor=actor.username, user=actor.username, target=share_id, kind="link", file_id=fid)
-        self.files.metrics.share_event("revoked")
+        self.catalogue.audit.record("share.revoked", actor=actor.username, user=actor.username, target=share_id, kind="link", file_id=fid)
+        self.catalogue.metrics.share_event("revoked")
 
     def open_link(self, token: str, password: str | None, *, reserve: bool, check_password: bool = True, viewer=None) -> OpenedLink:
         """The link's file, after its checks; with ``reserve``, one download is counted (atomically) first."""
@@ -222,10 +227,10 @@ class Sharing:
         if reserve:
             state, downloads = self.store.use_link(fid, sid, digest, reserve=True)
             self._raise_for(state)
-        meta = self.files.store.get_meta(fid)
+        meta = self.catalogue.store.get_meta(fid)
         if meta is None:
             raise ApiError("share_not_found")
-        return OpenedLink(FileRecord.from_meta(meta), LinkView.of(row, self.files.clock()), downloads, digest)
+        return OpenedLink(FileRecord.from_meta(meta), LinkView.of(row, self.catalogue.clock()), downloads, digest)
 
     def reserve(self, opened: OpenedLink) -> OpenedLink:
         """Count one download of an opened link, atomically (exists, not expired, not used up); else 404/410."""
@@ -246,7 +251,7 @@ class Sharing:
         if state == "missing":
             raise ApiError("share_not_found")
         if state in ("expired", "used_up"):
-            self.files.metrics.share_event("gone")
+            self.catalogue.metrics.share_event("gone")
             raise ApiError("share_gone", details={"reason": state})
 
     def _check_password(self, digest: str, row: dict, password: str | None) -> None:
@@ -265,7 +270,7 @@ class Sharing:
             time.sleep(random.uniform(0.01, 0.05))
         if state != "ok":
             log.warning("share_password_locked", share_id=row["id"], busy=state == "busy")
-            self.files.metrics.share_event("denied")
+            self.catalogue.metrics.share_event("denied")
             raise ApiError(
                 "too_many_requests",
                 "Too many wrong passwords for this link; try again later.",
@@ -278,8 +283,8 @@ class Sharing:
         except (VerificationError, InvalidHashError):
             self.store.end_password_check(digest, attempt, wrong=True, window=settings.share_password_window)
             log.info("share_password_wrong", share_id=row["id"])
-            self.files.metrics.share_event("denied")
-            self.files.audit.record(
+            self.catalogue.metrics.share_event("denied")
+            self.catalogue.audit.record(
                 "share.used", actor="anonymous", user=row["owner"], target=row["id"], outcome="denied", reason="wrong_password"
             )
             raise ApiError("share_password_required", "Wrong password for this share link.") from None
@@ -292,13 +297,21 @@ class Sharing:
         """A download through the link has started: log, audit, count; burn a burn-after-read text."""
         link, record = opened.link, opened.record
         log.info("share_used", share_id=link.id, file_id=record.id, owner=record.owner, downloads=opened.downloads, ranged=ranged)
-        self.files.audit.record("share.used", actor="anonymous", user=record.owner, target=link.id, kind="link")
-        self.files.metrics.share_download()
-        self.files.metrics.share_event("used")
+        self.catalogue.audit.record("share.used", actor="anonymous", user=record.owner, target=link.id, kind="link")
+        self.catalogue.metrics.share_download()
+        self.catalogue.metrics.share_event("used")
+
+    def read_and_burn(self, opened: OpenedLink) -> tuple[OpenedLink, bytes]:
+        """A burn-after-read text: its one download counted, read whole, then deleted (gone meanwhile: 404)."""
+        opened = self.reserve(opened)
+        data = self.reader.read_whole(opened.record, gone=ApiError("share_not_found"))
+        self.used(opened, ranged=False)
+        self.burn(opened)
+        return opened, data
 
     def burn(self, opened: OpenedLink) -> None:
         if opened.link.burn_after_read:
-            self.files._delete(opened.record.owner, opened.record.id)
+            self.catalogue.remove(opened.record.owner, opened.record.id)
             log.info("share_burnt", share_id=opened.link.id, file_id=opened.record.id, owner=opened.record.owner)
 
     # -- named users ---------------------------------------------------------------
@@ -306,13 +319,13 @@ class Sharing:
         record = self._own(actor, file_id)
         if not USERNAME_RE.match(username or "") or username == record.owner:
             raise ApiError("validation_error", "Not a username you can share with.", details={"username": ["invalid"]})
-        if not self.store.add_recipient(record.id, record.owner, username, iso(self.files.clock())):
+        if not self.store.add_recipient(record.id, record.owner, username, iso(self.catalogue.clock())):
             raise ApiError("file_not_found")
         log.info("share_created", file_id=record.id, owner=record.owner, kind="user", recipient=username)
-        self.files.audit.record(
+        self.catalogue.audit.record(
             "share.created", actor=actor.username, user=record.owner, target=f"{record.id}:{username}", kind="user", recipient=username
         )
-        self.files.metrics.share_event("created")
+        self.catalogue.metrics.share_event("created")
         return sorted(self.store.recipients(record.id))
 
     def remove_recipient(self, actor, file_id: str, username: str) -> None:
@@ -320,10 +333,10 @@ class Sharing:
         if not self.store.remove_recipient(record.id, username):
             raise ApiError("share_not_found")
         log.info("share_revoked", file_id=record.id, owner=record.owner, kind="user", recipient=username)
-        self.files.audit.record(
+        self.catalogue.audit.record(
             "share.revoked", actor=actor.username, user=record.owner, target=f"{record.id}:{username}", kind="user", recipient=username
         )
-        self.files.metrics.share_event("revoked")
+        self.catalogue.metrics.share_event("revoked")
 
     def recipients(self, actor, file_id: str) -> list[str]:
         return sorted(self.store.recipients(self._own(actor, file_id).id))
@@ -332,7 +345,7 @@ class Sharing:
         """Files shared with ``user``, newest first; inbox entries of vanished or unshared files are dropped."""
         inbox = self.store.inbox(user)
         ids = list(inbox)
-        metas = self.files.store.get_metas(ids) if ids else []
+        metas = self.catalogue.store.get_metas(ids) if ids else []
         items, stale = [], []
         for fid, meta in zip(ids, metas):
             if meta is None or not self.store.may_read(fid, user):
@@ -344,15 +357,46 @@ class Sharing:
 
     def shared_file(self, user: str, file_id: str) -> FileRecord:
         """A file shared with ``user``: exactly as missing (404) when it is not."""
-        meta = self.files.store.get_meta(file_id) if re.fullmatch(r"[0-9a-f]{32}", file_id or "") else None
+        meta = self.catalogue.store.get_meta(file_id) if re.fullmatch(r"[0-9a-f]{32}", file_id or "") else None
         if meta is None or not self.store.may_read(file_id, user):
             raise ApiError("file_not_found")
         return FileRecord.from_meta(meta)
 
     def recipient_used(self, user: str, record: FileRecord) -> None:
         log.info("share_used", file_id=record.id, owner=record.owner, kind="user", recipient=user)
-        self.files.audit.record("share.used", actor=user, user=record.owner, target=f"{record.id}:{user}", kind="user")
-        self.files.metrics.share_event("used")
+        self.catalogue.audit.record("share.used", actor=user, user=record.owner, target=f"{record.id}:{user}", kind="user")
+        self.catalogue.metrics.share_event("used")
+
+    def send(self, actor, username: str, read: Callable[[], FileUpload]) -> FileRecord:
+        """The seed's "send to": store a small file (``read()`` reads it, once the username passed) as the sender's own
+        and share it with ``username``."""
+        if not USERNAME_RE.match(username) or username == actor.username:
+            raise ApiError("validation_error", "Not a username you can send to.", details={"username": ["invalid"]})
+        upload = read()
+        record = self.catalogue.create_file(actor.username, upload.data, name=upload.name, mime_type=upload.mime_type)
+        self.add_recipient(actor, record.id, username)
+        return record
+
+    def zip_entries(self, actor, file_ids: list[str]) -> list[tuple[str, FileRecord]]:
+        """The files of a zip, each the caller's own or shared with them (else 404), named uniquely within it."""
+        records = []
+        for fid in dict.fromkeys(file_ids):
+            try:
+                record = self.catalogue.get_file(actor, fid)
+            except ApiError:
+                record = self.shared_file(actor.username, fid)
+            records.append(record)
+        seen: set[str] = set()
+        entries = []
+        for record in records:
+            name, n = record.name, 1
+            while name in seen:
+                n += 1
+                stem, dot, ext = record.name.rpartition(".")
+                name = f"{stem} ({n}).{ext}" if dot and stem else f"{record.name} ({n})"
+            seen.add(name)
+            entries.append((name, record))
+        return entries
 
     # -- a file is gone -----------------------------------------------------------------
     def _file_deleted(self, file_id: str) -> None:

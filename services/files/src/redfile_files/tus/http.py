@@ -26,16 +26,19 @@ an ordinary file), the header grammar in ``tus_protocol``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from werkzeug.http import http_date
 from werkzeug.wsgi import get_input_stream
 
 from redfile_common.errors import ApiError
 from redfile_common.security import authenticate_user
-from redfile_files.catalogue.downloads import byte_range, download_response, not_modified, unsatisfiable
-from redfile_files.tus.engine import BodyInterrupted, TusUpload, TusUploads
+from redfile_files.catalogue.downloads import serve
+from redfile_files.domain import files_domain
+from redfile_files.tus.engine import TusUploads
+from redfile_files.tus.model import BodyInterrupted, TusUpload
 from redfile_files.tus.protocol import (
     ALGORITHMS,
     EXTENSIONS,
@@ -81,17 +84,7 @@ CORS_EXPOSE_HEADERS = ", ".join(("Location", *TUS_HEADERS))
 
 
 def engine() -> TusUploads:
-    return current_app.extensions["redfile_tus"]
-
-
-def init_app(app, files) -> None:
-    """Register the blueprint with its engine over ``files`` (the ``FilesService``)."""
-    from redfile_files.storage.tus import TusStore
-
-    settings = files.settings
-    store = TusStore(files.store.redis, upload_ttl=settings.upload_ttl, max_file_bytes=settings.max_file_bytes)
-    app.extensions["redfile_tus"] = TusUploads(files, store)
-    app.register_blueprint(bp)
+    return files_domain().tus
 
 
 # PUT too, so that it gets the tus 405 (with Tus-Resumable and Allow) rather than the router's.
@@ -253,13 +246,7 @@ def _get(owner: str, upload_id: str) -> Response:
     """``GET /tus/<id>``: the finished file, as ``GET /files/<id>`` serves it."""
     tus = engine()
     record = tus.record(owner, upload_id)
-    if request.if_none_match.contains_weak(record.etag):
-        return not_modified(record)
-    span = byte_range(request, record)
-    if span is False:
-        raise unsatisfiable(record)
-    start, end = span if span is not None else (0, record.size)
-    return download_response(record, tus.files.read_chunks(record, start, end), span)
+    return serve(request, record, functools.partial(tus.reader.read_chunks, record))
 
 
 def _delete(owner: str, upload_id: str) -> Response:

@@ -22,7 +22,8 @@ from flask import Request
 from marshmallow import ValidationError
 
 from redfile_common.errors import ApiError
-from redfile_files.schemas import ChunkFieldsIn, FileFormIn
+from redfile_files.records import FileUpload
+from redfile_files.uploads.schemas import ChunkFieldsIn, FileFormIn
 from redfile_files.validation import decode_base64, lenient_mime_type
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
@@ -37,15 +38,10 @@ class ChunkRequest:
     sha256: str | None
 
 
-@dataclass(frozen=True)
-class FileUpload:
-    data: bytes
-    name: str
-    mime_type: str | None
-
-
-def _invalid(location: str, errors: dict[str, list[str]]) -> ApiError:
-    summary = "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())
+def _invalid(location: str, errors: dict | list | str) -> ApiError:
+    """marshmallow's messages: a field's list of strings, per field (a whole-schema error is a list)."""
+    table = errors if isinstance(errors, dict) else {"_schema": errors if isinstance(errors, list) else [errors]}
+    summary = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in table.items())
     return ApiError("validation_error", f"The request is not valid: {summary}", details={location: errors})
 
 

@@ -20,11 +20,8 @@ what has arrived, up to ``n`` bytes, and waits only when nothing has.
 
 from __future__ import annotations
 
-try:  # the files service always runs under gunicorn; tests and tools may not have it
-    from gunicorn.http.body import Body, LengthReader
-    from gunicorn.http.unreader import SocketUnreader
-except ImportError:  # pragma: no cover - gunicorn is a dependency of every service
-    Body = LengthReader = SocketUnreader = None  # type: ignore[assignment,misc]
+from gunicorn.http.body import Body, LengthReader
+from gunicorn.http.unreader import SocketUnreader
 
 
 def _held(buf) -> int:
@@ -70,7 +67,7 @@ class DirectBody:
 
 def direct(wsgi_input):
     """``wsgi_input`` read straight from its socket when it is gunicorn's body of known length; else itself."""
-    if Body is None or type(wsgi_input) is not Body:
+    if type(wsgi_input) is not Body:
         return wsgi_input
     reader = wsgi_input.reader
     unreader = getattr(reader, "unreader", None)

@@ -1,0 +1,173 @@
+"""A chunk's staging ``SET``, its value sent piece by piece as the request body arrives."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING
+
+import redis
+
+if TYPE_CHECKING:
+    from redis.connection import Connection
+
+STAGING_TTL = 60  # seconds a staged chunk outlives a script that never ran
+
+
+def unlink_quietly(client: redis.Redis, key: str) -> None:
+    """Remove a staging key now, if Redis answers; if not, its TTL removes it anyway."""
+    with contextlib.suppress(redis.exceptions.RedisError):
+        client.unlink(key)
+
+
+class StagedChunk:
+    """A chunk's staging ``SET`` whose value is sent piece by piece while the request body arrives.
+
+    redis-py sends a command only whole, so this writes the RESP itself on a
+    connection of the client's pool: the header with the value's length, each
+    piece as it is given, then ``EX`` (and, with ``finish``, the chunk's script
+    right behind it) and the reply.  Redis creates the key only when the whole
+    command has arrived; if anything goes wrong before that (the body ends
+    early, a piece is too many, a checksum does not match, an exception), the
+    connection is closed instead, Redis drops the partial command, and nothing
+    is stored.  Reported to the client's observer as a ``SET`` and an
+    ``EVALSHA``; neither gets an OpenTelemetry span, and neither is retried by
+    redis-py's retry policy: a connection lost here is the client's 503, and
+    its retry of the chunk is a no-op or stores it.
+    """
+
+    def __init__(self, client: redis.Redis, key: str, size: int, ttl: int = STAGING_TTL) -> None:
+        self.client = client
+        self.key = key
+        self.size = size
+        self.ttl = ttl
+        self.sent = 0
+        self._conn: Connection | None = None
+        self._ending: tuple | None = None  # (script, keys, args) once send_end sent the SET's end
+        self._sent_at = 0.0  # when it did
+
+    def __enter__(self) -> StagedChunk:
+        key = self.key.encode()
+        self._started = time.perf_counter()
+        self._conn = conn = self.client.connection_pool.get_connection()
+        try:
+            conn.send_packed_command([b"*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n" % (len(key), key, self.size)], check_health=False)
+        except BaseException:
+            self._close(broken=True)
+            raise
+        return self
+
+    def write(self, piece) -> None:
+        if self.sent + len(piece) > self.size:
+            raise ValueError("more bytes than the staged chunk's size")
+        assert self._conn is not None, "write after the staged chunk was closed"
+        self._conn.send_packed_command([piece], check_health=False)
+        self.sent += len(piece)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._conn is None:
+            return  # finished (``finish``)
+        if exc_type is not None or self.sent != self.size:
+            self._close(broken=True, error=exc)
+            return
+        self.finish()
+
+    def abandon(self) -> None:
+        """Give the ``SET`` up: unfinished, its connection is closed and Redis stores nothing; its end sent
+        (``send_end``) and the replies not read, they are dropped with the connection, and whether Redis ran
+        the ``SET`` and its script is not known here (the script checks what it changes); finished: no-op."""
+        self._close(broken=True)
+
+    def finish(self, script=None, keys=(), args=()):
+        """End the ``SET``; with ``script``, send its ``EVALSHA`` right behind it on the same connection.
+
+        One round trip for both instead of two.  Redis runs the script after the ``SET``; a ``SET`` Redis
+        refused leaves no staging key, which the script finds (``staging_lost``)
+        before it changes anything.  Returns the script's reply, or runs it
+        again through redis-py (``SCRIPT LOAD`` and all) when Redis did not
+        have it cached (``NOSCRIPT``)."""
+        self.send_end(script, keys, args)
+        return self.read_end()
+
+    def send_end(self, script=None, keys=(), args=()) -> None:
+        """``finish``'s first half: send the ``SET``'s end (and the script) without waiting for the replies,
+        which ``read_end`` reads; meanwhile the connection is this chunk's, and ``abandon`` closes it."""
+        conn = self._conn
+        if conn is None or self._ending is not None:
+            raise RuntimeError("the staged chunk is already finished or closed")
+        if self.sent != self.size:
+            self._close(broken=True)
+            raise ValueError("the staged chunk has not had all its bytes")
+        ttl = str(self.ttl).encode()
+        tail = [b"\r\n$2\r\nEX\r\n$%d\r\n%s\r\n" % (len(ttl), ttl)]
+        if script is not None:
+            tail += conn.pack_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        self._ending = (script, keys, args)
+        try:
+            conn.send_packed_command(tail, check_health=False)
+        except BaseException as error:
+            self._close(broken=True, error=error)
+            raise
+        self._sent_at = time.perf_counter()
+
+    def read_end(self):
+        """``finish``'s second half: the ``SET``'s reply, then the script's (see ``finish``).  Read later than
+        sent, the replies may have come long before: the time between is not reported as the commands'."""
+        conn, ending = self._conn, self._ending
+        if conn is None or ending is None:
+            raise RuntimeError("the staged chunk's end was not sent, or is already read")
+        script, keys, args = ending
+        script_started = time.perf_counter()
+        self._started += script_started - self._sent_at
+        try:
+            reply = conn.read_response()
+        except BaseException as error:  # a refused SET too: its script's reply is still on the way, so the connection goes
+            self._close(broken=True, error=error)
+            raise
+        if reply not in (b"OK", "OK", True):
+            unexpected = redis.exceptions.ResponseError(f"unexpected reply to a staged SET: {reply!r}")
+            self._close(broken=True, error=unexpected)
+            raise unexpected
+        if script is None:
+            self._close(broken=False)
+            return None
+        self._close(broken=False, release=False)  # the SET is done; the connection waits for the script's reply
+        try:
+            result = conn.read_response()
+        except redis.exceptions.ResponseError as error:  # a whole error reply: the connection is in step
+            self._release(conn, broken=False)
+            self._observe("EVALSHA", script_started, error)
+            if isinstance(error, redis.exceptions.NoScriptError):  # Redis restarted or flushed its scripts
+                self.client.script_load(script.script)
+                return script(keys=list(keys), args=list(args))
+            raise
+        except BaseException as error:
+            self._release(conn, broken=True)
+            self._observe("EVALSHA", script_started, error)
+            raise
+        self._release(conn, broken=False)
+        self._observe("EVALSHA", script_started, None)
+        return result
+
+    def _observe(self, command: str, started: float, error: BaseException | None) -> None:
+        """Report ``command`` to the client's observer; an error counts only if it is Redis's or the connection's
+        (a checksum mismatch that leaves the SET unfinished is the client's, not Redis's)."""
+        observer = getattr(self.client, "observer", None)
+        if observer is not None:
+            counted = error if isinstance(error, (redis.exceptions.RedisError, OSError)) else None
+            observer(command, time.perf_counter() - started, counted)
+
+    def _release(self, conn, *, broken: bool) -> None:
+        if broken:
+            conn.disconnect()  # Redis drops a command it did not receive whole; a reply not read is never read
+        self.client.connection_pool.release(conn)
+
+    def _close(self, *, broken: bool, error: BaseException | None = None, release: bool = True) -> None:
+        """The SET is over (done, or abandoned with ``broken``): report it; return the connection unless ``release``
+        is False (``finish`` still reads the script's reply on it)."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if release:
+            self._release(conn, broken=broken)
+        self._observe("SET", self._started, error)
