@@ -1,4 +1,4 @@
-"""Redfile's benchmark suite (issue 8): figures and ratios, all taken in one run on one machine.
+"""Redfile's benchmark suite: figures and ratios, all taken in one run on one machine.
 
     make bench                                   # the full run (a few minutes); plots into docs/img
     .venv/bin/python bench/run.py --smoke        # a tiny run (CI's smoke test): the same JSON, no plots
