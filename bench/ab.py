@@ -1,6 +1,6 @@
 """Before/after: the files service at an earlier commit against the working tree, alternating in one session.
 
-    .venv/bin/python bench/ab.py --rev 2c0f3c1 [--rounds 3] [--size-mib 256]
+    .venv/bin/python bench/ab.py --rev <commit> [--rounds 3] [--size-mib 256]
 
 For each round, each side in turn starts a private Redis and the files service under the shared
 gunicorn configuration (as ``make bench`` does), measures raw redis-py SET of the same chunks (the
@@ -8,8 +8,7 @@ ceiling, in the same process), then uploads the file in one stream and in four, 
 request (creation-with-upload), and downloads it, checking the file's CRC32C.  The earlier side runs
 its own ``libs/common`` and ``services/files`` from a ``git worktree`` of ``--rev`` put first on
 ``PYTHONPATH`` (so it must take the same settings and speak the same HTTP API); the rest of the
-environment (dependencies, this script) is the working tree's.  Prints one line per side and round;
-docs/performance.md quotes its output.
+environment (dependencies, this script) is the working tree's.  Prints one line per side and round.
 """
 
 from __future__ import annotations

@@ -289,17 +289,17 @@ def _json(raw: bytes):
     return json.loads(raw)
 
 
-# -- what the tunings of issue 8 changed, measured on their own ----------------------------------
+# -- the Redis paths a chunk's bytes can take, each measured on its own ------------------------------
 
 _SET_THROUGH_LUA = "redis.call('SET', KEYS[1], ARGV[1]) return 1"
 _RENAME_IN_LUA = "redis.call('RENAME', KEYS[2], KEYS[1]) redis.call('EXPIRE', KEYS[1], 600) return 1"
 
 
 def redis_paths(client: redis.Redis, python_parser: redis.Redis, payload: Payload) -> dict:
-    """Milliseconds per chunk: a plain SET; the bytes passed through a Lua script (put_chunk before issue 8);
-    a SET to a staging key then a script that RENAMEs it (put_chunk's path for whole bodies; a streamed chunk
-    sends the two together, StagedChunk.finish); a GET with hiredis's reply
-    parser and with redis-py's own."""
+    """Milliseconds per chunk: a plain SET; the bytes passed to a Lua script as an argument (Redis copies them
+    into a Lua string and out again); a SET to a staging key then a script that RENAMEs it (how the files
+    service stores a chunk; a streamed chunk sends the two together); a GET with hiredis's reply parser and
+    with redis-py's own."""
     through_lua = client.register_script(_SET_THROUGH_LUA)
     rename = client.register_script(_RENAME_IN_LUA)
     n = payload.count

@@ -72,11 +72,9 @@ class Sampler(threading.Thread):
 
 def pieces(size: int, chunk: int, seed: bytes):
     """Deterministic pseudo-random chunks (SHAKE-256 stream), so client memory stays at one chunk."""
-    index = 0
-    for start in range(0, size, chunk):
+    for index, start in enumerate(range(0, size, chunk)):
         n = min(chunk, size - start)
         yield index, hashlib.shake_256(seed + index.to_bytes(8, "big")).digest(n)
-        index += 1
 
 
 def main() -> int:
@@ -101,13 +99,14 @@ def main() -> int:
         extra["ENCRYPTION_KEYS"] = "bench:" + base64.b64encode(os.urandom(32)).decode()
     env = {**os.environ, **test_env(server.url, **extra)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "python:redfile_common.gunicorn_conf", "redfile_files:create_app()"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp / "gunicorn.log", "wb"),
-        start_new_session=True,
-    )
+    with open(tmp / "gunicorn.log", "wb") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "python:redfile_common.gunicorn_conf", "redfile_files:create_app()"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     client = redis.Redis.from_url(server.url)
     try:

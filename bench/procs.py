@@ -77,10 +77,11 @@ class App:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
             try:
-                if requests.get(self.base + path, timeout=2).status_code < 500:
-                    # every worker must be up, not only the first to answer
-                    if not self.gunicorn or len(self.workers()) >= self.expect_workers:
-                        return
+                # every worker must be up, not only the first to answer
+                if requests.get(self.base + path, timeout=2).status_code < 500 and (
+                    not self.gunicorn or len(self.workers()) >= self.expect_workers
+                ):
+                    return
             except requests.RequestException:
                 pass
             time.sleep(0.1)
@@ -132,14 +133,15 @@ class Processes:
         args = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF]
         if pythonpath:
             args += ["--pythonpath", pythonpath]
-        proc = subprocess.Popen(
-            [*args, app],
-            env=self.env(service, port, **extra),
-            stdin=subprocess.DEVNULL,
-            stdout=open(log, "wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen(
+                [*args, app],
+                env=self.env(service, port, **extra),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         started = App(name, proc, port, log, gunicorn=True, workers=self.workers)
         self.apps.append(started)
         started.wait_ready(ready)
@@ -148,14 +150,15 @@ class Processes:
     def single(self, name: str, argv: list[str], *, ready: str, port: int) -> App:
         """One plain process (the seed stand-in: a single Flask process)."""
         log = self.tmp / f"{name}.log"
-        proc = subprocess.Popen(
-            [sys.executable, *argv],
-            env={**os.environ},
-            stdin=subprocess.DEVNULL,
-            stdout=open(log, "wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, *argv],
+                env={**os.environ},
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         started = App(name, proc, port, log, gunicorn=False)
         self.apps.append(started)
         started.wait_ready(ready)

@@ -1,9 +1,10 @@
-"""py-spy profiles of the files workers under the benchmark's load (``bench/run.py --profile``; needs root and py-spy).
+"""py-spy profiles of the files workers under the benchmark's load (``bench/run.py`` unless ``--no-profile``).
 
-Two profiles: the authenticated metadata read under load, and a single-stream
-upload and download.  Each is summarised as the share of the request threads'
-samples spent in (inclusive) the functions that matter, and written whole as a
-flame graph SVG under bench/results/.
+Needs py-spy (``make bench`` installs it) and the right to trace the workers
+(root, or ptrace allowed).  Two profiles: the authenticated metadata read under
+load, and single-stream uploads and downloads.  Each is summarised as the share
+of the request threads' samples spent in (inclusive) the functions that matter,
+and kept whole as py-spy's collapsed stacks in bench/results/profile-<name>.txt.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """Compare redis-py's two command packers for large SETs against the same Redis.
 
-    python bench/redis_packer.py [--url redis://127.0.0.1:6379/15] [--sizes 1,4,8] [--rounds 20]
+    .venv/bin/python bench/redis_packer.py [--sizes 1,4,8] [--rounds 20]     # a private redis-server
+    .venv/bin/python bench/redis_packer.py --url redis://127.0.0.1:<port>/15
 
 redis-py uses hiredis's packer whenever hiredis is importable, and that packer
 copies every value into one buffer; the pure-Python packer sends large values
-as they are.  Prints MiB/s for each packer and size and their ratio.  Needs
-hiredis installed to compare (``pip install hiredis``); without it only the
+as they are.  Prints MiB/s for each packer and size and their ratio.  hiredis
+is one of redfile-common's dependencies; where it is missing only the
 pure-Python figure is printed.
 """
 
@@ -14,10 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import redis
 from redis.connection import Connection, PythonRespSerializer
+
+from redfile_common.dev.redis_server import RedisProcess
 
 try:
     import hiredis  # noqa: F401
@@ -53,23 +58,29 @@ def measure(url: str, conn_class, size: int, rounds: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
+    p.add_argument("--url", default=os.environ.get("BENCH_REDIS_URL"), help="default: a private redis-server")
     p.add_argument("--sizes", default="1,4,8", help="MiB")
     p.add_argument("--rounds", type=int, default=20)
     args = p.parse_args()
+    server = None if args.url else RedisProcess(Path(tempfile.mkdtemp(prefix="redfile-packer-")), appendonly=False).start()
+    url = args.url or server.url
     rows = []
-    for mib in (float(s) for s in args.sizes.split(",")):
-        size = int(mib * 2**20)
-        py = measure(args.url, PythonPackerConnection, size, args.rounds)
-        hi = measure(args.url, HiredisPackerConnection, size, args.rounds) if HAVE_HIREDIS else None
-        rows.append(
-            {
-                "size_mib": mib,
-                "python_mib_s": round(py, 1),
-                "hiredis_mib_s": round(hi, 1) if hi else None,
-                "python_over_hiredis": round(py / hi, 2) if hi else None,
-            }
-        )
+    try:
+        for mib in (float(s) for s in args.sizes.split(",")):
+            size = int(mib * 2**20)
+            py = measure(url, PythonPackerConnection, size, args.rounds)
+            hi = measure(url, HiredisPackerConnection, size, args.rounds) if HAVE_HIREDIS else None
+            rows.append(
+                {
+                    "size_mib": mib,
+                    "python_mib_s": round(py, 1),
+                    "hiredis_mib_s": round(hi, 1) if hi else None,
+                    "python_over_hiredis": round(py / hi, 2) if hi else None,
+                }
+            )
+    finally:
+        if server:
+            server.stop()
     print(f"{'MiB':>6} {'python MiB/s':>13} {'hiredis MiB/s':>14} {'ratio':>6}")
     for r in rows:
         print(f"{r['size_mib']:>6} {r['python_mib_s']:>13} {r['hiredis_mib_s']!s:>14} {r['python_over_hiredis']!s:>6}")

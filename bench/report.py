@@ -1,8 +1,8 @@
-"""The run's results: the targets of issue 8 as ratios, a printed table, and the JSON document.
+"""The run's results: the targets as ratios, a printed table, and the JSON document.
 
 Every target is a ratio of two figures taken in the same run (or a size
-difference), checked against the number the issue names; ``met`` says whether
-it held in this run.  Nothing here times anything.
+difference), checked against its bound; ``met`` says whether it held in this
+run.  Nothing here times anything.
 """
 
 from __future__ import annotations

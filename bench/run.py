@@ -1,4 +1,4 @@
-"""Redfile's benchmark suite (issue 8): figures and ratios, all taken in one run on one machine.
+"""Redfile's benchmark suite: figures and ratios, all taken in one run on one machine.
 
     make bench                                   # the full run (a few minutes); plots into docs/img
     .venv/bin/python bench/run.py --smoke        # a tiny run (CI's smoke test): the same JSON, no plots
@@ -70,17 +70,26 @@ DEFAULT_CHUNK = 8 * MIB - 4096  # the files service's DEFAULT_CHUNK_BYTES
 ADMIN = ("benchadmin", "bench-admin-password-0123")
 
 PRESETS = {
-    "full": dict(
-        size_mib=256,
-        rounds=5,
-        chunks="1,2,4,8",
-        file_sizes="16,64,256,1024",
-        peer_mib=48,
-        peer_sizes="16,48,128,256",
-        load_seconds=5,
-        logins=8,
-    ),
-    "smoke": dict(size_mib=4, rounds=1, chunks="1,2", file_sizes="2,4", peer_mib=2, peer_sizes="2", load_seconds=1, logins=2),
+    "full": {
+        "size_mib": 256,
+        "rounds": 5,
+        "chunks": "1,2,4,8",
+        "file_sizes": "16,64,256,1024",
+        "peer_mib": 48,
+        "peer_sizes": "16,48,128,256",
+        "load_seconds": 5,
+        "logins": 8,
+    },
+    "smoke": {
+        "size_mib": 4,
+        "rounds": 1,
+        "chunks": "1,2",
+        "file_sizes": "2,4",
+        "peer_mib": 2,
+        "peer_sizes": "2",
+        "load_seconds": 1,
+        "logins": 2,
+    },
 }
 
 
@@ -93,8 +102,10 @@ def chunk_bytes(mib: str) -> int:
 def machine() -> dict:
     info = {"cores": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()}
     try:
-        info["cpu"] = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-        info["memory_gib"] = round(int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal"))) / 1048576, 1)
+        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+        meminfo = Path("/proc/meminfo").read_text().splitlines()
+        info["cpu"] = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+        info["memory_gib"] = round(int(next(line.split()[1] for line in meminfo if line.startswith("MemTotal"))) / 1048576, 1)
     except (OSError, StopIteration):
         pass
     info["loadavg_before"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -431,9 +442,10 @@ def run(args) -> dict:
             "redis_aof": False,
             "smoke": args.smoke,
         }
-        step = lambda name: print(
-            f"bench: {name} ({time.strftime('%H:%M:%S')}, load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True
-        )
+
+        def step(name: str) -> None:
+            print(f"bench: {name} ({time.strftime('%H:%M:%S')}, load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
+
         step("warm-up")
         doc["warm_up"] = b.warm_up()
         step("file sizes and memory")  # first: the worker has seen nothing larger than the warm-up yet
@@ -466,9 +478,12 @@ def run(args) -> dict:
 
 
 def ratios(doc: dict) -> dict:
-    h, p, s, l = doc["headline"], doc["peer"], doc["small"], doc["login"]
+    h, p, s, login = doc["headline"], doc["peer"], doc["small"], doc["login"]
     big = [m for m in doc["memory"] if m["size_mib"] == 1024]
-    div = lambda a, b: a / b if a is not None and b else None  # noqa: E731
+
+    def div(a: float | None, b: float | None) -> float | None:
+        return a / b if a is not None and b else None
+
     return {
         "upload_vs_raw_set": div(h["upload_mib_s"], h["raw_set_mib_s"]),
         "upload_chunks_vs_raw_set": div(h["upload_chunks_mib_s"], h["raw_set_mib_s"]),
@@ -483,8 +498,8 @@ def ratios(doc: dict) -> dict:
         "parallel4_vs_single": div(h["upload4_mib_s"], h["upload_mib_s"]),
         "rss_growth_1gib_mib": max(big[0]["upload_mib"], big[0]["download_mib"]) if big else None,
         "meta_vs_tiny": div(s["meta_rps"], s["tiny_rps"]),
-        "login_p50_ms": l["p50_ms"],
-        "login_vs_meta_p50": div(l["p50_ms"], s["meta_alone_p50_ms"]),
+        "login_p50_ms": login["p50_ms"],
+        "login_vs_meta_p50": div(login["p50_ms"], s["meta_alone_p50_ms"]),
     }
 
 

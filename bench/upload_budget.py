@@ -13,7 +13,7 @@ process kept busy meanwhile (the server's workers, Redis, this client; from
 sending the body and waiting for the answer after the last byte went out (the
 server still taking in what the sockets held, the last chunk's script, and the
 completion).
-docs/performance.md quotes its output under "Upload against the seed".
+docs/performance.md quotes its output under "Upload against the stand-in".
 """
 
 from __future__ import annotations

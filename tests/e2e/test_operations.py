@@ -1,4 +1,4 @@
-"""Operations end to end (issue 6): exact metrics across gunicorn workers, Redis INFO gauges on
+"""Operations end to end: exact metrics across gunicorn workers, Redis INFO gauges on
 every metrics port, security events in the log, the audit trail and the admin views.
 
 Every token this module sees is kept on ``system.seen_secrets``; test_zz_secrets_stay_out.py,
@@ -7,9 +7,11 @@ which runs after the whole suite, checks that none of them reached a log line.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 
+import redis
 import requests
 from flask import Flask
 from prometheus_client import CollectorRegistry
@@ -66,7 +68,7 @@ def test_login_counts_are_exact_across_workers(system, make_user):
 
 def test_token_rejections_are_exact_and_by_reason(system):
     port = system.metrics_ports["files"]
-    labels = dict(service="files", kind="access", reason="malformed")
+    labels = {"service": "files", "kind": "access", "reason": "malformed"}
     before = value(port, "redfile_token_rejections_total", **labels)
     s = fresh_session()
     for _ in range(12):
@@ -75,7 +77,7 @@ def test_token_rejections_are_exact_and_by_reason(system):
 
 
 def test_file_byte_and_upload_counts_are_exact_across_workers(system, make_user):
-    name, password, api = make_user()
+    _name, password, api = make_user()
     remember(system, password, api.token)
     port = system.metrics_ports["files"]
     names = ("redfile_files_uploaded_bytes_total", "redfile_files_downloaded_bytes_total")
@@ -105,7 +107,7 @@ def test_every_metrics_port_reads_redis_info(system):
 
 def test_admin_measures_its_calls_to_auth_and_its_redis_commands(system, admin):
     port = system.metrics_ports["admin"]
-    call = dict(service="admin", target="auth", method="GET", status="200")
+    call = {"service": "admin", "target": "auth", "method": "GET", "status": "200"}
     before_calls = value(port, "redfile_service_call_duration_seconds_count", **call)
     before_mget = value(port, "redfile_redis_command_duration_seconds_count", service="admin", command="MGET")
     for _ in range(5):
@@ -119,10 +121,8 @@ def log_records(system) -> list[dict]:
     records = []
     for line in system.logs().splitlines():
         if line.startswith("{"):
-            try:
+            with contextlib.suppress(ValueError):
                 records.append(json.loads(line))
-            except ValueError:
-                pass
     return records
 
 
@@ -222,7 +222,8 @@ def defined_families() -> set[str]:
     for group in (CommonMetrics, AuthMetrics, FilesMetrics):
         group("probe", registry)
     names = {f.name for f in registry.collect()}
-    return names | {f.name for f in RedisInfoCollector(RedisInfo(None), "probe").describe()}
+    unused = redis.Redis(host="127.0.0.1", port=1)  # describe() reads nothing: never connected
+    return names | {f.name for f in RedisInfoCollector(RedisInfo(unused), "probe").describe()}
 
 
 def test_a_real_scrape_shows_only_what_the_code_defines(system):
@@ -236,8 +237,8 @@ def test_a_real_scrape_shows_only_what_the_code_defines(system):
 
 def test_each_worker_listens_on_its_own_socket_so_kept_alive_connections_spread_over_them(system):
     """Two files workers, each with its own listening socket (SO_REUSEPORT): the kernel hashes new connections
-    over them, so sixteen kept-alive connections never all end up on one worker (they did, one load in six,
-    on the one socket the workers shared: docs/performance.md, tuning 20)."""
+    over them, so sixteen kept-alive connections never all end up on one worker, as they can on one socket
+    shared by the workers (docs/operations.md, "Workers and their sockets")."""
     port = system.ports["files"]
     assert len(tcp_socket_owners(port)["listen"]) == 2  # one socket per worker, none in the master
     conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(16)]
