@@ -79,16 +79,24 @@ class Client:
         return self.session.request(method, url, headers=sent, timeout=30, **kw)
 
 
-def log_in(client: Client, username: str, password: str) -> dict:
-    resp = client.call("POST", "/auth/login", "auth", json={"username": username, "password": password})
+def plant_pair(run: Run, resp: requests.Response) -> dict:
+    """A token pair from a 200 answer, both tokens planted."""
     assert resp.status_code == 200, resp.text
-    return resp.json()
+    pair = resp.json()
+    n = len(run.secrets)
+    run.plant(f"access token {n}", pair["access_token"])
+    run.plant(f"refresh token {n}", pair["refresh_token"])
+    return pair
+
+
+def log_in(client: Client, username: str, password: str) -> dict:
+    return plant_pair(client.run, client.call("POST", "/auth/login", "auth", json={"username": username, "password": password}))
 
 
 def drive_accounts(run: Run, system: System) -> Client:
     """Log in, create a user, fail a login, refresh (and replay a used refresh token), change a password, log out."""
     anon = Client(run, system.base)
-    admin = Client(run, system.base, run.plant("admin access token", log_in(anon, "admin", system.admin_password)["access_token"]))
+    admin = Client(run, system.base, log_in(anon, "admin", system.admin_password)["access_token"])
     run.username = f"hyg{secrets.token_hex(4)}"
     first = run.plant("user password", planted("pw"))
     made = admin.call("POST", "/admin/users", "admin", json={"username": run.username, "password": first, "role": "user"})
@@ -100,23 +108,18 @@ def drive_accounts(run: Run, system: System) -> Client:
     assert wrong.status_code == 401
 
     pair = log_in(anon, run.username, first)
-    run.plant("refresh token", pair["refresh_token"])
-    refreshed = anon.call("POST", "/auth/refresh", "auth", json={"refresh_token": pair["refresh_token"]})
-    assert refreshed.status_code == 200, refreshed.text
+    plant_pair(run, anon.call("POST", "/auth/refresh", "auth", json={"refresh_token": pair["refresh_token"]}))
     replayed = anon.call("POST", "/auth/refresh", "auth", json={"refresh_token": pair["refresh_token"]})
     assert replayed.status_code == 401  # reuse: the whole family ends
 
     user = Client(run, system.base, log_in(anon, run.username, first)["access_token"])
     second = run.plant("new password", planted("pw2"))
     changed = user.call("POST", "/auth/password", "auth", json={"current_password": first, "new_password": second})
-    assert changed.status_code == 200, changed.text
-    user.token = run.plant("access token", changed.json()["access_token"])
-    run.plant("refresh token after the change", changed.json()["refresh_token"])
+    user.token = plant_pair(run, changed)["access_token"]
     assert user.call("GET", "/auth/me", "auth").json()["username"] == run.username
 
     last = log_in(anon, run.username, second)
-    run.plant("last refresh token", last["refresh_token"])
-    leaving = Client(run, system.base, run.plant("last access token", last["access_token"]))
+    leaving = Client(run, system.base, last["access_token"])
     assert leaving.call("POST", "/auth/logout", "auth", json={"refresh_token": last["refresh_token"]}).status_code == 204
     return user
 
@@ -217,7 +220,6 @@ def run(tmp_path_factory) -> Iterator[Run]:
         drive_contents(result, system, user)
         drive_service_tokens(result, system, dev)
         admin = Client(result, system.base, log_in(Client(result, system.base), "admin", system.admin_password)["access_token"])
-        result.plant("admin token for the audit", admin.token or "")
         result.audit = read_audit(result, admin)
     finally:
         system.stop()
