@@ -20,8 +20,15 @@ STARTUP_TIMEOUT = 120
 
 
 class System:
-    def __init__(self, root: Path) -> None:
+    """The launcher of ``make run`` in a folder of its own; every process's stdout and stderr go to one log file.
+
+    ``env`` adds to (or overrides) the environment the launcher and the services see.
+    """
+
+    def __init__(self, root: Path, *, admin_password: str = ADMIN_PASSWORD, env: dict[str, str] | None = None) -> None:
         self.root = root
+        self.admin_password = admin_password
+        self.extra_env = dict(env or {})
         self.port = free_port()
         self.ports = {s: free_port() for s in ("auth", "files", "admin")}
         self.metrics_ports = {s: free_port() for s in ("auth", "files", "admin")}
@@ -35,7 +42,7 @@ class System:
             REDFILE_DATA_DIR=str(self.root / "data"),
             REDFILE_PORT=str(self.port),
             ADMIN_USERS="admin",
-            ADMIN_PASSWORD=ADMIN_PASSWORD,
+            ADMIN_PASSWORD=self.admin_password,
             REDFILE_ENV="development",
             LOG_LEVEL="INFO",
             WEB_CONCURRENCY="2",
@@ -46,11 +53,14 @@ class System:
         for s in self.ports:
             env[f"REDFILE_{s.upper()}_PORT"] = str(self.ports[s])
             env[f"REDFILE_{s.upper()}_METRICS_PORT"] = str(self.metrics_ports[s])
+        env.update(self.extra_env)
         return env
 
     def start(self) -> None:
-        log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "redfile_common.dev.run"], env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        with open(self.log_path, "wb") as log:  # the launcher and its children write to their own copies of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "redfile_common.dev.run"], env=self.env(), stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -78,7 +78,7 @@ def test_a_resent_chunk_with_other_bytes_is_a_conflict(make_user):
 def test_missing_chunks_are_named_and_the_upload_can_still_finish(make_user):
     _, _, api = make_user()
     data = os.urandom(30_000)
-    file_id, total = upload_chunks(api, data, 10_000, order=[0, 2])
+    file_id, _ = upload_chunks(api, data, 10_000, order=[0, 2])
     resp = api.post("/upload_complete", json={"file_id": file_id, "name": "a.bin", "total_size": len(data)})
     assert resp.status_code == 409
     assert 1 in resp.json()["error"]["details"]["missing"]

@@ -57,6 +57,6 @@ def test_request_id_crosses_the_gateway_and_lands_in_the_log(system):
     rid = "e2e-request-id-42"
     resp = requests.get(f"{system.base}/files", headers={"X-Request-ID": rid}, timeout=10)
     assert resp.headers["X-Request-ID"] == rid
-    lines = [json.loads(l) for l in system.logs().splitlines() if l.startswith("{")]
-    mine = [l for l in lines if l.get("request_id") == rid and l.get("event") == "request"]
+    records = [json.loads(line) for line in system.logs().splitlines() if line.startswith("{")]
+    mine = [r for r in records if r.get("request_id") == rid and r.get("event") == "request"]
     assert mine and mine[0]["service"] == "files" and mine[0]["status"] == 401 and mine[0]["route"] == "/files"

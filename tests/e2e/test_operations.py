@@ -1,9 +1,5 @@
-"""Operations end to end: exact metrics across gunicorn workers, Redis INFO gauges on
-every metrics port, security events in the log, the audit trail and the admin views.
-
-Every token this module sees is kept on ``system.seen_secrets``; test_zz_secrets_stay_out.py,
-which runs after the whole suite, checks that none of them reached a log line.
-"""
+"""Operations end to end: exact metrics across gunicorn workers, Redis INFO gauges on every metrics
+port, security events in the log, the audit trail and the admin views."""
 
 from __future__ import annotations
 
@@ -23,10 +19,6 @@ from redfile_common.redis_info import RedisInfo, RedisInfoCollector
 from redfile_common.testing import tcp_socket_owners
 
 SERVICES = ("auth", "files", "admin")
-
-
-def remember(system, *secrets: str) -> None:
-    system.__dict__.setdefault("seen_secrets", set()).update(s for s in secrets if s)
 
 
 def families(port: int) -> dict:
@@ -51,8 +43,7 @@ def fresh_session() -> requests.Session:
 
 
 def test_login_counts_are_exact_across_workers(system, make_user):
-    name, password, api = make_user()
-    remember(system, password, api.token)
+    name, password, _ = make_user()
     port = system.metrics_ports["auth"]
     before = {r: value(port, "redfile_auth_logins_total", result=r) for r in ("success", "failure")}
     s = fresh_session()
@@ -61,7 +52,6 @@ def test_login_counts_are_exact_across_workers(system, make_user):
     for _ in range(6):
         resp = s.post(f"{system.base}/auth/login", json={"username": name, "password": password}, timeout=30)
         assert resp.status_code == 200
-        remember(system, resp.json()["access_token"], resp.json()["refresh_token"])
     assert value(port, "redfile_auth_logins_total", result="failure") - before["failure"] == 4
     assert value(port, "redfile_auth_logins_total", result="success") - before["success"] == 6
 
@@ -77,8 +67,7 @@ def test_token_rejections_are_exact_and_by_reason(system):
 
 
 def test_file_byte_and_upload_counts_are_exact_across_workers(system, make_user):
-    _name, password, api = make_user()
-    remember(system, password, api.token)
+    _, _, api = make_user()
     port = system.metrics_ports["files"]
     names = ("redfile_files_uploaded_bytes_total", "redfile_files_downloaded_bytes_total")
     before = {n: value(port, n) for n in names}
@@ -127,8 +116,7 @@ def log_records(system) -> list[dict]:
 
 
 def test_security_events_are_structured_warnings(system, make_user):
-    name, password, api = make_user()
-    remember(system, password, api.token)
+    name, _, api = make_user()
     assert api.get("/admin/users").status_code == 403  # permission denied
     forged = requests.get(
         f"http://127.0.0.1:{system.ports['files']}/internal/files", headers={"Authorization": "Bearer not.a.service.token"}, timeout=10
@@ -143,8 +131,7 @@ def test_security_events_are_structured_warnings(system, make_user):
 
 
 def test_the_audit_trail_through_the_admin_api(system, admin, make_user):
-    name, password, api = make_user()
-    remember(system, password, api.token)
+    name, _, api = make_user()
     assert api.post("/auth/logout", json={}).status_code == 204
     assert admin.post("/admin/roles", json={"username": name, "role": "admin"}).status_code == 200
     assert admin.delete(f"/admin/users/{name}").status_code == 204
@@ -188,8 +175,7 @@ def test_admin_stats(system, admin, make_user):
     before = stats["files"]
     assert all(isinstance(before[k], int) and before[k] >= 0 for k in ("files", "bytes_stored", "active_uploads"))
 
-    name, password, api = make_user()
-    remember(system, password, api.token)
+    name, _, api = make_user()
     assert usage_of(name) == (0, 0, 0)
     assert api.post("/files", files={"file": ("stats.bin", b"s" * 1000)}).status_code == 201
     text = api.post("/texts", json={"name": "stats.txt", "content": "12345"})
@@ -222,7 +208,8 @@ def defined_families() -> set[str]:
     for group in (CommonMetrics, AuthMetrics, FilesMetrics):
         group("probe", registry)
     names = {f.name for f in registry.collect()}
-    unused = redis.Redis(host="127.0.0.1", port=1)  # describe() reads nothing: never connected
+    # describe() reads nothing: a client whose socket does not exist is never used
+    unused = redis.Redis(unix_socket_path="/nonexistent/redfile-probe.sock")
     return names | {f.name for f in RedisInfoCollector(RedisInfo(unused), "probe").describe()}
 
 
@@ -237,8 +224,8 @@ def test_a_real_scrape_shows_only_what_the_code_defines(system):
 
 def test_each_worker_listens_on_its_own_socket_so_kept_alive_connections_spread_over_them(system):
     """Two files workers, each with its own listening socket (SO_REUSEPORT): the kernel hashes new connections
-    over them, so sixteen kept-alive connections never all end up on one worker, as they can on one socket
-    shared by the workers (docs/operations.md, "Workers and their sockets")."""
+    over them, so sixteen kept-alive connections never all end up on one worker (they did, one load in six,
+    on the one socket the workers shared: docs/performance.md, tuning 20)."""
     port = system.ports["files"]
     assert len(tcp_socket_owners(port)["listen"]) == 2  # one socket per worker, none in the master
     conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(16)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +57,7 @@ class AclRedis:
 
 
 @pytest.fixture(scope="session")
-def acl_redis(tmp_path_factory) -> AclRedis:
+def acl_redis(tmp_path_factory) -> Iterator[AclRedis]:
     root = tmp_path_factory.mktemp("acl-redis")
     password_dir = root / "passwords"
     password_dir.mkdir()
@@ -73,7 +74,7 @@ def acl_redis(tmp_path_factory) -> AclRedis:
 
 
 @pytest.fixture
-def ops(acl_redis) -> redis.Redis:
+def ops(acl_redis) -> Iterator[redis.Redis]:
     """The operators' user: a clean data set and ACL log before each test."""
     client = acl_redis.client("redfile-ops")
     client.flushall()

@@ -20,7 +20,7 @@ def run(script: str, *args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_probes_pass_as_the_probe_user(acl_redis, ops):
-    env = dict(REDIS_PORT=str(acl_redis.port), REDIS_PROBE_PASSWORD_FILE=str(acl_redis.password_dir / "redfile-probe"))
+    env = {"REDIS_PORT": str(acl_redis.port), "REDIS_PROBE_PASSWORD_FILE": str(acl_redis.password_dir / "redfile-probe")}
     for mode in ("ready", "alive"):
         done = run("probe.sh", mode, **env)
         assert done.returncode == 0, done.stderr
@@ -40,7 +40,7 @@ def test_backup_then_restore_into_an_aof_data_dir(acl_redis, ops, tmp_path):
     ops.set("files:chunk:{f1}:0", b"\x00\x01 raw chunk bytes")
     ops.set("rf:tokstate:alice", "v7")
     backup = tmp_path / "backup.rdb"
-    env = dict(REDIS_PORT=str(acl_redis.port), REDIS_OPS_PASSWORD_FILE=str(acl_redis.password_dir / "redfile-ops"))
+    env = {"REDIS_PORT": str(acl_redis.port), "REDIS_OPS_PASSWORD_FILE": str(acl_redis.password_dir / "redfile-ops")}
     done = run("backup.sh", str(backup), **env)
     assert done.returncode == 0, done.stderr
     assert backup.stat().st_size > 0

@@ -155,6 +155,7 @@ def seed_request(form: str, piece: bytes, index: int, total: int, file_id: str |
         start = body.index(encoded)
         return {"data": body, "headers": {"Content-Type": "application/json"}}, start, start + len(encoded)
     prepared = requests.Request("POST", "http://x/", data=fields, files={"chunk_data": ("c.bin", piece)}).prepare()
+    assert isinstance(prepared.body, bytes)  # a multipart body is encoded to bytes
     start = prepared.body.index(piece)
     return {"data": prepared.body, "headers": {"Content-Type": prepared.headers["Content-Type"]}}, start, start + len(piece)
 

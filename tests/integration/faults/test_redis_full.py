@@ -83,7 +83,7 @@ def post_json(url, headers, body):
 
 
 def test_redis_full_every_write_is_a_clean_507_and_the_same_requests_succeed_once_memory_is_freed(setup):
-    server, r, base, alice = setup
+    _, r, base, alice = setup
     data = os.urandom(3 * CHUNK + 100)
     piece = lambda i: data[i * CHUNK : (i + 1) * CHUNK]  # noqa: E731
 

@@ -91,5 +91,7 @@ def test_worker_killed_mid_upload_the_retrying_client_completes_byte_identical(r
     leftovers = [k for k in upload_keys(redis_client, upload_id) if ":in:" in k]
     assert all(0 < redis_client.ttl(k) <= 60 for k in leftovers), leftovers
     assert not any(code == 500 for code, _, _ in client.server_errors), client.summary()
-    quota = client.request("GET", "/quota").json()
+    answered = client.request("GET", "/quota")
+    assert answered is not None, "the quota request got no answer"
+    quota = answered.json()
     assert quota["used_bytes"] == len(data) and quota["reserved_bytes"] == 0

@@ -22,7 +22,7 @@ import time
 import jwt
 import pytest
 import redis
-from werkzeug.serving import make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.test import Client
 
 from redfile_common.settings import SigningKey
@@ -31,7 +31,7 @@ from redfile_common.tokens import Keyring, ServiceTokens, TokenError, TokenState
 
 from .authz_table import B64, BROKEN, GATEWAY_INTERNAL, PASSWORD, POLICIES, PRINCIPALS, ROWS, TUS_CREATE, Row, expected_code
 
-CHEAP_ARGON2 = dict(argon2_memory_kib=1024, argon2_time_cost=1, argon2_parallelism=1)
+CHEAP_ARGON2 = {"argon2_memory_kib": 1024, "argon2_time_cost": 1, "argon2_parallelism": 1}
 OTHER_SERVICE = {"auth": "files", "files": "auth", "admin": "files"}
 RETIRED_SECRET = b"r" * 40  # a key that once signed, and is no longer in any ring
 
@@ -45,7 +45,7 @@ class Stack:
 
         self.redis = redis.Redis.from_url(redis_url)
         self.redis.flushall()
-        self._servers = []
+        self._servers: list[BaseWSGIServer] = []
         self.apps = {
             "auth": auth_app(**settings_overrides(redis_url, admin_users="admin", admin_password="admin-password-1", **CHEAP_ARGON2)),
             "files": files_app(**settings_overrides(redis_url, sweep_interval=0)),

@@ -37,6 +37,7 @@ import fnmatch
 import json
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -50,9 +51,9 @@ from redfile_common.testing import ServiceProcess, auth_header, service_token, s
 ADMIN_PASSWORD = "admin-password-1"
 PASSWORD = "password-123"
 LINK_PASSWORD = "link-password-1"
-CHEAP_ARGON2 = dict(argon2_memory_kib=1024, argon2_time_cost=1, argon2_parallelism=1)
+CHEAP_ARGON2 = {"argon2_memory_kib": 1024, "argon2_time_cost": 1, "argon2_parallelism": 1}
 CHUNK = 64  # the files apps' MAX_CHUNK_BYTES here, so "too large" is cheap to send
-FILES_LIMITS = dict(max_chunk_bytes=CHUNK, max_single_upload_bytes=256, max_chunks=1000, upload_ttl=600, sweep_interval=0)
+FILES_LIMITS = {"max_chunk_bytes": CHUNK, "max_single_upload_bytes": 256, "max_chunks": 1000, "upload_ttl": 600, "sweep_interval": 0}
 SWEEPER_KEYS = {b"files:{all}:sweep-lock", b"files:{all}:gc-cursor"}
 # A failed login is counted per address and audited: that is the brute-force defence, not a leak.
 LOGIN_FAILURE = ("auth:ratelimit:ip:*", "rf:audit")
@@ -66,7 +67,8 @@ def b64(data: bytes) -> str:
 
 # -- Redis, before and after ----------------------------------------------------------
 def snapshot(r: redis.Redis) -> list[tuple[bytes, int, bytes]]:
-    return [(key, max(r.pttl(key), 0), r.dump(key)) for key in r.scan_iter(count=1000)]
+    # a key that expires between SCAN and DUMP dumps as None: there is nothing of it to restore
+    return [(key, max(r.pttl(key), 0), dumped) for key in r.scan_iter(count=1000) if (dumped := r.dump(key)) is not None]
 
 
 def restore(r: redis.Redis, state) -> None:
@@ -100,6 +102,7 @@ def contents(r: redis.Redis) -> dict[bytes, tuple[bytes, Any]]:
     for key in r.scan_iter(count=1000):
         if key not in SWEEPER_KEYS:
             kind = r.type(key)
+            assert isinstance(kind, bytes)  # the client does not decode replies
             out[key] = (kind, value(r, key, kind))
     return out
 
@@ -126,9 +129,12 @@ def assert_refused(status: int, body: bytes, content_type: str, case) -> None:
 
 # -- the running apps -------------------------------------------------------------------
 class LateApp:
-    app = None
+    """A WSGI slot served before its app exists: the apps need each other's URLs."""
+
+    app: Callable[..., Any] | None = None
 
     def __call__(self, environ, start_response):
+        assert self.app is not None, "the app is set before the first request"
         return self.app(environ, start_response)
 
 
@@ -200,8 +206,8 @@ def env(redis_server):
     clients = {"auth": auth.test_client(), "files": files.test_client(), "admin": admin.test_client()}
     svc = auth_header(service_token(settings, "admin", "auth"))
     for name in ("alice", "bob"):
-        made = clients["auth"].post("/internal/users", headers=svc, json={"username": name, "password": PASSWORD, "role": "user"})
-        assert made.status_code == 201, made.json
+        created = clients["auth"].post("/internal/users", headers=svc, json={"username": name, "password": PASSWORD, "role": "user"})
+        assert created.status_code == 201, created.json
     login = clients["auth"].post("/auth/login", json={"username": "alice", "password": PASSWORD}, environ_base={"REMOTE_ADDR": "192.0.2.1"})
     assert login.status_code == 200
     alice = auth_header(login.json["access_token"])  # a real session: auth minted it
@@ -314,7 +320,7 @@ NAMES = {
 def name_cases() -> list[Case]:
     cases = []
     for label, name in NAMES.items():
-        targets = [
+        targets: list[tuple[str, str, str, dict]] = [
             ("complete", "POST", "/upload_complete", {"json": {"file_id": "{seed}", "name": name, "total_size": 5}}),
             ("create-upload", "POST", "/uploads", {"json": {"name": name, "total_size": 10}}),
             ("file-json", "POST", "/files", {"json": {"name": name, "data": b64(b"x")}}),
@@ -430,14 +436,14 @@ def utf8_cases() -> list[Case]:
                 kw=raw_json(body.replace(b'"name"', b'"password"').replace(b', "content": "x"', b"")),
             ),
         ]
-    for label, service, path, as_, body in (
+    for label, service, path, as_, text in (
         ("login-username", "auth", "/auth/login", "none", '{"username": "\\ud800", "password": "password-123"}'),
         ("login-password", "auth", "/auth/login", "none", '{"username": "alice", "password": "password-\\udfff"}'),
         ("create-user", "auth", "/internal/users", "auth-svc", '{"username": "eve", "password": "\\ud800\\ud800\\ud800\\ud800"}'),
         ("admin-user", "admin", "/admin/users", "root", '{"username": "eve\\udc00", "password": "password-123"}'),
         ("share-password", "files", "/files/{file}/shares", "alice", '{"password": "\\ud800"}'),
     ):
-        cases.append(Case(f"json-lone-surrogate-{label}", service, "POST", path, as_=as_, code="invalid_json", kw=raw_json(body)))
+        cases.append(Case(f"json-lone-surrogate-{label}", service, "POST", path, as_=as_, code="invalid_json", kw=raw_json(text)))
     # %ff (and a lone surrogate, %ed%a0%80) in the URL: decoded with replacement, it names nothing
     for enc in ("%ff", "%ed%a0%80", "%c0%af"):
         cases += [
@@ -988,10 +994,7 @@ _ACCEPTED = {
 
 
 def _accepted_number(case: Case) -> bool:
-    for field_, label in _ACCEPTED:
-        if case.id.startswith(f"{field_}-{label}-"):
-            return True
-    return False
+    return any(case.id.startswith(f"{field_}-{label}-") for field_, label in _ACCEPTED)
 
 
 # 4. tus headers.
@@ -1289,7 +1292,7 @@ def body_cases() -> list[Case]:
     ):
         cases.append(Case(f"get-body-{label}", service, method, path, as_=as_, kw={"json": {"evil": True}}))
     # unknown fields: refused, never half-understood (nor mass-assigned)
-    for label, service, method, path, as_, body in (
+    for label, service, method, path, as_, fields in (
         ("uploads-owner", "files", "POST", "/uploads", "alice", {"name": "a.bin", "total_size": 1, "owner": "bob"}),
         ("texts-kind", "files", "POST", "/texts", "alice", {"content": "x", "kind": "file"}),
         ("files-owner", "files", "POST", "/files", "alice", {"name": "a.txt", "data": "eA==", "owner": "bob"}),
@@ -1304,7 +1307,9 @@ def body_cases() -> list[Case]:
         ("admin-user-active", "admin", "POST", "/admin/users", "root", {"username": "eve", "password": PASSWORD, "active": False}),
         ("admin-quota", "admin", "PUT", "/admin/users/alice/quota", "root", {"quota_bytes": 10, "owner": "bob"}),
     ):
-        cases.append(Case(f"unknown-field-{label}", service, method, path, as_=as_, status=422, code="validation_error", kw={"json": body}))
+        cases.append(
+            Case(f"unknown-field-{label}", service, method, path, as_=as_, status=422, code="validation_error", kw={"json": fields})
+        )
     return cases
 
 

@@ -68,9 +68,9 @@ NEGATIVE_EXAMPLES = 10
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 NEGATIVE_CHECKS = [*CHECKS, negative_data_rejection]
 
-CHEAP_ARGON2 = dict(argon2_memory_kib=1024, argon2_time_cost=1, argon2_parallelism=1)
+CHEAP_ARGON2 = {"argon2_memory_kib": 1024, "argon2_time_cost": 1, "argon2_parallelism": 1}
 ADMIN_PASSWORD = "admin-password-1"
-FILES_LIMITS = dict(max_chunk_bytes=64, max_single_upload_bytes=256, max_chunks=1000, upload_ttl=600, sweep_interval=0)
+FILES_LIMITS = {"max_chunk_bytes": 64, "max_single_upload_bytes": 256, "max_chunks": 1000, "upload_ttl": 600, "sweep_interval": 0}
 
 
 def hypothesis_settings(max_examples: int) -> settings:
@@ -87,7 +87,8 @@ def hypothesis_settings(max_examples: int) -> settings:
 
 # -- snapshot and restore the seeded Redis state ------------------------------------------
 def snapshot(r: redis.Redis) -> list[tuple[bytes, int, bytes]]:
-    return [(key, max(r.pttl(key), 0), r.dump(key)) for key in r.scan_iter(count=1000)]
+    # a key that expires between SCAN and DUMP dumps as None: there is nothing of it to restore
+    return [(key, max(r.pttl(key), 0), dumped) for key in r.scan_iter(count=1000) if (dumped := r.dump(key)) is not None]
 
 
 def restore(r: redis.Redis, state: list[tuple[bytes, int, bytes]]) -> None:
@@ -135,7 +136,7 @@ def negates_authorization(case) -> bool:
 
 
 def run_operation(target: Target, operation, mode: GenerationMode, examples: int) -> None:
-    known = {name: values for name, values in target.path_values.items() if "{%s}" % name in operation.path}
+    known = {name: values for name, values in target.path_values.items() if f"{{{name}}}" in operation.path}
     strategy = operation.as_strategy(generation_mode=mode)  # draws every documented request media type
     picks = st.fixed_dictionaries({name: st.one_of(st.none(), st.sampled_from(values)) for name, values in known.items()})
     checks = NEGATIVE_CHECKS if mode.is_negative else CHECKS
@@ -225,6 +226,7 @@ def test_auth_document(redis_url, redis_client):
     login = client.post("/auth/login", json={"username": "alice", "password": "password-123"}, environ_base={"REMOTE_ADDR": "192.0.2.1"})
     assert login.status_code == 200
     session = login.json  # a real session; restoring the snapshot before each example revives it after a logout
+    assert session is not None
     state = snapshot(redis_client)
 
     def headers_for(operation):
@@ -351,9 +353,10 @@ def b64(data: bytes) -> str:
 class LateApp:
     """A WSGI app assigned after its server has a port (the apps need each other's URLs)."""
 
-    app = None
+    app: Callable[..., Any] | None = None
 
     def __call__(self, environ, start_response):
+        assert self.app is not None, "the app is set before the first request"
         return self.app(environ, start_response)
 
 
@@ -365,7 +368,7 @@ def test_admin_document(redis_url, redis_client, serve):
     auth_slot, files_slot = LateApp(), LateApp()
     urls = {"auth_url": serve(auth_slot), "files_url": serve(files_slot)}
     auth_slot.app = create_auth(**settings_overrides(redis_url, **urls, admin_users="admin", admin_password=ADMIN_PASSWORD, **CHEAP_ARGON2))
-    files_slot.app = create_files(**settings_overrides(redis_url, **urls, **FILES_LIMITS))
+    files = files_slot.app = create_files(**settings_overrides(redis_url, **urls, **FILES_LIMITS))
     app = create_admin(**settings_overrides(redis_url, **urls))
     settings_ = app.extensions["redfile"].settings
     client = app.test_client()
@@ -374,7 +377,7 @@ def test_admin_document(redis_url, redis_client, serve):
         resp = client.post("/admin/users", headers=root, json={"username": name, "password": "password-123", "role": "user"})
         assert resp.status_code == 201, resp.get_data(as_text=True)
     alice = auth_header(user_token(settings_, redis_client, "alice"))
-    stored = files_slot.app.test_client().post("/files", headers=alice, json={"name": "a.txt", "data": b64(b"alice's")})
+    stored = files.test_client().post("/files", headers=alice, json={"name": "a.txt", "data": b64(b"alice's")})
     assert stored.status_code == 201
     state = snapshot(redis_client)
 

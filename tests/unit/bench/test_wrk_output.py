@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 _spec = importlib.util.spec_from_file_location("bench_client", Path(__file__).resolve().parents[3] / "bench" / "client.py")
+assert _spec is not None and _spec.loader is not None
 client = importlib.util.module_from_spec(_spec)
 sys.modules.setdefault("bench_client", client)  # dataclasses look their module up
 _spec.loader.exec_module(client)

@@ -10,6 +10,7 @@ import yaml
 from .conftest import ROOT
 
 spec = importlib.util.spec_from_file_location("validate_k8s", ROOT / "scripts" / "validate_k8s.py")
+assert spec is not None and spec.loader is not None
 validate_k8s = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(validate_k8s)
 
