@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from redfile_auth.users import decode_cursor, encode_cursor
+from redfile_auth.accounts.service import decode_cursor, encode_cursor
 from redfile_common.errors import ApiError
 
 

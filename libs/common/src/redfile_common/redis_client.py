@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -139,3 +140,12 @@ def make_redis(settings: ServiceSettings, observer: Observer | None = None) -> r
     pool.connection_class = _with_hybrid_packer(pool.connection_class)
     client.observer = observer
     return client
+
+
+T = TypeVar("T")
+
+
+def transaction(client: redis.Redis, body: Callable[[Pipeline], T], *watches: str) -> T:
+    """``client.transaction``: ``body`` runs again while a watched key changes under it; what it returns."""
+    # redis-py types ``body`` as returning None and the result as the MULTI's replies, which value_from_callable changes
+    return client.transaction(body, *watches, value_from_callable=True)  # type: ignore[arg-type,return-value]
