@@ -19,7 +19,7 @@ from redfile_common.testing import TEST_USER_KEYS, auth_header, service_token, s
 from redfile_common.tokens import Keyring, TokenState, UserTokens
 
 ADMIN_PASSWORD = "admin-password-1"
-CHEAP_ARGON2 = dict(argon2_memory_kib=1024, argon2_time_cost=1, argon2_parallelism=1)
+CHEAP_ARGON2 = {"argon2_memory_kib": 1024, "argon2_time_cost": 1, "argon2_parallelism": 1}
 ADDR = "192.0.2.10"
 
 

@@ -4,6 +4,8 @@ The deployed app's metrics and audit trail, refresh-token rotation included, are
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -47,13 +49,18 @@ def observed(redis_client, store, passwords, user_tokens, users):
     )
     users.create("ann", "ann-password-1")
 
-    class Observed:
-        pass
+    return Observed(sessions, registry, trail, lines)
 
-    o = Observed()
-    o.sessions, o.registry, o.trail, o.lines = sessions, registry, trail, lines
-    o.count = lambda metric, result: registry.get_sample_value(metric, {"service": "auth", "result": result})
-    return o
+
+@dataclass
+class Observed:
+    sessions: Sessions
+    registry: CollectorRegistry
+    trail: MemoryAuditLog
+    lines: Lines
+
+    def count(self, metric: str, result: str) -> float | None:
+        return self.registry.get_sample_value(metric, {"service": "auth", "result": result})
 
 
 def test_logins_are_counted_and_audited_by_result(observed):

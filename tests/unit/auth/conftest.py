@@ -15,7 +15,7 @@ from redfile_common.settings import parse_keyring
 from redfile_common.testing import TEST_USER_KEYS
 from redfile_common.tokens import Keyring, TokenState, UserTokens
 
-CHEAP = dict(time_cost=1, memory_kib=1024, parallelism=1)
+CHEAP = {"time_cost": 1, "memory_kib": 1024, "parallelism": 1}
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ docs/architecture.md.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -89,10 +90,8 @@ class Keyring:
             return payload
         payload = self._decode(token, audience=audience, issuer=issuer)
         if len(self._verified) >= self.VERIFIED_CACHE:
-            try:
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):  # another thread got there first
                 del self._verified[next(iter(self._verified))]
-            except (KeyError, RuntimeError, StopIteration):  # another thread got there first
-                pass
         self._verified[cache_key] = payload
         return payload
 
