@@ -92,7 +92,7 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
     logs.init_request_logging(app, name)
     app.request_class = error_handlers.JsonRequest
     # No service keeps state in Flask's cookie session (every caller sends a bearer token), so none
-    # is opened: the default would build a signing serializer on every request (issue 8).
+    # is opened: the default would build a signing serializer on every request.
     app.session_interface = NoSessions()
     app.error_processor(error_handlers.apiflask_error_processor)
     error_handlers.register_error_handlers(app)

@@ -128,7 +128,7 @@ def _request_logger(service: str):
 
     The same processors and JSON as every other line (``_shared_processors``),
     written with one ``write`` + ``flush`` like ``StdoutHandler``.  About a
-    tenth of a small request's CPU went to the stdlib round trip (issue 8).
+    tenth of a small request's CPU would go to the stdlib round trip.
     Whether it writes follows the ``redfile.request`` stdlib logger's level.
     """
 

@@ -57,7 +57,7 @@ class Keyring:
     A token that verified once is remembered (up to ``VERIFIED_CACHE`` tokens,
     the oldest forgotten first), so the same token on its next request costs a
     dictionary lookup and an expiry check instead of PyJWT's decode (a third of
-    a small request's own CPU, measured in issue 8).  Only full successes are
+    a small request's own CPU).  Only full successes are
     kept, under the exact token string and the audience and issuer asked for;
     the keyring never changes in a running process, and revocation is checked
     in Redis on every request regardless.
