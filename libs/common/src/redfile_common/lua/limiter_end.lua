@@ -13,7 +13,7 @@ for i = 1, #KEYS / 2 do
     redis.call('DEL', key)
     counts[i] = 0
   elseif failed then
-    counts[i] = redis.call('INCR', key)
+    counts[i] = redis.call('INCRBY', key, 1)
     if counts[i] == 1 then redis.call('EXPIRE', key, window) end
   else
     counts[i] = tonumber(redis.call('GET', key) or '0')
