@@ -59,7 +59,9 @@ def test_key_spaces_follow_the_architecture():
 def test_every_command_the_lua_scripts_call_is_allowed(service):
     # Scripts run with the caller's rights: a command a script needs but the user lacks
     # fails only at run time.  (tests/integration/deploy runs the real apps as well.)
-    source = "\n".join(p.read_text() for p in (ROOT / "services" / service / "src").rglob("*.py"))
+    # the service's scripts, and the shared library's (they run with the service's rights too)
+    roots = (ROOT / "services" / service / "src", ROOT / "libs" / "common" / "src")
+    source = "\n".join(p.read_text() for root in roots for pattern in ("*.py", "*.lua") for p in root.rglob(pattern))
     called = {c.lower() for c in LUA_CALL.findall(source)}
     assert called, "no Lua found: has the storage moved?"
     allowed = allowed_commands(acl_users()[f"redfile-{service}"])
