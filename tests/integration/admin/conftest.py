@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from werkzeug.wrappers import Request, Response
@@ -36,9 +38,10 @@ FILE = {
 class LateApp:
     """A WSGI app assigned after its server has a port (the apps need each other's URLs)."""
 
-    app = None
+    app: Callable[..., Any] | None = None
 
     def __call__(self, environ, start_response):
+        assert self.app is not None, "the app is assigned before the first request"
         return self.app(environ, start_response)
 
 

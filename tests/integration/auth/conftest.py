@@ -1,4 +1,4 @@
-"""Integration fixtures for auth: the real app factory against the private test Redis."""
+"""Integration fixtures for auth: the real app factory, and the domain without Flask, against the private test Redis."""
 
 from __future__ import annotations
 
@@ -7,11 +7,19 @@ import logging
 import pytest
 
 from redfile_auth import create_app
+from redfile_auth.accounts.service import Users
+from redfile_auth.passwords import Passwords
+from redfile_auth.sessions.limits import LoginLimits
+from redfile_auth.sessions.service import Sessions
+from redfile_auth.storage import AuthStore
 from redfile_common.app import redfile
-from redfile_common.testing import auth_header, service_token, settings_overrides
+from redfile_common.limiter import FailureLimiter
+from redfile_common.settings import parse_keyring
+from redfile_common.testing import TEST_USER_KEYS, auth_header, service_token, settings_overrides
+from redfile_common.tokens import Keyring, TokenState, UserTokens
 
 ADMIN_PASSWORD = "admin-password-1"
-CHEAP_ARGON2 = dict(argon2_memory_kib=1024, argon2_time_cost=1, argon2_parallelism=1)
+CHEAP_ARGON2 = {"argon2_memory_kib": 1024, "argon2_time_cost": 1, "argon2_parallelism": 1}
 ADDR = "192.0.2.10"
 
 
@@ -117,3 +125,39 @@ def events(log_records) -> Events:
 def bearer(pair_or_token) -> dict:
     token = pair_or_token["access_token"] if isinstance(pair_or_token, dict) else pair_or_token
     return auth_header(token)
+
+
+# -- the domain without Flask -----------------------------------------------------------
+@pytest.fixture
+def token_state(redis_client) -> TokenState:
+    return TokenState(redis_client)
+
+
+@pytest.fixture
+def store(redis_client, token_state) -> AuthStore:
+    return AuthStore(redis_client, token_state)
+
+
+@pytest.fixture(scope="session")
+def passwords() -> Passwords:
+    return Passwords(time_cost=1, memory_kib=1024, parallelism=1)
+
+
+@pytest.fixture
+def users(store, passwords) -> Users:
+    return Users(store, passwords, ["root", "boss"])
+
+
+@pytest.fixture
+def user_tokens() -> UserTokens:
+    return UserTokens(Keyring(parse_keyring(TEST_USER_KEYS, "USER_TOKEN_KEYS")), issuer="redfile-auth", audience="redfile")
+
+
+@pytest.fixture
+def limits(redis_client) -> LoginLimits:
+    return LoginLimits(FailureLimiter(redis_client, window=60), per_user=3, per_ip=5)
+
+
+@pytest.fixture
+def sessions(store, passwords, limits, user_tokens) -> Sessions:
+    return Sessions(store, passwords, limits, user_tokens, access_ttl=900, refresh_ttl=3600)

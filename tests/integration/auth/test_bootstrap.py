@@ -6,8 +6,9 @@ import threading
 
 import pytest
 
-from redfile_auth.bootstrap import BootstrapError
-from redfile_common.app import redfile
+from redfile_auth.accounts.bootstrap import BootstrapError
+from redfile_auth.domain import AuthDomain
+from redfile_common.app import domain_of, redfile
 from redfile_common.testing import auth_header, service_token
 
 from .conftest import ADMIN_PASSWORD
@@ -49,7 +50,7 @@ def test_concurrent_workers_create_the_admin_exactly_once(make_app, redis_client
     app = make_app(admin_users="root", admin_password=ADMIN_PASSWORD)
     redis_client.delete("auth:user:root")
     redis_client.zrem("auth:users", "root")
-    domain = redfile(app).extra["auth"]
+    domain = domain_of(AuthDomain, app)
     results, barrier = [], threading.Barrier(6)
 
     def worker():

@@ -90,7 +90,7 @@ def test_the_audit_stream_stays_bounded(redis_client):
     assert newest[0].actor == "u1499"
 
 
-def scrape(port: int) -> dict[str, dict]:
+def scrape(port: int) -> dict[str, float]:
     text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     return {s.name + repr(sorted(s.labels.items())): s.value for f in text_string_to_metric_families(text) for s in f.samples}
 

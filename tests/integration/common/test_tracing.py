@@ -6,6 +6,9 @@ all three services and in Redis, belongs to one trace with the right parents.  S
 recorded in memory (``spans``, from redfile_common.testing).
 """
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 import requests
 
@@ -35,7 +38,7 @@ def traced(redis_url, serve):
 
 
 def by_kind(spans):
-    kinds = {}
+    kinds: dict[str, list] = {}
     for span in spans:
         kinds.setdefault(span.kind.name, []).append(span)
     return kinds
@@ -63,9 +66,10 @@ def test_one_trace_spans_both_services_and_redis(traced, spans):
 
 
 class LateApp:
-    app = None
+    app: Callable[..., Any] | None = None
 
     def __call__(self, environ, start_response):
+        assert self.app is not None, "the app is assigned before the first request"
         return self.app(environ, start_response)
 
 

@@ -17,9 +17,8 @@ released together by a barrier and spread round-robin over the replicas:
 Windows are a few seconds (settings) so the expiry is observed, not assumed.
 
 The counts are exact because a password check holds a place while argon2 runs (see
-``redfile_auth.ratelimit``; ``test_login_checks_in_flight_hold_places_...`` below).  Before
-that, the counter was read before the check and incremented after it: 24 simultaneous
-guesses got 14 password checks past a limit of 5 (login), 12 past a limit of 4 (link).
+``redfile_common.limiter``; ``test_login_checks_in_flight_hold_places_...`` below); a counter
+read before the check and incremented after it lets simultaneous guesses past the limit.
 """
 
 from __future__ import annotations
@@ -230,36 +229,33 @@ def test_share_password_limit_holds_across_replicas(redis_url, redis_client, gun
 # -- the limiter's places, in process (real Redis) ---------------------------------------------------
 def test_login_checks_in_flight_hold_places_that_free_themselves(redis_client):
     """What keeps the count exact: a check holds a place until it ends, and a check that died frees its place."""
-    from redfile_auth.ratelimit import LoginLimiter
-    from redfile_auth.storage import AuthStore
-    from redfile_common.errors import ApiError
-    from redfile_common.tokens import TokenState
+    from redfile_auth.sessions.limits import LoginLimits
+    from redfile_common.limiter import FailureLimiter, Refused
 
-    store = AuthStore(redis_client, TokenState(redis_client))
-    limiter = LoginLimiter(store, per_user=2, per_ip=100, window=60, hold=1, wait=0.3)
-    first, second = limiter.check("dana", "192.0.2.1"), limiter.check("dana", "192.0.2.2")
-    with pytest.raises(ApiError) as busy:  # two checks in flight: no third one, though nothing has failed yet
-        limiter.check("dana", "192.0.2.3")
+    limits = LoginLimits(FailureLimiter(redis_client, window=60, hold=1, wait=0.3), per_user=2, per_ip=100)
+    first, second = limits.begin("dana", "192.0.2.1"), limits.begin("dana", "192.0.2.2")
+    with pytest.raises(Refused) as busy:  # two checks in flight: no third one, though nothing has failed yet
+        limits.begin("dana", "192.0.2.3")
     assert busy.value.status == 429 and busy.value.headers["Retry-After"] == "1"
-    limiter.succeeded(first, "dana")  # a right password gives its place back ...
-    third = limiter.check("dana", "192.0.2.3")
-    assert limiter.failed(third) == []  # ... a wrong one keeps it, as a failure
-    assert store.failures("dana", "192.0.2.3").user == 1
+    limits.succeeded(first)  # a right password gives its place back ...
+    third = limits.begin("dana", "192.0.2.3")
+    assert limits.failed(third) == []  # ... a wrong one keeps it, as a failure
+    assert int(redis_client.get("auth:ratelimit:user:dana")) == 1
     # `second` never ends (its worker died): its place frees itself after `hold`
-    _wait_until(lambda: _admitted(limiter, "dana"), 5, "the dead check's place to free itself")
-    with pytest.raises(ApiError) as locked:  # two failures now: locked for the window, not busy
-        limiter.check("dana", "192.0.2.9")
-    assert 1 < int(locked.value.headers["Retry-After"]) <= 60
-    limiter.abandon(second)  # harmless after the place freed itself
-    assert limiter.check("erin", "192.0.2.9")  # another username is not concerned
+    _wait_until(lambda: _admitted(limits, "dana"), 5, "the dead check's place to free itself")
+    with pytest.raises(Refused) as locked:  # two failures now: locked for the window, not busy
+        limits.begin("dana", "192.0.2.9")
+    assert locked.value.locked == ("user",) and 1 < int(locked.value.headers["Retry-After"]) <= 60
+    limits.abandon(second)  # harmless after the place freed itself
+    assert limits.begin("erin", "192.0.2.9")  # another username is not concerned
 
 
-def _admitted(limiter, username: str) -> bool:
-    from redfile_common.errors import ApiError
+def _admitted(limits, username: str) -> bool:
+    from redfile_common.limiter import Refused
 
     try:
-        attempt = limiter.check(username, "192.0.2.4")
-    except ApiError:
+        attempt = limits.begin(username, "192.0.2.4")
+    except Refused:
         return False
-    limiter.failed(attempt)
+    limits.failed(attempt)
     return True

@@ -45,6 +45,8 @@ import pytest
 import redis
 from werkzeug.serving import make_server
 
+from redfile_auth.domain import AuthDomain
+from redfile_common.app import domain_of
 from redfile_common.errors import CATALOGUE
 from redfile_common.testing import ServiceProcess, auth_header, service_token, settings_overrides, user_token
 
@@ -241,8 +243,9 @@ def env(redis_server):
         "theirs": theirs["id"],
         "tus": tus.headers["Location"].rsplit("/", 1)[1],
     }
-    argon = ArgonCalls(auth.extensions["redfile"].extra["auth"].users.passwords.hasher)
-    auth.extensions["redfile"].extra["auth"].users.passwords.hasher = argon
+    passwords = domain_of(AuthDomain, auth).users.passwords
+    argon = ArgonCalls(passwords.hasher)
+    passwords.hasher = argon
     yield Env(r, clients, headers, ids, snapshot(r), argon, url, settings)
     for server in servers:
         server.shutdown()

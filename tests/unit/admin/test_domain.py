@@ -2,7 +2,7 @@
 
 import pytest
 
-from redfile_admin.domain import AdminActions, refuse_self_harm, same_account
+from redfile_admin.service import AdminActions, refuse_self_harm, same_account
 from redfile_admin.upstream import AuthUsers, FilesCatalogue, segment
 from redfile_common.errors import ApiError
 

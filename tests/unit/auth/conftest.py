@@ -1,20 +1,21 @@
-"""Unit-test fixtures for auth: fakeredis (no server) and cheap Argon2."""
+"""Unit-test fixtures for auth: fakeredis (no server) and cheap Argon2.
+
+Login and password change run the failure limiter's Lua, which fakeredis lacks: their tests are in
+tests/integration/auth (test_session_rules.py, test_login_observed.py)."""
 
 from __future__ import annotations
 
 import fakeredis
 import pytest
 
+from redfile_auth.accounts.service import Users
 from redfile_auth.passwords import Passwords
-from redfile_auth.ratelimit import LoginLimiter
-from redfile_auth.sessions import Sessions
 from redfile_auth.storage import AuthStore
-from redfile_auth.users import Users
 from redfile_common.settings import parse_keyring
 from redfile_common.testing import TEST_USER_KEYS
 from redfile_common.tokens import Keyring, TokenState, UserTokens
 
-CHEAP = dict(time_cost=1, memory_kib=1024, parallelism=1)
+CHEAP = {"time_cost": 1, "memory_kib": 1024, "parallelism": 1}
 
 
 @pytest.fixture
@@ -47,13 +48,3 @@ def users(store, passwords) -> Users:
 @pytest.fixture
 def user_tokens() -> UserTokens:
     return UserTokens(Keyring(parse_keyring(TEST_USER_KEYS, "USER_TOKEN_KEYS")), issuer="redfile-auth", audience="redfile")
-
-
-@pytest.fixture
-def limiter(store) -> LoginLimiter:
-    return LoginLimiter(store, per_user=3, per_ip=5, window=60)
-
-
-@pytest.fixture
-def sessions(store, passwords, limiter, user_tokens) -> Sessions:
-    return Sessions(store, passwords, limiter, user_tokens, access_ttl=900, refresh_ttl=3600)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from redfile_auth.bootstrap import BootstrapError, bootstrap_admins
+from redfile_auth.accounts.bootstrap import BootstrapError, bootstrap_admins
 
 
 def test_creates_the_first_admin_with_admin_password(users):

@@ -27,7 +27,7 @@ def test_from_environment(monkeypatch):
     monkeypatch.setenv("ACCESS_TOKEN_TTL", "300")
     monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_IP", "7")
     monkeypatch.setenv("ARGON2_MEMORY_KIB", "2048")
-    s = load_settings(AuthSettings, {k: v for k, v in settings_overrides("redis://x:1/0").items()})
+    s = load_settings(AuthSettings, dict(settings_overrides("redis://x:1/0").items()))
     assert s.admin_users == ["root", "boss"]
     assert s.admin_password == "a-long-enough-password"
     assert (s.access_token_ttl, s.login_max_failures_per_ip, s.argon2_memory_kib) == (300, 7, 2048)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from redfile_auth.storage import FAMILY, REFRESH, USER_FAMILIES, AuthStore, UserRecord
+from redfile_auth.storage import FAMILY, REFRESH, USER_FAMILIES, AuthStore, UserRecord, login_scopes
+from redfile_common.limiter import Scope
 
 
 def record(name="alice", role="user", active=True, pw_hash="$argon2id$fake") -> UserRecord:
@@ -140,18 +141,8 @@ def test_start_family_and_peek(store, fake):
     assert not fake.sismember(USER_FAMILIES + "alice", family)
 
 
-def test_failure_counters_expire_with_the_window(store, fake):
-    assert store.failures("alice", "10.0.0.1").user == 0
-    for n in range(3):
-        store.begin_check("alice", "10.0.0.1", f"a{n}", hold=60)
-        store.end_check("alice", "10.0.0.1", f"a{n}", failed=True, window=60)
-    store.begin_check(None, "10.0.0.1", "b", hold=60)
-    assert store.end_check(None, "10.0.0.1", "b", failed=True, window=60) == (None, 4)
-    f = store.failures("alice", "10.0.0.1")
-    assert (f.user, f.ip) == (3, 4)
-    assert 0 < f.user_ttl <= 60 and 0 < f.ip_ttl <= 60
-    assert store.failures(None, "10.0.0.1").user == 0
-    store.clear_user_failures("alice")
-    f = store.failures("alice", "10.0.0.1")
-    assert (f.user, f.ip) == (0, 4)
-    assert fake.ttl("auth:ratelimit:ip:10.0.0.1") > 0
+def test_login_scopes_keep_the_auth_key_names():
+    user, ip = login_scopes("alice", "10.0.0.1", per_user=3, per_ip=5)
+    assert user == Scope("user", "auth:ratelimit:user:alice", "auth:ratelimit:checking:user:alice", 3)
+    assert ip == Scope("ip", "auth:ratelimit:ip:10.0.0.1", "auth:ratelimit:checking:ip:10.0.0.1", 5)
+    assert login_scopes(None, "10.0.0.1", per_user=3, per_ip=5) == [ip]  # not a possible username: the address only

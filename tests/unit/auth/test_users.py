@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from redfile_auth.users import decode_cursor, encode_cursor
+from redfile_auth.accounts.service import decode_cursor, encode_cursor
 from redfile_common.errors import ApiError
 
 
@@ -27,7 +27,7 @@ def test_create_existing_is_user_exists(users):
 def test_create_rejects_bad_input(users, username, password, role, field):
     with pytest.raises(ApiError) as err:
         users.create_new(username, password, role)
-    assert err.value.status == 422 and field in err.value.details["json"]
+    assert err.value.status == 422 and field in (err.value.details or {})["json"]
     assert users.find("alice") is None
 
 

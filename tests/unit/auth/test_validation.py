@@ -21,7 +21,7 @@ def test_invalid_usernames(name):
         require_username(name)
     assert err.value.code == "validation_error"
     assert err.value.status == 422
-    assert "username" in err.value.details["json"]
+    assert "username" in (err.value.details or {})["json"]
 
 
 def test_usernames_are_lower_cased_before_validation():
@@ -41,4 +41,4 @@ def test_unacceptable_passwords(password):
     with pytest.raises(ApiError) as err:
         require_password(password, "new_password")
     assert err.value.status == 422
-    assert "new_password" in err.value.details["json"]
+    assert "new_password" in (err.value.details or {})["json"]

@@ -25,7 +25,7 @@ def fake():
 
 
 def test_an_entry_holds_who_what_and_where_and_never_a_secret(fake):
-    written = []
+    written: list[str] = []
     trail = AuditLog(
         fake,
         service="auth",
@@ -164,7 +164,8 @@ def test_a_bad_cursor_is_refused(fake):
 
 
 def test_security_events_log_a_warning_and_count():
-    counted, lines = [], Lines()
+    counted: list[str] = []
+    lines = Lines()
     events = SecurityEvents(count=counted.append, logger=lines)
     events.emit("login_failed", username="ann", remote="192.0.2.1")
     assert counted == ["login_failed"]

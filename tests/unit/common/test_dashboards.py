@@ -14,6 +14,7 @@ import json
 import re
 from pathlib import Path
 
+import fakeredis
 import promql_parser
 import pytest
 import yaml
@@ -41,7 +42,7 @@ def exported_families() -> dict[str, str]:
     auth_metrics(app)
     registry = app.extensions["redfile_metrics"].registry
     families = {f.name: f.type for f in registry.collect()}
-    collector = RedisInfoCollector(RedisInfo(None), "files")  # describe() reads nothing
+    collector = RedisInfoCollector(RedisInfo(fakeredis.FakeRedis()), "files")  # describe() reads nothing
     families |= {f.name: f.type for f in collector.describe()}
     return families
 

@@ -86,14 +86,14 @@ def test_request_line_is_structured_and_masks_secrets(app, capsys):
 
     structlog.get_logger("t").info("probe", password="hunter2", access_token="tok", note="fine")
     out = capsys.readouterr().out
-    lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
-    request_lines = [l for l in lines if l.get("event") == "request" and l.get("request_id") == "rid-1"]
+    lines = [json.loads(text) for text in out.splitlines() if text.startswith("{")]
+    request_lines = [entry for entry in lines if entry.get("event") == "request" and entry.get("request_id") == "rid-1"]
     assert request_lines, out
     line = request_lines[0]
     for field in ("service", "request_id", "method", "route", "status", "duration_ms"):
         assert field in line
     assert line["route"] == "/t/api-error" and line["status"] == 409 and line["service"] == "files"
-    probe = [l for l in lines if l.get("event") == "probe"][0]
+    probe = next(entry for entry in lines if entry.get("event") == "probe")
     assert probe["password"] == "[masked]" and probe["access_token"] == "[masked]" and probe["note"] == "fine"
     assert "SECRET-TOKEN" not in out and "hunter2" not in out
 
@@ -144,5 +144,5 @@ def test_a_request_refused_by_a_hook_still_has_its_request_id_and_log_line(app, 
     logging.getLogger().setLevel(logging.INFO)
     resp = app.test_client().post("/t/api-error", data="{not json", content_type="application/json", headers={"X-Request-ID": "rid-hook"})
     assert resp.status_code == 400 and resp.headers["X-Request-ID"] == "rid-hook"
-    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
-    assert [l["status"] for l in lines if l.get("event") == "request" and l.get("request_id") == "rid-hook"] == [400]
+    lines = [json.loads(text) for text in capsys.readouterr().out.splitlines() if text.startswith("{")]
+    assert [entry["status"] for entry in lines if entry.get("event") == "request" and entry.get("request_id") == "rid-hook"] == [400]

@@ -6,7 +6,12 @@ STRONG = "k" * 40
 
 
 def prod(**kw):
-    base = dict(redfile_env="production", app_secret_key="p" * 40, user_token_keys=f"u1:{'u' * 40}", service_token_keys=f"s1:{'s' * 40}")
+    base = {
+        "redfile_env": "production",
+        "app_secret_key": "p" * 40,
+        "user_token_keys": f"u1:{'u' * 40}",
+        "service_token_keys": f"s1:{'s' * 40}",
+    }
     base.update(kw)
     return load_settings(ServiceSettings, base)
 
@@ -71,13 +76,14 @@ def test_service_token_ttl_capped_at_60():
 
 
 def test_redis_client_packs_large_values_without_hiredis_and_has_bounded_timeouts():
-    from redis.connection import HiredisRespSerializer, PythonRespSerializer
+    from redis.connection import Connection, HiredisRespSerializer, PythonRespSerializer
 
     from redfile_common.redis_client import HybridPacker, make_redis
 
     s = load_settings(ServiceSettings, {"redfile_env": "development", "redis_url": "redis://127.0.0.1:1/0", "redis_socket_timeout": 3})
     client = make_redis(s)
     conn = client.connection_pool.make_connection()
+    assert isinstance(conn, Connection)
     packer = conn._command_packer
     assert isinstance(packer, HybridPacker)
     assert isinstance(packer.python, PythonRespSerializer) and isinstance(packer.hiredis, HiredisRespSerializer)

@@ -17,7 +17,7 @@ def users(*keys):
 
 
 def mint(tokens, **kw):
-    args = dict(username="alice", role="user", scopes=["files:read"], version="v1", ttl=60)
+    args = {"username": "alice", "role": "user", "scopes": ["files:read"], "version": "v1", "ttl": 60}
     args.update(kw)
     return tokens.mint(**args)
 
@@ -58,7 +58,7 @@ def test_tampered_expired_and_wrong_audience_are_refused():
 
 
 def test_none_algorithm_is_refused():
-    forged = jwt.encode({"sub": "root"}, key=None, algorithm="none", headers={"kid": "k1"})
+    forged = jwt.encode({"sub": "root"}, key="", algorithm="none", headers={"kid": "k1"})
     with pytest.raises(TokenError):
         users(K1).verify(forged)
 
@@ -103,8 +103,8 @@ def test_token_state_revokes_on_version_change_and_deny():
     state.bump("alice")
     with pytest.raises(TokenError):
         state.check(claims)
-    version = state.current("alice")
-    _, claims = mint(users(K1), version=version)
+    current = state.current("alice")
+    _, claims = mint(users(K1), version=current)
     state.check(claims)
     state.deny(claims)
     with pytest.raises(TokenError):
@@ -144,9 +144,14 @@ def test_a_remembered_token_still_expires_and_only_its_exact_string_is_remembere
     token, _ = mint(verifier, ttl=10)
     assert verifier.verify(token).sub == "alice"
     assert verifier.verify(token).sub == "alice"  # remembered: no second decode
-    calls = []
+    calls: list[int] = []
     real = Keyring._decode
-    monkeypatch.setattr(Keyring, "_decode", lambda self, *a, **kw: calls.append(1) or real(self, *a, **kw))
+
+    def counted(self, *a, **kw):
+        calls.append(1)
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Keyring, "_decode", counted)
     verifier.verify(token)
     assert calls == []
     tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]

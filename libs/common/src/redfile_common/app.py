@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import redis
 from apiflask import APIFlask
 from flask.sessions import SessionInterface
+from redis import Redis
 
 from . import error_handlers, health, logs, metrics, tracing
 from .audit import AuditLog, request_context
@@ -45,8 +46,8 @@ class Redfile:
     """What a service's code needs at run time; kept in ``app.extensions['redfile']``."""
 
     settings: ServiceSettings
-    redis: redis.Redis
-    readiness_redis: redis.Redis
+    redis: Redis
+    readiness_redis: Redis
     user_tokens: UserTokens
     service_tokens: ServiceTokens
     token_state: TokenState
@@ -91,7 +92,7 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
     logs.init_request_logging(app, name)
     app.request_class = error_handlers.JsonRequest
     # No service keeps state in Flask's cookie session (every caller sends a bearer token), so none
-    # is opened: the default would build a signing serializer on every request (issue 8).
+    # is opened: the default would build a signing serializer on every request.
     app.session_interface = NoSessions()
     app.error_processor(error_handlers.apiflask_error_processor)
     error_handlers.register_error_handlers(app)
@@ -139,7 +140,7 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
     if settings.trusted_proxy_hops:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)  # type: ignore[method-assign]  # Flask's documented way to wrap its WSGI app
     metrics.init_metrics(app, name, registry)
     tracing.instrument_app(app)
     app.register_blueprint(health.bp)

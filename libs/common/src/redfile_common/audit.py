@@ -30,7 +30,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import redis
 import structlog
@@ -110,8 +110,9 @@ class AuditLog:
         if clean:
             fields["details"] = json.dumps(clean, separators=(",", ":"), sort_keys=True, default=str)
         fields = {k: str(v) for k, v in fields.items() if v not in ("", None)}
+        stored: dict[Any, Any] = fields  # redis-py wants a dict of its own key and value union (dict is invariant)
         try:
-            entry_id = self.redis.xadd(STREAM, fields, maxlen=self.max_len, approximate=True)
+            entry_id = self.redis.xadd(STREAM, stored, maxlen=self.max_len, approximate=True)
         except (redis.RedisError, OSError) as exc:
             self.log.error("audit_write_failed", error_type=type(exc).__name__, audit=fields)
             if self.on_failed:
@@ -205,9 +206,7 @@ class AuditEntry:
     def matches(self, user: str | None, action: str | None) -> bool:
         if user is not None and user.casefold() not in (self.actor.casefold(), (self.user or "").casefold()):
             return False
-        if action is not None and not (self.action == action or self.action.startswith(action + ".")):
-            return False
-        return True
+        return not (action is not None and not (self.action == action or self.action.startswith(action + ".")))
 
 
 class BadCursor(ValueError):
@@ -259,7 +258,7 @@ class AuditReader:
         scanned = 0
         batch = min(max(limit * 2, 50), 500)
         while True:
-            raw = self.redis.xrevrange(STREAM, max=high, min=low, count=batch)
+            raw = cast("list[tuple[bytes, dict]]", self.redis.xrevrange(STREAM, max=high, min=low, count=batch))
             for entry_id, fields in raw:
                 entry = AuditEntry.from_stream(entry_id, fields)
                 scanned += 1

@@ -174,7 +174,7 @@ def document_body_errors(spec: dict) -> dict:
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault("HTTPError", {"type": "object", "required": ["error"], "properties": {"error": {"type": "object"}}})
     for ops in spec.get("paths", {}).values():
-        for method, op in ops.items():
+        for op in ops.values():
             content = (op.get("requestBody") or {}).get("content") if isinstance(op, dict) else None
             if not content:
                 continue

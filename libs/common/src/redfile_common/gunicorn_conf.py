@@ -32,8 +32,8 @@ keepalive = 5
 # Each worker listens on a socket of its own (SO_REUSEPORT), and the kernel hashes new connections
 # over them.  On one shared socket a burst of keep-alive connections (a proxy's pool, a mesh
 # sidecar's few upstream connections, a load generator) could all be accepted by one worker and
-# leave the others idle: half the throughput of two workers (docs/performance.md, tuning 20).
-# GUNICORN_REUSE_PORT=0 goes back to one socket; ``on_starting`` keeps it off where it cannot help.
+# leave the others idle: half the throughput of two workers (docs/performance.md).
+# GUNICORN_REUSE_PORT=0 keeps one shared socket; ``on_starting`` keeps it off where it cannot help.
 reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "1").strip().lower() not in ("0", "false", "no", "off")
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 proc_name = f"redfile-{_service}"

@@ -128,7 +128,7 @@ def _request_logger(service: str):
 
     The same processors and JSON as every other line (``_shared_processors``),
     written with one ``write`` + ``flush`` like ``StdoutHandler``.  About a
-    tenth of a small request's CPU went to the stdlib round trip (issue 8).
+    tenth of a small request's CPU would go to the stdlib round trip.
     Whether it writes follows the ``redfile.request`` stdlib logger's level.
     """
 
@@ -139,7 +139,7 @@ def _request_logger(service: str):
     processors = [p for p in _shared_processors(service) if p is not structlog.stdlib.add_logger_name]
     processors.insert(2, add_logger_name)
     return structlog.wrap_logger(
-        structlog.WriteLogger(_CurrentStdout()),
+        structlog.WriteLogger(_CurrentStdout()),  # type: ignore[arg-type]  # typed as TextIO; WriteLogger calls write and flush only
         processors=[*processors, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
         cache_logger_on_first_use=True,
@@ -165,14 +165,14 @@ def init_request_logging(app: Flask, service: str) -> None:
             response.headers["X-Request-ID"] = request_id
         started = g.get("request_started")
         rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-        fields = dict(
-            method=request.method,
-            route=rule,
-            status=response.status_code,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2) if started else None,
-            user=g.get("log_user"),
-            remote=request.remote_addr,
-        )
+        fields = {
+            "method": request.method,
+            "route": rule,
+            "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
+            "user": g.get("log_user"),
+            "remote": request.remote_addr,
+        }
         if response.status_code >= 500:
             if gate.isEnabledFor(logging.ERROR):
                 log.error("request", **fields)

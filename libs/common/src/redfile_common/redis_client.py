@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -57,7 +58,9 @@ class InstrumentedPipeline(_Timed, Pipeline):
     """A pipeline whose ``execute`` (and WATCH-mode commands) report to the observer."""
 
     def execute(self, raise_on_error: bool = True):
-        return self._timed("MULTI" if self.transaction else "PIPELINE", super().execute, raise_on_error)
+        # redis-py types ``transaction`` as Redis's method; on a pipeline it is the MULTI flag
+        multi = bool(self.transaction)
+        return self._timed("MULTI" if multi else "PIPELINE", super().execute, raise_on_error)
 
     def immediate_execute_command(self, *args, **options):
         return self._timed(command_label(args), super().immediate_execute_command, *args, **options)
@@ -135,7 +138,17 @@ def make_redis(settings: ServiceSettings, observer: Observer | None = None) -> r
         client_name=f"redfile-{settings.service_name}",
         **kwargs,
     )
+    assert isinstance(client, InstrumentedRedis)  # from_url builds its own class; redis-py types it as Redis
     pool = client.connection_pool
     pool.connection_class = _with_hybrid_packer(pool.connection_class)
     client.observer = observer
     return client
+
+
+T = TypeVar("T")
+
+
+def transaction(client: redis.Redis, body: Callable[[Pipeline], T], *watches: str) -> T:
+    """``client.transaction``: ``body`` runs again while a watched key changes under it; what it returns."""
+    # redis-py types ``body`` as returning None and the result as the MULTI's replies, which value_from_callable changes
+    return client.transaction(body, *watches, value_from_callable=True)  # type: ignore[arg-type,return-value]

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 import structlog
@@ -42,10 +42,16 @@ def info_client(settings: ServiceSettings) -> redis.Redis:
     )
 
 
+class InfoClient(Protocol):
+    """What ``RedisInfo`` asks of its client: INFO (a ``redis.Redis``)."""
+
+    def info(self) -> Any: ...
+
+
 class RedisInfo:
     """INFO at most once per ``ttl`` seconds; ``read()`` is None while Redis cannot be read."""
 
-    def __init__(self, client: redis.Redis, *, ttl: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, client: InfoClient, *, ttl: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
         self.ttl = ttl
         self.clock = clock

@@ -133,9 +133,8 @@ class ServiceSettings(BaseSettings):
                 if not getattr(self, field):
                     object.__setattr__(self, field, default)
         problems: list[str] = []
-        if not self.development:
-            if is_placeholder(self.app_secret_key):
-                problems.append(f"APP_SECRET_KEY is missing, a placeholder or shorter than {MIN_SECRET_LENGTH}")
+        if not self.development and is_placeholder(self.app_secret_key):
+            problems.append(f"APP_SECRET_KEY is missing, a placeholder or shorter than {MIN_SECRET_LENGTH}")
         for field in ("user_token_keys", "service_token_keys"):
             env = field.upper()
             try:
@@ -166,7 +165,7 @@ class ServiceSettings(BaseSettings):
         return {"auth": self.auth_url, "files": self.files_url, "admin": self.admin_url}[service].rstrip("/")
 
 
-S = TypeVar("S", bound="ServiceSettings")
+S = TypeVar("S", bound=ServiceSettings)
 
 
 def load_settings(cls: type[S], overrides: dict | None = None) -> S:

@@ -13,6 +13,7 @@ docs/architecture.md.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -56,7 +57,7 @@ class Keyring:
     A token that verified once is remembered (up to ``VERIFIED_CACHE`` tokens,
     the oldest forgotten first), so the same token on its next request costs a
     dictionary lookup and an expiry check instead of PyJWT's decode (a third of
-    a small request's own CPU, measured in issue 8).  Only full successes are
+    a small request's own CPU).  Only full successes are
     kept, under the exact token string and the audience and issuer asked for;
     the keyring never changes in a running process, and revocation is checked
     in Redis on every request regardless.
@@ -89,10 +90,8 @@ class Keyring:
             return payload
         payload = self._decode(token, audience=audience, issuer=issuer)
         if len(self._verified) >= self.VERIFIED_CACHE:
-            try:
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):  # another thread got there first
                 del self._verified[next(iter(self._verified))]
-            except (KeyError, RuntimeError, StopIteration):  # another thread got there first
-                pass
         self._verified[cache_key] = payload
         return payload
 

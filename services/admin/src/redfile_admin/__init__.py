@@ -1,5 +1,5 @@
 """Redfile admin service."""
 
-from .app import create_app
+from redfile_admin.app import create_app
 
 __all__ = ["create_app"]

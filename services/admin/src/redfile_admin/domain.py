@@ -1,149 +1,27 @@
-"""What an admin may do, and the audit trail of it; no Flask here.
-
-The admin service owns no data: every action is a call to auth or files
-(``upstream``).  This module adds the rules that belong to *administration*
-rather than to either store:
-
-* an admin may not delete, demote or disable their own account, so a
-  system is never left without an admin by one careless request (409);
-* deleting a user removes the account first (so they can no longer log in
-  or upload) and then their files.  If the second step fails the answer is
-  an error that says so, and repeating the request finishes the job: auth
-  then answers ``user_not_found`` and the files left behind are removed.
-
-Every change is logged as a structured ``admin_*`` event with the acting
-admin and the target; passwords are never logged.
-"""
+"""The admin domain: what its routes call, assembled from the shared Redfile context (no Flask here)."""
 
 from __future__ import annotations
 
-import structlog
+from dataclasses import dataclass
 
-from redfile_common.errors import ApiError
-
-from .upstream import AuthUsers, FilesCatalogue
-
-log = structlog.get_logger("redfile.admin")
-
-
-def same_account(actor: str, username: str) -> bool:
-    # Case-insensitive on purpose: if auth folds case, "Root" is "root"; if it
-    # does not, the worst outcome is a refusal an admin can work around.
-    return actor.strip().casefold() == username.strip().casefold()
+from redfile_admin.audit import AdminAudit
+from redfile_admin.reports import AdminReports
+from redfile_admin.service import AdminActions
+from redfile_admin.upstream import AuthUsers, FilesCatalogue
+from redfile_common.app import Redfile
+from redfile_common.audit import AuditReader
 
 
-def refuse_self_harm(actor: str, username: str, *, delete: bool = False, role: str | None = None, active: bool | None = None) -> None:
-    """Raise 409 ``conflict`` when an admin would delete, demote or disable their own account."""
-    if not same_account(actor, username):
-        return
-    if delete:
-        raise ApiError("conflict", "You cannot delete your own account; ask another admin.")
-    if role is not None and role != "admin":
-        raise ApiError("conflict", "You cannot remove your own admin role; ask another admin.")
-    if active is False:
-        raise ApiError("conflict", "You cannot disable your own account; ask another admin.")
+@dataclass(frozen=True)
+class AdminDomain:
+    actions: AdminActions
+    reports: AdminReports
 
 
-def consistency_budget(service_timeout: float) -> float:
-    """Seconds the files service may spend on a consistency check: it must answer before our read
-    timeout (``SERVICE_TIMEOUT``) runs out, and within the 55 s its endpoint allows."""
-    return max(1.0, min(55.0, service_timeout - 3.0))
-
-
-class AdminActions:
-    def __init__(self, users: AuthUsers, files: FilesCatalogue, *, audit=None) -> None:
-        self.users = users
-        self.files = files
-        self.log = audit or log
-
-    # -- users ----------------------------------------------------------------
-    def create_user(self, actor: str, username: str, password: str, role: str) -> dict:
-        user = self.users.create(username, password, role)
-        self.log.info("admin_user_created", actor=actor, target=user.get("username", username), role=user.get("role", role))
-        return user
-
-    def list_users(self, limit: int | None = None, cursor: str | None = None) -> dict:
-        return self.users.list(limit, cursor)
-
-    def get_user(self, username: str) -> dict:
-        return self.users.get(username)
-
-    def change_role(self, actor: str, username: str, role: str) -> dict:
-        refuse_self_harm(actor, username, role=role)
-        user = self.users.update(username, {"role": role})
-        self.log.info("admin_role_changed", actor=actor, target=username, role=role)
-        return user
-
-    def update_user(self, actor: str, username: str, changes: dict) -> dict:
-        """``changes`` holds any of ``active``, ``password``, ``role`` (at least one)."""
-        refuse_self_harm(actor, username, role=changes.get("role"), active=changes.get("active"))
-        user = self.users.update(username, changes)
-        described = {k: changes[k] for k in ("active", "role") if k in changes}
-        self.log.info("admin_user_updated", actor=actor, target=username, fields=sorted(changes), **described)
-        return user
-
-    def delete_user(self, actor: str, username: str) -> None:
-        refuse_self_harm(actor, username, delete=True)
-        try:
-            self.users.delete(username)
-        except ApiError as exc:
-            if exc.code != "user_not_found":
-                raise
-            # Perhaps an earlier request removed the account and then failed on its files.
-            try:
-                leftover = self.files.delete_owned_by(username)
-            except ApiError as files_exc:
-                if files_exc.status != 422:
-                    raise
-                leftover = 0  # not a name files can hold anything for (a 422 there): no such user, as auth said
-            if not leftover:
-                raise exc
-            self.log.info("admin_user_deleted", actor=actor, target=username, files_deleted=leftover, resumed=True)
-            return
-        try:
-            deleted = self.files.delete_owned_by(username)
-        except ApiError as exc:
-            self.log.error("admin_user_files_left", actor=actor, target=username, code=exc.code)
-            raise ApiError(
-                exc.code,
-                "The account was deleted but its files could not be removed yet; repeat the request to finish.",
-                status=exc.status,
-                headers=exc.headers,
-            ) from None
-        self.log.info("admin_user_deleted", actor=actor, target=username, files_deleted=deleted)
-
-    # -- quotas ---------------------------------------------------------------
-    def get_quota(self, username: str) -> dict:
-        """The user's quota and usage, from files; the account must exist in auth."""
-        self.users.get(username)
-        return self.files.quota(username)
-
-    def set_quota(self, actor: str, username: str, quota_bytes: int | None, max_file_bytes: int | None) -> dict:
-        """Set a user's quota and largest file (None: the files service's default); the account must exist."""
-        self.users.get(username)
-        quota = self.files.set_quota(username, quota_bytes, max_file_bytes)
-        self.log.info("admin_quota_set", actor=actor, target=username, quota_bytes=quota_bytes, max_file_bytes=max_file_bytes)
-        return quota
-
-    # -- files ----------------------------------------------------------------
-    def list_files(self, limit: int | None = None, cursor: str | None = None, owner: str | None = None) -> dict:
-        return self.files.list(limit, cursor, owner)
-
-    # -- operations -------------------------------------------------------------
-    def check_consistency(self, actor: str, *, deep: bool, strict: bool, service_timeout: float) -> dict:
-        """The files service's consistency check (read-only), in the time a service call may take."""
-        report = self.files.consistency(deep=deep, strict=strict, max_seconds=consistency_budget(service_timeout))
-        log.info(
-            "admin_consistency_checked",
-            actor=actor,
-            deep=deep,
-            ok=report.get("ok"),
-            complete=report.get("complete"),
-            errors=report.get("errors"),
-            counts=report.get("counts"),
-        )
-        return report
-
-    def delete_file(self, actor: str, file_id: str) -> None:
-        self.files.delete(file_id)
-        self.log.info("admin_file_deleted", actor=actor, target=file_id)
+def build_domain(rf: Redfile) -> AdminDomain:
+    """Admin actions and reports over auth's and files' internal APIs, audited in the shared trail."""
+    users, files = AuthUsers(rf.services), FilesCatalogue(rf.services)
+    return AdminDomain(
+        actions=AdminActions(users, files, audit=AdminAudit(rf.audit), service_timeout=rf.settings.service_timeout),
+        reports=AdminReports(users, files, redis_info=rf.redis_info, reader=AuditReader(rf.redis)),
+    )

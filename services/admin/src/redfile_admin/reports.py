@@ -17,11 +17,10 @@ from datetime import datetime
 
 import structlog
 
+from redfile_admin.upstream import AuthUsers, FilesCatalogue
 from redfile_common.audit import AuditReader, BadCursor
 from redfile_common.errors import ApiError
 from redfile_common.redis_info import RedisInfo, summary
-
-from .upstream import AuthUsers, FilesCatalogue
 
 log = structlog.get_logger("redfile.admin")
 

@@ -7,6 +7,8 @@ auth, whose 4xx answers pass through unchanged.
 
 from __future__ import annotations
 
+from typing import Any
+
 from apiflask import Schema
 from apiflask.fields import Boolean, DateTime, Dict, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
@@ -17,20 +19,22 @@ from redfile_common.fields import StrictBoolean
 ROLES = ("admin", "user")
 MAX_PAGE = 200
 
-_username = dict(validate=Length(min=1, max=64), metadata={"description": "The account's name."})
+
+def _username(**options: Any) -> String:
+    return String(validate=Length(min=1, max=64), metadata={"description": "The account's name."}, **options)
 
 
 # -- inputs ------------------------------------------------------------------
 
 
 class UserCreateIn(Schema):
-    username = String(required=True, **_username)
+    username = _username(required=True)
     password = String(required=True, load_only=True, validate=Length(min=1, max=1024))
     role = String(load_default="user", validate=OneOf(ROLES))
 
 
 class RoleChangeIn(Schema):
-    username = String(required=True, **_username)
+    username = _username(required=True)
     role = String(required=True, validate=OneOf(ROLES))
 
 
@@ -68,7 +72,7 @@ class PageQuery(Schema):
 
 
 class FileListQuery(PageQuery):
-    owner = String(**_username)
+    owner = _username()
 
 
 # -- outputs (the user and file shapes of docs/contracts.md) --------------------

@@ -1,5 +1,5 @@
 """Redfile auth service."""
 
-from .app import create_app
+from redfile_auth.app import create_app
 
 __all__ = ["create_app"]

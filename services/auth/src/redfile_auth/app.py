@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from apiflask import APIFlask
 
-from redfile_common.app import create_service_app, redfile
+from redfile_auth.accounts.http import internal
+from redfile_auth.domain import build_domain
+from redfile_auth.sessions.http import public
+from redfile_auth.settings import AuthSettings
+from redfile_common.app import attach_domain, create_service_app, redfile
 from redfile_common.product_metrics import auth_metrics
 from redfile_common.settings import load_settings
-
-from . import routes
-from .domain import build_domain
-from .settings import AuthSettings
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -23,8 +23,8 @@ def create_app(settings: AuthSettings | None = None, **overrides) -> APIFlask:
     auth = build_domain(
         settings, rf.redis, rf.token_state, rf.user_tokens, metrics=auth_metrics(app), events=rf.security_events, audit=rf.audit
     )
-    rf.extra["auth"] = auth
-    app.register_blueprint(routes.public)
-    app.register_blueprint(routes.internal)
+    attach_domain(app, auth)
+    app.register_blueprint(public)
+    app.register_blueprint(internal)
     auth.bootstrap()
     return app

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import redis
+
+from redfile_auth.accounts.bootstrap import bootstrap_admins
+from redfile_auth.accounts.service import Users
+from redfile_auth.passwords import Passwords
+from redfile_auth.sessions.limits import LoginLimits
+from redfile_auth.sessions.service import Sessions
+from redfile_auth.settings import AuthSettings
+from redfile_auth.storage import AuthStore
 from redfile_common.audit import AuditLog
+from redfile_common.limiter import FailureLimiter
 from redfile_common.product_metrics import AuthMetrics
 from redfile_common.security_events import SecurityEvents
 from redfile_common.tokens import TokenState, UserTokens
-
-from .bootstrap import bootstrap_admins
-from .passwords import Passwords
-from .ratelimit import LoginLimiter
-from .sessions import Sessions
-from .settings import AuthSettings
-from .storage import AuthStore
-from .users import Users
 
 
 @dataclass
@@ -38,24 +40,23 @@ class AuthDomain:
 
 def build_domain(
     settings: AuthSettings,
-    redis_client,
+    redis_client: redis.Redis,
     token_state: TokenState,
     user_tokens: UserTokens,
     *,
     metrics: AuthMetrics | None = None,
     events: SecurityEvents | None = None,
-    audit=None,
+    audit: AuditLog | None = None,
 ) -> AuthDomain:
     """The auth domain; without metrics, events or audit it counts, warns (to the log) and audits nothing."""
     store = AuthStore(redis_client, token_state)
     passwords = Passwords(
         time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib, parallelism=settings.argon2_parallelism
     )
-    limiter = LoginLimiter(
-        store,
+    limits = LoginLimits(
+        FailureLimiter(redis_client, window=settings.login_failure_window),
         per_user=settings.login_max_failures_per_user,
         per_ip=settings.login_max_failures_per_ip,
-        window=settings.login_failure_window,
         events=events,
     )
     return AuthDomain(
@@ -64,7 +65,7 @@ def build_domain(
         sessions=Sessions(
             store,
             passwords,
-            limiter,
+            limits,
             user_tokens,
             access_ttl=settings.access_token_ttl,
             refresh_ttl=settings.refresh_token_ttl,

@@ -11,9 +11,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from redfile_auth.validation import PASSWORD_MAX, PASSWORD_MIN
 from redfile_common.settings import ServiceSettings
-
-from .validation import PASSWORD_MAX, PASSWORD_MIN
 
 DAY = 24 * 3600
 

@@ -19,8 +19,8 @@ Key spaces (owner: auth; no hash tags: auth expects one Redis primary, not Redis
 ``auth:ratelimit:ip:{addr}``        failure: failed logins per username / client address
 ``auth:ratelimit:checking:user:{username}``  sorted set, TTL = the hold (60 s), renewed: the
 ``auth:ratelimit:checking:ip:{addr}``        password checks in flight (attempt id -> until
-                                    when it holds its place, unix s); a crashed check's place
-                                    frees itself at that time
+                                    when it holds its place, unix s).  These four are
+                                    written by ``redfile_common.limiter`` (``login_scopes``)
 
 It also writes ``rf:tokstate:{username}`` and ``rf:tokdeny:{jti}`` through the shared
 ``TokenState`` (see redfile_common.tokens), in the same MULTI as the user change.
@@ -29,7 +29,7 @@ Contract:
 * ``create_user`` writes nothing and returns None when the name is taken (WATCH/MULTI).
 * ``update_user`` and ``delete_user`` change the record, the token version and the
   user's refresh families in one MULTI, so no session outlives the change.
-* ``rotate_refresh`` is one Lua script: the presented token is marked used and its
+* ``rotate_refresh`` is one Lua script (lua/rotate_refresh.lua): the presented token is marked used and its
   successor written, or, when it was already used, the whole family is revoked.
 * Failure mode: Redis errors are not caught here.  They reach the shared error
   handler (503), so login and its rate limiting fail closed: no Redis, no login.
@@ -38,11 +38,13 @@ Contract:
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import dataclass, field
 
 import redis
 
+from redfile_common.limiter import Scope
+from redfile_common.lua_scripts import Scripts
+from redfile_common.redis_client import transaction
 from redfile_common.tokens import Claims, TokenState
 
 USER = "auth:user:"
@@ -55,23 +57,11 @@ RATE_IP = "auth:ratelimit:ip:"
 CHECKING_USER = "auth:ratelimit:checking:user:"
 CHECKING_IP = "auth:ratelimit:checking:ip:"
 
-# KEYS: old token, new token, family, user-families; ARGV: username, family, ttl.
-_ROTATE = """
-local rec = redis.call('HMGET', KEYS[1], 'username', 'family', 'version', 'used')
-if not rec[1] or rec[1] ~= ARGV[1] or rec[2] ~= ARGV[2] then return {'invalid'} end
-if redis.call('EXISTS', KEYS[3]) == 0 then return {'revoked'} end
-if rec[4] ~= '0' then
-  redis.call('DEL', KEYS[3])
-  redis.call('SREM', KEYS[4], ARGV[2])
-  return {'reuse'}
-end
-redis.call('HSET', KEYS[1], 'used', '1')
-redis.call('HSET', KEYS[2], 'username', ARGV[1], 'family', ARGV[2], 'version', rec[3], 'used', '0')
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call('EXPIRE', KEYS[3], ARGV[3])
-redis.call('EXPIRE', KEYS[4], ARGV[3])
-return {'ok', rec[3]}
-"""
+
+def login_scopes(username: str | None, addr: str, *, per_user: int, per_ip: int) -> list[Scope]:
+    """The failure limiter's scopes of one login: the username (when it can be one) and the client address."""
+    scopes = [Scope("user", RATE_USER + username, CHECKING_USER + username, per_user)] if username else []
+    return [*scopes, Scope("ip", RATE_IP + addr, CHECKING_IP + addr, per_ip)]
 
 
 @dataclass(frozen=True)
@@ -122,32 +112,19 @@ class Rotation:
     version: str | None = None
 
 
-@dataclass(frozen=True)
-class Failures:
-    user: int
-    user_ttl: int
-    ip: int
-    ip_ttl: int
-
-
-@dataclass(frozen=True)
-class Admission:
-    """Failures and password checks in flight (this one included) of a username and an address."""
-
-    failures: Failures
-    user_checking: int
-    ip_checking: int
+def _str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _text(raw: dict) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in raw.items()}
+    return {_str(k): _str(v) for k, v in raw.items()}
 
 
 class AuthStore:
     def __init__(self, client: redis.Redis, token_state: TokenState) -> None:
         self.redis = client
         self.token_state = token_state
-        self._rotate = client.register_script(_ROTATE)
+        self._scripts = Scripts(client, "redfile_auth")
 
     # -- users ---------------------------------------------------------------
     def create_user(self, record: UserRecord) -> str | None:
@@ -162,7 +139,7 @@ class AuthStore:
             pipe.zadd(USERS, {record.username: 0})
             return self.token_state.bump(record.username, pipe)
 
-        return self.redis.transaction(txn, key, value_from_callable=True)
+        return transaction(self.redis, txn, key)
 
     def get_user(self, username: str) -> UserRecord | None:
         return UserRecord.from_redis(_text(self.redis.hgetall(USER + username)))
@@ -183,7 +160,7 @@ class AuthStore:
         names = self.redis.zrangebylex(USERS, f"({after}" if after else "-", "+", start=0, num=limit + 1)
         with self.redis.pipeline(transaction=False) as pipe:
             for name in names[:limit]:
-                pipe.hgetall(USER + name.decode())
+                pipe.hgetall(USER + _str(name))
             raws = pipe.execute()
         records = [r for r in (UserRecord.from_redis(_text(raw)) for raw in raws) if r is not None]
         return records, len(names) > limit
@@ -212,7 +189,7 @@ class AuthStore:
             self._revoke_all(pipe, username, families)
             return UserRecord.from_redis({**current, **diff}), version
 
-        return self.redis.transaction(txn, key, families_key, value_from_callable=True)
+        return transaction(self.redis, txn, key, families_key)
 
     def replace_password_hash(self, username: str, old_hash: str, new_hash: str) -> bool:
         """Swap in a rehash of the same password, unless the hash changed meanwhile."""
@@ -225,7 +202,7 @@ class AuthStore:
             pipe.hset(key, "password_hash", new_hash)
             return True
 
-        return self.redis.transaction(txn, key, value_from_callable=True)
+        return transaction(self.redis, txn, key)
 
     def delete_user(self, username: str) -> bool:
         """Remove the user, its token version and its refresh families; False if absent."""
@@ -242,7 +219,7 @@ class AuthStore:
             self._revoke_all(pipe, username, families)
             return True
 
-        return self.redis.transaction(txn, key, families_key, value_from_callable=True)
+        return transaction(self.redis, txn, key, families_key)
 
     @staticmethod
     def _revoke_all(pipe, username: str, families) -> None:
@@ -274,11 +251,11 @@ class AuthStore:
         username, family = self.redis.hmget(REFRESH + token_hash, "username", "family")
         if username is None or family is None:
             return None
-        return username.decode(), family.decode()
+        return _str(username), _str(family)
 
     def rotate_refresh(self, old_hash: str, new_hash: str, username: str, family: str, ttl: int) -> Rotation:
         keys = [REFRESH + old_hash, REFRESH + new_hash, FAMILY + family, USER_FAMILIES + username]
-        result = self._rotate(keys=keys, args=[username, family, ttl])
+        result = self._scripts["rotate_refresh"](keys=keys, args=[username, family, ttl])
         status = result[0].decode()
         return Rotation(status, result[1].decode() if len(result) > 1 else None)
 
@@ -287,59 +264,3 @@ class AuthStore:
             pipe.delete(FAMILY + family)
             pipe.srem(USER_FAMILIES + username, family)
             pipe.execute()
-
-    # -- failed-login counters -----------------------------------------------
-    def failures(self, username: str | None, addr: str) -> Failures:
-        user_key = RATE_USER + username if username else None
-        with self.redis.pipeline(transaction=False) as pipe:
-            for key in (user_key, RATE_IP + addr):
-                if key:
-                    pipe.get(key)
-                    pipe.ttl(key)
-            values = pipe.execute()
-        if user_key is None:
-            values = [None, -2, *values]
-        user, user_ttl, ip, ip_ttl = values
-        return Failures(int(user or 0), int(user_ttl), int(ip or 0), int(ip_ttl))
-
-    def clear_user_failures(self, username: str) -> None:
-        self.redis.delete(RATE_USER + username)
-
-    # Password checks in flight: a check takes its place before argon2 runs and gives it up
-    # after, as a failure or not, so failures + checks in flight bound what can still fail.
-    def _rate_keys(self, username: str | None, addr: str) -> list[tuple[str, str]]:
-        pairs = [(RATE_USER + username, CHECKING_USER + username)] if username else []
-        return pairs + [(RATE_IP + addr, CHECKING_IP + addr)]
-
-    def begin_check(self, username: str | None, addr: str, attempt: str, hold: int) -> Admission:
-        """Hold a place for one password check (for at most ``hold`` s) and read the counts, in one MULTI."""
-        now = time.time()
-        pairs = self._rate_keys(username, addr)
-        with self.redis.pipeline(transaction=True) as pipe:
-            for failed, checking in pairs:
-                pipe.zremrangebyscore(checking, "-inf", now)
-                pipe.zadd(checking, {attempt: now + hold})
-                pipe.expire(checking, hold)
-                pipe.zcard(checking)
-                pipe.get(failed)
-                pipe.ttl(failed)
-            rows = pipe.execute()
-        counts = [(int(rows[i + 3]), int(rows[i + 4] or 0), int(rows[i + 5])) for i in range(0, len(rows), 6)]
-        user = counts[0] if username else (0, 0, -2)
-        ip = counts[-1]
-        return Admission(Failures(user[1], user[2], ip[1], ip[2]), user[0], ip[0])
-
-    def end_check(self, username: str | None, addr: str, attempt: str, *, failed: bool, window: int) -> tuple[int | None, int]:
-        """Give up the check's place; when it ``failed``, count the failure in the same MULTI.  The (user, ip) failures."""
-        pairs = self._rate_keys(username, addr)
-        with self.redis.pipeline(transaction=True) as pipe:
-            for failed_key, checking in pairs:
-                pipe.zrem(checking, attempt)
-                if failed:
-                    pipe.set(failed_key, 0, ex=window, nx=True)
-                    pipe.incr(failed_key)
-                else:
-                    pipe.get(failed_key)
-            rows = pipe.execute()
-        counts = [int(rows[i] or 0) for i in range(len(rows)) if (i % 3 == 2 if failed else i % 2 == 1)]
-        return (counts[0], counts[1]) if username else (None, counts[0])

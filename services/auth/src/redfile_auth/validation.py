@@ -16,7 +16,7 @@ USERNAME_MIN, USERNAME_MAX = 2, 32
 PASSWORD_MIN, PASSWORD_MAX = 8, 1024
 ROLES = ("admin", "user")
 
-_USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{%d,%d}" % (USERNAME_MIN - 1, USERNAME_MAX - 1))
+_USERNAME = re.compile(rf"[a-z0-9][a-z0-9._-]{{{USERNAME_MIN - 1},{USERNAME_MAX - 1}}}")
 
 
 def normalise_username(raw: str) -> str:

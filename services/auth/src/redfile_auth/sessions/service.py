@@ -23,17 +23,17 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
+from redfile_auth.accounts.service import utc_now
+from redfile_auth.passwords import Passwords
+from redfile_auth.sessions.limits import LoginLimits
+from redfile_auth.storage import AuthStore, UserRecord
+from redfile_auth.validation import is_valid_username, normalise_username, require_password
 from redfile_common.audit import NullAuditLog
 from redfile_common.errors import ApiError
+from redfile_common.limiter import Refused
 from redfile_common.product_metrics import AuthMetrics
 from redfile_common.security_events import SecurityEvents
 from redfile_common.tokens import Claims, UserTokens
-
-from .passwords import Passwords
-from .ratelimit import LoginLimiter
-from .storage import AuthStore, UserRecord
-from .users import utc_now
-from .validation import is_valid_username, normalise_username, require_password
 
 USER_SCOPES = ("files:read", "files:write")
 
@@ -67,7 +67,7 @@ class Sessions:
         self,
         store: AuthStore,
         passwords: Passwords,
-        limiter: LoginLimiter,
+        limits: LoginLimits,
         user_tokens: UserTokens,
         *,
         access_ttl: int,
@@ -78,7 +78,7 @@ class Sessions:
     ) -> None:
         self.store = store
         self.passwords = passwords
-        self.limiter = limiter
+        self.limits = limits
         self.user_tokens = user_tokens
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
@@ -90,18 +90,18 @@ class Sessions:
         name = normalise_username(username)
         known_name = name if is_valid_username(name) else None
         try:
-            attempt = self.limiter.check(known_name, addr)
-        except ApiError:
+            attempt = self.limits.begin(known_name, addr)
+        except Refused:
             self.metrics.login("locked_out")
             raise
         try:
             record, version = self.store.user_and_version(known_name) if known_name else (None, None)
             verdict = self.passwords.verify(record.password_hash if record else None, password)
         except BaseException:
-            self.limiter.abandon(attempt)
+            self.limits.abandon(attempt)
             raise
         if not (verdict.ok and record and record.active):
-            reached = self.limiter.failed(attempt)
+            reached = self.limits.failed(attempt)
             self.metrics.login("failure")
             # Name only accounts that exist: an unknown "username" may be a password typed in the wrong box.
             account = record.username if record else None
@@ -112,7 +112,7 @@ class Sessions:
             if reached:
                 self.audit.record("login.locked_out", actor=account or "<unknown>", user=account, outcome="denied", scope=",".join(reached))
             raise ApiError("invalid_credentials")
-        self.limiter.succeeded(attempt, record.username)
+        self.limits.succeeded(attempt)
         if verdict.needs_rehash:
             self.store.replace_password_hash(record.username, record.password_hash, self.passwords.hash(password))
         pair = self._issue(record, version or self.store.new_version(record.username))
@@ -138,7 +138,7 @@ class Sessions:
                 self.metrics.refresh("invalid")
             raise ApiError("invalid_token")
         record, version = self.store.user_and_version(username)
-        if record is None or not record.active or version != rotation.version:
+        if record is None or not record.active or version is None or version != rotation.version:
             # The user changed (or went) since this family was issued: end it.
             self.store.revoke_family(username, family)
             self.metrics.refresh("invalid")
@@ -169,23 +169,23 @@ class Sessions:
     def change_password(self, username: str, current: str, new: str, addr: str) -> TokenPair:
         """Check the current password, set the new one and end every session; a fresh pair."""
         require_password(new, "new_password")
-        attempt = self.limiter.check(username, addr)
+        attempt = self.limits.begin(username, addr)
         try:
             record = self.store.get_user(username)
             verdict = self.passwords.verify(record.password_hash if record else None, current)
         except BaseException:
-            self.limiter.abandon(attempt)
+            self.limits.abandon(attempt)
             raise
         if not (verdict.ok and record and record.active):
-            self.limiter.failed(attempt)
+            self.limits.failed(attempt)
             self.events.emit("login_failed", username=username, remote=addr, action="password_change")
             self.audit.record("password.changed", actor=username, user=username, outcome="failure", reason="wrong_current_password")
             raise ApiError("invalid_credentials", "The current password is wrong.")
-        self.limiter.succeeded(attempt, username)
+        self.limits.succeeded(attempt)
         result = self.store.update_user(username, {"password_hash": self.passwords.hash(new)}, utc_now())
-        if result is None or result[1] is None:
+        record, version = result or (None, None)
+        if record is None or version is None:
             raise ApiError("user_not_found")
-        record, version = result
         self.audit.record("password.changed", actor=username, user=username, other_sessions_ended=True)
         return self._issue(record, version)
 

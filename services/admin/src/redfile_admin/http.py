@@ -11,14 +11,9 @@ from __future__ import annotations
 from apiflask import APIBlueprint
 from apiflask.schemas import EmptySchema
 
-from redfile_common.app import redfile
-from redfile_common.audit import AuditReader
-from redfile_common.security import current_principal, login_required
-
-from .audit import AdminAudit
-from .domain import AdminActions
-from .reports import AdminReports
-from .schemas import (
+from redfile_admin.domain import AdminDomain
+from redfile_admin.reports import AdminReports
+from redfile_admin.schemas import (
     AuditPage,
     AuditQuery,
     ConsistencyOut,
@@ -36,7 +31,9 @@ from .schemas import (
     UserPage,
     UserPatchIn,
 )
-from .upstream import AuthUsers, FilesCatalogue
+from redfile_admin.service import AdminActions
+from redfile_common.app import domain_of
+from redfile_common.security import current_principal, login_required
 
 bp = APIBlueprint("admin", __name__, url_prefix="/admin", tag="Admin")
 
@@ -51,17 +48,15 @@ _EXTRA = {
 
 def _doc(*extra: int) -> dict:
     responses = {**_ERRORS, **{code: _EXTRA[code] for code in extra}}
-    return dict(security="BearerAuth", responses=dict(sorted(responses.items())))
+    return {"security": "BearerAuth", "responses": dict(sorted(responses.items()))}
 
 
 def actions() -> AdminActions:
-    rf = redfile()
-    return AdminActions(AuthUsers(rf.services), FilesCatalogue(rf.services), audit=AdminAudit(rf.audit))
+    return domain_of(AdminDomain).actions
 
 
 def reports() -> AdminReports:
-    rf = redfile()
-    return AdminReports(AuthUsers(rf.services), FilesCatalogue(rf.services), redis_info=rf.redis_info, reader=AuditReader(rf.redis))
+    return domain_of(AdminDomain).reports
 
 
 def actor() -> str:
@@ -192,8 +187,7 @@ def user_usage(username):
 @bp.output(ConsistencyOut)
 def consistency(query):
     """Check the files service's data read-only: usage against stored sizes, chunks, indexes, shares, orphan keys."""
-    timeout = redfile().settings.service_timeout
-    return actions().check_consistency(actor(), deep=query["deep"], strict=query["strict"], service_timeout=timeout)
+    return actions().check_consistency(actor(), deep=query["deep"], strict=query["strict"])
 
 
 @bp.get("/audit")

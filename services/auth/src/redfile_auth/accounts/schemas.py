@@ -1,4 +1,4 @@
-"""Request and response schemas; they validate input and make the OpenAPI document."""
+"""Schemas of the account routes; they validate input and make the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -6,40 +6,13 @@ from apiflask import Schema
 from apiflask.fields import Boolean, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 
+from redfile_auth.validation import PASSWORD_MAX, ROLES
 from redfile_common.fields import StrictBoolean
-
-from .validation import PASSWORD_MAX, ROLES
 
 # Class names are the OpenAPI component names (User, TokenPair, ...).
 # Generous bounds at the edge; the exact rules (validation.py) are checked by the domain.
 _NAME = Length(min=1, max=64)
 _PASSWORD = Length(min=1, max=PASSWORD_MAX)
-_REFRESH = Length(min=1, max=256)
-
-
-class LoginIn(Schema):
-    username = String(required=True, validate=_NAME)
-    password = String(required=True, validate=_PASSWORD)
-
-
-class RefreshIn(Schema):
-    refresh_token = String(required=True, validate=_REFRESH)
-
-
-class LogoutIn(Schema):
-    refresh_token = String(validate=_REFRESH)
-
-
-class PasswordChangeIn(Schema):
-    current_password = String(required=True, validate=_PASSWORD)
-    new_password = String(required=True, validate=_PASSWORD)
-
-
-class TokenPair(Schema):
-    access_token = String(required=True)
-    refresh_token = String(required=True)
-    token_type = String(required=True, metadata={"example": "Bearer"})
-    expires_in = Integer(required=True, metadata={"description": "Seconds the access token lives."})
 
 
 class User(Schema):

@@ -3,7 +3,7 @@
 Names listed in ADMIN_USERS are always admins: creating one gives the admin
 role whatever was asked, and demoting one is refused (the setting would
 promote it again at the next start).  Every change to a user's role, active
-flag or password ends all of the user's sessions at once (see storage.py).
+flag or password ends all of the user's sessions at once (see redfile_auth.storage).
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ import base64
 import binascii
 from datetime import UTC, datetime
 
+from redfile_auth.passwords import Passwords
+from redfile_auth.storage import AuthStore, UserRecord
+from redfile_auth.validation import ROLES, invalid, is_valid_username, normalise_username, require_password, require_username
 from redfile_common.errors import ApiError
-
-from .passwords import Passwords
-from .storage import AuthStore, UserRecord
-from .validation import ROLES, invalid, is_valid_username, normalise_username, require_password, require_username
 
 
 def utc_now() -> str:

@@ -1,17 +1,19 @@
-"""What auth's sessions count, warn about and audit (fakeredis, an in-memory audit log).
+"""What auth's sessions count, warn about and audit: the domain without Flask, an in-memory audit log.
 
-Refresh-token rotation runs a Lua script, which fakeredis lacks: its metrics and audit are in
-tests/integration/auth/test_observability.py."""
+The deployed app's metrics and audit trail, refresh-token rotation included, are in test_observability.py."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from redfile_auth.ratelimit import LoginLimiter
-from redfile_auth.sessions import Sessions
+from redfile_auth.sessions.limits import LoginLimits
+from redfile_auth.sessions.service import Sessions
 from redfile_common.audit import MemoryAuditLog
 from redfile_common.errors import ApiError
+from redfile_common.limiter import FailureLimiter
 from redfile_common.product_metrics import AuthMetrics
 from redfile_common.security_events import SecurityEvents
 
@@ -30,14 +32,14 @@ class Lines:
 
 
 @pytest.fixture
-def observed(store, passwords, user_tokens, users):
+def observed(redis_client, store, passwords, user_tokens, users):
     registry, trail, lines = CollectorRegistry(), MemoryAuditLog(), Lines()
     events = SecurityEvents(logger=lines)
-    limiter = LoginLimiter(store, per_user=3, per_ip=50, window=60, events=events)
+    limits = LoginLimits(FailureLimiter(redis_client, window=60), per_user=3, per_ip=50, events=events)
     sessions = Sessions(
         store,
         passwords,
-        limiter,
+        limits,
         user_tokens,
         access_ttl=900,
         refresh_ttl=3600,
@@ -47,13 +49,18 @@ def observed(store, passwords, user_tokens, users):
     )
     users.create("ann", "ann-password-1")
 
-    class Observed:
-        pass
+    return Observed(sessions, registry, trail, lines)
 
-    o = Observed()
-    o.sessions, o.registry, o.trail, o.lines = sessions, registry, trail, lines
-    o.count = lambda metric, result: registry.get_sample_value(metric, {"service": "auth", "result": result})
-    return o
+
+@dataclass
+class Observed:
+    sessions: Sessions
+    registry: CollectorRegistry
+    trail: MemoryAuditLog
+    lines: Lines
+
+    def count(self, metric: str, result: str) -> float | None:
+        return self.registry.get_sample_value(metric, {"service": "auth", "result": result})
 
 
 def test_logins_are_counted_and_audited_by_result(observed):

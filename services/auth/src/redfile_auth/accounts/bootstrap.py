@@ -18,10 +18,9 @@ import sys
 
 import structlog
 
+from redfile_auth.accounts.service import Users
+from redfile_auth.validation import normalise_username, username_problem
 from redfile_common.audit import NullAuditLog
-
-from .users import Users
-from .validation import normalise_username, username_problem
 
 log = structlog.get_logger("redfile.auth")
 
@@ -52,7 +51,7 @@ def bootstrap_admins(users: Users, admin_users: list[str], admin_password: str |
                     f"admin user {first!r} does not exist yet and ADMIN_PASSWORD is not set: set ADMIN_PASSWORD for the first start"
                 )
             password = secrets.token_urlsafe(16)
-        record, created = users.create(first, password, "admin")
+        _, created = users.create(first, password, "admin")
         if created:
             origin = "ADMIN_PASSWORD" if admin_password else "generated"
             log.warning("bootstrap_admin_created", username=first, origin=origin)
@@ -61,8 +60,8 @@ def bootstrap_admins(users: Users, admin_users: list[str], admin_password: str |
                 # Printed, not logged: the log masks password fields, and this is shown once only.
                 print(f"redfile-auth: created admin {first!r} with generated password: {password}", file=sys.stderr, flush=True)
     for name in names:
-        record = users.find(name)
-        if record is not None and record.role != "admin" and users.promote(name):
+        found = users.find(name)
+        if found is not None and found.role != "admin" and users.promote(name):
             log.warning("bootstrap_admin_promoted", username=name)
             audit.record("role.changed", actor="system", user=name, target=name, role="admin", origin="ADMIN_USERS")
     return created
