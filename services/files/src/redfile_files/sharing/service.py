@@ -25,88 +25,23 @@ a count in ``redfile_files_share_events_total`` (and link downloads in ``share_d
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import random
 import re
 import secrets
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import structlog
 
 from redfile_common.errors import ApiError
+from redfile_common.limiter import Refused
 from redfile_files.catalogue.reader import Reader
 from redfile_files.catalogue.service import Catalogue
 from redfile_files.records import FileRecord, FileUpload, iso
+from redfile_files.sharing.model import TOKEN_RE, LinkView, OpenedLink, password_hasher, token_hash
 from redfile_files.storage.shares import ShareStore
 
 log = structlog.get_logger("redfile.files")
 
-TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
-CHECK_HOLD = 60  # seconds a link-password check may hold its place (a crashed worker's place frees itself)
-CHECK_WAIT = 2.0  # seconds a check waits for a place while every one is taken by checks in flight
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
-
-
-@functools.cache
-def _hasher():
-    """argon2id at OWASP's minimum: a link password guards one link and is checked on every download.
-
-    Imported on first use: a files worker that never meets a link password never loads argon2
-    (the benchmarks check that workers stay small).
-    """
-    from argon2 import PasswordHasher
-
-    return PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class LinkView:
-    """A link as its owner sees it (never the token, which only its creation returns)."""
-
-    id: str
-    file_id: str
-    created_at: str
-    expires_at: str | None
-    max_downloads: int | None
-    downloads: int
-    password: bool
-    preview: bool
-    burn_after_read: bool
-    visibility: str  # public: anyone with the link; private: only the owner and the file's recipients, logged in
-    state: str  # active | expired | used_up
-
-    @classmethod
-    def of(cls, row: dict, now: float) -> LinkView:
-        exp, max_dl, n = int(row.get("expires_ts") or 0), int(row.get("max_downloads") or 0), int(row.get("downloads") or 0)
-        state = "expired" if exp and now >= exp else "used_up" if max_dl and n >= max_dl else "active"
-        return cls(
-            id=row["id"],
-            file_id=row["file_id"],
-            created_at=row.get("created_at", ""),
-            expires_at=iso(exp) if exp else None,
-            max_downloads=max_dl or None,
-            downloads=n,
-            password=bool(row.get("password")),
-            preview=row.get("preview") == "1",
-            burn_after_read=row.get("burn") == "1",
-            visibility=row.get("visibility") or "public",
-            state=state,
-        )
-
-
-@dataclass(frozen=True)
-class OpenedLink:
-    record: FileRecord
-    link: LinkView
-    downloads: int
-    digest: str = ""
 
 
 class Sharing:
@@ -151,7 +86,7 @@ class Sharing:
             "file_id": record.id,
             "owner": record.owner,
             "token_sha256": token_hash(token),
-            "password": _hasher().hash(password) if password else "",
+            "password": password_hasher().hash(password) if password else "",
             "expires_ts": int(expires_ts or 0),
             "max_downloads": int(max_downloads or 0),
             "downloads": 0,
@@ -255,33 +190,25 @@ class Sharing:
             raise ApiError("share_gone", details={"reason": state})
 
     def _check_password(self, digest: str, row: dict, password: str | None) -> None:
+        """argon2 runs only while the link's wrong passwords are under the limit (``redfile_common.limiter``:
+        exact under concurrency on every replica; a right password, however often, never locks a link)."""
         if not password:
             raise ApiError("share_password_required")
-        settings = self.settings
-        # Failures only are counted (a right password, however often, never locks a link).  Each check
-        # holds a place while argon2 runs, and starts only while failures + checks in flight are below
-        # the limit: however many guesses arrive at once on however many replicas, at most the limit's
-        # worth of wrong passwords is checked per window.  Every place taken by checks in flight: wait.
-        attempt, deadline = secrets.token_hex(8), time.monotonic() + CHECK_WAIT
-        while True:
-            state = self.store.begin_password_check(digest, attempt, limit=settings.share_password_max_failures, hold=CHECK_HOLD)
-            if state != "busy" or time.monotonic() >= deadline:
-                break
-            time.sleep(random.uniform(0.01, 0.05))
-        if state != "ok":
-            log.warning("share_password_locked", share_id=row["id"], busy=state == "busy")
+        limiter = self.store.passwords
+        try:
+            attempt = limiter.begin([self.store.password_scope(digest, self.settings.share_password_max_failures)])
+        except Refused as refused:
+            log.warning("share_password_locked", share_id=row["id"], busy=refused.busy)
             self.catalogue.metrics.share_event("denied")
             raise ApiError(
-                "too_many_requests",
-                "Too many wrong passwords for this link; try again later.",
-                headers={"Retry-After": "1" if state == "busy" else str(settings.share_password_window)},
-            )
+                "too_many_requests", "Too many wrong passwords for this link; try again later.", headers=refused.headers
+            ) from None
         from argon2.exceptions import InvalidHashError, VerificationError
 
         try:
-            _hasher().verify(row["password"], password)
+            password_hasher().verify(row["password"], password)
         except (VerificationError, InvalidHashError):
-            self.store.end_password_check(digest, attempt, wrong=True, window=settings.share_password_window)
+            limiter.failed(attempt)
             log.info("share_password_wrong", share_id=row["id"])
             self.catalogue.metrics.share_event("denied")
             self.catalogue.audit.record(
@@ -289,9 +216,9 @@ class Sharing:
             )
             raise ApiError("share_password_required", "Wrong password for this share link.") from None
         except BaseException:
-            self.store.end_password_check(digest, attempt, wrong=False, window=settings.share_password_window)
+            limiter.abandon(attempt)
             raise
-        self.store.end_password_check(digest, attempt, wrong=False, window=settings.share_password_window)
+        limiter.succeeded(attempt)
 
     def used(self, opened: OpenedLink, *, ranged: bool) -> None:
         """A download through the link has started: log, audit, count; burn a burn-after-read text."""

@@ -47,4 +47,13 @@ class Storage:
         ledger = Ledger(client, default_quota=settings.default_quota_bytes, default_max_file=settings.max_file_bytes)
         tus = TusStore(client, upload_ttl=settings.upload_ttl, max_file_bytes=settings.max_file_bytes)
         lifecycle = Lifecycle(files, ledger, tus, batch=settings.sweep_batch, metrics=metrics, clock=clock)
-        return cls(client, files, ledger, tus, ShareStore(client), lifecycle, Inspector(client), DataKeys(client))
+        return cls(
+            client,
+            files,
+            ledger,
+            tus,
+            ShareStore(client, password_window=settings.share_password_window),
+            lifecycle,
+            Inspector(client),
+            DataKeys(client),
+        )

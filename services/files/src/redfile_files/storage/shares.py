@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import redis
 
+from redfile_common.limiter import FailureLimiter, Scope
 from redfile_common.lua_scripts import Scripts
 from redfile_files.storage import keys
 from redfile_files.storage.records import text
@@ -28,9 +29,10 @@ class ShareStore:
     * ``revoke`` and ``purge_file`` remove the link hashes first, then the indexes.
     """
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, password_window: int) -> None:
         self.redis = client
         self.scripts = Scripts(client, "redfile_files.storage")
+        self.passwords = FailureLimiter(client, window=password_window)
 
     # -- links -------------------------------------------------------------------
     def create_link(self, fields: dict, *, file_expires_ts: int = 0) -> bool:
@@ -76,15 +78,9 @@ class ShareStore:
         )
         return text(result[0]), int(result[1]) if len(result) > 1 else 0
 
-    def begin_password_check(self, token_sha256: str, attempt: str, *, limit: int, hold: int) -> str:
-        """Take a place for one password check: ``ok``, ``busy`` (every place is in flight) or ``locked``."""
-        names = [keys.password_failures(token_sha256), keys.password_checks(token_sha256)]
-        return text(self.scripts["share_password_begin"](keys=names, args=[limit, attempt, hold]))
-
-    def end_password_check(self, token_sha256: str, attempt: str, *, wrong: bool, window: int) -> int:
-        """Give the check's place up, counting a wrong password in the same step; the failures now."""
-        names = [keys.password_failures(token_sha256), keys.password_checks(token_sha256)]
-        return int(self.scripts["share_password_end"](keys=names, args=[attempt, "1" if wrong else "0", window]))
+    def password_scope(self, token_sha256: str, limit: int) -> Scope:
+        """The failure-limiter scope of one link's password checks (its keys share the link's slot)."""
+        return Scope("link", keys.password_failures(token_sha256), keys.password_checks(token_sha256), limit)
 
     def owner_links(self, owner: str) -> dict[str, str]:
         return {text(k): text(v) for k, v in self.redis.hgetall(keys.user_links(owner)).items()}
