@@ -8,7 +8,7 @@ import pytest
 
 from redfile_auth import create_app
 from redfile_common.app import redfile
-from redfile_common.testing import auth_header, service_token, settings_overrides
+from redfile_dev.testing import auth_header, service_token, settings_overrides
 
 ADMIN_PASSWORD = "admin-password-1"
 CHEAP_ARGON2 = dict(argon2_memory_kib=1024, argon2_time_cost=1, argon2_parallelism=1)

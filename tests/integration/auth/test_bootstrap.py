@@ -8,7 +8,7 @@ import pytest
 
 from redfile_auth.bootstrap import BootstrapError
 from redfile_common.app import redfile
-from redfile_common.testing import auth_header, service_token
+from redfile_dev.testing import auth_header, service_token
 
 from .conftest import ADMIN_PASSWORD
 

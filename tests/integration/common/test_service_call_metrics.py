@@ -4,7 +4,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from werkzeug.wrappers import Response
 
-from redfile_common.dev.redis_server import free_port
+from redfile_dev.redis_server import free_port
 from redfile_common.errors import ApiError
 from redfile_common.product_metrics import CommonMetrics
 from redfile_common.service_client import ServiceClient

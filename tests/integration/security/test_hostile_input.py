@@ -45,7 +45,7 @@ import redis
 from werkzeug.serving import make_server
 
 from redfile_common.errors import CATALOGUE
-from redfile_common.testing import ServiceProcess, auth_header, service_token, settings_overrides, user_token
+from redfile_dev.testing import ServiceProcess, auth_header, service_token, settings_overrides, user_token
 
 ADMIN_PASSWORD = "admin-password-1"
 PASSWORD = "password-123"

@@ -61,8 +61,8 @@ import jwt
 import pytest
 import requests
 
-from redfile_common.testing import auth_header, settings_overrides, user_token
-from redfile_common.testing import test_env as service_env
+from redfile_dev.testing import auth_header, settings_overrides, user_token
+from redfile_dev.testing import test_env as service_env
 from redfile_common.tokens import LEEWAY_SECONDS
 
 USER_A, USER_B = "user-a:" + "ua" * 20, "user-b:" + "ub" * 20

@@ -5,7 +5,7 @@
     /internal/... -> 404 (service-to-service only, never routed from outside)
     everything else (/upload_chunk, /upload_complete, /files..., /texts..., /tus/..., /files/openapi.json) -> files
 
-Served by gunicorn: ``gunicorn 'redfile_common.dev.gateway:create_gateway()'``.
+Served by gunicorn: ``gunicorn 'redfile_dev.gateway:create_gateway()'``.
 
 The forwarding is written here rather than taken from werkzeug's
 ProxyMiddleware because that one loses what an Ingress keeps: it drops a
