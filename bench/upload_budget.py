@@ -54,8 +54,8 @@ def main() -> int:
     from measure import MIB, Payload, bare_upload, redfile_delete, redfile_upload, seed_buffer, seed_delete, seed_form, tus_creation_headers
     from procs import Processes, cpu_seconds
 
-    from redfile_dev.redis_server import free_port
     from redfile_common.settings import ServiceSettings
+    from redfile_dev.redis_server import free_port
     from redfile_dev.testing import test_env, user_token
 
     chunk = 8 * MIB - 4096  # the default chunk size (run.DEFAULT_CHUNK)

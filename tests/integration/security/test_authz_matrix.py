@@ -26,8 +26,8 @@ from werkzeug.serving import make_server
 from werkzeug.test import Client
 
 from redfile_common.settings import SigningKey
-from redfile_dev.testing import auth_header, settings_overrides
 from redfile_common.tokens import Keyring, ServiceTokens, TokenError, TokenState, UserTokens
+from redfile_dev.testing import auth_header, settings_overrides
 
 from .authz_table import B64, BROKEN, GATEWAY_INTERNAL, PASSWORD, POLICIES, PRINCIPALS, ROWS, TUS_CREATE, Row, expected_code
 

@@ -11,8 +11,8 @@ from redfile_auth.sessions import Sessions
 from redfile_auth.storage import AuthStore
 from redfile_auth.users import Users
 from redfile_common.settings import parse_keyring
-from redfile_dev.testing import TEST_USER_KEYS
 from redfile_common.tokens import Keyring, TokenState, UserTokens
+from redfile_dev.testing import TEST_USER_KEYS
 
 CHEAP = dict(time_cost=1, memory_kib=1024, parallelism=1)
 
