@@ -9,6 +9,7 @@ and a client that drops mid-upload.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -426,3 +427,16 @@ def test_a_service_that_is_down_is_a_json_502(tmp_path):
         assert resp.json()["error"]["code"] == "bad_gateway"
     finally:
         front.stop()
+
+
+def test_a_tus_checksum_header_is_checked_through_the_door(door, user_api):
+    data = os.urandom(300_000)
+    auth = {"Authorization": f"Bearer {user_api.token}", "Tus-Resumable": "1.0.0"}
+    created = requests.post(f"{door.base}/tus/", headers={**auth, "Upload-Length": str(len(data))}, timeout=10)
+    url = door.base + created.headers["Location"]
+    patch = {**auth, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
+    wrong = base64.b64encode(hashlib.sha1(b"not it").digest()).decode()
+    assert requests.patch(url, data=data, headers={**patch, "Upload-Checksum": f"sha1 {wrong}"}, timeout=30).status_code == 460
+    right = base64.b64encode(hashlib.sha1(data).digest()).decode()
+    done = requests.patch(url, data=data, headers={**patch, "Upload-Checksum": f"sha1 {right}"}, timeout=30)
+    assert done.status_code == 204 and done.headers["Upload-Offset"] == str(len(data))

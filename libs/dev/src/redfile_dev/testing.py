@@ -204,7 +204,7 @@ class ServiceProcess:
         full = {**os.environ, **test_env(redis_url, **{**defaults, **env}, SERVICE_NAME=service, BIND=f"127.0.0.1:{self.port}")}
         full.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.log_path = Path(log_dir) / f"{service}-{self.port}.log"
-        self.log = open(self.log_path, "wb")
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 - the process writes to it until stop() closes it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "python:redfile_common.gunicorn_conf", f"redfile_{service}:create_app()"],
             env=full,
@@ -288,8 +288,9 @@ def redis_state(r: redis.Redis, skip=lambda key: False) -> dict:
     }
     state = {}
     for key in sorted(k for k in r.scan_iter(count=1000) if not skip(k)):
-        kind = r.type(key).decode()
-        state[key] = (kind, readers.get(kind, lambda k: kind)(key), r.ttl(key) != -1)
+        raw = r.type(key)
+        kind = raw.decode() if isinstance(raw, bytes) else raw
+        state[key] = (kind, readers.get(kind, lambda k, kind=kind: kind)(key), r.ttl(key) != -1)
     return state
 
 
