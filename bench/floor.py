@@ -36,7 +36,7 @@ def main() -> int:
     from procs import Processes, cpu_seconds
 
     from redfile_common.settings import ServiceSettings
-    from redfile_common.testing import test_env, user_token
+    from redfile_dev.testing import test_env, user_token
 
     with tempfile.TemporaryDirectory() as tmp:
         procs = Processes(Path(tmp), workers=2, threads=4)

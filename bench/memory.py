@@ -33,9 +33,9 @@ import google_crc32c
 import redis
 import requests
 
-from redfile_common.dev.redis_server import RedisProcess, free_port
 from redfile_common.settings import ServiceSettings
-from redfile_common.testing import auth_header, test_env, user_token
+from redfile_dev.redis_server import RedisProcess, free_port
+from redfile_dev.testing import auth_header, test_env, user_token
 
 MIB = 1024 * 1024
 

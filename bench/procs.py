@@ -14,8 +14,8 @@ from pathlib import Path
 
 import requests
 
-from redfile_common.dev.redis_server import RedisProcess, free_port
-from redfile_common.testing import test_env
+from redfile_dev.redis_server import RedisProcess, free_port
+from redfile_dev.testing import test_env
 
 HERE = Path(__file__).resolve().parent
 GUNICORN_CONF = "python:redfile_common.gunicorn_conf"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import redis
 
-from redfile_common.dev.redis_server import RedisProcess
+from redfile_dev.redis_server import RedisProcess
 
 KIB, MIB = 1024, 1024 * 1024
 KEY = "files:{0123456789abcdef0123456789abcdef}:c:123"  # a real chunk key's length

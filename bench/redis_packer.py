@@ -22,7 +22,7 @@ from pathlib import Path
 import redis
 from redis.connection import Connection, PythonRespSerializer
 
-from redfile_common.dev.redis_server import RedisProcess
+from redfile_dev.redis_server import RedisProcess
 
 try:
     import hiredis  # noqa: F401

@@ -64,7 +64,7 @@ from report import median, mib_s, print_table, targets
 
 from redfile_common.redis_client import make_redis
 from redfile_common.settings import ServiceSettings
-from redfile_common.testing import test_env, user_token
+from redfile_dev.testing import test_env, user_token
 
 DEFAULT_CHUNK = 8 * MIB - 4096  # the files service's DEFAULT_CHUNK_BYTES
 ADMIN = ("benchadmin", "bench-admin-password-0123")

@@ -54,9 +54,9 @@ def main() -> int:
     from measure import MIB, Payload, bare_upload, redfile_delete, redfile_upload, seed_buffer, seed_delete, seed_form, tus_creation_headers
     from procs import Processes, cpu_seconds
 
-    from redfile_common.dev.redis_server import free_port
     from redfile_common.settings import ServiceSettings
-    from redfile_common.testing import test_env, user_token
+    from redfile_dev.redis_server import free_port
+    from redfile_dev.testing import test_env, user_token
 
     chunk = 8 * MIB - 4096  # the default chunk size (run.DEFAULT_CHUNK)
     with tempfile.TemporaryDirectory() as tmp:

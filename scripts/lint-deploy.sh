@@ -2,6 +2,7 @@
 # make lint-deploy: every offline check of the deployment files, with the real tools.
 #   hadolint        Dockerfile
 #   compose schema  docker-compose.yml against the Compose Specification's JSON schema
+#   nginx -t        deploy/nginx/redfile.conf.template, rendered by envsubst as the nginx image does
 #   helm            lint --strict and template, for every helm/redfile/ci/*-values.yaml
 #   kubernetes      every rendered object and every k8s/ object against the schemas of
 #                   Kubernetes 1.30 and of the newest release kubernetes-validate bundles,
@@ -21,6 +22,8 @@ trap 'rm -rf "$OUT"' EXIT
 K8S_VERSIONS=(--kubernetes-version 1.30 --kubernetes-version latest)
 
 scripts/install-deploy-tools.sh || { echo "lint-deploy: could not install helm and kubectl" >&2; exit 1; }
+scripts/install-system-tools.sh || { echo "lint-deploy: could not install nginx" >&2; exit 1; }
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 
 failed=()
 check() {
@@ -47,6 +50,20 @@ kustomize_and_validate() {
   "$BIN/kubectl" kustomize "$dir" >"$built" && "$PY" scripts/validate_k8s.py "${K8S_VERSIONS[@]}" "$built"
 }
 
+nginx_config_test() {
+  local dir="$OUT/nginx" names='${REDFILE_LISTEN} ${REDFILE_AUTH_UPSTREAM} ${REDFILE_FILES_UPSTREAM} ${REDFILE_ADMIN_UPSTREAM}'
+  mkdir -p "$dir/temp"
+  REDFILE_LISTEN=8080 REDFILE_AUTH_UPSTREAM=127.0.0.1:8001 REDFILE_FILES_UPSTREAM=127.0.0.1:8002 \
+    REDFILE_ADMIN_UPSTREAM=127.0.0.1:8003 envsubst "$names" <deploy/nginx/redfile.conf.template >"$dir/redfile.conf"
+  if grep -n '${' "$dir/redfile.conf"; then
+    echo "a \${...} name is left: add it to the compose environment and to this check" >&2
+    return 1
+  fi
+  printf 'pid %s/nginx.pid;\nevents {}\nhttp {\n  client_body_temp_path %s/temp/b;\n  proxy_temp_path %s/temp/p;\n  include %s/redfile.conf;\n}\n' \
+    "$dir" "$dir" "$dir" "$dir" >"$dir/nginx.conf"
+  "$NGINX" -t -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf"
+}
+
 shell_syntax() {
   local f
   for f in helm/redfile/files/redis/*.sh deploy/docker/redfile-serve; do sh -n "$f" || return 1; done
@@ -55,6 +72,7 @@ shell_syntax() {
 
 check "hadolint Dockerfile" "$VENV_BIN/hadolint" --failure-threshold style Dockerfile
 check "compose-spec schema: docker-compose.yml" "$VENV_BIN/check-jsonschema" --builtin-schema vendor.compose-spec docker-compose.yml
+check "nginx -t: deploy/nginx/redfile.conf.template" nginx_config_test
 check "values.schema.json is a valid JSON schema" "$VENV_BIN/check-jsonschema" --check-metaschema helm/redfile/values.schema.json
 for values in helm/redfile/ci/*-values.yaml; do
   check "helm lint --strict -f $values" "$BIN/helm" lint --strict helm/redfile -f "$values"

@@ -1,4 +1,4 @@
-"""Shared test configuration: fixtures come from redfile_common.testing; tiers from folders."""
+"""Shared test configuration: fixtures come from redfile_dev.testing; tiers from folders."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["redfile_common.testing"]
+pytest_plugins = ["redfile_dev.testing"]
 
 _TIERS = {"unit", "integration", "e2e"}
 

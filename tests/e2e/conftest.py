@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from redfile_common.dev.redis_server import free_port
+from redfile_dev.redis_server import free_port
 
 ADMIN_PASSWORD = "e2e-admin-password-0123"
 STARTUP_TIMEOUT = 120
@@ -58,9 +58,7 @@ class System:
 
     def start(self) -> None:
         with open(self.log_path, "wb") as log:  # the launcher and its children write to their own copies of the descriptor
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "redfile_common.dev.run"], env=self.env(), stdout=log, stderr=subprocess.STDOUT
-            )
+            self.proc = subprocess.Popen([sys.executable, "-m", "redfile_dev.run"], env=self.env(), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

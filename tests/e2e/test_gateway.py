@@ -44,8 +44,8 @@ def test_internal_routes_are_never_exposed(system):
 def test_a_service_that_is_down_is_a_json_502():
     from werkzeug.test import Client
 
-    from redfile_common.dev.gateway import create_gateway
-    from redfile_common.dev.redis_server import free_port
+    from redfile_dev.gateway import create_gateway
+    from redfile_dev.redis_server import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
     client = Client(create_gateway(dead, dead, dead))

@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from redfile_common.dev.redis_server import RedisProcess
 from redfile_common.settings import parse_keyring
 from redfile_common.tokens import Keyring, ServiceTokens
+from redfile_dev.redis_server import RedisProcess
 
 from .conftest import System
 

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redfile_common.metrics import init_metrics
 from redfile_common.product_metrics import AuthMetrics, CommonMetrics, FilesMetrics
 from redfile_common.redis_info import RedisInfo, RedisInfoCollector
-from redfile_common.testing import tcp_socket_owners
+from redfile_dev.testing import tcp_socket_owners
 
 SERVICES = ("auth", "files", "admin")
 

@@ -18,8 +18,8 @@ import pytest
 from werkzeug.wrappers import Request, Response
 
 from redfile_common.settings import parse_keyring
-from redfile_common.testing import TEST_SERVICE_KEYS, auth_header, settings_overrides, user_token
 from redfile_common.tokens import Claims, Keyring, ServiceTokens, TokenError
+from redfile_dev.testing import TEST_SERVICE_KEYS, auth_header, settings_overrides, user_token
 
 USER = {"username": "ann", "role": "user", "active": True, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
 FILE = {

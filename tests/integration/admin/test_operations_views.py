@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from redfile_common.testing import auth_header, settings_overrides
+from redfile_dev.testing import auth_header, settings_overrides
 
 from .conftest import USER, LateApp, Recorder
 

@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from redfile_common.dev.redis_server import free_port
+from redfile_dev.redis_server import free_port
 
 from .conftest import FILE, USER, Recorder
 

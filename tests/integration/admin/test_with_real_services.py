@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from redfile_common.testing import auth_header, settings_overrides
+from redfile_dev.testing import auth_header, settings_overrides
 
 from .conftest import LateApp
 

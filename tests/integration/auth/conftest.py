@@ -15,8 +15,8 @@ from redfile_auth.storage import AuthStore
 from redfile_common.app import redfile
 from redfile_common.limiter import FailureLimiter
 from redfile_common.settings import parse_keyring
-from redfile_common.testing import TEST_USER_KEYS, auth_header, service_token, settings_overrides
 from redfile_common.tokens import Keyring, TokenState, UserTokens
+from redfile_dev.testing import TEST_USER_KEYS, auth_header, service_token, settings_overrides
 
 ADMIN_PASSWORD = "admin-password-1"
 CHEAP_ARGON2 = {"argon2_memory_kib": 1024, "argon2_time_cost": 1, "argon2_parallelism": 1}

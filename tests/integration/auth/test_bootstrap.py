@@ -9,7 +9,7 @@ import pytest
 from redfile_auth.accounts.bootstrap import BootstrapError
 from redfile_auth.domain import AuthDomain
 from redfile_common.app import domain_of, redfile
-from redfile_common.testing import auth_header, service_token
+from redfile_dev.testing import auth_header, service_token
 
 from .conftest import ADMIN_PASSWORD
 

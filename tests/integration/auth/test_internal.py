@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from redfile_common.app import redfile
-from redfile_common.testing import auth_header, service_token, user_token
+from redfile_dev.testing import auth_header, service_token, user_token
 
 from .conftest import bearer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from redfile_common.app import redfile
 from redfile_common.audit import AuditReader
-from redfile_common.testing import auth_header, service_token
+from redfile_dev.testing import auth_header, service_token
 
 from .conftest import ADDR, bearer
 

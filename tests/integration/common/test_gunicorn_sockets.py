@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from redfile_common import testing
-from redfile_common.testing import ServiceProcess, tcp_socket_owners
+from redfile_dev import testing
+from redfile_dev.testing import ServiceProcess, tcp_socket_owners
 
 
 def test_two_workers_listen_each_on_a_socket_of_their_own(redis_url, tmp_path):

@@ -1,6 +1,6 @@
 import redis
 
-from redfile_common.dev.redis_server import RedisProcess, find_redis_binary
+from redfile_dev.redis_server import RedisProcess, find_redis_binary
 
 
 def test_the_bundled_valkey_server_runs_when_redis_server_is_missing(tmp_path):

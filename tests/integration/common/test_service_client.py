@@ -46,7 +46,7 @@ def test_4xx_from_the_target_passes_through(serve):
 
 
 def test_unreachable_target_is_bad_gateway():
-    from redfile_common.dev.redis_server import free_port
+    from redfile_dev.redis_server import free_port
 
     with pytest.raises(ApiError) as err:
         client_for(f"http://127.0.0.1:{free_port()}").call("auth", "GET", "/x")

@@ -3,7 +3,7 @@
 The first test uses two bare apps of the shared factory; the second the real admin, auth and
 files apps: one admin request (deleting a user) calls auth and files, and every span of it, in
 all three services and in Redis, belongs to one trace with the right parents.  Spans are
-recorded in memory (``spans``, from redfile_common.testing).
+recorded in memory (``spans``, from redfile_dev.testing).
 """
 
 from collections.abc import Callable
@@ -14,7 +14,7 @@ import requests
 
 from redfile_common.app import create_service_app, redfile
 from redfile_common.settings import ServiceSettings
-from redfile_common.testing import auth_header, make_settings, settings_overrides, user_token
+from redfile_dev.testing import auth_header, make_settings, settings_overrides, user_token
 
 
 @pytest.fixture

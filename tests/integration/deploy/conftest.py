@@ -17,7 +17,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from redfile_common.dev.redis_server import RedisProcess
+from redfile_dev.redis_server import RedisProcess
 
 ROOT = Path(__file__).resolve().parents[3]
 REDIS_FILES = ROOT / "helm" / "redfile" / "files" / "redis"

@@ -18,7 +18,7 @@ from werkzeug.serving import make_server
 
 from redfile_admin import create_app as create_admin
 from redfile_auth import create_app as create_auth
-from redfile_common.testing import settings_overrides
+from redfile_dev.testing import settings_overrides
 from redfile_files import create_app as create_files
 from redfile_files.storage import keys
 
@@ -182,7 +182,7 @@ def test_the_files_sweep_runs_as_the_files_user(acl_redis, ops):
     # The background sweep (SCAN, the reconciler, the walk of the global index) runs in a
     # thread, not a request: run one round as the files user, with work to do.
     from redfile_common.app import domain_of
-    from redfile_common.testing import auth_header, user_token
+    from redfile_dev.testing import auth_header, user_token
     from redfile_files.domain import FilesDomain
     from redfile_files.maintenance.sweeper import Sweeper
     from redfile_files.storage.records import Stats

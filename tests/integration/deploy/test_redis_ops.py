@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from redfile_common.dev.redis_server import RedisProcess
+from redfile_dev.redis_server import RedisProcess
 
 from .conftest import REDIS_FILES
 

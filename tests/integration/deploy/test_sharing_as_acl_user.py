@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from redfile_common.testing import auth_header, settings_overrides, user_token
+from redfile_dev.testing import auth_header, settings_overrides, user_token
 from redfile_files import create_app as create_files
 
 

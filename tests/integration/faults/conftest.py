@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from redfile_common.dev.redis_server import RedisProcess
+from redfile_dev.redis_server import RedisProcess
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ import os
 import pytest
 import requests
 
-from redfile_common.testing import ServiceProcess, auth_header, make_settings, user_token
+from redfile_dev.testing import ServiceProcess, auth_header, make_settings, user_token
 from redfile_files.settings import FilesSettings
 
 from .helpers import OCTET, CutProxy, assert_file_checksums, error_code, part_record, sha256, staging_keys, stored_parts

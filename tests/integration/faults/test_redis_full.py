@@ -22,7 +22,7 @@ import pytest
 import redis
 import requests
 
-from redfile_common.testing import auth_header, make_settings, redis_state, user_token
+from redfile_dev.testing import auth_header, make_settings, redis_state, user_token
 from redfile_files.settings import FilesSettings
 
 from .helpers import OCTET, assert_file_checksums, error_code

@@ -37,7 +37,7 @@ import pytest
 import redis
 import requests
 
-from redfile_common.testing import auth_header, make_settings, user_token
+from redfile_dev.testing import auth_header, make_settings, user_token
 from redfile_files.settings import FilesSettings
 
 from .helpers import RetryingUploader, assert_file_checksums, part_record, staging_keys, stored_parts, wait_until

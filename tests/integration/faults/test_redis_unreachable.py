@@ -28,7 +28,7 @@ import pytest
 import redis
 import requests
 
-from redfile_common.testing import auth_header
+from redfile_dev.testing import auth_header
 
 from .helpers import OCTET, assert_file_checksums, error_code, wait_until
 

@@ -16,7 +16,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from redfile_common.testing import auth_header, make_settings, user_token
+from redfile_dev.testing import auth_header, make_settings, user_token
 from redfile_files.settings import FilesSettings
 
 from .helpers import RetryingUploader, assert_file_checksums, server_unread, stored_parts, upload_keys, wait_until

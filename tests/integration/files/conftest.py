@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from redfile_common.testing import auth_header, redis_state, service_token, settings_overrides, user_token
+from redfile_dev.testing import auth_header, redis_state, service_token, settings_overrides, user_token
 from redfile_files import create_app
 from redfile_files.domain import FilesDomain, files_domain
 from redfile_files.storage import keys

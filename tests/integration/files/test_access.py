@@ -2,7 +2,7 @@
 
 import pytest
 
-from redfile_common.testing import auth_header, service_token, user_token
+from redfile_dev.testing import auth_header, service_token, user_token
 
 
 @pytest.fixture

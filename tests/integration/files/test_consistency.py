@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from redfile_common.testing import test_env as service_env
+from redfile_dev.testing import test_env as service_env
 from redfile_files.domain import FilesDomain, files_domain
 from redfile_files.maintenance.consistency import ConsistencyChecker
 from redfile_files.maintenance.consistency.repair import make_due
@@ -422,7 +422,7 @@ def acl_server(tmp_path_factory):
     import secrets
     from pathlib import Path
 
-    from redfile_common.dev.redis_server import RedisProcess
+    from redfile_dev.redis_server import RedisProcess
 
     redis_files = Path(__file__).resolve().parents[3] / "helm" / "redfile" / "files" / "redis"
     root = tmp_path_factory.mktemp("acl")
@@ -445,7 +445,7 @@ def acl_server(tmp_path_factory):
 def test_the_checker_runs_as_the_files_acl_user(acl_server):
     import redis
 
-    from redfile_common.testing import auth_header, settings_overrides, user_token
+    from redfile_dev.testing import auth_header, settings_overrides, user_token
     from redfile_files import create_app
 
     from .conftest import Api
@@ -477,7 +477,7 @@ def test_the_checker_runs_as_the_files_acl_user(acl_server):
 # -- through the admin API --------------------------------------------------------------------------
 def test_the_admin_endpoint_calls_files_with_a_service_token(store, app, serve, redis_url, redis_client):
     from redfile_admin import create_app as create_admin
-    from redfile_common.testing import auth_header, settings_overrides, user_token
+    from redfile_dev.testing import auth_header, settings_overrides, user_token
 
     files_url = serve(app)
     admin = create_admin(**settings_overrides(redis_url, files_url=files_url, auth_url="http://127.0.0.1:1", service_timeout=20))

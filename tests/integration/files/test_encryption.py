@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from redfile_common.testing import auth_header, user_token
+from redfile_dev.testing import auth_header, user_token
 from redfile_files.crypto import SEAL_OVERHEAD
 from redfile_files.storage import keys
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from redfile_common.testing import auth_header, user_token
+from redfile_dev.testing import auth_header, user_token
 from redfile_files.storage import keys
 
 TTL = 30

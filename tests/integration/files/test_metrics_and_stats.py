@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from redfile_common.testing import auth_header, user_token
+from redfile_dev.testing import auth_header, user_token
 from redfile_files.domain import files_domain
 from redfile_files.maintenance.sweeper import Sweeper
 from redfile_files.storage import files as storage

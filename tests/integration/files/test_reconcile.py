@@ -176,7 +176,7 @@ def test_part_records_are_plaintext_checksums():
 def test_the_background_sweep_of_a_worker_finds_work_with_no_request_from_its_owner(make_app, settings, redis_client):
     import time
 
-    from redfile_common.testing import auth_header, user_token
+    from redfile_dev.testing import auth_header, user_token
     from redfile_files.domain import files_domain
 
     app = make_app(sweep_interval=1)

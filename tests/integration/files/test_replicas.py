@@ -16,7 +16,7 @@ from threading import Barrier
 import pytest
 import requests
 
-from redfile_common.testing import auth_header, make_settings, user_token
+from redfile_dev.testing import auth_header, make_settings, user_token
 from redfile_files.settings import FilesSettings
 
 CHUNK = 64 * 1024

@@ -241,7 +241,7 @@ def test_a_chunks_sha256_is_computed_only_when_sent_and_then_verified(api, clien
 
 
 def test_the_default_chunk_size_and_the_limits(make_app, settings, redis_client, unchanged):
-    from redfile_common.testing import auth_header, user_token
+    from redfile_dev.testing import auth_header, user_token
 
     client = make_app(max_chunk_bytes=1024, default_chunk_bytes=100, max_chunks=10, max_file_bytes=5000).test_client()
     alice = auth_header(user_token(settings, redis_client, "alice"))
@@ -306,7 +306,7 @@ def test_the_seed_api_and_sessions_share_one_engine(api, client, alice):
 
 
 def test_quota_is_enforced_for_sessions_seed_uploads_and_small_files(make_app, settings, redis_client, unchanged):
-    from redfile_common.testing import auth_header, user_token
+    from redfile_dev.testing import auth_header, user_token
 
     client = make_app(default_quota_bytes=300).test_client()
     alice = auth_header(user_token(settings, redis_client, "alice"))

@@ -210,7 +210,7 @@ def test_right_passwords_never_lock_and_failures_expire(api, client, alice, redi
 
 
 def test_private_links_open_only_for_the_owner_and_recipients(api, client, alice, bob, settings, redis_client):
-    from redfile_common.testing import auth_header, user_token
+    from redfile_dev.testing import auth_header, user_token
 
     carol = auth_header(user_token(settings, redis_client, "carol"))
     f = api.upload(alice, b"inner circle")

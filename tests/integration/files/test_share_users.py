@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 
-from redfile_common.testing import auth_header, user_token
+from redfile_dev.testing import auth_header, user_token
 
 from .share_helpers import files_keys, link_path, make_link
 

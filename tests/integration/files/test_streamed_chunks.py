@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from redfile_common.errors import ApiError
-from redfile_common.testing import redis_state
+from redfile_dev.testing import redis_state
 from redfile_files.checksums import part_of
 from redfile_files.storage import keys
 from redfile_files.storage.staged import StagedChunk
@@ -227,7 +227,7 @@ def test_a_chunk_script_run_again_after_it_stored_the_chunk_finds_it_unchanged(a
 def observed(redis_url):
     from redfile_common.redis_client import make_redis
     from redfile_common.settings import ServiceSettings
-    from redfile_common.testing import make_settings
+    from redfile_dev.testing import make_settings
 
     seen: list[tuple[str, str | None]] = []
     client = make_redis(

@@ -87,7 +87,7 @@ def test_racing_patches_with_checksums_leave_no_staged_chunks(tus, alice, redis_
 
 
 def test_any_replica_continues_any_upload(make_app, settings, redis_client):
-    from redfile_common.testing import auth_header, user_token
+    from redfile_dev.testing import auth_header, user_token
 
     one, two = Tus(make_app().test_client()), Tus(make_app().test_client())
     alice = auth_header(user_token(settings, redis_client, "alice"))
@@ -128,7 +128,7 @@ PREFLIGHT = {"Access-Control-Request-Method": "PATCH", "Access-Control-Request-H
 
 
 def test_cors_allowed_origins_get_the_tus_headers_exposed_and_preflight_answers(make_app, settings, redis_client):
-    from redfile_common.testing import auth_header, user_token
+    from redfile_dev.testing import auth_header, user_token
 
     client = make_app(tus_cors_origins="https://app.example, https://other.example/").test_client()
     alice = auth_header(user_token(settings, redis_client, "alice"))

@@ -163,7 +163,7 @@ def test_two_copies_of_one_final_racing_make_one_file(tus, client, alice, monkey
 
 @pytest.mark.parametrize("encrypted", [False, True])
 def test_concatenated_chunks_are_resealed_under_the_finals_key(make_app, settings, redis_client, encrypted):
-    from redfile_common.testing import auth_header, user_token
+    from redfile_dev.testing import auth_header, user_token
 
     from .tus_helpers import Tus
 

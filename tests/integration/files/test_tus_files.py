@@ -120,7 +120,7 @@ def test_offsets_map_onto_uniform_chunks_whatever_the_patch_sizes(make_app, sett
     """Random PATCH sizes: every chunk but the last is full, and the file reads back whole; with and without encryption,
     each chunk's bytes in the append script's arguments or in a SET sent ahead of it (streamed as they arrive when
     the chunk is not sealed)."""
-    from redfile_common.testing import auth_header, user_token
+    from redfile_dev.testing import auth_header, user_token
     from redfile_files.tus import appender as tus_appender
 
     from .tus_helpers import Tus

@@ -234,7 +234,7 @@ def test_a_vanished_chunk_blocks_completion_until_it_is_sent_again(api, client, 
 
 
 def test_an_upload_cannot_grow_past_max_file_bytes(make_app, settings, redis_client, unchanged):
-    from redfile_common.testing import auth_header, user_token
+    from redfile_dev.testing import auth_header, user_token
 
     app = make_app(max_file_bytes=100)
     client = app.test_client()

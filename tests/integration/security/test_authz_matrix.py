@@ -26,8 +26,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.test import Client
 
 from redfile_common.settings import SigningKey
-from redfile_common.testing import auth_header, settings_overrides
 from redfile_common.tokens import Keyring, ServiceTokens, TokenError, TokenState, UserTokens
+from redfile_dev.testing import auth_header, settings_overrides
 
 from .authz_table import B64, BROKEN, GATEWAY_INTERNAL, PASSWORD, POLICIES, PRINCIPALS, ROWS, TUS_CREATE, Row, expected_code
 
@@ -422,7 +422,7 @@ def test_each_forged_credential_fails_for_its_own_reason(stack):
 # -- the dev gateway never exposes /internal -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def gateway(stack):
-    from redfile_common.dev.gateway import create_gateway
+    from redfile_dev.gateway import create_gateway
 
     return Client(create_gateway(stack.urls["auth"], stack.urls["files"], stack.urls["admin"]))
 

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from redfile_common.testing import auth_header, make_settings, service_token, user_token
+from redfile_dev.testing import auth_header, make_settings, service_token, user_token
 
 PER_USER = 5
 PER_IP = 7

@@ -48,7 +48,7 @@ from werkzeug.serving import make_server
 from redfile_auth.domain import AuthDomain
 from redfile_common.app import domain_of
 from redfile_common.errors import CATALOGUE
-from redfile_common.testing import ServiceProcess, auth_header, service_token, settings_overrides, user_token
+from redfile_dev.testing import ServiceProcess, auth_header, service_token, settings_overrides, user_token
 
 ADMIN_PASSWORD = "admin-password-1"
 PASSWORD = "password-123"

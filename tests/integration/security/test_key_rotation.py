@@ -61,9 +61,9 @@ import jwt
 import pytest
 import requests
 
-from redfile_common.testing import auth_header, settings_overrides, user_token
-from redfile_common.testing import test_env as service_env
 from redfile_common.tokens import LEEWAY_SECONDS
+from redfile_dev.testing import auth_header, settings_overrides, user_token
+from redfile_dev.testing import test_env as service_env
 
 USER_A, USER_B = "user-a:" + "ua" * 20, "user-b:" + "ub" * 20
 SVC_A, SVC_B = "svc-a:" + "sa" * 20, "svc-b:" + "sb" * 20

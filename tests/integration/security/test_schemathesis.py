@@ -59,7 +59,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from redfile_common.testing import auth_header, service_token, settings_overrides, user_token
+from redfile_dev.testing import auth_header, service_token, settings_overrides, user_token
 
 # Examples per operation and generation mode, times the number of request media types it documents.
 POSITIVE_EXAMPLES = 20

@@ -48,8 +48,8 @@ import pytest
 import requests
 
 from redfile_common.app import domain_of
-from redfile_common.testing import auth_header
-from redfile_common.testing import test_env as service_env
+from redfile_dev.testing import auth_header
+from redfile_dev.testing import test_env as service_env
 from redfile_files.domain import FilesDomain
 from redfile_files.storage import keys
 
@@ -567,7 +567,7 @@ def test_a_download_racing_a_delete_is_a_404_not_corrupt_data(redis_url, redis_c
 
     from redfile_common.errors import ApiError
     from redfile_common.product_metrics import FilesMetrics
-    from redfile_common.testing import settings_overrides, user_token
+    from redfile_dev.testing import settings_overrides, user_token
     from redfile_files import create_app
     from redfile_files.catalogue.downloads import download_response
     from redfile_files.catalogue.reader import FileGone
@@ -598,7 +598,7 @@ def test_two_deletes_of_one_file_racing_release_its_bytes_at_once(redis_url, red
     """The soak caught a user's usage still counting a deleted file: delete A removed it, delete B took a
     newer lease, found it gone and answered 404, and A's last step then yielded to B's lease -- so the
     charge stayed until B's lease ran out (120 s) and a sweep came.  Now B settles the id at once."""
-    from redfile_common.testing import settings_overrides, user_token
+    from redfile_dev.testing import settings_overrides, user_token
     from redfile_files import create_app
 
     app = create_app(**settings_overrides(redis_url, max_chunk_bytes=64, sweep_interval=0))

@@ -6,8 +6,8 @@ import fakeredis
 import pytest
 
 from redfile_common.app import redfile
-from redfile_common.testing import auth_header, settings_overrides, user_token
 from redfile_common.tokens import TokenState
+from redfile_dev.testing import auth_header, settings_overrides, user_token
 
 # Nothing listens on port 1: a request that wrongly reached auth or files would answer 502.
 NOWHERE = "http://127.0.0.1:1"

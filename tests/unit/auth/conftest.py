@@ -12,8 +12,8 @@ from redfile_auth.accounts.service import Users
 from redfile_auth.passwords import Passwords
 from redfile_auth.storage import AuthStore
 from redfile_common.settings import parse_keyring
-from redfile_common.testing import TEST_USER_KEYS
 from redfile_common.tokens import Keyring, TokenState, UserTokens
+from redfile_dev.testing import TEST_USER_KEYS
 
 CHEAP = {"time_cost": 1, "memory_kib": 1024, "parallelism": 1}
 

@@ -4,7 +4,7 @@ import pytest
 
 from redfile_auth.settings import AuthSettings
 from redfile_common.settings import SettingsError, load_settings
-from redfile_common.testing import settings_overrides
+from redfile_dev.testing import settings_overrides
 
 
 def make(**extra) -> AuthSettings:

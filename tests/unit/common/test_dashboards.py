@@ -23,7 +23,7 @@ from redfile_common.app import create_service_app
 from redfile_common.product_metrics import auth_metrics, files_metrics
 from redfile_common.redis_info import RedisInfo, RedisInfoCollector
 from redfile_common.settings import ServiceSettings
-from redfile_common.testing import make_settings
+from redfile_dev.testing import make_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 DASHBOARD = ROOT / "helm" / "redfile" / "files" / "grafana-dashboard.json"

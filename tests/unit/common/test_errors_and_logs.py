@@ -5,7 +5,7 @@ import pytest
 import redis
 
 from redfile_common.errors import ApiError
-from redfile_common.testing import settings_overrides
+from redfile_dev.testing import settings_overrides
 
 
 @pytest.fixture

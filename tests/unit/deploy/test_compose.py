@@ -1,9 +1,10 @@
-"""docker-compose.yml: valid against the Compose Specification, and wired to the chart's Redis files."""
+"""docker-compose.yml: valid against the Compose Specification, wired to the chart's Redis files and to the tested nginx template."""
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from importlib import resources
 
 import jsonschema
@@ -53,6 +54,38 @@ def test_each_service_connects_as_its_own_user(service):
     assert COMPOSE["services"][service]["depends_on"]["redis"]["condition"] == "service_healthy"
 
 
-def test_only_the_gateway_publishes_a_port():
+def test_only_the_front_door_publishes_a_port():
     published = {name for name, svc in COMPOSE["services"].items() if svc.get("ports")}
-    assert published == {"gateway"}
+    assert published == {"nginx"}
+    assert COMPOSE["services"]["nginx"]["ports"] == [
+        f"${{REDFILE_PORT:-8080}}:{COMPOSE['services']['nginx']['environment']['REDFILE_LISTEN']}"
+    ]
+
+
+def test_the_front_door_is_the_official_nginx_image_pinned_by_version_and_digest():
+    assert re.fullmatch(r"nginx:\d+\.\d+\.\d+-alpine@sha256:[0-9a-f]{64}", COMPOSE["services"]["nginx"]["image"])
+
+
+def test_the_front_door_renders_the_template_the_e2e_tests_run():
+    nginx = COMPOSE["services"]["nginx"]
+    assert "./deploy/nginx/redfile.conf.template:/etc/nginx/templates/redfile.conf.template:ro" in nginx["volumes"]
+    env = nginx["environment"]
+    names = set(re.findall(r"\$\{(REDFILE_[A-Z_]+)\}", (ROOT / "deploy" / "nginx" / "redfile.conf.template").read_text()))
+    assert names == {k for k in env if k.startswith("REDFILE_")}
+    # the entrypoint substitutes only the names the filter matches: all of the template's, none of nginx's own
+    pattern = re.compile(env["NGINX_ENVSUBST_FILTER"])
+    assert all(pattern.search(name) for name in names)
+    assert not any(pattern.search(name) for name in ("host", "http_host", "request_id", "remote_addr", "HOSTNAME", "PATH"))
+    for service in ("auth", "files", "admin"):
+        assert env[f"REDFILE_{service.upper()}_UPSTREAM"] == f"{service}:{COMPOSE['services'][service]['environment']['PORT']}"
+        assert nginx["depends_on"][service]["condition"] == "service_healthy"
+    # read-only root: what nginx writes (rendered config, temp files, pid) is on tmpfs
+    assert nginx["read_only"] is True and {"/etc/nginx/conf.d", "/var/cache/nginx", "/run"} <= set(nginx["tmpfs"])
+
+
+def test_no_container_runs_development_code():
+    for name, svc in COMPOSE["services"].items():
+        assert svc.get("environment", {}).get("SERVICE_NAME") in (None, "auth", "files", "admin"), name
+    assert "redfile_dev" not in (ROOT / "docker-compose.yml").read_text()
+    serve = (ROOT / "deploy" / "docker" / "redfile-serve").read_text()
+    assert "redfile_dev" not in serve and "gateway" not in serve

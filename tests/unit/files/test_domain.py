@@ -14,7 +14,7 @@ import fakeredis
 import pytest
 
 from redfile_common.errors import ApiError
-from redfile_common.testing import settings_overrides
+from redfile_dev.testing import settings_overrides
 from redfile_files.checksums import part_of
 from redfile_files.crypto import ChunkCorrupt
 from redfile_files.domain import FilesDomain, build_domain

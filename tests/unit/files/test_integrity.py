@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from redfile_common.errors import ApiError
 from redfile_common.settings import SettingsError, load_settings
-from redfile_common.testing import settings_overrides
+from redfile_dev.testing import settings_overrides
 from redfile_files.checksums import (
     ChunkDigest,
     Part,

@@ -17,7 +17,7 @@ from redfile_common.app import redfile
 from redfile_common.audit import NullAuditLog
 from redfile_common.errors import ApiError
 from redfile_common.product_metrics import FilesMetrics, files_metrics
-from redfile_common.testing import settings_overrides
+from redfile_dev.testing import settings_overrides
 from redfile_files import create_app
 from redfile_files.catalogue.downloads import download_response
 from redfile_files.crypto import ChunkCorrupt

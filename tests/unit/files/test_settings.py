@@ -1,7 +1,7 @@
 import pytest
 
 from redfile_common.settings import SettingsError, load_settings
-from redfile_common.testing import settings_overrides
+from redfile_dev.testing import settings_overrides
 from redfile_files.settings import GIB, MIB, FilesSettings
 
 

@@ -5,7 +5,7 @@
     /internal/... -> 404 (service-to-service only, never routed from outside)
     everything else (/upload_chunk, /upload_complete, /files..., /texts..., /tus/..., /files/openapi.json) -> files
 
-Served by gunicorn: ``gunicorn 'redfile_common.dev.gateway:create_gateway()'``.
+Served by gunicorn: ``gunicorn 'redfile_dev.gateway:create_gateway()'``.
 
 The forwarding is written here rather than taken from werkzeug's
 ProxyMiddleware because that one loses what an Ingress keeps: it drops a
@@ -19,7 +19,9 @@ upstream request at once instead of leaving the service waiting for the rest.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import json
 import os
 from urllib.parse import quote, urlsplit
 
@@ -32,7 +34,7 @@ UPSTREAM_TIMEOUT = 300
 
 
 def _json(start_response, status: str, code: str, message: str):
-    body = ('{"error":{"code":"%s","message":"%s"}}' % (code, message)).encode()
+    body = json.dumps({"error": {"code": code, "message": message}}, separators=(",", ":")).encode()
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
 
@@ -94,18 +96,16 @@ def _send_body(environ, conn: http.client.HTTPConnection, length: int | None) ->
             conn.send(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
         except OSError:
             return True  # the upstream stopped reading: its answer is still worth reading
-    if not chunked:
+    if length is not None:
         return sent >= length
-    try:
+    with contextlib.suppress(OSError):
         conn.send(b"0\r\n" + _trailers(environ) + b"\r\n")
-    except OSError:
-        pass
     return True
 
 
 def forward(environ, start_response, target: str):
     url = urlsplit(target)
-    conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=UPSTREAM_TIMEOUT)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80, timeout=UPSTREAM_TIMEOUT)
     path = quote(environ.get("PATH_INFO", "/"), safe="!$&'()*+,/:;=@%")
     if environ.get("QUERY_STRING"):
         path = f"{path}?{environ['QUERY_STRING']}"

@@ -108,7 +108,7 @@ class Launcher:
         )
         gw_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         gw_env.pop("METRICS_PORT", None)
-        self.spawn("gateway", ["-c", "python:redfile_common.gunicorn_conf", "redfile_common.dev.gateway:create_gateway()"], gw_env)
+        self.spawn("gateway", ["-c", "python:redfile_common.gunicorn_conf", "redfile_dev.gateway:create_gateway()"], gw_env)
         self.wait_ready("gateway", f"http://127.0.0.1:{self.port}/auth/openapi.json")
 
         first_admin = admins.split(",")[0].strip() or "admin"

@@ -1,6 +1,6 @@
 """Test helpers shared by every service's tests (a pytest plugin).
 
-Enable with ``pytest_plugins = ["redfile_common.testing"]``.  Fixtures:
+Enable with ``pytest_plugins = ["redfile_dev.testing"]``.  Fixtures:
 
 * ``redis_server`` (session): a private real Redis on a free loopback port.
 * ``redis_url``: that server's URL, flushed before each test that uses it.
@@ -28,9 +28,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from .dev.redis_server import RedisProcess, free_port
-from .settings import ServiceSettings
-from .tokens import Keyring, ServiceTokens, TokenState, UserTokens
+from redfile_common.settings import ServiceSettings
+from redfile_common.tokens import Keyring, ServiceTokens, TokenState, UserTokens
+
+from .redis_server import RedisProcess, free_port
 
 TEST_USER_KEYS = "test-u1:" + "u" * 40 + ",test-u0:" + "o" * 40
 TEST_SERVICE_KEYS = "test-s1:" + "s" * 40
@@ -120,7 +121,7 @@ def _recording_switch():
 def _span_switch():
     from opentelemetry import trace
 
-    from .tracing import init_tracing
+    from redfile_common.tracing import init_tracing
 
     switch = _recording_switch()
     provider = trace.get_tracer_provider()

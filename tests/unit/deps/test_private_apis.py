@@ -1,0 +1,106 @@
+"""Guards for the private APIs of redis-py and gunicorn that Redfile leans on.
+
+Each dependency is bounded above in pyproject (redis <9, gunicorn <28); these tests fail
+loudly when a version inside the bound changes the shape the code relies on, and are the
+check to run before raising a bound.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import socket
+from typing import Any
+
+import pytest
+from gunicorn.config import Config
+from gunicorn.http.body import Body, LengthReader
+from gunicorn.http.parser import RequestParser
+from gunicorn.http.unreader import SocketUnreader
+from redis.connection import HIREDIS_AVAILABLE, Connection, ConnectionPool, HiredisRespSerializer, PythonRespSerializer
+
+from redfile_common.redis_client import LARGE_VALUE, HybridPacker, _with_hybrid_packer
+from redfile_files.uploads.direct_input import DirectBody, direct
+
+# -- redis-py: the command packer (libs/common redis_client) ------------------------------------
+
+
+def test_the_connection_builds_its_packer_through_the_hook_we_override():
+    assert list(inspect.signature(Connection._construct_command_packer).parameters) == ["self", "packer"]
+    conn = _with_hybrid_packer(Connection)()
+    assert HIREDIS_AVAILABLE
+    assert isinstance(conn._command_packer, HybridPacker)  # the hook's result is what pack_command uses
+    assert isinstance(conn._buffer_cutoff, int) and callable(conn.encoder.encode)
+    big = b"v" * (LARGE_VALUE + 1)
+    assert b"".join(bytes(p) for p in conn.pack_command("SET", "k", big)) == b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n%s\r\n" % (
+        len(big),
+        big,
+    )
+
+
+def test_the_resp_serializers_take_what_the_packer_passes():
+    assert list(inspect.signature(PythonRespSerializer.__init__).parameters)[1:] == ["buffer_cutoff", "encode"]
+    python = PythonRespSerializer(6000, Connection().encoder.encode)
+    hiredis: Any = HiredisRespSerializer()  # its stub types pack's arguments as lists; it takes a command's parts
+    assert b"".join(python.pack("GET", "k")) == b"".join(hiredis.pack("GET", "k")) == b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
+
+
+# -- redis-py: a chunk's SET streamed on a pooled connection (files storage) ---------------------
+
+
+def test_a_pooled_connection_is_taken_and_given_back_without_arguments():
+    pool = ConnectionPool()
+    inspect.signature(pool.get_connection).bind()  # called with no command name
+    inspect.signature(pool.release).bind(object())
+
+
+@pytest.mark.parametrize(
+    ("method", "call"),
+    [
+        ("send_packed_command", lambda sig: sig.bind([b"x"], check_health=False)),
+        ("pack_command", lambda sig: sig.bind("EVALSHA", "sha", 1, "k", "a")),
+        ("read_response", lambda sig: sig.bind()),
+        ("disconnect", lambda sig: sig.bind()),
+    ],
+)
+def test_the_connection_methods_the_staged_set_calls(method, call):
+    call(inspect.signature(getattr(Connection(), method)))
+
+
+# -- gunicorn: a body read straight from the socket (files uploads.direct_input) ---------------
+
+
+def gunicorn_body(payload: bytes, length: int):
+    ours, theirs = socket.socketpair()
+    theirs.sendall(payload)
+    unreader = SocketUnreader(ours)
+    reader = LengthReader(unreader, length)
+    return Body(reader), reader, unreader, (ours, theirs)
+
+
+def test_gunicorns_body_layers_have_the_attributes_direct_input_reads():
+    body, reader, unreader, socks = gunicorn_body(b"0123456789", 10)
+    try:
+        assert body.reader is reader and reader.unreader is unreader and unreader.sock is socks[0]
+        assert reader.length == 10 and body.failed is False
+        assert isinstance(body.buf, io.BytesIO) and isinstance(unreader.buf, io.BytesIO)
+        wrapped = direct(body)
+        assert isinstance(wrapped, DirectBody)
+        assert wrapped.read(4) + wrapped.read(100) == b"0123456789" and reader.length == 0 and wrapped.read(1) == b""
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_a_failed_body_makes_gunicorn_close_the_connection():
+    ours, theirs = socket.socketpair()
+    try:
+        theirs.sendall(b"PUT /x HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n0123")
+        parser = RequestParser(Config(), ours, ("127.0.0.1", 1))
+        request = next(parser)
+        assert type(request.body) is Body and type(request.body.reader) is LengthReader
+        request.body.failed = True  # what DirectBody sets when the socket ends or fails mid-body
+        assert parser.finish_body() is False
+    finally:
+        ours.close()
+        theirs.close()
