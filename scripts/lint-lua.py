@@ -42,7 +42,7 @@ def main() -> int:
             found = EXPORTS.search(path.read_text())
             preludes[f"{folder}:{path.stem}"] = (path, found.group(1).split() if found else [])
     status, checked = 0, 0
-    for key, (path, _) in sorted(preludes.items()):
+    for path, _ in sorted(preludes.values()):
         status |= luacheck(["--no-unused", "--read-globals", *REDIS_GLOBALS, "--", str(path)])
         checked += 1
     for folder in folders:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import google_crc32c
 import pytest
@@ -23,7 +25,7 @@ from redfile_files import create_app as create_files
 from redfile_files.storage import keys
 
 ROOT_PASSWORD = "root-password-for-acl-tests"
-CHEAP_ARGON2 = dict(argon2_memory_kib=1024, argon2_time_cost=1, argon2_parallelism=1)
+CHEAP_ARGON2 = {"argon2_memory_kib": 1024, "argon2_time_cost": 1, "argon2_parallelism": 1}
 # redis-py tries CLIENT SETINFO on connect and ignores a refusal (see users.acl).
 IGNORED_LOG_ENTRIES = {"client|setinfo"}
 
@@ -31,9 +33,10 @@ IGNORED_LOG_ENTRIES = {"client|setinfo"}
 class LateApp:
     """A WSGI app set after its server has a port (the apps need each other's URLs)."""
 
-    app = None
+    app: Callable[..., Any] | None = None
 
     def __call__(self, environ, start_response):
+        assert self.app is not None, "a request before the app was set"
         return self.app(environ, start_response)
 
 
@@ -195,7 +198,7 @@ def test_the_files_sweep_runs_as_the_files_user(acl_redis, ops):
     client = app.test_client()
     domain = domain_of(FilesDomain, app)
     alice = auth_header(user_token(app.extensions["redfile"].settings, ops, "alice"))
-    kept = client.post("/texts", headers=alice, json={"name": "kept.txt", "content": "kept"}).json["id"]
+    assert client.post("/texts", headers=alice, json={"name": "kept.txt", "content": "kept"}).status_code == 201
     left = client.post("/uploads", headers=alice, json={"name": "left.bin", "total_size": 10}).json["id"]
     for key in ops.keys(f"files:{{{left}}}:*"):
         ops.delete(key)  # as if the upload's deadline had passed

@@ -56,6 +56,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -262,7 +263,7 @@ class Known:
             return random.choice(list(self.items.items()))
 
 
-def upload_single(files: Pool, journal: Journal, headers: dict, data: bytes, name: str) -> str | None:
+def upload_single(files: Pool, journal: Journal, headers: dict | None, data: bytes, name: str) -> str | None:
     resp = call(files, journal, "upload", "POST", "/files", expect=(201,), headers=headers, files={"file": (name, data)})
     return resp.json()["id"] if resp is not None else None
 
@@ -303,7 +304,7 @@ def upload_session(files: Pool, journal: Journal, session: Session, data: bytes,
     return up["id"] if done is not None else None
 
 
-def download(files: Pool, journal: Journal, kind: str, headers: dict, file_id: str, sha256: str) -> None:
+def download(files: Pool, journal: Journal, kind: str, headers: dict | None, file_id: str, sha256: str) -> None:
     resp = call(files, journal, kind, "GET", f"/files/{file_id}", headers=headers)
     if resp is not None and hashlib.sha256(resp.content).hexdigest() != sha256:
         journal.record(kind, False, f"download of {file_id} is not byte-identical")
@@ -417,7 +418,7 @@ def test_every_key_rotates_under_load_with_rolling_restarts(redis_url, redis_cli
         assert file_id, journal.failures
         old_files.add(file_id, data)
     assert {d.split(":")[0] for d in stored_deks(redis_client)} == {"k1"}
-    straddler = {"data": os.urandom(3 * CHUNK + 77)}  # an upload started under K1, finished after the re-wrap
+    straddler: dict[str, Any] = {"data": os.urandom(3 * CHUNK + 77)}  # an upload started under K1, finished after the re-wrap
     straddler_resumed = threading.Event()
 
     def straddle() -> None:

@@ -51,12 +51,12 @@ def runtime_imports(module: Module) -> list[tuple[ast.stmt, str, list[str]]]:
     for node in ast.walk(module.tree):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             skipped.update(id(n) for child in node.body for n in ast.walk(child))
-    found = []
+    found: list[tuple[ast.stmt, str, list[str]]] = []
     for node in ast.walk(module.tree):
         if id(node) in skipped:
             continue
         if isinstance(node, ast.Import):
-            found += [(node, alias.name, []) for alias in node.names]
+            found.extend((node, alias.name, []) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
@@ -85,15 +85,15 @@ def test_only_the_files_storage_package_reaches_redis():
     for module in MODULES:
         if not module.name.startswith("redfile_files.") or module.name.startswith("redfile_files.storage"):
             continue
-        for node, name, _ in runtime_imports(module):
+        for statement, name, _ in runtime_imports(module):
             if name == "redis" or name.startswith("redis."):
-                offenders.append(f"{module.name}:{node.lineno} imports {name}")
-        for node in ast.walk(module.tree):
-            func = node.func if isinstance(node, ast.Call) else None
+                offenders.append(f"{module.name}:{statement.lineno} imports {name}")
+        for call in ast.walk(module.tree):
+            func = call.func if isinstance(call, ast.Call) else None
             if not isinstance(func, ast.Attribute):
                 continue
             if func.attr in REDIS_CALLS or (func.attr in GENERIC_CALLS and "redis" in ast.unparse(func.value).lower()):
-                offenders.append(f"{module.name}:{node.lineno} calls {ast.unparse(func)}")
+                offenders.append(f"{module.name}:{func.lineno} calls {ast.unparse(func)}")
     assert offenders == []
 
 
