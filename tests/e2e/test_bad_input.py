@@ -1,4 +1,4 @@
-"""Every bad input of issue 2 gets a 4xx JSON error, and nothing stored changes."""
+"""Every bad input gets a 4xx JSON error, and nothing stored changes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The core user journeys of issue 2, over HTTP through the gateway."""
+"""The core user journeys, over HTTP through the gateway."""
 
 from __future__ import annotations
 

@@ -224,8 +224,8 @@ def test_a_real_scrape_shows_only_what_the_code_defines(system):
 
 def test_each_worker_listens_on_its_own_socket_so_kept_alive_connections_spread_over_them(system):
     """Two files workers, each with its own listening socket (SO_REUSEPORT): the kernel hashes new connections
-    over them, so sixteen kept-alive connections never all end up on one worker (they did, one load in six,
-    on the one socket the workers shared: docs/performance.md, tuning 20)."""
+    over them, so sixteen kept-alive connections never all end up on one worker (as they can, one load in six,
+    on one socket the workers share: docs/operations.md)."""
     port = system.ports["files"]
     assert len(tcp_socket_owners(port)["listen"]) == 2  # one socket per worker, none in the master
     conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(16)]

@@ -1,4 +1,4 @@
-"""Authorization matrix (issue 9): every endpoint of auth, files and admin × every kind of caller.
+"""Authorization matrix: every endpoint of auth, files and admin × every kind of caller.
 
 The table (``authz_table.ROWS``) names each endpoint's policy; the policy gives every
 principal's expected status.  One test per cell (``<endpoint> | <principal>``), each on

@@ -1,4 +1,4 @@
-"""Hostile input (issue 9): one explicit list, each input sent to the endpoints it concerns, refused and nothing stored.
+"""Hostile input: one explicit list, each input sent to the endpoints it concerns, refused and nothing stored.
 
 Every case of ``CASES`` is one request to the running apps (auth, files and admin,
 in process, on the private real Redis; admin calls the real auth and files apps

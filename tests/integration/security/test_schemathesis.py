@@ -1,4 +1,4 @@
-"""Property-based requests from each service's own OpenAPI document (issue 9, "Hostile input").
+"""Property-based requests from each service's own OpenAPI document.
 
 Every operation of ``/auth/openapi.json``, ``/files/openapi.json`` and
 ``/admin/openapi.json`` is exercised by schemathesis against the real app on

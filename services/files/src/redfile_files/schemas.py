@@ -78,7 +78,7 @@ class FileOut(Schema):
 
     def dump(self, obj, *, many=None):
         """A ``FileRecord`` of exactly this schema dumps through ``file_out``: the same dict without marshmallow's
-        per-field machinery (marshmallow's dump was ~6 % of a metadata read's CPU, issue 8; equal by
+        per-field machinery (marshmallow's dump costs ~6 % of a metadata read's CPU; equal by
         ``tests/unit/files/test_schemas.py``)."""
         if (
             type(self) in _FAST_DUMP

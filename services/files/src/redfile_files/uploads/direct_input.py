@@ -1,8 +1,8 @@
-"""A request body of known length read straight from gunicorn's socket (issue 8).
+"""A request body of known length read straight from gunicorn's socket.
 
 gunicorn hands a WSGI app its body as ``Body`` over a ``LengthReader`` over a
 ``SocketUnreader``; each layer keeps its own ``BytesIO``, so every byte of a
-chunk ``PUT`` was copied three or four times in Python before the app saw it
+chunk ``PUT`` would be copied three or four times in Python before the app saw it
 (``getvalue``, slices, the next layer's ``write``) — a quarter of the request
 thread's time by py-spy.  ``direct(environ["wsgi.input"])`` gives an object
 with the same ``read(n)`` that hands out what gunicorn already buffered, then

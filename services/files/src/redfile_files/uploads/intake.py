@@ -1,8 +1,8 @@
-"""A chunk's body received, stored and hashed at once (issue 8).
+"""A chunk's body received, stored and hashed at once.
 
-A chunk ``PUT`` used to be three stages, one after another: read the whole
-body into a buffer, hash it, ``SET`` it.  Here each piece read from the request
-goes straight on to Redis (``storage.StagedChunk``: one ``SET`` whose value is
+Rather than three stages one after another (read the whole body into a buffer,
+hash it, ``SET`` it), each piece read from the request goes straight on to
+Redis (``storage.staged.StagedChunk``: one ``SET`` whose value is
 sent as the body arrives) and to the digests, and the request thread never
 holds the chunk in one buffer.
 
@@ -11,7 +11,7 @@ the request thread.  When a SHA-256 is being computed too (the client sent one
 to verify, or the upload wants the file's), ``threaded``: each digest runs in a
 thread of its own (hashlib releases the GIL while it hashes a large buffer), so
 receiving, storing and hashing overlap on both cores.  Measured both ways
-(docs/performance.md, tuning 11): a thread hand-off per piece costs more than
+(docs/performance.md): a thread hand-off per piece costs more than
 BLAKE3 and CRC32C themselves, and saves much more than it costs for SHA-256.
 What a hashing thread has not consumed yet waits in its queue, so a worker
 holds at most one chunk per request.
