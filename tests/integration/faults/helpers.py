@@ -160,12 +160,13 @@ class RetryingUploader:
 
     # -- requests --------------------------------------------------------------------
     def request(self, method: str, path: str, **kwargs) -> requests.Response | None:
-        """One request through the gate; None for a connection error or timeout; 5xx answers are recorded."""
+        """One request through the gate; None for a connection error or timeout (a killed worker may also cut an
+        answer it had begun: ChunkedEncodingError); 5xx answers are recorded."""
         self._enter()
         try:
             headers = {**self.headers, **kwargs.pop("headers", {})}
             resp = requests.request(method, self.base + path, headers=headers, timeout=REQUEST_TIMEOUT, **kwargs)
-        except (requests.ConnectionError, requests.Timeout):
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError):
             with self._lock:
                 self.connection_errors += 1
             return None

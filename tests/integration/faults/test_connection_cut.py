@@ -13,7 +13,7 @@ server finished with it.
   missing, no chunk is left on its way in, the quota is as before -- and the
   same chunk sent again completes a byte-identical file.
 * tus ``PATCH``: tus lets a server keep the prefix it received, and ours does
-  (``tus_engine``: without ``Upload-Checksum`` each chunk goes in as it fills,
+  (``tus.engine``: without ``Upload-Checksum`` each chunk goes in as it fills,
   and a body that ends short stores what arrived) -- so the offset ``HEAD``
   reports is exactly the bytes stored, which are exactly the first bytes sent,
   and resuming from it completes a byte-identical file.  After a FIN every

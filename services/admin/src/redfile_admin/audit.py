@@ -2,7 +2,7 @@
 
 ``AdminActions`` reports each change as ``audit.info("admin_user_created",
 actor=..., target=..., ...)``.  ``AdminAudit`` is that ``audit``: it writes the
-structured log line as before and appends the matching entry to the shared
+structured log line and appends the matching entry to the shared
 audit trail (``redfile_common.audit``, stream ``rf:audit``).  An event not in
 ``ACTIONS`` is logged only (a unit test checks that every event
 ``AdminActions`` emits is mapped).

@@ -1,7 +1,7 @@
 """Re-wrap every file's data key under the current master key: the step that lets an old key go.
 
     redfile-rekey [--dry-run] [--cursor N] [--batch N] [--max-passes N] [--pause S]
-    python -m redfile_files.rekey ...
+    python -m redfile_files.maintenance.rekey ...
 
 Run it where the files service runs (``kubectl exec deploy/redfile-files -- redfile-rekey``),
 with the files service's environment: ``REDIS_URL`` (and ``REDIS_USERNAME`` /

@@ -6,8 +6,8 @@ checksum-trailer, termination, concatenation, concatenation-unfinished.
 ``GET /tus/<id>`` downloads the finished file (as ``GET /files/<id>``).
 
 This module speaks HTTP only: headers in, headers out.  The rules live in
-``tus_engine`` (on the same upload engine as sessions: a finished upload is
-an ordinary file), the header grammar in ``tus_protocol``.
+``tus.engine`` (on the same upload lifecycle as sessions: a finished upload is
+an ordinary file), the header grammar in ``tus.protocol``.
 
 * Every request but ``OPTIONS`` (and ``GET``, which browsers send bare) must
   carry ``Tus-Resumable: 1.0.0`` (else 412 with ``Tus-Version``), and every
