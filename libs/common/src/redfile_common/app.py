@@ -19,6 +19,7 @@ from redis import Redis
 
 from . import error_handlers, health, logs, metrics, tracing
 from .audit import AuditLog, request_context
+from .body_drain import DrainUnreadBody
 from .product_metrics import CommonMetrics
 from .redis_client import make_redis
 from .redis_info import RedisInfo, info_client
@@ -27,6 +28,8 @@ from .security_events import SecurityEvents
 from .service_client import ServiceClient
 from .settings import ServiceSettings
 from .tokens import Keyring, ServiceTokens, TokenState, UserTokens
+
+DRAIN_LIMIT = 32 * 1024 * 1024  # twice the front door's body limit: every body it lets through
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -143,6 +146,8 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)  # type: ignore[method-assign]  # Flask's documented way to wrap its WSGI app
     metrics.init_metrics(app, name, registry)
     tracing.instrument_app(app)
+    # what an answer left of a body is read after it, so the proxy in front gets the answer, not a reset
+    app.wsgi_app = DrainUnreadBody(app.wsgi_app, limit=DRAIN_LIMIT)  # type: ignore[method-assign]  # Flask's documented way to wrap its WSGI app
     app.register_blueprint(health.bp)
     return app
 
