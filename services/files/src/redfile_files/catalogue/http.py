@@ -80,7 +80,7 @@ def create_file():
                 "description": "One byte range (Range: bytes=a-b)",
                 "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
             },
-            304: "Not modified (If-None-Match matched the ETag)",
+            304: {"description": "Not modified (If-None-Match matched the ETag)"},  # no body: no content
             416: "The range starts past the end (Content-Range: bytes */size)",
             500: "A stored chunk failed its integrity check (stored_data_corrupt)",
             **_FILE_ERRORS,

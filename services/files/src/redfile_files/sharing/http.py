@@ -131,7 +131,7 @@ def _stream(service: Sharing, record, *, attachment: bool, on_body=None) -> Resp
         {
             200: {"description": "The file (HEAD: headers only)", "content": _BINARY},
             206: "One byte range",
-            304: "Not modified",
+            304: {"description": "Not modified"},  # no body: no content
             416: "Range past the end",
             **_LINK_ERRORS,
         }
@@ -254,7 +254,7 @@ def shared_with_me():
         {
             200: {"description": "The file", "content": _BINARY},
             206: "One byte range",
-            304: "Not modified",
+            304: {"description": "Not modified"},  # no body: no content
             401: "Missing or invalid token",
             404: "No such file (or not shared with you)",
         }
@@ -279,7 +279,16 @@ def shared_meta(file_id):
 @bp.post("/send/<username>")
 @login_required
 @bp.output(FileOut, status_code=201, description="Stored (yours) and shared with the recipient")
-@bp.doc(security=USER, responses={400: "Bad name or MIME type", 401: "Missing or invalid token", 413: "Too large", 422: "Bad username"})
+@bp.doc(
+    security=USER,
+    responses={
+        400: "Bad name or MIME type",
+        401: "Missing or invalid token",
+        413: "Too large",
+        415: "Unsupported content type",
+        422: "Bad username",
+    },
+)
 def send_to(username):
     """Upload a small file straight to a user (multipart `file`, or JSON with base64 `data`): the seed's "send to"."""
     service = sharing()
