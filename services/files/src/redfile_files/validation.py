@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import mimetypes
 import re
 import unicodedata
 
@@ -75,12 +77,54 @@ def validate_mime_type(value: object) -> str:
     return f"{kind.lower()}/{subtype.lower()}{params}"
 
 
-def lenient_mime_type(value: str | None) -> str:
-    """A MIME type sent implicitly (a multipart part's Content-Type): kept when valid, else the default."""
+def lenient_mime_type(value: str | None, name: str = "") -> str:
+    """A MIME type sent implicitly (a multipart part's Content-Type, tus metadata): kept when valid and more than
+    the generic default, else guessed from ``name``."""
     try:
-        return validate_mime_type(value)
+        found = validate_mime_type(value)
     except ApiError:
-        return DEFAULT_MIME_TYPE
+        found = DEFAULT_MIME_TYPE
+    return found if found != DEFAULT_MIME_TYPE else guess_mime_type(name)
+
+
+# The common kinds of file Python's own table (3.11) lacks, as file managers know them.
+_MORE_TYPES = {
+    "text/markdown": (".md", ".markdown"),
+    "application/yaml": (".yaml", ".yml"),
+    "application/toml": (".toml",),
+    "application/jsonl": (".jsonl", ".ndjson"),
+    "text/plain": (".log",),
+    "video/x-matroska": (".mkv",),
+    "audio/flac": (".flac",),
+    "audio/ogg": (".ogg", ".oga"),
+    "audio/mp4": (".m4a",),
+    "application/epub+zip": (".epub",),
+    "application/x-7z-compressed": (".7z",),
+    "application/vnd.rar": (".rar",),
+}
+
+
+@functools.cache
+def _known_types() -> mimetypes.MimeTypes:
+    """Python's own table of extensions, not the machine's (/etc/mime.types): the same guess on every host."""
+    table = mimetypes.MimeTypes()
+    for kind, extensions in _MORE_TYPES.items():
+        for extension in extensions:
+            table.add_type(kind, extension)
+    return table
+
+
+def guess_mime_type(name: str | None) -> str:
+    """The type a file of this name usually has (``hello.txt``: text/plain), else the default."""
+    guessed, _ = _known_types().guess_type(name or "", strict=False)
+    return guessed or DEFAULT_MIME_TYPE
+
+
+def mime_type_for(name: str, value: object) -> str:
+    """A file's MIME type: ``value`` when the client gave one (validated), else guessed from ``name``."""
+    if value is None or value == "":
+        return guess_mime_type(name)
+    return validate_mime_type(value)
 
 
 def parse_sha256(value: object, field: str = "sha256") -> str | None:

@@ -32,7 +32,7 @@ from redfile_files.storage.lifecycle import Lifecycle
 from redfile_files.storage.records import Reserved, Stats
 from redfile_files.uploads.completion import Completion
 from redfile_files.uploads.service import Uploads
-from redfile_files.validation import decode_cursor, encode_cursor, is_file_id, validate_mime_type, validate_name
+from redfile_files.validation import decode_cursor, encode_cursor, is_file_id, mime_type_for, validate_name
 
 log = structlog.get_logger("redfile.files")
 
@@ -97,7 +97,7 @@ class Catalogue:
     def create_file(self, owner: str, data: bytes, *, name: str, mime_type: str | None, kind: str = "file") -> FileRecord:
         """Store a small file in one go, through the same session, chunk and commit path as large ones."""
         name = validate_name(name, self.settings.max_name_bytes)
-        mime_type = validate_mime_type(mime_type)
+        mime_type = mime_type_for(name, mime_type)
         if len(data) > self.settings.max_single_upload_bytes:
             raise ApiError(
                 "payload_too_large",

@@ -100,7 +100,7 @@ class TusCore:
             total_size=length,
             chunk_size=chunk_size,
             name=name,
-            mime_type=lenient_mime_type(metadata.text("filetype", "type", "content-type")),
+            mime_type=lenient_mime_type(metadata.text("filetype", "type", "content-type"), name),
             tus_metadata=metadata.raw,
             tus_concat=concat,
             tus_parts=parts,

@@ -128,7 +128,7 @@ def read_file_upload(request: Request, json_schema, *, max_bytes: int) -> FileUp
         if not name:
             raise _invalid("form", {"name": ["Missing data for required field (or a filename on the part)."]})
         # An explicit mime_type field is validated; the part's own Content-Type is only a hint.
-        mime_type = form["mime_type"] or lenient_mime_type(part.mimetype)
+        mime_type = form["mime_type"] or lenient_mime_type(part.mimetype, name)
         return FileUpload(data=_read_part(part, max_bytes, "file"), name=name, mime_type=mime_type)
     if request.is_json:
         body = request.get_json(silent=True)

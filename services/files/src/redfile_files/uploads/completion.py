@@ -19,7 +19,7 @@ from redfile_files.records import FileRecord, iso, missing_details
 from redfile_files.storage.files import read_parts
 from redfile_files.storage.records import UploadState
 from redfile_files.uploads.service import Uploads
-from redfile_files.validation import validate_mime_type, validate_name
+from redfile_files.validation import guess_mime_type, validate_mime_type, validate_name
 
 log = structlog.get_logger("redfile.files")
 
@@ -63,7 +63,7 @@ class Completion:
                 "This upload has no name yet: give one.",
                 details={"json": {"name": ["Missing data for required field."]}},
             )
-        mime_type = mime_type or state.mime_type or validate_mime_type(None)
+        mime_type = mime_type or state.mime_type or guess_mime_type(name)
         expires_ts = uploads.check_expiry(expires_ts) if expires_ts is not None else state.file_expires
         if state.received_chunks < state.total_chunks:
             raise ApiError("upload_incomplete", details=missing_details(self.store.missing_chunks(upload_id, state.total_chunks)))

@@ -124,7 +124,9 @@ class FileFormIn(QueryIn):
     """The form fields of a multipart POST /files (the bytes come in the part ``file``)."""
 
     name = String(load_default=None, allow_none=True, metadata={"description": "default: the part's filename"})
-    mime_type = String(load_default=None, allow_none=True, metadata={"description": "default: the part's Content-Type"})
+    mime_type = String(
+        load_default=None, allow_none=True, metadata={"description": "default: the part's Content-Type, else the type the name implies"}
+    )
 
 
 class FileJsonIn(JsonIn):

@@ -33,7 +33,7 @@ from redfile_files.storage.keys import UploadMode
 from redfile_files.storage.lifecycle import Lifecycle
 from redfile_files.storage.records import NewUpload, UploadState, decode_upload
 from redfile_files.uploads import intake
-from redfile_files.validation import is_file_id, validate_mime_type, validate_name
+from redfile_files.validation import is_file_id, mime_type_for, validate_name
 
 log = structlog.get_logger("redfile.files")
 
@@ -117,7 +117,7 @@ class Uploads:
         (``compute_sha256``); otherwise the file gets its CRC32C and BLAKE3 composite only.
         """
         name = validate_name(name, self.settings.max_name_bytes)
-        mime_type = validate_mime_type(mime_type)
+        mime_type = mime_type_for(name, mime_type)
         expires_ts = self.check_expiry(expires_ts)
         chunk_size = chunk_size or self.settings.chunk_bytes
         if not 1 <= chunk_size <= self.settings.max_chunk_bytes:
