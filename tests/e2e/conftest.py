@@ -4,6 +4,7 @@ behind the development gateway, and a private real Redis — driven only over HT
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -119,6 +120,23 @@ class Api:
 
     def delete(self, path, **kw):
         return self.request("DELETE", path, **kw)
+
+
+def docs_load_through(base: str, service: str) -> dict[str, str]:
+    """GET ``/<service>/docs`` at ``base`` and each file the page loads (script src, link href), all from ``base``.
+
+    Returns each file's path with its content type; every answer is asserted 200.
+    """
+    page = requests.get(f"{base}/{service}/docs", timeout=10)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html"), page.status_code
+    refs = re.findall(r'<(?:script|link)\b[^>]*?(?:src|href)="([^"]+)"', page.text)
+    assert refs and all(ref.startswith(f"/{service}/") for ref in refs), refs
+    types = {}
+    for ref in refs:
+        resp = requests.get(base + ref, timeout=10)
+        assert resp.status_code == 200, f"{ref}: {resp.status_code}"
+        types[ref] = resp.headers["Content-Type"].split(";")[0]
+    return types
 
 
 def login(base: str, username: str, password: str) -> Api:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import requests
+
+from .conftest import docs_load_through
 
 
 def test_a_chunked_request_body_arrives_whole(make_user):
@@ -39,6 +42,11 @@ def test_internal_routes_are_never_exposed(system):
     for path in ("/internal/files", "/internal/users", "/auth/../internal/users"):
         resp = requests.get(system.base + path, timeout=10)
         assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("service", ["auth", "files", "admin"])
+def test_each_services_docs_load_whole_through_the_gateway(system, service):
+    assert docs_load_through(system.base, service)
 
 
 def test_a_service_that_is_down_is_a_json_502():

@@ -28,7 +28,7 @@ from tusclient import client as tus_client
 
 from redfile_dev.redis_server import free_port
 
-from .conftest import Api
+from .conftest import Api, docs_load_through
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -178,6 +178,13 @@ def test_the_rendered_template_passes_nginx_t_and_fills_every_name(door):
 def test_each_prefix_reaches_its_service(door, path, title):
     resp = requests.get(door.base + path, timeout=10)
     assert resp.status_code == 200 and title in resp.json()["info"]["title"].lower()
+
+
+@pytest.mark.parametrize("service", ["auth", "files", "admin"])
+def test_each_services_docs_load_whole_through_the_door(door, service):
+    types = docs_load_through(door.base, service)
+    assert {t for ref, t in types.items() if ref.endswith(".js")} <= {"text/javascript", "application/javascript"}
+    assert {t for ref, t in types.items() if ref.endswith(".css")} == {"text/css"}
 
 
 @pytest.mark.parametrize("path", ["/internal/files", "/internal", "/auth/../internal/users", "/files/%2e%2e/internal/users"])

@@ -206,6 +206,7 @@ ROWS: tuple[Row, ...] = (
     ),
     Row("auth", "GET", "/auth/docs", "public", 200),
     Row("auth", "GET", "/auth/openapi.json", "public", 200),
+    Row("auth", "GET", "/auth/docs-assets/<path:filename>", "public", 200, path="/auth/docs-assets/swagger-ui.css"),
     Row("auth", "GET", "/docs/oauth2-redirect", "public", 200),
     Row("auth", "GET", "/healthz", "public", 200),
     Row("auth", "GET", "/readyz", "public", 200),
@@ -346,6 +347,7 @@ ROWS: tuple[Row, ...] = (
     # ---- files: docs, health ----------------------------------------------------------------------------
     Row("files", "GET", "/files/docs", "public", 200),
     Row("files", "GET", "/files/openapi.json", "public", 200),
+    Row("files", "GET", "/files/docs-assets/<path:filename>", "public", 200, path="/files/docs-assets/swagger-ui.css"),
     Row("files", "GET", "/docs/oauth2-redirect", "public", 200),
     Row("files", "GET", "/healthz", "public", 200),
     Row("files", "GET", "/readyz", "public", 200),
@@ -392,6 +394,7 @@ ROWS: tuple[Row, ...] = (
     Row("admin", "GET", "/admin/consistency", "admin", 200),
     Row("admin", "GET", "/admin/docs", "public", 200),
     Row("admin", "GET", "/admin/openapi.json", "public", 200),
+    Row("admin", "GET", "/admin/docs-assets/<path:filename>", "public", 200, path="/admin/docs-assets/swagger-ui.css"),
     Row("admin", "GET", "/docs/oauth2-redirect", "public", 200),
     Row("admin", "GET", "/healthz", "public", 200),
     Row("admin", "GET", "/readyz", "public", 200),

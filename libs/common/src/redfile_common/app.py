@@ -17,7 +17,7 @@ from apiflask import APIFlask
 from flask.sessions import SessionInterface
 from redis import Redis
 
-from . import error_handlers, health, logs, metrics, tracing
+from . import docs_assets, error_handlers, health, logs, metrics, tracing
 from .audit import AuditLog, request_context
 from .body_drain import DrainUnreadBody
 from .product_metrics import CommonMetrics
@@ -91,6 +91,7 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
         AUTO_SERVERS=False,
         TESTING=settings.redfile_env == "test",
     )
+    docs_assets.init_docs_assets(app, name)  # Swagger UI from the service itself, not a CDN
     # first of all hooks: every request gets its id and its log line, also one refused by a hook below
     logs.init_request_logging(app, name)
     app.request_class = error_handlers.JsonRequest
