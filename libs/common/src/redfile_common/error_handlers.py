@@ -221,11 +221,18 @@ def register_error_handlers(app: Flask) -> None:
             code, message = "invalid_json", CATALOGUE["invalid_json"][1]
         elif isinstance(exc, ClientDisconnected):  # refuse_short_bodies
             message = "The request body ended before Content-Length bytes arrived."
+        details = None
+        if status == 413 and current_app.config.get("MAX_CONTENT_LENGTH"):
+            limit = current_app.config["MAX_CONTENT_LENGTH"]
+            message = f"The request body is over the {limit:,} bytes this service takes in one request."
+            if hint := current_app.config.get("TOO_LARGE_HINT"):
+                message += f" {hint}"
+            details = {"max_request_bytes": limit}
         headers = {}
         valid_methods = getattr(exc, "valid_methods", None)
         if status == 405 and valid_methods:
             headers["Allow"] = ", ".join(valid_methods)
-        return error_response(code, message, status=status, headers=headers)
+        return error_response(code, message, status=status, details=details, headers=headers)
 
     try:
         from gunicorn.http.errors import ParseException

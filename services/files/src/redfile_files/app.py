@@ -19,6 +19,7 @@ from redfile_files.settings import FilesSettings
 from redfile_files.sharing import http as sharing_http
 from redfile_files.tus import http as tus_http
 from redfile_files.uploads import http as uploads_http
+from redfile_files.uploads.service import LARGE_FILES_HINT
 
 # glibc's mallopt parameters
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
@@ -65,6 +66,7 @@ def create_app(settings: FilesSettings | None = None, **overrides) -> APIFlask:
     # A base64 chunk is 4/3 of its bytes; 64 KiB more covers JSON and multipart framing.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_request_bytes  # a base64 chunk in a plain form field
+    app.config["TOO_LARGE_HINT"] = LARGE_FILES_HINT
     # Their bodies are bytes whatever the Content-Type says: never parsed as JSON (error_handlers.check_json_body).
     app.config["RAW_BODY_ENDPOINTS"] = frozenset({"uploads.put_chunk", "tus.creation_url", "tus.upload_url"})
     # a chunk PUT reads exactly Content-Length bytes itself and refuses a short body (intake.body_ended_early);

@@ -31,7 +31,7 @@ from redfile_files.storage.ledger import Ledger
 from redfile_files.storage.lifecycle import Lifecycle
 from redfile_files.storage.records import Reserved, Stats
 from redfile_files.uploads.completion import Completion
-from redfile_files.uploads.service import Uploads
+from redfile_files.uploads.service import LARGE_FILES_HINT, Uploads
 from redfile_files.validation import decode_cursor, encode_cursor, is_file_id, mime_type_for, validate_name
 
 log = structlog.get_logger("redfile.files")
@@ -101,7 +101,7 @@ class Catalogue:
         if len(data) > self.settings.max_single_upload_bytes:
             raise ApiError(
                 "payload_too_large",
-                "The file is too large for a one-request upload; use /uploads.",
+                f"The file is over the {self.settings.max_single_upload_bytes:,} bytes of a one-request upload. {LARGE_FILES_HINT}",
                 details={"max_single_upload_bytes": self.settings.max_single_upload_bytes},
             )
         size = self.settings.chunk_bytes

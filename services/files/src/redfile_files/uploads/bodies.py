@@ -24,6 +24,7 @@ from marshmallow import ValidationError
 from redfile_common.errors import ApiError
 from redfile_files.records import FileUpload
 from redfile_files.uploads.schemas import ChunkFieldsIn, FileFormIn
+from redfile_files.uploads.service import LARGE_FILES_HINT
 from redfile_files.validation import decode_base64, lenient_mime_type
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
@@ -46,7 +47,10 @@ def _invalid(location: str, errors: dict | list | str) -> ApiError:
 
 
 def _too_large(limit: int, what: str = "chunk") -> ApiError:
-    return ApiError("payload_too_large", f"The {what} is too large.", details={f"max_{what}_bytes": limit})
+    if what == "file":  # a one-request upload's file
+        message = f"The file is over the {limit:,} bytes of a one-request upload. {LARGE_FILES_HINT}"
+        return ApiError("payload_too_large", message, details={"max_single_upload_bytes": limit})
+    return ApiError("payload_too_large", f"The {what} is over the {limit:,} bytes it may have.", details={f"max_{what}_bytes": limit})
 
 
 def _base64_field(value: Any, limit: int, what: str) -> bytes:

@@ -35,6 +35,12 @@ from redfile_files.storage.records import NewUpload, UploadState, decode_upload
 from redfile_files.uploads import intake
 from redfile_files.validation import is_file_id, mime_type_for, validate_name
 
+# What a client told "too large" can do: the two ways of sending a file in pieces.
+LARGE_FILES_HINT = (
+    "Send a large file in pieces: tus (POST /tus/, then PATCH; or the whole file in that POST where no front door "
+    "limits bodies) or an upload session (POST /uploads, then PUT /uploads/<id>/chunks/<n>); the README shows both with curl."
+)
+
 log = structlog.get_logger("redfile.files")
 
 
