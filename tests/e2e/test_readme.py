@@ -1,4 +1,5 @@
-"""The README's curl walkthrough, run verbatim against the live system."""
+"""The README's shell blocks, run verbatim and in order, in one shell in a scratch folder, against the live system:
+as a newcomer pastes them after `make run`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+BLOCKS = ("walkthrough", "large-files", "sharing")  # every block the README says to paste, in its order
 
 
 def block(name: str) -> str:
@@ -17,27 +19,28 @@ def block(name: str) -> str:
     return found.group(1)
 
 
-def walkthrough() -> str:
-    return block("walkthrough")
+def test_the_blocks_are_the_readmes_in_its_order():
+    text = README.read_text()
+    marked = re.findall(r"<!-- ([a-z-]+):start -->", text)
+    assert tuple(marked) == BLOCKS
 
 
-def test_readme_walkthrough_runs_verbatim(system, admin_password, tmp_path):
-    env = dict(os.environ, BASE=system.base, ADMIN_PASSWORD=admin_password)
-    result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", walkthrough()], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
-    assert "download is byte-identical" in result.stdout
-    assert "walkthrough complete" in result.stdout
-
-
-def test_readme_large_files_with_curl_runs_verbatim(system, admin_password, tmp_path):
-    """The same commands with a 24 MiB file (over a one-request upload, three session chunks); nothing left behind."""
+def test_the_readmes_blocks_run_in_order_in_one_shell_and_leave_the_folder_as_it_was(system, admin_password, tmp_path):
+    """The large file is 24 MiB here (over a one-request upload, three session chunks), 200 MiB as written."""
+    script = "\n".join(block(name) for name in BLOCKS)
     env = dict(os.environ, BASE=system.base, ADMIN_PASSWORD=admin_password, BIG_MIB="24")
-    result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", block("large-files")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180
-    )
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
-    assert "tus upload is byte-identical" in result.stdout and "session upload is byte-identical" in result.stdout
+    for line in (
+        "download is byte-identical",
+        "the range is byte-identical",
+        "walkthrough complete",
+        "tus upload is byte-identical",
+        "session upload is byte-identical",
+        "bob reads dana's file",
+        "['report.bin', 'todo.txt']",
+        "sharing complete",
+    ):
+        assert line in result.stdout, (line, result.stdout[-3000:])
     assert "upload-offset" in result.stdout.lower()
-    assert list(tmp_path.iterdir()) == []  # its scratch files removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # every block removed the files it wrote
