@@ -8,6 +8,8 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# make test K=share: only the tests whose names match, in every tier (pytest -k)
+PYTEST_K := $(if $(K),-k "$(K)")
 
 .PHONY: run test test-unit test-integration test-e2e test-tools bench sync clean lint lint-deploy deploy-tools
 
@@ -37,16 +39,16 @@ run: $(VENV)/.synced-run
 	$(VENV)/bin/python -m redfile_dev.run
 
 test: sync test-tools
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest $(PYTEST_K) $(PYTEST_ARGS)
 
 test-unit: sync test-tools
-	$(VENV)/bin/python -m pytest -m unit $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -m unit $(PYTEST_K) $(PYTEST_ARGS)
 
 test-integration: sync test-tools
-	$(VENV)/bin/python -m pytest -m integration $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -m integration $(PYTEST_K) $(PYTEST_ARGS)
 
 test-e2e: sync test-tools
-	$(VENV)/bin/python -m pytest -m e2e $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -m e2e $(PYTEST_K) $(PYTEST_ARGS)
 
 # The benchmark suite (docs/performance.md): a table of figures and ratios, JSON in bench/results/,
 # the figures in docs/img/.  Adds the bench dependency group (matplotlib, py-spy) to .venv.
