@@ -1,0 +1,116 @@
+"""``make run`` as a newcomer meets it: only REDFILE_PORT matters, and the banner comes after readiness."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from .conftest import System
+
+BANNER = "Redfile is running"
+# What another instance (or anything else) holds: the services' and metrics ports a launcher once defaulted to.
+FORMER_DEFAULTS = (8001, 8002, 8003, 9101, 9102, 9103)
+
+
+class StandIn(ThreadingHTTPServer):
+    """Something else on a port: answers 200 to every GET, as another Redfile's /readyz would, and counts the requests."""
+
+    def __init__(self, port: int) -> None:
+        self.hits = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.hits += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", port), Handler)
+        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self.thread.join(5)
+
+
+def run_launcher(system: System, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "redfile_dev.run"], env={**system.env(), **env}, capture_output=True, text=True, timeout=60, cwd=system.root
+    )
+
+
+@pytest.mark.parametrize("variable", ["REDFILE_PORT", "REDFILE_AUTH_PORT"])
+def test_a_busy_port_is_named_with_its_holder_and_no_banner(tmp_path, variable):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run_launcher(System(tmp_path), **{variable: str(port)})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert f"port {port} ({variable}) on 127.0.0.1 is already in use by pid {os.getpid()} (" in output, output
+    suggested = re.search(rf"pick another port: {variable}=(\d+) make run", output)
+    assert suggested and int(suggested.group(1)) != port, output
+    assert BANNER not in output
+    assert not (tmp_path / "data" / "redis").exists(), "nothing starts when the port is taken"
+
+
+@pytest.fixture(scope="module")
+def crowded(tmp_path_factory) -> Iterator[tuple[System, list[StandIn]]]:
+    """A system started by a user who sets only REDFILE_PORT, while something answers on the former default ports."""
+    stand_ins = []
+    for port in FORMER_DEFAULTS:
+        with contextlib.suppress(OSError):  # taken already: busy either way
+            stand_ins.append(StandIn(port))
+    system = System(tmp_path_factory.mktemp("crowded"), explicit_ports=False)
+    try:
+        system.start()
+        yield system, stand_ins
+    finally:
+        system.stop()
+        for stand_in in stand_ins:
+            stand_in.close()
+
+
+def test_the_banner_comes_only_once_every_part_answers(crowded):
+    system, _ = crowded
+    # System.start returned as soon as the banner appeared: everything must answer now, from this system
+    for service, port in system.ports.items():
+        assert requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200, service
+    for service in system.ports:
+        assert requests.get(f"{system.base}/{service}/openapi.json", timeout=5).status_code == 200, service
+    output = system.output()
+    banner_at = output.index(BANNER)
+    for part in ("auth", "files", "admin", "gateway"):
+        ready = re.search(rf"^redfile: {part} ready on ", output, re.M)
+        assert ready and ready.start() < banner_at, f"{part} was not announced ready before the banner"
+
+
+def test_busy_former_default_ports_do_not_matter(crowded):
+    system, stand_ins = crowded
+    assert not set(system.ports.values()) & set(FORMER_DEFAULTS)
+    assert not set(system.metrics_ports.values()) & set(FORMER_DEFAULTS)
+    assert all(stand_in.hits == 0 for stand_in in stand_ins), "the launcher asked something it did not start"
+    token = requests.post(f"{system.base}/auth/login", json={"username": "admin", "password": system.admin_password}, timeout=30).json()[
+        "access_token"
+    ]
+    assert requests.get(f"{system.base}/files", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
+    metrics = requests.get(f"http://127.0.0.1:{system.metrics_ports['files']}/metrics", timeout=10)
+    assert metrics.status_code == 200 and "redfile_" in metrics.text
