@@ -22,7 +22,8 @@ READY_LINE = re.compile(r"^redfile: (auth|files|admin) ready on 127\.0\.0\.1:(\d
 
 
 class System:
-    """The launcher of ``make run`` in a folder of its own; every process's stdout and stderr go to one log file.
+    """The launcher of ``make run`` in a folder of its own: its own output goes to ``system.log``, the
+    services' and the gateway's to ``data/logs/<part>.log`` (the launcher puts them there in development).
 
     ``env`` adds to (or overrides) the environment the launcher and the services see.  With
     ``explicit_ports`` the services' and metrics ports are chosen here and passed on; without, the
@@ -41,6 +42,7 @@ class System:
         self.metrics_ports = {s: free_port() for s in ("auth", "files", "admin")}
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = root / "system.log"
+        self.logs_dir = root / "data" / "logs"
         self.proc: subprocess.Popen | None = None
 
     def env(self) -> dict:
@@ -92,8 +94,10 @@ class System:
         return self.log_path.read_text(errors="replace")
 
     def logs(self) -> str:
-        """Everything every process wrote."""
-        return self.output()
+        """Everything every process wrote: the launcher's output, then each part's log file."""
+        parts = [self.output()]
+        parts += [path.read_text(errors="replace") for path in sorted(self.logs_dir.glob("*.log"))]
+        return "\n".join(parts)
 
 
 @pytest.fixture(scope="session")

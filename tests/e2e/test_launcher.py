@@ -1,16 +1,21 @@
-"""``make run`` as a newcomer meets it: only REDFILE_PORT matters, and the banner comes after readiness."""
+"""``make run`` as a newcomer meets it: only REDFILE_PORT matters, the banner comes after readiness, and the
+terminal shows a status while the parts' logs go to files."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import requests
@@ -114,3 +119,61 @@ def test_busy_former_default_ports_do_not_matter(crowded):
     assert requests.get(f"{system.base}/files", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
     metrics = requests.get(f"http://127.0.0.1:{system.metrics_ports['files']}/metrics", timeout=10)
     assert metrics.status_code == 200 and "redfile_" in metrics.text
+
+
+def test_the_terminal_shows_a_status_and_the_logs_go_to_files(crowded):
+    system, _ = crowded
+    rid = "launcher-status-rid"
+    requests.get(f"{system.base}/files", headers={"X-Request-ID": rid}, timeout=10)
+    output = system.output()
+    assert not [line for line in output.splitlines() if line.startswith("{")], "JSON log lines reached the terminal"
+    assert "Booting worker" not in output
+    assert f"logs:      {system.logs_dir}/ (auth.log, files.log, admin.log, gateway.log)" in output
+    logs = {part: system.logs_dir / f"{part}.log" for part in ("auth", "files", "admin", "gateway")}
+    for part, path in logs.items():
+        assert "Booting worker" in path.read_text(), f"{part}'s log holds gunicorn's own lines"
+    records = [json.loads(line) for line in logs["files"].read_text().splitlines() if line.startswith("{")]
+    assert [r for r in records if r.get("request_id") == rid and r.get("event") == "request"], "the request line is in files.log"
+
+
+def test_a_part_that_exits_is_reported_with_the_end_of_its_log(tmp_path):
+    system = System(tmp_path)
+    system.start()
+    try:
+        assert system.proc is not None
+        children = [p for p in Path("/proc").iterdir() if p.name.isdigit() and parent_of(p) == system.proc.pid]
+        files = [p for p in children if b"redfile_files:create_app" in (p / "cmdline").read_bytes()]
+        assert len(files) == 1, "one files master under the launcher"
+        os.kill(int(files[0].name), signal.SIGTERM)
+        assert system.proc.wait(60) == 1
+    finally:
+        system.stop()
+    output = system.output()
+    assert f"redfile: files exited with 0; the end of {system.logs_dir / 'files.log'}:\n" in output
+    assert "  | " in output and "Shutting down: Master" in output, "the end of the log is on the terminal"
+    assert "stopping everything" in output
+
+
+def parent_of(proc: Path) -> int | None:
+    try:
+        stat = (proc / "stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def test_production_keeps_one_json_line_per_event_on_the_terminal(tmp_path):
+    system = System(tmp_path, env={"REDFILE_ENV": "production"})
+    system.start()
+    try:
+        requests.get(f"{system.base}/files", headers={"X-Request-ID": "launcher-production-rid"}, timeout=10)
+        deadline = time.monotonic() + 10
+        while "launcher-production-rid" not in system.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        system.stop()
+    output = system.output()
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert [r for r in records if r.get("request_id") == "launcher-production-rid" and r.get("event") == "request"]
+    assert {r.get("service") for r in records} >= {"auth", "files", "admin", "gateway"}
+    assert "logs:" not in output and not system.logs_dir.exists()

@@ -3,9 +3,11 @@
 Starts Redis (``REDIS_URL`` when set, else a private server whose data is
 kept in ``data/redis``), the three services under gunicorn on free loopback
 ports, and the development gateway on http://127.0.0.1:$REDFILE_PORT (default
-8080).  The banner (URL and the bootstrap admin's credentials) comes only
-once every service's ``/readyz`` and the gateway answer.  Everything stops on
-Ctrl-C/SIGTERM, or when any part dies.
+8080).  The banner (URL, admin, where the logs are) comes only once every
+service's ``/readyz`` and the gateway answer.  In development the processes'
+output goes to ``data/logs/<part>.log`` and the terminal shows a short status;
+with ``REDFILE_ENV=production`` it stays on the terminal, one JSON line per
+event.  Everything stops on Ctrl-C/SIGTERM, or when any part dies.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import requests
 
@@ -26,6 +29,8 @@ from .ports import free_ports, port_holder, port_is_free
 from .redis_server import RedisProcess
 
 SERVICES = ("auth", "files", "admin")
+PARTS = (*SERVICES, "gateway")
+LOG_TAIL_LINES = 20
 
 
 def say(msg: str) -> None:
@@ -69,9 +74,13 @@ def _shown(path: Path) -> str:
 class Launcher:
     def __init__(self) -> None:
         self.root = Path(os.environ.get("REDFILE_DATA_DIR", "data")).resolve()
+        self.logs_dir = self.root / "logs"
         self.host = os.environ.get("REDFILE_HOST", "127.0.0.1")
         self.port = _env_port("REDFILE_PORT") or 8080
+        self.development = os.environ.get("REDFILE_ENV", "development") == "development"
         self.procs: dict[str, subprocess.Popen] = {}
+        self.log_files: dict[str, IO[bytes]] = {}
+        self.log_offsets: dict[str, int] = {}
         self.redis: RedisProcess | None = None
         self.stopping = False
 
@@ -115,6 +124,8 @@ class Launcher:
         shared["REDFILE_ENV"] = os.environ.get("REDFILE_ENV", "development")
         admins = os.environ.get("ADMIN_USERS", "admin")
         shared["ADMIN_USERS"] = admins
+        if self.development:
+            self.logs_dir.mkdir(parents=True, exist_ok=True)
 
         if os.environ.get("REDIS_URL"):
             shared["REDIS_URL"] = os.environ["REDIS_URL"]
@@ -165,10 +176,12 @@ class Launcher:
             shown = f"{admin_password}  (generated, kept in {_shown(self.root / 'dev-secrets.json')})"
         else:
             shown = "<unchanged: the account existed before; its password is not the generated one>"
+        logs = f"  logs:      {_shown(self.logs_dir)}/ ({', '.join(p + '.log' for p in PARTS)})\n" if self.development else ""
         print(
             f"\nRedfile is running at http://{self.host}:{self.port}\n"
             f"  API docs:  http://{self.host}:{self.port}/auth/docs  /files/docs  /admin/docs\n"
             f"  admin:     {first_admin} / {shown}\n"
+            f"{logs}"
             f"  Ctrl-C stops everything.\n",
             flush=True,
         )
@@ -181,10 +194,23 @@ class Launcher:
         return resp.status_code == 200
 
     def spawn(self, name: str, gunicorn_args: list[str], env: dict) -> None:
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", "gunicorn", *gunicorn_args], env=env, stdin=subprocess.DEVNULL)
+        output: IO[bytes] | None = None
+        if self.development:
+            output = open(self.logs_dir / f"{name}.log", "wb")  # noqa: SIM115 -- open until stop() closes it
+            self.log_files[name] = output
+            self.log_offsets[name] = 0
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", *gunicorn_args], env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT
+        )
 
     def exit_report(self, name: str, code: int | None) -> str:
-        return f"{name} exited with {code}"
+        """What the terminal shows when a part exits: its code, and the end of its log when it has one."""
+        message = f"{name} exited with {code}"
+        path = self.logs_dir / f"{name}.log"
+        if name in self.log_files and path.exists():
+            tail = path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+            message += f"; the end of {_shown(path)}:\n" + "\n".join(f"  | {line}" for line in tail)
+        return message
 
     def wait_ready(self, name: str, urls: list[str], timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -201,10 +227,28 @@ class Launcher:
             time.sleep(0.2)
         if self.stopping:
             raise RuntimeError("interrupted while starting")
-        raise RuntimeError(f"{name} not ready after {timeout:.0f}s")
+        raise RuntimeError(
+            f"{name} not ready after {timeout:.0f}s" + (f"; see {_shown(self.logs_dir / f'{name}.log')}" if self.development else "")
+        )
+
+    def report_errors(self) -> None:
+        """Echo each new error line of the parts' logs as one short line, so trouble shows where the user looks."""
+        for name, fh in self.log_files.items():
+            path = Path(fh.name)
+            with contextlib.suppress(OSError), open(path, "rb") as reader:
+                reader.seek(self.log_offsets[name])
+                chunk = reader.read(1 << 20)
+                complete = chunk[: chunk.rfind(b"\n") + 1]
+                self.log_offsets[name] += len(complete)
+            for line in complete.splitlines():
+                with contextlib.suppress(ValueError):
+                    record = json.loads(line)
+                    if isinstance(record, dict) and record.get("level") in ("error", "critical"):
+                        say(f"{name} {record['level']}: {record.get('event', '')} (see {_shown(path)})")
 
     def watch(self) -> int:
         while not self.stopping:
+            self.report_errors()
             for name, proc in self.procs.items():
                 if proc.poll() is not None:
                     say(f"{self.exit_report(name, proc.returncode)}\nredfile: stopping everything")
@@ -228,6 +272,8 @@ class Launcher:
                 proc.kill()
         if self.redis:
             self.redis.stop()
+        for fh in self.log_files.values():
+            fh.close()
 
 
 def main() -> int:
