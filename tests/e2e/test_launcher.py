@@ -1,5 +1,5 @@
-"""``make run`` as a newcomer meets it: only REDFILE_PORT matters, the banner comes after readiness, and the
-terminal shows a status while the parts' logs go to files."""
+"""``make run`` as a newcomer meets it: only REDFILE_PORT matters, the banner comes after readiness and tells
+the truth about the admin, and the terminal shows a status while the parts' logs go to files."""
 
 from __future__ import annotations
 
@@ -177,3 +177,49 @@ def test_production_keeps_one_json_line_per_event_on_the_terminal(tmp_path):
     assert [r for r in records if r.get("request_id") == "launcher-production-rid" and r.get("event") == "request"]
     assert {r.get("service") for r in records} >= {"auth", "files", "admin", "gateway"}
     assert "logs:" not in output and not system.logs_dir.exists()
+
+
+def banner(system: System) -> str:
+    output = system.output()
+    return output[output.index(BANNER) :]
+
+
+def login_status(system: System, password: str) -> int:
+    return requests.post(f"{system.base}/auth/login", json={"username": "admin", "password": password}, timeout=30).status_code
+
+
+def test_a_restart_banner_does_not_claim_a_password_it_did_not_set(tmp_path: Path):
+    first = System(tmp_path, admin_password="first-admin-password-1")
+    first.start()
+    try:
+        assert "admin:     admin / the ADMIN_PASSWORD you set (created now)" in banner(first)
+    finally:
+        first.stop()
+    second = System(tmp_path, admin_password="second-admin-password-2")
+    second.start()
+    try:
+        shown = banner(second)
+        assert "admin already exists, with the password it had: ADMIN_PASSWORD only creates the admin" in shown
+        assert "PATCH /admin/users/admin" in shown and f"remove {tmp_path / 'data'}/ to start over" in shown
+        assert "the ADMIN_PASSWORD you set" not in shown and "second-admin-password-2" not in shown
+        assert login_status(second, "second-admin-password-2") == 401
+        assert login_status(second, "first-admin-password-1") == 200
+    finally:
+        second.stop()
+
+
+def test_a_generated_admin_password_is_shown_while_it_works(tmp_path: Path):
+    first = System(tmp_path, admin_password="")
+    first.start()
+    try:
+        generated = json.loads((tmp_path / "data" / "dev-secrets.json").read_text())["ADMIN_PASSWORD"]
+        assert f"admin:     admin / {generated}  (generated, kept in {tmp_path / 'data' / 'dev-secrets.json'})" in banner(first)
+        assert login_status(first, generated) == 200
+    finally:
+        first.stop()
+    second = System(tmp_path, admin_password="")
+    second.start()
+    try:
+        assert f"admin:     admin / {generated}  (generated, kept in {tmp_path / 'data' / 'dev-secrets.json'})" in banner(second)
+    finally:
+        second.stop()

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import IO
 
+import redis
 import requests
 
 from .ports import free_ports, port_holder, port_is_free
@@ -69,6 +70,25 @@ def _shown(path: Path) -> str:
     with contextlib.suppress(ValueError):
         return str(path.relative_to(Path.cwd()))
     return str(path)
+
+
+def admin_exists(redis_url: str, username: str) -> bool:
+    """Whether auth's bootstrap will find ``username`` already stored (and so leave its password alone).
+
+    When Redis cannot say (a REDIS_URL whose user may not read auth's keys), it counts as existing:
+    the banner then claims no password it cannot vouch for.
+    """
+    from redfile_auth.storage import USER
+    from redfile_auth.validation import normalise_username
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        return bool(client.exists(USER + normalise_username(username)))
+    except redis.RedisError as exc:
+        say(f"could not tell whether admin {username!r} exists ({type(exc).__name__})")
+        return True
+    finally:
+        client.close()
 
 
 class Launcher:
@@ -135,6 +155,9 @@ class Launcher:
             shared["REDIS_URL"] = self.redis.url
             say(f"private Redis on 127.0.0.1:{self.redis.port}, data in {_shown(self.redis.data_dir)}")
 
+        first_admin = admins.split(",")[0].strip() or "admin"
+        admin_existed = admin_exists(shared["REDIS_URL"], first_admin)
+
         for s in SERVICES:
             shared[f"{s.upper()}_URL"] = f"http://127.0.0.1:{ports[s]}"
 
@@ -167,20 +190,33 @@ class Launcher:
         for name, proc in self.procs.items():  # a ready answer from a process that then died is no readiness
             if proc.poll() is not None:
                 raise RuntimeError(self.exit_report(name, proc.returncode))
-        self.banner(admins.split(",")[0].strip() or "admin", shared["ADMIN_PASSWORD"])
+        self.banner(first_admin, admin_existed, shared["ADMIN_PASSWORD"])
 
-    def banner(self, first_admin: str, admin_password: str) -> None:
-        if os.environ.get("ADMIN_PASSWORD"):
-            shown = "<the ADMIN_PASSWORD you set>"  # never echo a password the operator chose
-        elif self.password_works(first_admin, admin_password):
-            shown = f"{admin_password}  (generated, kept in {_shown(self.root / 'dev-secrets.json')})"
+    def banner(self, first_admin: str, admin_existed: bool, admin_password: str) -> None:
+        chosen = bool(os.environ.get("ADMIN_PASSWORD"))
+        secrets_file = _shown(self.root / "dev-secrets.json")
+        if not admin_existed:
+            if chosen:
+                admin = f"{first_admin} / the ADMIN_PASSWORD you set (created now)"  # never echo a password the operator chose
+            else:
+                admin = f"{first_admin} / {admin_password}  (generated, kept in {secrets_file})"
+        elif not chosen and self.password_works(first_admin, admin_password):
+            admin = f"{first_admin} / {admin_password}  (generated, kept in {secrets_file})"
         else:
-            shown = "<unchanged: the account existed before; its password is not the generated one>"
+            reset = f"remove {_shown(self.root)}/ to start over (every user and file goes)"
+            if os.environ.get("REDIS_URL"):
+                reset = "empty the Redis at REDIS_URL to start over (every user and file goes)"
+            admin = (
+                f"{first_admin} already exists, with the password it had: ADMIN_PASSWORD only creates the admin.\n"
+                f"             Forgot it? Another admin can set one (PATCH /admin/users/{first_admin} with"
+                f' {{"password": "..."}}),\n'
+                f"             or stop and {reset}."
+            )
         logs = f"  logs:      {_shown(self.logs_dir)}/ ({', '.join(p + '.log' for p in PARTS)})\n" if self.development else ""
         print(
             f"\nRedfile is running at http://{self.host}:{self.port}\n"
             f"  API docs:  http://{self.host}:{self.port}/auth/docs  /files/docs  /admin/docs\n"
-            f"  admin:     {first_admin} / {shown}\n"
+            f"  admin:     {admin}\n"
             f"{logs}"
             f"  Ctrl-C stops everything.\n",
             flush=True,
