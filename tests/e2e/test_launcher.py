@@ -23,8 +23,8 @@ import requests
 from .conftest import System
 
 BANNER = "Redfile is running"
-# What another instance (or anything else) holds: the services' and metrics ports a launcher once defaulted to.
-FORMER_DEFAULTS = (8001, 8002, 8003, 9101, 9102, 9103)
+# Ports a newcomer's machine may have taken (another Redfile started with them set, or anything else).
+BUSY_PORTS = (8001, 8002, 8003, 9101, 9102, 9103)
 
 
 class StandIn(ThreadingHTTPServer):
@@ -79,9 +79,9 @@ def test_a_busy_port_is_named_with_its_holder_and_no_banner(tmp_path, variable):
 
 @pytest.fixture(scope="module")
 def crowded(tmp_path_factory) -> Iterator[tuple[System, list[StandIn]]]:
-    """A system started by a user who sets only REDFILE_PORT, while something answers on the former default ports."""
+    """A system started by a user who sets only REDFILE_PORT, while something answers on 8001-8003 and 9101-9103."""
     stand_ins = []
-    for port in FORMER_DEFAULTS:
+    for port in BUSY_PORTS:
         with contextlib.suppress(OSError):  # taken already: busy either way
             stand_ins.append(StandIn(port))
     system = System(tmp_path_factory.mktemp("crowded"), explicit_ports=False)
@@ -108,10 +108,10 @@ def test_the_banner_comes_only_once_every_part_answers(crowded):
         assert ready and ready.start() < banner_at, f"{part} was not announced ready before the banner"
 
 
-def test_busy_former_default_ports_do_not_matter(crowded):
+def test_busy_ports_8001_to_8003_do_not_matter(crowded):
     system, stand_ins = crowded
-    assert not set(system.ports.values()) & set(FORMER_DEFAULTS)
-    assert not set(system.metrics_ports.values()) & set(FORMER_DEFAULTS)
+    assert not set(system.ports.values()) & set(BUSY_PORTS)
+    assert not set(system.metrics_ports.values()) & set(BUSY_PORTS)
     assert all(stand_in.hits == 0 for stand_in in stand_ins), "the launcher asked something it did not start"
     token = requests.post(f"{system.base}/auth/login", json={"username": "admin", "password": system.admin_password}, timeout=30).json()[
         "access_token"
