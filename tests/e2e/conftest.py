@@ -18,23 +18,31 @@ from redfile_dev.redis_server import free_port
 
 ADMIN_PASSWORD = "e2e-admin-password-0123"
 STARTUP_TIMEOUT = 120
+READY_LINE = re.compile(r"^redfile: (auth|files|admin) ready on 127\.0\.0\.1:(\d+) \(metrics on :(\d+)\)$", re.MULTILINE)
 
 
 class System:
-    """The launcher of ``make run`` in a folder of its own; every process's stdout and stderr go to one log file.
+    """The launcher of ``make run`` in a folder of its own: its own output goes to ``system.log``, the
+    services' and the gateway's to ``data/logs/<part>.log`` (the launcher puts them there in development).
 
-    ``env`` adds to (or overrides) the environment the launcher and the services see.
+    ``env`` adds to (or overrides) the environment the launcher and the services see.  With
+    ``explicit_ports`` the services' and metrics ports are chosen here and passed on; without, the
+    launcher picks them as it does for a user.
     """
 
-    def __init__(self, root: Path, *, admin_password: str = ADMIN_PASSWORD, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, root: Path, *, admin_password: str = ADMIN_PASSWORD, env: dict[str, str] | None = None, explicit_ports: bool = True
+    ) -> None:
         self.root = root
         self.admin_password = admin_password
         self.extra_env = dict(env or {})
         self.port = free_port()
+        self.explicit_ports = explicit_ports
         self.ports = {s: free_port() for s in ("auth", "files", "admin")}
         self.metrics_ports = {s: free_port() for s in ("auth", "files", "admin")}
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = root / "system.log"
+        self.logs_dir = root / "data" / "logs"
         self.proc: subprocess.Popen | None = None
 
     def env(self) -> dict:
@@ -51,7 +59,7 @@ class System:
             ARGON2_MEMORY_KIB="8192",
             ARGON2_TIME_COST="1",
         )
-        for s in self.ports:
+        for s in self.ports if self.explicit_ports else ():
             env[f"REDFILE_{s.upper()}_PORT"] = str(self.ports[s])
             env[f"REDFILE_{s.upper()}_METRICS_PORT"] = str(self.metrics_ports[s])
         env.update(self.extra_env)
@@ -65,6 +73,8 @@ class System:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"launcher exited early:\n{self.log_path.read_text()[-4000:]}")
             if "Redfile is running" in self.log_path.read_text(errors="replace"):
+                for service, port, metrics in READY_LINE.findall(self.output()):
+                    self.ports[service], self.metrics_ports[service] = int(port), int(metrics)
                 return
             time.sleep(0.2)
         raise RuntimeError(f"system not up after {STARTUP_TIMEOUT}s:\n{self.log_path.read_text()[-4000:]}")
@@ -79,8 +89,15 @@ class System:
                 self.proc.wait(10)
         return self.proc.returncode if self.proc else None
 
-    def logs(self) -> str:
+    def output(self) -> str:
+        """What the launcher printed: what a user sees on the terminal."""
         return self.log_path.read_text(errors="replace")
+
+    def logs(self) -> str:
+        """Everything every process wrote: the launcher's output, then each part's log file."""
+        parts = [self.output()]
+        parts += [path.read_text(errors="replace") for path in sorted(self.logs_dir.glob("*.log"))]
+        return "\n".join(parts)
 
 
 @pytest.fixture(scope="session")
