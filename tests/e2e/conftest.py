@@ -27,17 +27,25 @@ class System:
 
     ``env`` adds to (or overrides) the environment the launcher and the services see.  With
     ``explicit_ports`` the services' and metrics ports are chosen here and passed on; without, the
-    launcher picks them as it does for a user.
+    launcher picks them as it does for a user.  With ``new_session`` the launcher and everything it starts form a
+    process group of their own, which ``interrupt()`` signals as a terminal's Ctrl-C does.
     """
 
     def __init__(
-        self, root: Path, *, admin_password: str = ADMIN_PASSWORD, env: dict[str, str] | None = None, explicit_ports: bool = True
+        self,
+        root: Path,
+        *,
+        admin_password: str = ADMIN_PASSWORD,
+        env: dict[str, str] | None = None,
+        explicit_ports: bool = True,
+        new_session: bool = False,
     ) -> None:
         self.root = root
         self.admin_password = admin_password
         self.extra_env = dict(env or {})
         self.port = free_port()
         self.explicit_ports = explicit_ports
+        self.new_session = new_session
         self.ports = {s: free_port() for s in ("auth", "files", "admin")}
         self.metrics_ports = {s: free_port() for s in ("auth", "files", "admin")}
         self.base = f"http://127.0.0.1:{self.port}"
@@ -67,7 +75,13 @@ class System:
 
     def start(self) -> None:
         with open(self.log_path, "wb") as log:  # the launcher and its children write to their own copies of the descriptor
-            self.proc = subprocess.Popen([sys.executable, "-m", "redfile_dev.run"], env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "redfile_dev.run"],
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=self.new_session,
+            )
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -88,6 +102,12 @@ class System:
                 self.proc.kill()
                 self.proc.wait(10)
         return self.proc.returncode if self.proc else None
+
+    def interrupt(self, timeout: float = 60) -> int:
+        """Ctrl-C: SIGINT to the launcher and every process it started (``new_session`` only); its exit code."""
+        assert self.proc and self.new_session
+        os.killpg(self.proc.pid, signal.SIGINT)
+        return self.proc.wait(timeout)
 
     def output(self) -> str:
         """What the launcher printed: what a user sees on the terminal."""

@@ -270,6 +270,28 @@ class RetryingUploader:
         )
 
 
+def half_sent_put(port: int, headers: dict, upload_id: str, index: int, piece: bytes) -> socket.socket:
+    """A PUT of ``piece`` whose head and first half are sent; the rest never comes (until the socket is closed)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+    head = (
+        f"PUT /uploads/{upload_id}/chunks/{index} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {headers['Authorization']}\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Length: {len(piece)}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + piece[: len(piece) // 2])
+    return sock
+
+
+def answer_of(sock: socket.socket) -> bytes:
+    """Whatever the server sends before the connection ends (b"" when it just died)."""
+    received = b""
+    try:
+        while data := sock.recv(65536):
+            received += data
+    except ConnectionResetError:
+        pass
+    return received
+
+
 def server_unread(server_port: int, peer_port: int) -> int | None:
     """Bytes the server has received but not yet read on its connection from ``peer_port`` (Linux /proc/net/tcp)."""
     with open("/proc/net/tcp") as table:

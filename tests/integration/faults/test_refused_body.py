@@ -56,3 +56,20 @@ def test_an_early_answer_reaches_a_client_that_sends_the_whole_body_first(
     assert status_line.split()[1] == str(status).encode(), status_line
     body = rest.partition(b"\r\n\r\n")[2]
     assert json.loads(body)["error"]["code"] == code
+
+
+def test_a_client_that_leaves_while_its_refused_body_is_read_leaves_no_error(redis_url, gunicorn):
+    """The client reads the early answer and ends its side mid-body: reading the rest stops quietly, not with a
+    ClientDisconnected traceback at error level in the service's log (seen on Ctrl-C under load)."""
+    (files,) = gunicorn("files", redis_url, LOG_LEVEL="INFO")
+    head = b"POST /upload_chunk?chunk_index=0&total_chunks=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 8000000\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", files.port), timeout=30) as sock:
+        sock.sendall(head + b"x" * MIB)
+        answer = sock.recv(65536)
+        sock.shutdown(socket.SHUT_WR)  # the body ends 7 MB short
+        while sock.recv(65536):  # the service closes the connection once it has stopped reading
+            pass
+    assert b" 401 " in answer.partition(b"\r\n")[0]  # no token: answered before the body is read
+    log = files.log_path.read_text(errors="replace")
+    assert '"status": 401' in log
+    assert '"level": "error"' not in log, log[-3000:]

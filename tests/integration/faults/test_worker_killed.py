@@ -12,39 +12,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from redfile_dev.testing import auth_header, make_settings, user_token
 from redfile_files.settings import FilesSettings
 
-from .helpers import RetryingUploader, assert_file_checksums, server_unread, stored_parts, upload_keys, wait_until
+from .helpers import RetryingUploader, answer_of, assert_file_checksums, half_sent_put, server_unread, stored_parts, upload_keys, wait_until
 
 CHUNK = 64 * 1024
 STALLED = 7  # the chunk whose request is half-sent when the workers die
-
-
-def half_sent_put(port: int, headers: dict, upload_id: str, index: int, piece: bytes) -> socket.socket:
-    """A PUT of ``piece`` whose head and first half are sent; the rest never comes (until the socket is closed)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
-    head = (
-        f"PUT /uploads/{upload_id}/chunks/{index} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {headers['Authorization']}\r\n"
-        f"Content-Type: application/octet-stream\r\nContent-Length: {len(piece)}\r\n\r\n"
-    )
-    sock.sendall(head.encode() + piece[: len(piece) // 2])
-    return sock
-
-
-def answer_of(sock: socket.socket) -> bytes:
-    """Whatever the server sends before the connection ends (b"" when it just died)."""
-    received = b""
-    try:
-        while data := sock.recv(65536):
-            received += data
-    except ConnectionResetError:
-        pass
-    return received
 
 
 def test_worker_killed_mid_upload_the_retrying_client_completes_byte_identical(redis_url, redis_client, gunicorn):

@@ -104,3 +104,31 @@ def test_a_failed_body_makes_gunicorn_close_the_connection():
     finally:
         ours.close()
         theirs.close()
+
+
+# -- gunicorn: the threaded worker's stop (libs/common gunicorn_worker) --------------------------
+
+
+def test_the_gthread_worker_has_what_the_stop_reaches():
+    from gunicorn.workers import base, gthread
+
+    from redfile_common.gunicorn_worker import ThreadWorker
+
+    assert issubclass(ThreadWorker, gthread.ThreadWorker)
+    # overridden: the signal handlers base.Worker.init_signals installs, and the per-connection call in a thread
+    assert list(inspect.signature(gthread.ThreadWorker.handle).parameters) == ["self", "conn"]
+    for handler in ("handle_quit", "handle_exit"):
+        assert list(inspect.signature(getattr(base.Worker, handler)).parameters) == ["self", "sig", "frame"]
+    assert "self.handle_quit" in inspect.getsource(base.Worker.init_signals)
+    # read: the connections the poller keeps, the callback queue that wakes the loop, and a connection's socket
+    worker = gthread.ThreadWorker(1, 0, [], None, 30, Config(), None)
+    assert {type(worker.keepalived_conns).__name__, type(worker.pending_conns).__name__} == {"deque"}
+    assert callable(worker.method_queue.defer)
+    conn = gthread.TConn(Config(), socket.socket(), ("127.0.0.1", 1), ("127.0.0.1", 2))
+    try:
+        assert isinstance(conn.sock, socket.socket)
+    finally:
+        conn.sock.close()
+    # the loop that ends when ``alive`` turns false, then waits for the connections within the grace period
+    source = inspect.getsource(gthread.ThreadWorker.run)
+    assert "while self.alive" in source and "graceful_timeout" in source

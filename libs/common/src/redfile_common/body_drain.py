@@ -20,6 +20,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wsgi import ClosingIterator
 
 PIECE = 64 * 1024
@@ -56,7 +57,7 @@ class DrainUnreadBody:
                 if not piece:
                     break
                 read += len(piece)
-        except (OSError, ValueError):  # the client went away, or a malformed chunked body: nothing left to save
+        except (OSError, ValueError, ClientDisconnected):  # the client went away, or a malformed chunked body: nothing to save
             pass
         finally:
             if isinstance(sock, socket.socket):

@@ -25,7 +25,8 @@ _service = os.environ.get("SERVICE_NAME", "redfile")
 bind = os.environ.get("BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-worker_class = "gthread"
+# gthread, with a stop that cuts stalled clients instead of waiting for the master's SIGKILL (gunicorn_worker.py).
+worker_class = "redfile_common.gunicorn_worker.ThreadWorker"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = 5

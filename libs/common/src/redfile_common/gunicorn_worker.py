@@ -1,0 +1,105 @@
+"""gunicorn's threaded worker, with a stop that never hangs.
+
+gunicorn's ``gthread`` worker (27.0) runs each request in a thread of a
+``ThreadPoolExecutor``.  Two things made a stopping worker hang until the
+master's SIGKILL at the end of its grace period ("Worker (pid:…) was sent
+SIGKILL! Perhaps out of memory?", 20 s after Ctrl-C on ``make run``):
+
+- Its quick stop (SIGINT, SIGQUIT) does its work inside the signal handler:
+  ``ThreadPoolExecutor.shutdown``, then ``sys.exit``.  The first takes the
+  pool's lock, which the interrupted main thread may already hold — inside
+  ``submit`` (every new connection), or inside that same ``shutdown`` when a
+  second signal comes, and Ctrl-C sends two: SIGINT from the terminal to
+  every process, SIGQUIT from the master to its workers.  The lock is not
+  reentrant: a deadlock (python/cpython#121649).  The second raises
+  ``SystemExit`` wherever the main thread happens to be, even inside
+  ``threading``'s own locks ("RuntimeError: release unlocked lock").  Here
+  the handler only marks the stop and wakes the main loop, as gthread's
+  graceful stop already does; the loop ends and the worker exits the normal
+  way.
+- The interpreter joins the pool's threads on exit, and a thread reading from
+  a client that stalls (an upload paused mid-body, a connection opened with
+  nothing sent yet) holds the exit until that client goes away.  This worker
+  keeps the connections its threads are serving and ends them when it must
+  stop: at once on SIGINT or SIGQUIT, kept-alive ones included; on SIGTERM
+  (the graceful stop Kubernetes sends) only those still open ``STOP_MARGIN``
+  seconds before the grace period (GUNICORN_GRACEFUL_TIMEOUT) ends, so the
+  worker exits before the master's SIGKILL.  Each socket is shut down, so a
+  blocked read or write returns; a connection a thread picks up after that is
+  closed unanswered.
+
+Requests that finish in time are answered as by ``gthread``.  Once every
+thread has ended, the worker logs "Worker stopped (pid: …)": gunicorn's own
+"Worker exiting" comes before the threads are joined, so only this line tells
+that a worker was not killed.  gunicorn has no hook for either fix
+(``worker_int`` runs inside its quick-stop handler, and nothing runs between
+the grace period and the SIGKILL), hence the subclass, which gunicorn's
+``worker_class`` setting is made for; the shape it relies on is guarded in
+tests/unit/deps/test_private_apis.py.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import socket
+import threading
+
+from gunicorn.workers import gthread
+
+# Seconds before the end of the grace period at which requests still running are cut.
+STOP_MARGIN = 2.0
+
+
+class ThreadWorker(gthread.ThreadWorker):
+    alive: bool  # set by gunicorn's Worker, which has no annotations
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # No lock guards these: the signal handler that reads them may interrupt the main thread anywhere, and a
+        # set's add, discard and copy are each atomic under the GIL.  A thread adds its connection before it looks
+        # at the flag, and the cut sets the flag before it copies the set, so no connection escapes both.
+        self._serving: set = set()
+        self._cutting = False
+
+    def init_process(self):
+        # The interpreter joins the pool's threads before it runs atexit functions: this one runs only once they end.
+        atexit.register(self.log.info, "Worker stopped (pid: %s)", self.pid)
+        super().init_process()
+
+    def handle(self, conn):
+        self._serving.add(conn)
+        try:
+            if self._cutting:
+                _shut(conn)  # gthread closes it, and needs no linger for a socket already shut
+                return False
+            return super().handle(conn)
+        finally:
+            self._serving.discard(conn)
+
+    def cut_connections(self) -> None:
+        """End every connection a thread is serving or the poller keeps: a blocked read or write returns at once,
+        and a kept-alive or waiting connection turns readable, reaches a thread and is closed there."""
+        self._cutting = True
+        for conn in [*self._serving, *self.keepalived_conns, *self.pending_conns]:
+            _shut(conn)
+
+    def handle_quit(self, sig, frame):
+        # Not gthread's handler (see above): no lock, no exception; the loop in run() sees ``alive`` and stops.
+        if self.alive:
+            self.alive = False
+            self.cfg.worker_int(self)
+        self.cut_connections()
+        self.method_queue.defer(lambda: None)
+
+    def handle_exit(self, sig, frame):
+        if self.alive:
+            timer = threading.Timer(max(0.0, self.cfg.graceful_timeout - STOP_MARGIN), self.cut_connections)
+            timer.daemon = True
+            timer.start()
+        super().handle_exit(sig, frame)
+
+
+def _shut(conn) -> None:
+    with contextlib.suppress(OSError):
+        conn.sock.shutdown(socket.SHUT_RDWR)
