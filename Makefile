@@ -10,6 +10,10 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 # make test K=share: only the tests whose names match, in every tier (pytest -k)
 PYTEST_K := $(if $(K),-k "$(K)")
+# Test processes (pytest-xdist): one per core by default, a test file per process at a time (its
+# fixtures stay together); TEST_PROCS=0 runs everything in this one process.
+TEST_PROCS ?= auto
+PYTEST := $(VENV)/bin/python -m pytest -n $(TEST_PROCS) --dist loadfile
 
 .PHONY: run test test-unit test-integration test-e2e test-tools bench sync clean lint lint-deploy deploy-tools
 
@@ -39,16 +43,16 @@ run: $(VENV)/.synced-run
 	$(VENV)/bin/python -m redfile_dev.run
 
 test: sync test-tools
-	$(VENV)/bin/python -m pytest $(PYTEST_K) $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_K) $(PYTEST_ARGS)
 
 test-unit: sync test-tools
-	$(VENV)/bin/python -m pytest -m unit $(PYTEST_K) $(PYTEST_ARGS)
+	$(PYTEST) -m unit $(PYTEST_K) $(PYTEST_ARGS)
 
 test-integration: sync test-tools
-	$(VENV)/bin/python -m pytest -m integration $(PYTEST_K) $(PYTEST_ARGS)
+	$(PYTEST) -m integration $(PYTEST_K) $(PYTEST_ARGS)
 
 test-e2e: sync test-tools
-	$(VENV)/bin/python -m pytest -m e2e $(PYTEST_K) $(PYTEST_ARGS)
+	$(PYTEST) -m e2e $(PYTEST_K) $(PYTEST_ARGS)
 
 # The benchmark suite (docs/performance.md): a table of figures and ratios, JSON in bench/results/,
 # the figures in docs/img/.  Adds the bench dependency group (matplotlib, py-spy) to .venv.

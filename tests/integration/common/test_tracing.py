@@ -52,12 +52,14 @@ def test_one_trace_spans_both_services_and_redis(traced, spans):
     resp = traced.test_client().get("/admin/probe")
     assert resp.status_code == 200, resp.json
     finished = spans.get_finished_spans()
-    kinds = by_kind(finished)
-    servers = kinds["SERVER"]
+    servers = by_kind(finished)["SERVER"]
     assert len(servers) == 2
-    trace_ids = {s.context.trace_id for s in finished}
-    assert len(trace_ids) == 1, "every span belongs to the one trace"
     outer = next(s for s in servers if s.parent is None)
+    # Only the request's trace: a daemon thread of another test's app in this process (a sweeper) may record
+    # a Redis span of its own meanwhile, as the root of another trace.
+    mine = [s for s in finished if s.context.trace_id == outer.context.trace_id]
+    assert all(s in mine for s in servers) and all(s in mine for s in finished if s.parent is not None), "one trace"
+    kinds = by_kind(mine)
     client_span = next(s for s in kinds["CLIENT"] if s.name.startswith("GET") and s.parent and s.parent.span_id == outer.context.span_id)
     inner = next(s for s in servers if s is not outer)
     assert inner.parent.span_id == client_span.context.span_id

@@ -2,7 +2,7 @@
 
 import hashlib
 import itertools
-import os
+import random
 
 import blake3
 import google_crc32c
@@ -12,7 +12,7 @@ from redfile_files.crypto import ChunkCorrupt
 from redfile_files.storage import files as storage
 from redfile_files.storage import keys
 
-DATA = os.urandom(64 * 5 + 30)
+DATA = random.Random("test_downloads").randbytes(64 * 5 + 30)  # fixed: test ids carry its hashes (xdist compares them)
 SHA256 = hashlib.sha256(DATA).hexdigest()
 # the composite of DATA in 64-byte chunks: BLAKE3 over the chunks' BLAKE3 digests, -<chunks>
 COMPOSITE = f"{blake3.blake3(b''.join(blake3.blake3(DATA[i : i + 64]).digest() for i in range(0, len(DATA), 64))).hexdigest()}-6"
