@@ -23,7 +23,9 @@ Key spaces (owner: auth; no hash tags: auth expects one Redis primary, not Redis
                                     written by ``redfile_common.limiter`` (``login_scopes``)
 
 It also writes ``rf:tokstate:{username}`` and ``rf:tokdeny:{jti}`` through the shared
-``TokenState`` (see redfile_common.tokens), in the same MULTI as the user change.
+``TokenState`` (see redfile_common.tokens), in the same MULTI as the user change, and
+``rf:tokdeny:family:{family}`` in the same step as a family's revocation (``rotate_refresh``
+on reuse, ``revoke_family``), so the family's access tokens end with it.
 
 Contract:
 * ``create_user`` writes nothing and returns None when the name is taken (WATCH/MULTI).
@@ -45,7 +47,7 @@ import redis
 from redfile_common.limiter import Scope
 from redfile_common.lua_scripts import Scripts
 from redfile_common.redis_client import transaction
-from redfile_common.tokens import Claims, TokenState
+from redfile_common.tokens import LEEWAY_SECONDS, Claims, TokenState
 
 USER = "auth:user:"
 USERS = "auth:users"
@@ -233,9 +235,13 @@ class AuthStore:
         self.token_state.deny(claims)
 
     # -- refresh tokens ------------------------------------------------------
-    def start_family(self, username: str, token_hash: str, version: str, ttl: int, now: str) -> str:
-        """Open a new refresh family for a login with its first token; returns the family id."""
-        family = secrets.token_urlsafe(16)
+    @staticmethod
+    def new_family() -> str:
+        """A new refresh family's id: known before its first access token is minted (claim ``fam``)."""
+        return secrets.token_urlsafe(16)
+
+    def start_family(self, family: str, username: str, token_hash: str, version: str, ttl: int, now: str) -> str:
+        """Open the refresh family ``family`` (``new_family``) for a login with its first token; returns its id."""
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(FAMILY + family, mapping={"username": username, "created_at": now})
             pipe.expire(FAMILY + family, ttl)
@@ -253,14 +259,17 @@ class AuthStore:
             return None
         return _str(username), _str(family)
 
-    def rotate_refresh(self, old_hash: str, new_hash: str, username: str, family: str, ttl: int) -> Rotation:
-        keys = [REFRESH + old_hash, REFRESH + new_hash, FAMILY + family, USER_FAMILIES + username]
-        result = self._scripts["rotate_refresh"](keys=keys, args=[username, family, ttl])
+    def rotate_refresh(self, old_hash: str, new_hash: str, username: str, family: str, ttl: int, access_ttl: int) -> Rotation:
+        """``access_ttl``: on reuse the family's access tokens are denied that long (``TokenState.deny_family``)."""
+        keys = [REFRESH + old_hash, REFRESH + new_hash, FAMILY + family, USER_FAMILIES + username, self.token_state.family_deny_key(family)]
+        result = self._scripts["rotate_refresh"](keys=keys, args=[username, family, ttl, access_ttl + LEEWAY_SECONDS])
         status = result[0].decode()
         return Rotation(status, result[1].decode() if len(result) > 1 else None)
 
-    def revoke_family(self, username: str, family: str) -> None:
+    def revoke_family(self, username: str, family: str, access_ttl: int) -> None:
+        """End the family: its refresh tokens, and its access tokens for the ``access_ttl`` they can live."""
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(FAMILY + family)
             pipe.srem(USER_FAMILIES + username, family)
+            self.token_state.deny_family(family, access_ttl, pipe)
             pipe.execute()
