@@ -143,7 +143,10 @@ def test_start_family_and_peek(store, fake):
 
 
 def test_login_scopes_keep_the_auth_key_names():
-    user, ip = login_scopes("alice", "10.0.0.1", per_user=3, per_ip=5)
-    assert user == Scope("user", "auth:ratelimit:user:alice", "auth:ratelimit:checking:user:alice", 3)
+    (user, pair, ip), wait = login_scopes("alice", "10.0.0.1", per_client=2, per_user=3, per_ip=5)
+    assert user == Scope("user", "auth:ratelimit:user:alice", "auth:ratelimit:checking:user:alice", 3, slows=True)
+    assert pair == Scope("client", "auth:ratelimit:pair:alice:10.0.0.1", "auth:ratelimit:checking:pair:alice:10.0.0.1", 2)
     assert ip == Scope("ip", "auth:ratelimit:ip:10.0.0.1", "auth:ratelimit:checking:ip:10.0.0.1", 5)
-    assert login_scopes(None, "10.0.0.1", per_user=3, per_ip=5) == [ip]  # not a possible username: the address only
+    assert wait == "auth:ratelimit:wait:alice:10.0.0.1"
+    # not a possible username: the address only, and nothing to wait on
+    assert login_scopes(None, "10.0.0.1", per_client=2, per_user=3, per_ip=5) == ([ip], None)

@@ -16,11 +16,15 @@ Key spaces (owner: auth; no hash tags: auth expects one Redis primary, not Redis
 ``auth:user-families:{username}``   set, TTL = REFRESH_TOKEN_TTL, renewed by each login and
                                     rotation: the user's family ids, to revoke them all
 ``auth:ratelimit:user:{username}``  string counter, TTL = LOGIN_FAILURE_WINDOW from the first
-``auth:ratelimit:ip:{addr}``        failure: failed logins per username / client address
-``auth:ratelimit:checking:user:{username}``  sorted set, TTL = the hold (60 s), renewed: the
-``auth:ratelimit:checking:ip:{addr}``        password checks in flight (attempt id -> until
-                                    when it holds its place, unix s).  These four are
-                                    written by ``redfile_common.limiter`` (``login_scopes``)
+``auth:ratelimit:pair:{username}:{client}``  failure: failed logins per username (all
+``auth:ratelimit:ip:{client}``      clients), per username and client, per client
+``auth:ratelimit:checking:pair:{username}:{client}``  sorted set, TTL = the hold (60 s),
+``auth:ratelimit:checking:ip:{client}``  renewed: the password checks in flight (attempt id
+                                    -> until when it holds its place, unix s)
+``auth:ratelimit:wait:{username}:{client}``  string, TTL = the client's delay: past the
+                                    username's ceiling, how long this client still waits.
+                                    These are written by ``redfile_common.limiter``
+                                    (``login_scopes``); ``{client}`` is ``limiter.client_id``
 
 It also writes ``rf:tokstate:{username}`` and ``rf:tokdeny:{jti}`` through the shared
 ``TokenState`` (see redfile_common.tokens), in the same MULTI as the user change, and
@@ -55,15 +59,29 @@ REFRESH = "auth:refresh:"
 FAMILY = "auth:family:"
 USER_FAMILIES = "auth:user-families:"
 RATE_USER = "auth:ratelimit:user:"
+RATE_PAIR = "auth:ratelimit:pair:"
 RATE_IP = "auth:ratelimit:ip:"
-CHECKING_USER = "auth:ratelimit:checking:user:"
+CHECKING_USER = "auth:ratelimit:checking:user:"  # named for the limiter's layout; a slowing scope writes none
+CHECKING_PAIR = "auth:ratelimit:checking:pair:"
 CHECKING_IP = "auth:ratelimit:checking:ip:"
+WAIT = "auth:ratelimit:wait:"
 
 
-def login_scopes(username: str | None, addr: str, *, per_user: int, per_ip: int) -> list[Scope]:
-    """The failure limiter's scopes of one login: the username (when it can be one) and the client address."""
-    scopes = [Scope("user", RATE_USER + username, CHECKING_USER + username, per_user)] if username else []
-    return [*scopes, Scope("ip", RATE_IP + addr, CHECKING_IP + addr, per_ip)]
+def login_scopes(username: str | None, client: str, *, per_client: int, per_user: int, per_ip: int) -> tuple[list[Scope], str | None]:
+    """The failure limiter's scopes of one login, and the client's cooldown key on the username.
+
+    The username (when it can be one) slows past ``per_user``; the (username, client) pair and the
+    client lock at ``per_client`` and ``per_ip``.  ``client`` is ``limiter.client_id`` of the address.
+    """
+    ip = Scope("ip", RATE_IP + client, CHECKING_IP + client, per_ip)
+    if not username:
+        return [ip], None
+    pair = f"{username}:{client}"
+    return [
+        Scope("user", RATE_USER + username, CHECKING_USER + username, per_user, slows=True),
+        Scope("client", RATE_PAIR + pair, CHECKING_PAIR + pair, per_client),
+        ip,
+    ], WAIT + pair
 
 
 @dataclass(frozen=True)
