@@ -66,6 +66,14 @@ def _retry_after(resp) -> int:
     return int(resp.headers["Retry-After"])
 
 
+def test_with_the_default_limits_ten_wrong_passwords_do_not_lock_the_admin_out(redis_url):
+    """The probe's finding as it was seen: 10 wrong passwords, then the admin's right one got 429 for 15 minutes."""
+    auth = create_auth(redis_url, admin_users="admin", admin_password=ADMIN_PASSWORD, trusted_proxy_hops=1, **CHEAP_ARGON2).test_client()
+    for i in range(10):
+        assert _login(auth, f"guess-{i}", "203.0.113.66").status_code in (401, 429)
+    assert _login(auth, ADMIN_PASSWORD, "192.0.2.10").status_code == 200
+
+
 def test_a_stranger_guessing_the_admins_password_does_not_lock_the_admin_out(make_auth):
     auth = make_auth()
     stranger = "203.0.113.66"
@@ -135,6 +143,20 @@ def guarded_link(files, redis_client, redis_url):
 
 def _open(client, token: str, password: str, addr: str):
     return client.get(f"/s/{token}", headers={"X-Share-Password": password, "X-Forwarded-For": addr})
+
+
+def test_with_the_default_limits_five_wrong_guesses_do_not_lock_out_a_links_recipients(redis_url, redis_client):
+    """The probe's finding as it was seen: five wrong guesses, then every recipient got 429."""
+    from redfile_files import create_app
+    from redfile_files.settings import FilesSettings
+
+    client = create_app(**settings_overrides(redis_url, sweep_interval=0, trusted_proxy_hops=1)).test_client()
+    alice = auth_header(user_token(make_settings(FilesSettings, redis_url), redis_client, "alice"))
+    up = client.post("/texts", headers=alice, json={"name": "note.txt", "content": "the secret text"})
+    token = client.post(f"/files/{up.json['id']}/shares", headers=alice, json={"password": "the-link-password"}).json["token"]
+    for i in range(5):
+        assert _open(client, token, f"guess-{i}", "203.0.113.66").status_code == 401
+    assert _open(client, token, "the-link-password", "192.0.2.10").status_code == 200
 
 
 def test_wrong_guesses_on_a_share_link_do_not_lock_out_its_recipients(files, guarded_link, redis_client):
