@@ -29,12 +29,9 @@ for i = 1, scopes do
   end
 end
 if #locked > 2 then return locked end
-if #slowed > 2 and cooldown then
-  local wait = redis.call('PTTL', cooldown)
-  if wait > 0 then
-    slowed[2] = math.ceil(wait / 1000)
-    return slowed
-  end
+if #slowed > 2 and cooldown and redis.call('EXISTS', cooldown) == 1 then
+  slowed[2] = math.max(redis.call('TTL', cooldown), 1)
+  return slowed
 end
 local clock = now_us / 1000000
 for i = 1, scopes do
