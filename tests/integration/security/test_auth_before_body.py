@@ -63,6 +63,11 @@ def test_the_anonymous_me_with_a_json_body_is_401(apps):
     assert resp.status_code == 401 and resp.json["error"]["code"] == "unauthorized"
 
 
+def test_options_still_answers_without_credentials(apps):
+    resp = apps["files"].test_client().open("/files", method="OPTIONS")
+    assert resp.status_code == 200 and "GET" in resp.headers["Allow"]
+
+
 def test_a_bad_token_is_401_before_the_body_too(apps):
     resp = apps["files"].test_client().post("/files/zip", data=b"{", content_type="application/json", headers=auth_header("not-a-jwt"))
     assert resp.status_code == 401 and resp.json["error"]["code"] == "invalid_token"

@@ -15,13 +15,13 @@ either *locks* or *slows*:
   ``cooldown`` key (one per client and target).  A client that has not failed (or has
   waited) is admitted at once; the right secret ends its wait.
 
-A check first takes a place in each of its scopes (``begin``) and gives it up after, as a
-failure or not (``failed`` / ``succeeded`` / ``abandon``); a check starts only while every
-locking scope's failures plus checks in flight are below its limit.  So at most the limit's
-worth of wrong secrets is ever checked per window and client, however many guesses arrive at
-once.  A check
-that finds the places taken by checks in flight (not by failures) waits for one, up to
-``wait`` seconds, then is refused with Retry-After 1.  A place is held at most ``hold``
+A check first takes a place in each of its locking scopes (``begin``; slowing scopes hold
+no places, and their ``checks_key`` stays unwritten) and gives it up after, as a failure or
+not (``failed`` / ``succeeded`` / ``abandon``); a check starts only while every locking
+scope's failures plus checks in flight are below its limit.  So at most the limit's worth of
+wrong secrets is ever checked per window and client, however many guesses arrive at once.
+A check that finds the places taken by checks in flight (not by failures) waits for one, up
+to ``wait`` seconds, then is refused with Retry-After 1.  A place is held at most ``hold``
 seconds, so a worker that dies mid-check cannot keep it.  Redis's clock (``TIME``) dates
 the places; Redis's TTLs end the windows.
 

@@ -95,6 +95,8 @@ def credentials_first() -> None:
     So an anonymous caller gets the 401 the route promises, never a 400 or 422 about a body it
     was not allowed to send.  Only the token itself is checked here (no Redis).
     """
+    if request.method == "OPTIONS":
+        return  # Flask's automatic answer (Allow), or a CORS preflight: both come without credentials
     view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
     kind = getattr(view, CREDENTIALS, None)
     if kind is None:
