@@ -155,7 +155,7 @@ def user_tokens() -> UserTokens:
 
 @pytest.fixture
 def limits(redis_client) -> LoginLimits:
-    return LoginLimits(FailureLimiter(redis_client, window=60), per_user=3, per_ip=5)
+    return LoginLimits(FailureLimiter(redis_client, window=60), per_client=3, per_user=6, per_ip=5)
 
 
 @pytest.fixture

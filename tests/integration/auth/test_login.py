@@ -69,18 +69,24 @@ def test_failed_login_logs_the_username_never_the_password(create_user, login, e
 class TestRateLimits:
     @pytest.fixture
     def app_options(self):
-        return {"login_max_failures_per_user": 3, "login_max_failures_per_ip": 5, "login_failure_window": 120}
+        return {
+            "login_max_failures_per_client": 3,
+            "login_max_failures_per_user": 6,
+            "login_max_failures_per_ip": 5,
+            "login_failure_window": 120,
+        }
 
-    def test_per_user_lockout_with_retry_after(self, create_user, login, events):
+    def test_per_client_lockout_with_retry_after(self, create_user, login, events):
         create_user("alice")
         create_user("bob")
-        for i in range(3):
-            assert login("alice", "wrong-password", f"198.51.100.{i}").status_code == 401
-        locked = login("alice", "password-123", "203.0.113.50")  # right password, fresh address
+        for _ in range(3):
+            assert login("alice", "wrong-password", "198.51.100.1").status_code == 401
+        locked = login("alice", "password-123", "198.51.100.1")  # right password, same address
         assert locked.status_code == 429
         assert locked.json == {"error": {"code": "too_many_requests", "message": "Too many requests; try again later."}}
         assert 1 <= int(locked.headers["Retry-After"]) <= 120
-        assert events.named("login_locked_out")[-1]["username"] == "alice"
+        assert (events.named("login_locked_out")[-1]["username"], events.named("login_locked_out")[-1]["scope"]) == ("alice", "client")
+        assert login("alice", "password-123", "203.0.113.50").status_code == 200  # the owner, elsewhere
         assert login("bob", "password-123", "198.51.100.1").status_code == 200
 
     def test_per_ip_lockout_covers_all_usernames(self, login, events):
@@ -91,12 +97,12 @@ class TestRateLimits:
         assert events.named("login_locked_out")[-1]["scope"] == "ip"
         assert login("admin", ADMIN_PASSWORD, "203.0.113.8").status_code == 200
 
-    def test_success_resets_the_username_counter(self, login):
+    def test_success_resets_the_clients_counter(self, login):
         for _ in range(2):
             assert login("admin", "wrong-password").status_code == 401
         assert login("admin", ADMIN_PASSWORD).status_code == 200
         for _ in range(2):
-            assert login("admin", "wrong-password", "198.51.100.99").status_code == 401
+            assert login("admin", "wrong-password").status_code == 401
         assert login("admin", ADMIN_PASSWORD).status_code == 200  # 429 without the reset
 
     def test_counters_are_shared_between_replicas(self, app, make_app, app_options):

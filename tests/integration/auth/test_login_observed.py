@@ -35,7 +35,7 @@ class Lines:
 def observed(redis_client, store, passwords, user_tokens, users):
     registry, trail, lines = CollectorRegistry(), MemoryAuditLog(), Lines()
     events = SecurityEvents(logger=lines)
-    limits = LoginLimits(FailureLimiter(redis_client, window=60), per_user=3, per_ip=50, events=events)
+    limits = LoginLimits(FailureLimiter(redis_client, window=60), per_client=3, per_user=10, per_ip=50, events=events)
     sessions = Sessions(
         store,
         passwords,
@@ -104,7 +104,7 @@ def test_a_lockout_is_audited_once_and_every_refusal_is_counted_and_warned(obser
             s.login("ann", "ann-password-1", ADDR)
         assert exc.value.code == "too_many_requests"
     assert observed.trail.actions() == ["login.failed", "login.failed", "login.failed", "login.locked_out"]
-    assert observed.trail.entries[-1]["details"] == {"scope": "user"} and observed.trail.entries[-1]["outcome"] == "denied"
+    assert observed.trail.entries[-1]["details"] == {"scope": "client"} and observed.trail.entries[-1]["outcome"] == "denied"
     assert observed.count("redfile_auth_logins_total", "failure") == 3
     assert observed.count("redfile_auth_logins_total", "locked_out") == 2
     assert observed.lines.events().count("login_locked_out") == 2

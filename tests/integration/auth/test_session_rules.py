@@ -85,26 +85,26 @@ def failures(store, kind: str, value: str) -> int:
     return int(store.redis.get(f"auth:ratelimit:{kind}:{value}") or 0)
 
 
-def test_user_lockout_and_retry_after(sessions, users, alice, store):
+def test_client_lockout_and_retry_after(sessions, users, alice, store):
     for _ in range(3):
         assert login_error(sessions, "alice", "wrong-password").code == "invalid_credentials"
-    err = login_error(sessions, "alice", "alice-password")  # right password, but locked out
+    err = login_error(sessions, "alice", "alice-password")  # right password, but this client is locked out
     assert err.code == "too_many_requests" and err.status == 429
     assert 55 <= int(err.headers["Retry-After"]) <= 60
-    assert login_error(sessions, "alice", "alice-password", "198.51.100.7").code == "too_many_requests"  # from anywhere
+    assert sessions.login("alice", "alice-password", "198.51.100.7").access_token  # the owner, elsewhere, is not
     users.create_new("bob", "bob-password")
     assert sessions.login("bob", "bob-password", ADDR).access_token  # another user from the same address is not locked out
-    assert (failures(store, "user", "alice"), failures(store, "ip", ADDR)) == (3, 3)
+    assert (failures(store, "user", "alice"), failures(store, "pair", f"alice:{ADDR}"), failures(store, "ip", ADDR)) == (3, 3, 3)
 
 
-def test_success_resets_the_username_counter(sessions, alice, store):
+def test_success_forgets_the_clients_failures_not_the_usernames(sessions, alice, store):
     for _ in range(2):
         login_error(sessions, "alice", "wrong-password")
     sessions.login("alice", "alice-password", ADDR)
-    assert (failures(store, "user", "alice"), failures(store, "ip", ADDR)) == (0, 2)
+    assert (failures(store, "user", "alice"), failures(store, "pair", f"alice:{ADDR}"), failures(store, "ip", ADDR)) == (2, 0, 2)
     for _ in range(2):
-        login_error(sessions, "alice", "wrong-password", "203.0.113.9")
-    assert sessions.login("alice", "alice-password", ADDR)
+        login_error(sessions, "alice", "wrong-password")
+    assert sessions.login("alice", "alice-password", ADDR)  # 429 without the reset (3 failures of this client)
 
 
 def test_ip_lockout_covers_every_username(sessions, alice):

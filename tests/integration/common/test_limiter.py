@@ -205,3 +205,47 @@ def test_simultaneous_right_secrets_are_all_served(redis_url):
 
     with ThreadPoolExecutor(checks) as pool:
         assert all(pool.map(check, range(checks), timeout=30))
+
+
+def _slowed_pair(client: str, limit: int = 10) -> Scope:
+    return Scope("pair", f"t:fail:pair:{client}", f"t:check:pair:{client}", limit)
+
+
+def _target_attempt(limiter: FailureLimiter, client: str, ceiling: int = 2):
+    target = Scope("target", "t:fail:target", "t:check:target", ceiling, slows=True)
+    return limiter.begin([target, _slowed_pair(client)], cooldown=f"t:wait:{client}")
+
+
+def test_a_slowing_scope_never_locks_and_past_its_ceiling_only_the_clients_that_failed_wait(redis_client):
+    limiter = FailureLimiter(redis_client, window=60, max_delay=1)
+    assert limiter.failed(_target_attempt(limiter, "c1")) == []  # under the ceiling: no wait for anybody
+    assert limiter.failed(_target_attempt(limiter, "c2")) == ["target"]  # reaches the ceiling: c2 waits 2^0 = 1 s
+    assert 0 < redis_client.pttl("t:wait:c2") <= 1000
+    assert redis_client.zcard("t:check:target") == 0 and not redis_client.exists("t:check:target")  # it takes no places
+    with pytest.raises(Refused) as slowed:
+        _target_attempt(limiter, "c2")
+    assert (slowed.value.slowed, slowed.value.locked, slowed.value.retry_after, slowed.value.busy) == (True, ("target",), 1, False)
+    limiter.failed(_target_attempt(limiter, "c1"))  # c1 failed before the ceiling, so it had no wait; now it has one
+    assert redis_client.exists("t:wait:c1")
+    for fresh in ("c3", "c4", "c5"):  # clients that have not failed are admitted at once, however far past the ceiling
+        limiter.succeeded(_target_attempt(limiter, fresh), forget={"pair"})
+    assert int(redis_client.get("t:fail:target")) == 3  # a right secret does not forget the target's failures
+    wait_until(lambda: not redis_client.exists("t:wait:c2"), 5, "c2's wait to end")
+    attempt = _target_attempt(limiter, "c2")  # a delay, not a lockout
+    limiter.failed(attempt)
+    assert 0 < redis_client.pttl("t:wait:c2") <= 1000  # 2^(4 - 2) = 4 s, capped at max_delay
+
+
+def test_the_delay_doubles_with_each_failure_past_the_ceiling_and_the_right_secret_ends_it(redis_client):
+    limiter = FailureLimiter(redis_client, window=60, max_delay=60)
+    waits = []
+    for i in range(4):  # a different client each time: none of them is made to wait before its own check
+        limiter.failed(_target_attempt(limiter, f"d{i}", ceiling=1))
+        waits.append(redis_client.pttl(f"t:wait:d{i}"))
+    assert [round(w / 1000) for w in waits] == [1, 2, 4, 8]
+    with pytest.raises(Refused) as slowed:
+        _target_attempt(limiter, "d3", ceiling=1)
+    assert 7 <= slowed.value.retry_after <= 8
+    redis_client.delete("t:wait:d0")  # as if d0 had waited its second
+    limiter.succeeded(_target_attempt(limiter, "d0", ceiling=1), forget={"pair"})
+    assert not redis_client.exists("t:wait:d0") and not redis_client.exists("t:fail:pair:d0")

@@ -95,8 +95,12 @@ def test_auth_sessions_as_the_auth_user(system, ops):
     refreshed = requests.post(f"{system['auth']}/auth/refresh", json={"refresh_token": pair["refresh_token"]}, timeout=10)
     assert refreshed.status_code == 200, refreshed.text  # the rotation Lua script ran
     replay = requests.post(f"{system['auth']}/auth/refresh", json={"refresh_token": pair["refresh_token"]}, timeout=10)
-    assert replay.status_code == 401  # reuse revokes the family
-    token = refreshed.json()["access_token"]
+    assert replay.status_code == 401  # reuse revokes the family ...
+    revoked = bearer(refreshed.json()["access_token"])
+    for service in ("auth", "files"):  # ... and its access tokens, read by each service as its own user
+        path = "/auth/me" if service == "auth" else "/files"
+        assert requests.get(f"{system[service]}{path}", headers=revoked, timeout=10).status_code == 401
+    token = login(system, "root", ROOT_PASSWORD)["access_token"]
     out = requests.post(f"{system['auth']}/auth/logout", headers=bearer(token), timeout=10)
     assert out.status_code == 204
     assert requests.get(f"{system['auth']}/auth/me", headers=bearer(token), timeout=10).status_code == 401

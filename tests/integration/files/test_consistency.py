@@ -381,7 +381,7 @@ def test_every_family_of_the_architecture_is_known():
         )
     ]
     known += [f"files:{{{user}}}:{p}" for p in ("quota", "held", "files", "due", "links", "inbox")]
-    known += [f"files:{{l:{sha}}}:{p}" for p in ("link", "pwfail", "pwcheck")]
+    known += [f"files:{{l:{sha}}}:{p}" for p in ("link", "pwfail", "pwcheck", "pwfail:203.0.113.9", "pwcheck:x-0a", "pwwait:::/64")]
     known += [f"files:{{all}}:{p}" for p in ("files", "sizes", "bytes", "uploads", "sweep-lock", "gc-cursor")]
     assert all(classify(k) for k in known)
     import re
@@ -400,6 +400,7 @@ def test_every_family_of_the_architecture_is_known():
             .replace("<n>", "0")
             .replace("<sid>", "c" * 32)
             .replace("<sha256(token)>", sha)
+            .replace("<client>", "2001:db8::/64")
         )
         assert classify(sample), pattern
     for bad in (

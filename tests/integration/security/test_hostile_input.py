@@ -17,8 +17,8 @@ Keys a case may change, each named in the case and justified there:
 
 * ``auth:ratelimit:ip:*`` and ``rf:audit`` for a login that reaches the password
   check: a failed login is counted (the brute-force limit) and audited by design.
-* ``files:{l:*}:pwfail`` and ``rf:audit`` for a wrong share-link password: counted
-  (the link's guessing limit) and audited by design.
+* ``files:{l:*}:pwfail``, ``files:{l:*}:pwfail:<client>`` and ``rf:audit`` for a wrong
+  share-link password: counted (the link's and the client's guessing limits) and audited by design.
 
 And, for every case, the background sweep's own bookkeeping
 (``files:{all}:sweep-lock``, ``files:{all}:gc-cursor``): a files app built by an
@@ -60,7 +60,7 @@ SWEEPER_KEYS = {b"files:{all}:sweep-lock", b"files:{all}:gc-cursor"}
 # A failed login is counted per address and audited: that is the brute-force defence, not a leak.
 LOGIN_FAILURE = ("auth:ratelimit:ip:*", "rf:audit")
 # A wrong share-link password is counted on the link and audited: the link's guessing limit.
-LINK_PASSWORD_FAILURE = ("files:{l:*}:pwfail", "rf:audit")
+LINK_PASSWORD_FAILURE = ("files:{l:*}:pwfail", "files:{l:*}:pwfail:*", "rf:audit")
 
 
 def b64(data: bytes) -> str:

@@ -16,7 +16,8 @@ def test_defaults():
     assert s.service_name == "auth"
     assert s.admin_password is None
     assert (s.access_token_ttl, s.refresh_token_ttl) == (900, 30 * 24 * 3600)
-    assert (s.login_max_failures_per_user, s.login_max_failures_per_ip, s.login_failure_window) == (10, 50, 900)
+    assert (s.login_max_failures_per_client, s.login_max_failures_per_user, s.login_max_failures_per_ip) == (5, 20, 50)
+    assert (s.login_failure_window, s.login_slowdown_max) == (900, 60)
     assert (s.argon2_time_cost, s.argon2_memory_kib, s.argon2_parallelism) == (3, 65536, 4)
     assert s.admin_users == ["admin"]
 

@@ -86,8 +86,8 @@ def test_list_users_pages_by_name(store):
 
 def test_update_changes_fields_bumps_version_and_revokes_families(store, fake, token_state):
     v1 = store.create_user(record())
-    f1 = store.start_family("alice", "h1", v1, 3600, "now")
-    f2 = store.start_family("alice", "h2", v1, 3600, "now")
+    f1 = store.start_family(store.new_family(), "alice", "h1", v1, 3600, "now")
+    f2 = store.start_family(store.new_family(), "alice", "h2", v1, 3600, "now")
     updated, v2 = store.update_user("alice", {"role": "admin"}, "2026-02-02T00:00:00Z")
     assert updated.role == "admin" and updated.updated_at == "2026-02-02T00:00:00Z"
     assert v2 and v2 != v1 and token_state.current("alice") == v2
@@ -98,7 +98,7 @@ def test_update_changes_fields_bumps_version_and_revokes_families(store, fake, t
 
 def test_update_without_a_real_change_keeps_sessions(store, fake, token_state):
     v1 = store.create_user(record())
-    family = store.start_family("alice", "h1", v1, 3600, "now")
+    family = store.start_family(store.new_family(), "alice", "h1", v1, 3600, "now")
     updated, version = store.update_user("alice", {"role": "user", "active": "1"}, "later")
     assert version is None and updated.updated_at == "2026-01-01T00:00:00Z"
     assert token_state.current("alice") == v1
@@ -112,7 +112,7 @@ def test_update_unknown_user(store):
 
 def test_delete_removes_everything_of_the_user(store, fake, token_state):
     v1 = store.create_user(record())
-    family = store.start_family("alice", "h1", v1, 3600, "now")
+    family = store.start_family(store.new_family(), "alice", "h1", v1, 3600, "now")
     assert store.delete_user("alice")
     assert store.get_user("alice") is None
     assert fake.zscore("auth:users", "alice") is None
@@ -130,19 +130,23 @@ def test_replace_password_hash_only_when_unchanged(store):
 
 
 def test_start_family_and_peek(store, fake):
-    family = store.start_family("alice", "abc", "v1", 3600, "now")
+    family = store.start_family(store.new_family(), "alice", "abc", "v1", 3600, "now")
     assert store.peek_refresh("abc") == ("alice", family)
     assert store.peek_refresh("nope") is None
     assert fake.hgetall(REFRESH + "abc") == {b"username": b"alice", b"family": family.encode(), b"version": b"v1", b"used": b"0"}
     for key in (REFRESH + "abc", FAMILY + family, USER_FAMILIES + "alice"):
         assert 3500 < fake.ttl(key) <= 3600
-    store.revoke_family("alice", family)
+    store.revoke_family("alice", family, 900)
     assert not fake.exists(FAMILY + family)
     assert not fake.sismember(USER_FAMILIES + "alice", family)
+    assert 900 < fake.ttl("rf:tokdeny:family:" + family) <= 905  # its access tokens are refused while they can live
 
 
 def test_login_scopes_keep_the_auth_key_names():
-    user, ip = login_scopes("alice", "10.0.0.1", per_user=3, per_ip=5)
-    assert user == Scope("user", "auth:ratelimit:user:alice", "auth:ratelimit:checking:user:alice", 3)
+    (user, pair, ip), wait = login_scopes("alice", "10.0.0.1", per_client=2, per_user=3, per_ip=5)
+    assert user == Scope("user", "auth:ratelimit:user:alice", "auth:ratelimit:checking:user:alice", 3, slows=True)
+    assert pair == Scope("client", "auth:ratelimit:pair:alice:10.0.0.1", "auth:ratelimit:checking:pair:alice:10.0.0.1", 2)
     assert ip == Scope("ip", "auth:ratelimit:ip:10.0.0.1", "auth:ratelimit:checking:ip:10.0.0.1", 5)
-    assert login_scopes(None, "10.0.0.1", per_user=3, per_ip=5) == [ip]  # not a possible username: the address only
+    assert wait == "auth:ratelimit:wait:alice:10.0.0.1"
+    # not a possible username: the address only, and nothing to wait on
+    assert login_scopes(None, "10.0.0.1", per_client=2, per_user=3, per_ip=5) == ([ip], None)

@@ -23,7 +23,7 @@ from .body_drain import DrainUnreadBody
 from .product_metrics import CommonMetrics
 from .redis_client import make_redis
 from .redis_info import RedisInfo, info_client
-from .security import BEARER_SCHEME, SERVICE_SCHEME
+from .security import BEARER_SCHEME, SERVICE_SCHEME, credentials_first
 from .security_events import SecurityEvents
 from .service_client import ServiceClient
 from .settings import ServiceSettings
@@ -99,6 +99,7 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
     # is opened: the default would build a signing serializer on every request.
     app.session_interface = NoSessions()
     app.error_processor(error_handlers.apiflask_error_processor)
+    app.before_request(credentials_first)  # ahead of the body checks: no credentials, no look at the body
     error_handlers.register_error_handlers(app)
 
     registry = metrics.new_registry()

@@ -4,6 +4,12 @@ Public endpoints take user access tokens only; ``/internal/...`` endpoints
 take service tokens addressed to this service only.  Every access token is
 also checked against the user's current token version in Redis, so a
 disabled, deleted or re-roled user is refused on their very next request.
+
+Credentials come before the body: ``credentials_first`` (a before_request hook that
+runs ahead of every body check) refuses a request to a route that needs a caller
+when it has no token, or one whose signature, audience, type or expiry is wrong,
+before anything looks at its body.  The revocation state (a Redis read) is checked
+by the route's decorator, together with the route's first reads.
 """
 
 from __future__ import annotations
@@ -80,6 +86,29 @@ def authenticate_service() -> Claims:
     return claims
 
 
+CREDENTIALS = "redfile_credentials"  # a view's attribute: "user" or "service", set by the decorators below
+
+
+def credentials_first() -> None:
+    """before_request: a route that needs a caller refuses one without valid credentials (401) first.
+
+    So an anonymous caller gets the 401 the route promises, never a 400 or 422 about a body it
+    was not allowed to send.  Only the token itself is checked here (no Redis).
+    """
+    if request.method == "OPTIONS":
+        return  # Flask's automatic answer (Allow), or a CORS preflight: both come without credentials
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    kind = getattr(view, CREDENTIALS, None)
+    if kind is None:
+        return
+    rf = current_app.extensions["redfile"]
+    token = _bearer()
+    try:
+        (rf.user_tokens if kind == "user" else rf.service_tokens).verify(token)
+    except TokenError as exc:
+        raise _reject(exc.reason, "access" if kind == "user" else "service") from None
+
+
 def login_required(view=None, *, admin: bool = False, reads=None):
     """Route decorator: a valid user access token (of an admin, when ``admin=True``).
 
@@ -100,6 +129,7 @@ def login_required(view=None, *, admin: bool = False, reads=None):
                 raise ApiError("forbidden", "Admin role required.")
             return fn(*args, **kwargs)
 
+        setattr(inner, CREDENTIALS, "user")
         return inner
 
     return wrap(view) if view is not None else wrap
@@ -113,6 +143,7 @@ def service_required(fn):
         authenticate_service()
         return fn(*args, **kwargs)
 
+    setattr(inner, CREDENTIALS, "service")
     return inner
 
 

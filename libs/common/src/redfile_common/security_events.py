@@ -4,7 +4,7 @@ The events every service may emit, with the fields they carry (never a
 password, token or key):
 
 ``login_failed``            username (or ``<unknown>``), remote, action?
-``login_locked_out``        username, remote, scope (user/ip), retry_after
+``login_locked_out``        username, remote, scope (client/ip/user/busy), slowed, retry_after
 ``permission_denied``       user, endpoint or action
 ``refresh_token_reuse``     username, family (the whole family is revoked)
 ``security_token_rejected`` reason, token_kind (access/service): a bad or revoked

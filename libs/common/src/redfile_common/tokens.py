@@ -48,6 +48,7 @@ class Claims:
     role: str | None = None
     scopes: tuple[str, ...] = ()
     ver: str | None = None
+    fam: str | None = None
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -139,6 +140,7 @@ def _claims(payload: dict) -> Claims:
         role=payload.get("role"),
         scopes=tuple(payload.get("scopes") or ()),
         ver=payload.get("ver"),
+        fam=payload.get("fam"),
         raw=payload,
     )
 
@@ -155,7 +157,8 @@ class UserTokens:
         self.issuer = issuer
         self.audience = audience
 
-    def mint(self, *, username: str, role: str, scopes: list[str], version: str, ttl: int) -> tuple[str, Claims]:
+    def mint(self, *, username: str, role: str, scopes: list[str], version: str, ttl: int, family: str | None = None) -> tuple[str, Claims]:
+        """``family``: the refresh family (one login) the token belongs to; its revocation ends the token."""
         now = int(time.time())
         payload = {
             "iss": self.issuer,
@@ -169,6 +172,8 @@ class UserTokens:
             "scopes": list(scopes),
             "ver": version,
         }
+        if family is not None:
+            payload["fam"] = family
         return self.keyring.sign(payload), _claims(payload)
 
     def verify(self, token: str) -> Claims:
@@ -230,6 +235,13 @@ class TokenState:
           deleted with the user, so their existing tokens fail on the next request.
       ``rf:tokdeny:{jti}``        string "1", TTL = the token's remaining life;
           set on logout.
+      ``rf:tokdeny:family:{family}``  string "1", TTL = the access-token TTL (plus
+          leeway): the refresh family (one login) was revoked -- a reused refresh
+          token, or logout with the refresh token -- so every access token minted
+          from it (claim ``fam``) is refused.  A token without ``fam`` has no family.
+
+    The check is one ``MGET`` of these keys (two or three), in the round trip every
+    request already makes: revoking a family costs verifiers nothing extra.
 
     Failure mode: if Redis cannot be read the request fails (503): we do not
     let a possibly revoked token through.
@@ -237,6 +249,7 @@ class TokenState:
 
     VERSION_PREFIX = "rf:tokstate:"
     DENY_PREFIX = "rf:tokdeny:"
+    FAMILY_DENY_PREFIX = "rf:tokdeny:family:"  # under DENY_PREFIX: the same ACL; a jti never holds ':'
 
     def __init__(self, redis_client) -> None:
         self.redis = redis_client
@@ -250,15 +263,17 @@ class TokenState:
         Reads only: a request's first read, not any write, may travel with the
         check (``login_required(reads=...)``).
         """
-        keys = (self.VERSION_PREFIX + claims.sub, self.DENY_PREFIX + claims.jti)
+        keys = [self.VERSION_PREFIX + claims.sub, self.DENY_PREFIX + claims.jti]
+        if claims.fam:
+            keys.append(self.FAMILY_DENY_PREFIX + claims.fam)
         if reads is None:
-            (version, denied), replies = self.redis.mget(*keys), None
+            (version, *denied), replies = self.redis.mget(*keys), None
         else:
             with self.redis.pipeline(transaction=False) as pipe:
                 pipe.mget(*keys)
                 reads(pipe)
-                (version, denied), *replies = pipe.execute()
-        if denied is not None:
+                (version, *denied), *replies = pipe.execute()
+        if any(d is not None for d in denied):
             raise TokenError("revoked")
         if version is None or version.decode() != claims.ver:
             raise TokenError("revoked")
@@ -276,6 +291,13 @@ class TokenState:
 
     def forget(self, username: str, pipe=None) -> None:
         (pipe or self.redis).delete(self.VERSION_PREFIX + username)
+
+    def family_deny_key(self, family: str) -> str:
+        return self.FAMILY_DENY_PREFIX + family
+
+    def deny_family(self, family: str, access_ttl: int, pipe=None) -> None:
+        """Refuse every access token minted from ``family`` for as long as one of them can live."""
+        (pipe or self.redis).set(self.family_deny_key(family), "1", ex=access_ttl + LEEWAY_SECONDS)
 
     def deny(self, claims: Claims) -> None:
         ttl = max(1, claims.exp - int(time.time()) + LEEWAY_SECONDS)

@@ -54,7 +54,8 @@ def build_domain(
         time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib, parallelism=settings.argon2_parallelism
     )
     limits = LoginLimits(
-        FailureLimiter(redis_client, window=settings.login_failure_window),
+        FailureLimiter(redis_client, window=settings.login_failure_window, max_delay=settings.login_slowdown_max),
+        per_client=settings.login_max_failures_per_client,
         per_user=settings.login_max_failures_per_user,
         per_ip=settings.login_max_failures_per_ip,
         events=events,

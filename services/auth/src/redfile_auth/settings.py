@@ -26,9 +26,12 @@ class AuthSettings(ServiceSettings):
     access_token_ttl: int = Field(default=900, ge=30, le=DAY)
     refresh_token_ttl: int = Field(default=30 * DAY, ge=60, le=365 * DAY)
 
-    login_max_failures_per_user: int = Field(default=10, ge=1)
+    # docs/security.md, "Guessing does not pay": the client and the address lock, the username only slows
+    login_max_failures_per_client: int = Field(default=5, ge=1)
+    login_max_failures_per_user: int = Field(default=20, ge=1)
     login_max_failures_per_ip: int = Field(default=50, ge=1)
     login_failure_window: int = Field(default=900, ge=1, le=DAY)
+    login_slowdown_max: int = Field(default=60, ge=1, le=3600)
 
     argon2_time_cost: int = Field(default=3, ge=1, le=20)
     argon2_memory_kib: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)

@@ -16,14 +16,20 @@ Key spaces (owner: auth; no hash tags: auth expects one Redis primary, not Redis
 ``auth:user-families:{username}``   set, TTL = REFRESH_TOKEN_TTL, renewed by each login and
                                     rotation: the user's family ids, to revoke them all
 ``auth:ratelimit:user:{username}``  string counter, TTL = LOGIN_FAILURE_WINDOW from the first
-``auth:ratelimit:ip:{addr}``        failure: failed logins per username / client address
-``auth:ratelimit:checking:user:{username}``  sorted set, TTL = the hold (60 s), renewed: the
-``auth:ratelimit:checking:ip:{addr}``        password checks in flight (attempt id -> until
-                                    when it holds its place, unix s).  These four are
-                                    written by ``redfile_common.limiter`` (``login_scopes``)
+``auth:ratelimit:pair:{username}:{client}``  failure: failed logins per username (all
+``auth:ratelimit:ip:{client}``      clients), per username and client, per client
+``auth:ratelimit:checking:pair:{username}:{client}``  sorted set, TTL = the hold (60 s),
+``auth:ratelimit:checking:ip:{client}``  renewed: the password checks in flight (attempt id
+                                    -> until when it holds its place, unix s)
+``auth:ratelimit:wait:{username}:{client}``  string, TTL = the client's delay: past the
+                                    username's ceiling, how long this client still waits.
+                                    These are written by ``redfile_common.limiter``
+                                    (``login_scopes``); ``{client}`` is ``limiter.client_id``
 
 It also writes ``rf:tokstate:{username}`` and ``rf:tokdeny:{jti}`` through the shared
-``TokenState`` (see redfile_common.tokens), in the same MULTI as the user change.
+``TokenState`` (see redfile_common.tokens), in the same MULTI as the user change, and
+``rf:tokdeny:family:{family}`` in the same step as a family's revocation (``rotate_refresh``
+on reuse, ``revoke_family``), so the family's access tokens end with it.
 
 Contract:
 * ``create_user`` writes nothing and returns None when the name is taken (WATCH/MULTI).
@@ -45,7 +51,7 @@ import redis
 from redfile_common.limiter import Scope
 from redfile_common.lua_scripts import Scripts
 from redfile_common.redis_client import transaction
-from redfile_common.tokens import Claims, TokenState
+from redfile_common.tokens import LEEWAY_SECONDS, Claims, TokenState
 
 USER = "auth:user:"
 USERS = "auth:users"
@@ -53,15 +59,29 @@ REFRESH = "auth:refresh:"
 FAMILY = "auth:family:"
 USER_FAMILIES = "auth:user-families:"
 RATE_USER = "auth:ratelimit:user:"
+RATE_PAIR = "auth:ratelimit:pair:"
 RATE_IP = "auth:ratelimit:ip:"
-CHECKING_USER = "auth:ratelimit:checking:user:"
+CHECKING_USER = "auth:ratelimit:checking:user:"  # named for the limiter's layout; a slowing scope writes none
+CHECKING_PAIR = "auth:ratelimit:checking:pair:"
 CHECKING_IP = "auth:ratelimit:checking:ip:"
+WAIT = "auth:ratelimit:wait:"
 
 
-def login_scopes(username: str | None, addr: str, *, per_user: int, per_ip: int) -> list[Scope]:
-    """The failure limiter's scopes of one login: the username (when it can be one) and the client address."""
-    scopes = [Scope("user", RATE_USER + username, CHECKING_USER + username, per_user)] if username else []
-    return [*scopes, Scope("ip", RATE_IP + addr, CHECKING_IP + addr, per_ip)]
+def login_scopes(username: str | None, client: str, *, per_client: int, per_user: int, per_ip: int) -> tuple[list[Scope], str | None]:
+    """The failure limiter's scopes of one login, and the client's cooldown key on the username.
+
+    The username (when it can be one) slows past ``per_user``; the (username, client) pair and the
+    client lock at ``per_client`` and ``per_ip``.  ``client`` is ``limiter.client_id`` of the address.
+    """
+    ip = Scope("ip", RATE_IP + client, CHECKING_IP + client, per_ip)
+    if not username:
+        return [ip], None
+    pair = f"{username}:{client}"
+    return [
+        Scope("user", RATE_USER + username, CHECKING_USER + username, per_user, slows=True),
+        Scope("client", RATE_PAIR + pair, CHECKING_PAIR + pair, per_client),
+        ip,
+    ], WAIT + pair
 
 
 @dataclass(frozen=True)
@@ -233,9 +253,13 @@ class AuthStore:
         self.token_state.deny(claims)
 
     # -- refresh tokens ------------------------------------------------------
-    def start_family(self, username: str, token_hash: str, version: str, ttl: int, now: str) -> str:
-        """Open a new refresh family for a login with its first token; returns the family id."""
-        family = secrets.token_urlsafe(16)
+    @staticmethod
+    def new_family() -> str:
+        """A new refresh family's id: known before its first access token is minted (claim ``fam``)."""
+        return secrets.token_urlsafe(16)
+
+    def start_family(self, family: str, username: str, token_hash: str, version: str, ttl: int, now: str) -> str:
+        """Open the refresh family ``family`` (``new_family``) for a login with its first token; returns its id."""
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(FAMILY + family, mapping={"username": username, "created_at": now})
             pipe.expire(FAMILY + family, ttl)
@@ -253,14 +277,17 @@ class AuthStore:
             return None
         return _str(username), _str(family)
 
-    def rotate_refresh(self, old_hash: str, new_hash: str, username: str, family: str, ttl: int) -> Rotation:
-        keys = [REFRESH + old_hash, REFRESH + new_hash, FAMILY + family, USER_FAMILIES + username]
-        result = self._scripts["rotate_refresh"](keys=keys, args=[username, family, ttl])
+    def rotate_refresh(self, old_hash: str, new_hash: str, username: str, family: str, ttl: int, access_ttl: int) -> Rotation:
+        """``access_ttl``: on reuse the family's access tokens are denied that long (``TokenState.deny_family``)."""
+        keys = [REFRESH + old_hash, REFRESH + new_hash, FAMILY + family, USER_FAMILIES + username, self.token_state.family_deny_key(family)]
+        result = self._scripts["rotate_refresh"](keys=keys, args=[username, family, ttl, access_ttl + LEEWAY_SECONDS])
         status = result[0].decode()
         return Rotation(status, result[1].decode() if len(result) > 1 else None)
 
-    def revoke_family(self, username: str, family: str) -> None:
+    def revoke_family(self, username: str, family: str, access_ttl: int) -> None:
+        """End the family: its refresh tokens, and its access tokens for the ``access_ttl`` they can live."""
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(FAMILY + family)
             pipe.srem(USER_FAMILIES + username, family)
+            self.token_state.deny_family(family, access_ttl, pipe)
             pipe.execute()

@@ -52,10 +52,14 @@ class FilesSettings(ServiceSettings):
     # Browser origins allowed to use the tus endpoint (/tus/) across origins, comma-separated;
     # "*" for any; empty: no CORS headers.
     tus_cors_origins: str = ""
-    # Wrong passwords one share link accepts within SHARE_PASSWORD_WINDOW seconds (every
-    # replica together) before it answers 429 until the window ends.
+    # Wrong passwords one share link accepts from one client within SHARE_PASSWORD_WINDOW seconds
+    # (every replica together) before it answers that client 429 until the window ends.  Past
+    # SHARE_PASSWORD_MAX_FAILURES_PER_LINK (all clients) the link never locks, but a client that
+    # fails waits before its next try (1 s, doubling, at most SHARE_PASSWORD_SLOWDOWN_MAX).
     share_password_max_failures: int = Field(default=5, ge=1, le=1000)
+    share_password_max_failures_per_link: int = Field(default=20, ge=1, le=100_000)
     share_password_window: int = Field(default=900, ge=1, le=86_400)
+    share_password_slowdown_max: int = Field(default=60, ge=1, le=3600)
 
     @model_validator(mode="after")
     def _check_limits(self) -> FilesSettings:

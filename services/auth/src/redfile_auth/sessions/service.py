@@ -4,7 +4,10 @@ A session is an access token (a short-lived JWT every service checks against
 the user's token version) plus an opaque refresh token.  Each login opens a
 refresh *family*; every refresh uses up the presented token and hands out
 its successor in the same family.  A used token presented again means it
-was stolen (or the client is broken): the whole family is revoked.
+was stolen (or the client is broken): the whole family is revoked, and with
+it every access token minted from it (they carry the family, claim ``fam``,
+and every service's token check reads the family's denial).  Logout with the
+refresh token ends its family the same way.
 
 Wrong username, wrong password and disabled account all answer the same 401
 after the same amount of work, and only the username reaches the log.
@@ -128,7 +131,7 @@ class Sessions:
             raise ApiError("invalid_token")
         username, family = owner
         new_token = secrets.token_urlsafe(32)
-        rotation = self.store.rotate_refresh(old_hash, token_hash(new_token), username, family, self.refresh_ttl)
+        rotation = self.store.rotate_refresh(old_hash, token_hash(new_token), username, family, self.refresh_ttl, self.access_ttl)
         if rotation.status == "reuse":
             self.metrics.refresh("reuse")
             self.events.emit("refresh_token_reuse", username=username, family=family)
@@ -140,10 +143,10 @@ class Sessions:
         record, version = self.store.user_and_version(username)
         if record is None or not record.active or version is None or version != rotation.version:
             # The user changed (or went) since this family was issued: end it.
-            self.store.revoke_family(username, family)
+            self.store.revoke_family(username, family, self.access_ttl)
             self.metrics.refresh("invalid")
             raise ApiError("invalid_token")
-        access, _ = self._mint_access(record, version)
+        access, _ = self._mint_access(record, version, family)
         self.metrics.refresh("success")
         return TokenPair(access, new_token, self.access_ttl)
 
@@ -163,7 +166,7 @@ class Sessions:
         if username != claims.sub:
             self.events.emit("permission_denied", username=claims.sub, action="logout_foreign_refresh_token")
             return False
-        self.store.revoke_family(username, family)
+        self.store.revoke_family(username, family, self.access_ttl)
         return True
 
     def change_password(self, username: str, current: str, new: str, addr: str) -> TokenPair:
@@ -190,13 +193,14 @@ class Sessions:
         return self._issue(record, version)
 
     # -- helpers ---------------------------------------------------------------
-    def _mint_access(self, record: UserRecord, version: str) -> tuple[str, Claims]:
+    def _mint_access(self, record: UserRecord, version: str, family: str) -> tuple[str, Claims]:
         return self.user_tokens.mint(
-            username=record.username, role=record.role, scopes=scopes_for(record.role), version=version, ttl=self.access_ttl
+            username=record.username, role=record.role, scopes=scopes_for(record.role), version=version, ttl=self.access_ttl, family=family
         )
 
     def _issue(self, record: UserRecord, version: str) -> TokenPair:
-        access, _ = self._mint_access(record, version)
+        family = self.store.new_family()
+        access, _ = self._mint_access(record, version, family)
         refresh = secrets.token_urlsafe(32)
-        self.store.start_family(record.username, token_hash(refresh), version, self.refresh_ttl, utc_now())
+        self.store.start_family(family, record.username, token_hash(refresh), version, self.refresh_ttl, utc_now())
         return TokenPair(access, refresh, self.access_ttl)

@@ -110,6 +110,11 @@ def _viewer() -> str | None:
     return authenticate_user().username if request.headers.get("Authorization") else None
 
 
+def _client() -> str:
+    """The caller's address, counted by the link's password limit (``X-Forwarded-For`` only behind TRUSTED_PROXY_HOPS)."""
+    return request.remote_addr or "unknown"
+
+
 def _safe(response: Response) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-store"
@@ -140,7 +145,7 @@ def _stream(service: Sharing, record, *, attachment: bool, on_body=None) -> Resp
 def link_download(token):
     """Download through a share link (no account); each download with a body counts against its limit."""
     service = sharing()
-    opened = service.open_link(token, request.headers.get(PASSWORD_HEADER), reserve=False, viewer=_viewer)
+    opened = service.open_link(token, request.headers.get(PASSWORD_HEADER), reserve=False, viewer=_viewer, client=_client())
     record = opened.record
     if opened.link.burn_after_read and request.method == "GET":  # a text: counted, read whole, then gone
         opened, data = service.read_and_burn(opened)
@@ -160,7 +165,7 @@ def link_download(token):
 @bp.doc(responses=_LINK_ERRORS)
 def link_meta(token):
     """What a share link holds (name, size, type); does not count as a download."""
-    opened = sharing().open_link(token, request.headers.get(PASSWORD_HEADER), reserve=False, viewer=_viewer)
+    opened = sharing().open_link(token, request.headers.get(PASSWORD_HEADER), reserve=False, viewer=_viewer, client=_client())
     record, link = opened.record, opened.link
     left = None if link.max_downloads is None else max(0, link.max_downloads - link.downloads)
     return {

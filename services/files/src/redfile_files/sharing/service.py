@@ -32,7 +32,7 @@ from collections.abc import Callable
 import structlog
 
 from redfile_common.errors import ApiError
-from redfile_common.limiter import Refused
+from redfile_common.limiter import Refused, client_id
 from redfile_files.catalogue.reader import Reader
 from redfile_files.catalogue.service import Catalogue
 from redfile_files.records import FileRecord, FileUpload, iso
@@ -140,7 +140,9 @@ class Sharing:
         self.catalogue.audit.record("share.revoked", actor=actor.username, user=actor.username, target=share_id, kind="link", file_id=fid)
         self.catalogue.metrics.share_event("revoked")
 
-    def open_link(self, token: str, password: str | None, *, reserve: bool, check_password: bool = True, viewer=None) -> OpenedLink:
+    def open_link(
+        self, token: str, password: str | None, *, reserve: bool, check_password: bool = True, viewer=None, client: str = "unknown"
+    ) -> OpenedLink:
         """The link's file, after its checks; with ``reserve``, one download is counted (atomically) first."""
         if not TOKEN_RE.match(token or ""):
             raise ApiError("share_not_found")
@@ -157,7 +159,7 @@ class Sharing:
         if row.get("visibility") == "private" and not self._may_view(row, viewer):
             raise ApiError("share_not_found")  # a private link is a missing one to everybody else (its QR code too)
         if row.get("password") and check_password:
-            self._check_password(digest, row, password)
+            self._check_password(digest, row, password, client)
         downloads = int(row.get("downloads") or 0)
         if reserve:
             state, downloads = self.store.use_link(fid, sid, digest, reserve=True)
@@ -189,16 +191,23 @@ class Sharing:
             self.catalogue.metrics.share_event("gone")
             raise ApiError("share_gone", details={"reason": state})
 
-    def _check_password(self, digest: str, row: dict, password: str | None) -> None:
-        """argon2 runs only while the link's wrong passwords are under the limit (``redfile_common.limiter``:
-        exact under concurrency on every replica; a right password, however often, never locks a link)."""
+    def _check_password(self, digest: str, row: dict, password: str | None, client: str) -> None:
+        """argon2 runs only while this client's wrong passwords on the link are under the limit, and past the
+        link's ceiling only once the client has waited (``redfile_common.limiter``: exact under concurrency on
+        every replica; the link itself never locks, and a right password, however often, never counts)."""
         if not password:
             raise ApiError("share_password_required")
         limiter = self.store.passwords
+        scopes, cooldown = self.store.password_scopes(
+            digest,
+            client_id(client),
+            per_client=self.settings.share_password_max_failures,
+            per_link=self.settings.share_password_max_failures_per_link,
+        )
         try:
-            attempt = limiter.begin([self.store.password_scope(digest, self.settings.share_password_max_failures)])
+            attempt = limiter.begin(scopes, cooldown=cooldown)
         except Refused as refused:
-            log.warning("share_password_locked", share_id=row["id"], busy=refused.busy)
+            log.warning("share_password_locked", share_id=row["id"], busy=refused.busy, slowed=refused.slowed)
             self.catalogue.metrics.share_event("denied")
             raise ApiError(
                 "too_many_requests", "Too many wrong passwords for this link; try again later.", headers=refused.headers
@@ -218,7 +227,7 @@ class Sharing:
         except BaseException:
             limiter.abandon(attempt)
             raise
-        limiter.succeeded(attempt)
+        limiter.succeeded(attempt, forget={"client"})
 
     def used(self, opened: OpenedLink, *, ranged: bool) -> None:
         """A download through the link has started: log, audit, count; burn a burn-after-read text."""

@@ -52,7 +52,7 @@ class Storage:
             files,
             ledger,
             tus,
-            ShareStore(client, password_window=settings.share_password_window),
+            ShareStore(client, password_window=settings.share_password_window, password_slowdown_max=settings.share_password_slowdown_max),
             lifecycle,
             Inspector(client),
             DataKeys(client),

@@ -96,6 +96,19 @@ def password_checks(token_sha256: str) -> str:
     return f"{PREFIX}:{{l:{token_sha256}}}:pwcheck"
 
 
+def password_client_failures(token_sha256: str, client: str) -> str:
+    """``client``: ``redfile_common.limiter.client_id`` (an address, an IPv6 /64, or ``x-<digest>``)."""
+    return f"{PREFIX}:{{l:{token_sha256}}}:pwfail:{client}"
+
+
+def password_client_checks(token_sha256: str, client: str) -> str:
+    return f"{PREFIX}:{{l:{token_sha256}}}:pwcheck:{client}"
+
+
+def password_wait(token_sha256: str, client: str) -> str:
+    return f"{PREFIX}:{{l:{token_sha256}}}:pwwait:{client}"
+
+
 # -- one user: tag {u:<username>} ------------------------------------------------------------------
 def user_key(user: str, rest: str) -> str:
     return f"{PREFIX}:{{u:{user}}}:{rest}"
@@ -198,9 +211,21 @@ KEY_SPACES: tuple[KeySpace, ...] = (
     KeySpace("files:{l:<sha256(token)>}:link", "link", "link", "link", "string", "none, or the file's expiry",
              "`<file id>:<share id>`: which link a token opens"),
     KeySpace("files:{l:<sha256(token)>}:pwfail", "link", "pwfail", "pwfail", "string",
-             "`SHARE_PASSWORD_WINDOW` from the first failure", "wrong passwords on that link in the window (every replica)"),
+             "`SHARE_PASSWORD_WINDOW` from the first failure",
+             "wrong passwords on that link in the window, from every client (every replica): past "
+             "`SHARE_PASSWORD_MAX_FAILURES_PER_LINK` the clients that fail wait"),
     KeySpace("files:{l:<sha256(token)>}:pwcheck", "link", "pwcheck", "pwcheck", "zset", "60 s after the last check began",
-             "password checks of that link in flight (attempt id → until when it holds its place)"),
+             "none written any more (the link's scope slows, holds no places); one left from before ends with its TTL"),
+    KeySpace("files:{l:<sha256(token)>}:pwfail:<client>", "link", "pwfail-client", r"pwfail:([0-9a-fx.:/-]+)", "string",
+             "`SHARE_PASSWORD_WINDOW` from the first failure",
+             "wrong passwords on that link from one client (an address, an IPv6 /64): at `SHARE_PASSWORD_MAX_FAILURES` that "
+             "client is refused until the window ends"),
+    KeySpace("files:{l:<sha256(token)>}:pwcheck:<client>", "link", "pwcheck-client", r"pwcheck:([0-9a-fx.:/-]+)", "zset",
+             "60 s after the last check began",
+             "that client's password checks of the link in flight (attempt id → until when it holds its place)"),
+    KeySpace("files:{l:<sha256(token)>}:pwwait:<client>", "link", "pwwait", r"pwwait:([0-9a-fx.:/-]+)", "string",
+             "the client's delay (at most `SHARE_PASSWORD_SLOWDOWN_MAX`)",
+             "past the link's ceiling: how long that client still waits before its next password check"),
     KeySpace("files:{u:<username>}:quota", "user", "quota", "quota", "hash", "none (deleted when empty)",
              "`limit`, `max_file` (admin overrides), `used` (Σ charged), `reserved` (Σ reserved)"),
     KeySpace("files:{u:<username>}:held", "user", "held", "held", "hash", "none",

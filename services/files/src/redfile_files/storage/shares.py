@@ -29,10 +29,10 @@ class ShareStore:
     * ``revoke`` and ``purge_file`` remove the link hashes first, then the indexes.
     """
 
-    def __init__(self, client: redis.Redis, *, password_window: int) -> None:
+    def __init__(self, client: redis.Redis, *, password_window: int, password_slowdown_max: int = 60) -> None:
         self.redis = client
         self.scripts = Scripts(client, "redfile_files.storage")
-        self.passwords = FailureLimiter(client, window=password_window)
+        self.passwords = FailureLimiter(client, window=password_window, max_delay=password_slowdown_max)
 
     # -- links -------------------------------------------------------------------
     def create_link(self, fields: dict, *, file_expires_ts: int = 0) -> bool:
@@ -78,9 +78,17 @@ class ShareStore:
         )
         return text(result[0]), int(result[1]) if len(result) > 1 else 0
 
-    def password_scope(self, token_sha256: str, limit: int) -> Scope:
-        """The failure-limiter scope of one link's password checks (its keys share the link's slot)."""
-        return Scope("link", keys.password_failures(token_sha256), keys.password_checks(token_sha256), limit)
+    def password_scopes(self, token_sha256: str, client: str, *, per_client: int, per_link: int) -> tuple[list[Scope], str]:
+        """The failure-limiter scopes of one link's password check by ``client``, and that client's cooldown key.
+
+        The (link, client) pair locks at ``per_client``; the link slows past ``per_link`` (it never
+        locks: a stranger cannot shut the recipients out).  Every key is in the link's slot.
+        """
+        link = Scope("link", keys.password_failures(token_sha256), keys.password_checks(token_sha256), per_link, slows=True)
+        pair = Scope(
+            "client", keys.password_client_failures(token_sha256, client), keys.password_client_checks(token_sha256, client), per_client
+        )
+        return [link, pair], keys.password_wait(token_sha256, client)
 
     def owner_links(self, owner: str) -> dict[str, str]:
         return {text(k): text(v) for k, v in self.redis.hgetall(keys.user_links(owner)).items()}

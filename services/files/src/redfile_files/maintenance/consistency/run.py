@@ -57,7 +57,8 @@ def walk_batch(walk: Walk, raw_keys: list) -> None:
     check_uploads(walk, [f.tag for _, f in by.get("id:upload", [])])
     check_id_keys(walk, [kf for part in ("parts", "chunk", "staging", "shares", "recipients") for kf in by.get("id:" + part, [])])
     check_shares(walk, [(f.tag, f.arg) for _, f in by.get("id:share", [])])
-    counters = [k for part in ("pwfail", "pwcheck") for k, _ in by.get("link:" + part, [])]
+    parts = ("pwfail", "pwcheck", "pwfail-client", "pwcheck-client", "pwwait")
+    counters = [k for part in parts for k, _ in by.get("link:" + part, [])]
     check_links(walk, [f.tag for _, f in by.get("link:link", [])], counters)
 
 
