@@ -48,6 +48,7 @@ class Claims:
     role: str | None = None
     scopes: tuple[str, ...] = ()
     ver: str | None = None
+    uid: str = ""  # the account's immutable id (auth's); "" in a token minted before ids existed
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -139,6 +140,7 @@ def _claims(payload: dict) -> Claims:
         role=payload.get("role"),
         scopes=tuple(payload.get("scopes") or ()),
         ver=payload.get("ver"),
+        uid=str(payload.get("uid") or ""),
         raw=payload,
     )
 
@@ -155,7 +157,7 @@ class UserTokens:
         self.issuer = issuer
         self.audience = audience
 
-    def mint(self, *, username: str, role: str, scopes: list[str], version: str, ttl: int) -> tuple[str, Claims]:
+    def mint(self, *, username: str, role: str, scopes: list[str], version: str, ttl: int, uid: str = "") -> tuple[str, Claims]:
         now = int(time.time())
         payload = {
             "iss": self.issuer,
@@ -169,6 +171,8 @@ class UserTokens:
             "scopes": list(scopes),
             "ver": version,
         }
+        if uid:
+            payload["uid"] = uid  # who the name belongs to: a re-created name is another account
         return self.keyring.sign(payload), _claims(payload)
 
     def verify(self, token: str) -> Claims:

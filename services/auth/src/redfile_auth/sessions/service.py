@@ -191,8 +191,9 @@ class Sessions:
 
     # -- helpers ---------------------------------------------------------------
     def _mint_access(self, record: UserRecord, version: str) -> tuple[str, Claims]:
+        record = self.store.ensure_id(record)  # the token names the account (uid), not only its name
         return self.user_tokens.mint(
-            username=record.username, role=record.role, scopes=scopes_for(record.role), version=version, ttl=self.access_ttl
+            username=record.username, role=record.role, scopes=scopes_for(record.role), version=version, ttl=self.access_ttl, uid=record.id
         )
 
     def _issue(self, record: UserRecord, version: str) -> TokenPair:

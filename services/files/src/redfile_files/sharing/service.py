@@ -14,9 +14,12 @@
 * Unknown and revoked links are 404; expired and used-up ones 410 (while the
   owner keeps them); a deleted file takes every share of it along.  Answers
   about a link name only the link's own file, never another file or user.
-* **Named users**: the owner adds recipients by username; each reads the file
-  (``shared with me``) until removed.  The owner is not told whether a username
-  exists (that is the auth service's), so nothing about other users leaks.
+* **Named users**: the owner adds recipients by username; the name is looked up
+  in auth (``Directory``: an unknown one is 404 ``user_not_found``) and the share
+  is bound to the account's immutable id, which the recipient's access token
+  carries (``uid``).  Each reads the file (``shared with me``) until removed or
+  deleted; a name deleted and created again is another account and inherits
+  nothing.
 
 Every action is a structured log event, an audit record (``share.created``,
 ``share.revoked``, ``share.used`` -- target: the share id, never the token) and,
@@ -36,6 +39,7 @@ from redfile_common.limiter import Refused
 from redfile_files.catalogue.reader import Reader
 from redfile_files.catalogue.service import Catalogue
 from redfile_files.records import FileRecord, FileUpload, iso
+from redfile_files.sharing.directory import Account, Directory
 from redfile_files.sharing.model import TOKEN_RE, LinkView, OpenedLink, password_hasher, token_hash
 from redfile_files.storage.shares import ShareStore
 
@@ -44,11 +48,17 @@ log = structlog.get_logger("redfile.files")
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 
+def uid_of(principal) -> str:
+    """The caller's account id, signed in their access token ("" in a token minted before ids: such a caller sees no shares)."""
+    return principal.claims.uid
+
+
 class Sharing:
-    def __init__(self, catalogue: Catalogue, reader: Reader, store: ShareStore) -> None:
+    def __init__(self, catalogue: Catalogue, reader: Reader, store: ShareStore, directory: Directory) -> None:
         self.catalogue = catalogue  # files, settings, clock, metrics, audit
         self.reader = reader
         self.store = store
+        self.directory = directory  # username -> account id, asked of auth
         self.settings = catalogue.settings
         catalogue.on_deleted.append(self._file_deleted)
 
@@ -177,10 +187,10 @@ class Sharing:
         """A private link opens for its owner and the file's recipients.
 
         ``viewer`` is called only for a private link (so a public one ignores any credentials) and
-        returns the caller's username, or None when anonymous.
+        returns the caller (a principal), or None when anonymous.
         """
         user = viewer() if viewer is not None else None
-        return user is not None and (user == row["owner"] or self.store.may_read(row["file_id"], user))
+        return user is not None and (user.username == row["owner"] or self.store.may_read(row["file_id"], uid_of(user)))
 
     def _raise_for(self, state: str) -> None:
         if state == "missing":
@@ -244,16 +254,27 @@ class Sharing:
     # -- named users ---------------------------------------------------------------
     def add_recipient(self, actor, file_id: str, username: str) -> list[str]:
         record = self._own(actor, file_id)
-        if not USERNAME_RE.match(username or "") or username == record.owner:
+        self._share_with(actor, record, self._recipient(actor, username))
+        return self.recipients(actor, file_id)
+
+    def _recipient(self, actor, username: str) -> Account:
+        """The account a share may go to: an existing one (else 404 ``user_not_found``), not the owner's own."""
+        if not USERNAME_RE.match(username or "") or username == actor.username:
             raise ApiError("validation_error", "Not a username you can share with.", details={"username": ["invalid"]})
-        if not self.store.add_recipient(record.id, record.owner, username, iso(self.catalogue.clock())):
+        account = self.directory.account(username)
+        if account.username == actor.username or account.id == uid_of(actor):
+            raise ApiError("validation_error", "Not a username you can share with.", details={"username": ["invalid"]})
+        return account
+
+    def _share_with(self, actor, record: FileRecord, account: Account) -> None:
+        if not self.store.add_recipient(record.id, record.owner, account.id, account.username):
             raise ApiError("file_not_found")
-        log.info("share_created", file_id=record.id, owner=record.owner, kind="user", recipient=username)
+        name = account.username
+        log.info("share_created", file_id=record.id, owner=record.owner, kind="user", recipient=name)
         self.catalogue.audit.record(
-            "share.created", actor=actor.username, user=record.owner, target=f"{record.id}:{username}", kind="user", recipient=username
+            "share.created", actor=actor.username, user=record.owner, target=f"{record.id}:{name}", kind="user", recipient=name
         )
         self.catalogue.metrics.share_event("created")
-        return sorted(self.store.recipients(record.id))
 
     def remove_recipient(self, actor, file_id: str, username: str) -> None:
         record = self._own(actor, file_id)
@@ -266,26 +287,26 @@ class Sharing:
         self.catalogue.metrics.share_event("revoked")
 
     def recipients(self, actor, file_id: str) -> list[str]:
-        return sorted(self.store.recipients(self._own(actor, file_id).id))
+        return sorted(self.store.recipients(self._own(actor, file_id).id).values())
 
-    def shared_with_me(self, user: str) -> list[FileRecord]:
-        """Files shared with ``user``, newest first; inbox entries of vanished or unshared files are dropped."""
-        inbox = self.store.inbox(user)
+    def shared_with_me(self, user) -> list[FileRecord]:
+        """Files shared with ``user`` (a principal), newest first; inbox entries of vanished or unshared files are dropped."""
+        inbox = self.store.inbox(user.username)
         ids = list(inbox)
         metas = self.catalogue.store.get_metas(ids) if ids else []
         items, stale = [], []
         for fid, meta in zip(ids, metas):
-            if meta is None or not self.store.may_read(fid, user):
+            if meta is None or not self.store.may_read(fid, uid_of(user)):
                 stale.append(fid)
             else:
                 items.append(FileRecord.from_meta(meta))
-        self.store.forget_inbox(user, stale)
+        self.store.forget_inbox(user.username, stale)
         return sorted(items, key=lambda r: (r.created_ms, r.id), reverse=True)
 
-    def shared_file(self, user: str, file_id: str) -> FileRecord:
-        """A file shared with ``user``: exactly as missing (404) when it is not."""
+    def shared_file(self, user, file_id: str) -> FileRecord:
+        """A file shared with ``user`` (a principal: the account, by its id): exactly as missing (404) when it is not."""
         meta = self.catalogue.store.get_meta(file_id) if re.fullmatch(r"[0-9a-f]{32}", file_id or "") else None
-        if meta is None or not self.store.may_read(file_id, user):
+        if meta is None or not self.store.may_read(file_id, uid_of(user)):
             raise ApiError("file_not_found")
         return FileRecord.from_meta(meta)
 
@@ -295,14 +316,17 @@ class Sharing:
         self.catalogue.metrics.share_event("used")
 
     def send(self, actor, username: str, read: Callable[[], FileUpload]) -> FileRecord:
-        """The seed's "send to": store a small file (``read()`` reads it, once the username passed) as the sender's own
-        and share it with ``username``."""
-        if not USERNAME_RE.match(username) or username == actor.username:
-            raise ApiError("validation_error", "Not a username you can send to.", details={"username": ["invalid"]})
+        """The seed's "send to": store a small file (``read()`` reads it, once the recipient is known to exist) as the
+        sender's own and share it with that account."""
+        account = self._recipient(actor, username)
         upload = read()
         record = self.catalogue.create_file(actor.username, upload.data, name=upload.name, mime_type=upload.mime_type)
-        self.add_recipient(actor, record.id, username)
+        self._share_with(actor, record, account)
         return record
+
+    def forget_recipient(self, username: str) -> int:
+        """A deleted account: off every file shared with it, its inbox gone; how many shares it had."""
+        return self.store.forget_recipient(username)
 
     def zip_entries(self, actor, file_ids: list[str]) -> list[tuple[str, FileRecord]]:
         """The files of a zip, each the caller's own or shared with them (else 404), named uniquely within it."""
@@ -311,7 +335,7 @@ class Sharing:
             try:
                 record = self.catalogue.get_file(actor, fid)
             except ApiError:
-                record = self.shared_file(actor.username, fid)
+                record = self.shared_file(actor, fid)
             records.append(record)
         seen: set[str] = set()
         entries = []

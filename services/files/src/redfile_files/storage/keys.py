@@ -194,7 +194,7 @@ KEY_SPACES: tuple[KeySpace, ...] = (
     KeySpace("files:{<id>}:shares", "id", "shares", "shares", "hash", "none, or the file's expiry",
              "share id → created_at: every link of the file (deleted with the file)"),
     KeySpace("files:{<id>}:recipients", "id", "recipients", "recipients", "hash", "none, or the file's expiry",
-             "username → created_at: the users the file is shared with, read-only"),
+             "account id (auth's, never reused) → username: the accounts the file is shared with, read-only"),
     KeySpace("files:{l:<sha256(token)>}:link", "link", "link", "link", "string", "none, or the file's expiry",
              "`<file id>:<share id>`: which link a token opens"),
     KeySpace("files:{l:<sha256(token)>}:pwfail", "link", "pwfail", "pwfail", "string",
