@@ -61,6 +61,9 @@ class FilesSettings(ServiceSettings):
     # links and QR codes are built on it.  Empty: the request's own scheme and host, which are the
     # proxy's (X-Forwarded-Proto/-Host) only behind TRUSTED_PROXY_HOPS, else the service's own address.
     public_url: str = ""
+    # Seconds during which a client that downloaded through a download-limited link may resume
+    # (ranges not from byte 0, up to the file's size in all) without counting another download; 0: off.
+    share_resume_window: int = Field(default=3600, ge=0, le=7 * 86_400)
 
     @model_validator(mode="after")
     def _check_limits(self) -> FilesSettings:

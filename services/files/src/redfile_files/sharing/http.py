@@ -115,6 +115,11 @@ def _viewer():
     return authenticate_user() if request.headers.get("Authorization") else None
 
 
+def _client() -> str:
+    """The caller's address (the proxy's X-Forwarded-For only behind TRUSTED_PROXY_HOPS): whose resume allowance it is."""
+    return request.remote_addr or ""
+
+
 def _safe(response: Response) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-store"
@@ -143,9 +148,14 @@ def _stream(service: Sharing, record, *, attachment: bool, on_body=None) -> Resp
     )
 )
 def link_download(token):
-    """Download through a share link (no account); each download with a body counts against its limit."""
+    """Download through a share link (no account); each transfer counts once against its limit.
+
+    A request with a body counts one download, unless it is a resume: a `Range` that does not start at
+    byte 0, from a client (address) that had a download counted within `SHARE_RESUME_WINDOW` (default an
+    hour), while that client's resumes stay within the file's size in all. A resume works even once the
+    link is used up. A HEAD, a 304 and `/meta` never count."""
     service = sharing()
-    opened = service.open_link(token, request.headers.get(PASSWORD_HEADER), reserve=False, viewer=_viewer)
+    opened = service.open_link(token, request.headers.get(PASSWORD_HEADER), reserve=False, viewer=_viewer, client=_client())
     record = opened.record
     if opened.link.burn_after_read and request.method == "GET":  # a text: counted, read whole, then gone
         opened, data = service.read_and_burn(opened)
@@ -154,8 +164,8 @@ def link_download(token):
         response.headers["Content-Security-Policy"] = "sandbox"
         return _safe(response)
 
-    def counted(ranged: bool) -> None:  # before a byte is read: of N racing downloads of the last one, one wins
-        service.used(service.reserve(opened), ranged=ranged)
+    def counted(span) -> None:  # before a byte is read: of N racing downloads of the last one, one wins
+        service.used(service.reserve(opened, span), ranged=span is not None)
 
     return _safe(_stream(service, record, attachment=not opened.link.preview, on_body=counted))
 
@@ -165,7 +175,7 @@ def link_download(token):
 @bp.doc(responses=_LINK_ERRORS)
 def link_meta(token):
     """What a share link holds (name, size, type); does not count as a download."""
-    opened = sharing().open_link(token, request.headers.get(PASSWORD_HEADER), reserve=False, viewer=_viewer)
+    opened = sharing().open_link(token, request.headers.get(PASSWORD_HEADER), reserve=False, viewer=_viewer, client=_client())
     record, link = opened.record, opened.link
     left = None if link.max_downloads is None else max(0, link.max_downloads - link.downloads)
     return {
@@ -183,7 +193,7 @@ def link_meta(token):
 def _qr(token: str, kind: str) -> Response:
     service = sharing()
     # unknown, revoked, expired, or private and not yours: no code
-    service.open_link(token, None, reserve=False, check_password=False, viewer=_viewer)
+    service.open_link(token, None, reserve=False, check_password=False, viewer=_viewer, client=_client())
     qr = segno.make(link_url(token), error="m")
     buf = io.BytesIO()
     qr.save(buf, kind=kind, scale=6, border=4)
@@ -272,7 +282,7 @@ def shared_download(file_id):
     """Download a file shared with you (read-only), on the owners' streamed path."""
     service, user = sharing(), current_principal()
     record = service.shared_file(user, file_id)
-    return _stream(service, record, attachment=False, on_body=lambda ranged: service.recipient_used(user.username, record))
+    return _stream(service, record, attachment=False, on_body=lambda span: service.recipient_used(user.username, record))
 
 
 @bp.get("/shared-with-me/<file_id>/meta")

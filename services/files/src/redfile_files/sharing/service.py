@@ -10,7 +10,10 @@
 * Every download through a link first **reserves** itself in one Lua script in
   the file's slot (exists, not expired, not used up, count +1), before a byte is
   sent: of N simultaneous downloads of a one-download link exactly one wins.
-  A HEAD, a 304 and the metadata do not count.
+  A HEAD, a 304 and the metadata do not count, and one transfer counts once: a
+  counted download gives its client (by address) a resume allowance of the
+  file's size for ``share_resume_window`` seconds, which ranges that do not
+  start at byte 0 spend instead of counting (even once the link is used up).
 * Unknown and revoked links are 404; expired and used-up ones 410 (while the
   owner keeps them); a deleted file takes every share of it along.  Answers
   about a link name only the link's own file, never another file or user.
@@ -31,6 +34,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
 
 import structlog
 
@@ -39,18 +43,13 @@ from redfile_common.limiter import Refused
 from redfile_files.catalogue.reader import Reader
 from redfile_files.catalogue.service import Catalogue
 from redfile_files.records import FileRecord, FileUpload, iso
-from redfile_files.sharing.directory import Account, Directory
-from redfile_files.sharing.model import TOKEN_RE, LinkView, OpenedLink, password_hasher, token_hash
+from redfile_files.sharing.directory import Account, Directory, uid_of
+from redfile_files.sharing.model import TOKEN_RE, LinkView, OpenedLink, client_key, password_hasher, token_hash
 from redfile_files.storage.shares import ShareStore
 
 log = structlog.get_logger("redfile.files")
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
-
-
-def uid_of(principal) -> str:
-    """The caller's account id, signed in their access token ("" in a token minted before ids: such a caller sees no shares)."""
-    return principal.claims.uid
 
 
 class Sharing:
@@ -150,8 +149,12 @@ class Sharing:
         self.catalogue.audit.record("share.revoked", actor=actor.username, user=actor.username, target=share_id, kind="link", file_id=fid)
         self.catalogue.metrics.share_event("revoked")
 
-    def open_link(self, token: str, password: str | None, *, reserve: bool, check_password: bool = True, viewer=None) -> OpenedLink:
-        """The link's file, after its checks; with ``reserve``, one download is counted (atomically) first."""
+    def open_link(
+        self, token: str, password: str | None, *, reserve: bool, check_password: bool = True, viewer=None, client: str = ""
+    ) -> OpenedLink:
+        """The link's file, after its checks; with ``reserve``, one download is counted (atomically) first.
+
+        ``client`` is the caller's address: a used-up link still opens for a client whose resume allowance lasts."""
         if not TOKEN_RE.match(token or ""):
             raise ApiError("share_not_found")
         digest = token_hash(token)
@@ -159,7 +162,8 @@ class Sharing:
         if found is None:
             raise ApiError("share_not_found")
         fid, sid = found
-        state, _ = self.store.use_link(fid, sid, digest, reserve=False)
+        who = client_key(self.settings.app_secret_key, client)
+        state, _, _ = self.store.use_link(fid, sid, digest, reserve=False, client=who)
         self._raise_for(state)
         row = self.store.get_link(fid, sid)
         if row is None:
@@ -168,20 +172,31 @@ class Sharing:
             raise ApiError("share_not_found")  # a private link is a missing one to everybody else (its QR code too)
         if row.get("password") and check_password:
             self._check_password(digest, row, password)
-        downloads = int(row.get("downloads") or 0)
-        if reserve:
-            state, downloads = self.store.use_link(fid, sid, digest, reserve=True)
-            self._raise_for(state)
         meta = self.catalogue.store.get_meta(fid)
         if meta is None:
             raise ApiError("share_not_found")
-        return OpenedLink(FileRecord.from_meta(meta), LinkView.of(row, self.catalogue.clock()), downloads, digest)
+        opened = OpenedLink(
+            FileRecord.from_meta(meta), LinkView.of(row, self.catalogue.clock()), int(row.get("downloads") or 0), digest, who
+        )
+        return self.reserve(opened) if reserve else opened
 
-    def reserve(self, opened: OpenedLink) -> OpenedLink:
-        """Count one download of an opened link, atomically (exists, not expired, not used up); else 404/410."""
-        state, downloads = self.store.use_link(opened.link.file_id, opened.link.id, opened.digest, reserve=True)
+    def reserve(self, opened: OpenedLink, span: tuple[int, int] | None = None) -> OpenedLink:
+        """Count one download of an opened link, atomically (exists, not expired, not used up); else 404/410.
+
+        One transfer counts once: a ``span`` that does not start at byte 0 is a resume, free while this client's
+        allowance from its counted download (the file's size, for ``SHARE_RESUME_WINDOW`` seconds) covers it."""
+        state, downloads, how = self.store.use_link(
+            opened.link.file_id,
+            opened.link.id,
+            opened.digest,
+            reserve=True,
+            client=opened.client,
+            span=span or (0, opened.record.size),
+            size=opened.record.size,
+            window=self.settings.share_resume_window,
+        )
         self._raise_for(state)
-        return OpenedLink(opened.record, opened.link, downloads, opened.digest)
+        return replace(opened, downloads=downloads, resumed=how == "resumed")
 
     def _may_view(self, row: dict, viewer) -> bool:
         """A private link opens for its owner and the file's recipients.
@@ -233,7 +248,15 @@ class Sharing:
     def used(self, opened: OpenedLink, *, ranged: bool) -> None:
         """A download through the link has started: log, audit, count; burn a burn-after-read text."""
         link, record = opened.link, opened.record
-        log.info("share_used", share_id=link.id, file_id=record.id, owner=record.owner, downloads=opened.downloads, ranged=ranged)
+        log.info(
+            "share_used",
+            share_id=link.id,
+            file_id=record.id,
+            owner=record.owner,
+            downloads=opened.downloads,
+            ranged=ranged,
+            resumed=opened.resumed,
+        )
         self.catalogue.audit.record("share.used", actor="anonymous", user=record.owner, target=link.id, kind="link")
         self.catalogue.metrics.share_download()
         self.catalogue.metrics.share_event("used")

@@ -24,8 +24,9 @@ class ShareStore:
     """Share links and recipients in Redis.  Contract:
 
     * ``create_link`` returns False (and writes nothing in the file slot) when the file is gone;
-    * ``use_link`` returns ``('missing'|'expired'|'used_up', 0)`` or ``('ok', downloads)``,
-      counting a download only with ``reserve`` and only when it returns ``ok``;
+    * ``use_link`` returns ``('missing'|'expired'|'used_up', 0, '')`` or ``('ok', downloads, how)``,
+      counting a download only with ``reserve`` and only when ``how`` is ``counted`` (a ``resumed`` one
+      spent the client's resume allowance instead);
     * ``revoke`` and ``purge_file`` remove the link hashes first, then the indexes.
     """
 
@@ -72,11 +73,27 @@ class ShareStore:
             rows = pipe.execute()
         return [{text(k): text(v) for k, v in row.items()} or None for row in rows]
 
-    def use_link(self, file_id: str, share_id: str, token_sha256: str, *, reserve: bool) -> tuple[str, int]:
+    def use_link(
+        self,
+        file_id: str,
+        share_id: str,
+        token_sha256: str,
+        *,
+        reserve: bool,
+        client: str,
+        span: tuple[int, int] = (0, 0),
+        size: int = 0,
+        window: int = 0,
+    ) -> tuple[str, int, str]:
+        """(state, downloads, how): how is ``counted``, ``resumed`` (spent the client's allowance) or ``""``."""
+        start, end = span
         result = self.scripts["share_use"](
-            keys=[keys.share(file_id, share_id), keys.meta(file_id)], args=[token_sha256, "1" if reserve else "0"]
+            keys=[keys.share(file_id, share_id), keys.meta(file_id), keys.resume(file_id, share_id, client)],
+            args=[token_sha256, "1" if reserve else "0", start, end - start, size, window],
         )
-        return text(result[0]), int(result[1]) if len(result) > 1 else 0
+        if len(result) < 2:
+            return text(result[0]), 0, ""
+        return text(result[0]), int(result[1]), text(result[2])
 
     def password_scope(self, token_sha256: str, limit: int) -> Scope:
         """The failure-limiter scope of one link's password checks (its keys share the link's slot)."""
