@@ -37,10 +37,11 @@ def test_a_resumed_download_does_not_use_up_the_link(client, alice, link):
     rest = get(client, link, "600-")
     assert rest.status_code == 206 and rest.data == DATA[600:] and downloads(client, alice) == 1
     assert get(client, link, method="HEAD").status_code == 200
-    assert client.get(f"/s/{link['token']}/meta", environ_base=HERE).json["downloads_left"] == 0
+    assert client.get(f"/s/{link['token']}/meta", environ_base=HERE).status_code == 410  # its metadata and QR code: used up
+    assert client.get(f"/s/{link['token']}/qr.svg", environ_base=HERE).status_code == 410
     # another client gets nothing from it: the link is used up for everybody else
     assert get(client, link, "600-", where=ELSEWHERE).status_code == 410
-    assert client.get(f"/s/{link['token']}/meta", environ_base=ELSEWHERE).status_code == 410
+    assert get(client, link, method="HEAD", where=ELSEWHERE).status_code == 410
 
 
 def test_resumes_never_add_up_to_more_than_the_file_once(client, alice, link):

@@ -46,7 +46,9 @@ class Stack:
         self.redis = redis.Redis.from_url(redis_url)
         self.redis.flushall()
         self._servers: list[BaseWSGIServer] = []
-        self.apps = {"auth": auth_app(**settings_overrides(redis_url, admin_users="admin", admin_password="admin-password-1", **CHEAP_ARGON2))}
+        self.apps = {
+            "auth": auth_app(**settings_overrides(redis_url, admin_users="admin", admin_password="admin-password-1", **CHEAP_ARGON2))
+        }
         self.urls = {"auth": self._serve(self.apps["auth"])}  # files asks auth who a recipient is
         self.apps["files"] = files_app(**settings_overrides(redis_url, sweep_interval=0, auth_url=self.urls["auth"]))
         self.urls["files"] = self._serve(self.apps["files"])
@@ -123,8 +125,12 @@ class Minter:
             "role": role,
             "scopes": ["files:read", "files:write"] + (["admin"] if role == "admin" else []),
             "ver": version,
-            "uid": (self.s.redis.hget(f"auth:user:{name}", "id") or b"").decode(),  # the account's id, as auth mints it
+            "uid": self._uid(name),  # the account's id, as auth mints it
         }
+
+    def _uid(self, name: str) -> str:
+        raw = self.s.redis.hget(f"auth:user:{name}", "id")
+        return raw.decode() if isinstance(raw, bytes) else ""
 
     def service_claims(self, target: str, *, caller: str = "admin", age: int = 0, ttl: int = 30) -> dict:
         now = int(time.time()) - age

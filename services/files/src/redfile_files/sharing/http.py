@@ -175,7 +175,7 @@ def link_download(token):
 @bp.doc(responses=_LINK_ERRORS)
 def link_meta(token):
     """What a share link holds (name, size, type); does not count as a download."""
-    opened = sharing().open_link(token, request.headers.get(PASSWORD_HEADER), reserve=False, viewer=_viewer, client=_client())
+    opened = sharing().open_link(token, request.headers.get(PASSWORD_HEADER), reserve=False, viewer=_viewer)
     record, link = opened.record, opened.link
     left = None if link.max_downloads is None else max(0, link.max_downloads - link.downloads)
     return {
@@ -193,7 +193,7 @@ def link_meta(token):
 def _qr(token: str, kind: str) -> Response:
     service = sharing()
     # unknown, revoked, expired, or private and not yours: no code
-    service.open_link(token, None, reserve=False, check_password=False, viewer=_viewer, client=_client())
+    service.open_link(token, None, reserve=False, check_password=False, viewer=_viewer)
     qr = segno.make(link_url(token), error="m")
     buf = io.BytesIO()
     qr.save(buf, kind=kind, scale=6, border=4)

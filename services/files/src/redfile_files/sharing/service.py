@@ -150,11 +150,12 @@ class Sharing:
         self.catalogue.metrics.share_event("revoked")
 
     def open_link(
-        self, token: str, password: str | None, *, reserve: bool, check_password: bool = True, viewer=None, client: str = ""
+        self, token: str, password: str | None, *, reserve: bool, check_password: bool = True, viewer=None, client: str | None = None
     ) -> OpenedLink:
         """The link's file, after its checks; with ``reserve``, one download is counted (atomically) first.
 
-        ``client`` is the caller's address: a used-up link still opens for a client whose resume allowance lasts."""
+        ``client`` is the caller's address, given for a download: a used-up link still opens for a client whose
+        resume allowance lasts (its metadata and QR code do not)."""
         if not TOKEN_RE.match(token or ""):
             raise ApiError("share_not_found")
         digest = token_hash(token)
@@ -162,8 +163,8 @@ class Sharing:
         if found is None:
             raise ApiError("share_not_found")
         fid, sid = found
-        who = client_key(self.settings.app_secret_key, client)
-        state, _, _ = self.store.use_link(fid, sid, digest, reserve=False, client=who)
+        who = client_key(self.settings.app_secret_key, client or "")
+        state, _, _ = self.store.use_link(fid, sid, digest, reserve=False, client=who, download=client is not None)
         self._raise_for(state)
         row = self.store.get_link(fid, sid)
         if row is None:

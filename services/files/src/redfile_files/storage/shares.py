@@ -84,12 +84,15 @@ class ShareStore:
         span: tuple[int, int] = (0, 0),
         size: int = 0,
         window: int = 0,
+        download: bool = False,
     ) -> tuple[str, int, str]:
-        """(state, downloads, how): how is ``counted``, ``resumed`` (spent the client's allowance) or ``""``."""
+        """(state, downloads, how): how is ``counted``, ``resumed`` (spent the client's allowance) or ``""``.
+
+        Without ``reserve``, a used-up link is ``ok`` for a ``download`` whose client's allowance lasts (it may resume)."""
         start, end = span
         result = self.scripts["share_use"](
             keys=[keys.share(file_id, share_id), keys.meta(file_id), keys.resume(file_id, share_id, client)],
-            args=[token_sha256, "1" if reserve else "0", start, end - start, size, window],
+            args=[token_sha256, "1" if reserve else "0", start, end - start, size, window, "1" if download else "0"],
         )
         if len(result) < 2:
             return text(result[0]), 0, ""

@@ -7,6 +7,7 @@
 -- ARGV[1] token_sha256   ARGV[2] '1': count a download
 -- ARGV[3] the range's first byte (0: from the start)   ARGV[4] its length   ARGV[5] the file's size
 -- ARGV[6] the resume window in seconds (0: no allowance; every download counts)
+-- ARGV[7] '1': a download request (without ARGV[2]: a used-up link still opens for a client whose allowance lasts)
 -- Reply: {'ok', downloads, 'counted'|'resumed'|''} | {'missing'} | {'expired'} | {'used_up'}
 local s = redis.call('HMGET', KEYS[1], 'token_sha256', 'expires_ts', 'max_downloads', 'downloads')
 if not s[1] or s[1] ~= ARGV[1] then return {'missing'} end
@@ -19,11 +20,11 @@ local n = tonumber(s[4]) or 0
 local start, len = tonumber(ARGV[3]) or 0, tonumber(ARGV[4]) or 0
 local left = tonumber(redis.call('GET', KEYS[3]) or '-1') or -1
 if ARGV[2] ~= '1' then
-  if max > 0 and n >= max and left < 0 then return {'used_up'} end
-  return {'ok', n, ''}  -- a used-up link still opens for a client that may resume
+  if max > 0 and n >= max and (ARGV[7] ~= '1' or left < 0) then return {'used_up'} end
+  return {'ok', n, ''}
 end
 if start > 0 and left >= len then
-  redis.call('DECRBY', KEYS[3], len)  -- keeps its TTL: the window runs from the counted download
+  redis.call('INCRBY', KEYS[3], -len)  -- keeps its TTL: the window runs from the counted download
   return {'ok', n, 'resumed'}
 end
 if max > 0 and n >= max then return {'used_up'} end
