@@ -215,13 +215,37 @@ def test_headers_the_services_see(system, door, user_api):
     assert re.fullmatch(r"[0-9a-f]{32}", minted)
 
 
-def test_a_share_link_names_the_front_door(door, user_api):
+def test_a_share_link_names_public_url_whatever_door_it_was_made_through(system, door, user_api):
     fid = user_api.post("/texts", json={"name": "t.txt", "content": "hello through the door"}).json()["id"]
     share = user_api.post(f"/files/{fid}/shares", json={})
     assert share.status_code == 201, share.text
     url = share.json()["url"]
-    assert url.startswith(f"{door.base}/s/"), url
-    assert requests.get(url, timeout=10).content == b"hello through the door"
+    assert url.startswith(f"{system.base}/s/"), url  # make run's PUBLIC_URL: its gateway
+    assert requests.get(url.replace(system.base, door.base), timeout=10).content == b"hello through the door"
+
+
+def test_without_public_url_a_share_link_names_the_front_door(system, user_api, gunicorn, tmp_path):
+    """nginx's X-Forwarded-Proto/-Host, trusted behind TRUSTED_PROXY_HOPS=1, when no PUBLIC_URL is set:
+    a files process of the same system without one, behind a door of its own."""
+    port = re.search(r"private Redis on 127\.0\.0\.1:(\d+)", system.output())
+    assert port, system.output()
+    dev = json.loads((system.root / "data" / "dev-secrets.json").read_text())
+    keys = {k: dev[k] for k in ("APP_SECRET_KEY", "USER_TOKEN_KEYS", "SERVICE_TOKEN_KEYS")}
+    env = {**keys, "REDFILE_ENV": "development", "TRUSTED_PROXY_HOPS": "1", "AUTH_URL": f"http://127.0.0.1:{system.ports['auth']}"}
+    (files,) = gunicorn("files", f"redis://127.0.0.1:{port.group(1)}/0", **env)
+    (tmp_path / "nginx").mkdir()
+    front = FrontDoor(tmp_path / "nginx", {**system.ports, "files": files.port})
+    front.start()
+    try:
+        api = Api(front.base, user_api.token)
+        fid = api.post("/texts", json={"name": "t.txt", "content": "hello through the door"}).json()["id"]
+        share = api.post(f"/files/{fid}/shares", json={})
+        assert share.status_code == 201, share.text
+        url = share.json()["url"]
+        assert url.startswith(f"{front.base}/s/"), url
+        assert requests.get(url, timeout=10).content == b"hello through the door"
+    finally:
+        front.stop()
 
 
 def test_multipart_chunks_then_complete_then_download(user_api):

@@ -145,3 +145,17 @@ maxUnavailable: {{ .maxUnavailable }}
 maxUnavailable: 1
 {{- end -}}
 {{- end -}}
+
+{{/* Where users reach Redfile: config.publicUrl, else the first ingress host (https when a TLS entry names it). */}}
+{{- define "redfile.publicUrl" -}}
+{{- if .Values.config.publicUrl -}}
+{{- .Values.config.publicUrl -}}
+{{- else if and .Values.ingress.enabled .Values.ingress.hosts -}}
+{{- $host := first .Values.ingress.hosts -}}
+{{- $scheme := "http" -}}
+{{- range .Values.ingress.tls -}}
+{{- if has $host (.hosts | default list) -}}{{- $scheme = "https" -}}{{- end -}}
+{{- end -}}
+{{- printf "%s://%s" $scheme $host -}}
+{{- end -}}
+{{- end -}}

@@ -45,11 +45,11 @@ def assert_service_token(call, target):
         ("get", "/admin/users/ann", None, (200, USER), ("GET", "/internal/users/ann")),
         ("patch", "/admin/users/ann", {"active": False}, (200, USER), ("PATCH", "/internal/users/ann")),
         ("post", "/admin/roles", {"username": "ann", "role": "admin"}, (200, USER), ("PATCH", "/internal/users/ann")),
-        ("delete", "/admin/users/ann", None, (204, None), ("DELETE", "/internal/users/ann")),
+        ("delete", "/admin/users/ann", None, (200, USER), ("PATCH", "/internal/users/ann")),  # disabled first
     ],
 )
 def test_auth_calls_carry_a_service_token_addressed_to_auth(stack, method, path, body, answer, expected_call):
-    s = stack(auth_answers=[answer], files_answers=[(200, {"deleted": 0})])
+    s = stack(auth_answers=[answer, (204, None)], files_answers=[(200, {"deleted": 0})] * 2)
     resp = getattr(s.client, method)(path, json=body, headers=s.admin)
     assert resp.status_code < 300, resp.get_json()
     call = s.auth.calls[0]
@@ -62,13 +62,13 @@ def test_auth_calls_carry_a_service_token_addressed_to_auth(stack, method, path,
     [
         ("get", "/admin/files", (200, {"items": [FILE], "next_cursor": None}), ("GET", "/internal/files")),
         ("delete", "/admin/files/f1", (204, None), ("DELETE", "/internal/files/f1")),
-        ("delete", "/admin/users/ann", (200, {"deleted": 2}), ("DELETE", "/internal/owners/ann/files")),
+        ("delete", "/admin/users/ann", (200, {"deleted": 2, "shares_removed": 0}), ("DELETE", "/internal/owners/ann/files")),
         ("get", "/admin/users/ann/quota", (200, {"username": "ann"}), ("GET", "/internal/owners/ann/quota")),
         ("put", "/admin/users/ann/quota", (200, {"username": "ann"}), ("PUT", "/internal/owners/ann/quota")),
     ],
 )
 def test_files_calls_carry_a_service_token_addressed_to_files(stack, method, path, answer, expected_call):
-    s = stack(auth_answers=[(204, None) if method == "delete" else (200, USER)], files_answers=[answer])
+    s = stack(auth_answers=[(200, USER), (204, None)], files_answers=[answer, answer])
     body = {"quota_bytes": 5000} if method == "put" else None
     resp = getattr(s.client, method)(path, headers=s.admin, json=body)
     assert resp.status_code < 300, resp.get_json()
@@ -110,25 +110,39 @@ def test_a_username_is_one_encoded_path_segment(stack):
     assert s.auth.calls[0].path == "/internal/users/a%3Fb%20c" and s.auth.calls[0].query == {}
 
 
-def test_deleting_a_user_removes_the_account_first_then_the_files(stack):
-    s = stack(auth_answers=[(204, None)], files_answers=[(200, {"deleted": 4})])
+def test_deleting_a_user_disables_the_account_then_removes_the_files_then_the_account(stack):
+    done = (200, {"deleted": 4, "shares_removed": 1})
+    s = stack(auth_answers=[(200, USER), (204, None)], files_answers=[done, (200, {"deleted": 0, "shares_removed": 0})])
     resp = s.client.delete("/admin/users/ann", headers=s.admin)
     assert resp.status_code == 204 and resp.data == b""
-    assert [(c.method, c.path) for c in s.auth.calls] == [("DELETE", "/internal/users/ann")]
-    assert [(c.method, c.path) for c in s.files.calls] == [("DELETE", "/internal/owners/ann/files")]
+    assert [(c.method, c.path, c.json) for c in s.auth.calls] == [
+        ("PATCH", "/internal/users/ann", {"active": False}),
+        ("DELETE", "/internal/users/ann", None),
+    ]
+    assert [(c.method, c.path) for c in s.files.calls] == [("DELETE", "/internal/owners/ann/files")] * 2
 
 
-def test_when_files_fail_after_the_account_is_gone_a_retry_finishes(stack):
+def test_when_files_fail_the_account_stays_disabled_and_a_retry_finishes(stack):
     s = stack(
-        auth_answers=[(204, None), (404, {"error": {"code": "user_not_found", "message": "No such user."}})],
-        files_answers=[(500, {"error": {"code": "internal_error", "message": "x"}}), (200, {"deleted": 2})],
+        auth_answers=[(200, USER), (200, USER), (204, None)],
+        files_answers=[(500, {"error": {"code": "internal_error", "message": "x"}}), (200, {"deleted": 2}), (200, {"deleted": 0})],
     )
     first = s.client.delete("/admin/users/ann", headers=s.admin)
     assert first.status_code == 502
     assert "repeat the request" in first.get_json()["error"]["message"]
+    assert [c.method for c in s.auth.calls] == ["PATCH"]  # the name stays taken while files are left
     second = s.client.delete("/admin/users/ann", headers=s.admin)
     assert second.status_code == 204
-    assert len(s.files.calls) == 2
+    assert [c.method for c in s.auth.calls] == ["PATCH", "PATCH", "DELETE"] and len(s.files.calls) == 3
+
+
+def test_when_the_account_is_gone_already_a_retry_removes_what_files_still_holds(stack):
+    gone = (404, {"error": {"code": "user_not_found", "message": "No such user."}})
+    s = stack(
+        auth_answers=[gone, gone], files_answers=[(200, {"deleted": 2, "shares_removed": 0}), (200, {"deleted": 0, "shares_removed": 0})]
+    )
+    assert s.client.delete("/admin/users/ann", headers=s.admin).status_code == 204
+    assert s.client.delete("/admin/users/ann", headers=s.admin).status_code == 404  # nothing left anywhere
 
 
 def test_auth_down_is_a_502_bad_gateway(make_admin, mint):
@@ -197,7 +211,9 @@ def test_an_admin_may_reset_their_own_password_and_keep_their_role(stack):
 
 
 def test_admin_actions_are_logged_with_actor_and_target_never_the_password(stack, caplog):
-    s = stack(auth_answers=[(201, USER), (200, USER), (204, None)], files_answers=[(204, None), (200, {"deleted": 1})])
+    s = stack(
+        auth_answers=[(201, USER), (200, USER), (200, USER), (204, None)], files_answers=[(204, None), (200, {"deleted": 1}), (200, {})]
+    )
     caplog.set_level(logging.INFO)
     s.client.post("/admin/users", json={"username": "ann", "password": "pw-very-secret"}, headers=s.admin)
     s.client.patch("/admin/users/ann", json={"password": "pw-other-secret"}, headers=s.admin)

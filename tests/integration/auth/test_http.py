@@ -100,7 +100,7 @@ def test_openapi_document(client):
     assert paths["/internal/users"]["post"]["responses"].keys() >= {"201", "401", "409", "422"}
     schemas = spec["components"]["schemas"]
     assert set(schemas["LoginIn"]["required"]) == {"username", "password"}
-    assert set(schemas["User"]["properties"]) == {"username", "role", "active", "created_at", "updated_at"}
+    assert set(schemas["User"]["properties"]) == {"id", "username", "role", "active", "created_at", "updated_at"}
     assert set(schemas["TokenPair"]["properties"]) == {"access_token", "refresh_token", "token_type", "expires_in"}
     assert schemas["UserPage"]["properties"]["items"]["items"] == {"$ref": "#/components/schemas/User"}
     assert set(spec["components"]["securitySchemes"]) >= {"BearerAuth", "ServiceToken"}

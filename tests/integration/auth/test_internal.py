@@ -42,7 +42,7 @@ def test_create_get_and_conflict(client, svc):
     assert resp.status_code == 201
     user = resp.json
     assert user["username"] == "alice" and user["role"] == "user" and user["active"] is True
-    assert set(user) == {"username", "role", "active", "created_at", "updated_at"}
+    assert set(user) == {"id", "username", "role", "active", "created_at", "updated_at"}
     assert client.get("/internal/users/alice", headers=svc).json == user
     assert client.get("/internal/users/ALICE", headers=svc).json == user
     again = client.post("/internal/users", json={"username": "alice", "password": "password-456"}, headers=svc)
@@ -161,3 +161,13 @@ def test_delete(client, svc, create_user, login, session):
     assert login("alice", "another-password").status_code == 200
     assert client.get("/auth/me", headers=bearer(old)).status_code == 401
     assert client.post("/auth/refresh", json={"refresh_token": old["refresh_token"]}).status_code == 401
+
+
+def test_an_account_id_is_immutable_and_a_recreated_name_gets_another(client, svc):
+    created = client.post("/internal/users", json={"username": "dora", "password": "password-123"}, headers=svc).json
+    assert len(created["id"]) == 32 and int(created["id"], 16) >= 0
+    changed = client.patch("/internal/users/dora", json={"role": "admin", "active": False, "password": "password-456"}, headers=svc).json
+    assert changed["id"] == created["id"]
+    assert client.delete("/internal/users/dora", headers=svc).status_code == 204
+    again = client.post("/internal/users", json={"username": "dora", "password": "password-123"}, headers=svc).json
+    assert again["username"] == "dora" and again["id"] != created["id"]

@@ -19,7 +19,8 @@ def test_login_and_me(client, create_user, session, app):
     me = client.get("/auth/me", headers=bearer(pair))
     assert me.status_code == 200
     assert me.json["username"] == "alice" and me.json["role"] == "user" and me.json["active"] is True
-    assert set(me.json) == {"username", "role", "active", "created_at", "updated_at"}
+    assert set(me.json) == {"id", "username", "role", "active", "created_at", "updated_at"}
+    assert claims.uid == me.json["id"]  # the token names the account, not only its name
     assert me.json["created_at"].endswith("Z")
 
 

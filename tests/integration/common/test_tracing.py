@@ -115,7 +115,8 @@ def test_one_admin_request_is_one_trace_across_admin_auth_files_and_redis(system
         return [s for s in trace if s.parent and s.parent.span_id == parent.context.span_id and (kind is None or s.kind.name == kind)]
 
     calls = [s for s in children(root_span, "CLIENT") if not is_redis(s)]
-    assert len(calls) == 2, [s.name for s in calls]  # admin → auth, admin → files
+    # admin → auth (disable), → files (remove the user's data), → auth (delete), → files (what a request in flight left)
+    assert len(calls) == 4, [s.name for s in calls]
     servers = {s.name: s for s in trace if s.kind.name == "SERVER" and s is not root_span}
     auth_server = servers["DELETE /internal/users/<username>"]
     files_server = servers["DELETE /internal/owners/<username>/files"]

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from redfile_dev.testing import auth_header, settings_overrides, user_token
+from redfile_auth import create_app as create_auth
+from redfile_dev.testing import auth_header, settings_overrides, user_account, user_token
 from redfile_files import create_app as create_files
 
 
-def test_sharing_runs_as_the_files_user(acl_redis, ops):
+def test_sharing_runs_as_the_files_user(acl_redis, ops, serve):
+    auth = create_auth(  # files asks auth who a recipient is
+        **settings_overrides(
+            acl_redis.url,
+            redis_username="redfile-auth",
+            redis_password=acl_redis.passwords["redfile-auth"],
+            admin_password="bootstrap-" + "p" * 12,
+            argon2_time_cost=1,
+            argon2_memory_kib=64,
+            argon2_parallelism=1,
+        )
+    )
     app = create_files(
         **settings_overrides(
             acl_redis.url,
@@ -14,11 +26,12 @@ def test_sharing_runs_as_the_files_user(acl_redis, ops):
             redis_password=acl_redis.passwords["redfile-files"],
             sweep_interval=0,
             share_password_max_failures=1,
+            auth_url=serve(auth),
         )
     )
     client = app.test_client()
     settings = app.extensions["redfile"].settings
-    alice, bob = (auth_header(user_token(settings, ops, name)) for name in ("alice", "bob"))
+    alice, bob = (auth_header(user_token(settings, ops, name, uid=user_account(ops, name))) for name in ("alice", "bob"))
     f = client.post("/texts", headers=alice, json={"name": "t.txt", "content": "shared"}).json
     link = client.post(f"/files/{f['id']}/shares", headers=alice, json={"password": "pw", "max_downloads": 2, "expires_in": 60}).json
     path = f"/s/{link['token']}"
@@ -34,6 +47,9 @@ def test_sharing_runs_as_the_files_user(acl_redis, ops):
     burn = client.post("/texts", headers=alice, json={"content": "once"}).json
     once = client.post(f"/files/{burn['id']}/shares", headers=alice, json={"burn_after_read": True}).json
     assert client.get(f"/s/{once['token']}").data == b"once"
+    limited = client.post(f"/files/{f['id']}/shares", headers=alice, json={"max_downloads": 1}).json
+    assert client.get(f"/s/{limited['token']}").data == b"shared"
+    assert client.get(f"/s/{limited['token']}", headers={"Range": "bytes=3-"}).data == b"red"  # a resume: its allowance spent
     assert client.delete(f"/shares/{link['id']}", headers=alice).status_code == 204
     assert client.delete(f"/files/{f['id']}/recipients/bob", headers=alice).status_code == 204
     client.post(f"/files/{f['id']}/recipients", headers=alice, json={"username": "bob"})

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
-from redfile_dev.testing import auth_header, redis_state, service_token, settings_overrides, user_token
+from redfile_dev.testing import auth_header, redis_state, service_token, settings_overrides, user_account, user_token
 from redfile_files import create_app
 from redfile_files.domain import FilesDomain, files_domain
 from redfile_files.storage import keys
@@ -18,12 +20,36 @@ from .tus_helpers import Tus
 CHUNK = 64  # small chunks so tests exercise many of them
 
 
+class LazyAuth:
+    """The real auth app over the test's Redis, built on its first request (most tests never ask who a name is)."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.redis_url = redis_url
+        self.app: Callable[..., Any] | None = None
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        with self.lock:
+            if self.app is None:
+                from redfile_auth import create_app as create_auth_app
+
+                cheap = {"argon2_time_cost": 1, "argon2_memory_kib": 64, "argon2_parallelism": 1}
+                self.app = create_auth_app(**settings_overrides(self.redis_url, admin_password="bootstrap-" + "p" * 12, **cheap))
+        return self.app(environ, start_response)
+
+
 @pytest.fixture
-def make_app(redis_url):
+def auth_url(serve, redis_url) -> str:
+    """auth on loopback: files asks it (``GET /internal/users/<name>``) who a username is when sharing."""
+    return serve(LazyAuth(redis_url))
+
+
+@pytest.fixture
+def make_app(redis_url, auth_url):
     def make(**overrides):
         # no background sweep thread per test app: tests run the sweep themselves
         limits = {"max_chunk_bytes": CHUNK, "max_single_upload_bytes": 256, "max_chunks": 1000, "upload_ttl": 600, "sweep_interval": 0}
-        return create_app(**settings_overrides(redis_url, **{**limits, **overrides}))
+        return create_app(**settings_overrides(redis_url, auth_url=auth_url, **{**limits, **overrides}))
 
     return make
 
@@ -43,19 +69,24 @@ def client(app):
     return app.test_client()
 
 
+def member(settings, r, username: str, role: str = "user") -> dict[str, str]:
+    """The headers of a user with an account in auth (its id in the token, as auth mints it)."""
+    return auth_header(user_token(settings, r, username, role=role, uid=user_account(r, username, role)))
+
+
 @pytest.fixture
 def alice(settings, redis_client):
-    return auth_header(user_token(settings, redis_client, "alice"))
+    return member(settings, redis_client, "alice")
 
 
 @pytest.fixture
 def bob(settings, redis_client):
-    return auth_header(user_token(settings, redis_client, "bob"))
+    return member(settings, redis_client, "bob")
 
 
 @pytest.fixture
 def admin(settings, redis_client):
-    return auth_header(user_token(settings, redis_client, "root", role="admin"))
+    return member(settings, redis_client, "root", role="admin")
 
 
 @pytest.fixture

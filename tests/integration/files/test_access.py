@@ -85,9 +85,9 @@ def test_internal_endpoints_for_the_files_audience(api, client, internal, alice,
     assert client.delete("/internal/files/not-an-id", headers=internal).status_code == 404
 
     resp = client.delete("/internal/owners/alice/files", headers=internal)
-    assert resp.status_code == 200 and resp.json == {"deleted": 2}
+    assert resp.status_code == 200 and resp.json == {"deleted": 2, "shares_removed": 0}
     assert client.get("/files", headers=alice).json["items"] == []
-    assert client.delete("/internal/owners/alice/files", headers=internal).json == {"deleted": 0}
+    assert client.delete("/internal/owners/alice/files", headers=internal).json == {"deleted": 0, "shares_removed": 0}
 
 
 def test_internal_endpoints_refuse_user_tokens_and_other_audiences(client, settings, redis_client, alice, admin, alices_file, unchanged):

@@ -378,6 +378,7 @@ def test_every_family_of_the_architecture_is_known():
             f"in:3:{'a' * 16}",
             f"s:{'b' * 16}:0",
             f"share:{'c' * 32}",
+            f"resume:{'c' * 32}:{'d' * 32}",
         )
     ]
     known += [f"files:{{{user}}}:{p}" for p in ("quota", "held", "files", "due", "links", "inbox")]
@@ -398,6 +399,7 @@ def test_every_family_of_the_architecture_is_known():
             .replace("<rand>", "a" * 16)
             .replace("<token>", "b" * 16)
             .replace("<n>", "0")
+            .replace("<client>", "d" * 32)
             .replace("<sid>", "c" * 32)
             .replace("<sha256(token)>", sha)
             .replace("<client>", "2001:db8::/64")

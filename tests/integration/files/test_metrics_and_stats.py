@@ -109,7 +109,7 @@ def test_aborts_count_one_each_also_when_the_owner_goes(api, client, alice, inte
     api.chunk(alice, 0, 2, b"seed")
     api.session(alice, b"a file", chunk=64)
     m.delta()
-    assert client.delete("/internal/owners/alice/files", headers=internal).json == {"deleted": 1}
+    assert client.delete("/internal/owners/alice/files", headers=internal).json == {"deleted": 1, "shares_removed": 0}
     assert m.delta() == {"upload_events_total[aborted]": 2}
     assert m.value("redfile_files_upload_events_total", event="aborted") == 3
 
@@ -258,7 +258,7 @@ def test_stats_count_files_bytes_and_uploads_per_owner_and_overall(api, client, 
     assert stats(client, internal, "alice") == {"files": 2, "bytes_stored": 32, "active_uploads": 1}
     assert stats(client, internal) == {"files": 3, "bytes_stored": 39, "active_uploads": 1}
 
-    assert client.delete("/internal/owners/alice/files", headers=internal).json == {"deleted": 2}
+    assert client.delete("/internal/owners/alice/files", headers=internal).json == {"deleted": 2, "shares_removed": 0}
     assert stats(client, internal, "alice") == zeros()
     assert stats(client, internal) == {"files": 1, "bytes_stored": 7, "active_uploads": 0}
 

@@ -161,8 +161,8 @@ def test_deleting_a_user_leaves_nothing(api, client, alice, internal, domain, re
     api.chunk(alice, 0, 3, b"seed")
     domain.catalogue.set_quota("alice", 10_000, None)
     resp = client.delete("/internal/owners/alice/files", headers=internal)
-    assert resp.status_code == 200 and resp.json == {"deleted": 1}
-    assert [k for k in redis_client.keys("*") if not k.startswith(b"rf:")] == []
+    assert resp.status_code == 200 and resp.json == {"deleted": 1, "shares_removed": 0}
+    assert [k for k in redis_client.keys("*") if not k.startswith((b"rf:", b"auth:"))] == []  # auth's account is auth's to delete
 
 
 def test_part_records_are_plaintext_checksums():

@@ -108,7 +108,7 @@ def test_no_link_or_share_exposes_any_other_file(api, client, alice, bob, settin
     assert files_keys(redis_client) == before  # and nothing changed
 
 
-def test_the_shares_of_a_file_with_an_expiry_expire_with_it(api, client, alice, redis_client):
+def test_the_shares_of_a_file_with_an_expiry_expire_with_it(api, client, alice, bob, redis_client):
     fid = api.chunk(alice, 0, 1, b"brief").json["file_id"]
     done = client.post("/upload_complete", headers=alice, json={"file_id": fid, "name": "b.txt", "total_size": 5, "expires_in": 3600})
     assert done.status_code == 201, done.json

@@ -47,10 +47,11 @@ class Stack:
         self.redis.flushall()
         self._servers: list[BaseWSGIServer] = []
         self.apps = {
-            "auth": auth_app(**settings_overrides(redis_url, admin_users="admin", admin_password="admin-password-1", **CHEAP_ARGON2)),
-            "files": files_app(**settings_overrides(redis_url, sweep_interval=0)),
+            "auth": auth_app(**settings_overrides(redis_url, admin_users="admin", admin_password="admin-password-1", **CHEAP_ARGON2))
         }
-        self.urls = {name: self._serve(app) for name, app in self.apps.items()}
+        self.urls = {"auth": self._serve(self.apps["auth"])}  # files asks auth who a recipient is
+        self.apps["files"] = files_app(**settings_overrides(redis_url, sweep_interval=0, auth_url=self.urls["auth"]))
+        self.urls["files"] = self._serve(self.apps["files"])
         self.apps["admin"] = admin_app(**settings_overrides(redis_url, auth_url=self.urls["auth"], files_url=self.urls["files"]))
         self.urls["admin"] = self._serve(self.apps["admin"])
         self.clients = {name: app.test_client() for name, app in self.apps.items()}
@@ -124,7 +125,12 @@ class Minter:
             "role": role,
             "scopes": ["files:read", "files:write"] + (["admin"] if role == "admin" else []),
             "ver": version,
+            "uid": self._uid(name),  # the account's id, as auth mints it
         }
+
+    def _uid(self, name: str) -> str:
+        raw = self.s.redis.hget(f"auth:user:{name}", "id")
+        return raw.decode() if isinstance(raw, bytes) else ""
 
     def service_claims(self, target: str, *, caller: str = "admin", age: int = 0, ttl: int = 30) -> dict:
         now = int(time.time()) - age
@@ -159,6 +165,10 @@ class World:
                 self._auth_user(self.ctx[role], "admin" if role == "admin" else "user")
         if "target" in row.setup:
             self._auth_user(self.ctx["target"], "user")
+        if "recipient" in row.setup or "{third}" in f"{row.path}{row.json}":  # a share goes to an account auth knows
+            self._auth_user(self.ctx["third"], "user")
+        if "shared" in row.setup and "auth_users" not in row.setup:
+            self._auth_user(self.ctx["owner"], "user")
         natural_user = self.ctx["admin"] if row.policy == "admin" else self.ctx["owner"]
         natural_role = "admin" if row.policy == "admin" else "user"
         revoked = self.mint.user(natural_user, natural_role)

@@ -150,8 +150,11 @@ def test_login_lockout_and_backoff_hold_across_replicas(redis_url, gunicorn):
     #     address is never slowed), the addresses that failed then wait; fresh ones still log in.
     many = [(urls[i % len(urls)], next(addr)) for i in range(GUESSERS)]
     codes = Counter(r.status_code for r in _burst(many, lambda job: _login(job[0], "victim", "wrong-password", job[1])))
+    failed_at = time.monotonic()
     assert codes == {401: GUESSERS}, codes
-    assert 1 <= _retry_after(_login(urls[0], "victim", "victim-right-password", many[-1][1])) <= 30
+    again = _login(urls[0], "victim", "victim-right-password", many[-1][1])
+    if time.monotonic() - failed_at < 0.9:  # within the first wait (1 s); a loaded machine may take longer to ask
+        assert 1 <= _retry_after(again) <= 30
     for url in urls:
         assert _login(url, "victim", "victim-right-password", next(addr)).status_code == 200
 

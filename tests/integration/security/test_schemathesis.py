@@ -60,7 +60,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from redfile_dev.testing import auth_header, service_token, settings_overrides, user_token
+from redfile_dev.testing import auth_header, service_token, settings_overrides, user_account, user_token
 
 # Examples per operation and generation mode, times the number of request media types it documents.
 POSITIVE_EXAMPLES = 20
@@ -268,14 +268,17 @@ def test_auth_document(redis_url, redis_client):
 
 
 # -- files ----------------------------------------------------------------------------------
-def test_files_document(redis_url, redis_client):
+def test_files_document(redis_url, redis_client, serve):
+    from redfile_auth import create_app as create_auth
     from redfile_files import create_app
 
-    app = create_app(**settings_overrides(redis_url, **FILES_LIMITS))
+    auth = create_auth(**settings_overrides(redis_url, admin_users="admin", admin_password=ADMIN_PASSWORD, **CHEAP_ARGON2))
+    app = create_app(**settings_overrides(redis_url, auth_url=serve(auth), **FILES_LIMITS))  # auth: who a recipient is
     settings_ = app.extensions["redfile"].settings
     client = app.test_client()
-    alice = auth_header(user_token(settings_, redis_client, "alice"))
-    bob = auth_header(user_token(settings_, redis_client, "bob"))
+    uids = {name: user_account(redis_client, name) for name in ("alice", "bob")}
+    alice = auth_header(user_token(settings_, redis_client, "alice", uid=uids["alice"]))
+    bob = auth_header(user_token(settings_, redis_client, "bob", uid=uids["bob"]))
 
     def created(resp) -> dict:
         assert resp.status_code == 201, resp.get_data(as_text=True)
@@ -296,7 +299,7 @@ def test_files_document(redis_url, redis_client):
         if security_of(operation) == "ServiceToken":
             return auth_header(service_token(settings_, "admin", "files"))
         if security_of(operation) == "BearerAuth":
-            return auth_header(user_token(settings_, redis_client, "alice"))
+            return auth_header(user_token(settings_, redis_client, "alice", uid=uids["alice"]))
         return {}
 
     known = {

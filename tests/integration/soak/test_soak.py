@@ -445,7 +445,7 @@ class Soak:
 @pytest.fixture
 def system(redis_url, gunicorn):
     (auth,) = gunicorn("auth", redis_url, ADMIN_USERS="root", ADMIN_PASSWORD=ROOT_PASSWORD, **CHEAP_ARGON2)
-    files = gunicorn("files", redis_url, 2, **FILES_ENV)
+    files = gunicorn("files", redis_url, 2, AUTH_URL=auth.url, **FILES_ENV)  # files asks auth who a recipient is
     (admin,) = gunicorn("admin", redis_url, AUTH_URL=auth.url, FILES_URL=files[0].url, SERVICE_TIMEOUT="30")
     return {"auth": auth.url, "files": [f.url for f in files], "admin": admin.url}
 

@@ -68,7 +68,7 @@ def test_admin_actions_write_the_trail_with_actor_and_subject_and_no_password():
             ("auth", "POST", "/internal/users"): USER,
             ("auth", "PATCH", "/internal/users/ann"): USER,
             ("auth", "DELETE", "/internal/users/ann"): None,
-            ("files", "DELETE", "/internal/owners/ann/files"): {"deleted": 2},
+            ("files", "DELETE", "/internal/owners/ann/files"): {"deleted": 2, "shares_removed": 1},
             ("files", "DELETE", "/internal/files/f1"): None,
         }
     )
@@ -84,7 +84,7 @@ def test_admin_actions_write_the_trail_with_actor_and_subject_and_no_password():
     assert [e["user"] for e in trail.entries] == ["ann"] * 4 + [None]
     assert trail.entries[-1]["target"] == "f1"
     assert trail.entries[2]["details"] == {"fields": ["active", "password"], "active": False}
-    assert trail.entries[3]["details"] == {"files_deleted": 2}
+    assert trail.entries[3]["details"] == {"files_deleted": 4, "shares_removed": 2}  # two passes, each answered 2 and 1
     assert "ann-password" not in repr(trail.entries) + repr(lines.lines)
     assert lines.lines[0][1] == "admin_user_created"  # the log lines stay
 

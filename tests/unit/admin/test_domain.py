@@ -89,34 +89,58 @@ def test_usernames_and_ids_are_one_path_segment():
     assert caller.calls[0][2] == "/internal/users/..%2Fx"
 
 
-def test_delete_user_removes_the_account_then_the_files():
-    caller = ScriptedCaller({("files", "DELETE", "/internal/owners/ann/files"): {"deleted": 2}})
-    actions(caller).delete_user("root", "ann")
-    assert [(c[0], c[1], c[2]) for c in caller.calls] == [
-        ("auth", "DELETE", "/internal/users/ann"),
-        ("files", "DELETE", "/internal/owners/ann/files"),
-    ]
-
-
-def test_delete_user_says_so_when_the_files_are_left_and_a_retry_finishes():
+def test_delete_user_disables_the_account_removes_the_files_and_shares_then_the_account():
     caller = ScriptedCaller(
         {
-            ("auth", "DELETE", "/internal/users/ann"): Then([None, ApiError("user_not_found")]),
-            ("files", "DELETE", "/internal/owners/ann/files"): Then([ApiError("bad_gateway"), {"deleted": 3}]),
+            ("auth", "PATCH", "/internal/users/ann"): USER,
+            ("files", "DELETE", "/internal/owners/ann/files"): Then(
+                [{"deleted": 2, "shares_removed": 1}, {"deleted": 0, "shares_removed": 0}]
+            ),
+        }
+    )
+    audit = AuditLog()
+    actions(caller, audit).delete_user("root", "ann")
+    assert [(c[0], c[1], c[2]) for c in caller.calls] == [
+        ("auth", "PATCH", "/internal/users/ann"),  # no login, no upload, the name stays taken while its data goes
+        ("files", "DELETE", "/internal/owners/ann/files"),
+        ("auth", "DELETE", "/internal/users/ann"),
+        ("files", "DELETE", "/internal/owners/ann/files"),  # whatever a request in flight stored meanwhile
+    ]
+    assert caller.calls[0][3]["json"] == {"active": False}
+    assert audit.events[-1] == ("info", "admin_user_deleted", {"actor": "root", "target": "ann", "files_deleted": 2, "shares_removed": 1})
+
+
+def test_delete_user_keeps_the_disabled_account_when_the_files_are_left_and_a_retry_finishes():
+    caller = ScriptedCaller(
+        {
+            ("auth", "PATCH", "/internal/users/ann"): USER,
+            ("files", "DELETE", "/internal/owners/ann/files"): Then([ApiError("bad_gateway"), {"deleted": 3}, {"deleted": 0}]),
         }
     )
     with pytest.raises(ApiError) as err:
         actions(caller).delete_user("root", "ann")
     assert err.value.status == 502 and "repeat the request" in err.value.message
-    actions(caller).delete_user("root", "ann")  # auth: gone already; files: removed now
-    assert len(caller.calls) == 4
+    assert ("auth", "DELETE", "/internal/users/ann") not in [(c[0], c[1], c[2]) for c in caller.calls]  # the name stays taken
+    actions(caller).delete_user("root", "ann")
+    assert [(c[1], c[0]) for c in caller.calls[2:]] == [("PATCH", "auth"), ("DELETE", "files"), ("DELETE", "auth"), ("DELETE", "files")]
+
+
+def test_delete_user_resumes_when_the_account_went_but_files_are_left():
+    caller = ScriptedCaller(
+        {
+            ("auth", "PATCH", "/internal/users/ann"): ApiError("user_not_found"),
+            ("files", "DELETE", "/internal/owners/ann/files"): {"deleted": 0, "shares_removed": 2},
+        }
+    )
+    actions(caller).delete_user("root", "ann")  # auth: gone already; files: its shares removed now
+    assert len(caller.calls) == 2
 
 
 def test_delete_of_an_unknown_user_without_files_is_404():
     caller = ScriptedCaller(
         {
-            ("auth", "DELETE", "/internal/users/nobody"): ApiError("user_not_found"),
-            ("files", "DELETE", "/internal/owners/nobody/files"): {"deleted": 0},
+            ("auth", "PATCH", "/internal/users/nobody"): ApiError("user_not_found"),
+            ("files", "DELETE", "/internal/owners/nobody/files"): {"deleted": 0, "shares_removed": 0},
         }
     )
     with pytest.raises(ApiError) as err:
@@ -152,7 +176,7 @@ def test_every_change_is_an_audit_event_with_actor_and_target_and_no_password():
         {
             ("auth", "POST", "/internal/users"): USER,
             ("auth", "PATCH", "/internal/users/ann"): USER,
-            ("files", "DELETE", "/internal/owners/ann/files"): {"deleted": 1},
+            ("files", "DELETE", "/internal/owners/ann/files"): Then([{"deleted": 1}, {"deleted": 0}]),
         }
     )
     audit = AuditLog()

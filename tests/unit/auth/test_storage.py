@@ -8,14 +8,15 @@ from redfile_auth.storage import FAMILY, REFRESH, USER_FAMILIES, AuthStore, User
 from redfile_common.limiter import Scope
 
 
-def record(name="alice", role="user", active=True, pw_hash="$argon2id$fake") -> UserRecord:
-    return UserRecord(name, role, active, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", pw_hash)
+def record(name="alice", role="user", active=True, pw_hash="$argon2id$fake", uid="a1" * 16) -> UserRecord:
+    return UserRecord(name, role, active, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", pw_hash, id=uid)
 
 
 def test_create_stores_user_index_and_token_version(store, fake, token_state):
     version = store.create_user(record())
     assert version and token_state.current("alice") == version
     assert fake.hgetall("auth:user:alice") == {
+        b"id": b"a1" * 16,
         b"username": b"alice",
         b"password_hash": b"$argon2id$fake",
         b"role": b"user",
@@ -57,12 +58,24 @@ def test_record_hides_hash_in_repr_and_public_view():
     assert "secret" not in repr(r)
     assert "password_hash" not in r.public()
     assert r.public() == {
+        "id": "a1" * 16,
         "username": "alice",
         "role": "user",
         "active": True,
         "created_at": "2026-01-01T00:00:00Z",
         "updated_at": "2026-01-01T00:00:00Z",
     }
+
+
+def test_a_record_stored_before_ids_gets_one_once_and_keeps_it(store, fake):
+    store.create_user(record(uid=""))
+    fake.hdel("auth:user:alice", "id")
+    legacy = store.get_user("alice")
+    assert legacy.id == ""
+    first = store.ensure_id(legacy)
+    assert len(first.id) == 32 and store.ensure_id(legacy).id == first.id == fake.hget("auth:user:alice", "id").decode()
+    store.delete_user("alice")
+    assert store.ensure_id(legacy).id == "" and not fake.exists("auth:user:alice")  # gone meanwhile: nothing written
 
 
 def test_user_and_version(store):

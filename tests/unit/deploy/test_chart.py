@@ -166,3 +166,17 @@ def test_helm_test_pod_logs_in_and_uploads(render):
 @pytest.mark.parametrize("values", sorted(p.name for p in (CHART / "ci").glob("*-values.yaml")))
 def test_every_ci_values_file_renders(render, values):
     assert render("-f", str(CHART / "ci" / values))
+
+
+def test_share_links_are_built_on_the_public_url(render):
+    """PUBLIC_URL: config.publicUrl, else the first ingress host (https when its TLS entry names it)."""
+
+    def public_url(*extra):
+        return find(render(*extra), "ConfigMap", "redfile")[0]["data"]["PUBLIC_URL"]
+
+    assert public_url(*DEFAULT) == "http://redfile.local"
+    assert public_url(*PRODUCTION) == "https://files.example.com"
+    assert public_url(*DEFAULT, "--set", "config.publicUrl=https://share.example.org/redfile") == "https://share.example.org/redfile"
+    assert public_url(*DEFAULT, "--set", "ingress.enabled=false") == ""  # then the proxy's X-Forwarded-Host, if trusted
+    refused = render(*DEFAULT, "--set", "config.publicUrl=ftp://x", check=False)
+    assert refused.returncode != 0 and "publicUrl" in refused.stderr

@@ -73,6 +73,7 @@ def test_every_builder_makes_a_key_of_its_family():
         keys.share(FID, "e" * 32): "share",
         keys.shares(FID): "shares",
         keys.recipients(FID): "recipients",
+        keys.resume(FID, "e" * 32, "d" * 32): "resume",
         keys.link(sha): "link",
         keys.password_failures(sha): "pwfail",
         keys.password_checks(sha): "pwcheck",

@@ -145,7 +145,8 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
     if settings.trusted_proxy_hops:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)  # type: ignore[method-assign]  # Flask's documented way to wrap its WSGI app
+        hops = settings.trusted_proxy_hops  # the address, scheme and host the trusted proxies saw (each sets all three)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]  # Flask's documented way to wrap its WSGI app
     metrics.init_metrics(app, name, registry)
     tracing.instrument_app(app)
     # what an answer left of a body is read after it, so the proxy in front gets the answer, not a reset

@@ -102,7 +102,8 @@ class ServiceSettings(BaseSettings):
 
     admin_users: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["admin"])
 
-    # How many proxies in front of the service set X-Forwarded-For (the Ingress, the dev gateway).
+    # How many proxies in front of the service set X-Forwarded-For, -Proto and -Host (the Ingress,
+    # nginx, the dev gateway): the client's address, scheme and host are read from them only then.
     trusted_proxy_hops: int = Field(default=0, ge=0, le=5)
 
     metrics_port: int = Field(default=0, ge=0, le=65535)

@@ -49,6 +49,7 @@ class Claims:
     scopes: tuple[str, ...] = ()
     ver: str | None = None
     fam: str | None = None
+    uid: str = ""  # the account's immutable id (auth's); "" in a token minted before ids existed
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -141,6 +142,7 @@ def _claims(payload: dict) -> Claims:
         scopes=tuple(payload.get("scopes") or ()),
         ver=payload.get("ver"),
         fam=payload.get("fam"),
+        uid=str(payload.get("uid") or ""),
         raw=payload,
     )
 
@@ -157,8 +159,11 @@ class UserTokens:
         self.issuer = issuer
         self.audience = audience
 
-    def mint(self, *, username: str, role: str, scopes: list[str], version: str, ttl: int, family: str | None = None) -> tuple[str, Claims]:
-        """``family``: the refresh family (one login) the token belongs to; its revocation ends the token."""
+    def mint(
+        self, *, username: str, role: str, scopes: list[str], version: str, ttl: int, family: str | None = None, uid: str = ""
+    ) -> tuple[str, Claims]:
+        """``family``: the refresh family (one login) the token belongs to; its revocation ends the token.
+        ``uid``: the account's immutable id."""
         now = int(time.time())
         payload = {
             "iss": self.issuer,
@@ -174,6 +179,8 @@ class UserTokens:
         }
         if family is not None:
             payload["fam"] = family
+        if uid:
+            payload["uid"] = uid  # who the name belongs to: a re-created name is another account
         return self.keyring.sign(payload), _claims(payload)
 
     def verify(self, token: str) -> Claims:

@@ -53,7 +53,8 @@ def _request_headers(environ, host: str) -> list[tuple[str, str]]:
     headers = [
         (k, v)
         for k, v in EnvironHeaders(environ).items()
-        if not is_hop_by_hop_header(k) and k.lower() not in ("host", "content-length", "x-forwarded-for")
+        if not is_hop_by_hop_header(k)
+        and k.lower() not in ("host", "content-length", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")
     ]
     forwarded = environ.get("HTTP_X_FORWARDED_FOR")
     remote = environ.get("REMOTE_ADDR", "")

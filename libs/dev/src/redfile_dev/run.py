@@ -160,6 +160,8 @@ class Launcher:
 
         for s in SERVICES:
             shared[f"{s.upper()}_URL"] = f"http://127.0.0.1:{ports[s]}"
+        # share links and QR codes point at the gateway, where users are (not at the files service's own port)
+        shared["PUBLIC_URL"] = os.environ.get("PUBLIC_URL") or f"http://{self.host}:{self.port}"
 
         for s in SERVICES:
             env = self.env_for(

@@ -60,14 +60,26 @@ def make_settings(cls: type[ServiceSettings], redis_url: str, **extra) -> Servic
     return cls(**settings_overrides(redis_url, **extra))
 
 
-def user_token(settings: ServiceSettings, client: redis.Redis, username: str, role: str = "user", *, ttl: int = 900) -> str:
-    """Mint an access token as auth would, creating the user's token version if missing."""
+def user_token(settings: ServiceSettings, client: redis.Redis, username: str, role: str = "user", *, ttl: int = 900, uid: str = "") -> str:
+    """Mint an access token as auth would, creating the user's token version if missing (``uid``: the account's id)."""
     state = TokenState(client)
     version = state.current(username) or state.bump(username)
     tokens = UserTokens(Keyring(settings.user_keyring), issuer=settings.token_issuer, audience=settings.user_token_audience)
     scopes = ["files:read", "files:write"] + (["admin"] if role == "admin" else [])
-    token, _ = tokens.mint(username=username, role=role, scopes=scopes, version=version, ttl=ttl)
+    token, _ = tokens.mint(username=username, role=role, scopes=scopes, version=version, ttl=ttl, uid=uid)
     return token
+
+
+def user_account(client: redis.Redis, username: str, role: str = "user") -> str:
+    """An account stored as auth stores it (no password: it cannot log in), unless the name has one; its id."""
+    from redfile_auth.storage import AuthStore, UserRecord
+
+    store = AuthStore(client, TokenState(client))
+    now = "2026-01-01T00:00:00Z"
+    store.create_user(UserRecord(username, role, True, now, now, "", id=secrets.token_hex(16)))
+    record = store.get_user(username)
+    assert record is not None
+    return store.ensure_id(record).id
 
 
 def service_token(settings: ServiceSettings, caller: str, target: str) -> str:

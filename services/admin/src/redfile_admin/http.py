@@ -107,7 +107,7 @@ def update_user(username, body):
 @login_required(admin=True)
 @bp.output(EmptySchema, status_code=204)
 def delete_user(username):
-    """Delete a user and all of their files."""
+    """Delete a user: their files, uploads and quota, and every share with them; a new account of the name inherits nothing."""
     actions().delete_user(actor(), username)
     return "", 204
 

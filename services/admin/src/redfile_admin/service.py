@@ -6,10 +6,13 @@ rather than to either store:
 
 * an admin may not delete, demote or disable their own account, so a
   system is never left without an admin by one careless request (409);
-* deleting a user removes the account first (so they can no longer log in
-  or upload) and then their files.  If the second step fails the answer is
-  an error that says so, and repeating the request finishes the job: auth
-  then answers ``user_not_found`` and the files left behind are removed.
+* deleting a user disables the account first (so they can no longer log in
+  or upload, and nobody can create the name again), then removes their
+  files, uploads, quota and every share with them (files), then the account,
+  then (once more) whatever a request in flight stored meanwhile.  If a step
+  fails the answer is an error, and repeating the request finishes the job
+  (when the account is already gone, auth answers ``user_not_found`` and
+  what files still holds for the name is removed).
 
 Every change is logged as a structured ``admin_*`` event with the acting
 admin and the target; passwords are never logged.
@@ -95,32 +98,35 @@ class AdminActions:
     def delete_user(self, actor: str, username: str) -> None:
         refuse_self_harm(actor, username, delete=True)
         try:
-            self.users.delete(username)
+            # Disabled first: no login, no request, every session ended; the name stays taken (nobody can
+            # create it again) until its files and shares are gone, so a new account of that name inherits nothing.
+            self.users.update(username, {"active": False})
         except ApiError as exc:
             if exc.code != "user_not_found":
                 raise
             # Perhaps an earlier request removed the account and then failed on its files.
             try:
-                leftover = self.files.delete_owned_by(username)
+                leftover, shares = self.files.delete_owned_by(username)
             except ApiError as files_exc:
                 if files_exc.status != 422:
                     raise
-                leftover = 0  # not a name files can hold anything for (a 422 there): no such user, as auth said
-            if not leftover:
+                leftover = shares = 0  # not a name files can hold anything for (a 422 there): no such user, as auth said
+            if not (leftover or shares):
                 raise exc
-            self.log.info("admin_user_deleted", actor=actor, target=username, files_deleted=leftover, resumed=True)
+            self.log.info("admin_user_deleted", actor=actor, target=username, files_deleted=leftover, shares_removed=shares, resumed=True)
             return
+        deleted, shares = self._forget(actor, username, "The account is disabled but its files could not be removed yet")
+        self.users.delete(username)
+        # once more: a request that passed its token check before the account was disabled may have stored a file since
+        late, late_shares = self._forget(actor, username, "The account was deleted but its files could not be removed yet")
+        self.log.info("admin_user_deleted", actor=actor, target=username, files_deleted=deleted + late, shares_removed=shares + late_shares)
+
+    def _forget(self, actor: str, username: str, what: str) -> tuple[int, int]:
         try:
-            deleted = self.files.delete_owned_by(username)
+            return self.files.delete_owned_by(username)
         except ApiError as exc:
             self.log.error("admin_user_files_left", actor=actor, target=username, code=exc.code)
-            raise ApiError(
-                exc.code,
-                "The account was deleted but its files could not be removed yet; repeat the request to finish.",
-                status=exc.status,
-                headers=exc.headers,
-            ) from None
-        self.log.info("admin_user_deleted", actor=actor, target=username, files_deleted=deleted)
+            raise ApiError(exc.code, f"{what}; repeat the request to finish.", status=exc.status, headers=exc.headers) from None
 
     # -- quotas ---------------------------------------------------------------
     def get_quota(self, username: str) -> dict:

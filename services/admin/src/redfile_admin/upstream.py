@@ -111,7 +111,8 @@ class FilesCatalogue(_Upstream):
             "GET", "/internal/consistency", params={"deep": str(deep).lower(), "strict": str(strict).lower(), "max_seconds": max_seconds}
         )
 
-    def delete_owned_by(self, username: str) -> int:
+    def delete_owned_by(self, username: str) -> tuple[int, int]:
+        """A deleted user's files, uploads and quota gone, and the user off every share: (files deleted, shares removed)."""
         body = self._call("DELETE", f"/internal/owners/{segment(username)}/files")
-        deleted = body.get("deleted")
-        return deleted if isinstance(deleted, int) else 0
+        deleted, shares = body.get("deleted"), body.get("shares_removed")
+        return (deleted if isinstance(deleted, int) else 0), (shares if isinstance(shares, int) else 0)

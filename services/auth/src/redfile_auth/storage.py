@@ -2,8 +2,10 @@
 
 Key spaces (owner: auth; no hash tags: auth expects one Redis primary, not Redis Cluster):
 
-``auth:user:{username}``            hash, no TTL: username, password_hash, role
-                                    ("admin"/"user"), active ("1"/"0"), created_at, updated_at
+``auth:user:{username}``            hash, no TTL: id (the account's immutable id: 128 random
+                                    bits, hex, never reused; a re-created name gets a new one),
+                                    username, password_hash, role ("admin"/"user"), active
+                                    ("1"/"0"), created_at, updated_at
 ``auth:users``                      sorted set, no TTL: every username with score 0, so
                                     ZRANGEBYLEX lists them in name order for cursor paging
 ``auth:refresh:{sha256(token)}``    hash, TTL = REFRESH_TOKEN_TTL: username, family, version
@@ -44,7 +46,7 @@ Contract:
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import redis
 
@@ -92,9 +94,11 @@ class UserRecord:
     created_at: str
     updated_at: str
     password_hash: str = field(repr=False)
+    id: str = ""  # immutable; empty only on a record stored before ids existed (``AuthStore.ensure_id`` gives one)
 
     def to_redis(self) -> dict[str, str]:
         return {
+            "id": self.id,
             "username": self.username,
             "password_hash": self.password_hash,
             "role": self.role,
@@ -114,10 +118,12 @@ class UserRecord:
             created_at=raw.get("created_at", ""),
             updated_at=raw.get("updated_at", ""),
             password_hash=raw.get("password_hash", ""),
+            id=raw.get("id", ""),
         )
 
     def public(self) -> dict:
         return {
+            "id": self.id,
             "username": self.username,
             "role": self.role,
             "active": self.active,
@@ -163,6 +169,25 @@ class AuthStore:
 
     def get_user(self, username: str) -> UserRecord | None:
         return UserRecord.from_redis(_text(self.redis.hgetall(USER + username)))
+
+    def ensure_id(self, record: UserRecord) -> UserRecord:
+        """The record with its immutable id, giving one to a record stored before ids existed (the first one given stays)."""
+        if record.id:
+            return record
+        key = USER + record.username
+
+        def txn(pipe) -> str:
+            if not pipe.exists(key):
+                return ""  # deleted meanwhile
+            uid = pipe.hget(key, "id")
+            if uid:
+                return _str(uid)
+            uid = secrets.token_hex(16)
+            pipe.multi()
+            pipe.hset(key, "id", uid)
+            return uid
+
+        return replace(record, id=transaction(self.redis, txn, key))
 
     def user_and_version(self, username: str) -> tuple[UserRecord | None, str | None]:
         """The record and the current token version, read in one MULTI (a consistent pair)."""

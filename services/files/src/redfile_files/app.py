@@ -17,6 +17,7 @@ from redfile_files.domain import build_domain
 from redfile_files.internal import http as internal_http
 from redfile_files.settings import FilesSettings
 from redfile_files.sharing import http as sharing_http
+from redfile_files.sharing.directory import Directory
 from redfile_files.tus import http as tus_http
 from redfile_files.uploads import http as uploads_http
 from redfile_files.uploads.service import LARGE_FILES_HINT
@@ -73,7 +74,7 @@ def create_app(settings: FilesSettings | None = None, **overrides) -> APIFlask:
     # tus reads exactly Content-Length bytes and keeps what arrived of a short one (tus._body, BodyInterrupted)
     app.config["LENGTH_CHECKED_ENDPOINTS"] = frozenset({"uploads.put_chunk", "tus.creation_url", "tus.upload_url"})
     rf = redfile(app)
-    domain = build_domain(settings, rf.redis, metrics=fm, audit=rf.audit)
+    domain = build_domain(settings, rf.redis, metrics=fm, audit=rf.audit, directory=Directory(rf.services))
     attach_domain(app, domain)
     # The background sweep starts with a worker's first request, so a gunicorn master never runs it.
     app.before_request(domain.sweeper.ensure_started)

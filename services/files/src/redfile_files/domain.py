@@ -15,6 +15,7 @@ from redfile_files.crypto import Encryption, parse_master_keys
 from redfile_files.maintenance.consistency import ConsistencyChecker
 from redfile_files.maintenance.sweeper import Sweeper
 from redfile_files.settings import FilesSettings
+from redfile_files.sharing.directory import Directory
 from redfile_files.sharing.service import Sharing
 from redfile_files.storage import Storage
 from redfile_files.tus.core import TusCore
@@ -45,9 +46,16 @@ class FilesDomain:
 
 
 def build_domain(
-    settings: FilesSettings, client: redis.Redis, *, metrics: FilesMetrics | None = None, audit=None, clock: Callable[[], float] = time.time
+    settings: FilesSettings,
+    client: redis.Redis,
+    *,
+    metrics: FilesMetrics | None = None,
+    audit=None,
+    clock: Callable[[], float] = time.time,
+    directory: Directory | None = None,
 ) -> FilesDomain:
-    """Every part of the files service on one Redis client; ``metrics`` and ``audit`` default to null ones."""
+    """Every part of the files service on one Redis client; ``metrics`` and ``audit`` default to null ones, ``directory``
+    (who a username is: auth over HTTP) to one without auth."""
     metrics = metrics or FilesMetrics.null()
     storage = Storage.open(client, settings, metrics=metrics, clock=clock)
     encryption = Encryption(parse_master_keys(settings.encryption_keys))
@@ -65,7 +73,7 @@ def build_domain(
         reader=reader,
         catalogue=catalogue,
         tus=TusUploads(core),
-        sharing=Sharing(catalogue, reader, storage.shares),
+        sharing=Sharing(catalogue, reader, storage.shares, directory or Directory()),
         sweeper=Sweeper(storage.lifecycle, storage.ledger, settings.sweep_interval, metrics),
         verifier=Reader(storage.files, encryption),
     )

@@ -7,6 +7,7 @@ Each field is read from the upper-cased variable of the same name
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
@@ -60,13 +61,29 @@ class FilesSettings(ServiceSettings):
     share_password_max_failures_per_link: int = Field(default=20, ge=1, le=100_000)
     share_password_window: int = Field(default=900, ge=1, le=86_400)
     share_password_slowdown_max: int = Field(default=60, ge=1, le=3600)
+    # The address users reach Redfile at ("https://files.example.com", or with a path prefix): share
+    # links and QR codes are built on it.  Empty: the request's own scheme and host, which are the
+    # proxy's (X-Forwarded-Proto/-Host) only behind TRUSTED_PROXY_HOPS, else the service's own address.
+    public_url: str = ""
+    # Seconds during which a client that downloaded through a download-limited link may resume
+    # (ranges not from byte 0, up to the file's size in all) without counting another download; 0: off.
+    share_resume_window: int = Field(default=3600, ge=0, le=7 * 86_400)
 
     @model_validator(mode="after")
     def _check_limits(self) -> FilesSettings:
         if self.max_chunk_bytes > self.max_file_bytes:
             raise ValueError("MAX_CHUNK_BYTES must not exceed MAX_FILE_BYTES")
         parse_master_keys(self.encryption_keys)  # raises ValueError naming the problem, never a key
+        if self.public_url:
+            url = urlsplit(self.public_url)
+            if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment or url.username or url.password:
+                raise ValueError("PUBLIC_URL must be an http(s) URL with a host and no query, fragment or credentials")
         return self
+
+    @property
+    def public_base(self) -> str:
+        """PUBLIC_URL with one trailing slash ("" when unset)."""
+        return self.public_url.rstrip("/") + "/" if self.public_url else ""
 
     @property
     def chunk_bytes(self) -> int:

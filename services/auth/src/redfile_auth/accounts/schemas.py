@@ -16,6 +16,7 @@ _PASSWORD = Length(min=1, max=PASSWORD_MAX)
 
 
 class User(Schema):
+    id = String(required=True, metadata={"description": "the account's immutable id: never reused, not even for the same name"})
     username = String(required=True)
     role = String(required=True, validate=OneOf(ROLES))
     active = Boolean(required=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import secrets
 from datetime import UTC, datetime
 
 from redfile_auth.passwords import Passwords
@@ -51,7 +52,7 @@ class Users:
         if name in self.admin_users:
             role = "admin"
         now = utc_now()
-        record = UserRecord(name, role, True, now, now, self.passwords.hash(password))
+        record = UserRecord(name, role, True, now, now, self.passwords.hash(password), id=secrets.token_hex(16))
         if self.store.create_user(record) is None:
             return self.store.get_user(name) or record, False
         return record, True
@@ -71,7 +72,8 @@ class Users:
 
     def find(self, username: str) -> UserRecord | None:
         name = normalise_username(username)
-        return self.store.get_user(name) if is_valid_username(name) else None
+        record = self.store.get_user(name) if is_valid_username(name) else None
+        return self.store.ensure_id(record) if record is not None else None
 
     def page(self, limit: int, cursor: str | None) -> tuple[list[UserRecord], str | None]:
         """One page of users by name; the cursor of the next page or None on the last."""

@@ -194,8 +194,15 @@ class Sessions:
 
     # -- helpers ---------------------------------------------------------------
     def _mint_access(self, record: UserRecord, version: str, family: str) -> tuple[str, Claims]:
+        record = self.store.ensure_id(record)  # the token names the account (uid), not only its name
         return self.user_tokens.mint(
-            username=record.username, role=record.role, scopes=scopes_for(record.role), version=version, ttl=self.access_ttl, family=family
+            username=record.username,
+            role=record.role,
+            scopes=scopes_for(record.role),
+            version=version,
+            ttl=self.access_ttl,
+            family=family,
+            uid=record.id,
         )
 
     def _issue(self, record: UserRecord, version: str) -> TokenPair:

@@ -157,12 +157,16 @@ def download_response(record: FileRecord, chunks: Iterable[bytes] | None, span: 
 
 
 def serve(
-    request: Request, record: FileRecord, read: Callable[[int, int], Iterable[bytes]], *, on_body: Callable[[bool], object] | None = None
+    request: Request,
+    record: FileRecord,
+    read: Callable[[int, int], Iterable[bytes]],
+    *,
+    on_body: Callable[[tuple[int, int] | None], object] | None = None,
 ) -> Response:
     """A file as every download route serves it: 304 on a matching ETag, one Range, HEAD without a body.
 
-    ``read(start, end)`` gives the bytes; ``on_body(ranged)`` runs before a body is produced (a share
-    link counts its download there)."""
+    ``read(start, end)`` gives the bytes; ``on_body(span)`` runs before a body is produced with the range
+    sent (start, end exclusive), or None for the whole file (a share link counts its download there)."""
     if request.if_none_match.contains_weak(record.etag):
         return not_modified(record)
     span = byte_range(request, record)
@@ -170,7 +174,7 @@ def serve(
     if request.method == "HEAD":
         return download_response(record, None, span)
     if on_body is not None:
-        on_body(span is not None)
+        on_body(span)
     return download_response(record, read(start, end), span)
 
 

@@ -1,7 +1,7 @@
 """Internal routes of the files service (service tokens addressed to ``redfile-files`` only).
 
 Used by the admin service: list anyone's files, delete one, delete all of a
-user's (when the user is deleted), read and set a user's quota, count files,
+user's and take them off every share (when the user is deleted), read and set a user's quota, count files,
 bytes and uploads in progress, run the consistency check (``consistency``;
 docs/operations.md).  See docs/contracts.md.
 """
@@ -52,8 +52,9 @@ def delete_file(file_id):
 @bp.output(DeletedOut)
 @bp.doc(security=SERVICE, responses={401: "Not a service token for files", 422: "Not a valid username"})
 def delete_owner_files(username):
-    """Delete every file of one user."""
-    return {"deleted": files().delete_owner_files(validate_username(username))}
+    """A deleted user: delete every file and upload of theirs, their quota, and take them off every file shared with them."""
+    name = validate_username(username)
+    return {"deleted": files().delete_owner_files(name), "shares_removed": files_domain().sharing.forget_recipient(name)}
 
 
 @bp.get("/internal/owners/<username>/quota")

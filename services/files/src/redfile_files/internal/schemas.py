@@ -31,7 +31,8 @@ class QuotaIn(JsonIn):
 
 
 class DeletedOut(Schema):
-    deleted = Integer()
+    deleted = Integer(metadata={"description": "files deleted"})
+    shares_removed = Integer(metadata={"description": "files shared with the user that no longer are"})
 
 
 class StatsQuery(QueryIn):

@@ -55,10 +55,15 @@ def sharing() -> Sharing:
 
 
 # -- owners: links -------------------------------------------------------------------
+def link_url(token: str) -> str:
+    """Where users open a link: on PUBLIC_URL; else the request's host (the proxy's only behind TRUSTED_PROXY_HOPS)."""
+    return f"{sharing().settings.public_base or request.host_url}s/{token}"
+
+
 def _link_out(view, token: str | None = None) -> dict:
     out = dict(view.__dict__)
     if token:
-        url = f"{request.host_url}s/{token}"
+        url = link_url(token)
         out |= {"token": token, "url": url, "qr_png": f"{url}/qr.png", "qr_svg": f"{url}/qr.svg"}
     return out
 
@@ -105,13 +110,14 @@ def revoke_link(share_id):
 
 
 # -- anyone with the link ---------------------------------------------------------------
-def _viewer() -> str | None:
-    """Who is asking, for a private link: None without a token; a bad token is a 401 as anywhere."""
-    return authenticate_user().username if request.headers.get("Authorization") else None
+def _viewer():
+    """Who is asking (a principal), for a private link: None without a token; a bad token is a 401 as anywhere."""
+    return authenticate_user() if request.headers.get("Authorization") else None
 
 
 def _client() -> str:
-    """The caller's address, counted by the link's password limit (``X-Forwarded-For`` only behind TRUSTED_PROXY_HOPS)."""
+    """The caller's address (``X-Forwarded-For`` only behind TRUSTED_PROXY_HOPS): counted by the link's password
+    limit, and whose resume allowance a download is."""
     return request.remote_addr or "unknown"
 
 
@@ -143,9 +149,14 @@ def _stream(service: Sharing, record, *, attachment: bool, on_body=None) -> Resp
     )
 )
 def link_download(token):
-    """Download through a share link (no account); each download with a body counts against its limit."""
+    """Download through a share link (no account); each transfer counts once against its limit.
+
+    A request with a body counts one download, unless it is a resume: a `Range` that does not start at
+    byte 0, from a client (address) that had a download counted within `SHARE_RESUME_WINDOW` (default an
+    hour), while that client's resumes stay within the file's size in all. A resume works even once the
+    link is used up. A HEAD, a 304 and `/meta` never count."""
     service = sharing()
-    opened = service.open_link(token, request.headers.get(PASSWORD_HEADER), reserve=False, viewer=_viewer, client=_client())
+    opened = service.open_link(token, request.headers.get(PASSWORD_HEADER), reserve=False, viewer=_viewer, client=_client(), download=True)
     record = opened.record
     if opened.link.burn_after_read and request.method == "GET":  # a text: counted, read whole, then gone
         opened, data = service.read_and_burn(opened)
@@ -154,8 +165,8 @@ def link_download(token):
         response.headers["Content-Security-Policy"] = "sandbox"
         return _safe(response)
 
-    def counted(ranged: bool) -> None:  # before a byte is read: of N racing downloads of the last one, one wins
-        service.used(service.reserve(opened), ranged=ranged)
+    def counted(span) -> None:  # before a byte is read: of N racing downloads of the last one, one wins
+        service.used(service.reserve(opened, span), ranged=span is not None)
 
     return _safe(_stream(service, record, attachment=not opened.link.preview, on_body=counted))
 
@@ -184,7 +195,7 @@ def _qr(token: str, kind: str) -> Response:
     service = sharing()
     # unknown, revoked, expired, or private and not yours: no code
     service.open_link(token, None, reserve=False, check_password=False, viewer=_viewer)
-    qr = segno.make(f"{request.host_url}s/{token}", error="m")
+    qr = segno.make(link_url(token), error="m")
     buf = io.BytesIO()
     qr.save(buf, kind=kind, scale=6, border=4)
     response = Response(buf.getvalue(), content_type="image/png" if kind == "png" else "image/svg+xml")
@@ -217,7 +228,10 @@ def link_qr_svg(token):
 @login_required
 @bp.input(RecipientIn)
 @bp.output(RecipientList, status_code=201)
-@bp.doc(security=USER, responses={401: "Missing or invalid token", 404: "No such file (or not yours)", 422: "Bad username"})
+@bp.doc(
+    security=USER,
+    responses={401: "Missing or invalid token", 404: "No such file (or not yours), or no such user (user_not_found)", 422: "Bad username"},
+)
 def add_recipient(file_id, json_data):
     """Share one of your files read-only with a user, by username."""
     return {"recipients": sharing().add_recipient(current_principal(), file_id, json_data["username"])}, 201
@@ -248,7 +262,7 @@ def remove_recipient(file_id, username):
 @bp.doc(security=USER, responses={401: "Missing or invalid token"})
 def shared_with_me():
     """Files other users share with you, newest first."""
-    return {"items": sharing().shared_with_me(current_principal().username)}
+    return {"items": sharing().shared_with_me(current_principal())}
 
 
 @bp.get("/shared-with-me/<file_id>")
@@ -267,9 +281,9 @@ def shared_with_me():
 )
 def shared_download(file_id):
     """Download a file shared with you (read-only), on the owners' streamed path."""
-    service, user = sharing(), current_principal().username
+    service, user = sharing(), current_principal()
     record = service.shared_file(user, file_id)
-    return _stream(service, record, attachment=False, on_body=lambda ranged: service.recipient_used(user, record))
+    return _stream(service, record, attachment=False, on_body=lambda span: service.recipient_used(user.username, record))
 
 
 @bp.get("/shared-with-me/<file_id>/meta")
@@ -278,7 +292,7 @@ def shared_download(file_id):
 @bp.doc(security=USER, responses={401: "Missing or invalid token", 404: "No such file (or not shared with you)"})
 def shared_meta(file_id):
     """A shared file's metadata."""
-    return sharing().shared_file(current_principal().username, file_id)
+    return sharing().shared_file(current_principal(), file_id)
 
 
 @bp.post("/send/<username>")
@@ -289,6 +303,7 @@ def shared_meta(file_id):
     responses={
         400: "Bad name or MIME type",
         401: "Missing or invalid token",
+        404: "No such user (user_not_found)",
         413: "Too large",
         415: "Unsupported content type",
         422: "Bad username",

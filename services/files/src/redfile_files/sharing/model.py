@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 
@@ -26,6 +27,11 @@ def password_hasher():
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def client_key(secret: str, address: str) -> str:
+    """Whose resume allowance it is: the client's address, keyed with the app's secret (never stored as it is)."""
+    return hmac.new(secret.encode(), (address or "").encode(), hashlib.sha256).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -69,3 +75,5 @@ class OpenedLink:
     link: LinkView
     downloads: int
     digest: str = ""
+    client: str = ""  # whose resume allowance a download spends or opens (Sharing.client_key)
+    resumed: bool = False  # this download resumed a counted one instead of counting

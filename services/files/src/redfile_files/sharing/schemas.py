@@ -48,7 +48,7 @@ class LinkOut(Schema):
 
 class LinkCreatedOut(LinkOut):
     token = String(metadata={"description": "shown only now; only its SHA-256 is kept"})
-    url = String()
+    url = String(metadata={"description": "the link, on PUBLIC_URL (or the address the request came to)"})
     qr_png = String()
     qr_svg = String()
 

@@ -2,21 +2,25 @@
 
 * A **link** is an unguessable token (256 random bits, URL-safe base64) that
   works without an account.  Only its SHA-256 is stored, so a copy of Redis
-  holds no working link.  Options: an argon2id password (wrong: 401; more than
-  ``share_password_max_failures`` wrong ones in the window, counted in Redis
-  across replicas: 429), an expiry, a maximum number of downloads, whether a
-  browser may preview it inline, and for texts burn-after-read (one read,
-  then the text is deleted).
+  holds no working link.  Options: an argon2id password (wrong: 401; limited
+  per client, slowed per link: ``_check_password``), an expiry, a maximum number
+  of downloads, inline preview, and for texts burn-after-read.
 * Every download through a link first **reserves** itself in one Lua script in
   the file's slot (exists, not expired, not used up, count +1), before a byte is
   sent: of N simultaneous downloads of a one-download link exactly one wins.
-  A HEAD, a 304 and the metadata do not count.
+  A HEAD, a 304 and the metadata do not count, and one transfer counts once: a
+  counted download gives its client (by address) a resume allowance of the
+  file's size for ``share_resume_window`` seconds, which ranges that do not
+  start at byte 0 spend instead of counting (even once the link is used up).
 * Unknown and revoked links are 404; expired and used-up ones 410 (while the
   owner keeps them); a deleted file takes every share of it along.  Answers
   about a link name only the link's own file, never another file or user.
-* **Named users**: the owner adds recipients by username; each reads the file
-  (``shared with me``) until removed.  The owner is not told whether a username
-  exists (that is the auth service's), so nothing about other users leaks.
+* **Named users**: the owner adds recipients by username; the name is looked up
+  in auth (``Directory``: an unknown one is 404 ``user_not_found``) and the share
+  is bound to the account's immutable id, which the recipient's access token
+  carries (``uid``).  Each reads the file (``shared with me``) until removed or
+  deleted; a name deleted and created again is another account and inherits
+  nothing.
 
 Every action is a structured log event, an audit record (``share.created``,
 ``share.revoked``, ``share.used`` -- target: the share id, never the token) and,
@@ -28,6 +32,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
 
 import structlog
 
@@ -36,7 +41,8 @@ from redfile_common.limiter import Refused, client_id
 from redfile_files.catalogue.reader import Reader
 from redfile_files.catalogue.service import Catalogue
 from redfile_files.records import FileRecord, FileUpload, iso
-from redfile_files.sharing.model import TOKEN_RE, LinkView, OpenedLink, password_hasher, token_hash
+from redfile_files.sharing.directory import Account, Directory, uid_of
+from redfile_files.sharing.model import TOKEN_RE, LinkView, OpenedLink, client_key, password_hasher, token_hash
 from redfile_files.storage.shares import ShareStore
 
 log = structlog.get_logger("redfile.files")
@@ -45,10 +51,11 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 
 class Sharing:
-    def __init__(self, catalogue: Catalogue, reader: Reader, store: ShareStore) -> None:
+    def __init__(self, catalogue: Catalogue, reader: Reader, store: ShareStore, directory: Directory) -> None:
         self.catalogue = catalogue  # files, settings, clock, metrics, audit
         self.reader = reader
         self.store = store
+        self.directory = directory  # username -> account id, asked of auth
         self.settings = catalogue.settings
         catalogue.on_deleted.append(self._file_deleted)
 
@@ -141,9 +148,20 @@ class Sharing:
         self.catalogue.metrics.share_event("revoked")
 
     def open_link(
-        self, token: str, password: str | None, *, reserve: bool, check_password: bool = True, viewer=None, client: str = "unknown"
+        self,
+        token: str,
+        password: str | None,
+        *,
+        reserve: bool,
+        check_password: bool = True,
+        viewer=None,
+        client: str = "unknown",
+        download: bool = False,
     ) -> OpenedLink:
-        """The link's file, after its checks; with ``reserve``, one download is counted (atomically) first."""
+        """The link's file, after its checks; with ``reserve``, one download is counted (atomically) first.
+
+        ``client`` is the caller's address: its wrong passwords are counted on their own, and with ``download`` a
+        used-up link still opens for it while its resume allowance lasts (the link's metadata and QR code do not)."""
         if not TOKEN_RE.match(token or ""):
             raise ApiError("share_not_found")
         digest = token_hash(token)
@@ -151,7 +169,8 @@ class Sharing:
         if found is None:
             raise ApiError("share_not_found")
         fid, sid = found
-        state, _ = self.store.use_link(fid, sid, digest, reserve=False)
+        who = client_key(self.settings.app_secret_key, client)
+        state, _, _ = self.store.use_link(fid, sid, digest, reserve=False, client=who, download=download)
         self._raise_for(state)
         row = self.store.get_link(fid, sid)
         if row is None:
@@ -160,29 +179,40 @@ class Sharing:
             raise ApiError("share_not_found")  # a private link is a missing one to everybody else (its QR code too)
         if row.get("password") and check_password:
             self._check_password(digest, row, password, client)
-        downloads = int(row.get("downloads") or 0)
-        if reserve:
-            state, downloads = self.store.use_link(fid, sid, digest, reserve=True)
-            self._raise_for(state)
         meta = self.catalogue.store.get_meta(fid)
         if meta is None:
             raise ApiError("share_not_found")
-        return OpenedLink(FileRecord.from_meta(meta), LinkView.of(row, self.catalogue.clock()), downloads, digest)
+        opened = OpenedLink(
+            FileRecord.from_meta(meta), LinkView.of(row, self.catalogue.clock()), int(row.get("downloads") or 0), digest, who
+        )
+        return self.reserve(opened) if reserve else opened
 
-    def reserve(self, opened: OpenedLink) -> OpenedLink:
-        """Count one download of an opened link, atomically (exists, not expired, not used up); else 404/410."""
-        state, downloads = self.store.use_link(opened.link.file_id, opened.link.id, opened.digest, reserve=True)
+    def reserve(self, opened: OpenedLink, span: tuple[int, int] | None = None) -> OpenedLink:
+        """Count one download of an opened link, atomically (exists, not expired, not used up); else 404/410.
+
+        One transfer counts once: a ``span`` that does not start at byte 0 is a resume, free while this client's
+        allowance from its counted download (the file's size, for ``SHARE_RESUME_WINDOW`` seconds) covers it."""
+        state, downloads, how = self.store.use_link(
+            opened.link.file_id,
+            opened.link.id,
+            opened.digest,
+            reserve=True,
+            client=opened.client,
+            span=span or (0, opened.record.size),
+            size=opened.record.size,
+            window=self.settings.share_resume_window,
+        )
         self._raise_for(state)
-        return OpenedLink(opened.record, opened.link, downloads, opened.digest)
+        return replace(opened, downloads=downloads, resumed=how == "resumed")
 
     def _may_view(self, row: dict, viewer) -> bool:
         """A private link opens for its owner and the file's recipients.
 
         ``viewer`` is called only for a private link (so a public one ignores any credentials) and
-        returns the caller's username, or None when anonymous.
+        returns the caller (a principal), or None when anonymous.
         """
         user = viewer() if viewer is not None else None
-        return user is not None and (user == row["owner"] or self.store.may_read(row["file_id"], user))
+        return user is not None and (user.username == row["owner"] or self.store.may_read(row["file_id"], uid_of(user)))
 
     def _raise_for(self, state: str) -> None:
         if state == "missing":
@@ -232,7 +262,15 @@ class Sharing:
     def used(self, opened: OpenedLink, *, ranged: bool) -> None:
         """A download through the link has started: log, audit, count; burn a burn-after-read text."""
         link, record = opened.link, opened.record
-        log.info("share_used", share_id=link.id, file_id=record.id, owner=record.owner, downloads=opened.downloads, ranged=ranged)
+        log.info(
+            "share_used",
+            share_id=link.id,
+            file_id=record.id,
+            owner=record.owner,
+            downloads=opened.downloads,
+            ranged=ranged,
+            resumed=opened.resumed,
+        )
         self.catalogue.audit.record("share.used", actor="anonymous", user=record.owner, target=link.id, kind="link")
         self.catalogue.metrics.share_download()
         self.catalogue.metrics.share_event("used")
@@ -253,16 +291,27 @@ class Sharing:
     # -- named users ---------------------------------------------------------------
     def add_recipient(self, actor, file_id: str, username: str) -> list[str]:
         record = self._own(actor, file_id)
-        if not USERNAME_RE.match(username or "") or username == record.owner:
+        self._share_with(actor, record, self._recipient(actor, username))
+        return self.recipients(actor, file_id)
+
+    def _recipient(self, actor, username: str) -> Account:
+        """The account a share may go to: an existing one (else 404 ``user_not_found``), not the owner's own."""
+        if not USERNAME_RE.match(username or "") or username == actor.username:
             raise ApiError("validation_error", "Not a username you can share with.", details={"username": ["invalid"]})
-        if not self.store.add_recipient(record.id, record.owner, username, iso(self.catalogue.clock())):
+        account = self.directory.account(username)
+        if account.username == actor.username or account.id == uid_of(actor):
+            raise ApiError("validation_error", "Not a username you can share with.", details={"username": ["invalid"]})
+        return account
+
+    def _share_with(self, actor, record: FileRecord, account: Account) -> None:
+        if not self.store.add_recipient(record.id, record.owner, account.id, account.username):
             raise ApiError("file_not_found")
-        log.info("share_created", file_id=record.id, owner=record.owner, kind="user", recipient=username)
+        name = account.username
+        log.info("share_created", file_id=record.id, owner=record.owner, kind="user", recipient=name)
         self.catalogue.audit.record(
-            "share.created", actor=actor.username, user=record.owner, target=f"{record.id}:{username}", kind="user", recipient=username
+            "share.created", actor=actor.username, user=record.owner, target=f"{record.id}:{name}", kind="user", recipient=name
         )
         self.catalogue.metrics.share_event("created")
-        return sorted(self.store.recipients(record.id))
 
     def remove_recipient(self, actor, file_id: str, username: str) -> None:
         record = self._own(actor, file_id)
@@ -275,26 +324,26 @@ class Sharing:
         self.catalogue.metrics.share_event("revoked")
 
     def recipients(self, actor, file_id: str) -> list[str]:
-        return sorted(self.store.recipients(self._own(actor, file_id).id))
+        return sorted(self.store.recipients(self._own(actor, file_id).id).values())
 
-    def shared_with_me(self, user: str) -> list[FileRecord]:
-        """Files shared with ``user``, newest first; inbox entries of vanished or unshared files are dropped."""
-        inbox = self.store.inbox(user)
+    def shared_with_me(self, user) -> list[FileRecord]:
+        """Files shared with ``user`` (a principal), newest first; inbox entries of vanished or unshared files are dropped."""
+        inbox = self.store.inbox(user.username)
         ids = list(inbox)
         metas = self.catalogue.store.get_metas(ids) if ids else []
         items, stale = [], []
         for fid, meta in zip(ids, metas):
-            if meta is None or not self.store.may_read(fid, user):
+            if meta is None or not self.store.may_read(fid, uid_of(user)):
                 stale.append(fid)
             else:
                 items.append(FileRecord.from_meta(meta))
-        self.store.forget_inbox(user, stale)
+        self.store.forget_inbox(user.username, stale)
         return sorted(items, key=lambda r: (r.created_ms, r.id), reverse=True)
 
-    def shared_file(self, user: str, file_id: str) -> FileRecord:
-        """A file shared with ``user``: exactly as missing (404) when it is not."""
+    def shared_file(self, user, file_id: str) -> FileRecord:
+        """A file shared with ``user`` (a principal: the account, by its id): exactly as missing (404) when it is not."""
         meta = self.catalogue.store.get_meta(file_id) if re.fullmatch(r"[0-9a-f]{32}", file_id or "") else None
-        if meta is None or not self.store.may_read(file_id, user):
+        if meta is None or not self.store.may_read(file_id, uid_of(user)):
             raise ApiError("file_not_found")
         return FileRecord.from_meta(meta)
 
@@ -304,14 +353,17 @@ class Sharing:
         self.catalogue.metrics.share_event("used")
 
     def send(self, actor, username: str, read: Callable[[], FileUpload]) -> FileRecord:
-        """The seed's "send to": store a small file (``read()`` reads it, once the username passed) as the sender's own
-        and share it with ``username``."""
-        if not USERNAME_RE.match(username) or username == actor.username:
-            raise ApiError("validation_error", "Not a username you can send to.", details={"username": ["invalid"]})
+        """The seed's "send to": store a small file (``read()`` reads it, once the recipient is known to exist) as the
+        sender's own and share it with that account."""
+        account = self._recipient(actor, username)
         upload = read()
         record = self.catalogue.create_file(actor.username, upload.data, name=upload.name, mime_type=upload.mime_type)
-        self.add_recipient(actor, record.id, username)
+        self._share_with(actor, record, account)
         return record
+
+    def forget_recipient(self, username: str) -> int:
+        """A deleted account: off every file shared with it, its inbox gone; how many shares it had."""
+        return self.store.forget_recipient(username)
 
     def zip_entries(self, actor, file_ids: list[str]) -> list[tuple[str, FileRecord]]:
         """The files of a zip, each the caller's own or shared with them (else 404), named uniquely within it."""
@@ -320,7 +372,7 @@ class Sharing:
             try:
                 record = self.catalogue.get_file(actor, fid)
             except ApiError:
-                record = self.shared_file(actor.username, fid)
+                record = self.shared_file(actor, fid)
             records.append(record)
         seen: set[str] = set()
         entries = []

@@ -197,8 +197,8 @@ class Inspector:
         return self._rows(pairs, lambda p, x: p.hget(keys.share(x[1], x[0]), "owner"), lambda p, x: p.exists(keys.meta(x[1])))
 
     def inbox_entries(self, user: str, pairs: list[tuple[str, str]]) -> list[list]:
-        """Per (file id, owner) of a user's inbox: [the user is a recipient, the file's owner]."""
-        return self._rows(pairs, lambda p, x: p.hexists(keys.recipients(x[0]), user), lambda p, x: p.hget(keys.meta(x[0]), "owner"))
+        """Per (file id, owner) of a user's inbox: [the file's recipients (account id -> username), the file's owner]."""
+        return self._rows(pairs, lambda p, x: p.hgetall(keys.recipients(x[0])), lambda p, x: p.hget(keys.meta(x[0]), "owner"))
 
     # -- users ---------------------------------------------------------------------------------
     def holdings(self, user: str) -> HashSnapshot:

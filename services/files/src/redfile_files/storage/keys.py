@@ -83,6 +83,11 @@ def recipients(file_id: str) -> str:
     return id_key(file_id, "recipients")
 
 
+def resume(file_id: str, share_id: str, client: str) -> str:
+    """A client's resume allowance on one link (``client``: a keyed hash of its address)."""
+    return id_key(file_id, f"resume:{share_id}:{client}")
+
+
 # -- one share token: tag {l:<sha256(token)>} ------------------------------------------------------
 def link(token_sha256: str) -> str:
     return f"{PREFIX}:{{l:{token_sha256}}}:link"
@@ -207,7 +212,11 @@ KEY_SPACES: tuple[KeySpace, ...] = (
     KeySpace("files:{<id>}:shares", "id", "shares", "shares", "hash", "none, or the file's expiry",
              "share id → created_at: every link of the file (deleted with the file)"),
     KeySpace("files:{<id>}:recipients", "id", "recipients", "recipients", "hash", "none, or the file's expiry",
-             "username → created_at: the users the file is shared with, read-only"),
+             "account id (auth's, never reused) → username: the accounts the file is shared with, read-only"),
+    KeySpace("files:{<id>}:resume:<sid>:<client>", "id", "resume", r"resume:([0-9a-f]{32}):[0-9a-f]{32}", "string",
+             "`SHARE_RESUME_WINDOW` from the counted download",
+             "bytes the client (an HMAC of its address) may still fetch from link `<sid>` in ranges that do not start at byte "
+             "0 without counting a download; left to expire when the link or file goes"),
     KeySpace("files:{l:<sha256(token)>}:link", "link", "link", "link", "string", "none, or the file's expiry",
              "`<file id>:<share id>`: which link a token opens"),
     KeySpace("files:{l:<sha256(token)>}:pwfail", "link", "pwfail", "pwfail", "string",

@@ -3,8 +3,8 @@
 A share lives under its file's tag, so the file slot alone decides whether a link download may
 happen (the share, its counter and the file's meta are read and changed by one script), and
 deleting a file finds every share of it in its own slot.  A link exists iff its share hash and
-its file's meta do; a recipient may read iff the file's ``recipients`` has them and the meta
-exists.  The token's lookup (``{l:<sha256(token)>}``), the owner's ``links`` and the recipient's
+its file's meta do; a recipient may read iff the file's ``recipients`` has their account id and
+the meta exists.  The token's lookup (``{l:<sha256(token)>}``), the owner's ``links`` and the recipient's
 ``inbox`` are indexes in other slots: written before the file-slot step when acquiring, removed
 after it when releasing, so a crash leaves an index entry pointing at nothing, never a share
 without one.  Readers skip such entries and remove them.
@@ -24,8 +24,9 @@ class ShareStore:
     """Share links and recipients in Redis.  Contract:
 
     * ``create_link`` returns False (and writes nothing in the file slot) when the file is gone;
-    * ``use_link`` returns ``('missing'|'expired'|'used_up', 0)`` or ``('ok', downloads)``,
-      counting a download only with ``reserve`` and only when it returns ``ok``;
+    * ``use_link`` returns ``('missing'|'expired'|'used_up', 0, '')`` or ``('ok', downloads, how)``,
+      counting a download only with ``reserve`` and only when ``how`` is ``counted`` (a ``resumed`` one
+      spent the client's resume allowance instead);
     * ``revoke`` and ``purge_file`` remove the link hashes first, then the indexes.
     """
 
@@ -72,11 +73,30 @@ class ShareStore:
             rows = pipe.execute()
         return [{text(k): text(v) for k, v in row.items()} or None for row in rows]
 
-    def use_link(self, file_id: str, share_id: str, token_sha256: str, *, reserve: bool) -> tuple[str, int]:
+    def use_link(
+        self,
+        file_id: str,
+        share_id: str,
+        token_sha256: str,
+        *,
+        reserve: bool,
+        client: str,
+        span: tuple[int, int] = (0, 0),
+        size: int = 0,
+        window: int = 0,
+        download: bool = False,
+    ) -> tuple[str, int, str]:
+        """(state, downloads, how): how is ``counted``, ``resumed`` (spent the client's allowance) or ``""``.
+
+        Without ``reserve``, a used-up link is ``ok`` for a ``download`` whose client's allowance lasts (it may resume)."""
+        start, end = span
         result = self.scripts["share_use"](
-            keys=[keys.share(file_id, share_id), keys.meta(file_id)], args=[token_sha256, "1" if reserve else "0"]
+            keys=[keys.share(file_id, share_id), keys.meta(file_id), keys.resume(file_id, share_id, client)],
+            args=[token_sha256, "1" if reserve else "0", start, end - start, size, window, "1" if download else "0"],
         )
-        return text(result[0]), int(result[1]) if len(result) > 1 else 0
+        if len(result) < 2:
+            return text(result[0]), 0, ""
+        return text(result[0]), int(result[1]), text(result[2])
 
     def password_scopes(self, token_sha256: str, client: str, *, per_client: int, per_link: int) -> tuple[list[Scope], str]:
         """The failure-limiter scopes of one link's password check by ``client``, and that client's cooldown key.
@@ -107,24 +127,39 @@ class ShareStore:
         self.redis.hdel(keys.user_links(owner), share_id)
 
     # -- recipients ------------------------------------------------------------------
-    def add_recipient(self, file_id: str, owner: str, user: str, created_at: str) -> bool:
-        self.redis.hset(keys.inbox(user), file_id, owner)
-        ok = text(self.scripts["share_add_recipient"](keys=[keys.recipients(file_id), keys.meta(file_id)], args=[user, created_at])) == "ok"
+    # A file's recipients are account ids (auth's, never reused) -> username; the inbox, keyed by
+    # the username, is only an index: whether a user may read is decided by the id alone.
+    def add_recipient(self, file_id: str, owner: str, uid: str, username: str) -> bool:
+        self.redis.hset(keys.inbox(username), file_id, owner)
+        ok = text(self.scripts["share_add_recipient"](keys=[keys.recipients(file_id), keys.meta(file_id)], args=[uid, username])) == "ok"
         if not ok:
-            self.redis.hdel(keys.inbox(user), file_id)
+            self.redis.hdel(keys.inbox(username), file_id)
         return ok
 
-    def remove_recipient(self, file_id: str, user: str) -> bool:
-        removed = bool(self.redis.hdel(keys.recipients(file_id), user))
-        self.redis.hdel(keys.inbox(user), file_id)
+    def remove_recipient(self, file_id: str, username: str) -> bool:
+        """Stop sharing with whoever is listed under ``username`` (the ids it names are removed)."""
+        ids = [uid for uid, name in self.recipients(file_id).items() if name == username]
+        removed = bool(ids) and bool(self.redis.hdel(keys.recipients(file_id), *ids))
+        self.redis.hdel(keys.inbox(username), file_id)
+        return removed
+
+    def forget_recipient(self, username: str) -> int:
+        """A deleted account: off every file its inbox names (every share adds the inbox entry first), then its inbox."""
+        removed = 0
+        for file_id in self.inbox(username):
+            removed += 1 if self.remove_recipient(file_id, username) else 0
+        self.redis.delete(keys.inbox(username))
         return removed
 
     def recipients(self, file_id: str) -> dict[str, str]:
+        """Account id -> username."""
         return {text(k): text(v) for k, v in self.redis.hgetall(keys.recipients(file_id)).items()}
 
-    def may_read(self, file_id: str, user: str) -> bool:
+    def may_read(self, file_id: str, uid: str) -> bool:
+        if not uid:
+            return False
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hexists(keys.recipients(file_id), user)
+            pipe.hexists(keys.recipients(file_id), uid)
             pipe.exists(keys.meta(file_id))
             shared, exists = pipe.execute()
         return bool(shared) and bool(exists)

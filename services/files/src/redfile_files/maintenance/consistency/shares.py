@@ -33,12 +33,14 @@ def check_id_keys(walk: Walk, items: list[tuple[str, Family]]) -> None:
 
 def check_share_lists(walk: Walk, file_id: str, part: str) -> None:
     key = keys.shares(file_id) if part == "shares" else keys.recipients(file_id)
-    for names in walk.inspect.list_entries(key):
+    for pairs in walk.inspect.list_pairs(key):
         if part == "shares":
+            names = [sid for sid, _ in pairs]
             for sid, ok in zip(names, walk.inspect.shares_exist(file_id, names)):
                 if not ok:
                     walk.emit("dangling_share_entry", key, f"share {sid} does not exist", Target("exists", key), id=file_id, share_id=sid)
         else:
+            names = [name for _, name in pairs]  # account id -> username: the inbox is the username's
             for user, ok in zip(names, walk.inspect.inboxes_hold(file_id, names)):
                 if not ok:
                     walk.emit("recipient_not_in_inbox", key, f"{user}'s inbox lacks the file", Target("exists", key), id=file_id, user=user)
@@ -96,7 +98,7 @@ def check_user_links(walk: Walk, user: str) -> None:
                 walk.emit("stale_link_entry", key, detail, Target("user", user), id=fid, user=user, share_id=sid)
     key = keys.inbox(user)
     for pairs in walk.inspect.list_pairs(key):
-        for (fid, owner), (shared, meta_owner) in zip(pairs, walk.inspect.inbox_entries(user, pairs)):
-            if not shared or as_text(meta_owner) != owner:
+        for (fid, owner), (recipients, meta_owner) in zip(pairs, walk.inspect.inbox_entries(user, pairs)):
+            if user not in {as_text(n) for n in recipients.values()} or as_text(meta_owner) != owner:
                 detail = f"file {fid} of {owner} is no longer shared with them"
                 walk.emit("stale_inbox_entry", key, detail, Target("user", user), id=fid, user=user)
