@@ -45,6 +45,19 @@ def test_the_resp_serializers_take_what_the_packer_passes():
     assert b"".join(python.pack("GET", "k")) == b"".join(hiredis.pack("GET", "k")) == b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
 
 
+def test_the_connection_connects_and_sends_through_what_the_budget_cuts():
+    # redis_client cuts _connect's socket_connect_timeout and sets the socket's timeout before each send
+    # (the parser reads with the socket's timeout when given none): issue 18's per-request budget
+    assert list(inspect.signature(Connection._connect).parameters) == ["self"]
+    conn = _with_hybrid_packer(Connection)(socket_connect_timeout=1.5)
+    assert conn.socket_connect_timeout == 1.5 and conn._sock is None
+    assert "socket_connect_timeout" in inspect.getsource(Connection._connect)
+    assert "self._sock" in inspect.getsource(Connection.send_packed_command)
+    from redis._parsers.hiredis import _HiredisParser
+
+    assert "custom_timeout = timeout is not SENTINEL" in inspect.getsource(_HiredisParser.read_from_socket)
+
+
 # -- redis-py: a chunk's SET streamed on a pooled connection (files storage) ---------------------
 
 

@@ -2,7 +2,10 @@
 
 Each call carries a freshly minted service token addressed to the target
 service, the caller's request id, explicit connect/read timeouts, and is
-retried with backoff on connection errors and on 502/503/504 answers.  The
+retried with backoff on connection errors and on 502/503/504 answers.  Inside
+a request the timeouts are what the request's budget has left (``deadline``),
+the time waited is spent from it, and only a call that never connected is
+tried again: a 503 goes back to the client at once, with its ``Retry-After``.  The
 trace context travels in the ``traceparent`` header (requests is
 instrumented by ``tracing.instrument_app``).
 
@@ -23,6 +26,7 @@ from flask import g, has_request_context
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from . import deadline
 from .errors import ApiError
 from .product_metrics import CommonMetrics
 from .tokens import ServiceTokens
@@ -60,6 +64,13 @@ class ServiceClient:
         adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=16)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        # within a request's budget: tried again only when it never connected
+        self.budgeted = requests.Session()
+        once = HTTPAdapter(
+            max_retries=Retry(total=retries, connect=retries, read=0, status=0, other=0), pool_connections=4, pool_maxsize=16
+        )
+        self.budgeted.mount("http://", once)
+        self.budgeted.mount("https://", once)
 
     def request(self, service: str, method: str, path: str, **kwargs: Any) -> requests.Response:
         headers = dict(kwargs.pop("headers", None) or {})
@@ -67,9 +78,14 @@ class ServiceClient:
         if has_request_context() and g.get("request_id"):
             headers["X-Request-ID"] = g.request_id
         url = f"{self.base_urls[service]}{path}"
+        session, timeout = self.session, self.timeout
+        if deadline.current() is not None:
+            read = deadline.timeout(self.timeout[1])  # DeadlineExceeded: a 503, nothing sent
+            session, timeout = self.budgeted, (min(self.timeout[0], read), read)
         started = time.perf_counter()
         try:
-            resp = self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+            with deadline.Waiting():
+                resp = session.request(method, url, headers=headers, timeout=timeout, **kwargs)
         except requests.RequestException as exc:
             self.metrics.service_call(service, method, None, time.perf_counter() - started)
             self.metrics.service_call_failed(service, "unreachable")
@@ -106,7 +122,7 @@ class ServiceClient:
         self.metrics.service_call_failed(service, "status_5xx" if resp.status_code >= 500 else "bad_response")
         log.error("service_call_error", target=service, path=path, status=resp.status_code)
         if resp.status_code == 503:
-            raise ApiError("service_unavailable", headers={"Retry-After": "5"})
+            raise ApiError("service_unavailable", headers={"Retry-After": resp.headers.get("Retry-After", "5")})
         raise ApiError("bad_gateway", f"The {service} service failed.")
 
 
