@@ -320,6 +320,8 @@ def test_a_frozen_redis_costs_seconds_not_minutes(frozen_system):
         f"recovery {recovery:.3f}s ({recovered})"
     )
 
+    for a in sorted(answers, key=lambda a: a.seconds)[-5:]:
+        print(f"  slow: {a.kind} {a.status} {a.seconds:.3f}s, started {a.started - frozen_at:+.3f}s from the freeze")
     assert not failures, failures
     slow = [a for a in answers if a.seconds > ANSWER_BOUND]
     assert not slow, f"{len(slow)} answers over {ANSWER_BOUND}s, e.g. {slow[:5]}"
