@@ -1,8 +1,8 @@
 """A time budget per request: how long it may wait on Redis and on other services, all told.
 
 Each request starts with ``REQUEST_BUDGET`` seconds; one that carries a body (a chunk, a tus PATCH)
-gets ``Content-Length / WRITE_BUDGET_RATE`` more, and a streamed answer (a download) as much again
-for its length.  Every Redis command (``redis_client``) and every service-to-service call
+gets ``Content-Length / WRITE_BUDGET_RATE`` more.  Once a streamed answer (a download, a zip) has
+begun, each of its reads may wait ``REQUEST_BUDGET`` and none longer, however long the stream.  Every Redis command (``redis_client``) and every service-to-service call
 (``service_client``) takes the budget that is left as its timeout.  What is spent is waiting: a
 service call's whole time, a Redis command's whole time when it fails, and when Redis answers only
 the time beyond what a healthy Redis takes (``redis_client.HUNG_AFTER``).  Time spent reading a
@@ -36,16 +36,22 @@ class DeadlineExceeded(redis.exceptions.TimeoutError):
 
 
 class Budget:
-    """Seconds of waiting left to one request; ``spend`` what a wait took."""
+    """Seconds of waiting left to one request; ``spend`` what a wait took.
 
-    def __init__(self, seconds: float) -> None:
+    A ``renewing`` budget (a streamed answer's) is never spent: each wait may take all of it.
+    """
+
+    def __init__(self, seconds: float, *, renewing: bool = False) -> None:
         self._left = seconds
+        self.renewing = renewing
         self._lock = threading.Lock()  # a request's own threads (a zip, a fan-out) may share it
 
     def left(self) -> float:
         return self._left
 
     def spend(self, seconds: float) -> None:
+        if self.renewing:
+            return
         with self._lock:
             self._left -= seconds
 
@@ -124,7 +130,7 @@ class Waiting:
 
 
 def init_deadlines(app, *, budget: float, write_rate: float) -> None:
-    """Give every request of ``app`` its budget; a streamed answer gets more for its length and keeps it until it is sent."""
+    """Give every request of ``app`` its budget; a streamed answer gets a renewing one, kept until it is sent."""
     from flask import g, request
 
     def _begin() -> None:
@@ -132,9 +138,8 @@ def init_deadlines(app, *, budget: float, write_rate: float) -> None:
 
     def _stream(response):
         if response.is_streamed:
-            left = _current.get()
-            if left is not None and response.content_length:
-                left.grant(response.content_length / write_rate)
+            # a download (or a zip) may stream for hours: each of its reads may wait the whole budget, no more
+            _current.set(Budget(budget, renewing=True))
             g.redfile_budget_streams = True
             response.call_on_close(end)
         return response

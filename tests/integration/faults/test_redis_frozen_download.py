@@ -1,0 +1,76 @@
+"""Issue 18: a download already streaming when Redis freezes ends within its budget, with a cut body, never
+wrong bytes; and once Redis answers again the same download is whole.  The files service under gunicorn.
+
+The client reads the first part of a file much larger than the sockets' buffers, then Redis is stopped
+(SIGSTOP): the server's next chunk read waits at most what the request's budget has left, and the
+connection is closed before ``Content-Length`` bytes.  What arrived is a prefix of the file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import redis
+import requests
+
+from redfile_dev.testing import auth_header, make_settings, user_token
+from redfile_files.settings import FilesSettings
+
+CHUNK = 1024 * 1024
+SIZE = 40 * CHUNK + 7  # well past what loopback sockets hold in their buffers
+BUDGET = 1.0
+# each read of a stream may wait the budget (not REDIS_SOCKET_TIMEOUT, 5 s); slack for a loaded machine
+BOUND = BUDGET + 2.0
+
+
+def test_a_download_streaming_when_redis_freezes_is_cut_within_its_budget_never_wrong(own_redis, gunicorn):
+    server = own_redis(appendonly=False)
+    r = redis.Redis.from_url(server.url)
+    (files,) = gunicorn("files", server.url, MAX_CHUNK_BYTES=str(CHUNK), REQUEST_BUDGET=str(BUDGET), GUNICORN_GRACEFUL_TIMEOUT="1")
+    alice = auth_header(user_token(make_settings(FilesSettings, server.url), r, "alice"))
+    data = os.urandom(SIZE)
+    made = requests.post(
+        f"{files.url}/uploads", headers=alice, json={"name": "big.bin", "total_size": SIZE, "chunk_size": CHUNK}, timeout=10
+    )
+    assert made.status_code == 201, made.text
+    file_id = made.json()["id"]
+    for i in range(0, SIZE, CHUNK):
+        put = requests.put(f"{files.url}/uploads/{file_id}/chunks/{i // CHUNK}", headers=alice, data=data[i : i + CHUNK], timeout=30)
+        assert put.status_code == 201, put.text
+    done = requests.post(f"{files.url}/uploads/{file_id}/complete", headers=alice, timeout=60)
+    assert done.status_code == 201, done.text
+
+    got = bytearray()
+    with requests.get(f"{files.url}/files/{file_id}", headers=alice, stream=True, timeout=(5, 30)) as resp:
+        assert resp.status_code == 200 and int(resp.headers["Content-Length"]) == SIZE
+        pieces = resp.raw.stream(64 * 1024, decode_content=False)
+        got += next(pieces)
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        try:
+            frozen = time.monotonic()
+            try:
+                for piece in pieces:
+                    got += piece
+            except Exception as exc:  # the server closed the connection before Content-Length bytes
+                ended = type(exc).__name__
+            else:
+                ended = "end of body"
+            took = time.monotonic() - frozen
+        finally:
+            os.kill(server.proc.pid, signal.SIGCONT)
+    print(f"\nfrozen download: cut after {len(got):,} of {SIZE:,} bytes, {took:.2f}s after the freeze ({ended})")
+    assert len(got) < SIZE, "the whole file came although Redis was frozen: the test's file is too small"
+    assert bytes(got) == data[: len(got)], "a cut download sent wrong bytes"
+    assert took < BOUND, took
+
+    deadline = time.monotonic() + 10
+    while True:  # the breaker lets a probe through within a second or so of Redis answering
+        again = requests.get(f"{files.url}/files/{file_id}", headers=alice, timeout=30)
+        if again.status_code == 200 or time.monotonic() > deadline:
+            break
+        assert again.status_code == 503 and again.headers.get("Retry-After"), again.status_code
+        time.sleep(0.2)
+    assert again.status_code == 200 and again.content == data
+    r.close()
