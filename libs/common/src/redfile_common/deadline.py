@@ -108,7 +108,7 @@ def carried(fn):
 
 
 class _Carried:
-    """A fresh copy of the context per call: one context cannot be entered by two threads at once."""
+    """A copy of the caller's context per ``carried`` (per submit): one context cannot be entered by two threads at once."""
 
     def __init__(self, context: contextvars.Context, fn) -> None:
         self.context = context

@@ -191,7 +191,7 @@ class _Guarded:
         pause = self.backoff.compute(failures)
         budget = deadline.current()
         if budget is not None:
-            if budget.left() <= pause:
+            if budget.renewing or budget.left() <= pause:  # a stream's read is not tried again: the client resumes
                 raise deadline.DeadlineExceeded("the request's time budget is spent")
             budget.spend(pause)
         time.sleep(pause)
