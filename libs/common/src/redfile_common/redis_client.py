@@ -31,6 +31,7 @@ same calls one level down, so each command is also a span.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable
@@ -274,7 +275,9 @@ def _with_hybrid_packer(conn_cls: type) -> type:
         def send_packed_command(self, command, check_health=True):
             # the socket's timeout holds for this send and the reads of its replies (the parser's default)
             if self._sock is not None:
-                self._sock.settimeout(deadline.timeout(self.socket_timeout))
+                cut = deadline.timeout(self.socket_timeout)
+                with contextlib.suppress(OSError):  # a socket already closed: the send below fails as redis-py reports it
+                    self._sock.settimeout(cut)
             return super().send_packed_command(command, check_health)
 
     HybridPackerConnection.__name__ = f"HybridPacker{conn_cls.__name__}"
