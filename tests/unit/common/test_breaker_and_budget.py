@@ -119,3 +119,15 @@ def test_a_budget_goes_along_to_another_thread_and_a_long_call_may_ask_for_more(
         assert budget.left() == pytest.approx(10.0)
     finally:
         deadline.end()
+
+
+def test_an_answer_to_a_command_sent_before_the_opening_closes_it_and_the_next_opening_still_probes():
+    breaker, clock, _ = make(failures=1)
+    breaker.failed(breaker.before())  # opens
+    clock.now += 1.0
+    assert breaker.before() is True  # a probe goes out...
+    breaker.succeeded(False)  # ...and a command sent before the opening is answered first
+    assert breaker.state == CLOSED
+    breaker.failed(breaker.before())  # opens again
+    clock.now += 1.0
+    assert breaker.before() is True  # a new probe, not refused for ever behind the first

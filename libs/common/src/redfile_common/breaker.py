@@ -88,8 +88,8 @@ class CircuitBreaker:
             self._count = 0  # a stale count only ever delays the opening by a command
             return
         with self._lock:
-            if probe:
-                self._probing = False
+            # the probe's answer, or one to a command sent before the breaker opened: Redis answers either way
+            self._probing = False
             self._count = 0
             change = self._set(CLOSED)
         self._announce(change)
