@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 
 import redis
@@ -73,4 +74,39 @@ def test_a_download_streaming_when_redis_freezes_is_cut_within_its_budget_never_
         assert again.status_code == 503 and again.headers.get("Retry-After"), again.status_code
         time.sleep(0.2)
     assert again.status_code == 200 and again.content == data
+    r.close()
+
+
+def test_a_tus_patch_whose_write_meets_a_frozen_redis_answers_503_within_one_budget(own_redis, gunicorn):
+    """The PATCH's staged SET uses its connection directly: its wait is spent too, so what the PATCH does
+    after it (its lock's release) does not wait a second budget of its own (issue 18)."""
+    server = own_redis(appendonly=False)
+    r = redis.Redis.from_url(server.url)
+    (files,) = gunicorn("files", server.url, MAX_CHUNK_BYTES=str(CHUNK), REQUEST_BUDGET=str(BUDGET), GUNICORN_GRACEFUL_TIMEOUT="1")
+    alice = auth_header(user_token(make_settings(FilesSettings, server.url), r, "alice"))
+    created = requests.post(f"{files.url}/tus/", headers={**alice, "Tus-Resumable": "1.0.0", "Upload-Length": str(CHUNK)}, timeout=10)
+    assert created.status_code == 201, created.text
+    path = created.headers["Location"][created.headers["Location"].index("/tus/") :]
+    piece = os.urandom(CHUNK)
+    sock = socket.create_connection(("127.0.0.1", files.port), timeout=15)
+    head = (
+        f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {alice['Authorization']}\r\nTus-Resumable: 1.0.0\r\n"
+        f"Upload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\nContent-Length: {len(piece)}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + piece[: CHUNK // 2])
+    time.sleep(0.5)  # the service has checked the upload and streams the first half into its staged SET
+    os.kill(server.proc.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        sock.sendall(piece[CHUNK // 2 :])
+        answer = b""
+        while b"\r\n\r\n" not in answer and (data := sock.recv(65536)):
+            answer += data
+        took = time.monotonic() - started
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+        sock.close()
+    print(f"\nfrozen tus PATCH: {answer[:12]!r} after {took:.2f}s")
+    assert answer.startswith(b"HTTP/1.1 503") and b"Retry-After" in answer, answer[:200]
+    assert took < BUDGET + 1.0, took
     r.close()

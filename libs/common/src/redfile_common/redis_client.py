@@ -14,7 +14,7 @@ large (``LARGE_VALUE`` bytes), which goes through the pure-Python packer:
 sent as its own buffer, not copied.
 
 Every command waits at most what the request's time budget has left (``deadline``): its connect,
-send and read timeouts are cut to it.  A command that fails spends all it waited; one that is
+send and read timeouts are cut to it.  A wait that fails spends all it waited; one that is
 answered only its time beyond ``HUNG_AFTER``, so many quick commands never use a budget up.  A command goes through the
 process's circuit breaker (``breaker``), which fails it at once while Redis is taken to be down.
 A failed command is tried again (with exponential backoff, at most ``REDIS_RETRIES`` times) only
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -155,8 +156,7 @@ class _Guarded:
             try:
                 result = self._timed(label, call, *args, **options)
             except _NETWORK_ERRORS as exc:
-                waited = time.monotonic() - started
-                deadline.spend(waited)
+                waited = time.monotonic() - started  # spent from the budget by the connection (_Spending)
                 if self.breaker is not None:
                     if isinstance(exc, deadline.DeadlineExceeded) or (
                         isinstance(exc, redis.exceptions.TimeoutError) and waited < HUNG_AFTER
@@ -172,18 +172,13 @@ class _Guarded:
                 self._pause(failures)
                 continue
             except redis.exceptions.ResponseError:
-                deadline.spend(max(0.0, time.monotonic() - started - HUNG_AFTER))
                 if self.breaker is not None:
                     self.breaker.succeeded(probe)  # Redis answered
                 raise
             except BaseException:
-                deadline.spend(time.monotonic() - started)
                 if self.breaker is not None:
                     self.breaker.released(probe)
                 raise
-            # an answer spends only its time beyond what a healthy Redis takes: a long job of many
-            # quick commands (a consistency check, a big file's completion) is not cut short
-            deadline.spend(max(0.0, time.monotonic() - started - HUNG_AFTER))
             if self.breaker is not None:
                 self.breaker.succeeded(probe)
             return result
@@ -251,6 +246,28 @@ class HybridPacker:
         return self.hiredis.pack(*args)
 
 
+class _Spending:
+    """Spends a wait on the socket from the request's budget: all of it when it failed, and when Redis
+    answered (a reply, or an error reply) only its time beyond ``HUNG_AFTER``, so a long job of quick
+    commands (a consistency check, a big file's completion) is never cut short.  On the connection, so
+    every wait counts: a command's, a pipeline's, a staged chunk's (files storage) that uses the
+    connection directly."""
+
+    _depth = threading.local()  # a send that connects first nests a connect and a handshake: the outermost counts
+
+    def __enter__(self) -> None:
+        self.outer = not getattr(self._depth, "n", 0)
+        self._depth.n = getattr(self._depth, "n", 0) + 1
+        self.started = time.monotonic()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._depth.n -= 1
+        if self.outer:
+            waited = time.monotonic() - self.started
+            answered = exc_type is None or issubclass(exc_type, redis.exceptions.ResponseError)
+            deadline.spend(max(0.0, waited - HUNG_AFTER) if answered else waited)
+
+
 @functools.cache
 def _with_hybrid_packer(conn_cls: type) -> type:
     class HybridPackerConnection(conn_cls):
@@ -268,7 +285,8 @@ def _with_hybrid_packer(conn_cls: type) -> type:
             configured = self.socket_connect_timeout  # type: ignore[has-type]  # redis-py sets it in __init__, untyped
             self.socket_connect_timeout = deadline.timeout(configured)
             try:
-                return super()._connect()
+                with _Spending():
+                    return super()._connect()
             finally:
                 self.socket_connect_timeout = configured
 
@@ -278,7 +296,12 @@ def _with_hybrid_packer(conn_cls: type) -> type:
                 cut = deadline.timeout(self.socket_timeout)
                 with contextlib.suppress(OSError):  # a socket already closed: the send below fails as redis-py reports it
                     self._sock.settimeout(cut)
-            return super().send_packed_command(command, check_health)
+            with _Spending():
+                return super().send_packed_command(command, check_health)
+
+        def read_response(self, *args, **kwargs):
+            with _Spending():
+                return super().read_response(*args, **kwargs)
 
     HybridPackerConnection.__name__ = f"HybridPacker{conn_cls.__name__}"
     return HybridPackerConnection
