@@ -145,3 +145,19 @@ def test_the_gthread_worker_has_what_the_stop_reaches():
     # the loop that ends when ``alive`` turns false, then waits for the connections within the grace period
     source = inspect.getsource(gthread.ThreadWorker.run)
     assert "while self.alive" in source and "graceful_timeout" in source
+
+
+def test_the_gthread_worker_has_what_the_probe_lane_reaches():
+    # gunicorn_worker.ThreadWorker.enqueue_req: a /healthz to a thread of its own, a connection with nothing sent to the poller
+    from gunicorn.workers import gthread
+
+    assert list(inspect.signature(gthread.ThreadWorker.enqueue_req).parameters) == ["self", "conn"]
+    assert list(inspect.signature(gthread.ThreadWorker.on_pending_socket_readable).parameters) == ["self", "conn", "client"]
+    assert list(inspect.signature(gthread.ThreadWorker.finish_request).parameters) == ["self", "conn", "fs"]
+    assert "self.enqueue_req(conn)" in inspect.getsource(gthread.ThreadWorker.accept)
+    assert "self.pending_conns" in inspect.getsource(gthread.ThreadWorker.murder_pending)
+    conn = gthread.TConn(Config(), socket.socket(), ("127.0.0.1", 1), ("127.0.0.1", 2))
+    try:
+        assert conn.initialized is False and conn.data_ready is False
+    finally:
+        conn.sock.close()
