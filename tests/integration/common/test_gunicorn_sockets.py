@@ -23,7 +23,10 @@ def test_two_workers_listen_each_on_a_socket_of_their_own(redis_url, tmp_path):
         files.wait_ready()
         workers = set(files.worker_pids())
         assert len(workers) == 2 and tcp_socket_owners(files.port)["listen"] == workers
-        assert "Each worker listens on its own socket (SO_REUSEPORT)" in files.log_path.read_text()
+        log = files.log_path.read_text()
+        assert "Each worker listens on its own socket (SO_REUSEPORT)" in log
+        # gunicorn's own start-up line names the address, though the master holds no socket (issue 18)
+        assert f"Listening at: http://127.0.0.1:{files.port} (" in log, log[:3000]
     finally:
         files.stop()
 
@@ -57,3 +60,45 @@ def test_a_port_already_taken_stops_the_start_instead_of_being_shared(redis_url,
     finally:
         files.stop()
         stale.close()
+
+
+def test_healthz_on_the_main_port_never_waits_behind_threads_held_by_a_hung_redis(tmp_path):
+    """Issue 18: the one request thread waits on a frozen Redis; ``/healthz`` on the same port still answers at once."""
+    import os
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from redfile_dev.redis_server import RedisProcess
+    from redfile_dev.testing import auth_header, make_settings, user_token
+    from redfile_files.settings import FilesSettings
+
+    server = RedisProcess(tmp_path / "redis", appendonly=False).start()
+    assert server.proc is not None
+    files = ServiceProcess("files", server.url, tmp_path, WEB_CONCURRENCY="1", GUNICORN_THREADS="1", REQUEST_BUDGET="3")
+    try:
+        files.wait_ready()
+        import redis
+
+        r = redis.Redis.from_url(server.url)
+        alice = auth_header(user_token(make_settings(FilesSettings, server.url), r, "alice"))
+        r.close()
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                held = pool.submit(requests.get, f"{files.url}/files", headers=alice, timeout=30)  # holds the only thread
+                time.sleep(0.5)
+                worst = 0.0
+                for _ in range(5):
+                    started = time.monotonic()
+                    assert requests.get(f"{files.url}/healthz", timeout=10).status_code == 200
+                    worst = max(worst, time.monotonic() - started)
+                    time.sleep(0.1)
+                assert held.result(30).status_code == 503
+        finally:
+            os.kill(server.proc.pid, signal.SIGCONT)
+        assert worst < 0.5, worst
+    finally:
+        files.stop()
+        server.kill()

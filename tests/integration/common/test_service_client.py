@@ -58,3 +58,37 @@ def test_a_refused_service_token_is_a_bad_gateway_not_a_401(serve):
     with pytest.raises(ApiError) as err:
         client_for(serve(rec)).call("auth", "GET", "/internal/users")
     assert err.value.status == 502
+
+
+def test_inside_a_request_s_budget_a_call_waits_what_is_left_and_a_503_is_tried_again_only_while_it_lasts(serve):
+    import time
+
+    from redfile_common import deadline
+
+    class Slow:
+        calls = 0
+
+        def __call__(self, environ, start_response):
+            Slow.calls += 1
+            time.sleep(1.5)
+            return Response(b"{}", content_type="application/json")(environ, start_response)
+
+    unavailable_app = Recorder([503, 503, 503, 200])
+    slow, unavailable = serve(Slow()), serve(unavailable_app)
+    budget = deadline.begin(0.5)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ApiError) as err:
+            client_for(slow).call("auth", "GET", "/internal/users")
+        assert err.value.status == 502 and time.monotonic() - started < 1.2  # not the client's 2 s, nor 1.5
+        assert budget.left() <= 0.05  # the wait was spent
+        with pytest.raises(deadline.DeadlineExceeded):  # nothing left: not sent
+            client_for(unavailable).call("auth", "GET", "/internal/users")
+        deadline.begin(0.25)  # time for one more try (after 0.1 s), not for the next (0.2 s more)
+        with pytest.raises(ApiError) as err:
+            client_for(unavailable).call("auth", "GET", "/internal/users")
+        assert err.value.status == 503 and err.value.headers["Retry-After"]
+        assert len(unavailable_app.seen) == 2
+    finally:
+        deadline.end()
+    assert Slow.calls == 1

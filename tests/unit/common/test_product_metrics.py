@@ -106,6 +106,7 @@ def test_null_groups_accept_every_call_and_register_nothing():
                     "security_event": ("login_failed",),
                     "audit_written": ("logout",),
                     "readiness": (True,),
+                    "breaker_changed": ("closed", "open"),
                     "login": ("success",),
                     "refresh": ("success",),
                     "bytes_uploaded": (1,),

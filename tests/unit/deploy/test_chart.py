@@ -93,7 +93,11 @@ def test_services_are_hardened(render):
         assert pod["automountServiceAccountToken"] is False
         assert {m["mountPath"] for m in c["volumeMounts"]} == {"/tmp", "/var/lib/redfile/metrics"}
         assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
-        assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        # liveness from the gunicorn master's port, which never waits on Redis or request threads (issue 18)
+        assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+        assert c["readinessProbe"]["httpGet"]["port"] == "http"
+        # a hung Redis fails readiness (out of the Service) long before liveness could restart anything
+        assert c["livenessProbe"]["timeoutSeconds"] >= 1 and c["readinessProbe"]["timeoutSeconds"] >= 3
         env = {e["name"]: e for e in c["env"]}
         assert env["REDIS_USERNAME"]["value"] == f"redfile-{svc}"
         assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == f"redfile-{svc}"

@@ -45,6 +45,19 @@ def test_the_resp_serializers_take_what_the_packer_passes():
     assert b"".join(python.pack("GET", "k")) == b"".join(hiredis.pack("GET", "k")) == b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
 
 
+def test_the_connection_connects_and_sends_through_what_the_budget_cuts():
+    # redis_client cuts _connect's socket_connect_timeout and sets the socket's timeout before each send
+    # (the parser reads with the socket's timeout when given none): issue 18's per-request budget
+    assert list(inspect.signature(Connection._connect).parameters) == ["self"]
+    conn = _with_hybrid_packer(Connection)(socket_connect_timeout=1.5)
+    assert conn.socket_connect_timeout == 1.5 and conn._sock is None
+    assert "socket_connect_timeout" in inspect.getsource(Connection._connect)
+    assert "self._sock" in inspect.getsource(Connection.send_packed_command)
+    from redis._parsers.hiredis import _HiredisParser
+
+    assert "custom_timeout = timeout is not SENTINEL" in inspect.getsource(_HiredisParser.read_from_socket)
+
+
 # -- redis-py: a chunk's SET streamed on a pooled connection (files storage) ---------------------
 
 
@@ -132,3 +145,19 @@ def test_the_gthread_worker_has_what_the_stop_reaches():
     # the loop that ends when ``alive`` turns false, then waits for the connections within the grace period
     source = inspect.getsource(gthread.ThreadWorker.run)
     assert "while self.alive" in source and "graceful_timeout" in source
+
+
+def test_the_gthread_worker_has_what_the_probe_lane_reaches():
+    # gunicorn_worker.ThreadWorker.enqueue_req: a /healthz to a thread of its own, a connection with nothing sent to the poller
+    from gunicorn.workers import gthread
+
+    assert list(inspect.signature(gthread.ThreadWorker.enqueue_req).parameters) == ["self", "conn"]
+    assert list(inspect.signature(gthread.ThreadWorker.on_pending_socket_readable).parameters) == ["self", "conn", "client"]
+    assert list(inspect.signature(gthread.ThreadWorker.finish_request).parameters) == ["self", "conn", "fs"]
+    assert "self.enqueue_req(conn)" in inspect.getsource(gthread.ThreadWorker.accept)
+    assert "self.pending_conns" in inspect.getsource(gthread.ThreadWorker.murder_pending)
+    conn = gthread.TConn(Config(), socket.socket(), ("127.0.0.1", 1), ("127.0.0.1", 2))
+    try:
+        assert conn.initialized is False and conn.data_ready is False
+    finally:
+        conn.sock.close()

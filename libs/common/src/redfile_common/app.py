@@ -16,10 +16,13 @@ import redis
 from apiflask import APIFlask
 from flask.sessions import SessionInterface
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from . import docs_assets, error_handlers, health, logs, metrics, tracing
+from . import deadline, docs_assets, error_handlers, health, logs, metrics, tracing
 from .audit import AuditLog, request_context
 from .body_drain import DrainUnreadBody
+from .breaker import CircuitBreaker
 from .product_metrics import CommonMetrics
 from .redis_client import make_redis
 from .redis_info import RedisInfo, info_client
@@ -51,6 +54,7 @@ class Redfile:
     settings: ServiceSettings
     redis: Redis
     readiness_redis: Redis
+    breaker: CircuitBreaker
     user_tokens: UserTokens
     service_tokens: ServiceTokens
     token_state: TokenState
@@ -104,7 +108,10 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
 
     registry = metrics.new_registry()
     instruments = CommonMetrics(name, registry)
-    client = make_redis(settings, observer=instruments.redis_command)
+    breaker = CircuitBreaker(
+        failures=settings.breaker_failures, reset_timeout=settings.breaker_reset_timeout, on_change=_breaker_reporter(instruments)
+    )
+    client = make_redis(settings, observer=instruments.redis_command, breaker=breaker)
     readiness = redis.Redis.from_url(
         settings.redis_url,
         username=settings.redis_username or None,
@@ -112,12 +119,15 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
         socket_timeout=settings.readiness_timeout,
         socket_connect_timeout=settings.readiness_timeout,
         max_connections=4,
+        retry=Retry(NoBackoff(), 0),  # one try: /readyz fails within READINESS_TIMEOUT
+        health_check_interval=0,
     )
     service_tokens = ServiceTokens(Keyring(settings.service_keyring), service_name=name, ttl=settings.service_token_ttl)
     app.extensions["redfile"] = Redfile(
         settings=settings,
         redis=client,
         readiness_redis=readiness,
+        breaker=breaker,
         user_tokens=UserTokens(Keyring(settings.user_keyring), issuer=settings.token_issuer, audience=settings.user_token_audience),
         service_tokens=service_tokens,
         token_state=TokenState(client),
@@ -148,11 +158,25 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
         hops = settings.trusted_proxy_hops  # the address, scheme and host the trusted proxies saw (each sets all three)
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]  # Flask's documented way to wrap its WSGI app
     metrics.init_metrics(app, name, registry)
+    deadline.init_deadlines(app, budget=settings.request_budget, write_rate=settings.write_budget_rate)
     tracing.instrument_app(app)
     # what an answer left of a body is read after it, so the proxy in front gets the answer, not a reset
     app.wsgi_app = DrainUnreadBody(app.wsgi_app, limit=DRAIN_LIMIT)  # type: ignore[method-assign]  # Flask's documented way to wrap its WSGI app
     app.register_blueprint(health.bp)
     return app
+
+
+def _breaker_reporter(instruments: CommonMetrics):
+    import structlog
+
+    log = structlog.get_logger("redfile.redis")
+
+    def report(old: str, new: str) -> None:
+        instruments.breaker_changed(old, new)
+        level = log.warning if new == "open" else log.info
+        level("redis_breaker_changed", old=old, new=new)
+
+    return report
 
 
 def redfile(app=None) -> Redfile:

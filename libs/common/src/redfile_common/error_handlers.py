@@ -9,6 +9,7 @@ the log.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -18,6 +19,7 @@ from flask import Flask, Request, current_app, g, jsonify, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.wsgi import LimitedStream
 
+from .breaker import BreakerOpen
 from .errors import CATALOGUE, ApiError, code_for_status, error_body
 
 log = structlog.get_logger("redfile.errors")
@@ -249,8 +251,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(redis.exceptions.ConnectionError)
     @app.errorhandler(redis.exceptions.TimeoutError)
     def _redis_down(exc: Exception):
-        log.error("redis_unavailable", error_type=type(exc).__name__)
-        return error_response("service_unavailable", headers={"Retry-After": "5"})
+        # a breaker that is open says when it lets a probe through; anything else: a few seconds
+        retry_after = math.ceil(exc.retry_after) if isinstance(exc, BreakerOpen) else 5
+        if not isinstance(exc, BreakerOpen):  # the breaker logs its own opening, not each refusal
+            log.error("redis_unavailable", error_type=type(exc).__name__)
+        return error_response("service_unavailable", headers={"Retry-After": str(max(1, retry_after))})
 
     @app.errorhandler(redis.exceptions.ResponseError)
     def _redis_response(exc: redis.exceptions.ResponseError):

@@ -56,6 +56,13 @@ class NoAccessLog(Logger):
     def access(self, resp, req, environ, request_time):
         return None
 
+    def info(self, msg, *args, **kwargs):
+        # With a socket per worker (SO_REUSEPORT) the master holds none, and gunicorn's start-up line
+        # would read "Listening at:  (pid)": name the addresses the workers listen on.
+        if msg.startswith("Listening at:") and args and not args[0] and self.cfg.reuse_port:
+            args = (",".join(f"http://{host}:{port}" for host, port in self.cfg.address), *args[1:])
+        super().info(msg, *args, **kwargs)
+
 
 logger_class = NoAccessLog
 # Limits on the request line and headers: a hostile client gets a 400, not a worker.

@@ -28,6 +28,11 @@ SIGKILL! Perhaps out of memory?", 20 s after Ctrl-C on ``make run``):
   blocked read or write returns; a connection a thread picks up after that is
   closed unanswered.
 
+And a liveness probe never queues behind the request threads: a ``GET /healthz`` (what the first
+bytes of a connection show, peeked without reading) is served by a thread of its own, so it answers
+while every request thread waits on a hung Redis (issue 18).  A new connection whose first bytes have
+not arrived yet waits for them in the poller, as gthread's own deferred connections do, without a thread.
+
 Requests that finish in time are answered as by ``gthread``.  Once every
 thread has ended, the worker logs "Worker stopped (pid: …)": gunicorn's own
 "Worker exiting" comes before the threads are joined, so only this line tells
@@ -42,13 +47,19 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import selectors
 import socket
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from gunicorn.workers import gthread
 
 # Seconds before the end of the grace period at which requests still running are cut.
 STOP_MARGIN = 2.0
+# What a liveness probe's request starts with: served in the probe lane.
+PROBES = (b"GET /healthz ", b"GET /healthz?")
 
 
 class ThreadWorker(gthread.ThreadWorker):
@@ -65,7 +76,24 @@ class ThreadWorker(gthread.ThreadWorker):
     def init_process(self):
         # The interpreter joins the pool's threads before it runs atexit functions: this one runs only once they end.
         atexit.register(self.log.info, "Worker stopped (pid: %s)", self.pid)
+        self._probe_lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redfile-probe")
         super().init_process()
+
+    def enqueue_req(self, conn):
+        # main thread: a new connection, one kept alive that turned readable, or one that waited for its first bytes
+        first = _peek(conn)
+        if first is None and not conn.initialized and not conn.data_ready and self.alive:
+            # nothing sent yet: wait in the poller, as gthread does for a connection its thread deferred
+            conn.sock.setblocking(False)
+            conn.timeout = time.monotonic() + self.cfg.keepalive
+            self.pending_conns.append(conn)
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
+            return
+        if first is not None and first.startswith(PROBES):
+            done = self._probe_lane.submit(self.handle, conn)
+            done.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
+            return
+        super().enqueue_req(conn)
 
     def handle(self, conn):
         self._serving.add(conn)
@@ -98,6 +126,14 @@ class ThreadWorker(gthread.ThreadWorker):
             timer.daemon = True
             timer.start()
         super().handle_exit(sig, frame)
+
+
+def _peek(conn) -> bytes | None:
+    """The first bytes waiting on the connection's socket, left there for the parser; None when none have come."""
+    try:
+        return conn.sock.recv(len(PROBES[0]), socket.MSG_PEEK | socket.MSG_DONTWAIT) or None
+    except (OSError, ValueError):  # nothing yet, a socket gone (its thread finds out), TLS (no flags): the usual way
+        return None
 
 
 def _shut(conn) -> None:

@@ -74,9 +74,10 @@ def master_registry(service: str, settings=None) -> CollectorRegistry:
 
 
 def start_metrics_server(port: int, host: str, service: str):
-    """From gunicorn's ``when_ready``: serve ``/metrics`` from the master on ``host:port``."""
-    from prometheus_client import start_http_server
+    """From gunicorn's ``when_ready``: serve ``/metrics`` (and the liveness ``/healthz``) from the master on ``host:port``."""
+    from prometheus_client import make_wsgi_app
 
+    from .liveness import start_server
     from .settings import ServiceSettings, SettingsError, load_settings
 
     try:
@@ -85,4 +86,4 @@ def start_metrics_server(port: int, host: str, service: str):
         # The workers will refuse to start with the same message; the metrics port still answers.
         log.error("metrics_without_redis_info", reason=str(exc))
         settings = None
-    return start_http_server(port, host, registry=master_registry(service, settings))
+    return start_server(port, host, make_wsgi_app(master_registry(service, settings)))

@@ -39,6 +39,7 @@ UPLOAD_EVENTS = ("started", "completed", "aborted", "expired")
 SHARE_EVENTS = ("created", "revoked", "used", "denied", "gone")
 CHECKSUM_SOURCES = ("client", "storage")
 READINESS_RESULTS = ("ok", "fail")
+BREAKER_STATES = ("closed", "half_open", "open")  # the gauge's values 0, 1, 2
 _COMMAND = re.compile(r"^[A-Z][A-Z_]{0,23}$")
 
 
@@ -142,6 +143,19 @@ class CommonMetrics(_Group):
         self._readiness = self._make(Counter, "redfile_readiness_checks", "/readyz answers, by result (ok/fail).", ("result",))
         for result in READINESS_RESULTS:
             self._bound(self._readiness, result=result)
+        # per worker; the merged view shows the worst (livemax): 2 while any live worker's breaker is open
+        self._breaker_state = self._make(
+            Gauge,
+            "redfile_redis_breaker_state",
+            "The circuit breaker in front of Redis: 0 closed, 1 half open, 2 open (the most open of the live workers).",
+            multiprocess_mode="livemax",
+        )
+        self._breaker_changes = self._make(
+            Counter, "redfile_redis_breaker_transitions", "Changes of the Redis circuit breaker's state, by the state entered.", ("to",)
+        )
+        for state in BREAKER_STATES:
+            self._bound(self._breaker_changes, to=state)
+        self._bound(self._breaker_state).set(0)
         self._bound(self._audit_failures)
 
     @classmethod
@@ -174,6 +188,10 @@ class CommonMetrics(_Group):
 
     def readiness(self, ok: bool) -> None:
         self._bound(self._readiness, result="ok" if ok else "fail").inc()
+
+    def breaker_changed(self, old: str, new: str) -> None:
+        self._bound(self._breaker_changes, to=_one_of(new, BREAKER_STATES)).inc()
+        self._bound(self._breaker_state).set(BREAKER_STATES.index(new) if new in BREAKER_STATES else 2)
 
 
 class AuthMetrics(_Group):

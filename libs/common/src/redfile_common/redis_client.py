@@ -13,6 +13,16 @@ pool's connections pack a command with hiredis unless one of its values is
 large (``LARGE_VALUE`` bytes), which goes through the pure-Python packer:
 sent as its own buffer, not copied.
 
+Every command waits at most what the request's time budget has left (``deadline``): its connect,
+send and read timeouts are cut to it.  A wait that fails spends all it waited; one that is
+answered only its time beyond ``HUNG_AFTER``, so many quick commands never use a budget up.  A command goes through the
+process's circuit breaker (``breaker``), which fails it at once while Redis is taken to be down.
+A failed command is tried again (with exponential backoff, at most ``REDIS_RETRIES`` times) only
+while the budget lasts, and only when repeating it cannot do a thing twice: the connection was never
+made, or the command is in ``SAFE_TO_REPEAT``.  A script (EVALSHA, EVAL, FCALL), a MULTI/EXEC or
+any other write that timed out may have run, so it is never sent again: the request answers 503
+and the client, which knows what it asked for, decides.
+
 Every command (a pipeline or MULTI/EXEC counts once) is timed and reported to
 an observer, ``observer(command, seconds, error_or_None)``: the app factory
 passes ``CommonMetrics.redis_command``.  Tracing (OpenTelemetry) wraps the
@@ -21,24 +31,109 @@ same calls one level down, so each command is also a span.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.client import Pipeline
 from redis.retry import Retry
 
+from . import deadline
+from .breaker import BreakerOpen, CircuitBreaker
 from .product_metrics import command_label
 from .settings import ServiceSettings
 
 Observer = Callable[[str, float, "BaseException | None"], None]
 
 
-class _Timed:
+# Commands whose repetition changes nothing: reads, and the connection's own handshake.
+SAFE_TO_REPEAT = frozenset(
+    [
+        "GET",
+        "MGET",
+        "GETRANGE",
+        "STRLEN",
+        "EXISTS",
+        "TYPE",
+        "TTL",
+        "PTTL",
+        "EXPIRETIME",
+        "PEXPIRETIME",
+        "HGET",
+        "HMGET",
+        "HGETALL",
+        "HEXISTS",
+        "HLEN",
+        "HKEYS",
+        "HVALS",
+        "HSTRLEN",
+        "HSCAN",
+        "HRANDFIELD",
+        "SMEMBERS",
+        "SISMEMBER",
+        "SMISMEMBER",
+        "SCARD",
+        "SSCAN",
+        "SRANDMEMBER",
+        "ZSCORE",
+        "ZMSCORE",
+        "ZCARD",
+        "ZCOUNT",
+        "ZRANK",
+        "ZREVRANK",
+        "ZRANGE",
+        "ZREVRANGE",
+        "ZRANGEBYSCORE",
+        "ZREVRANGEBYSCORE",
+        "ZRANGEBYLEX",
+        "ZSCAN",
+        "LRANGE",
+        "LLEN",
+        "LINDEX",
+        "XRANGE",
+        "XREVRANGE",
+        "XLEN",
+        "XINFO",
+        "SCAN",
+        "KEYS",
+        "DBSIZE",
+        "PING",
+        "ECHO",
+        "INFO",
+        "TIME",
+        "MEMORY",
+        "OBJECT",
+        "EVALSHA_RO",
+        "EVAL_RO",
+        "FCALL_RO",
+        "HELLO",
+        "AUTH",
+        "SELECT",
+    ]
+)
+# A timeout counts against Redis (the breaker) only after this long: Redis answers in milliseconds, but a
+# request whose budget was nearly spent may time out sooner through no fault of Redis.
+HUNG_AFTER = 0.25
+_NETWORK_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def never_sent(exc: BaseException) -> bool:
+    """Did the command fail before reaching Redis?  A refused or timed-out connect, or our own refusals."""
+    return isinstance(exc, (BreakerOpen, deadline.DeadlineExceeded)) or "connecting to" in str(exc)
+
+
+class _Guarded:
+    """Breaker, budget and retries around one command (or one pipeline)."""
+
     observer: Observer | None = None
+    breaker: CircuitBreaker | None = None
+    retries: int = 0
+    backoff = ExponentialBackoff(cap=1.0, base=0.05)
 
     def _timed(self, label: str, call, *args, **options):
         observer = self.observer
@@ -53,28 +148,77 @@ class _Timed:
         observer(label, time.perf_counter() - started, None)
         return result
 
+    def _guarded(self, label: str, repeatable: bool, call, *args, **options):
+        failures = 0
+        while True:
+            probe = self.breaker.before() if self.breaker is not None else False  # BreakerOpen: not sent
+            started = time.monotonic()
+            try:
+                result = self._timed(label, call, *args, **options)
+            except _NETWORK_ERRORS as exc:
+                waited = time.monotonic() - started  # spent from the budget by the connection (_Spending)
+                if self.breaker is not None:
+                    if isinstance(exc, deadline.DeadlineExceeded) or (
+                        isinstance(exc, redis.exceptions.TimeoutError) and waited < HUNG_AFTER
+                    ):
+                        self.breaker.released(probe)  # nothing asked of Redis, or a budget nearly spent: no sign of a hang
+                    else:
+                        self.breaker.failed(probe)
+                failures += 1
+                if isinstance(exc, deadline.DeadlineExceeded) or failures > self.retries:
+                    raise
+                if not (repeatable or never_sent(exc)):
+                    raise  # it may have run: a script or a write is not sent twice
+                self._pause(failures)
+                continue
+            except redis.exceptions.ResponseError:
+                if self.breaker is not None:
+                    self.breaker.succeeded(probe)  # Redis answered
+                raise
+            except BaseException:
+                if self.breaker is not None:
+                    self.breaker.released(probe)
+                raise
+            if self.breaker is not None:
+                self.breaker.succeeded(probe)
+            return result
 
-class InstrumentedPipeline(_Timed, Pipeline):
-    """A pipeline whose ``execute`` (and WATCH-mode commands) report to the observer."""
+    def _pause(self, failures: int) -> None:
+        pause = self.backoff.compute(failures)
+        budget = deadline.current()
+        if budget is not None:
+            if budget.renewing or budget.left() <= pause:  # a stream's read is not tried again: the client resumes
+                raise deadline.DeadlineExceeded("the request's time budget is spent")
+            budget.spend(pause)
+        time.sleep(pause)
+
+
+class InstrumentedPipeline(_Guarded, Pipeline):
+    """A pipeline whose ``execute`` (and WATCH-mode commands) go through the breaker, the budget and the observer."""
 
     def execute(self, raise_on_error: bool = True):
         # redis-py types ``transaction`` as Redis's method; on a pipeline it is the MULTI flag
         multi = bool(self.transaction)
-        return self._timed("MULTI" if multi else "PIPELINE", super().execute, raise_on_error)
+        repeatable = not multi and all(command_label(args) in SAFE_TO_REPEAT for args, _ in self.command_stack)
+        return self._guarded("MULTI" if multi else "PIPELINE", repeatable, super().execute, raise_on_error)
 
     def immediate_execute_command(self, *args, **options):
-        return self._timed(command_label(args), super().immediate_execute_command, *args, **options)
+        # WATCH mode: a new connection would lose the WATCH, so never again
+        return self._guarded(command_label(args), False, super().immediate_execute_command, *args, **options)
 
 
-class InstrumentedRedis(_Timed, redis.Redis):
-    """``redis.Redis`` reporting each command's duration and error to ``observer``."""
+class InstrumentedRedis(_Guarded, redis.Redis):
+    """``redis.Redis`` with the breaker, the budget and safe retries, reporting each command to ``observer``."""
 
     def execute_command(self, *args, **options):
-        return self._timed(command_label(args), super().execute_command, *args, **options)
+        label = command_label(args)
+        return self._guarded(label, label in SAFE_TO_REPEAT, super().execute_command, *args, **options)
 
     def pipeline(self, transaction: bool = True, shard_hint=None) -> InstrumentedPipeline:
         pipe = InstrumentedPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
         pipe.observer = self.observer
+        pipe.breaker = self.breaker
+        pipe.retries = self.retries
         return pipe
 
 
@@ -102,9 +246,33 @@ class HybridPacker:
         return self.hiredis.pack(*args)
 
 
+class _Spending:
+    """Spends a wait on the socket from the request's budget: all of it when it failed, and when Redis
+    answered (a reply, or an error reply) only its time beyond ``HUNG_AFTER``, so a long job of quick
+    commands (a consistency check, a big file's completion) is never cut short.  On the connection, so
+    every wait counts: a command's, a pipeline's, a staged chunk's (files storage) that uses the
+    connection directly."""
+
+    _depth = threading.local()  # a send that connects first nests a connect and a handshake: the outermost counts
+
+    def __enter__(self) -> None:
+        self.outer = not getattr(self._depth, "n", 0)
+        self._depth.n = getattr(self._depth, "n", 0) + 1
+        self.started = time.monotonic()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._depth.n -= 1
+        if self.outer:
+            waited = time.monotonic() - self.started
+            answered = exc_type is None or issubclass(exc_type, redis.exceptions.ResponseError)
+            deadline.spend(max(0.0, waited - HUNG_AFTER) if answered else waited)
+
+
 @functools.cache
 def _with_hybrid_packer(conn_cls: type) -> type:
     class HybridPackerConnection(conn_cls):
+        """The hybrid packer, and every connect, send and read cut to what the request's budget has left."""
+
         def _construct_command_packer(self, packer):
             from redis.connection import HIREDIS_AVAILABLE, HiredisRespSerializer, PythonRespSerializer
 
@@ -113,11 +281,33 @@ def _with_hybrid_packer(conn_cls: type) -> type:
             python = PythonRespSerializer(self._buffer_cutoff, self.encoder.encode)
             return HybridPacker(python, HiredisRespSerializer()) if HIREDIS_AVAILABLE else python
 
+        def _connect(self):
+            configured = self.socket_connect_timeout  # type: ignore[has-type]  # redis-py sets it in __init__, untyped
+            self.socket_connect_timeout = deadline.timeout(configured)
+            try:
+                with _Spending():
+                    return super()._connect()
+            finally:
+                self.socket_connect_timeout = configured
+
+        def send_packed_command(self, command, check_health=True):
+            # the socket's timeout holds for this send and the reads of its replies (the parser's default)
+            if self._sock is not None:
+                cut = deadline.timeout(self.socket_timeout)
+                with contextlib.suppress(OSError):  # a socket already closed: the send below fails as redis-py reports it
+                    self._sock.settimeout(cut)
+            with _Spending():
+                return super().send_packed_command(command, check_health)
+
+        def read_response(self, *args, **kwargs):
+            with _Spending():
+                return super().read_response(*args, **kwargs)
+
     HybridPackerConnection.__name__ = f"HybridPacker{conn_cls.__name__}"
     return HybridPackerConnection
 
 
-def make_redis(settings: ServiceSettings, observer: Observer | None = None) -> redis.Redis:
+def make_redis(settings: ServiceSettings, observer: Observer | None = None, breaker: CircuitBreaker | None = None) -> redis.Redis:
     kwargs = {}
     if settings.redis_username:
         kwargs["username"] = settings.redis_username
@@ -127,8 +317,8 @@ def make_redis(settings: ServiceSettings, observer: Observer | None = None) -> r
         settings.redis_url,
         socket_timeout=settings.redis_socket_timeout,
         socket_connect_timeout=settings.redis_connect_timeout,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), settings.redis_retries),
-        retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
+        # redis-py's own retry would send anything again, a script that ran included: _Guarded retries instead
+        retry=Retry(NoBackoff(), 0),
         # No PING before a command on an idle connection: redis-py retries that PING with the whole
         # retry policy, and then the command with it again, so a Redis that stopped answering held a
         # request about three times (1 + REDIS_RETRIES) x REDIS_SOCKET_TIMEOUT.  The command's own
@@ -142,6 +332,8 @@ def make_redis(settings: ServiceSettings, observer: Observer | None = None) -> r
     pool = client.connection_pool
     pool.connection_class = _with_hybrid_packer(pool.connection_class)
     client.observer = observer
+    client.breaker = breaker
+    client.retries = settings.redis_retries
     return client
 
 

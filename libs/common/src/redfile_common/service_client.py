@@ -2,7 +2,11 @@
 
 Each call carries a freshly minted service token addressed to the target
 service, the caller's request id, explicit connect/read timeouts, and is
-retried with backoff on connection errors and on 502/503/504 answers.  The
+retried with backoff on connection errors and on 502/503/504 answers.  Inside
+a request each try's timeouts are what the request's budget has left
+(``deadline``), the time waited is spent from it, and a 502/503/504 is tried
+again only while the budget lasts; then the 503 goes back to the client with
+its ``Retry-After``.  A read that timed out is never tried again.  The
 trace context travels in the ``traceparent`` header (requests is
 instrumented by ``tracing.instrument_app``).
 
@@ -23,11 +27,14 @@ from flask import g, has_request_context
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from . import deadline
 from .errors import ApiError
 from .product_metrics import CommonMetrics
 from .tokens import ServiceTokens
 
 log = structlog.get_logger("redfile.service_client")
+
+RETRY_STATUSES = (502, 503, 504)
 
 
 class ServiceClient:
@@ -44,13 +51,14 @@ class ServiceClient:
         self.metrics = metrics or CommonMetrics.null()
         self.base_urls = {k: v.rstrip("/") for k, v in base_urls.items()}
         self.timeout = (min(2.0, timeout), timeout)
+        self.retries = retries
         self.session = requests.Session()
         retry = Retry(
             total=retries,
             connect=retries,
             read=0,
             status=retries,
-            status_forcelist=(502, 503, 504),
+            status_forcelist=RETRY_STATUSES,
             allowed_methods=None,  # the targets' internal endpoints are idempotent or safe to repeat
             backoff_factor=0.1,
             backoff_max=2.0,
@@ -60,6 +68,13 @@ class ServiceClient:
         adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=16)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        # within a request's budget: urllib3 tries again only what never connected; _within_budget the 5xx
+        self.budgeted = requests.Session()
+        once = HTTPAdapter(
+            max_retries=Retry(total=retries, connect=retries, read=0, status=0, other=0), pool_connections=4, pool_maxsize=16
+        )
+        self.budgeted.mount("http://", once)
+        self.budgeted.mount("https://", once)
 
     def request(self, service: str, method: str, path: str, **kwargs: Any) -> requests.Response:
         headers = dict(kwargs.pop("headers", None) or {})
@@ -69,13 +84,32 @@ class ServiceClient:
         url = f"{self.base_urls[service]}{path}"
         started = time.perf_counter()
         try:
-            resp = self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+            if deadline.current() is None:
+                resp = self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+            else:
+                resp = self._within_budget(method, url, headers, kwargs)
         except requests.RequestException as exc:
             self.metrics.service_call(service, method, None, time.perf_counter() - started)
             self.metrics.service_call_failed(service, "unreachable")
             log.error("service_call_failed", target=service, path=path, error_type=type(exc).__name__)
             raise ApiError("bad_gateway", f"The {service} service could not be reached.") from None
         self.metrics.service_call(service, method, resp.status_code, time.perf_counter() - started)
+        return resp
+
+    def _within_budget(self, method: str, url: str, headers: dict, kwargs: dict) -> requests.Response:
+        """Each try waits what the request's budget has left; a 502/503/504 is tried again while the budget lasts."""
+        for attempt in range(self.retries + 1):
+            read = deadline.timeout(self.timeout[1])  # DeadlineExceeded: a 503, nothing sent
+            with deadline.Waiting():
+                resp = self.budgeted.request(method, url, headers=headers, timeout=(min(self.timeout[0], read), read), **kwargs)
+            if resp.status_code not in RETRY_STATUSES or attempt == self.retries:
+                break
+            pause = min(2.0, 0.1 * 2**attempt)
+            budget = deadline.current()
+            if budget is None or budget.left() <= pause:
+                break
+            budget.spend(pause)
+            time.sleep(pause)
         return resp
 
     def call(self, service: str, method: str, path: str, *, expect=(200,), **kwargs: Any) -> Any:
@@ -106,7 +140,7 @@ class ServiceClient:
         self.metrics.service_call_failed(service, "status_5xx" if resp.status_code >= 500 else "bad_response")
         log.error("service_call_error", target=service, path=path, status=resp.status_code)
         if resp.status_code == 503:
-            raise ApiError("service_unavailable", headers={"Retry-After": "5"})
+            raise ApiError("service_unavailable", headers={"Retry-After": resp.headers.get("Retry-After", "5")})
         raise ApiError("bad_gateway", f"The {service} service failed.")
 
 

@@ -93,6 +93,16 @@ class ServiceSettings(BaseSettings):
     redis_retries: int = Field(default=3, ge=0, le=10)
     redis_max_connections: int = Field(default=64, ge=1)
     readiness_timeout: float = Field(default=1.0, gt=0)
+    # What one request may wait on Redis and other services, all told (redfile_common.deadline); a body
+    # (a chunk) adds its length / WRITE_BUDGET_RATE, and so does a streamed answer (a download).
+    request_budget: float = Field(default=2.0, gt=0, le=60)
+    write_budget_rate: float = Field(default=8 * 1024 * 1024, gt=0)
+    # The circuit breaker in front of Redis (redfile_common.breaker): opens after this many timeouts or
+    # connection errors in a row, lets one probe through after the reset timeout.  One: a command that
+    # waited its whole timeout is proof enough (Redis answers in milliseconds), and with more, a request
+    # queued behind the threads that wait could wait a whole budget of its own after them.
+    breaker_failures: int = Field(default=1, ge=1, le=1000)
+    breaker_reset_timeout: float = Field(default=1.0, gt=0, le=300)
 
     auth_url: str = "http://127.0.0.1:8001"
     files_url: str = "http://127.0.0.1:8002"

@@ -180,8 +180,10 @@ class Launcher:
             self.wait_ready(s, [f"http://127.0.0.1:{ports[s]}/readyz"])
             say(f"{s} ready on 127.0.0.1:{ports[s]} (metrics on :{metrics_ports[s]})")
 
+        # Threads enough that the gateway never queues a request behind ones a service holds (an Ingress
+        # does not): a service answers each within its budget (docs/operations.md, "When Redis hangs").
         gw_env = self.env_for(
-            {**shared, "SERVICE_NAME": "gateway", "BIND": f"{self.host}:{self.port}", "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "16"}
+            {**shared, "SERVICE_NAME": "gateway", "BIND": f"{self.host}:{self.port}", "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "64"}
         )
         gw_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         gw_env.pop("METRICS_PORT", None)

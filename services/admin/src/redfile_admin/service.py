@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import structlog
 
 from redfile_admin.upstream import AuthUsers, FilesCatalogue
+from redfile_common import deadline
 from redfile_common.errors import ApiError
 
 log = structlog.get_logger("redfile.admin")
@@ -148,6 +149,7 @@ class AdminActions:
     # -- operations -------------------------------------------------------------
     def check_consistency(self, actor: str, *, deep: bool, strict: bool) -> dict:
         """The files service's consistency check (read-only), in the time a service call may take."""
+        deadline.at_least(self.service_timeout)  # the check may take about that long: more than a request's budget
         report = self.files.consistency(deep=deep, strict=strict, max_seconds=consistency_budget(self.service_timeout))
         log.info(
             "admin_consistency_checked",

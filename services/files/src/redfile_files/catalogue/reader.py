@@ -9,6 +9,7 @@ from itertools import accumulate
 import google_crc32c
 import structlog
 
+from redfile_common import deadline
 from redfile_common.errors import ApiError
 from redfile_common.product_metrics import FilesMetrics
 from redfile_files.crypto import ChunkCorrupt, Encryption
@@ -104,7 +105,7 @@ class Reader:
 
     def _pieces(self, fetch, first: int, last: int, offset_of: Callable[[int], int], start: int, end: int) -> Iterator[bytes]:
         metrics = self.metrics
-        pending: Future = self._ahead.submit(fetch, first)
+        pending: Future = self._ahead.submit(deadline.carried(fetch), first)  # the request's budget goes along
         try:
             for index in range(first, last + 1):
                 try:
@@ -115,7 +116,7 @@ class Reader:
                     metrics.checksum_failure("storage")
                     raise
                 if index < last:
-                    pending = self._ahead.submit(fetch, index + 1)
+                    pending = self._ahead.submit(deadline.carried(fetch), index + 1)
                 base = offset_of(index)
                 metrics.bytes_downloaded(min(end, base + sum(map(len, plain))) - max(start, base))  # the chunk's, once
                 pos = base

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 
+from redfile_common import deadline
 from redfile_common.errors import ApiError
 from redfile_files.checksums import FileDigest, Part, composite, file_crc32c
 from redfile_files.crypto import SEAL_OVERHEAD, ChunkCorrupt
@@ -125,11 +126,11 @@ class Completion:
             return digest
         # the next chunk is read while this one is hashed: two chunks in memory at a time
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="redfile-complete") as ahead:
-            pending = ahead.submit(self.store.fetch_chunk, upload_id, start)
+            pending = ahead.submit(deadline.carried(self.store.fetch_chunk), upload_id, start)  # with the request's budget
             for index in range(start, state.total_chunks):
                 stored, part = pending.result()
                 if index + 1 < state.total_chunks:
-                    pending = ahead.submit(self.store.fetch_chunk, upload_id, index + 1)
+                    pending = ahead.submit(deadline.carried(self.store.fetch_chunk), upload_id, index + 1)
                 if stored is None or part is None:
                     raise ApiError("upload_incomplete", details=missing_details([index]))
                 try:

@@ -1,0 +1,153 @@
+"""A time budget per request: how long it may wait on Redis and on other services, all told.
+
+Each request starts with ``REQUEST_BUDGET`` seconds; one that carries a body (a chunk, a tus PATCH)
+gets ``Content-Length / WRITE_BUDGET_RATE`` more.  Once a streamed answer (a download, a zip) has
+begun, each of its reads may wait ``REQUEST_BUDGET`` and none longer, however long the stream.  Every Redis command (``redis_client``) and every service-to-service call
+(``service_client``) takes the budget that is left as its timeout.  What is spent is waiting: a
+service call's whole time, a Redis command's whole time when it fails, and when Redis answers only
+the time beyond what a healthy Redis takes (``redis_client.HUNG_AFTER``).  Time spent reading a
+slow client's body is not: the budget bounds the waiting on what may hang.  A job that must wait
+longer on another service says so (``at_least``).
+
+When nothing is left a Redis command is not sent at all: ``DeadlineExceeded``, a
+``redis.exceptions.TimeoutError``, so it is the 503 ``service_unavailable`` with ``Retry-After``
+that every Redis timeout is (``error_handlers``), and code that fails open on a Redis error fails
+open on it too.  Outside a request (the sweeper, the command line) there is no budget and each
+command has its configured socket timeout.
+
+The budget lives in a ``contextvars.ContextVar``: gunicorn's threads each serve one request at a time,
+and a streamed body is iterated in the thread (and context) that served its request.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from contextvars import ContextVar
+
+import redis
+
+_current: ContextVar[Budget | None] = ContextVar("redfile_budget", default=None)
+
+
+class DeadlineExceeded(redis.exceptions.TimeoutError):
+    """The request's budget is spent: the command was not sent."""
+
+
+class Budget:
+    """Seconds of waiting left to one request; ``spend`` what a wait took.
+
+    A ``renewing`` budget (a streamed answer's) is never spent: each wait may take all of it.
+    """
+
+    def __init__(self, seconds: float, *, renewing: bool = False) -> None:
+        self._left = seconds
+        self.renewing = renewing
+        self._lock = threading.Lock()  # a request's own threads (a zip, a fan-out) may share it
+
+    def left(self) -> float:
+        return self._left
+
+    def spend(self, seconds: float) -> None:
+        if self.renewing:
+            return
+        with self._lock:
+            self._left -= seconds
+
+    def grant(self, seconds: float) -> None:
+        with self._lock:
+            self._left += seconds
+
+
+def begin(seconds: float) -> Budget:
+    """The current context's budget from now on (a request's start)."""
+    budget = Budget(seconds)
+    _current.set(budget)
+    return budget
+
+
+def end() -> None:
+    _current.set(None)
+
+
+def current() -> Budget | None:
+    return _current.get()
+
+
+def timeout(configured: float) -> float:
+    """What a wait may take now: ``configured``, or less when the request has less left.
+
+    ``DeadlineExceeded`` when the request has nothing left.
+    """
+    budget = _current.get()
+    if budget is None:
+        return configured
+    left = budget.left()
+    if left <= 0:
+        raise DeadlineExceeded("the request's time budget is spent")
+    return min(configured, left)
+
+
+def spend(seconds: float) -> None:
+    budget = _current.get()
+    if budget is not None:
+        budget.spend(seconds)
+
+
+def at_least(seconds: float) -> None:
+    """Let the current request wait ``seconds`` more if it has less left (a long call it knows it makes)."""
+    budget = _current.get()
+    if budget is not None and budget.left() < seconds:
+        budget.grant(seconds - budget.left())
+
+
+def carried(fn):
+    """``fn`` to run in another thread with the caller's budget (``executor.submit(carried(fn), ...)``)."""
+    return _Carried(contextvars.copy_context(), fn)
+
+
+class _Carried:
+    """A copy of the caller's context per ``carried`` (per submit): one context cannot be entered by two threads at once."""
+
+    def __init__(self, context: contextvars.Context, fn) -> None:
+        self.context = context
+        self.fn = fn
+
+    def __call__(self, *args, **kwargs):
+        return self.context.run(self.fn, *args, **kwargs)
+
+
+class Waiting:
+    """``with Waiting():`` spends the time of the block from the current budget."""
+
+    def __enter__(self) -> Waiting:
+        self._started = time.monotonic()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        spend(time.monotonic() - self._started)
+
+
+def init_deadlines(app, *, budget: float, write_rate: float) -> None:
+    """Give every request of ``app`` its budget; a streamed answer gets a renewing one, kept until it is sent."""
+    from flask import g, request
+
+    def _begin() -> None:
+        begin(budget + (request.content_length or 0) / write_rate)
+
+    def _stream(response):
+        if response.is_streamed:
+            # a download (or a zip) may stream for hours: each of its reads may wait the whole budget, no more
+            _current.set(Budget(budget, renewing=True))
+            g.redfile_budget_streams = True
+            response.call_on_close(end)
+        return response
+
+    def _end(exc) -> None:
+        if not g.get("redfile_budget_streams"):
+            end()
+
+    app.before_request_funcs.setdefault(None, []).insert(0, _begin)
+    app.after_request(_stream)
+    app.teardown_request(_end)
