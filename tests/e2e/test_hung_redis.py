@@ -29,7 +29,7 @@ import requests
 
 from .conftest import ADMIN_PASSWORD, System, login
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.timing]
 
 FREEZE = 30.0
 CLIENTS = 20

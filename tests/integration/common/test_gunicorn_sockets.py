@@ -16,6 +16,8 @@ import pytest
 from redfile_dev import testing
 from redfile_dev.testing import ServiceProcess, tcp_socket_owners
 
+pytestmark = pytest.mark.timing  # asserts a time bound of issue 18: run alone (make test's second phase)
+
 
 def test_two_workers_listen_each_on_a_socket_of_their_own(redis_url, tmp_path):
     files = ServiceProcess("files", redis_url, tmp_path, WEB_CONCURRENCY="2", LOG_LEVEL="INFO")

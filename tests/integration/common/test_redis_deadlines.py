@@ -21,6 +21,8 @@ from redfile_common.settings import ServiceSettings
 from redfile_dev.redis_server import RedisProcess
 from redfile_dev.testing import make_settings
 
+pytestmark = pytest.mark.timing  # asserts a time bound of issue 18: run alone (make test's second phase)
+
 # INCR, then keep Redis busy for ARGV[1] microseconds: longer than the client's socket timeout
 SLOW_INCR = """
 redis.call('INCR', KEYS[1])

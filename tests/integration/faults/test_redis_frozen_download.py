@@ -13,11 +13,14 @@ import signal
 import socket
 import time
 
+import pytest
 import redis
 import requests
 
 from redfile_dev.testing import auth_header, make_settings, user_token
 from redfile_files.settings import FilesSettings
+
+pytestmark = pytest.mark.timing  # asserts a time bound of issue 18: run alone (make test's second phase)
 
 CHUNK = 1024 * 1024
 SIZE = 40 * CHUNK + 7  # well past what loopback sockets hold in their buffers
