@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from redfile_common import deadline
 from redfile_common.settings import ServiceSettings
 from redfile_common.tokens import Keyring, ServiceTokens, TokenState, UserTokens
 
@@ -88,6 +89,15 @@ def service_token(settings: ServiceSettings, caller: str, target: str) -> str:
 
 def auth_header(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(autouse=True)
+def _no_budget_left_behind():
+    """Every test starts outside a request: a streamed answer a test client never closed keeps its request's
+    time budget (``redfile_common.deadline``) in this thread, and the next test in this process would inherit it."""
+    deadline.end()
+    yield
+    deadline.end()
 
 
 @pytest.fixture(scope="session")
