@@ -52,6 +52,13 @@ def test_good_names_are_kept_as_is(name):
         "x" * 256,
         "é" * 128,
         "\ud800",
+        "\u200b",  # zero width space: a name nobody can see or type
+        "\ufeff",  # byte order mark
+        "\u200b\ufeff\u2060",
+        "\u200c\u200d",
+        "\u3164",  # Hangul filler: a letter that draws nothing
+        "\u2800\u2800",  # braille blank
+        "\u0301",  # a lone combining mark
         None,
         42,
         b"bytes",
@@ -61,6 +68,11 @@ def test_bad_names_are_refused(name):
     with pytest.raises(ApiError) as err:
         validate_name(name)
     assert err.value.code == "invalid_name" and err.value.status == 400
+
+
+@pytest.mark.parametrize("name", ["a\u200bb", "\ufeffx.txt", "e\u0301.txt", "\u200dx"])
+def test_invisible_characters_beside_visible_ones_are_kept(name):
+    assert validate_name(name) == name
 
 
 def test_name_limit_is_configurable_in_bytes():

@@ -28,6 +28,15 @@ _MIME = re.compile(rf"^({_TOKEN})/({_TOKEN})((?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN
 # Bidi embedding/override/isolate marks and line/paragraph separators: they let a name
 # display as something it is not ("invoice\u202efdp.exe").
 _SPOOFING = set("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029")
+# What draws nothing: format characters (U+200B, U+FEFF, joiners), spaces, lone combining marks,
+# and the letters and symbols that are blank by design.  A name of these only is one nobody can see.
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Zs", "Zl", "Zp", "Mn", "Me"})
+_BLANK = set("\u115f\u1160\u3164\uffa0\u2800\u034f")
+
+
+def is_invisible(text: str) -> bool:
+    """True when no character of ``text`` draws anything (an empty text included)."""
+    return all(unicodedata.category(ch) in _INVISIBLE_CATEGORIES or ch in _BLANK or ch.isspace() for ch in text)
 
 
 def is_file_id(value: object) -> bool:
@@ -53,6 +62,8 @@ def validate_name(name: object, max_bytes: int = 255) -> str:
     for ch in name:
         if unicodedata.category(ch) in ("Cc", "Cs") or ch in _SPOOFING:
             raise bad("it must not contain control characters")
+    if is_invisible(name):
+        raise bad("it must hold at least one visible character")
     if "\ufffd" in name:  # what a decoder puts for bytes that were not UTF-8 (a form, a multipart filename)
         raise bad("it must be valid UTF-8 (it holds U+FFFD, the replacement character)")
     try:
