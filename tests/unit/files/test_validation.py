@@ -1,6 +1,9 @@
 import base64
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from redfile_common.errors import ApiError
 from redfile_files.validation import (
@@ -10,6 +13,7 @@ from redfile_files.validation import (
     encode_cursor,
     is_file_id,
     lenient_mime_type,
+    name_pattern,
     parse_sha256,
     validate_mime_type,
     validate_name,
@@ -179,3 +183,29 @@ def test_cursor_round_trip_and_garbage():
         with pytest.raises(ApiError) as err:
             decode_cursor(bad)
         assert err.value.code == "validation_error" and err.value.status == 422
+
+
+def accepted(name: str) -> bool:
+    try:
+        validate_name(name)
+    except ApiError:
+        return False
+    return True
+
+
+NAME_SAMPLES = [
+    *["notes.txt", ".hidden", "a b", "..x", "x..", "é", "\u200bx", "x\u200b", "e\u0301", "\U0001f389", "\U000e0041x"],
+    *["", ".", "..", "...", ". .", " x", "x ", "a/b", "a\\b", "a\x00", "\u200b", "..\u200b", "\u0301", "\u3000x", "x\u00a0"],
+    *["\ufffd", "a\u202eb", "\ufeff", "\u2028", "\U000e0041"],
+]
+
+
+@pytest.mark.parametrize("name", NAME_SAMPLES)
+def test_the_documented_name_pattern_is_the_rule(name):
+    assert (re.fullmatch(name_pattern(), name) is not None) == accepted(name), name
+
+
+@settings(max_examples=500, deadline=None, derandomize=True, database=None)
+@given(st.text(st.characters(codec="utf-8"), max_size=20) | st.text(st.sampled_from(" .a/\u200b\u0301\ufeff\u3000\x00é"), max_size=6))
+def test_the_documented_name_pattern_is_the_rule_for_any_text(name):
+    assert (re.fullmatch(name_pattern(), name) is not None) == accepted(name), ascii(name)

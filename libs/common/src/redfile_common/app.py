@@ -17,7 +17,7 @@ from apiflask import APIFlask
 from flask.sessions import SessionInterface
 from redis import Redis
 
-from . import docs_assets, error_handlers, health, logs, metrics, tracing
+from . import contract, docs_assets, error_handlers, health, logs, metrics, tracing
 from .audit import AuditLog, request_context
 from .body_drain import DrainUnreadBody
 from .product_metrics import CommonMetrics
@@ -100,6 +100,7 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
     app.session_interface = NoSessions()
     app.error_processor(error_handlers.apiflask_error_processor)
     error_handlers.register_error_handlers(app)
+    contract.init_contract(app)  # the documents' last word: required bodies, /internal/ in a document of its own
 
     registry = metrics.new_registry()
     instruments = CommonMetrics(name, registry)

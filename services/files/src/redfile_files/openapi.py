@@ -12,7 +12,9 @@ from __future__ import annotations
 from apispec import APISpec
 from apispec.ext.marshmallow.openapi import OpenAPIConverter
 
+from redfile_files.schemas import NAME_RULE
 from redfile_files.uploads.schemas import ChunkFieldsIn, FileFormIn, FileJsonIn
+from redfile_files.validation import name_pattern
 
 _BINARY = {"type": "string", "format": "binary"}
 _STR = {"type": "string"}
@@ -48,7 +50,10 @@ def chunk_query() -> list[dict]:
     params = _converter().schema2parameters(ChunkFieldsIn, location="query")
     for param in params:
         param["required"] = False  # required only with an application/octet-stream body
-        param["description"] = f"{param.get('description', '')} (query form: only with an application/octet-stream body)".strip()
+        param["description"] = (
+            f"{param.get('description', '')} (query form: read only with an application/octet-stream body; "
+            "with a JSON or form body the body's fields count and the query string is not read)"
+        ).strip()
     return params
 
 
@@ -127,7 +132,35 @@ def document_bodies(spec: dict) -> dict:
     return spec
 
 
-def init_app(app) -> None:
+def document_name_rules(spec: dict, max_bytes: int) -> dict:
+    """Every file-name field (``schemas.file_name``) gets the rules ``validate_name`` checks, made from it."""
+    rules = {
+        "minLength": 1,
+        "maxLength": max_bytes,  # characters; the limit is in UTF-8 bytes, as the description says
+        "pattern": name_pattern(),
+    }
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.pop(NAME_RULE, False):
+                node.update(rules, maxLength=min(node.get("maxLength", max_bytes), max_bytes))
+                node["description"] = (
+                    f"{node.get('description', '')} At most {max_bytes} bytes in UTF-8, no '/', '\\' or control "
+                    "characters, no whitespace at either end, and at least one visible character other than '.'."
+                ).strip()
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(spec)
+    return spec
+
+
+def init_app(app, max_name_bytes: int = 255) -> None:
     from redfile_common.error_handlers import chain_spec_processor
 
+    # chained "first": the last chained runs first, so the bodies are documented, then their names
+    chain_spec_processor(app, lambda spec: document_name_rules(spec, max_name_bytes), first=True)
     chain_spec_processor(app, document_bodies, first=True)  # before the common error responses are added
