@@ -195,3 +195,18 @@ def test_options_on_files_zip_names_its_own_methods(apps):
     client = apps["files"].test_client()
     assert set(client.options("/files/zip").headers["Allow"].replace(" ", "").split(",")) == {"OPTIONS", "POST"}
     assert client.get("/files/zip").status_code == 405
+
+
+def test_upload_chunk_fields_in_the_query_with_a_json_body_are_refused(apps):
+    rf = apps["files"].extensions["redfile"]
+    alice = auth_header(user_token(rf.settings, rf.redis, "alice"))
+    client = apps["files"].test_client()
+    body = {"chunk_index": 0, "total_chunks": 2, "chunk_data": "eHl6"}
+    resp = client.post("/upload_chunk?chunk_index=1&total_chunks=5", headers=alice, json=body)
+    assert resp.status_code == 422, resp.get_data(as_text=True)
+    assert set(resp.json["error"]["details"]["query"]) == {"chunk_index", "total_chunks"}
+    assert not rf.redis.keys("*upload*")  # nothing was started
+    form = client.post("/upload_chunk?file_id=x", headers=alice, data={"chunk_index": "0", "total_chunks": "2", "chunk_data": "eHl6"})
+    assert form.status_code == 422 and set(form.json["error"]["details"]["query"]) == {"file_id"}
+    raw = client.post("/upload_chunk?chunk_index=0&total_chunks=2", headers=alice, data=b"xyz", content_type="application/octet-stream")
+    assert raw.status_code == 201, raw.get_data(as_text=True)

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from redfile_common.errors import ApiError
 from redfile_files.validation import (
     DEFAULT_MIME_TYPE,
+    MIME_PATTERN,
     decode_base64,
     decode_cursor,
     encode_cursor,
@@ -209,3 +210,24 @@ def test_the_documented_name_pattern_is_the_rule(name):
 @given(st.text(st.characters(codec="utf-8"), max_size=20) | st.text(st.sampled_from(" .a/\u200b\u0301\ufeff\u3000\x00é"), max_size=6))
 def test_the_documented_name_pattern_is_the_rule_for_any_text(name):
     assert (re.fullmatch(name_pattern(), name) is not None) == accepted(name), ascii(name)
+
+
+def mime_accepted(value: str) -> bool:
+    try:
+        validate_mime_type(value)
+    except ApiError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "value", ["", "text/plain", " text/plain ", "text/plain; charset=utf-8", 'a/b;x="q y"', "   ", "text", "a b/c", "tëxt/plain", "\ufffd"]
+)
+def test_the_documented_mime_pattern_is_the_rule(value):
+    assert (re.fullmatch(MIME_PATTERN, value) is not None) == mime_accepted(value), value
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.from_regex(MIME_PATTERN, fullmatch=True).filter(lambda v: len(v) <= 255) | st.text(max_size=12))
+def test_the_documented_mime_pattern_is_the_rule_for_any_text(value):
+    assert (re.fullmatch(MIME_PATTERN, value) is not None) == mime_accepted(value), ascii(value)

@@ -6,6 +6,8 @@
   required, a schema-level rule such as "give at least one of") also gets
   ``minProperties: 1``.
 * A 204 or 304 answer documents no content (it has no body).
+* A ``{username}`` in a path is documented with the account rules (``fields.USERNAME_PATTERN``),
+  unless the service documented it otherwise.
 * The ``/internal/...`` operations (service tokens only, never routed by the
   gateway or the ingress) are not in the public document
   (``/<service>/openapi.json``) but in an internal one of their own, served at
@@ -19,6 +21,8 @@ import re
 
 from apiflask import APIFlask, Schema
 from flask import Flask, jsonify
+
+from .fields import USERNAME_MAX, USERNAME_MIN, USERNAME_PATTERN
 
 INTERNAL_PREFIX = "/internal/"
 INTERNAL_SPEC_PATH = "/internal/openapi.json"
@@ -60,6 +64,16 @@ def require_bodies(app: Flask, spec: dict) -> dict:
     return spec
 
 
+def path_usernames(spec: dict) -> dict:
+    rules = {"type": "string", "minLength": USERNAME_MIN, "maxLength": USERNAME_MAX, "pattern": USERNAME_PATTERN}
+    for ops in spec.get("paths", {}).values():
+        for op in (ops, *ops.values()):
+            for param in op.get("parameters", ()) if isinstance(op, dict) else ():
+                if param.get("in") == "path" and param.get("name") == "username" and "pattern" not in param.get("schema", {}):
+                    param["schema"] = {**param.get("schema", {}), **rules}
+    return spec
+
+
 def no_body_answers(spec: dict) -> dict:
     for ops in spec.get("paths", {}).values():
         for op in ops.values():
@@ -88,7 +102,7 @@ def init_contract(app: APIFlask) -> None:
     """After the service registered its routes and its own spec processors: the last word on the document."""
     from .error_handlers import chain_spec_processor
 
-    chain_spec_processor(app, lambda spec: split_internal(app, no_body_answers(require_bodies(app, spec))))
+    chain_spec_processor(app, lambda spec: split_internal(app, path_usernames(no_body_answers(require_bodies(app, spec)))))
 
     @app.get(INTERNAL_SPEC_PATH)
     @app.doc(hide=True)  # not an operation of either document

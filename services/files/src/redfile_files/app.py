@@ -87,5 +87,5 @@ def create_app(settings: FilesSettings | None = None, **overrides) -> APIFlask:
     app.before_request(domain.sweeper.ensure_started)
     for bp in (catalogue_http.bp, uploads_http.bp, internal_http.bp, sharing_http.bp, tus_http.bp):
         app.register_blueprint(bp)
-    openapi.init_app(app, settings.max_name_bytes)
+    openapi.init_app(app, settings.max_name_bytes, settings.max_chunk_bytes)
     return app

@@ -15,6 +15,7 @@ from marshmallow import EXCLUDE, RAISE, ValidationError, validates_schema
 from redfile_common.errors import ApiError
 from redfile_common.fields import JsonInteger
 from redfile_files.records import FileRecord
+from redfile_files.validation import MAX_MIME_LENGTH, MIME_PATTERN, OWNER_PATTERN
 
 PAGE_LIMIT_MAX = 200
 # The largest byte count a client may declare: exact as a double, so Lua scripts and JSON clients read it right (8 PiB).
@@ -27,6 +28,14 @@ PAGE_LIMIT_DEFAULT = 50
 
 
 NAME_RULE = "x-redfile-name"  # replaced in the document by the rules of validate_name (openapi.py)
+
+
+def mime_type(description: str = "The MIME type; default: the one the name implies.", **options) -> String:
+    return String(metadata={"pattern": MIME_PATTERN, "maxLength": MAX_MIME_LENGTH, "description": description}, **options)
+
+
+def owner(description: str, **options) -> String:
+    return String(metadata={"pattern": OWNER_PATTERN, "description": description}, **options)
 
 
 def file_name(description: str = "The file's name.", **options) -> String:

@@ -25,6 +25,11 @@ DEFAULT_MIME_TYPE = "application/octet-stream"
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _QUOTED = r'"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e]|\\[\t\x20-\x7e])*"'
 _MIME = re.compile(rf"^({_TOKEN})/({_TOKEN})((?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))*)[ \t]*$")
+# What validate_mime_type takes, for the documents: empty (the default), or a type with whitespace around it
+MIME_PATTERN = rf"^(?:\s*{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))*\s*)?$"
+SHA256_PATTERN = r"^(?:[0-9a-fA-F]{64})?$"  # parse_sha256: empty is none
+# validate_username (a username named by another service): 1-128 characters, no control characters or braces
+OWNER_PATTERN = r"^[^\u0000-\u001f{}\ufffd]{1,128}$"
 
 # Bidi embedding/override/isolate marks and line/paragraph separators: they let a name
 # display as something it is not ("invoice\u202efdp.exe").

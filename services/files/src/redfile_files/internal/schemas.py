@@ -7,11 +7,11 @@ from apiflask.fields import Boolean, Dict, Float, Integer, List, Nested, String
 from apiflask.validators import Length, Range
 
 from redfile_common.fields import JsonInteger
-from redfile_files.schemas import MAX_DECLARED_BYTES, JsonIn, PageQuery, QueryIn
+from redfile_files.schemas import MAX_DECLARED_BYTES, JsonIn, PageQuery, QueryIn, owner
 
 
 class InternalPageQuery(PageQuery):
-    owner = String(load_default=None, validate=Length(min=1, max=200), metadata={"description": "omit for every file"})
+    owner = owner("omit for every file", load_default=None, validate=Length(min=1, max=200))
 
 
 class QuotaIn(JsonIn):
@@ -34,7 +34,7 @@ class DeletedOut(Schema):
 
 
 class StatsQuery(QueryIn):
-    owner = String(load_default=None, validate=Length(min=1, max=128), metadata={"description": "one user's counts; omit for everyone's"})
+    owner = owner("one user's counts; omit for everyone's", load_default=None, validate=Length(min=1, max=128))
 
 
 class StatsOut(Schema):

@@ -11,7 +11,8 @@ from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import EXCLUDE, ValidationError, validates_schema
 
 from redfile_common.fields import JsonInteger
-from redfile_files.schemas import MAX_DECLARED_BYTES, ExpiryIn, JsonIn, QueryIn, file_name
+from redfile_files.schemas import MAX_DECLARED_BYTES, ExpiryIn, JsonIn, QueryIn, file_name, mime_type
+from redfile_files.validation import SHA256_PATTERN
 
 
 class WholeNumber(Integer):
@@ -61,7 +62,7 @@ class ChunkOut(Schema):
 class CompleteIn(ExpiryIn):
     file_id = String(required=True)
     name = file_name(required=True)
-    mime_type = String(load_default=None, allow_none=True)
+    mime_type = mime_type(load_default=None, allow_none=True)
     total_size = JsonInteger(required=True, validate=Range(min=0, max=MAX_DECLARED_BYTES))
 
 
@@ -72,14 +73,18 @@ class UploadIn(ExpiryIn):
     total_size = JsonInteger(
         required=True, validate=Range(min=0, max=MAX_DECLARED_BYTES), metadata={"description": "bytes; reserved against your quota now"}
     )
-    mime_type = String(load_default=None, allow_none=True)
+    mime_type = mime_type(load_default=None, allow_none=True)
     chunk_size = JsonInteger(
         load_default=None,
         allow_none=True,
         validate=Range(min=1),
         metadata={"description": "bytes per chunk (the last one the rest); default: the server's"},
     )
-    sha256 = String(load_default=None, allow_none=True, metadata={"description": "SHA-256 of the whole file, hex; verified at completion"})
+    sha256 = String(
+        load_default=None,
+        allow_none=True,
+        metadata={"pattern": SHA256_PATTERN, "description": "SHA-256 of the whole file, hex; verified at completion"},
+    )
     checksum_algorithm = String(
         load_default=None,
         allow_none=True,
@@ -124,14 +129,12 @@ class FileFormIn(QueryIn):
     """The form fields of a multipart POST /files (the bytes come in the part ``file``)."""
 
     name = file_name("Default: the part's filename.", load_default=None, allow_none=True)
-    mime_type = String(
-        load_default=None, allow_none=True, metadata={"description": "default: the part's Content-Type, else the type the name implies"}
-    )
+    mime_type = mime_type("Default: the part's Content-Type, else the type the name implies.", load_default=None, allow_none=True)
 
 
 class FileJsonIn(JsonIn):
     """The JSON form of POST /files."""
 
     name = file_name(required=True)
-    mime_type = String(load_default=None, allow_none=True)
+    mime_type = mime_type(load_default=None, allow_none=True)
     data = String(required=True, metadata={"description": "the file's bytes, base64", "format": "byte"})
