@@ -210,3 +210,12 @@ def test_upload_chunk_fields_in_the_query_with_a_json_body_are_refused(apps):
     assert form.status_code == 422 and set(form.json["error"]["details"]["query"]) == {"file_id"}
     raw = client.post("/upload_chunk?chunk_index=0&total_chunks=2", headers=alice, data=b"xyz", content_type="application/octet-stream")
     assert raw.status_code == 201, raw.get_data(as_text=True)
+
+
+def test_checksum_headers_are_documented_with_their_formats(apps):
+    from redfile_files.checksums import CRC32C_HEADER_PATTERN, SHA256_HEADER_PATTERN
+
+    put = documents(apps)["files"]["paths"]["/uploads/{upload_id}/chunks/{index}"]["put"]
+    headers = {p["name"]: p["schema"] for p in put["parameters"] if p["in"] == "header"}
+    assert headers["X-Checksum-SHA256"]["pattern"] == SHA256_HEADER_PATTERN
+    assert headers["X-Checksum-CRC32C"]["pattern"] == CRC32C_HEADER_PATTERN

@@ -12,6 +12,7 @@ from __future__ import annotations
 from apispec import APISpec
 from apispec.ext.marshmallow.openapi import OpenAPIConverter
 
+from redfile_files.checksums import CRC32C_HEADER_PATTERN, SHA256_HEADER_PATTERN
 from redfile_files.schemas import NAME_RULE
 from redfile_files.uploads.schemas import ChunkFieldsIn, FileFormIn, FileJsonIn
 from redfile_files.validation import OWNER_PATTERN, name_pattern
@@ -95,14 +96,14 @@ CHUNK_PUT_HEADERS = [
         "in": "header",
         "name": "X-Checksum-SHA256",
         "required": False,
-        "schema": _STR,
+        "schema": {**_STR, "pattern": SHA256_HEADER_PATTERN},
         "description": "the chunk's SHA-256, hex or base64; a mismatch is a 400 and nothing is stored",
     },
     {
         "in": "header",
         "name": "X-Checksum-CRC32C",
         "required": False,
-        "schema": _STR,
+        "schema": {**_STR, "pattern": CRC32C_HEADER_PATTERN},
         "description": "the chunk's CRC32C, 8 hex digits or base64 of 4 big-endian bytes; verified",
     },
 ]
