@@ -70,7 +70,7 @@ class PageQuery(Schema):
 
 
 class FileListQuery(PageQuery):
-    owner = _username()
+    owner = String(validate=Length(min=1, max=64), metadata={"description": "Only this account's files (a filter: any name)."})
 
 
 # -- outputs (the user and file shapes of docs/contracts.md) --------------------

@@ -146,10 +146,16 @@ def document_bodies(spec: dict) -> dict:
                 for param in op.get("parameters", ()):
                     if param.get("in") == "path" and param.get("name") == "username":
                         param["schema"] = {"type": "string", "pattern": OWNER_PATTERN}
-    if "post" in paths.get("/files", {}):
-        paths["/files"]["post"]["requestBody"] = file_body()
-    if "post" in paths.get("/send/{username}", {}):
-        paths["/send/{username}"]["post"]["requestBody"] = file_body()
+    for path in ("/files", "/send/{username}", "/upload_chunk"):
+        op = paths.get(path, {}).get("post")
+        if op is None:
+            continue
+        if path != "/upload_chunk":
+            op["requestBody"] = file_body()
+        op.setdefault("responses", {})["415"] = {
+            "description": "No body, or a body in none of the documented media types (unsupported_media_type)",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPError"}}},
+        }
     return spec
 
 

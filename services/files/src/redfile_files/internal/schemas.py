@@ -11,7 +11,7 @@ from redfile_files.schemas import MAX_DECLARED_BYTES, JsonIn, PageQuery, QueryIn
 
 
 class InternalPageQuery(PageQuery):
-    owner = owner("omit for every file", load_default=None, validate=Length(min=1, max=200))
+    owner = String(load_default=None, validate=Length(min=1, max=200), metadata={"description": "omit for every file"})
 
 
 class QuotaIn(JsonIn):

@@ -32,6 +32,7 @@ from collections.abc import Callable
 import structlog
 
 from redfile_common.errors import ApiError
+from redfile_common.fields import USERNAME_PATTERN
 from redfile_common.limiter import Refused
 from redfile_files.catalogue.reader import Reader
 from redfile_files.catalogue.service import Catalogue
@@ -41,7 +42,7 @@ from redfile_files.storage.shares import ShareStore
 
 log = structlog.get_logger("redfile.files")
 
-USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+USERNAME_RE = re.compile(USERNAME_PATTERN)  # the account rules (auth's), as the documents state them
 
 
 class Sharing:
