@@ -24,6 +24,10 @@ def app():
     def get_thing(thing_id):
         return {"id": thing_id}
 
+    @app.get("/numbers/<int:number>")
+    def get_number(number):
+        return {"number": number}
+
     @app.get("/broken")
     def broken():
         raise RuntimeError("boom")
@@ -60,6 +64,7 @@ def samples(app, method: str, status: str) -> dict[str, dict[str, float]]:
         (lambda c: c.get("/things/abc", data=b"body"), "GET", "400", "/things/<thing_id>"),
         (lambda c: c.get("/things", data=b'{"a": 1}', content_type="application/json"), "GET", "405", "<unmatched>"),
         (lambda c: c.get("/nowhere"), "GET", "404", "<unmatched>"),
+        (lambda c: c.get("/numbers/7"), "GET", "200", "/numbers/<number>"),  # the template, without converter names
         (lambda c: c.get("/broken"), "GET", "500", "/broken"),
     ],
 )

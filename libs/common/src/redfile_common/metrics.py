@@ -21,6 +21,7 @@ master adds the Redis INFO gauges (``redis_info``) to what it serves.
 from __future__ import annotations
 
 import os
+import re
 import time
 
 import structlog
@@ -29,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_flask_exporter import PrometheusMetrics
 
 EXCLUDED = ["/healthz", "/readyz"]
+_CONVERTER = re.compile(r"<[^:<>]+:([^<>]+)>")
 UNMATCHED = "<unmatched>"  # the route of the request log line too
 LABELS = ("method", "status", "url_rule", "service")
 
@@ -68,7 +70,8 @@ def _count_requests(app: Flask, service: str, registry: CollectorRegistry) -> No
     )
 
     def labels(status: int) -> dict[str, str]:
-        rule = request.url_rule.rule if request.url_rule is not None else UNMATCHED
+        # the template without converter names: /files/<file:file_id> is /files/<file_id>, as dashboards name it
+        rule = _CONVERTER.sub(r"<\1>", request.url_rule.rule) if request.url_rule is not None else UNMATCHED
         return {"method": request.method, "status": str(status), "url_rule": rule, "service": service}
 
     def start() -> None:

@@ -14,6 +14,7 @@ from apispec.ext.marshmallow.openapi import OpenAPIConverter
 
 from redfile_files.checksums import CRC32C_HEADER_PATTERN, SHA256_HEADER_PATTERN
 from redfile_files.schemas import NAME_RULE
+from redfile_files.tus.openapi import document_tus
 from redfile_files.uploads.schemas import ChunkFieldsIn, FileFormIn, FileJsonIn
 from redfile_files.validation import OWNER_PATTERN, name_pattern
 
@@ -201,6 +202,7 @@ def document_limits(spec: dict, max_chunk_bytes: int) -> dict:
 def init_app(app, max_name_bytes: int = 255, max_chunk_bytes: int | None = None) -> None:
     from redfile_common.error_handlers import chain_spec_processor
 
+    chain_spec_processor(app, document_tus, first=True)
     if max_chunk_bytes is not None:
         chain_spec_processor(app, lambda spec: document_limits(spec, max_chunk_bytes), first=True)
     # chained "first": the last chained runs first, so the bodies are documented, then their names
