@@ -219,3 +219,22 @@ def test_checksum_headers_are_documented_with_their_formats(apps):
     headers = {p["name"]: p["schema"] for p in put["parameters"] if p["in"] == "header"}
     assert headers["X-Checksum-SHA256"]["pattern"] == SHA256_HEADER_PATTERN
     assert headers["X-Checksum-CRC32C"]["pattern"] == CRC32C_HEADER_PATTERN
+
+
+def test_tus_is_documented(apps):
+    paths = documents(apps)["files"]["paths"]
+    assert set(paths["/tus/"]) == {"options", "post"}
+    assert set(paths["/tus/{upload_id}"]) - {"parameters"} == {"head", "patch", "get", "delete"}
+    patch = paths["/tus/{upload_id}"]["patch"]
+    assert set(patch["requestBody"]["content"]) == {"application/offset+octet-stream"}
+    headers = {p["name"]: p for p in patch["parameters"]}
+    assert headers["Tus-Resumable"]["required"] and headers["Upload-Offset"]["required"]
+    assert {"Upload-Checksum", "Upload-Length"} <= set(headers)
+
+
+def test_a_method_a_tus_url_never_takes_is_a_405_whatever_the_version(apps):
+    rf = apps["files"].extensions["redfile"]
+    alice = auth_header(user_token(rf.settings, rf.redis, "alice"))
+    resp = apps["files"].test_client().delete("/tus/", headers=alice)  # no Tus-Resumable either
+    assert resp.status_code == 405, resp.get_data(as_text=True)
+    assert resp.headers["Allow"] == "OPTIONS, POST"
