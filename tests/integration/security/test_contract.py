@@ -239,3 +239,11 @@ def test_a_method_a_tus_url_never_takes_is_a_405_whatever_the_version(apps):
     resp = apps["files"].test_client().delete("/tus/", headers=alice)  # no Tus-Resumable either
     assert resp.status_code == 405, resp.get_data(as_text=True)
     assert resp.headers["Allow"] == "OPTIONS, POST"
+
+
+def test_admin_quota_bounds_are_files_bounds(apps):
+    props = schema_of(documents(apps)["admin"], "/admin/users/{username}/quota", "put")["properties"]
+    internal = apps["files"].test_client().get("/internal/openapi.json").json
+    theirs = schema_of(internal, "/internal/owners/{username}/quota", "put")["properties"]
+    for field in ("quota_bytes", "max_file_bytes"):
+        assert (props[field]["minimum"], props[field]["maximum"]) == (theirs[field]["minimum"], theirs[field]["maximum"]), field

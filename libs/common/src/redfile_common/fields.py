@@ -15,6 +15,8 @@ from typing import Any
 
 from apiflask.fields import Boolean, Integer, String
 
+# The largest integer a byte count may be anywhere: exact as a double, so Lua and JSON clients read it right
+MAX_SAFE_INTEGER = 2**53 - 1
 USERNAME_MIN, USERNAME_MAX = 2, 32
 PASSWORD_MIN, PASSWORD_MAX = 8, 1024
 # what a username may be once lower-cased; the pattern documents what a client may send (any case)

@@ -14,7 +14,7 @@ from apiflask.fields import Boolean, DateTime, Dict, Float, Integer, List, Neste
 from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import ValidationError, validates_schema
 
-from redfile_common.fields import JsonInteger, StrictBoolean, password, username
+from redfile_common.fields import MAX_SAFE_INTEGER, JsonInteger, StrictBoolean, password, username
 
 ROLES = ("admin", "user")
 MAX_PAGE = 200
@@ -53,13 +53,13 @@ class QuotaIn(Schema):
     quota_bytes = JsonInteger(
         required=True,
         allow_none=True,
-        validate=Range(min=0),
+        validate=Range(min=0, max=MAX_SAFE_INTEGER),
         metadata={"description": "Bytes the user may hold (files and uploads in progress); null: the files service's default."},
     )
     max_file_bytes = JsonInteger(
         load_default=None,
         allow_none=True,
-        validate=Range(min=1),
+        validate=Range(min=1, max=MAX_SAFE_INTEGER),
         metadata={"description": "The user's largest file; null: the files service's default."},
     )
 
