@@ -21,6 +21,8 @@ BAD_NAMES = [
     "x" * 256,
     "é" * 128,
     "rtl\u202eexe.txt",
+    "\u200b",
+    "\ufeff\u200b",
 ]
 BAD_MIME = ["text", "text/", "text/plain\r\nSet-Cookie: x=1", "tëxt/plain", "a b/c", "x/" + "y" * 300]
 

@@ -323,7 +323,8 @@ def test_the_sweeps_walk_drops_dead_entries(api, client, internal, alice, domain
 
 
 def test_stats_are_in_the_openapi_document(client):
-    spec = client.get("/files/openapi.json").json
+    spec = client.get("/internal/openapi.json").json  # the internal document: no client reaches /internal/
+    assert "/internal/stats" not in client.get("/files/openapi.json").json["paths"]
     op = spec["paths"]["/internal/stats"]["get"]
     assert [p["name"] for p in op["parameters"]] == ["owner"]
     schema = op["responses"]["200"]["content"]["application/json"]["schema"]

@@ -206,6 +206,7 @@ ROWS: tuple[Row, ...] = (
     ),
     Row("auth", "GET", "/auth/docs", "public", 200),
     Row("auth", "GET", "/auth/openapi.json", "public", 200),
+    Row("auth", "GET", "/internal/openapi.json", "public", 200),  # the internal document; the gateway routes no /internal/
     Row("auth", "GET", "/auth/docs-assets/<path:filename>", "public", 200, path="/auth/docs-assets/swagger-ui.css"),
     Row("auth", "GET", "/docs/oauth2-redirect", "public", 200),
     Row("auth", "GET", "/healthz", "public", 200),
@@ -238,8 +239,8 @@ ROWS: tuple[Row, ...] = (
     ),
     Row("files", "GET", "/files", "user", 200),
     Row("files", "POST", "/files", "user", 201, json={"name": "one.txt", "data": B64}),
-    Row("files", "GET", "/files/<file_id>", "owner_or_admin", 206, ("file",), path="/files/{file}", headers={"Range": "bytes=0-1"}),
-    Row("files", "HEAD", "/files/<file_id>", "owner_or_admin", 200, ("file",), path="/files/{file}"),
+    Row("files", "GET", "/files/<file:file_id>", "owner_or_admin", 206, ("file",), path="/files/{file}", headers={"Range": "bytes=0-1"}),
+    Row("files", "HEAD", "/files/<file:file_id>", "owner_or_admin", 200, ("file",), path="/files/{file}"),
     Row("files", "GET", "/files/<file_id>/meta", "owner_or_admin", 200, ("file",), path="/files/{file}/meta"),
     Row(
         "files",
@@ -251,7 +252,7 @@ ROWS: tuple[Row, ...] = (
         path="/files/{file}/rename",
         json={"new_name": "renamed.txt"},
     ),
-    Row("files", "DELETE", "/files/<file_id>", "owner_or_admin", 204, ("file",), path="/files/{file}"),
+    Row("files", "DELETE", "/files/<file:file_id>", "owner_or_admin", 204, ("file",), path="/files/{file}"),
     Row("files", "POST", "/texts", "user", 201, json={"name": "t.txt", "content": "hello"}),
     Row("files", "GET", "/texts/<file_id>", "owner_or_admin", 200, ("text",), path="/texts/{text}"),
     Row("files", "GET", "/quota", "user", 200),
@@ -347,6 +348,7 @@ ROWS: tuple[Row, ...] = (
     # ---- files: docs, health ----------------------------------------------------------------------------
     Row("files", "GET", "/files/docs", "public", 200),
     Row("files", "GET", "/files/openapi.json", "public", 200),
+    Row("files", "GET", "/internal/openapi.json", "public", 200),  # the internal document; the gateway routes no /internal/
     Row("files", "GET", "/files/docs-assets/<path:filename>", "public", 200, path="/files/docs-assets/swagger-ui.css"),
     Row("files", "GET", "/docs/oauth2-redirect", "public", 200),
     Row("files", "GET", "/healthz", "public", 200),
@@ -394,6 +396,7 @@ ROWS: tuple[Row, ...] = (
     Row("admin", "GET", "/admin/consistency", "admin", 200),
     Row("admin", "GET", "/admin/docs", "public", 200),
     Row("admin", "GET", "/admin/openapi.json", "public", 200),
+    Row("admin", "GET", "/internal/openapi.json", "public", 200),  # the internal document; the gateway routes no /internal/
     Row("admin", "GET", "/admin/docs-assets/<path:filename>", "public", 200, path="/admin/docs-assets/swagger-ui.css"),
     Row("admin", "GET", "/docs/oauth2-redirect", "public", 200),
     Row("admin", "GET", "/healthz", "public", 200),

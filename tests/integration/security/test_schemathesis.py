@@ -1,30 +1,31 @@
-"""Property-based requests from each service's own OpenAPI document.
+"""Property-based requests from each service's OpenAPI documents, with every check schemathesis has.
 
 Every operation of ``/auth/openapi.json``, ``/files/openapi.json`` and
-``/admin/openapi.json`` is exercised by schemathesis against the real app on
-the private real Redis (admin over the real auth and files apps on loopback):
-user operations with a real user access token, admin operations with an
-admin's token, ``/internal/*`` ones with a service token addressed to that
-service.  Schema-valid (positive) and schema-invalid (negative) requests are
-generated, in every request media type an operation documents: multipart
-file parts, raw ``application/octet-stream`` chunks and base64 JSON included,
-and the byte-carrying operations must have stored something in each form.
+``/admin/openapi.json``, and of the internal documents (``/internal/openapi.json``
+of auth and files), is exercised by schemathesis against the real app on the
+private real Redis (admin over the real auth and files apps on loopback): user
+operations with a real user access token, admin operations with an admin's
+token, ``/internal/*`` ones with a service token addressed to that service.
+Three kinds of cases, as ``schemathesis run`` makes them: the coverage phase
+(boundary values, each parameter missing or of the wrong type, every method the
+path does not document), then schema-valid (positive) and schema-invalid
+(negative) requests drawn by Hypothesis, in every request media type an
+operation documents: multipart file parts, raw ``application/octet-stream``
+chunks and base64 JSON included, and the byte-carrying operations must have
+stored something in each form.
 
-Each response must pass:
-
-* ``not_a_server_error``: no 5xx;
-* ``status_code_conformance``: a documented status;
-* ``content_type_conformance``: a documented content type;
-* ``response_schema_conformance``: the documented schema (errors included:
-  the one ``{"error": {"code", "message"}}`` shape);
-* ``negative_data_rejection`` (negative cases): a 4xx -- any 4xx, so a 413
-  for a body that is both invalid and too large counts as a refusal.
-
-Not used: ``response_headers_conformance`` (no operation documents response
-headers: nothing to check); ``positive_data_acceptance`` (valid data for an id
-that does not exist is rightly a 404); the stateful checks
-(``use_after_free``, ``ensure_resource_availability``: the documents declare
-no links between operations, which they need).
+The checks are ``--checks all``: every check schemathesis registers (no 5xx; a
+documented status, content type, headers and schema, errors included; negative
+data refused with a 4xx and positive data accepted; a missing required header
+refused; an undocumented method a 405 with ``Allow``; ``OPTIONS`` naming the
+documented methods; authentication not ignored; and the stateful ones, which
+find nothing to judge without links between operations).  None is excluded;
+``negative_data_rejection`` judges negative cases only (see ``POSITIVE_CHECKS``),
+and a 413 counts as a refusal of valid data where a deployment's size limit
+applies (``CONFIG``).  What a positive case may not hold although no JSON Schema
+can say so (a made-up page cursor, a past ``expires_at``, cross-field rules) is
+taken out of it by ``beyond_the_schema``, each rule named there and documented
+in the operation's descriptions.
 
 Path parameters come from schemathesis or, as often, from ids that exist (a
 stored file, a text, an upload session, a share link, users), and a few
@@ -35,6 +36,7 @@ back to the seeded state (``FLUSHALL`` + ``RESTORE`` of a snapshot): examples
 are independent, and the run is reproducible (``derandomize``; no shrinking,
 so a failure is reported as found).  The failures of all operations are
 collected and reported together, after the status codes each one got.
+About 40 seconds for the three tests.
 """
 
 from __future__ import annotations
@@ -52,22 +54,23 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    negative_data_rejection,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from schemathesis.checks import CHECKS as REGISTERED_CHECKS
+from schemathesis.checks import load_all_checks
 
 from redfile_dev.testing import auth_header, service_token, settings_overrides, user_account, user_token
 
 # Examples per operation and generation mode, times the number of request media types it documents.
 POSITIVE_EXAMPLES = 20
 NEGATIVE_EXAMPLES = 10
+COVERAGE_CASES = 60  # per operation, of schemathesis's coverage phase (most have fewer)
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-NEGATIVE_CHECKS = [*CHECKS, negative_data_rejection]
+# `--checks all`: every check schemathesis registers, but those named here, each with the reason.
+EXCLUDED_CHECKS: dict[str, str] = {}
+load_all_checks()
+CHECKS = [check for check in REGISTERED_CHECKS.get_all() if check.__name__ not in EXCLUDED_CHECKS]
+# negative_data_rejection judges negative cases only: schemathesis re-reads a positive case's raw bytes in a
+# multipart part (and a tweaked body, the harness's own) as schema-violating, and would hold its 2xx against it.
+POSITIVE_CHECKS = [check for check in CHECKS if check.__name__ != "negative_data_rejection"]
 
 CHEAP_ARGON2 = {"argon2_memory_kib": 1024, "argon2_time_cost": 1, "argon2_parallelism": 1}
 ADMIN_PASSWORD = "admin-password-1"
@@ -105,7 +108,7 @@ def restore(r: redis.Redis, state: list[tuple[bytes, int, bytes]]) -> None:
 class Target:
     """One service under test: its schema, how to authenticate, known path values, the seeded state."""
 
-    schema: Any
+    schemas: list[Any]  # the service's public document, and its internal one when it has /internal/ operations
     headers_for: Callable[[Any], dict[str, str]]  # operation -> auth headers (fresh per example)
     path_values: dict[str, list[Any]]
     reset: Callable[[], None]
@@ -138,11 +141,60 @@ def negates_authorization(case) -> bool:
     return False
 
 
+# what beyond_the_schema touches: a negative case about one of these is left as it is
+BEYOND_THE_SCHEMA = frozenset(
+    {"cursor", "expires_at", "burn_after_read", "total_size", "chunk_size", "sha256", "chunk_index", "total_chunks"}
+    | {"upload-checksum", "upload-metadata", "upload-concat", "upload-defer-length", "upload-length"}
+)
+
+
+def beyond_the_schema(case) -> None:
+    """What a positive case may not hold although the schema allows it: rules no JSON Schema can state.
+
+    * a page ``cursor`` is an opaque token the server issued: a made-up one is rightly a 422;
+    * ``expires_at`` must be in the future, a rule relative to the clock;
+    * ``burn_after_read`` is for texts only, a rule on the file the link is for;
+    * an upload's ``total_size / chunk_size`` is at most ``max_chunks``, a rule across two fields;
+    * a chunk's ``sha256`` must be its bytes' digest, and its ``chunk_index`` less than ``total_chunks``:
+      rules across two fields;
+    * tus: ``Upload-Checksum`` must be the body's digest; a creation takes exactly one of ``Upload-Length``
+      (at least the body's size) and ``Upload-Defer-Length``; ``Upload-Metadata`` values must be real
+      base64 and ``Upload-Concat``'s URLs real partial uploads: rules across headers, or about other uploads;
+    * ``POST /upload_chunk`` reads its fields from the query string only with a raw body (a
+      field there beside a JSON or form body is refused): OpenAPI cannot tie a parameter to a
+      request media type.
+    """
+    if case.query:
+        case.query = {k: v for k, v in case.query.items() if k != "cursor"}
+    if isinstance(case.body, dict):
+        case.body = {k: v for k, v in case.body.items() if k not in ("expires_at", "burn_after_read")}
+    if case.path == "/uploads" and isinstance(case.body, dict) and isinstance(case.body.get("total_size"), int | float):
+        chunk = case.body.get("chunk_size")
+        chunk = int(chunk) if isinstance(chunk, int | float) and 1 <= chunk < 2**53 else FILES_LIMITS["max_chunk_bytes"]
+        case.body["total_size"] = min(case.body["total_size"], chunk * FILES_LIMITS["max_chunks"])
+    if case.path == "/upload_chunk" and case.media_type != "application/octet-stream" and case.query:
+        case.query = {}
+    if case.path.startswith("/tus/") and case.headers:
+        drop = {"upload-checksum", "upload-metadata", "upload-concat", "upload-defer-length"}
+        case.headers = {k: v for k, v in case.headers.items() if k.lower() not in drop}
+        if case.method.upper() == "POST":
+            size = len(case.body) if isinstance(case.body, bytes) else 0
+            declared = str(case.headers.get("Upload-Length", ""))
+            case.headers["Upload-Length"] = str(max(int(declared) if declared.isdigit() else 0, size))
+    if case.path == "/upload_chunk":
+        case.query = {k: v for k, v in (case.query or {}).items() if k != "sha256"} or case.query
+        for fields in (case.body, case.query):
+            if isinstance(fields, dict):
+                fields.pop("sha256", None)
+                index, total = fields.get("chunk_index"), fields.get("total_chunks")
+                if isinstance(index, int) and isinstance(total, int) and 0 < total <= index:
+                    fields["chunk_index"] = total - 1
+
+
 def run_operation(target: Target, operation, mode: GenerationMode, examples: int) -> None:
     known = {name: values for name, values in target.path_values.items() if f"{{{name}}}" in operation.path}
     strategy = operation.as_strategy(generation_mode=mode)  # draws every documented request media type
     picks = st.fixed_dictionaries({name: st.one_of(st.none(), st.sampled_from(values)) for name, values in known.items()})
-    checks = NEGATIVE_CHECKS if mode.is_negative else CHECKS
 
     tweak = target.tweaks.get(operation.label) if mode.is_positive else None
 
@@ -156,6 +208,8 @@ def run_operation(target: Target, operation, mode: GenerationMode, examples: int
                     case.path_parameters[name] = value
         if tweak is not None and (operation.label in target.always or data.draw(st.booleans(), label="tweak")):
             tweak(case, data.draw)
+        if mode.is_positive:
+            beyond_the_schema(case)
         # the real credentials, unless the negative case is about them (then it gets the 401 it is after)
         if mode.is_positive or not negates_authorization(case):
             case.headers = {
@@ -168,7 +222,7 @@ def run_operation(target: Target, operation, mode: GenerationMode, examples: int
             target.media_types[operation.label].add(case.media_type)
             if response.status_code < 300:
                 target.media_types[operation.label].add(f"{case.media_type} {response.status_code}")
-        case.validate_response(response, checks=checks)
+        case.validate_response(response, checks=CHECKS if mode.is_negative else POSITIVE_CHECKS)
 
     # schemathesis's negative strategies also draw from the random module, which derandomize does not
     # reach: seeded per operation and mode, the run is the same whatever ran before it
@@ -176,13 +230,56 @@ def run_operation(target: Target, operation, mode: GenerationMode, examples: int
     example()
 
 
+def run_coverage(target: Target, operation) -> None:
+    """schemathesis's coverage phase: boundary values, each parameter missing or of the wrong type, and
+    every method the path does not document (a 405 with ``Allow``); ``OPTIONS`` must name exactly the
+    documented methods.  Its cases are a fixed list, capped per operation."""
+    schema = operation.schema
+    cases = schema.iter_coverage_cases(
+        operation,
+        generation_modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
+        generation_config=schema.config.generation_for(operation=operation),
+    )
+    known = {name: values for name, values in target.path_values.items() if f"{{{name}}}" in operation.path}
+    failures = []
+    for number, case in enumerate(cases):
+        if number >= COVERAGE_CASES:
+            break
+        target.reset()
+        positive = case.meta is not None and case.meta.generation.mode.is_positive
+        negated = (getattr(case.meta.phase.data, "parameter", None) or "").lower() if case.meta is not None else ""
+        if positive:
+            for name, values in known.items():
+                case.path_parameters[name] = values[number % len(values)]
+            beyond_the_schema(case)
+        elif negated not in BEYOND_THE_SCHEMA:  # what the case negates stays; the rest is made as a positive case is
+            beyond_the_schema(case)
+        if negated != "authorization":
+            case.headers = {
+                **{k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"},
+                **target.headers_for(operation),
+            }
+        response = case.call()
+        target.statuses[operation.label][response.status_code] += 1
+        try:
+            case.validate_response(response, checks=POSITIVE_CHECKS if positive else CHECKS)
+        except (Exception, BaseExceptionGroup) as exc:
+            failures.append(exc)
+    if failures:
+        raise BaseExceptionGroup(f"{len(failures)} coverage case(s) failed", failures[:3])
+
+
 def run_all(target: Target) -> None:
     """Every operation of the document, positive then negative; all failures reported together."""
     failures, operations = [], []
-    for result in target.schema.get_all_operations():
+    for result in (result for schema in target.schemas for result in schema.get_all_operations()):
         operation = result.ok()
         operations.append(operation)
         media = request_media_types(operation)
+        try:
+            run_coverage(target, operation)
+        except (Exception, BaseExceptionGroup) as exc:
+            failures.append(f"{operation.label} [coverage]: {type(exc).__name__}: {exc!r}"[:3000])
         for mode, budget in ((GenerationMode.POSITIVE, POSITIVE_EXAMPLES), (GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES)):
             try:
                 run_operation(target, operation, mode, budget * len(media))
@@ -204,16 +301,29 @@ def run_all(target: Target) -> None:
 
 # Negative data must be refused with a 4xx, any 4xx: 413 (too large) and 416 are refusals too.
 # An explicit config also keeps a stray schemathesis.toml from changing the run.
+# Valid data may also be refused with a 413: a raw chunk's size limit is the deployment's, which no
+# schema of an application/octet-stream body can state (schemathesis's defaults otherwise).
 CONFIG = """
 [checks.negative_data_rejection]
 expected-statuses = ["4xx"]
+
+[checks.positive_data_acceptance]
+expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "413", "429", "5xx"]
+
+[checks.missing_required_header]
+expected-statuses = ["400", "401", "403", "406", "412", "415", "422"]
 """
+# (a missing Tus-Resumable is a 412 Precondition Failed: the tus 1.0.0 protocol's own answer)
+
+# tus bodies are raw bytes, sent as an application/octet-stream body is
+schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
 
 
-def load(app, path: str):
-    schema = schemathesis.openapi.from_wsgi(path, app, config=schemathesis.Config.from_str(CONFIG))
-    assert len(list(schema.get_all_operations())) > 0
-    return schema
+def load(app, *paths: str) -> list:
+    schemas = [schemathesis.openapi.from_wsgi(path, app, config=schemathesis.Config.from_str(CONFIG)) for path in paths]
+    for schema in schemas:
+        assert len(list(schema.get_all_operations())) > 0
+    return schemas
 
 
 # -- auth -----------------------------------------------------------------------------------
@@ -256,7 +366,7 @@ def test_auth_document(redis_url, redis_client):
         "POST /auth/password": with_body(current_password="password-123"),
     }
     target = Target(
-        load(app, "/auth/openapi.json"),
+        load(app, "/auth/openapi.json", "/internal/openapi.json"),
         headers_for,
         {"username": ["alice", "bob", "admin", "nobody"]},
         lambda: restore(redis_client, state),
@@ -293,6 +403,9 @@ def test_files_document(redis_url, redis_client, serve):
     theirs = created(client.post("/files", headers=bob, json={"name": "bob.txt", "data": b64(b"from bob")}))
     created(client.post(f"/files/{theirs['id']}/recipients", headers=bob, json={"username": "alice"}))
     seed = created(client.post("/upload_chunk", headers=alice, json={"chunk_index": 0, "total_chunks": 2, "chunk_data": b64(b"first")}))
+    tus = client.post("/tus/", headers={**alice, "Tus-Resumable": "1.0.0", "Upload-Length": "3"})
+    assert tus.status_code == 201, tus.get_data(as_text=True)
+    tus_id = tus.headers["Location"].rsplit("/", 1)[1]
     state = snapshot(redis_client)
 
     def headers_for(operation):
@@ -304,11 +417,11 @@ def test_files_document(redis_url, redis_client, serve):
 
     known = {
         "file_id": [stored["id"], text["id"], theirs["id"]],
-        "upload_id": [upload["id"]],
+        "upload_id": [upload["id"], tus_id],
         "index": [0, 1, 2],
         "share_id": [link["id"]],
         "token": [link["token"]],
-        "username": ["alice", "bob"],
+        "username": ["bob"],  # alice is the caller, and sharing with yourself is refused (a rule relative to the caller)
     }
 
     def upload_chunk(case, draw):  # a chunk of the seeded two-chunk upload, or the first of a new one
@@ -328,6 +441,15 @@ def test_files_document(redis_url, redis_client, serve):
         case.path_parameters.update(upload_id=upload["id"], index=draw(st.integers(0, 2)))
         case.body = draw(st.binary(min_size=1, max_size=1))
 
+    def tus_patch(case, draw):  # bytes at the right offset of the seeded 3-byte tus upload, no checksum
+        case.path_parameters["upload_id"] = tus_id
+        case.headers = {
+            **{k: v for k, v in (case.headers or {}).items() if k.lower() not in ("upload-checksum", "upload-length")},
+            "Tus-Resumable": "1.0.0",
+            "Upload-Offset": "0",
+        }
+        case.body = draw(st.binary(min_size=1, max_size=3))
+
     def complete(case, draw):
         if isinstance(case.body, dict):
             case.body["file_id"] = seed["file_id"]
@@ -341,10 +463,16 @@ def test_files_document(redis_url, redis_client, serve):
         "PUT /uploads/{upload_id}/chunks/{index}": put_chunk,
         "POST /upload_complete": complete,
         "POST /files/zip": zip_files,
+        "PATCH /tus/{upload_id}": tus_patch,
     }
     always = frozenset({"POST /upload_chunk", "PUT /uploads/{upload_id}/chunks/{index}"})
-    target = Target(load(app, "/files/openapi.json"), headers_for, known, lambda: restore(redis_client, state), tweaks, always)
+    target = Target(
+        load(app, "/files/openapi.json", "/internal/openapi.json"), headers_for, known, lambda: restore(redis_client, state), tweaks, always
+    )
     run_all(target)
+    # tus, documented too, created uploads and stored bytes through its documented operations
+    assert target.statuses["POST /tus/"][201] > 0, dict(target.statuses["POST /tus/"])
+    assert target.statuses["PATCH /tus/{upload_id}"][204] > 0, dict(target.statuses["PATCH /tus/{upload_id}"])
     # the byte-carrying operations stored something in every form they take
     for label, forms in (
         ("POST /upload_chunk", ("application/json", "multipart/form-data", "application/octet-stream")),

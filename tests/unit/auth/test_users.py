@@ -95,4 +95,4 @@ def test_cursor_round_trip_and_garbage():
     for bad in ("!!!", "====", encode_cursor("NOT VALID"), "zz"):
         with pytest.raises(ApiError) as err:
             decode_cursor(bad)
-        assert err.value.code == "bad_request"
+        assert (err.value.code, err.value.status) == ("validation_error", 422)  # as on every list

@@ -13,7 +13,24 @@ def test_valid_usernames(name):
 
 
 @pytest.mark.parametrize(
-    "name", ["a", "", "x" * 33, ".alice", "_alice", "-alice", "al ice", "alice!", "al/ice", "ålice", "alice\n", "al:ice"]
+    "name",
+    [
+        "a",
+        "",
+        "x" * 33,
+        ".alice",
+        "_alice",
+        "-alice",
+        "al ice",
+        "alice!",
+        "al/ice",
+        "ålice",
+        "alice\n",
+        "al:ice",
+        "\u200b\u200b",
+        "\ufeff\ufeff",
+        "al\u200bice",
+    ],
 )
 def test_invalid_usernames(name):
     assert not is_valid_username(normalise_username(name))

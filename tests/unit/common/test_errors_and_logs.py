@@ -142,7 +142,7 @@ def test_lone_surrogates_in_json_are_refused_before_any_route(app):
 
 def test_a_request_refused_by_a_hook_still_has_its_request_id_and_log_line(app, capsys):
     logging.getLogger().setLevel(logging.INFO)
-    resp = app.test_client().post("/t/api-error", data="{not json", content_type="application/json", headers={"X-Request-ID": "rid-hook"})
+    resp = app.test_client().get("/t/api-error", data="{not json", content_type="application/json", headers={"X-Request-ID": "rid-hook"})
     assert resp.status_code == 400 and resp.headers["X-Request-ID"] == "rid-hook"
     lines = [json.loads(text) for text in capsys.readouterr().out.splitlines() if text.startswith("{")]
     assert [entry["status"] for entry in lines if entry.get("event") == "request" and entry.get("request_id") == "rid-hook"] == [400]

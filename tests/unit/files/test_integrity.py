@@ -260,3 +260,39 @@ def test_a_connection_reset_while_reading_is_bad_request(monkeypatch, threaded):
         with pytest.raises(ApiError) as err:
             intake.read_whole(Reset(), length, 16)
         assert err.value.code == "bad_request"
+
+
+def header_accepted(parse, value: str) -> bool:
+    try:
+        parse(value)
+    except ApiError:
+        return False
+    return True
+
+
+SHA = hashlib.sha256(b"x").digest()
+HEADER_SAMPLES = [
+    "",
+    "  ",
+    SHA.hex(),
+    SHA.hex().upper(),
+    f" {SHA.hex()} ",
+    base64.b64encode(SHA).decode(),
+    base64.b64encode(SHA).decode().rstrip("="),
+    SHA.hex()[:-1],
+    "0badc0de",
+    base64.b64encode(b"\x01\x02\x03\x04").decode(),
+    "AQIDBA",
+    "zzzzzzzz",
+    base64.b64encode(b"12345").decode(),
+]
+
+
+@pytest.mark.parametrize("value", HEADER_SAMPLES)
+def test_the_documented_checksum_header_patterns_are_the_parsers_rules(value):
+    import re
+
+    from redfile_files.checksums import CRC32C_HEADER_PATTERN, SHA256_HEADER_PATTERN, parse_crc32c_value, parse_sha256_value
+
+    assert (re.fullmatch(SHA256_HEADER_PATTERN, value) is not None) == header_accepted(parse_sha256_value, value), value
+    assert (re.fullmatch(CRC32C_HEADER_PATTERN, value) is not None) == header_accepted(parse_crc32c_value, value), value

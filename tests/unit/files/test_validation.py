@@ -1,15 +1,20 @@
 import base64
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from redfile_common.errors import ApiError
 from redfile_files.validation import (
     DEFAULT_MIME_TYPE,
+    MIME_PATTERN,
     decode_base64,
     decode_cursor,
     encode_cursor,
     is_file_id,
     lenient_mime_type,
+    name_pattern,
     parse_sha256,
     validate_mime_type,
     validate_name,
@@ -52,6 +57,13 @@ def test_good_names_are_kept_as_is(name):
         "x" * 256,
         "é" * 128,
         "\ud800",
+        "\u200b",  # zero width space: a name nobody can see or type
+        "\ufeff",  # byte order mark
+        "\u200b\ufeff\u2060",
+        "\u200c\u200d",
+        "\u3164",  # Hangul filler: a letter that draws nothing
+        "\u2800\u2800",  # braille blank
+        "\u0301",  # a lone combining mark
         None,
         42,
         b"bytes",
@@ -61,6 +73,11 @@ def test_bad_names_are_refused(name):
     with pytest.raises(ApiError) as err:
         validate_name(name)
     assert err.value.code == "invalid_name" and err.value.status == 400
+
+
+@pytest.mark.parametrize("name", ["a\u200bb", "\ufeffx.txt", "e\u0301.txt", "\u200dx"])
+def test_invisible_characters_beside_visible_ones_are_kept(name):
+    assert validate_name(name) == name
 
 
 def test_name_limit_is_configurable_in_bytes():
@@ -167,3 +184,50 @@ def test_cursor_round_trip_and_garbage():
         with pytest.raises(ApiError) as err:
             decode_cursor(bad)
         assert err.value.code == "validation_error" and err.value.status == 422
+
+
+def accepted(name: str) -> bool:
+    try:
+        validate_name(name)
+    except ApiError:
+        return False
+    return True
+
+
+NAME_SAMPLES = [
+    *["notes.txt", ".hidden", "a b", "..x", "x..", "é", "\u200bx", "x\u200b", "e\u0301", "\U0001f389", "\U000e0041x"],
+    *["", ".", "..", "...", ". .", " x", "x ", "a/b", "a\\b", "a\x00", "\u200b", "..\u200b", "\u0301", "\u3000x", "x\u00a0"],
+    *["\ufffd", "a\u202eb", "\ufeff", "\u2028", "\U000e0041"],
+]
+
+
+@pytest.mark.parametrize("name", NAME_SAMPLES)
+def test_the_documented_name_pattern_is_the_rule(name):
+    assert (re.fullmatch(name_pattern(), name) is not None) == accepted(name), name
+
+
+@settings(max_examples=500, deadline=None, derandomize=True, database=None)
+@given(st.text(st.characters(codec="utf-8"), max_size=20) | st.text(st.sampled_from(" .a/\u200b\u0301\ufeff\u3000\x00é"), max_size=6))
+def test_the_documented_name_pattern_is_the_rule_for_any_text(name):
+    assert (re.fullmatch(name_pattern(), name) is not None) == accepted(name), ascii(name)
+
+
+def mime_accepted(value: str) -> bool:
+    try:
+        validate_mime_type(value)
+    except ApiError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "value", ["", "text/plain", " text/plain ", "text/plain; charset=utf-8", 'a/b;x="q y"', "   ", "text", "a b/c", "tëxt/plain", "\ufffd"]
+)
+def test_the_documented_mime_pattern_is_the_rule(value):
+    assert (re.fullmatch(MIME_PATTERN, value) is not None) == mime_accepted(value), value
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.from_regex(MIME_PATTERN, fullmatch=True).filter(lambda v: len(v) <= 255) | st.text(max_size=12))
+def test_the_documented_mime_pattern_is_the_rule_for_any_text(value):
+    assert (re.fullmatch(MIME_PATTERN, value) is not None) == mime_accepted(value), ascii(value)

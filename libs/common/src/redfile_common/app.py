@@ -19,7 +19,7 @@ from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from . import deadline, docs_assets, error_handlers, health, logs, metrics, tracing
+from . import contract, deadline, docs_assets, error_handlers, health, logs, metrics, tracing
 from .audit import AuditLog, request_context
 from .body_drain import DrainUnreadBody
 from .breaker import CircuitBreaker
@@ -105,6 +105,7 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
     app.error_processor(error_handlers.apiflask_error_processor)
     app.before_request(credentials_first)  # ahead of the body checks: no credentials, no look at the body
     error_handlers.register_error_handlers(app)
+    contract.init_contract(app)  # the documents' last word: required bodies, /internal/ in a document of its own
 
     registry = metrics.new_registry()
     instruments = CommonMetrics(name, registry)

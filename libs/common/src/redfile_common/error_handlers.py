@@ -138,8 +138,11 @@ def reject_bodies_on_get() -> None:
     """before_request: a GET or HEAD carries no body (RFC 9110 gives it no meaning); one that does is a 400.
 
     Not for the app's ``RAW_BODY_ENDPOINTS``, which read their bodies themselves
-    whatever the method (tus's ``X-HTTP-Method-Override`` makes a GET a PATCH).
+    whatever the method (tus's ``X-HTTP-Method-Override`` makes a GET a PATCH), nor for a
+    request no route takes: its 404 or 405 (with ``Allow``) says more than a 400 would.
     """
+    if request.routing_exception is not None:
+        return
     if request.method in ("GET", "HEAD") and _has_body() and not _raw_body_endpoint():
         raise ApiError("bad_request", f"A {request.method} request takes no body.")
 
@@ -154,8 +157,8 @@ def check_json_body() -> None:
     route.  Endpoints in the app's ``RAW_BODY_ENDPOINTS`` read their body as
     bytes whatever its type, and are left alone.
     """
-    if not request.is_json or not _has_body() or _raw_body_endpoint():
-        return
+    if not request.is_json or not _has_body() or _raw_body_endpoint() or request.routing_exception is not None:
+        return  # a request no route takes gets its 404 or 405, whatever its body
     data = request.get_json(cache=True)  # invalid_json (JsonRequest) when it does not parse
     if (request.content_length or 0) > 1024 * 1024:
         return  # large bodies (base64 chunks) are ASCII by construction, or rejected by their parser

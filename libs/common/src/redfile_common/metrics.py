@@ -6,9 +6,14 @@ its own (``METRICS_PORT``), never through the public routes.  Requests are
 grouped by URL rule, so a file id never becomes a label value.  Outside
 gunicorn (tests, ``flask run``) each app gets a private registry.
 
-The request metrics are ``redfile_http_request_duration_seconds`` (histogram)
-and ``redfile_http_request_total`` (counter), labelled method, status,
-url_rule (the histogram only) and service.  The app factory builds the
+The request metrics are ``redfile_http_request_duration_seconds`` (histogram),
+``redfile_http_request_total`` and ``redfile_http_request_exceptions_total``
+(counters), all labelled method, status, url_rule and service: url_rule is the
+route template (``/files/<file_id>``), or ``<unmatched>`` (as in the request log) for a path or method no
+route takes.  They are this module's own hooks, not the exporter's defaults, so
+that every request counts once in each, including one refused by a hook before
+its route runs (a body that is not JSON, a GET with a body): the exporter
+starts its clock in a ``before_request`` hook such a refusal skips.  The app factory builds the
 service's own metrics (``product_metrics``) on the same registry, and the
 master adds the Redis INFO gauges (``redis_info``) to what it serves.
 """
@@ -16,13 +21,18 @@ master adds the Redis INFO gauges (``redis_info``) to what it serves.
 from __future__ import annotations
 
 import os
+import re
+import time
 
 import structlog
-from flask import Flask
-from prometheus_client import CollectorRegistry
+from flask import Flask, g, request
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_flask_exporter import PrometheusMetrics
 
 EXCLUDED = ["/healthz", "/readyz"]
+_CONVERTER = re.compile(r"<[^:<>]+:([^<>]+)>")
+UNMATCHED = "<unmatched>"  # the route of the request log line too
+LABELS = ("method", "status", "url_rule", "service")
 
 log = structlog.get_logger("redfile.metrics")
 
@@ -42,21 +52,49 @@ def init_metrics(app: Flask, service: str, registry: CollectorRegistry | None = 
     if multiprocess_dir():
         from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics
 
-        metrics = GunicornPrometheusMetrics(
-            app, registry=registry, group_by="url_rule", default_labels=labels, excluded_paths=EXCLUDED, defaults_prefix="redfile"
-        )
+        metrics = GunicornPrometheusMetrics(app, registry=registry, default_labels=labels, excluded_paths=EXCLUDED, export_defaults=False)
     else:
         metrics = PrometheusMetrics(
-            app,
-            path=None,
-            registry=registry,
-            group_by="url_rule",
-            default_labels=labels,
-            excluded_paths=EXCLUDED,
-            defaults_prefix="redfile",
+            app, path=None, registry=registry, default_labels=labels, excluded_paths=EXCLUDED, export_defaults=False
         )
     app.extensions["redfile_metrics"] = metrics
+    _count_requests(app, service, registry)
     return metrics
+
+
+def _count_requests(app: Flask, service: str, registry: CollectorRegistry) -> None:
+    duration = Histogram("redfile_http_request_duration_seconds", "HTTP request duration in seconds", LABELS, registry=registry)
+    total = Counter("redfile_http_request_total", "HTTP requests", LABELS, registry=registry)
+    exceptions = Counter(
+        "redfile_http_request_exceptions_total", "HTTP requests that raised an unexpected exception", LABELS, registry=registry
+    )
+
+    def labels(status: int) -> dict[str, str]:
+        # the template without converter names: /files/<file:file_id> is /files/<file_id>, as dashboards name it
+        rule = _CONVERTER.sub(r"<\1>", request.url_rule.rule) if request.url_rule is not None else UNMATCHED
+        return {"method": request.method, "status": str(status), "url_rule": rule, "service": service}
+
+    def start() -> None:
+        g.metrics_started = time.perf_counter()
+
+    def finish(response):
+        if request.path not in EXCLUDED and not g.get("metrics_counted"):
+            g.metrics_counted = True
+            values = labels(response.status_code)
+            total.labels(**values).inc()
+            duration.labels(**values).observe(max(time.perf_counter() - g.get("metrics_started", time.perf_counter()), 0.0))
+            if g.get("unhandled_error"):  # set by the shared handler of unexpected exceptions
+                exceptions.labels(**values).inc()
+        return response
+
+    def teardown(exc: BaseException | None) -> None:
+        if exc is not None and request.path not in EXCLUDED and not g.get("unhandled_error"):
+            exceptions.labels(**labels(500)).inc()
+
+    # the clock starts before every other hook, so a request one of them refuses is timed too
+    app.before_request_funcs.setdefault(None, []).insert(0, start)
+    app.after_request(finish)
+    app.teardown_request(teardown)
 
 
 def master_registry(service: str, settings=None) -> CollectorRegistry:

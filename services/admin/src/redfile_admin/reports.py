@@ -79,7 +79,7 @@ class AdminReports:
         try:
             entries, next_cursor = self.reader.page(limit=limit, cursor=cursor, user=user, action=action, since=since, until=until)
         except BadCursor:
-            raise ApiError("bad_request", "The cursor is not valid.") from None
+            raise ApiError("validation_error", "The cursor is not valid.", details={"query": {"cursor": ["Not a valid cursor."]}}) from None
         return {"items": [e.to_dict() for e in entries], "next_cursor": next_cursor}
 
     @staticmethod

@@ -14,14 +14,14 @@ from apiflask.fields import Boolean, DateTime, Dict, Float, Integer, List, Neste
 from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import ValidationError, validates_schema
 
-from redfile_common.fields import StrictBoolean
+from redfile_common.fields import MAX_SAFE_INTEGER, JsonInteger, StrictBoolean, password, username
 
 ROLES = ("admin", "user")
 MAX_PAGE = 200
 
 
 def _username(**options: Any) -> String:
-    return String(validate=Length(min=1, max=64), metadata={"description": "The account's name."}, **options)
+    return username("The account's name (case-insensitive).", validate=Length(min=1, max=64), **options)
 
 
 # -- inputs ------------------------------------------------------------------
@@ -29,7 +29,7 @@ def _username(**options: Any) -> String:
 
 class UserCreateIn(Schema):
     username = _username(required=True)
-    password = String(required=True, load_only=True, validate=Length(min=1, max=1024))
+    password = password(required=True, load_only=True, validate=Length(min=1, max=1024))
     role = String(load_default="user", validate=OneOf(ROLES))
 
 
@@ -40,7 +40,7 @@ class RoleChangeIn(Schema):
 
 class UserPatchIn(Schema):
     active = StrictBoolean(metadata={"description": "false disables the account, true enables it."})
-    password = String(load_only=True, validate=Length(min=1, max=1024), metadata={"description": "A new password."})
+    password = password("A new password.", load_only=True, validate=Length(min=1, max=1024))
     role = String(validate=OneOf(ROLES))
 
     @validates_schema
@@ -50,18 +50,16 @@ class UserPatchIn(Schema):
 
 
 class QuotaIn(Schema):
-    quota_bytes = Integer(
+    quota_bytes = JsonInteger(
         required=True,
         allow_none=True,
-        strict=True,
-        validate=Range(min=0),
+        validate=Range(min=0, max=MAX_SAFE_INTEGER),
         metadata={"description": "Bytes the user may hold (files and uploads in progress); null: the files service's default."},
     )
-    max_file_bytes = Integer(
+    max_file_bytes = JsonInteger(
         load_default=None,
         allow_none=True,
-        strict=True,
-        validate=Range(min=1),
+        validate=Range(min=1, max=MAX_SAFE_INTEGER),
         metadata={"description": "The user's largest file; null: the files service's default."},
     )
 
@@ -72,7 +70,7 @@ class PageQuery(Schema):
 
 
 class FileListQuery(PageQuery):
-    owner = _username()
+    owner = String(validate=Length(min=1, max=64), metadata={"description": "Only this account's files (a filter: any name)."})
 
 
 # -- outputs (the user and file shapes of docs/contracts.md) --------------------

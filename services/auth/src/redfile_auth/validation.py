@@ -11,12 +11,11 @@ from __future__ import annotations
 import re
 
 from redfile_common.errors import ApiError
+from redfile_common.fields import PASSWORD_MAX, PASSWORD_MIN, USERNAME_MAX, USERNAME_MIN, USERNAME_RULE
 
-USERNAME_MIN, USERNAME_MAX = 2, 32
-PASSWORD_MIN, PASSWORD_MAX = 8, 1024
 ROLES = ("admin", "user")
 
-_USERNAME = re.compile(rf"[a-z0-9][a-z0-9._-]{{{USERNAME_MIN - 1},{USERNAME_MAX - 1}}}")
+_USERNAME = re.compile(USERNAME_RULE)
 
 
 def normalise_username(raw: str) -> str:

@@ -6,7 +6,7 @@ import ctypes
 import sys
 
 from apiflask import APIFlask
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import BaseConverter, IntegerConverter
 
 from redfile_common.app import attach_domain, create_service_app, redfile
 from redfile_common.product_metrics import files_metrics
@@ -58,11 +58,19 @@ class AsciiIntegerConverter(IntegerConverter):
     regex = r"[0-9]+"
 
 
+class FileIdConverter(BaseConverter):
+    """``/files/<file:file_id>``: any segment but ``zip``, so ``/files/zip`` is only ``POST /files/zip`` (its 405 and
+    its ``OPTIONS`` name that one method, not those of a file)."""
+
+    regex = r"(?!zip(?:/|$))[^/]+"
+
+
 def create_app(settings: FilesSettings | None = None, **overrides) -> APIFlask:
     settings = settings or load_settings(FilesSettings, overrides)
     tune_malloc_for_chunks()
     app = create_service_app(__name__, settings, title="Redfile files")
     app.url_map.converters["int"] = AsciiIntegerConverter  # before any blueprint's rules are made
+    app.url_map.converters["file"] = FileIdConverter
     fm = files_metrics(app)  # now, so every series exists (at 0) from the first scrape
     # A base64 chunk is 4/3 of its bytes; 64 KiB more covers JSON and multipart framing.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
@@ -80,5 +88,5 @@ def create_app(settings: FilesSettings | None = None, **overrides) -> APIFlask:
     app.before_request(domain.sweeper.ensure_started)
     for bp in (catalogue_http.bp, uploads_http.bp, internal_http.bp, sharing_http.bp, tus_http.bp):
         app.register_blueprint(bp)
-    openapi.init_app(app)
+    openapi.init_app(app, settings.max_name_bytes, settings.max_chunk_bytes)
     return app

@@ -39,6 +39,9 @@ from redfile_common.errors import ApiError
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _HEX8 = re.compile(r"^[0-9a-fA-F]{8}$")
+# What the two parsers below take, for the documents (whitespace around, or nothing, is no checksum)
+SHA256_HEADER_PATTERN = r"^\s*(?:[0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)?\s*$"
+CRC32C_HEADER_PATTERN = r"^\s*(?:[0-9a-fA-F]{8}|[A-Za-z0-9+/]{6}==)?\s*$"
 
 
 @dataclass(frozen=True)

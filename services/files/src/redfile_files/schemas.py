@@ -13,7 +13,9 @@ from apiflask.validators import Length, Range
 from marshmallow import EXCLUDE, RAISE, ValidationError, validates_schema
 
 from redfile_common.errors import ApiError
+from redfile_common.fields import JsonInteger
 from redfile_files.records import FileRecord
+from redfile_files.validation import MAX_MIME_LENGTH, MIME_PATTERN, OWNER_PATTERN
 
 PAGE_LIMIT_MAX = 200
 # The largest byte count a client may declare: exact as a double, so Lua scripts and JSON clients read it right (8 PiB).
@@ -23,6 +25,22 @@ MAX_DECLARED_BYTES = 2**53 - 1
 
 
 PAGE_LIMIT_DEFAULT = 50
+
+
+NAME_RULE = "x-redfile-name"  # replaced in the document by the rules of validate_name (openapi.py)
+
+
+def mime_type(description: str = "The MIME type; default: the one the name implies.", **options) -> String:
+    return String(metadata={"pattern": MIME_PATTERN, "maxLength": MAX_MIME_LENGTH, "description": description}, **options)
+
+
+def owner(description: str, **options) -> String:
+    return String(metadata={"pattern": OWNER_PATTERN, "description": description}, **options)
+
+
+def file_name(description: str = "The file's name.", **options) -> String:
+    """A file name: checked by the domain (``validate_name``, a 400 ``invalid_name``), documented by its rules."""
+    return String(metadata={NAME_RULE: True, "description": description}, **options)
 
 
 class QueryIn(Schema):
@@ -133,10 +151,9 @@ class PageQuery(QueryIn):
 MAX_EXPIRY_SECONDS = 10 * 366 * 86400
 
 
-EXPIRES_IN = Integer(
+EXPIRES_IN = JsonInteger(
     load_default=None,
     allow_none=True,
-    strict=True,
     validate=Range(min=1, max=MAX_EXPIRY_SECONDS),
     metadata={"description": "seconds from now after which the file disappears (or give expires_at)"},
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import itertools
 import mimetypes
 import re
 import unicodedata
@@ -24,10 +25,28 @@ DEFAULT_MIME_TYPE = "application/octet-stream"
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _QUOTED = r'"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e]|\\[\t\x20-\x7e])*"'
 _MIME = re.compile(rf"^({_TOKEN})/({_TOKEN})((?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))*)[ \t]*$")
+# What validate_mime_type takes, for the documents: empty (the default), or a type with whitespace around it
+MIME_PATTERN = rf"^(?:\s*{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))*\s*)?$"
+SHA256_PATTERN = r"^(?:[0-9a-fA-F]{64})?$"  # parse_sha256: empty is none
+# validate_username (a username named by another service): 1-128 characters, no control characters or braces
+OWNER_PATTERN = r"^[^\u0000-\u001f{}\ufffd]{1,128}$"
 
 # Bidi embedding/override/isolate marks and line/paragraph separators: they let a name
 # display as something it is not ("invoice\u202efdp.exe").
 _SPOOFING = set("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029")
+# What draws nothing: format characters (U+200B, U+FEFF, joiners), spaces, lone combining marks,
+# and the letters and symbols that are blank by design.  A name of these only is one nobody can see.
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Zs", "Zl", "Zp", "Mn", "Me"})
+_BLANK = set("\u115f\u1160\u3164\uffa0\u2800\u034f")
+
+
+def _is_control(ch: str) -> bool:
+    return unicodedata.category(ch) in ("Cc", "Cs") or ch in _SPOOFING or ch == "\ufffd"
+
+
+def is_invisible(text: str) -> bool:
+    """True when no character of ``text`` draws anything (an empty text included)."""
+    return all(unicodedata.category(ch) in _INVISIBLE_CATEGORIES or ch in _BLANK or ch.isspace() for ch in text)
 
 
 def is_file_id(value: object) -> bool:
@@ -50,9 +69,10 @@ def validate_name(name: object, max_bytes: int = 255) -> str:
         raise bad("it must not contain '/' or '\\'")
     if name != name.strip():
         raise bad("it must not start or end with whitespace")
-    for ch in name:
-        if unicodedata.category(ch) in ("Cc", "Cs") or ch in _SPOOFING:
-            raise bad("it must not contain control characters")
+    if any(_is_control(ch) for ch in name):
+        raise bad("it must not contain control characters")
+    if is_invisible(name.replace(".", "")):  # "\u200b", "..\u200b": nothing a reader can see
+        raise bad("it must hold at least one visible character")
     if "\ufffd" in name:  # what a decoder puts for bytes that were not UTF-8 (a form, a multipart filename)
         raise bad("it must be valid UTF-8 (it holds U+FFFD, the replacement character)")
     try:
@@ -62,6 +82,51 @@ def validate_name(name: object, max_bytes: int = 255) -> str:
     if size > max_bytes:
         raise bad(f"it must be at most {max_bytes} bytes in UTF-8")
     return name
+
+
+def _char_class(chars: list[int]) -> str:
+    """A regex character class body for these code points, as ranges (escaped: valid in Python and ECMA-262)."""
+    out, i = [], 0
+    while i < len(chars):
+        j = i
+        while j + 1 < len(chars) and chars[j + 1] == chars[j] + 1:
+            j += 1
+        for k, cp in ((0, chars[i]), (1, chars[j])):
+            if k == 1 and j == i:
+                break
+            if k == 1:
+                out.append("-")
+            out.append(f"\\u{cp:04x}" if cp <= 0xFFFF else chr(cp))
+        i = j + 1
+    return "".join(out)
+
+
+@functools.cache
+def name_pattern() -> str:
+    """The rules of ``validate_name`` but its byte limit, as one regular expression (for the OpenAPI documents).
+
+    Made from the same predicates by walking the code points once, so the document and the
+    check cannot drift; tests/unit/files/test_validation.py holds them equal.  A name is an
+    optional edge (not whitespace) and anything allowed, around one visible character.  Each
+    class is written as what it excludes: short, and quick for a generator (schemathesis) to draw from.
+    """
+    slashes = {ord(c) for c in "/\\"}
+    forbidden, not_edge, not_visible = [], [], []
+    # beyond plane 3 only plane 14 holds anything but unassigned and private-use code points (all visible)
+    # surrogates are left out: no JSON text holds one alone, and regex engines (Rust's) refuse them in a class
+    for cp in itertools.chain(range(0xD800), range(0xE000, 0x40000), range(0xE0000, 0xE1000)):
+        ch = chr(cp)
+        if cp in slashes or _is_control(ch):
+            forbidden.append(cp)
+            not_edge.append(cp)
+            not_visible.append(cp)
+        elif ch.isspace():
+            not_edge.append(cp)
+            not_visible.append(cp)
+        elif ch == "." or is_invisible(ch):
+            not_visible.append(cp)
+    a, e, v = (f"[^{_char_class(cps)}]" for cps in (forbidden, not_edge, not_visible))
+    return f"^(?:{e}{a}*)?{v}(?:{a}*{e})?$"
 
 
 def validate_mime_type(value: object) -> str:

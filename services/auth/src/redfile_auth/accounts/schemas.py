@@ -7,7 +7,7 @@ from apiflask.fields import Boolean, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 
 from redfile_auth.validation import PASSWORD_MAX, ROLES
-from redfile_common.fields import StrictBoolean
+from redfile_common.fields import StrictBoolean, password, username
 
 # Class names are the OpenAPI component names (User, TokenPair, ...).
 # Generous bounds at the edge; the exact rules (validation.py) are checked by the domain.
@@ -25,15 +25,15 @@ class User(Schema):
 
 
 class UserCreateIn(Schema):
-    username = String(required=True, validate=_NAME)
-    password = String(required=True, validate=_PASSWORD)
+    username = username(required=True, validate=_NAME)
+    password = password(required=True, validate=_PASSWORD)
     role = String(load_default="user", validate=OneOf(ROLES))
 
 
 class UserPatchIn(Schema):
     role = String(validate=OneOf(ROLES))
     active = StrictBoolean()  # JSON booleans only: not "yes", not 1
-    password = String(validate=_PASSWORD)
+    password = password(validate=_PASSWORD)
 
 
 class PageQuery(Schema):

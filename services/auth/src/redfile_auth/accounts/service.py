@@ -33,7 +33,7 @@ def decode_cursor(cursor: str) -> str:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         name = ""
     if not is_valid_username(name):
-        raise ApiError("bad_request", "The cursor is not valid.")
+        raise ApiError("validation_error", "The cursor is not valid.", details={"query": {"cursor": ["Not a valid cursor."]}})
     return name
 
 

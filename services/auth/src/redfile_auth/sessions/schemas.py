@@ -7,6 +7,7 @@ from apiflask.fields import Integer, String
 from apiflask.validators import Length
 
 from redfile_auth.validation import PASSWORD_MAX
+from redfile_common.fields import password, username
 
 # Class names are the OpenAPI component names (User, TokenPair, ...).
 # Generous bounds at the edge; the exact rules (validation.py) are checked by the domain.
@@ -16,8 +17,8 @@ _REFRESH = Length(min=1, max=256)
 
 
 class LoginIn(Schema):
-    username = String(required=True, validate=_NAME)
-    password = String(required=True, validate=_PASSWORD)
+    username = username(required=True, validate=_NAME)
+    password = password(required=True, validate=_PASSWORD)
 
 
 class RefreshIn(Schema):
@@ -29,8 +30,8 @@ class LogoutIn(Schema):
 
 
 class PasswordChangeIn(Schema):
-    current_password = String(required=True, validate=_PASSWORD)
-    new_password = String(required=True, validate=_PASSWORD)
+    current_password = password("The password now.", required=True, validate=_PASSWORD)
+    new_password = password("The new password.", required=True, validate=_PASSWORD)
 
 
 class TokenPair(Schema):

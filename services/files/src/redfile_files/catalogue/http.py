@@ -66,7 +66,7 @@ def create_file():
     return service.create_file(current_principal().username, upload.data, name=upload.name, mime_type=upload.mime_type)
 
 
-@bp.get("/files/<file_id>")
+@bp.get("/files/<file:file_id>")
 @login_required
 @bp.doc(
     security=USER,
@@ -113,7 +113,7 @@ def rename_file(file_id, json_data):
     return catalogue().rename(current_principal(), file_id, json_data["new_name"])
 
 
-@bp.delete("/files/<file_id>")
+@bp.delete("/files/<file:file_id>")
 @login_required
 @bp.output({}, status_code=204, description="Deleted")
 @bp.doc(security=USER, responses=_FILE_ERRORS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apiflask.fields import String
 
-from redfile_files.schemas import FileOut, JsonIn
+from redfile_files.schemas import FileOut, JsonIn, file_name
 
 
 class TextOut(FileOut):
@@ -12,9 +12,9 @@ class TextOut(FileOut):
 
 
 class RenameIn(JsonIn):
-    new_name = String(required=True)
+    new_name = file_name("The new name.", required=True)
 
 
 class TextIn(JsonIn):
     content = String(required=True)
-    name = String(load_default=None, allow_none=True)
+    name = file_name("Default: text-<time>.txt.", load_default=None, allow_none=True)

@@ -6,7 +6,8 @@ from apiflask import Schema
 from apiflask.fields import Boolean, Dict, Float, Integer, List, Nested, String
 from apiflask.validators import Length, Range
 
-from redfile_files.schemas import MAX_DECLARED_BYTES, JsonIn, PageQuery, QueryIn
+from redfile_common.fields import JsonInteger
+from redfile_files.schemas import MAX_DECLARED_BYTES, JsonIn, PageQuery, QueryIn, owner
 
 
 class InternalPageQuery(PageQuery):
@@ -14,17 +15,15 @@ class InternalPageQuery(PageQuery):
 
 
 class QuotaIn(JsonIn):
-    quota_bytes = Integer(
+    quota_bytes = JsonInteger(
         required=True,
         allow_none=True,
-        strict=True,
         validate=Range(min=0, max=MAX_DECLARED_BYTES),
         metadata={"description": "bytes the user may hold; null: the service default"},
     )
-    max_file_bytes = Integer(
+    max_file_bytes = JsonInteger(
         load_default=None,
         allow_none=True,
-        strict=True,
         validate=Range(min=1, max=MAX_DECLARED_BYTES),
         metadata={"description": "the user's largest file; null: the service default"},
     )
@@ -36,7 +35,7 @@ class DeletedOut(Schema):
 
 
 class StatsQuery(QueryIn):
-    owner = String(load_default=None, validate=Length(min=1, max=128), metadata={"description": "one user's counts; omit for everyone's"})
+    owner = owner("one user's counts; omit for everyone's", load_default=None, validate=Length(min=1, max=128))
 
 
 class StatsOut(Schema):

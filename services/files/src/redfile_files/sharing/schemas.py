@@ -7,17 +7,17 @@ from apiflask.fields import Boolean, DateTime, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from marshmallow import ValidationError, validates_schema
 
-from redfile_common.fields import StrictBoolean
-from redfile_files.schemas import FileItem, JsonIn, QueryIn
+from redfile_common.fields import JsonInteger, StrictBoolean, username
+from redfile_files.schemas import FileItem, JsonIn, QueryIn, file_name
 
 MAX_ZIP_FILES = 1000
 
 
 class LinkIn(JsonIn):
     password = String(load_default=None, validate=Length(1, 1024))
-    expires_in = Integer(load_default=None, strict=True, validate=Range(1, 10 * 365 * 86400), metadata={"description": "seconds from now"})
+    expires_in = JsonInteger(load_default=None, validate=Range(1, 10 * 365 * 86400), metadata={"description": "seconds from now"})
     expires_at = DateTime(load_default=None, metadata={"description": "ISO 8601; instead of expires_in"})
-    max_downloads = Integer(load_default=None, strict=True, validate=Range(1, 1_000_000))
+    max_downloads = JsonInteger(load_default=None, validate=Range(1, 1_000_000))
     preview = StrictBoolean(load_default=True, metadata={"description": "false: always downloaded as an attachment"})
     burn_after_read = StrictBoolean(load_default=False, metadata={"description": "texts only: deleted after one read"})
     visibility = String(
@@ -73,7 +73,7 @@ class PublicFileOut(Schema):
 
 
 class RecipientIn(JsonIn):
-    username = String(required=True, validate=Length(1, 64))
+    username = username("The recipient: an account that exists, not yourself.", required=True, validate=Length(1, 64))
 
 
 class RecipientList(Schema):
@@ -90,4 +90,4 @@ class SharedList(Schema):
 
 class ZipIn(JsonIn):
     file_ids = List(String(validate=Length(1, 64)), required=True, validate=Length(1, MAX_ZIP_FILES))
-    name = String(load_default="files.zip", validate=Length(1, 200))
+    name = file_name("The zip's name.", load_default="files.zip", validate=Length(1, 200))

@@ -22,9 +22,8 @@
   deleted; a name deleted and created again is another account and inherits
   nothing.
 
-Every action is a structured log event, an audit record (``share.created``,
-``share.revoked``, ``share.used`` -- target: the share id, never the token) and,
-a count in ``redfile_files_share_events_total`` (and link downloads in ``share_downloads``).
+Every action is a log event, an audit record (``share.created``, ``share.revoked``, ``share.used`` --
+target: the share id, never the token) and a count in ``redfile_files_share_events_total``.
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ from dataclasses import replace
 import structlog
 
 from redfile_common.errors import ApiError
+from redfile_common.fields import USERNAME_PATTERN
 from redfile_common.limiter import Refused, client_id
 from redfile_files.catalogue.reader import Reader
 from redfile_files.catalogue.service import Catalogue
@@ -47,7 +47,7 @@ from redfile_files.storage.shares import ShareStore
 
 log = structlog.get_logger("redfile.files")
 
-USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+USERNAME_RE = re.compile(USERNAME_PATTERN)  # the account rules (auth's), as the documents state them
 
 
 class Sharing:

@@ -101,18 +101,18 @@ def _dispatch(upload_id: str | None):
     method = (request.headers.get("X-HTTP-Method-Override") or request.method).strip().upper()
     if method == "OPTIONS":
         return _options()
+    handlers: dict[str, Callable] = (
+        {"POST": _create} if upload_id is None else {"HEAD": _head, "PATCH": _patch, "GET": _get, "DELETE": _delete}
+    )
+    handler = handlers.get(method)
+    if handler is None:  # whatever the version: a method this URL never takes
+        raise ApiError("method_not_allowed", headers={"Allow": ", ".join(["OPTIONS", *handlers])})
     if method != "GET" and request.headers.get("Tus-Resumable", "").strip() != TUS_VERSION:
         raise ApiError(
             "precondition_failed",
             f"This server speaks tus {TUS_VERSION}: send Tus-Resumable: {TUS_VERSION}.",
             headers={"Tus-Version": TUS_VERSION},
         )
-    handlers: dict[str, Callable] = (
-        {"POST": _create} if upload_id is None else {"HEAD": _head, "PATCH": _patch, "GET": _get, "DELETE": _delete}
-    )
-    handler = handlers.get(method)
-    if handler is None:
-        raise ApiError("method_not_allowed", headers={"Allow": ", ".join(["OPTIONS", *handlers])})
     owner = authenticate_user().username
     return handler(owner, upload_id) if upload_id is not None else handler(owner)
 

@@ -28,6 +28,7 @@ from redfile_files.uploads.service import LARGE_FILES_HINT
 from redfile_files.validation import decode_base64, lenient_mime_type
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+CHUNK_FIELDS = frozenset({"file_id", "chunk_index", "total_chunks", "sha256"})
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,14 @@ def _chunk_source(request: Request, limit: int) -> tuple[str, Mapping[str, Any],
 
 
 def read_chunk_request(request: Request, *, max_chunk_bytes: int, max_chunks: int) -> ChunkRequest:
-    """The chunk and its fields, whichever of the three forms the client used."""
+    """The chunk and its fields, whichever of the three forms the client used.
+
+    The query string holds the fields only with a raw body: with a JSON or form body, a field
+    there too is refused, so a body and a query string that disagree never silently pick a winner.
+    """
     location, fields, read = _chunk_source(request, max_chunk_bytes)
+    if location != "query" and (both := sorted(CHUNK_FIELDS & set(request.args))):
+        raise _invalid("query", {name: [f"Only with an application/octet-stream body: send it in the {location} body."] for name in both})
     file_id, index, total, sha = _chunk_fields(fields, location, max_chunks=max_chunks)
     if read is None:
         raise _invalid(location, {"chunk_data": ["Missing data for required field."]})

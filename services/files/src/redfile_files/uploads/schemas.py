@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from apiflask import Schema
@@ -9,13 +10,17 @@ from apiflask.fields import Boolean, Integer, List, String
 from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import EXCLUDE, ValidationError, validates_schema
 
-from redfile_files.schemas import MAX_DECLARED_BYTES, ExpiryIn, JsonIn, QueryIn
+from redfile_common.fields import JsonInteger
+from redfile_files.schemas import MAX_DECLARED_BYTES, ExpiryIn, JsonIn, QueryIn, file_name, mime_type
+from redfile_files.validation import SHA256_PATTERN
 
 
 class WholeNumber(Integer):
-    """An integer, from JSON or from a form/query string; never a bool or a fraction."""
+    """An integer, from JSON (``3`` or ``3.0``, as JSON Schema counts them) or from a form/query string; never a bool or a fraction."""
 
     def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)
         if isinstance(value, (bool, float)):
             raise self.make_error("invalid")
         # int() also reads " 1 ", "1_0", "+1" and non-ASCII digits ("１", "٣"): a form or query value is ASCII digits only
@@ -56,30 +61,30 @@ class ChunkOut(Schema):
 
 class CompleteIn(ExpiryIn):
     file_id = String(required=True)
-    name = String(required=True)
-    mime_type = String(load_default=None, allow_none=True)
-    total_size = Integer(required=True, strict=True, validate=Range(min=0, max=MAX_DECLARED_BYTES))
+    name = file_name(required=True)
+    mime_type = mime_type(load_default=None, allow_none=True)
+    total_size = JsonInteger(required=True, validate=Range(min=0, max=MAX_DECLARED_BYTES))
 
 
 class UploadIn(ExpiryIn):
     """POST /uploads: what the file will be, declared up front."""
 
-    name = String(required=True)
-    total_size = Integer(
-        required=True,
-        strict=True,
-        validate=Range(min=0, max=MAX_DECLARED_BYTES),
-        metadata={"description": "bytes; reserved against your quota now"},
+    name = file_name(required=True)
+    total_size = JsonInteger(
+        required=True, validate=Range(min=0, max=MAX_DECLARED_BYTES), metadata={"description": "bytes; reserved against your quota now"}
     )
-    mime_type = String(load_default=None, allow_none=True)
-    chunk_size = Integer(
+    mime_type = mime_type(load_default=None, allow_none=True)
+    chunk_size = JsonInteger(
         load_default=None,
         allow_none=True,
-        strict=True,
         validate=Range(min=1),
         metadata={"description": "bytes per chunk (the last one the rest); default: the server's"},
     )
-    sha256 = String(load_default=None, allow_none=True, metadata={"description": "SHA-256 of the whole file, hex; verified at completion"})
+    sha256 = String(
+        load_default=None,
+        allow_none=True,
+        metadata={"pattern": SHA256_PATTERN, "description": "SHA-256 of the whole file, hex; verified at completion"},
+    )
     checksum_algorithm = String(
         load_default=None,
         allow_none=True,
@@ -123,15 +128,13 @@ class ChunkPutOut(Schema):
 class FileFormIn(QueryIn):
     """The form fields of a multipart POST /files (the bytes come in the part ``file``)."""
 
-    name = String(load_default=None, allow_none=True, metadata={"description": "default: the part's filename"})
-    mime_type = String(
-        load_default=None, allow_none=True, metadata={"description": "default: the part's Content-Type, else the type the name implies"}
-    )
+    name = file_name("Default: the part's filename.", load_default=None, allow_none=True)
+    mime_type = mime_type("Default: the part's Content-Type, else the type the name implies.", load_default=None, allow_none=True)
 
 
 class FileJsonIn(JsonIn):
     """The JSON form of POST /files."""
 
-    name = String(required=True)
-    mime_type = String(load_default=None, allow_none=True)
+    name = file_name(required=True)
+    mime_type = mime_type(load_default=None, allow_none=True)
     data = String(required=True, metadata={"description": "the file's bytes, base64", "format": "byte"})
