@@ -146,3 +146,19 @@ def test_a_request_refused_by_a_hook_still_has_its_request_id_and_log_line(app, 
     assert resp.status_code == 400 and resp.headers["X-Request-ID"] == "rid-hook"
     lines = [json.loads(text) for text in capsys.readouterr().out.splitlines() if text.startswith("{")]
     assert [entry["status"] for entry in lines if entry.get("event") == "request" and entry.get("request_id") == "rid-hook"] == [400]
+
+
+def test_the_request_line_names_the_route_as_the_metrics_do(app, capsys):
+    """``/files/<file_id>``, not the routing's ``/files/<file:file_id>``: one name to filter logs and metrics on."""
+    logging.getLogger().setLevel(logging.INFO)
+
+    @app.get("/t/item/<int:number>")
+    def item(number):
+        return {"number": number}
+
+    client = app.test_client()
+    assert client.get("/t/item/7", headers={"X-Request-ID": "rid-route"}).status_code == 200
+    client.get("/no/such/route", headers={"X-Request-ID": "rid-none"})
+    lines = [json.loads(text) for text in capsys.readouterr().out.splitlines() if text.startswith("{")]
+    routes = {entry["request_id"]: entry["route"] for entry in lines if entry.get("event") == "request"}
+    assert routes["rid-route"] == "/t/item/<number>" and routes["rid-none"] == "<unmatched>"

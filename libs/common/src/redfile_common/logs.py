@@ -146,6 +146,16 @@ def _request_logger(service: str):
     )
 
 
+_CONVERTER = re.compile(r"<[^:<>]+:([^<>]+)>")
+UNMATCHED = "<unmatched>"
+
+
+def route_template() -> str:
+    """The request's route as its log line and its metrics name it: ``/files/<file_id>`` (converters left out:
+    ``<file:file_id>`` is how the code routes, not what an operator filters on), or ``<unmatched>``."""
+    return _CONVERTER.sub(r"<\1>", request.url_rule.rule) if request.url_rule is not None else UNMATCHED
+
+
 def init_request_logging(app: Flask, service: str) -> None:
     log = _request_logger(service)
     gate = logging.getLogger("redfile.request")
@@ -164,7 +174,7 @@ def init_request_logging(app: Flask, service: str) -> None:
         if request_id:
             response.headers["X-Request-ID"] = request_id
         started = g.get("request_started")
-        rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+        rule = route_template()
         fields = {
             "method": request.method,
             "route": rule,

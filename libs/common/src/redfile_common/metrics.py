@@ -21,7 +21,6 @@ master adds the Redis INFO gauges (``redis_info``) to what it serves.
 from __future__ import annotations
 
 import os
-import re
 import time
 
 import structlog
@@ -29,9 +28,9 @@ from flask import Flask, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_flask_exporter import PrometheusMetrics
 
+from .logs import route_template
+
 EXCLUDED = ["/healthz", "/readyz"]
-_CONVERTER = re.compile(r"<[^:<>]+:([^<>]+)>")
-UNMATCHED = "<unmatched>"  # the route of the request log line too
 LABELS = ("method", "status", "url_rule", "service")
 
 log = structlog.get_logger("redfile.metrics")
@@ -71,8 +70,7 @@ def _count_requests(app: Flask, service: str, registry: CollectorRegistry) -> No
 
     def labels(status: int) -> dict[str, str]:
         # the template without converter names: /files/<file:file_id> is /files/<file_id>, as dashboards name it
-        rule = _CONVERTER.sub(r"<\1>", request.url_rule.rule) if request.url_rule is not None else UNMATCHED
-        return {"method": request.method, "status": str(status), "url_rule": rule, "service": service}
+        return {"method": request.method, "status": str(status), "url_rule": route_template(), "service": service}
 
     def start() -> None:
         g.metrics_started = time.perf_counter()
