@@ -200,7 +200,22 @@ class InstrumentedPipeline(_Guarded, Pipeline):
         # redis-py types ``transaction`` as Redis's method; on a pipeline it is the MULTI flag
         multi = bool(self.transaction)
         repeatable = not multi and all(command_label(args) in SAFE_TO_REPEAT for args, _ in self.command_stack)
-        return self._guarded("MULTI" if multi else "PIPELINE", repeatable, super().execute, raise_on_error)
+        # redis-py's execute empties the pipeline when it ends, failed or not: a retry re-queues what was asked,
+        # else it sends nothing and answers [] (no results, no error).  A WATCH lived on the connection that
+        # failed: the transaction is not retried without it but refused as a WatchError (its caller starts over).
+        stack, scripts, watching = list(self.command_stack), set(self.scripts), self.watching
+        attempts = 0
+
+        def attempt(raise_on_error: bool):
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                if watching:
+                    raise redis.exceptions.WatchError("the connection that held the WATCH failed")
+                self.command_stack, self.scripts = list(stack), set(scripts)
+            return Pipeline.execute(self, raise_on_error)
+
+        return self._guarded("MULTI" if multi else "PIPELINE", repeatable, attempt, raise_on_error)
 
     def immediate_execute_command(self, *args, **options):
         # WATCH mode: a new connection would lose the WATCH, so never again
