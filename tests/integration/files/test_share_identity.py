@@ -107,3 +107,20 @@ def test_removing_a_recipient_by_name_and_the_consistency_check_agree(api, clien
     assert client.delete(f"/files/{f['id']}/recipients/bob", headers=alice).status_code == 204
     assert client.get(f"/shared-with-me/{f['id']}", headers=bob).status_code == 404
     assert domain.consistency_checker().check(deep=False, strict=True, max_seconds=30)["ok"]
+
+
+def test_a_token_without_an_account_id_does_not_empty_the_shared_with_me_list(api, client, alice, bob, settings, redis_client):
+    """Listing with a token minted before ids existed shows nothing, and drops nothing (found in review)."""
+    f = api.upload(alice, b"shared")
+    client.post(f"/files/{f['id']}/recipients", headers=alice, json={"username": "bob"})
+    nameless = auth_header(user_token(settings, redis_client, "bob"))
+    assert client.get("/shared-with-me", headers=nameless).json["items"] == []
+    assert [item["id"] for item in client.get("/shared-with-me", headers=bob).json["items"]] == [f["id"]]
+
+
+def test_unsharing_by_the_name_as_typed_when_sharing_works(api, client, alice, bob, redis_client):
+    """Usernames are case-insensitive: "Bob" shared is "Bob" unshared (found in review: a 404, and bob kept reading)."""
+    f = api.upload(alice, b"for Bob")
+    assert client.post(f"/files/{f['id']}/recipients", headers=alice, json={"username": "Bob"}).status_code == 201
+    assert client.delete(f"/files/{f['id']}/recipients/Bob", headers=alice).status_code == 204
+    assert client.get(f"/shared-with-me/{f['id']}", headers=bob).status_code == 404

@@ -314,7 +314,7 @@ class Sharing:
         self.catalogue.metrics.share_event("created")
 
     def remove_recipient(self, actor, file_id: str, username: str) -> None:
-        record = self._own(actor, file_id)
+        record, username = self._own(actor, file_id), username.lower()  # as auth names the account it was shared with
         if not self.store.remove_recipient(record.id, username):
             raise ApiError("share_not_found")
         log.info("share_revoked", file_id=record.id, owner=record.owner, kind="user", recipient=username)
@@ -331,12 +331,12 @@ class Sharing:
         inbox = self.store.inbox(user.username)
         ids = list(inbox)
         metas = self.catalogue.store.get_metas(ids) if ids else []
-        items, stale = [], []
-        for fid, meta in zip(ids, metas):
-            if meta is None or not self.store.may_read(fid, uid_of(user)):
-                stale.append(fid)
-            else:
+        items, stale, uid = [], [], uid_of(user)
+        for fid, meta in zip(ids, metas):  # a token with no account id reads nothing, and drops nothing either
+            if meta is not None and uid and self.store.may_read(fid, uid):
                 items.append(FileRecord.from_meta(meta))
+            elif meta is None or uid:
+                stale.append(fid)
         self.store.forget_inbox(user.username, stale)
         return sorted(items, key=lambda r: (r.created_ms, r.id), reverse=True)
 
