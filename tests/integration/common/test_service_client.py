@@ -92,3 +92,35 @@ def test_inside_a_request_s_budget_a_call_waits_what_is_left_and_a_503_is_tried_
     finally:
         deadline.end()
     assert Slow.calls == 1
+
+
+@pytest.mark.timing
+def test_inside_a_budget_a_target_that_never_accepts_costs_the_budget_not_every_retry():
+    """A dead pod drops the connection's SYN: each try waits its connect timeout.  urllib3's own connect retries did
+    not look at the budget (4 tries of 0.5 s for a 0.5 s budget, found in review); now the budget bounds them all."""
+    import socket
+    import time
+
+    from redfile_common import deadline
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    address = listener.getsockname()
+    fillers = []
+    for _ in range(4):  # the backlog full: the kernel drops further SYNs, as from a pod that is gone
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(address)
+        fillers.append(filler)
+    deadline.begin(0.5)
+    try:
+        started = time.monotonic()
+        with pytest.raises((ApiError, deadline.DeadlineExceeded)):
+            client_for(f"http://{address[0]}:{address[1]}").call("auth", "GET", "/internal/users")
+        took = time.monotonic() - started
+    finally:
+        deadline.end()
+        for s in (listener, *fillers):
+            s.close()
+    assert took < 1.0, took  # one try of what the budget had left (0.5 s), not four

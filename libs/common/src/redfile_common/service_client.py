@@ -68,11 +68,10 @@ class ServiceClient:
         adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=16)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        # within a request's budget: urllib3 tries again only what never connected; _within_budget the 5xx
+        # within a request's budget urllib3 tries nothing again: _within_budget does, while the budget lasts
+        # (urllib3's own connect retries would each wait the whole connect timeout, past the budget)
         self.budgeted = requests.Session()
-        once = HTTPAdapter(
-            max_retries=Retry(total=retries, connect=retries, read=0, status=0, other=0), pool_connections=4, pool_maxsize=16
-        )
+        once = HTTPAdapter(max_retries=Retry(total=0, connect=0, read=0, status=0, other=0), pool_connections=4, pool_maxsize=16)
         self.budgeted.mount("http://", once)
         self.budgeted.mount("https://", once)
 
@@ -97,19 +96,19 @@ class ServiceClient:
         return resp
 
     def _within_budget(self, method: str, url: str, headers: dict, kwargs: dict) -> requests.Response:
-        """Each try waits what the request's budget has left; a 502/503/504 is tried again while the budget lasts."""
+        """Each try waits what the request's budget has left; a connection that failed (never a read that timed
+        out) and a 502/503/504 are tried again while the budget lasts."""
         for attempt in range(self.retries + 1):
             read = deadline.timeout(self.timeout[1])  # DeadlineExceeded: a 503, nothing sent
-            with deadline.Waiting():
-                resp = self.budgeted.request(method, url, headers=headers, timeout=(min(self.timeout[0], read), read), **kwargs)
-            if resp.status_code not in RETRY_STATUSES or attempt == self.retries:
+            try:
+                with deadline.Waiting():
+                    resp = self.budgeted.request(method, url, headers=headers, timeout=(min(self.timeout[0], read), read), **kwargs)
+            except requests.ConnectionError:
+                if attempt == self.retries or not _pause_within_budget(attempt):
+                    raise
+                continue
+            if resp.status_code not in RETRY_STATUSES or attempt == self.retries or not _pause_within_budget(attempt):
                 break
-            pause = min(2.0, 0.1 * 2**attempt)
-            budget = deadline.current()
-            if budget is None or budget.left() <= pause:
-                break
-            budget.spend(pause)
-            time.sleep(pause)
         return resp
 
     def call(self, service: str, method: str, path: str, *, expect=(200,), **kwargs: Any) -> Any:
@@ -149,3 +148,14 @@ def _json_or_none(resp: requests.Response):
         return resp.json()
     except ValueError:
         return None
+
+
+def _pause_within_budget(attempt: int) -> bool:
+    """Wait before try ``attempt + 2`` (0.1 s, doubling, at most 2 s), spent from the budget; False when it would not fit."""
+    pause = min(2.0, 0.1 * 2**attempt)
+    budget = deadline.current()
+    if budget is None or budget.left() <= pause:
+        return False
+    budget.spend(pause)
+    time.sleep(pause)
+    return True
