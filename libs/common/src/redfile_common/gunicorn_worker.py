@@ -1,9 +1,9 @@
 """gunicorn's threaded worker, with a stop that never hangs.
 
 gunicorn's ``gthread`` worker (27.0) runs each request in a thread of a
-``ThreadPoolExecutor``.  Two things made a stopping worker hang until the
-master's SIGKILL at the end of its grace period ("Worker (pid:…) was sent
-SIGKILL! Perhaps out of memory?", 20 s after Ctrl-C on ``make run``):
+``ThreadPoolExecutor``.  Two things can hold a stopping gthread worker until
+the master's SIGKILL at the end of its grace period ("Worker (pid:…) was sent
+SIGKILL! Perhaps out of memory?"):
 
 - Its quick stop (SIGINT, SIGQUIT) does its work inside the signal handler:
   ``ThreadPoolExecutor.shutdown``, then ``sys.exit``.  The first takes the
@@ -30,7 +30,7 @@ SIGKILL! Perhaps out of memory?", 20 s after Ctrl-C on ``make run``):
 
 And a liveness probe never queues behind the request threads: a ``GET /healthz`` (what the first
 bytes of a connection show, peeked without reading) is served by a thread of its own, so it answers
-while every request thread waits on a hung Redis (issue 18).  A new connection whose first bytes have
+while every request thread waits on a hung Redis.  A new connection whose first bytes have
 not arrived yet waits for them in the poller, as gthread's own deferred connections do, without a thread.
 
 Requests that finish in time are answered as by ``gthread``.  Once every
