@@ -4,8 +4,8 @@
 
 Read from the environment: SERVICE_NAME, BIND (or PORT), WEB_CONCURRENCY
 (workers), GUNICORN_THREADS, GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT,
-GUNICORN_REUSE_PORT, LOG_LEVEL, PROMETHEUS_MULTIPROC_DIR, METRICS_HOST and
-METRICS_PORT.
+GUNICORN_REUSE_PORT, WORKER_STUCK_AFTER, LOG_LEVEL, PROMETHEUS_MULTIPROC_DIR,
+METRICS_HOST and METRICS_PORT.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import sys
 from gunicorn.glogging import Logger
 
 from redfile_common.logs import logging_dict_config
+from redfile_common.request_watch import WatchSettings
 from redfile_common.tracing import init_tracing
 
 _service = os.environ.get("SERVICE_NAME", "redfile")
@@ -28,6 +29,8 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # gthread, with a stop that cuts stalled clients instead of waiting for the master's SIGKILL (gunicorn_worker.py).
 worker_class = "redfile_common.gunicorn_worker.ThreadWorker"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+# A worker with a request stuck in the app this long (no read from or write to its client) exits and is replaced.
+_watch = WatchSettings.from_env(dict(os.environ), _service)
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = 5
 # Each worker listens on a socket of its own (SO_REUSEPORT), and the kernel hashes new connections
@@ -114,6 +117,7 @@ def when_ready(server):
 
 
 def post_fork(server, worker):
+    worker.watch_settings = _watch
     # The span processor's export thread must belong to the worker, not the master.
     init_tracing(_service)
 

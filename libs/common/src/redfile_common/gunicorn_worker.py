@@ -33,6 +33,13 @@ bytes of a connection show, peeked without reading) is served by a thread of its
 while every request thread waits on a hung Redis.  A new connection whose first bytes have
 not arrived yet waits for them in the poller, as gthread's own deferred connections do, without a thread.
 
+And a request stuck for good heals: each request thread's progress is watched (``request_watch``), and
+when one has stayed in the app for ``WORKER_STUCK_AFTER`` seconds without a read from or a write to
+its client, the worker logs ``worker_stuck`` (method, route template, seconds), counts it
+(``redfile_worker_stuck_exits_total``), cuts the stuck connections and stops as on SIGTERM: the
+others finish within the grace period, and the worker exits (status ``EXIT_STUCK``) without waiting
+for the stuck threads, which the interpreter would wait for forever.  The master starts a fresh one.
+
 Requests that finish in time are answered as by ``gthread``.  Once every
 thread has ended, the worker logs "Worker stopped (pid: …)": gunicorn's own
 "Worker exiting" comes before the threads are joined, so only this line tells
@@ -47,23 +54,31 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
+import structlog
 from gunicorn.workers import gthread
+
+from .request_watch import EXIT_STUCK, Watch, WatchedSocket, WatchSettings, adopt, describe, exit_counter, stuck
 
 # Seconds before the end of the grace period at which requests still running are cut.
 STOP_MARGIN = 2.0
 # What a liveness probe's request starts with: served in the probe lane.
 PROBES = (b"GET /healthz ", b"GET /healthz?")
 
+log = structlog.get_logger("redfile.worker")
+
 
 class ThreadWorker(gthread.ThreadWorker):
     alive: bool  # set by gunicorn's Worker, which has no annotations
+    wsgi: Callable  # set by gunicorn's Worker.load_wsgi
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -72,12 +87,23 @@ class ThreadWorker(gthread.ThreadWorker):
         # at the flag, and the cut sets the flag before it copies the set, so no connection escapes both.
         self._serving: set = set()
         self._cutting = False
+        # A watch per request thread (request_watch); gunicorn_conf's post_fork sets the settings from the environment.
+        self.watch_settings = WatchSettings()
+        self._watches: set[Watch] = set()
+        self._stuck: list[Watch] = []
+        self._stuck_exits = None
 
     def init_process(self):
         # The interpreter joins the pool's threads before it runs atexit functions: this one runs only once they end.
         atexit.register(self.log.info, "Worker stopped (pid: %s)", self.pid)
         self._probe_lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redfile-probe")
         super().init_process()
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        if self.watch_settings.stuck_after > 0:
+            self._stuck_exits = exit_counter(self.watch_settings.service)
+            self.wsgi = _watched(self.wsgi)
 
     def enqueue_req(self, conn):
         # main thread: a new connection, one kept alive that turned readable, or one that waited for its first bytes
@@ -96,6 +122,13 @@ class ThreadWorker(gthread.ThreadWorker):
         super().enqueue_req(conn)
 
     def handle(self, conn):
+        watch = None
+        if self.watch_settings.stuck_after > 0:
+            if not conn.initialized:  # before gunicorn's parser takes the socket, and before a cut can see it
+                conn.sock = adopt(conn.sock)
+            if isinstance(conn.sock, WatchedSocket):
+                watch = conn.sock.watch = Watch(conn)
+                self._watches.add(watch)
         self._serving.add(conn)
         try:
             if self._cutting:
@@ -104,6 +137,43 @@ class ThreadWorker(gthread.ThreadWorker):
             return super().handle(conn)
         finally:
             self._serving.discard(conn)
+            if watch is not None:
+                self._watches.discard(watch)
+
+    def notify(self):
+        # the main loop's heartbeat, at least once a second, also while the worker drains
+        super().notify()
+        if self.watch_settings.stuck_after > 0 and not self._stuck:
+            now = time.monotonic()
+            found = stuck(list(self._watches), now, self.watch_settings.stuck_after)
+            if found:
+                self.heal(found, now)
+
+    def heal(self, found: list[Watch], now: float) -> None:
+        """Stop for good, as on SIGTERM, with the stuck requests cut and written off (they would hold the drain)."""
+        self._stuck = found
+        log.error(
+            "worker_stuck",
+            pid=self.pid,
+            stuck=describe(found, now),
+            busy_threads=len(self._watches),
+            threads=self.cfg.threads,
+            stuck_after=self.watch_settings.stuck_after,
+            action="exit",
+        )
+        if self._stuck_exits is not None:
+            self._stuck_exits.inc()
+        for watch in found:
+            _shut(watch.conn)
+        self.nr_conns -= len(found)
+        if self.alive:
+            self.handle_exit(None, None)
+
+    def run(self):
+        super().run()
+        if any(watch in self._watches for watch in self._stuck):
+            # the interpreter would join the stuck threads at exit, for ever: leave without them
+            os._exit(EXIT_STUCK)
 
     def cut_connections(self) -> None:
         """End every connection a thread is serving or the poller keeps: a blocked read or write returns at once,
@@ -126,6 +196,18 @@ class ThreadWorker(gthread.ThreadWorker):
             timer.daemon = True
             timer.start()
         super().handle_exit(sig, frame)
+
+
+def _watched(app):
+    """``app``, giving each request's watch its environ (the route the log names)."""
+
+    def serve(environ, start_response):
+        watch = getattr(environ.get("gunicorn.socket"), "watch", None)
+        if watch is not None:
+            watch.environ = environ
+        return app(environ, start_response)
+
+    return serve
 
 
 def _peek(conn) -> bytes | None:

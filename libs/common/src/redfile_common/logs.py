@@ -153,7 +153,12 @@ UNMATCHED = "<unmatched>"
 def route_template() -> str:
     """The request's route as its log line and its metrics name it: ``/files/<file_id>`` (converters left out:
     ``<file:file_id>`` is how the code routes, not what an operator filters on), or ``<unmatched>``."""
-    return _CONVERTER.sub(r"<\1>", request.url_rule.rule) if request.url_rule is not None else UNMATCHED
+    return template(request.url_rule.rule) if request.url_rule is not None else UNMATCHED
+
+
+def template(rule: str) -> str:
+    """A URL rule without its converters' names: ``/files/<file:file_id>`` is ``/files/<file_id>``."""
+    return _CONVERTER.sub(r"<\1>", rule)
 
 
 def init_request_logging(app: Flask, service: str) -> None:

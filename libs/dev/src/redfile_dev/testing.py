@@ -216,9 +216,12 @@ def tcp_socket_owners(port: int) -> dict[str, set[int]]:
 
 
 class ServiceProcess:
-    """One real gunicorn master (and its workers) of a Redfile service, in its own process group."""
+    """One real gunicorn master (and its workers) of a Redfile service, in its own process group.
 
-    def __init__(self, service: str, redis_url: str, log_dir: Path, **env: str) -> None:
+    ``app``: the WSGI app to load instead of the service's own (``module:factory()``, a test's app built on it).
+    """
+
+    def __init__(self, service: str, redis_url: str, log_dir: Path, app: str | None = None, **env: str) -> None:
         self.service = service
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -228,7 +231,7 @@ class ServiceProcess:
         self.log_path = Path(log_dir) / f"{service}-{self.port}.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115 -- the server's output file lives until stop() closes it
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:redfile_common.gunicorn_conf", f"redfile_{service}:create_app()"],
+            [sys.executable, "-m", "gunicorn", "-c", "python:redfile_common.gunicorn_conf", app or f"redfile_{service}:create_app()"],
             env=full,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -280,11 +283,11 @@ class ServiceProcess:
 
 @pytest.fixture
 def gunicorn(tmp_path):
-    """``start(service, redis_url, n=1, **env)`` -> ready :class:`ServiceProcess` es, stopped after the test."""
+    """``start(service, redis_url, n=1, app=None, **env)`` -> ready :class:`ServiceProcess` es, stopped after the test."""
     started: list[ServiceProcess] = []
 
-    def start(service: str, redis_url: str, n: int = 1, **env: str) -> list[ServiceProcess]:
-        new = [ServiceProcess(service, redis_url, tmp_path, **env) for _ in range(n)]
+    def start(service: str, redis_url: str, n: int = 1, app: str | None = None, **env: str) -> list[ServiceProcess]:
+        new = [ServiceProcess(service, redis_url, tmp_path, app, **env) for _ in range(n)]
         started.extend(new)
         for proc in new:
             proc.wait_ready()
