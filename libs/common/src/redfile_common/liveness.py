@@ -3,7 +3,8 @@
 A request thread that waits on a hung Redis cannot answer anything, and a ``/healthz`` behind it
 on the main port waits too.  The master's metrics server runs in a thread of its own, touches
 neither Redis nor the workers' threads, and answers ``/healthz`` at once: the process is alive
-(gunicorn's master restarts a worker that dies or stops its heartbeat).  The chart's liveness
+(gunicorn's master restarts a worker that dies or stops its heartbeat, and a worker with a request
+stuck past ``WORKER_STUCK_AFTER`` exits to be restarted: ``gunicorn_worker``).  The chart's liveness
 probe calls it there, so a Redis freeze takes pods out of the Service (``/readyz`` fails) but never
 restarts them.  ``/healthz`` on the main port stays, for ``make run``, the README and the startup probe.
 """
