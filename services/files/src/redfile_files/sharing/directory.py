@@ -64,3 +64,8 @@ class Directory:
             if exc.code == "user_not_found":
                 return None
             raise
+
+    def holds(self, username: str, account: str | None) -> bool:
+        """Whether the name is ``account``'s or nobody's now (``account`` None: only nobody's)."""
+        found = self.lookup(username)
+        return found is None or found.id == account
