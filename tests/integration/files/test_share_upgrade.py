@@ -6,6 +6,13 @@ real on loopback and says who each name is now.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from redfile_dev.testing import test_env as service_env
 from redfile_dev.testing import user_account
 from redfile_files.maintenance.upgrade_shares import ShareUpgrade
 
@@ -85,3 +92,18 @@ def test_deleting_a_file_shared_by_name_empties_the_recipients_inbox(api, client
     stored_by_name(redis_client, f["id"], "alice", "Bob")
     assert client.delete(f"/files/{f['id']}", headers=alice).status_code == 204
     assert not redis_client.exists("files:{u:Bob}:inbox") and not redis_client.exists(f"files:{{{f['id']}}}:recipients")
+
+
+def test_the_console_script_reports_as_json_and_exits_0_when_nothing_is_left(api, alice, bob, redis_url, auth_url, redis_client):
+    """``redfile-upgrade-shares`` as an operator runs it, with the files service's environment."""
+    f = api.upload(alice, b"x")
+    stored_by_name(redis_client, f["id"], "alice", "bob")
+    stored_by_name(redis_client, f["id"], "alice", "ghost")
+    env = {**os.environ, **service_env(redis_url, SERVICE_NAME="files", AUTH_URL=auth_url)}
+    command = [str(Path(sys.executable).with_name("redfile-upgrade-shares")), "--quiet"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.returncode == 0, done.stderr
+    assert (summary["converted"], summary["dropped"], summary["complete"]) == (1, 1, True)
+    assert summary["dropped_shares"] == [{"file_id": f["id"], "username": "ghost"}]
+    assert rows(redis_client, f["id"]) == {user_account(redis_client, "bob"): "bob"}
