@@ -25,8 +25,9 @@ FILE_FIELDS = {"id", "name", "size", "owner", "created_at", "updated_at", "mime_
 class Redfile:
     """auth and files served on loopback, the admin app as a test client, and a few user-side helpers."""
 
-    def __init__(self, auth_url, files_url, admin_app, admin_headers):
+    def __init__(self, auth_url, files_url, admin_app, admin_headers, settings=None, redis=None):
         self.auth_url, self.files_url = auth_url, files_url
+        self.settings, self.redis = settings, redis
         self.admin = admin_app.test_client()
         self.root = admin_headers
 
@@ -34,6 +35,12 @@ class Redfile:
         resp = self.admin.post("/admin/users", json={"username": username, "password": password, "role": role}, headers=self.root)
         assert resp.status_code == 201, resp.get_json()
         return resp.get_json()
+
+    def member(self, username) -> dict[str, str]:
+        """The headers of a new account of ``username`` created straight in auth's keys (not through the admin)."""
+        from redfile_dev.testing import user_account, user_token
+
+        return auth_header(user_token(self.settings, self.redis, username, uid=user_account(self.redis, username)))
 
     def login(self, username, password="pw-" + "x" * 12) -> requests.Response:
         return requests.post(f"{self.auth_url}/auth/login", json={"username": username, "password": password}, timeout=10)
@@ -77,7 +84,7 @@ class Redfile:
 
 
 @pytest.fixture
-def rf(serve, redis_url, make_admin, mint):
+def rf(serve, redis_url, redis_client, make_admin, mint):
     from redfile_auth import create_app as create_auth
     from redfile_files import create_app as create_files
 
@@ -91,7 +98,8 @@ def rf(serve, redis_url, make_admin, mint):
     )
     files_slot.app = create_files(**settings_overrides(redis_url, **urls, sweep_interval=0))  # no sweeper thread outliving the test
     admin_app = make_admin(**urls)
-    return Redfile(urls["auth_url"], urls["files_url"], admin_app, mint(admin_app, "root", role="admin"))
+    settings = auth_slot.app.extensions["redfile"].settings
+    return Redfile(urls["auth_url"], urls["files_url"], admin_app, mint(admin_app, "root", role="admin"), settings, redis_client)
 
 
 def test_create_get_and_list_users(rf):
@@ -240,3 +248,39 @@ def test_an_admin_sets_a_quota_that_files_enforces(rf):
 
     missing = rf.admin.put("/admin/users/nobody-int/quota", json={"quota_bytes": 1}, headers=rf.root)
     assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "user_not_found"
+
+
+def test_a_name_created_again_before_the_last_clean_up_pass_keeps_its_new_files(rf, monkeypatch):
+    """The pass after the account is deleted (for a request that was past its token check) spares an account created meanwhile."""
+    from redfile_admin.upstream import AuthUsers
+
+    rf.create("gus-int")
+    rf.upload(rf.token("gus-int"), "old.txt", b"old")
+    delete = AuthUsers.delete
+
+    def delete_then_taken_again(self, username):
+        delete(self, username)
+        rf.upload(rf.member(username), "new.txt", b"new")  # the free name is taken, and used, at once
+
+    monkeypatch.setattr(AuthUsers, "delete", delete_then_taken_again)
+    assert rf.admin.delete("/admin/users/gus-int", headers=rf.root).status_code == 204
+    assert [f["name"] for f in rf.all_pages("/admin/files", owner="gus-int")] == ["new.txt"]
+
+
+def test_repeating_a_deletion_when_the_name_is_taken_again_meanwhile_leaves_the_new_accounts_files(rf, monkeypatch):
+    """The account is gone (an earlier request deleted it); the name is taken again before the repeat reaches files."""
+    from redfile_admin.upstream import FilesCatalogue
+
+    rf.create("hal-int")
+    rf.upload(rf.token("hal-int"), "old.txt", b"old")
+    assert rf.admin.delete("/admin/users/hal-int", headers=rf.root).status_code == 204
+    forget = FilesCatalogue.delete_owned_by
+
+    def taken_again_first(self, username, *args, **kwargs):
+        rf.upload(rf.member(username), "new.txt", b"new")
+        return forget(self, username, *args, **kwargs)
+
+    monkeypatch.setattr(FilesCatalogue, "delete_owned_by", taken_again_first)
+    again = rf.admin.delete("/admin/users/hal-int", headers=rf.root)
+    assert again.status_code == 404 and again.get_json()["error"]["code"] == "user_not_found"
+    assert [f["name"] for f in rf.all_pages("/admin/files", owner="hal-int")] == ["new.txt"]

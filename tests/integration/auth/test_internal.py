@@ -171,3 +171,21 @@ def test_an_account_id_is_immutable_and_a_recreated_name_gets_another(client, sv
     assert client.delete("/internal/users/dora", headers=svc).status_code == 204
     again = client.post("/internal/users", json={"username": "dora", "password": "password-123"}, headers=svc).json
     assert again["username"] == "dora" and again["id"] != created["id"]
+
+
+def test_an_account_deleted_while_it_is_given_its_id_is_not_found(client, svc, redis_client, monkeypatch):
+    """A record stored before ids, deleted between its read and the id it is given: 404, never a user with no id."""
+    from redfile_auth.storage import AuthStore
+
+    assert client.post("/internal/users", json={"username": "erin", "password": "password-123"}, headers=svc).status_code == 201
+    redis_client.hdel("auth:user:erin", "id")
+    read = AuthStore.get_user
+
+    def read_then_deleted(self, username):
+        record = read(self, username)
+        self.delete_user(username)  # gone before ensure_id runs
+        return record
+
+    monkeypatch.setattr(AuthStore, "get_user", read_then_deleted)
+    resp = client.get("/internal/users/erin", headers=svc)
+    assert resp.status_code == 404 and resp.json["error"]["code"] == "user_not_found"

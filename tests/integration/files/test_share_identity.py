@@ -124,3 +124,23 @@ def test_unsharing_by_the_name_as_typed_when_sharing_works(api, client, alice, b
     assert client.post(f"/files/{f['id']}/recipients", headers=alice, json={"username": "Bob"}).status_code == 201
     assert client.delete(f"/files/{f['id']}/recipients/Bob", headers=alice).status_code == 204
     assert client.get(f"/shared-with-me/{f['id']}", headers=bob).status_code == 404
+
+
+def test_sharing_with_an_account_deleted_during_the_look_up_is_a_404(api, client, alice, redis_client, monkeypatch):
+    """auth read the name, then the account was gone before it had an id: user_not_found, not a 502."""
+    from redfile_auth.storage import AuthStore
+
+    user_account(redis_client, "carol")
+    redis_client.hdel("auth:user:carol", "id")  # stored before ids: auth gives it one when asked
+    read = AuthStore.get_user
+
+    def read_then_deleted(self, username):
+        record = read(self, username)
+        self.delete_user(username)
+        return record
+
+    monkeypatch.setattr(AuthStore, "get_user", read_then_deleted)
+    f = api.upload(alice, b"for carol")
+    resp = client.post(f"/files/{f['id']}/recipients", headers=alice, json={"username": "carol"})
+    assert resp.status_code == 404 and resp.json["error"]["code"] == "user_not_found"
+    assert not redis_client.exists(f"files:{{{f['id']}}}:recipients") and not redis_client.exists("files:{u:carol}:inbox")

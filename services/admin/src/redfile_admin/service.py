@@ -9,10 +9,13 @@ rather than to either store:
 * deleting a user disables the account first (so they can no longer log in
   or upload, and nobody can create the name again), then removes their
   files, uploads, quota and every share with them (files), then the account,
-  then (once more) whatever a request in flight stored meanwhile.  If a step
-  fails the answer is an error, and repeating the request finishes the job
-  (when the account is already gone, auth answers ``user_not_found`` and
-  what files still holds for the name is removed).
+  then (once more) whatever a request in flight stored meanwhile.  Each call
+  to files names the account's id: files removes nothing (409) once auth
+  gives the name to another account, so an account created under the name
+  after the deletion keeps what it stores.  If a step fails the answer is an
+  error, and repeating the request finishes the job (when the account is
+  already gone, auth answers ``user_not_found`` and what files still holds
+  for the name is removed, only while no other account has it).
 
 Every change is logged as a structured ``admin_*`` event with the acting
 admin and the target; passwords are never logged.
@@ -101,31 +104,45 @@ class AdminActions:
         try:
             # Disabled first: no login, no request, every session ended; the name stays taken (nobody can
             # create it again) until its files and shares are gone, so a new account of that name inherits nothing.
-            self.users.update(username, {"active": False})
+            user = self.users.update(username, {"active": False})
         except ApiError as exc:
             if exc.code != "user_not_found":
                 raise
-            # Perhaps an earlier request removed the account and then failed on its files.
-            try:
-                leftover, shares = self.files.delete_owned_by(username)
-            except ApiError as files_exc:
-                if files_exc.status != 422:
-                    raise
-                leftover = shares = 0  # not a name files can hold anything for (a 422 there): no such user, as auth said
-            if not (leftover or shares):
-                raise exc
-            self.log.info("admin_user_deleted", actor=actor, target=username, files_deleted=leftover, shares_removed=shares, resumed=True)
+            self._resume(actor, username, exc)
             return
-        deleted, shares = self._forget(actor, username, "The account is disabled but its files could not be removed yet")
+        account = user.get("id") if isinstance(user.get("id"), str) and user.get("id") else None
+        deleted, shares = self._forget(actor, username, account, "The account is disabled but its files could not be removed yet")
         self.users.delete(username)
-        # once more: a request that passed its token check before the account was disabled may have stored a file since
-        late, late_shares = self._forget(actor, username, "The account was deleted but its files could not be removed yet")
+        # Once more, for a request that passed its token check before the account was disabled and stored a file
+        # since; the name is free now, so files removes nothing when auth says another account has it.
+        try:
+            late, late_shares = self._forget(actor, username, account, "The account was deleted but its files could not be removed yet")
+        except ApiError as exc:
+            if exc.code != "conflict":
+                raise
+            late = late_shares = 0
+            log.info("admin_user_name_taken_again", actor=actor, target=username)  # a log line: nothing changed
         self.log.info("admin_user_deleted", actor=actor, target=username, files_deleted=deleted + late, shares_removed=shares + late_shares)
 
-    def _forget(self, actor: str, username: str, what: str) -> tuple[int, int]:
+    def _resume(self, actor: str, username: str, not_found: ApiError) -> None:
+        """The account is gone: perhaps an earlier request deleted it and then failed on its files; remove what files
+        holds for the name only while no other account has it (else ``not_found`` stands)."""
         try:
-            return self.files.delete_owned_by(username)
+            leftover, shares = self.files.delete_owned_by(username, "none")
+        except ApiError as files_exc:
+            if files_exc.status not in (409, 422):
+                raise
+            leftover = shares = 0  # another account has the name (409), or files can hold nothing for it (422)
+        if not (leftover or shares):
+            raise not_found
+        self.log.info("admin_user_deleted", actor=actor, target=username, files_deleted=leftover, shares_removed=shares, resumed=True)
+
+    def _forget(self, actor: str, username: str, account: str | None, what: str) -> tuple[int, int]:
+        try:
+            return self.files.delete_owned_by(username, account)
         except ApiError as exc:
+            if exc.code == "conflict":
+                raise
             self.log.error("admin_user_files_left", actor=actor, target=username, code=exc.code)
             raise ApiError(exc.code, f"{what}; repeat the request to finish.", status=exc.status, headers=exc.headers) from None
 

@@ -111,8 +111,12 @@ class FilesCatalogue(_Upstream):
             "GET", "/internal/consistency", params={"deep": str(deep).lower(), "strict": str(strict).lower(), "max_seconds": max_seconds}
         )
 
-    def delete_owned_by(self, username: str) -> tuple[int, int]:
-        """A deleted user's files, uploads and quota gone, and the user off every share: (files deleted, shares removed)."""
-        body = self._call("DELETE", f"/internal/owners/{segment(username)}/files")
+    def delete_owned_by(self, username: str, account: str | None = None) -> tuple[int, int]:
+        """A deleted user's files, uploads and quota gone, and the user off every share: (files deleted, shares removed).
+
+        ``account``: the account id the name must still be, or ``"none"`` (the name must be nobody's); files answers
+        409 ``conflict``, removing nothing, when another account has the name now."""
+        params = {"account": account} if account else {}
+        body = self._call("DELETE", f"/internal/owners/{segment(username)}/files", params=params)
         deleted, shares = body.get("deleted"), body.get("shares_removed")
         return (deleted if isinstance(deleted, int) else 0), (shares if isinstance(shares, int) else 0)

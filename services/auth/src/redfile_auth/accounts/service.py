@@ -73,7 +73,8 @@ class Users:
     def find(self, username: str) -> UserRecord | None:
         name = normalise_username(username)
         record = self.store.get_user(name) if is_valid_username(name) else None
-        return self.store.ensure_id(record) if record is not None else None
+        record = self.store.ensure_id(record) if record is not None else None
+        return record if record is not None and record.id else None  # no id: deleted between the read and ensure_id
 
     def page(self, limit: int, cursor: str | None) -> tuple[list[UserRecord], str | None]:
         """One page of users by name; the cursor of the next page or None on the last."""

@@ -10,10 +10,20 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 
+from redfile_common.errors import ApiError
 from redfile_common.security import service_required
 from redfile_files.catalogue.service import Catalogue
 from redfile_files.domain import files_domain
-from redfile_files.internal.schemas import ConsistencyOut, ConsistencyQuery, DeletedOut, InternalPageQuery, QuotaIn, StatsOut, StatsQuery
+from redfile_files.internal.schemas import (
+    ConsistencyOut,
+    ConsistencyQuery,
+    DeletedOut,
+    InternalPageQuery,
+    OwnerDeleteQuery,
+    QuotaIn,
+    StatsOut,
+    StatsQuery,
+)
 from redfile_files.schemas import FilePage, QuotaOut
 from redfile_files.validation import validate_username
 
@@ -49,12 +59,19 @@ def delete_file(file_id):
 
 @bp.delete("/internal/owners/<username>/files")
 @service_required
+@bp.input(OwnerDeleteQuery, location="query")
 @bp.output(DeletedOut)
-@bp.doc(security=SERVICE, responses={401: "Not a service token for files", 422: "Not a valid username"})
-def delete_owner_files(username):
+@bp.doc(
+    security=SERVICE,
+    responses={401: "Not a service token for files", 409: "The name belongs to another account now", 422: "Not a valid username"},
+)
+def delete_owner_files(username, query_data):
     """A deleted user: delete every file and upload of theirs, their quota, and take them off every file shared with them."""
-    name = validate_username(username)
-    return {"deleted": files().delete_owner_files(name), "shares_removed": files_domain().sharing.forget_recipient(name)}
+    name, sharing = validate_username(username), files_domain().sharing
+    account = query_data["account"]
+    if account is not None and not sharing.directory.holds(name, None if account == "none" else account):
+        raise ApiError("conflict", "Another account has this name now: nothing was removed.")
+    return {"deleted": files().delete_owner_files(name), "shares_removed": sharing.forget_recipient(name)}
 
 
 @bp.get("/internal/owners/<username>/quota")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apiflask import Schema
 from apiflask.fields import Boolean, Dict, Float, Integer, List, Nested, String
-from apiflask.validators import Length, Range
+from apiflask.validators import Length, Range, Regexp
 
 from redfile_common.fields import JsonInteger
 from redfile_files.schemas import MAX_DECLARED_BYTES, JsonIn, PageQuery, QueryIn, owner
@@ -26,6 +26,17 @@ class QuotaIn(JsonIn):
         allow_none=True,
         validate=Range(min=1, max=MAX_DECLARED_BYTES),
         metadata={"description": "the user's largest file; null: the service default"},
+    )
+
+
+class OwnerDeleteQuery(QueryIn):
+    account = String(
+        load_default=None,
+        validate=Regexp(r"^(?:[0-9a-f]{32}|none)$"),
+        metadata={
+            "description": "the account the name must still be (its id), or `none`: the name must be nobody's; when auth says "
+            "another account has the name, nothing is removed (409). Omit to remove whatever the name holds."
+        },
     )
 
 

@@ -55,3 +55,17 @@ class Directory:
         if not (isinstance(uid, str) and uid and isinstance(name, str) and name):
             raise ApiError("bad_gateway", "The auth service sent an unexpected answer.")
         return Account(uid, name)
+
+    def lookup(self, username: str) -> Account | None:
+        """The account named ``username`` now, or None when auth has none (any other failure raises)."""
+        try:
+            return self.account(username)
+        except ApiError as exc:
+            if exc.code == "user_not_found":
+                return None
+            raise
+
+    def holds(self, username: str, account: str | None) -> bool:
+        """Whether the name is ``account``'s or nobody's now (``account`` None: only nobody's)."""
+        found = self.lookup(username)
+        return found is None or found.id == account

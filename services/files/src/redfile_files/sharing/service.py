@@ -212,7 +212,7 @@ class Sharing:
         returns the caller (a principal), or None when anonymous.
         """
         user = viewer() if viewer is not None else None
-        return user is not None and (user.username == row["owner"] or self.store.may_read(row["file_id"], uid_of(user)))
+        return user is not None and (user.username == row["owner"] or self.store.may_read(row["file_id"], uid_of(user), user.username))
 
     def _raise_for(self, state: str) -> None:
         if state == "missing":
@@ -324,7 +324,7 @@ class Sharing:
         self.catalogue.metrics.share_event("revoked")
 
     def recipients(self, actor, file_id: str) -> list[str]:
-        return sorted(self.store.recipients(self._own(actor, file_id).id).values())
+        return sorted(set(self.store.recipients(self._own(actor, file_id).id).values()))
 
     def shared_with_me(self, user) -> list[FileRecord]:
         """Files shared with ``user`` (a principal), newest first; inbox entries of vanished or unshared files are dropped."""
@@ -333,7 +333,7 @@ class Sharing:
         metas = self.catalogue.store.get_metas(ids) if ids else []
         items, stale, uid = [], [], uid_of(user)
         for fid, meta in zip(ids, metas):  # a token with no account id reads nothing, and drops nothing either
-            if meta is not None and uid and self.store.may_read(fid, uid):
+            if meta is not None and uid and self.store.may_read(fid, uid, user.username):
                 items.append(FileRecord.from_meta(meta))
             elif meta is None or uid:
                 stale.append(fid)
@@ -343,7 +343,7 @@ class Sharing:
     def shared_file(self, user, file_id: str) -> FileRecord:
         """A file shared with ``user`` (a principal: the account, by its id): exactly as missing (404) when it is not."""
         meta = self.catalogue.store.get_meta(file_id) if re.fullmatch(r"[0-9a-f]{32}", file_id or "") else None
-        if meta is None or not self.store.may_read(file_id, uid_of(user)):
+        if meta is None or not self.store.may_read(file_id, uid_of(user), user.username):
             raise ApiError("file_not_found")
         return FileRecord.from_meta(meta)
 

@@ -17,6 +17,7 @@ import redis
 from redfile_common.limiter import FailureLimiter, Scope
 from redfile_common.lua_scripts import Scripts
 from redfile_files.storage import keys
+from redfile_files.storage.recipient_rows import is_account_row, legacy_name, row_name
 from redfile_files.storage.records import text
 
 
@@ -128,20 +129,40 @@ class ShareStore:
 
     # -- recipients ------------------------------------------------------------------
     # A file's recipients are account ids (auth's, never reused) -> username; the inbox, keyed by
-    # the username, is only an index: whether a user may read is decided by the id alone.
+    # the username, is only an index: whether a user may read is decided by the id alone.  A name
+    # row stored before account ids (``recipient_rows``) counts as a share with whoever holds the
+    # name now until ``redfile-upgrade-shares`` converts it; adding or removing that name converts it too.
     def add_recipient(self, file_id: str, owner: str, uid: str, username: str) -> bool:
         self.redis.hset(keys.inbox(username), file_id, owner)
         ok = text(self.scripts["share_add_recipient"](keys=[keys.recipients(file_id), keys.meta(file_id)], args=[uid, username])) == "ok"
         if not ok:
             self.redis.hdel(keys.inbox(username), file_id)
+        else:
+            self._drop_name_rows(file_id, username, self.rows(file_id))
         return ok
 
     def remove_recipient(self, file_id: str, username: str) -> bool:
-        """Stop sharing with whoever is listed under ``username`` (the ids it names are removed)."""
-        ids = [uid for uid, name in self.recipients(file_id).items() if name == username]
+        """Stop sharing with whoever is listed under ``username`` (the ids it names, and a name row of it)."""
+        rows = self.rows(file_id)
+        ids = [field for field, value in rows.items() if is_account_row(field, value) and value == username]
         removed = bool(ids) and bool(self.redis.hdel(keys.recipients(file_id), *ids))
+        removed = self._drop_name_rows(file_id, username, rows) or removed
         self.redis.hdel(keys.inbox(username), file_id)
         return removed
+
+    def _drop_name_rows(self, file_id: str, username: str, rows: dict[str, str]) -> bool:
+        dropped = False
+        for field, value in rows.items():
+            if legacy_name(field, value) == username and self.convert_name_row(file_id, field, value, "", username) == "ok":
+                dropped = True
+                if field != username:
+                    self.redis.hdel(keys.inbox(field), file_id)  # stored under the name as it was typed
+        return dropped
+
+    def convert_name_row(self, file_id: str, field: str, value: str, uid: str, username: str) -> str:
+        """A name row made an account row (``uid`` -> ``username``), or dropped (``uid`` empty): ``ok``, or
+        ``changed`` when the row no longer holds ``value`` (nothing written).  Inboxes are the caller's."""
+        return text(self.scripts["share_convert_recipient"](keys=[keys.recipients(file_id)], args=[field, value, uid, username]))
 
     def forget_recipient(self, username: str) -> int:
         """A deleted account: off every file its inbox names (every share adds the inbox entry first), then its inbox."""
@@ -151,18 +172,25 @@ class ShareStore:
         self.redis.delete(keys.inbox(username))
         return removed
 
-    def recipients(self, file_id: str) -> dict[str, str]:
-        """Account id -> username."""
+    def rows(self, file_id: str) -> dict[str, str]:
+        """The recipients hash as stored: account id -> username, and any name row (username -> created_at)."""
         return {text(k): text(v) for k, v in self.redis.hgetall(keys.recipients(file_id)).items()}
 
-    def may_read(self, file_id: str, uid: str) -> bool:
+    def recipients(self, file_id: str) -> dict[str, str]:
+        """Each row -> the username it lists (a name row's own field)."""
+        return {field: row_name(field, value) for field, value in self.rows(file_id).items()}
+
+    def may_read(self, file_id: str, uid: str, username: str = "") -> bool:
+        """The account ``uid`` is a recipient (or ``username``, its name, has a name row) and the file exists."""
         if not uid:
             return False
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hexists(keys.recipients(file_id), uid)
+            pipe.hgetall(keys.recipients(file_id))
             pipe.exists(keys.meta(file_id))
-            shared, exists = pipe.execute()
-        return bool(shared) and bool(exists)
+            raw, exists = pipe.execute()
+        rows = {text(k): text(v) for k, v in raw.items()}
+        shared = is_account_row(uid, rows.get(uid, "")) or (bool(username) and any(legacy_name(f, v) == username for f, v in rows.items()))
+        return shared and bool(exists)
 
     def inbox(self, user: str) -> dict[str, str]:
         return {text(k): text(v) for k, v in self.redis.hgetall(keys.inbox(user)).items()}
@@ -174,7 +202,7 @@ class ShareStore:
     # -- a file is gone ----------------------------------------------------------------
     def purge_file(self, file_id: str) -> int:
         """Remove every link and recipient of a (deleted) file; how many shares there were."""
-        links, users = self.scripts["share_purge"](keys=[keys.shares(file_id), keys.recipients(file_id)], args=[keys.share_prefix(file_id)])
+        links, rows = self.scripts["share_purge"](keys=[keys.shares(file_id), keys.recipients(file_id)], args=[keys.share_prefix(file_id)])
         links = [text(x) for x in links]
         for i in range(0, len(links), 3):
             sid, token_sha256, owner = links[i : i + 3]
@@ -182,6 +210,9 @@ class ShareStore:
                 self.redis.delete(keys.link(token_sha256))
             if owner:
                 self.redis.hdel(keys.user_links(owner), sid)
-        for user in users:
-            self.redis.hdel(keys.inbox(text(user)), file_id)
-        return len(links) // 3 + len(users)
+        rows = [text(x) for x in rows]
+        for field, value in zip(rows[0::2], rows[1::2]):
+            self.redis.hdel(keys.inbox(row_name(field, value)), file_id)
+            if legacy_name(field, value) and field != row_name(field, value):
+                self.redis.hdel(keys.inbox(field), file_id)
+        return len(links) // 3 + len(rows) // 2

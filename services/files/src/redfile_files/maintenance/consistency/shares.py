@@ -7,6 +7,7 @@ from redfile_files.maintenance.consistency.walk import HEX64, Walk, expires
 from redfile_files.storage import keys
 from redfile_files.storage.inspect import as_hash, as_text
 from redfile_files.storage.keys import Family
+from redfile_files.storage.recipient_rows import row_name
 
 
 def check_id_keys(walk: Walk, items: list[tuple[str, Family]]) -> None:
@@ -40,7 +41,7 @@ def check_share_lists(walk: Walk, file_id: str, part: str) -> None:
                 if not ok:
                     walk.emit("dangling_share_entry", key, f"share {sid} does not exist", Target("exists", key), id=file_id, share_id=sid)
         else:
-            names = [name for _, name in pairs]  # account id -> username: the inbox is the username's
+            names = [row_name(field, value) for field, value in pairs]  # the inbox is the username's
             for user, ok in zip(names, walk.inspect.inboxes_hold(file_id, names)):
                 if not ok:
                     walk.emit("recipient_not_in_inbox", key, f"{user}'s inbox lacks the file", Target("exists", key), id=file_id, user=user)
@@ -99,6 +100,6 @@ def check_user_links(walk: Walk, user: str) -> None:
     key = keys.inbox(user)
     for pairs in walk.inspect.list_pairs(key):
         for (fid, owner), (recipients, meta_owner) in zip(pairs, walk.inspect.inbox_entries(user, pairs)):
-            if user not in {as_text(n) for n in recipients.values()} or as_text(meta_owner) != owner:
+            if user not in {row_name(as_text(f) or "", as_text(v) or "") for f, v in recipients.items()} or as_text(meta_owner) != owner:
                 detail = f"file {fid} of {owner} is no longer shared with them"
                 walk.emit("stale_inbox_entry", key, detail, Target("user", user), id=fid, user=user)

@@ -1,7 +1,7 @@
 -- Remove every share link and recipient of a file at once (the file is gone).
 -- KEYS[1] the file's shares   KEYS[2] the file's recipients
 -- ARGV[1] the share key prefix (files:{<id>}:share:)
--- Reply: {{share id, token_sha256, owner, ...}, {recipient's username, ...}} of what was removed
+-- Reply: {{share id, token_sha256, owner, ...}, {recipient row's field, value, ...}} of what was removed
 local out = {}
 for _, sid in ipairs(redis.call('HKEYS', KEYS[1])) do
   local k = ARGV[1] .. sid
@@ -9,8 +9,6 @@ for _, sid in ipairs(redis.call('HKEYS', KEYS[1])) do
   table.insert(out, sid); table.insert(out, h[1] or ''); table.insert(out, h[2] or '')
   redis.call('UNLINK', k)
 end
-local users = {}  -- account id -> username: the names key the inboxes
-local pairs_ = redis.call('HGETALL', KEYS[2])
-for i = 2, #pairs_, 2 do table.insert(users, pairs_[i]) end
+local rows = redis.call('HGETALL', KEYS[2])  -- the caller finds each row's username (storage.recipient_rows)
 redis.call('UNLINK', KEYS[1], KEYS[2])
-return {out, users}
+return {out, rows}
