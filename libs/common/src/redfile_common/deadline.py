@@ -23,9 +23,11 @@ and a streamed body is iterated in the thread (and context) that served its requ
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
 import time
+from collections.abc import Iterator
 from contextvars import ContextVar
 
 import redis
@@ -110,6 +112,28 @@ def grant_body(length: int) -> None:
     budget = _current.get()
     if budget is not None and budget.body_rate and length > 0:
         budget.grant(length / budget.body_rate)
+
+
+@contextlib.contextmanager
+def floor(seconds: float) -> Iterator[None]:
+    """Within the block the current request may wait ``seconds`` even when its budget has less (or nothing) left.
+
+    For a write that must not be lost for want of time (an audit entry of an action that happened).  What
+    the block waits is spent from the request's budget too, so nothing after it gains time.  Outside a
+    request: no-op.
+    """
+    outer = _current.get()
+    if outer is None:
+        yield
+        return
+    own = Budget(max(outer.left(), seconds))
+    start = own.left()
+    token = _current.set(own)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+        outer.spend(start - own.left())
 
 
 def carried(fn):

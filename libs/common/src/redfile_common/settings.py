@@ -126,6 +126,9 @@ class ServiceSettings(BaseSettings):
 
     # The audit trail (Redis Stream rf:audit) keeps about this many entries (XADD MAXLEN ~).
     audit_max_len: int = Field(default=100_000, ge=100, le=100_000_000)
+    # Seconds an audit entry's append may wait on Redis even when its request's budget is spent
+    # (redfile_common.audit): an action that happened leaves its entry unless Redis cannot take it.
+    audit_write_floor: float = Field(default=0.25, gt=0, le=10)
 
     _split_admins = field_validator("admin_users", mode="before")(_split_csv)
 
