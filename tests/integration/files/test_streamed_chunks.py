@@ -151,8 +151,9 @@ def test_different_bytes_at_a_stored_index_conflict_and_leave_no_staging(api, al
     assert staged_keys(redis_client, upload_id) == []
 
 
-def test_redis_going_away_mid_chunk_stores_nothing(api, client, alice, redis_client, monkeypatch):
-    """The staged SET's connection breaks half-way: a 503 to retry, and Redis never created the key."""
+def test_redis_going_away_mid_chunk_stores_nothing(app, api, client, alice, redis_client, monkeypatch):
+    """The staged SET's connection breaks half-way: a 503 to retry, Redis never created the key, and the lost
+    connection counts against Redis (the breaker opens); once its probe is let through, the retry is stored."""
     upload_id = api.create(alice, 2 * CHUNK, chunk_size=CHUNK).json["id"]
     real = StagedChunk.write
 
@@ -166,6 +167,10 @@ def test_redis_going_away_mid_chunk_stores_nothing(api, client, alice, redis_cli
     assert resp.status_code == 503 and resp.headers["Retry-After"], resp.json
     monkeypatch.undo()
     assert redis_client.exists(keys.chunk(upload_id, 0)) == 0 and staged_keys(redis_client, upload_id) == []
+    breaker = app.extensions["redfile"].breaker
+    assert breaker.state == "open"
+    opened = breaker.clock()
+    breaker.clock = lambda: opened + breaker.reset_timeout  # its reset timeout is over: the next command probes
     again = os.urandom(CHUNK)
     assert api.put(alice, upload_id, 0, again).status_code == 201
     assert redis_client.get(keys.chunk(upload_id, 0)) == again

@@ -131,3 +131,20 @@ def test_an_answer_to_a_command_sent_before_the_opening_closes_it_and_the_next_o
     breaker.failed(breaker.before())  # opens again
     clock.now += 1.0
     assert breaker.before() is True  # a new probe, not refused for ever behind the first
+
+
+def test_a_floor_lets_a_block_wait_past_a_spent_budget_and_charges_what_it_waited():
+    budget = deadline.begin(1.0)
+    try:
+        budget.spend(1.5)
+        with deadline.floor(0.25):
+            assert deadline.timeout(5.0) == pytest.approx(0.25)  # not DeadlineExceeded
+            deadline.spend(0.1)
+        assert deadline.current() is budget and budget.left() == pytest.approx(-0.6)
+        budget.grant(2.0)  # more left than the floor: the block may use it all
+        with deadline.floor(0.25):
+            assert deadline.timeout(5.0) == pytest.approx(1.4)
+    finally:
+        deadline.end()
+    with deadline.floor(0.25):  # outside a request: nothing to do
+        assert deadline.current() is None

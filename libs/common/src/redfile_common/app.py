@@ -144,6 +144,7 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
             client,
             service=name,
             max_len=settings.audit_max_len,
+            floor=settings.audit_write_floor,
             context=request_context,
             on_written=instruments.audit_written,
             on_failed=instruments.audit_failed,

@@ -16,6 +16,10 @@ share id, ...), ``outcome`` (``success``/``failure``/``denied``), ``request_id``
 Never passwords, tokens, keys or file contents: detail fields whose names say
 they hold a secret are dropped, and callers pass names and ids only.
 
+An append may wait ``floor`` seconds (``AUDIT_WRITE_FLOOR``) on Redis even when
+its request's time budget is spent (``deadline.floor``): the entry of an action
+that happened is not dropped for want of time.
+
 Failure mode, on purpose: the action has happened when it is recorded, so a
 failed append does not undo or fail it.  The entry is then written to the log
 at error level (``audit_write_failed``, with every field, so nothing is lost
@@ -34,6 +38,8 @@ from typing import Any, cast
 
 import redis
 import structlog
+
+from . import deadline
 
 STREAM = "rf:audit"
 
@@ -80,6 +86,7 @@ class AuditLog:
         on_written: Callable[[str], None] | None = None,
         on_failed: Callable[[], None] | None = None,
         logger=None,
+        floor: float = 0.25,
     ) -> None:
         self.redis = client
         self.log = logger or log
@@ -88,6 +95,7 @@ class AuditLog:
         self.context = context or (lambda: {})
         self.on_written = on_written
         self.on_failed = on_failed
+        self.floor = floor
 
     def record(
         self, action: str, *, actor: str, user: str | None = None, target: str | None = None, outcome: str = "success", **details: Any
@@ -112,7 +120,8 @@ class AuditLog:
         fields = {k: str(v) for k, v in fields.items() if v not in ("", None)}
         stored: dict[Any, Any] = fields  # redis-py wants a dict of its own key and value union (dict is invariant)
         try:
-            entry_id = self.redis.xadd(STREAM, stored, maxlen=self.max_len, approximate=True)
+            with deadline.floor(self.floor):
+                entry_id = self.redis.xadd(STREAM, stored, maxlen=self.max_len, approximate=True)
         except (redis.RedisError, OSError) as exc:
             self.log.error("audit_write_failed", error_type=type(exc).__name__, audit=fields)
             if self.on_failed:

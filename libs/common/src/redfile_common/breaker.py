@@ -83,6 +83,12 @@ class CircuitBreaker:
         self._announce(change)
         return True
 
+    def check(self, probe: bool) -> None:
+        """A command still under way (a staged write, sent piece by piece): ``BreakerOpen`` once the breaker has
+        opened since it began, unless it is the probe."""
+        if self._state != CLOSED and not probe:
+            raise BreakerOpen(self.retry_after() or self.reset_timeout)
+
     def succeeded(self, probe: bool) -> None:
         if self._state == CLOSED and not probe:
             self._count = 0  # a stale count only ever delays the opening by a command

@@ -1,7 +1,9 @@
 """A time budget per request: how long it may wait on Redis and on other services, all told.
 
 Each request starts with ``REQUEST_BUDGET`` seconds; one that carries a body (a chunk, a tus PATCH)
-gets ``Content-Length / WRITE_BUDGET_RATE`` more.  Once a streamed answer (a download, a zip) has
+gets ``Content-Length / WRITE_BUDGET_RATE`` more, granted (``grant_body``) only once the length is
+known to be within the largest body its route takes (``error_handlers.refuse_oversized_bodies``): a
+length claimed past it is refused with a 413 and gets nothing.  Once a streamed answer (a download, a zip) has
 begun, each of its reads may wait ``REQUEST_BUDGET`` and none longer, however long the stream.  Every Redis command (``redis_client``) and every service-to-service call
 (``service_client``) takes the budget that is left as its timeout.  What is spent is waiting: a
 service call's whole time, a Redis command's whole time when it fails, and when Redis answers only
@@ -21,9 +23,11 @@ and a streamed body is iterated in the thread (and context) that served its requ
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
 import time
+from collections.abc import Iterator
 from contextvars import ContextVar
 
 import redis
@@ -41,9 +45,10 @@ class Budget:
     A ``renewing`` budget (a streamed answer's) is never spent: each wait may take all of it.
     """
 
-    def __init__(self, seconds: float, *, renewing: bool = False) -> None:
+    def __init__(self, seconds: float, *, renewing: bool = False, body_rate: float | None = None) -> None:
         self._left = seconds
         self.renewing = renewing
+        self.body_rate = body_rate  # bytes of request body per second of budget (``grant_body``)
         self._lock = threading.Lock()  # a request's own threads (a zip, a fan-out) may share it
 
     def left(self) -> float:
@@ -60,9 +65,9 @@ class Budget:
             self._left += seconds
 
 
-def begin(seconds: float) -> Budget:
+def begin(seconds: float, *, body_rate: float | None = None) -> Budget:
     """The current context's budget from now on (a request's start)."""
-    budget = Budget(seconds)
+    budget = Budget(seconds, body_rate=body_rate)
     _current.set(budget)
     return budget
 
@@ -102,6 +107,35 @@ def at_least(seconds: float) -> None:
         budget.grant(seconds - budget.left())
 
 
+def grant_body(length: int) -> None:
+    """Give the current request ``length / body_rate`` seconds more for a body of ``length`` bytes it takes."""
+    budget = _current.get()
+    if budget is not None and budget.body_rate and length > 0:
+        budget.grant(length / budget.body_rate)
+
+
+@contextlib.contextmanager
+def floor(seconds: float) -> Iterator[None]:
+    """Within the block the current request may wait ``seconds`` even when its budget has less (or nothing) left.
+
+    For a write that must not be lost for want of time (an audit entry of an action that happened).  What
+    the block waits is spent from the request's budget too, so nothing after it gains time.  Outside a
+    request: no-op.
+    """
+    outer = _current.get()
+    if outer is None:
+        yield
+        return
+    own = Budget(max(outer.left(), seconds))
+    start = own.left()
+    token = _current.set(own)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+        outer.spend(start - own.left())
+
+
 def carried(fn):
     """``fn`` to run in another thread with the caller's budget (``executor.submit(carried(fn), ...)``)."""
     return _Carried(contextvars.copy_context(), fn)
@@ -130,11 +164,14 @@ class Waiting:
 
 
 def init_deadlines(app, *, budget: float, write_rate: float) -> None:
-    """Give every request of ``app`` its budget; a streamed answer gets a renewing one, kept until it is sent."""
-    from flask import g, request
+    """Give every request of ``app`` its budget; a streamed answer gets a renewing one, kept until it is sent.
+
+    A body's share is granted later, by ``error_handlers.refuse_oversized_bodies`` (``grant_body``).
+    """
+    from flask import g
 
     def _begin() -> None:
-        begin(budget + (request.content_length or 0) / write_rate)
+        begin(budget, body_rate=write_rate)
 
     def _stream(response):
         if response.is_streamed:

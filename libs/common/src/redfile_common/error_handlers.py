@@ -16,9 +16,10 @@ from typing import Any
 import redis
 import structlog
 from flask import Flask, Request, current_app, g, jsonify, request
-from werkzeug.exceptions import ClientDisconnected, HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 from werkzeug.wsgi import LimitedStream
 
+from . import deadline
 from .breaker import BreakerOpen
 from .errors import CATALOGUE, ApiError, code_for_status, error_body
 
@@ -108,6 +109,39 @@ def _has_lone_surrogate(value: Any) -> bool:
 
 def _has_body() -> bool:
     return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
+def body_limit() -> tuple[int | None, str | None]:
+    """The largest body the request's route takes, and the name its 413 gives that limit.
+
+    A route in the app's ``BODY_LIMITS`` (endpoint -> (bytes, name)) has its own (a chunk, a tus
+    upload's bytes); every other one the app's ``MAX_CONTENT_LENGTH`` (name None: werkzeug's 413,
+    which ``_http_error`` words).  (None, None): no limit.
+    """
+    limits = current_app.config.get("BODY_LIMITS") or {}
+    if request.endpoint in limits:
+        return limits[request.endpoint]
+    return current_app.config.get("MAX_CONTENT_LENGTH"), None
+
+
+def refuse_oversized_bodies() -> None:
+    """before_request: a Content-Length over the route's largest body (``body_limit``) is a 413 ``payload_too_large``
+    before anything reads the body; one within it gets its share of the request's time budget (``deadline.grant_body``).
+
+    The one place a claimed length is checked against the route's limit: a client that claims a huge
+    body (and sends it slowly, or not at all) gets no more time to wait on Redis than its route allows.
+    A request no route takes gets its 404 or 405, and nothing more.  A body without a length (chunked)
+    is bounded as it is read (werkzeug's ``MAX_CONTENT_LENGTH``, the routes' own readers).
+    """
+    length = request.content_length
+    if not length or request.routing_exception is not None:
+        return
+    limit, name = body_limit()
+    if limit is not None and length > limit:
+        if name is None:
+            raise RequestEntityTooLarge()
+        raise ApiError("payload_too_large", f"The body is over the {limit:,} bytes this request takes.", details={name: limit})
+    deadline.grant_body(length)
 
 
 def refuse_short_bodies() -> None:
@@ -205,6 +239,7 @@ def chain_spec_processor(app, processor, *, first: bool = False) -> None:
 def register_error_handlers(app: Flask) -> None:
     """Install the handlers that give every error the one shape."""
 
+    app.before_request(refuse_oversized_bodies)
     app.before_request(refuse_short_bodies)
     app.before_request(reject_bodies_on_get)
     app.before_request(check_json_body)

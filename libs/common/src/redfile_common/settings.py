@@ -94,7 +94,8 @@ class ServiceSettings(BaseSettings):
     redis_max_connections: int = Field(default=64, ge=1)
     readiness_timeout: float = Field(default=1.0, gt=0)
     # What one request may wait on Redis and other services, all told (redfile_common.deadline); a body
-    # (a chunk) adds its length / WRITE_BUDGET_RATE, and so does a streamed answer (a download).
+    # (a chunk) adds its length / WRITE_BUDGET_RATE, a length within the largest body its route takes
+    # (error_handlers.refuse_oversized_bodies); a streamed answer (a download) renews it per read.
     request_budget: float = Field(default=2.0, gt=0, le=60)
     write_budget_rate: float = Field(default=8 * 1024 * 1024, gt=0)
     # The circuit breaker in front of Redis (redfile_common.breaker): opens after this many timeouts or
@@ -125,6 +126,9 @@ class ServiceSettings(BaseSettings):
 
     # The audit trail (Redis Stream rf:audit) keeps about this many entries (XADD MAXLEN ~).
     audit_max_len: int = Field(default=100_000, ge=100, le=100_000_000)
+    # Seconds an audit entry's append may wait on Redis even when its request's budget is spent
+    # (redfile_common.audit): an action that happened leaves its entry unless Redis cannot take it.
+    audit_write_floor: float = Field(default=0.25, gt=0, le=10)
 
     _split_admins = field_validator("admin_users", mode="before")(_split_csv)
 

@@ -76,6 +76,14 @@ def create_app(settings: FilesSettings | None = None, **overrides) -> APIFlask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_request_bytes  # a base64 chunk in a plain form field
     app.config["TOO_LARGE_HINT"] = LARGE_FILES_HINT
+    # Routes whose bodies are read past MAX_CONTENT_LENGTH, and their own largest body (error_handlers.body_limit):
+    # a chunk is at most MAX_CHUNK_BYTES; a tus body at most the upload's remaining bytes, so at most MAX_FILE_BYTES.
+    tus_limit = (settings.max_file_bytes, "max_file_bytes")
+    app.config["BODY_LIMITS"] = {
+        "uploads.put_chunk": (settings.max_chunk_bytes, "max_chunk_bytes"),
+        "tus.creation_url": tus_limit,
+        "tus.upload_url": tus_limit,
+    }
     # Their bodies are bytes whatever the Content-Type says: never parsed as JSON (error_handlers.check_json_body).
     app.config["RAW_BODY_ENDPOINTS"] = frozenset({"uploads.put_chunk", "tus.creation_url", "tus.upload_url"})
     # a chunk PUT reads exactly Content-Length bytes itself and refuses a short body (intake.body_ended_early);

@@ -8,10 +8,15 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from redfile_common.breaker import BreakerOpen
+from redfile_common.deadline import DeadlineExceeded
+from redfile_common.redis_client import HUNG_AFTER
+
 if TYPE_CHECKING:
     from redis.connection import Connection
 
 STAGING_TTL = 60  # seconds a staged chunk outlives a script that never ran
+_NETWORK_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 def unlink_quietly(client: redis.Redis, key: str) -> None:
@@ -34,6 +39,11 @@ class StagedChunk:
     ``EVALSHA``; neither gets an OpenTelemetry span, and neither is retried by
     redis-py's retry policy: a connection lost here is the client's 503, and
     its retry of the chunk is a no-op or stores it.
+
+    It goes through the client's circuit breaker (``redis_client``) as any command does: an open
+    breaker refuses it (``BreakerOpen``) before it takes a connection, and stops it between two pieces
+    once it opens meanwhile (unless this ``SET`` is the probe); its outcome counts as a command's
+    (an answer closes, a timeout of ``HUNG_AFTER`` or more or a lost connection counts a failure).
     """
 
     def __init__(self, client: redis.Redis, key: str, size: int, ttl: int = STAGING_TTL) -> None:
@@ -45,15 +55,25 @@ class StagedChunk:
         self._conn: Connection | None = None
         self._ending: tuple | None = None  # (script, keys, args) once send_end sent the SET's end
         self._sent_at = 0.0  # when it did
+        self._breaker = getattr(client, "breaker", None)
+        self._probe = False  # this SET is the breaker's probe
+        self._waited = 0.0  # how long the send or read that failed waited
 
     def __enter__(self) -> StagedChunk:
         key = self.key.encode()
         self._started = time.perf_counter()
-        self._conn = conn = self.client.connection_pool.get_connection()
+        if self._breaker is not None:
+            self._probe = self._breaker.before()  # BreakerOpen: no connection taken, nothing sent
         try:
-            conn.send_packed_command([b"*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n" % (len(key), key, self.size)], check_health=False)
-        except BaseException:
-            self._close(broken=True)
+            self._conn = conn = self._io(self.client.connection_pool.get_connection)
+        except BaseException as error:
+            self._judge(error, answered=False)
+            raise
+        try:
+            header = b"*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n" % (len(key), key, self.size)
+            self._io(conn.send_packed_command, [header], check_health=False)
+        except BaseException as error:
+            self._close(broken=True, error=error)
             raise
         return self
 
@@ -61,8 +81,37 @@ class StagedChunk:
         if self.sent + len(piece) > self.size:
             raise ValueError("more bytes than the staged chunk's size")
         assert self._conn is not None, "write after the staged chunk was closed"
-        self._conn.send_packed_command([piece], check_health=False)
+        if self._breaker is not None:
+            self._breaker.check(self._probe)  # opened meanwhile: stop here (the caller's exit closes the SET unfinished)
+        self._io(self._conn.send_packed_command, [piece], check_health=False)
         self.sent += len(piece)
+
+    def _io(self, call, *args, **kwargs):
+        """One connect, send or read; a network error notes how long it waited (``_judge``)."""
+        started = time.monotonic()
+        try:
+            return call(*args, **kwargs)
+        except _NETWORK_ERRORS:
+            self._waited = time.monotonic() - started
+            raise
+
+    def _judge(self, error: BaseException | None, *, answered: bool) -> None:
+        """Tell the breaker how Redis did, as ``redis_client`` does for a command: it answered (a reply, an error
+        reply), it hung or was lost (a failure), or it was asked nothing we can judge by (the body ended, a checksum
+        did not match, our own refusals, a timeout cut short by a budget nearly spent)."""
+        breaker, probe, self._probe = self._breaker, self._probe, False
+        if breaker is None:
+            return
+        if answered or isinstance(error, redis.exceptions.ResponseError):
+            breaker.succeeded(probe)
+        elif (
+            isinstance(error, _NETWORK_ERRORS)
+            and not isinstance(error, (BreakerOpen, DeadlineExceeded))
+            and not (isinstance(error, redis.exceptions.TimeoutError) and self._waited < HUNG_AFTER)
+        ):
+            breaker.failed(probe)
+        else:
+            breaker.released(probe)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._conn is None:
@@ -102,9 +151,15 @@ class StagedChunk:
         tail = [b"\r\n$2\r\nEX\r\n$%d\r\n%s\r\n" % (len(ttl), ttl)]
         if script is not None:
             tail += conn.pack_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        try:
+            if self._breaker is not None:
+                self._breaker.check(self._probe)
+        except BreakerOpen as error:
+            self._close(broken=True, error=error)
+            raise
         self._ending = (script, keys, args)
         try:
-            conn.send_packed_command(tail, check_health=False)
+            self._io(conn.send_packed_command, tail, check_health=False)
         except BaseException as error:
             self._close(broken=True, error=error)
             raise
@@ -120,7 +175,7 @@ class StagedChunk:
         script_started = time.perf_counter()
         self._started += script_started - self._sent_at
         try:
-            reply = conn.read_response()
+            reply = self._io(conn.read_response)
         except BaseException as error:  # a refused SET too: its script's reply is still on the way, so the connection goes
             self._close(broken=True, error=error)
             raise
@@ -133,10 +188,11 @@ class StagedChunk:
             return None
         self._close(broken=False, release=False)  # the SET is done; the connection waits for the script's reply
         try:
-            result = conn.read_response()
+            result = self._io(conn.read_response)
         except redis.exceptions.ResponseError as error:  # a whole error reply: the connection is in step
             self._release(conn, broken=False)
             self._observe("EVALSHA", script_started, error)
+            self._judge(error, answered=True)
             if isinstance(error, redis.exceptions.NoScriptError):  # Redis restarted or flushed its scripts
                 self.client.script_load(script.script)
                 return script(keys=list(keys), args=list(args))
@@ -144,9 +200,11 @@ class StagedChunk:
         except BaseException as error:
             self._release(conn, broken=True)
             self._observe("EVALSHA", script_started, error)
+            self._judge(error, answered=False)
             raise
         self._release(conn, broken=False)
         self._observe("EVALSHA", script_started, None)
+        self._judge(None, answered=True)
         return result
 
     def _observe(self, command: str, started: float, error: BaseException | None) -> None:
@@ -171,3 +229,4 @@ class StagedChunk:
         if release:
             self._release(conn, broken=broken)
         self._observe("SET", self._started, error)
+        self._judge(error, answered=not broken)
