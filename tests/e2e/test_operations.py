@@ -13,6 +13,7 @@ from flask import Flask
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from redfile_common import request_watch
 from redfile_common.metrics import init_metrics
 from redfile_common.product_metrics import AuthMetrics, CommonMetrics, FilesMetrics
 from redfile_common.redis_info import RedisInfo, RedisInfoCollector
@@ -210,7 +211,7 @@ def defined_families() -> set[str]:
     names = {f.name for f in registry.collect()}
     # describe() reads nothing: a client whose socket does not exist is never used
     unused = redis.Redis(unix_socket_path="/nonexistent/redfile-probe.sock")
-    return names | {f.name for f in RedisInfoCollector(RedisInfo(unused), "probe").describe()}
+    return names | {f.name for f in RedisInfoCollector(RedisInfo(unused), "probe").describe()} | set(request_watch.FAMILIES)
 
 
 def test_a_real_scrape_shows_only_what_the_code_defines(system):

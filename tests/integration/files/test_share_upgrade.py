@@ -30,7 +30,7 @@ def rows(r, file_id: str) -> dict[str, str]:
 
 
 def upgrade(domain, r, **options):
-    return ShareUpgrade(r, domain.sharing.store, domain.sharing.directory).run(**options)
+    return ShareUpgrade(domain.sharing.store, domain.sharing.directory).run(**options)
 
 
 def test_the_upgrade_converts_shares_stored_by_name_and_drops_and_reports_unknown_names(api, client, alice, bob, domain, redis_client):

@@ -21,6 +21,7 @@ import yaml
 
 from redfile_common.app import create_service_app
 from redfile_common.product_metrics import auth_metrics, files_metrics
+from redfile_common import request_watch
 from redfile_common.redis_info import RedisInfo, RedisInfoCollector
 from redfile_common.settings import ServiceSettings
 from redfile_dev.testing import make_settings
@@ -44,7 +45,7 @@ def exported_families() -> dict[str, str]:
     families = {f.name: f.type for f in registry.collect()}
     collector = RedisInfoCollector(RedisInfo(fakeredis.FakeRedis()), "files")  # describe() reads nothing
     families |= {f.name: f.type for f in collector.describe()}
-    return families
+    return families | request_watch.FAMILIES
 
 
 @functools.cache

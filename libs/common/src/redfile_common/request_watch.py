@@ -152,6 +152,10 @@ class WatchSettings:
         return cls(stuck_after=seconds, service=service)
 
 
+# The family the worker itself exports (beside the app's registry): name (without _total) -> type
+FAMILIES = {"redfile_worker_stuck_exits": "counter"}
+
+
 def exit_counter(service: str):
     """``redfile_worker_stuck_exits_total{service}``, at 0 from the start; written to the multiprocess files the master serves.
 

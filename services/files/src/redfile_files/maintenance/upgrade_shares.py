@@ -28,25 +28,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-import redis
-
 from redfile_common.errors import ApiError
 from redfile_files.sharing.directory import Account, Directory
-from redfile_files.storage import keys
+from redfile_files.storage import StorageError
 from redfile_files.storage.recipient_rows import legacy_name
-from redfile_files.storage.records import text
 from redfile_files.storage.shares import ShareStore
 
 DEFAULT_BATCH = 500
 MAX_LISTED = 100  # drops and unresolved names listed in a report
-RECIPIENTS_KEYS = keys.id_key("*", "recipients")
-RECIPIENTS_KEY_RE = re.compile(re.escape(keys.id_key("@", "recipients")).replace("@", "([0-9a-f]{32})"))
 
 
 @dataclass
@@ -73,7 +67,6 @@ class UpgradeReport:
 class ShareUpgrade:
     def __init__(
         self,
-        client: redis.Redis,
         store: ShareStore,
         directory: Directory,
         *,
@@ -81,7 +74,6 @@ class ShareUpgrade:
         pause: float = 0.0,
         progress: Callable[[dict], None] | None = None,
     ) -> None:
-        self.redis = client
         self.store = store
         self.directory = directory
         self.batch = batch
@@ -91,26 +83,25 @@ class ShareUpgrade:
 
     def run(self, *, dry_run: bool = False) -> UpgradeReport:
         report = UpgradeReport(dry_run=dry_run)
-        cursor = 0
-        while True:  # one SCAN walk: it ends when the cursor comes back to 0
-            cursor, found = self.redis.scan(cursor, match=RECIPIENTS_KEYS, count=self.batch, _type="hash")
-            for key in found:
-                matched = RECIPIENTS_KEY_RE.fullmatch(text(key))
-                if matched:
-                    report.scanned += 1
-                    self._file(matched.group(1), report, dry_run=dry_run)
-            self.progress({"cursor": cursor, "scanned": report.scanned, "converted": report.converted, "dropped": report.dropped})
-            if cursor == 0:
-                return report
-            if self.pause:
-                time.sleep(self.pause)
+        for file_id in self.store.files_with_recipients(self.batch):  # one SCAN walk (of every primary on a cluster)
+            report.scanned += 1
+            self._file(file_id, report, dry_run=dry_run)
+            if report.scanned % self.batch == 0:
+                self._report(report, done=False)
+                if self.pause:
+                    time.sleep(self.pause)
+        self._report(report, done=True)
+        return report
+
+    def _report(self, report: UpgradeReport, *, done: bool) -> None:
+        self.progress({"done": done, "scanned": report.scanned, "converted": report.converted, "dropped": report.dropped})
 
     def _file(self, file_id: str, report: UpgradeReport, *, dry_run: bool) -> None:
         rows = [(f, v, name) for f, v in self.store.rows(file_id).items() if (name := legacy_name(f, v))]
         if not rows:
             return
         report.name_rows += len(rows)
-        owner = self.redis.hget(keys.meta(file_id), "owner")
+        owner = self.store.file_owner(file_id)
         if owner is None:
             report.orphaned += len(rows)
             return
@@ -126,19 +117,19 @@ class ShareUpgrade:
                 report.converted += account is not None
                 report.dropped += account is None
                 continue
-            self._convert(file_id, text(owner), field_, value, name, account, report)
+            self._convert(file_id, owner, field_, value, name, account, report)
 
     def _convert(
         self, file_id: str, owner: str, field_: str, value: str, name: str, account: Account | None, report: UpgradeReport
     ) -> None:
         if account is not None:
-            self.redis.hset(keys.inbox(account.username), file_id, owner)  # the index first, as every share writes it
+            self.store.index_inbox(account.username, file_id, owner)  # the index first, as every share writes it
         state = self.store.convert_name_row(file_id, field_, value, account.id if account else "", account.username if account else name)
         if state != "ok":
             report.changed += 1
             return
         if account is None or field_ != account.username:
-            self.redis.hdel(keys.inbox(field_), file_id)
+            self.store.unindex_inbox(field_, file_id)
         if account is not None:
             report.converted += 1
             return
@@ -181,16 +172,16 @@ def main(argv: list[str] | None = None) -> int:
 
     def progress(line: dict) -> None:  # at most one line a second, and the end
         now = time.monotonic()
-        if not args.quiet and (line["cursor"] == 0 or now - last_line[0] >= 1):
+        if not args.quiet and (line["done"] or now - last_line[0] >= 1):
             last_line[0] = now
             print(json.dumps(line), file=sys.stderr, flush=True)
 
     client = make_redis(settings)
     try:
         store = ShareStore(client, password_window=settings.share_password_window)
-        upgrade = ShareUpgrade(client, store, Directory(services), batch=max(1, args.batch), pause=max(0.0, args.pause), progress=progress)
+        upgrade = ShareUpgrade(store, Directory(services), batch=max(1, args.batch), pause=max(0.0, args.pause), progress=progress)
         report = upgrade.run(dry_run=args.dry_run)
-    except redis.exceptions.RedisError as exc:
+    except StorageError as exc:
         print(json.dumps({"error": "redis", "message": f"{type(exc).__name__}: {exc}"}), file=sys.stderr)
         return 2
     finally:

@@ -12,6 +12,8 @@ without one.  Readers skip such entries and remove them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import redis
 
 from redfile_common.limiter import FailureLimiter, Scope
@@ -171,6 +173,23 @@ class ShareStore:
             removed += 1 if self.remove_recipient(file_id, username) else 0
         self.redis.delete(keys.inbox(username))
         return removed
+
+    def files_with_recipients(self, batch: int) -> Iterator[str]:
+        """The id of every file with a recipients hash (a SCAN walk; on a cluster, of every primary)."""
+        for key in self.redis.scan_iter(match=keys.id_key("*", "recipients"), count=batch, _type="hash"):
+            found = keys.classify(text(key))
+            if found is not None and found.part == "recipients":
+                yield found.tag
+
+    def file_owner(self, file_id: str) -> str | None:
+        owner = self.redis.hget(keys.meta(file_id), "owner")
+        return None if owner is None else text(owner)
+
+    def index_inbox(self, username: str, file_id: str, owner: str) -> None:
+        self.redis.hset(keys.inbox(username), file_id, owner)
+
+    def unindex_inbox(self, username: str, file_id: str) -> None:
+        self.redis.hdel(keys.inbox(username), file_id)
 
     def rows(self, file_id: str) -> dict[str, str]:
         """The recipients hash as stored: account id -> username, and any name row (username -> created_at)."""
