@@ -19,9 +19,9 @@ import promql_parser
 import pytest
 import yaml
 
+from redfile_common import request_watch
 from redfile_common.app import create_service_app
 from redfile_common.product_metrics import auth_metrics, files_metrics
-from redfile_common import request_watch
 from redfile_common.redis_info import RedisInfo, RedisInfoCollector
 from redfile_common.settings import ServiceSettings
 from redfile_dev.testing import make_settings
