@@ -21,7 +21,7 @@ define tests
 	$(VENV)/bin/python -m pytest -m "$(1)timing" $(PYTEST_K) $(PYTEST_ARGS) || [ $$? -eq 5 ]
 endef
 
-.PHONY: run test test-unit test-integration test-e2e test-tools bench sync clean lint lint-deploy deploy-tools
+.PHONY: run test test-unit test-integration test-e2e test-cluster test-sentinel test-tools bench sync clean lint lint-deploy deploy-tools
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -59,6 +59,17 @@ test-integration: sync test-tools
 
 test-e2e: sync test-tools
 	$(call tests,e2e and )
+
+# The integration and end-to-end tiers against a private Redis Cluster (3 primaries, a replica each) or
+# Sentinel set-up (a primary, 2 replicas, 3 sentinels) instead of one server: REDFILE_TEST_REDIS_MODE
+# (redfile_dev.testing).  Not part of make test yet.
+test-cluster: export REDFILE_TEST_REDIS_MODE := cluster
+test-cluster: sync test-tools
+	$(call tests,(integration or e2e) and )
+
+test-sentinel: export REDFILE_TEST_REDIS_MODE := sentinel
+test-sentinel: sync test-tools
+	$(call tests,(integration or e2e) and )
 
 # The benchmark suite (docs/performance.md): a table of figures and ratios, JSON in bench/results/,
 # the figures in docs/img/.  Adds the bench dependency group (matplotlib, py-spy) to .venv.

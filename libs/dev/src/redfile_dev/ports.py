@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -26,6 +27,39 @@ def free_ports(count: int, host: str = "127.0.0.1", taken: set[int] | None = Non
     if len(ports) < count:
         raise RuntimeError(f"could not find {count} distinct free ports on {host}")
     return ports
+
+
+class PortTaken(RuntimeError):
+    pass
+
+
+def kept_ports(state_file: Path, count: int) -> list[int]:
+    """The ports a topology listed in its JSON state file (``{"ports": [...]}``), else ``count`` free ones, written there.
+
+    Nodes that restart name each other by the ports they had (nodes.conf, sentinel and replica configs), so a
+    restart must get the same ones; a kept port that something else holds now stops the start, naming the holder.
+    """
+    if state_file.exists():
+        ports: list[int] = json.loads(state_file.read_text())["ports"]
+        for port in ports:
+            if not port_is_free("127.0.0.1", port):
+                holder = port_holder(port)
+                raise PortTaken(
+                    f"port {port}, kept in {state_file} for a restart, is taken"
+                    + (f" by {holder}" if holder else "")
+                    + f"; stop that, or remove {state_file.parent} to start this topology afresh (its data goes)"
+                )
+        return ports
+    return add_kept_ports(state_file, count)
+
+
+def add_kept_ports(state_file: Path, count: int) -> list[int]:
+    """``count`` more free ports, appended to the state file's list (created if missing)."""
+    kept: list[int] = json.loads(state_file.read_text())["ports"] if state_file.exists() else []
+    new = free_ports(count, taken=set(kept))
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    state_file.write_text(json.dumps({"ports": kept + new}))
+    return new
 
 
 def port_is_free(host: str, port: int) -> bool:

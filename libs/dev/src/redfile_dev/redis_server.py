@@ -17,6 +17,9 @@ from pathlib import Path
 
 import redis
 
+# A replica's first sync starts at once (the server's default waits 5 s for more replicas to share it).
+REPLICATION_ARGS = ["--repl-diskless-sync-delay", "0"]
+
 
 class RedisNotFound(RuntimeError):
     pass
@@ -48,6 +51,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 class RedisProcess:
     """One private server process.  ``extra_args`` are passed on the command line."""
 
+    password: str | None = None  # what the readiness check authenticates with, for a server that asks
+
     def __init__(
         self,
         data_dir: Path,
@@ -56,8 +61,10 @@ class RedisProcess:
         appendonly: bool = True,
         extra_args: list[str] | None = None,
         binary: str | None = None,
+        config_file: Path | None = None,
     ) -> None:
         self.binary = binary
+        self.config_file = config_file
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.appendonly = appendonly
@@ -68,10 +75,16 @@ class RedisProcess:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 15.0) -> RedisProcess:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        args = [
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "server.log"
+
+    def command(self) -> list[str]:
+        """The server's command line: the config file first when there is one (the server rewrites it on
+        ``CONFIG REWRITE``), then the options, which win over the file's."""
+        return [
             self.binary or find_redis_binary(),
+            *([str(self.config_file)] if self.config_file else []),
             "--bind",
             "127.0.0.1",
             "--port",
@@ -88,11 +101,14 @@ class RedisProcess:
             "--protected-mode",
             "yes",
             "--logfile",
-            str(self.data_dir / "server.log"),
+            str(self.log_path),
             *self.extra_args,
         ]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        self.wait_ready(timeout)
+
+    def start(self, timeout: float = 15.0) -> RedisProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.wait_ready(timeout, self.password)
         return self
 
     def wait_ready(self, timeout: float = 15.0, password: str | None = None) -> None:
@@ -101,7 +117,7 @@ class RedisProcess:
         try:
             while time.monotonic() < deadline:
                 if self.proc is not None and self.proc.poll() is not None:
-                    raise RuntimeError(f"redis server exited with {self.proc.returncode}; see {self.data_dir / 'server.log'}")
+                    raise RuntimeError(f"redis server exited with {self.proc.returncode}; see {self.log_path}")
                 try:
                     client.ping()
                     return
@@ -113,7 +129,7 @@ class RedisProcess:
                     time.sleep(0.05)
                 except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
                     time.sleep(0.05)
-            raise TimeoutError(f"redis server on port {self.port} not ready after {timeout}s")
+            raise TimeoutError(f"redis server on port {self.port} not ready after {timeout}s; see {self.log_path}")
         finally:
             client.close()
 
@@ -126,6 +142,10 @@ class RedisProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

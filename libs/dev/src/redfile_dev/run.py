@@ -1,7 +1,8 @@
 """``make run``: the whole of Redfile on one machine.
 
 Starts Redis (``REDIS_URL`` when set, else a private server whose data is
-kept in ``data/redis``), the three services under gunicorn on free loopback
+kept in ``data/redis``, or with ``REDFILE_REDIS_MODE=cluster`` / ``sentinel`` a
+private cluster or Sentinel set-up: ``run_redis``), the three services under gunicorn on free loopback
 ports, and the development gateway on http://127.0.0.1:$REDFILE_PORT (default
 8080).  The banner (URL, admin, where the logs are) comes only once every
 service's ``/readyz`` and the gateway answer.  In development the processes'
@@ -27,7 +28,7 @@ import redis
 import requests
 
 from .ports import free_ports, port_holder, port_is_free
-from .redis_server import RedisProcess
+from .run_redis import PrivateRedis, client_for, private_redis_mode, start_private_redis
 
 SERVICES = ("auth", "files", "admin")
 PARTS = (*SERVICES, "gateway")
@@ -72,7 +73,7 @@ def _shown(path: Path) -> str:
     return str(path)
 
 
-def admin_exists(redis_url: str, username: str) -> bool:
+def admin_exists(redis_env: dict[str, str], username: str) -> bool:
     """Whether auth's bootstrap will find ``username`` already stored (and so leave its password alone).
 
     When Redis cannot say (a REDIS_URL whose user may not read auth's keys), it counts as existing:
@@ -81,7 +82,11 @@ def admin_exists(redis_url: str, username: str) -> bool:
     from redfile_auth.storage import USER
     from redfile_auth.validation import normalise_username
 
-    client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        client = client_for(redis_env, socket_timeout=5, socket_connect_timeout=5)
+    except (redis.RedisError, KeyError, ValueError) as exc:
+        say(f"could not tell whether admin {username!r} exists ({type(exc).__name__})")
+        return True
     try:
         return bool(client.exists(USER + normalise_username(username)))
     except redis.RedisError as exc:
@@ -101,7 +106,8 @@ class Launcher:
         self.procs: dict[str, subprocess.Popen] = {}
         self.log_files: dict[str, IO[bytes]] = {}
         self.log_offsets: dict[str, int] = {}
-        self.redis: RedisProcess | None = None
+        self.redis: PrivateRedis | None = None
+        self.redis_exits_told: set[int] = set()
         self.stopping = False
 
     def env_for(self, base: dict) -> dict:
@@ -149,14 +155,16 @@ class Launcher:
 
         if os.environ.get("REDIS_URL"):
             shared["REDIS_URL"] = os.environ["REDIS_URL"]
-            say("using Redis at REDIS_URL")
+            say(f"using Redis at REDIS_URL (REDIS_MODE={os.environ.get('REDIS_MODE') or 'standalone'})")
+            redis_env = {k: v for k, v in os.environ.items() if k.startswith("REDIS_")}
         else:
-            self.redis = RedisProcess(self.root / "redis", port=_env_port("REDFILE_REDIS_PORT")).start()
-            shared["REDIS_URL"] = self.redis.url
-            say(f"private Redis on 127.0.0.1:{self.redis.port}, data in {_shown(self.redis.data_dir)}")
+            self.redis = start_private_redis(private_redis_mode(), self.root, _shown, _env_port("REDFILE_REDIS_PORT"))
+            shared.update(self.redis.env)
+            redis_env = self.redis.env
+            say(self.redis.summary)
 
         first_admin = admins.split(",")[0].strip() or "admin"
-        admin_existed = admin_exists(shared["REDIS_URL"], first_admin)
+        admin_existed = admin_exists(redis_env, first_admin)
 
         for s in SERVICES:
             shared[f"{s.upper()}_URL"] = f"http://127.0.0.1:{ports[s]}"
@@ -293,11 +301,24 @@ class Launcher:
                 if proc.poll() is not None:
                     say(f"{self.exit_report(name, proc.returncode)}\nredfile: stopping everything")
                     return 1
-            if self.redis and self.redis.proc and self.redis.proc.poll() is not None:
-                say(f"Redis exited; see {_shown(self.redis.data_dir / 'server.log')}; stopping everything")
+            if self.redis and self.redis_exited():
                 return 1
             time.sleep(0.5)
         return 0
+
+    def redis_exited(self) -> bool:
+        """Whether the private Redis is gone: a standalone server that exited stops everything; a cluster or
+        Sentinel node that exited is told once (the topology fails over without it)."""
+        assert self.redis is not None
+        for node in self.redis.processes:
+            if node.proc is None or node.proc.poll() is None or node.port in self.redis_exits_told:
+                continue
+            if len(self.redis.processes) == 1:
+                say(f"Redis exited; see {_shown(node.log_path)}; stopping everything")
+                return True
+            self.redis_exits_told.add(node.port)
+            say(f"Redis node on port {node.port} exited; see {_shown(node.log_path)}")
+        return False
 
     def stop(self) -> None:
         self.stopping = True
@@ -311,7 +332,7 @@ class Launcher:
             except subprocess.TimeoutExpired:
                 proc.kill()
         if self.redis:
-            self.redis.stop()
+            self.redis.server.stop()
         for fh in self.log_files.values():
             fh.close()
 

@@ -2,9 +2,16 @@
 
 Enable with ``pytest_plugins = ["redfile_dev.testing"]``.  Fixtures:
 
-* ``redis_server`` (session): a private real Redis on a free loopback port.
-* ``redis_url``: that server's URL, flushed before each test that uses it.
-* ``redis_client``: a client of that server.
+* ``redis_server`` (session): a private real Redis on free loopback ports: a standalone server, or, with
+  ``REDFILE_TEST_REDIS_MODE=cluster`` or ``sentinel``, a 3-primary cluster with a replica each or a primary
+  with two replicas and three sentinels (``redfile_dev.testing_topology``).
+* ``redis_url``: a URL naming that server (a cluster node, the current primary), all of whose primaries are
+  flushed before each test that uses it.  ``test_env``/``settings_overrides`` given this URL add the
+  topology's ``REDIS_MODE`` and, for Sentinel, ``REDIS_SENTINELS`` and ``REDIS_SENTINEL_MASTER``.
+* ``redis_client``: a client that works across that topology.
+* ``redis_cluster`` / ``redis_sentinel``: a fresh cluster / Sentinel set-up for one test (whatever the mode),
+  for tests that kill nodes; stopped after the test.
+* ``@pytest.mark.topology("cluster", ...)``: the test runs only when the mode is one of those named.
 * ``gunicorn``: ``start(service, redis_url, n=1, **env) -> [ServiceProcess]``: real gunicorn
   processes of a service (``auth``, ``files`` or ``admin``) on free loopback ports, each
   ready on /readyz, all stopped after the test.
@@ -32,7 +39,10 @@ from redfile_common import deadline
 from redfile_common.settings import ServiceSettings
 from redfile_common.tokens import Keyring, ServiceTokens, TokenState, UserTokens
 
-from .redis_server import RedisProcess, free_port
+from .cluster import ClusterProcess
+from .redis_server import free_port
+from .sentinel import SentinelSet
+from .testing_topology import flush, forget, register, skip_unless_topology, start_topology, test_redis_mode, topology_client, topology_env
 
 TEST_USER_KEYS = "test-u1:" + "u" * 40 + ",test-u0:" + "o" * 40
 TEST_SERVICE_KEYS = "test-s1:" + "s" * 40
@@ -48,6 +58,7 @@ def test_env(redis_url: str, **extra: str) -> dict[str, str]:
         "USER_TOKEN_KEYS": TEST_USER_KEYS,
         "SERVICE_TOKEN_KEYS": TEST_SERVICE_KEYS,
         "LOG_LEVEL": "WARNING",
+        **topology_env(redis_url),
     }
     env.update(extra)
     return env
@@ -100,26 +111,54 @@ def _no_budget_left_behind():
     deadline.end()
 
 
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "topology(*modes): runs only when REDFILE_TEST_REDIS_MODE is one of modes")
+    test_redis_mode()  # an unknown mode stops the run before any test
+
+
+def pytest_runtest_setup(item) -> None:
+    skip_unless_topology(item)
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
-    server = RedisProcess(Path(tmp_path_factory.mktemp("redis")), appendonly=False).start()
+    server = start_topology(test_redis_mode(), Path(tmp_path_factory.mktemp("redis")))
     yield server
+    forget(server)
     server.stop()
 
 
 @pytest.fixture
 def redis_url(redis_server) -> str:
-    client = redis.Redis.from_url(redis_server.url)
-    client.flushall()
-    client.close()
+    flush(redis_server)
     return redis_server.url
 
 
 @pytest.fixture
-def redis_client(redis_url):
-    client = redis.Redis.from_url(redis_url)
+def redis_client(redis_server, redis_url):
+    client = topology_client(redis_server)
     yield client
     client.close()
+
+
+@pytest.fixture
+def redis_cluster(tmp_path):
+    """A fresh 3-primary cluster, a replica each, short node timeout: for a test that kills nodes."""
+    cluster = ClusterProcess(tmp_path / "cluster").start()
+    register(cluster)
+    yield cluster
+    forget(cluster)
+    cluster.stop()
+
+
+@pytest.fixture
+def redis_sentinel(tmp_path):
+    """A fresh primary, two replicas and three sentinels, short failover timeouts: for a test that kills nodes."""
+    sentinels = SentinelSet(tmp_path / "sentinel").start()
+    register(sentinels)
+    yield sentinels
+    forget(sentinels)
+    sentinels.stop()
 
 
 def _recording_switch():
