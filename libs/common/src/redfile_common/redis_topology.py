@@ -62,7 +62,7 @@ class InstrumentedClusterPipeline(_Guarded, ClusterPipeline):
             if attempts > 1:  # redis-py empties the queue when execute ends: a retry sends what was asked
                 if watching:
                     raise redis.exceptions.WatchError("the connection that held the WATCH failed")
-                strategy.command_queue = list(queued)
+                strategy.command_queue = list(queued)  # type: ignore[misc]  # the concrete strategies have a setter
             return ClusterPipeline.execute(self, raise_on_error)
 
         return self._guarded("MULTI" if multi else "PIPELINE", repeatable, attempt, raise_on_error)
@@ -83,7 +83,7 @@ class InstrumentedCluster(_Guarded, RedisCluster):
         pipe = InstrumentedClusterPipeline(
             nodes_manager=self.nodes_manager,
             commands_parser=self.commands_parser,
-            startup_nodes=self.nodes_manager.startup_nodes,
+            startup_nodes=self.nodes_manager.startup_nodes,  # type: ignore[arg-type]  # as redis-py's own pipeline() passes it
             result_callbacks=self.result_callbacks,
             cluster_response_callbacks=self.cluster_response_callbacks,
             read_from_replicas=self.read_from_replicas,
