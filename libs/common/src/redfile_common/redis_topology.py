@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any, Protocol
 
 import redis
 from redis.backoff import NoBackoff
@@ -192,3 +193,59 @@ def confirm_replicas(client: redis.Redis | RedisCluster, keys: Iterable[str]) ->
             confirmed = pipe.execute()[-1]
         if int(confirmed) < wanted:
             raise ReplicasNotConfirmed(f"{confirmed} of {wanted} replicas confirmed the write in time")
+
+
+# How one INFO field of every primary adds up to the cluster's: summed, the worst, or the oldest.
+_SUMMED = ("used_memory", "maxmemory", "connected_clients", "rdb_changes_since_last_save")
+_WORST_FLAG = {"loading": max, "aof_enabled": min, "aof_rewrite_in_progress": max}
+_STATUSES = ("aof_last_write_status", "rdb_last_bgsave_status")
+
+
+class _PrimariesInfo(Protocol):
+    def info(self, target_nodes=None) -> Any: ...
+
+
+class ClusterInfo:
+    """INFO of a cluster, read from every primary and added up as one server's (``redis_info`` reads it):
+    memory and clients summed, a flag at its worst (loading if one loads, AOF on only if on everywhere),
+    a status ``ok`` only if ok everywhere, the oldest snapshot; ``nodes`` holds each primary's memory."""
+
+    def __init__(self, client: _PrimariesInfo) -> None:
+        self.client = client
+
+    def info(self) -> dict:
+        per_node = self.client.info(target_nodes=RedisCluster.PRIMARIES)
+        if not isinstance(per_node, dict) or not per_node:
+            raise redis.exceptions.ConnectionError("no primary answered INFO")
+        readings = list(per_node.values())
+        merged = dict(readings[0])
+        for field in _SUMMED:
+            merged[field] = sum(int(r.get(field, 0) or 0) for r in readings)
+        for field, worst in _WORST_FLAG.items():
+            merged[field] = worst(int(r.get(field, 0) or 0) for r in readings)
+        for field in _STATUSES:
+            merged[field] = "ok" if all(r.get(field, "ok") == "ok" for r in readings) else "err"
+        merged["rdb_last_save_time"] = min(int(r.get("rdb_last_save_time", 0) or 0) for r in readings)
+        merged["nodes"] = {name: {"used_memory": int(r.get("used_memory", 0) or 0)} for name, r in sorted(per_node.items())}
+        return merged
+
+
+def info_client(settings):
+    """A client for INFO only (``redis_info``) in ``REDIS_MODE``: short timeouts, no retries, few connections."""
+    short = {
+        "socket_timeout": settings.redis_info_timeout,
+        "socket_connect_timeout": settings.redis_info_timeout,
+        "client_name": f"redfile-{settings.service_name}-info",
+    }
+    if settings.redis_username:
+        short["username"] = settings.redis_username
+    if settings.redis_password:
+        short["password"] = settings.redis_password
+    if settings.redis_mode == "cluster":
+        return ClusterInfo(RedisCluster.from_url(settings.redis_url, retry=Retry(NoBackoff(), 0), max_connections=2, **short))
+    sentinels = [(host, int(port)) for host, _, port in (s.rpartition(":") for s in settings.redis_sentinels)]
+    sentinel_options = {"socket_timeout": settings.redis_info_timeout, "socket_connect_timeout": settings.redis_info_timeout}
+    if settings.redis_sentinel_password:
+        sentinel_options["password"] = settings.redis_sentinel_password
+    manager = Sentinel(sentinels, sentinel_kwargs=sentinel_options, **short)
+    return manager.master_for(settings.redis_sentinel_master, retry=Retry(NoBackoff(), 0), max_connections=2)
