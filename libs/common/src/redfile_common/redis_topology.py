@@ -202,7 +202,7 @@ _STATUSES = ("aof_last_write_status", "rdb_last_bgsave_status")
 
 
 class _PrimariesInfo(Protocol):
-    def info(self, target_nodes=None) -> Any: ...
+    def info(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
 class ClusterInfo:
