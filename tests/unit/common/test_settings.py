@@ -89,3 +89,41 @@ def test_redis_client_packs_large_values_without_hiredis_and_has_bounded_timeout
     assert isinstance(packer.python, PythonRespSerializer) and isinstance(packer.hiredis, HiredisRespSerializer)
     assert conn.socket_timeout == 3 and conn.socket_connect_timeout == s.redis_connect_timeout
     assert client.connection_pool.max_connections == s.redis_max_connections
+
+
+def test_redis_topology_settings_are_read_and_checked():
+    s = prod(redis_mode="sentinel", redis_sentinels="10.0.0.1:26379, sentinel-1.redis:26379", redis_sentinel_master="main")
+    assert s.redis_sentinels == ["10.0.0.1:26379", "sentinel-1.redis:26379"] and s.redis_sentinel_master == "main"
+    assert prod().redis_mode == "standalone" and prod().redis_wait_replicas == 0
+    with pytest.raises(SettingsError, match="REDIS_SENTINELS"):
+        prod(redis_mode="sentinel")
+    for bad in ("10.0.0.1", "host:port", ":26379", "h:70000"):
+        with pytest.raises(ValueError, match="host:port"):
+            prod(redis_mode="sentinel", redis_sentinels=bad)
+    with pytest.raises(ValueError):
+        prod(redis_mode="replicated")
+    with pytest.raises(ValueError):
+        prod(redis_wait_replicas=-1)
+
+
+def test_the_sentinel_client_asks_the_sentinels_and_keeps_the_budgeted_connections():
+    from redis.sentinel import SentinelConnectionPool
+
+    from redfile_common.redis_client import make_redis
+
+    s = load_settings(
+        ServiceSettings,
+        {"redfile_env": "development", "redis_mode": "sentinel", "redis_sentinels": "127.0.0.1:1", "redis_wait_replicas": 1},
+    )
+    client = make_redis(s)
+    pool = client.connection_pool
+    assert isinstance(pool, SentinelConnectionPool) and pool.service_name == "redfile"
+    assert pool.connection_class.__name__.startswith("HybridPacker") and getattr(client, "wait_replicas", 0) == 1
+
+
+def test_a_cluster_url_with_a_database_other_than_0_is_refused():
+    from redfile_common.redis_client import make_redis
+
+    s = load_settings(ServiceSettings, {"redfile_env": "development", "redis_mode": "cluster", "redis_url": "redis://127.0.0.1:1/3"})
+    with pytest.raises(ValueError, match="database 0"):
+        make_redis(s)

@@ -225,6 +225,8 @@ class InstrumentedPipeline(_Guarded, Pipeline):
 class InstrumentedRedis(_Guarded, redis.Redis):
     """``redis.Redis`` with the breaker, the budget and safe retries, reporting each command to ``observer``."""
 
+    wait_replicas = 0  # REDIS_WAIT_REPLICAS (redis_topology.confirm_replicas)
+
     def execute_command(self, *args, **options):
         label = command_label(args)
         return self._guarded(label, label in SAFE_TO_REPEAT, super().execute_command, *args, **options)
@@ -323,6 +325,14 @@ def _with_hybrid_packer(conn_cls: type) -> type:
 
 
 def make_redis(settings: ServiceSettings, observer: Observer | None = None, breaker: CircuitBreaker | None = None) -> redis.Redis:
+    """The process's client for ``REDIS_MODE`` (``redis_topology``).  A cluster client is not a ``redis.Redis``
+    but answers the same commands; typed as one, as the services use it."""
+    if settings.redis_mode != "standalone":
+        from . import redis_topology
+
+        if settings.redis_mode == "cluster":
+            return redis_topology.make_cluster(settings, observer, breaker)  # type: ignore[return-value]
+        return redis_topology.make_sentinel(settings, observer, breaker)
     kwargs = {}
     if settings.redis_username:
         kwargs["username"] = settings.redis_username
@@ -349,6 +359,7 @@ def make_redis(settings: ServiceSettings, observer: Observer | None = None, brea
     client.observer = observer
     client.breaker = breaker
     client.retries = settings.redis_retries
+    client.wait_replicas = settings.redis_wait_replicas
     return client
 
 

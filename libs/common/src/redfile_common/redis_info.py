@@ -29,8 +29,13 @@ from .settings import ServiceSettings
 log = structlog.get_logger("redfile.redis_info")
 
 
-def info_client(settings: ServiceSettings) -> redis.Redis:
-    """A client for INFO only: short timeouts, no retries, two connections at most."""
+def info_client(settings: ServiceSettings) -> InfoClient:
+    """A client for INFO only: short timeouts, no retries, two connections at most (a cluster's: INFO of
+    every primary, added up, ``redis_topology.ClusterInfo``)."""
+    if settings.redis_mode != "standalone":
+        from .redis_topology import info_client as topology_info_client
+
+        return topology_info_client(settings)
     return redis.Redis.from_url(
         settings.redis_url,
         username=settings.redis_username or None,

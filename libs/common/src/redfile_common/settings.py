@@ -85,7 +85,17 @@ class ServiceSettings(BaseSettings):
     user_token_audience: str = "redfile"
     service_token_ttl: int = Field(default=30, ge=1, le=60)
 
+    # Where the data lives (docs/deploy.md, "Choosing a Redis topology"): one server (standalone), a
+    # primary found through Sentinel, or a Redis Cluster whose other nodes are found from REDIS_URL's.
+    redis_mode: Literal["standalone", "sentinel", "cluster"] = "standalone"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # sentinel: host:port of each sentinel, the name they monitor the primary by, their own password
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    redis_sentinel_master: str = "redfile"
+    redis_sentinel_password: str | None = None
+    # A write that acknowledges stored data to a client (a chunk, a completion) is acknowledged only once
+    # this many replicas confirmed it (Redis WAIT, within the request's budget); 0: once the primary has it.
+    redis_wait_replicas: int = Field(default=0, ge=0, le=10)
     redis_username: str | None = None
     redis_password: str | None = None
     redis_socket_timeout: float = Field(default=5.0, gt=0)
@@ -131,6 +141,16 @@ class ServiceSettings(BaseSettings):
     audit_write_floor: float = Field(default=0.25, gt=0, le=10)
 
     _split_admins = field_validator("admin_users", mode="before")(_split_csv)
+    _split_sentinels = field_validator("redis_sentinels", mode="before")(_split_csv)
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _check_sentinels(cls, value: list[str]) -> list[str]:
+        for address in value:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"REDIS_SENTINELS: {address!r} is not host:port")
+        return value
 
     @property
     def development(self) -> bool:
@@ -164,6 +184,8 @@ class ServiceSettings(BaseSettings):
             svc = {k.secret for k in parse_keyring(self.service_token_keys, "SERVICE_TOKEN_KEYS")}
             if user & svc:
                 problems.append("USER_TOKEN_KEYS and SERVICE_TOKEN_KEYS must not share a secret")
+        if self.redis_mode == "sentinel" and not self.redis_sentinels:
+            problems.append("REDIS_MODE=sentinel needs REDIS_SENTINELS (host:port,host:port,...)")
         if problems:
             raise SettingsError("invalid settings: " + "; ".join(problems))
         return self

@@ -1,0 +1,251 @@
+"""The client for each Redis topology (``REDIS_MODE``), and what acknowledging a write to replicas takes.
+
+* ``standalone``: one server at ``REDIS_URL`` (``redis_client.make_redis``).
+* ``sentinel``: the primary the sentinels (``REDIS_SENTINELS``) name for ``REDIS_SENTINEL_MASTER``,
+  asked again whenever a connection to it fails, so a failover is followed (redis-py's ``Sentinel``
+  and its ``SentinelConnectionPool``; a primary demoted to a replica answers READONLY, which closes
+  the connection and asks the sentinels again).
+* ``cluster``: redis-py's ``RedisCluster``, which learns every node and slot from the node at
+  ``REDIS_URL`` and follows MOVED and ASK itself.  Each node keeps its own pool.
+
+Every topology's client keeps what ``redis_client`` gives a standalone one: each command through the
+circuit breaker, within the request's time budget (the connections' timeouts cut to it), tried again
+only when repeating it cannot do a thing twice, and reported to the observer.  redis-py's own retries
+are off in every mode (``Retry(NoBackoff(), 0)``): the cluster client's would send a script again after
+a timeout.  A MOVED, ASK or TRYAGAIN answer is not a failure: the cluster client sends the command to
+the node that owns the slot, which is safe because the first node ran nothing.
+
+``confirm_replicas`` makes a write durable beyond its primary (``REDIS_WAIT_REPLICAS``): Redis's
+``WAIT`` counts the replicas that acknowledged everything *its connection* wrote, and a pool hands the
+next command any connection, so it is sent right behind a write of its own (a short-lived marker in
+the same hash slot, so on the same primary): replicas that have that write have every write the
+primary acknowledged before it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+import redis
+from redis.backoff import NoBackoff
+from redis.cluster import ClusterPipeline, RedisCluster
+from redis.connection import Connection, parse_url
+from redis.retry import Retry
+from redis.sentinel import Sentinel
+
+from . import deadline
+from .product_metrics import command_label
+from .redis_client import SAFE_TO_REPEAT, InstrumentedRedis, _Guarded, _with_hybrid_packer
+
+
+class ReplicasNotConfirmed(redis.exceptions.TimeoutError):
+    """Fewer replicas than ``REDIS_WAIT_REPLICAS`` acknowledged a write within the request's budget: the
+    write is on the primary (whole: each write is atomic), but a failover now could lose it.  A timeout,
+    so the request answers 503 ``service_unavailable`` with ``Retry-After``; repeating it is safe."""
+
+
+class InstrumentedClusterPipeline(_Guarded, ClusterPipeline):
+    """A cluster pipeline whose ``execute`` goes through the breaker, the budget and the observer."""
+
+    def execute(self, raise_on_error: bool = True):
+        multi = bool(self.transaction)
+        strategy = self._execution_strategy
+        queued = list(strategy.command_queue)
+        repeatable = not multi and all(command_label(c.args) in SAFE_TO_REPEAT for c in queued)
+        watching = bool(getattr(strategy, "_watching", False))
+        attempts = 0
+
+        def attempt(raise_on_error: bool):
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:  # redis-py empties the queue when execute ends: a retry sends what was asked
+                if watching:
+                    raise redis.exceptions.WatchError("the connection that held the WATCH failed")
+                strategy.command_queue = list(queued)  # type: ignore[misc]  # the concrete strategies have a setter
+            return ClusterPipeline.execute(self, raise_on_error)
+
+        return self._guarded("MULTI" if multi else "PIPELINE", repeatable, attempt, raise_on_error)
+
+
+class InstrumentedCluster(_Guarded, RedisCluster):
+    """``RedisCluster`` with the breaker, the budget and safe retries, reporting each command to ``observer``."""
+
+    wait_replicas = 0
+
+    def execute_command(self, *args, **kwargs):
+        label = command_label(args)
+        return self._guarded(label, label in SAFE_TO_REPEAT, super().execute_command, *args, **kwargs)
+
+    def pipeline(self, transaction=None, shard_hint=None) -> InstrumentedClusterPipeline:
+        if shard_hint:
+            raise redis.exceptions.RedisClusterException("shard_hint is deprecated in cluster mode")
+        pipe = InstrumentedClusterPipeline(
+            nodes_manager=self.nodes_manager,
+            commands_parser=self.commands_parser,
+            startup_nodes=self.nodes_manager.startup_nodes,  # type: ignore[arg-type]  # as redis-py's own pipeline() passes it
+            result_callbacks=self.result_callbacks,
+            cluster_response_callbacks=self.cluster_response_callbacks,
+            read_from_replicas=self.read_from_replicas,
+            load_balancing_strategy=self.load_balancing_strategy,
+            reinitialize_steps=self.reinitialize_steps,
+            retry=self.retry,
+            lock=self._lock,
+            transaction=transaction,
+            event_dispatcher=self._event_dispatcher,
+        )
+        pipe.observer, pipe.breaker, pipe.retries = self.observer, self.breaker, self.retries
+        return pipe
+
+
+def _client_options(settings) -> dict:
+    options: dict = {
+        "socket_timeout": settings.redis_socket_timeout,
+        "socket_connect_timeout": settings.redis_connect_timeout,
+        "health_check_interval": 0,  # see redis_client.make_redis
+        "client_name": f"redfile-{settings.service_name}",
+    }
+    if settings.redis_username:
+        options["username"] = settings.redis_username
+    if settings.redis_password:
+        options["password"] = settings.redis_password
+    return options
+
+
+def make_cluster(settings, observer=None, breaker=None) -> InstrumentedCluster:
+    url = parse_url(settings.redis_url)
+    if url.pop("db", 0):
+        raise ValueError("REDIS_URL: a Redis Cluster has database 0 only")
+    # redis-py builds node pools from a URL's options only (from_url): the node's address goes as a plain
+    # redis:// URL and every other option (TLS's connection class included, wrapped) beside it
+    host, port = url.pop("host"), url.pop("port", 6379)
+    connection_class = url.pop("connection_class", Connection)
+    options = _client_options(settings) | url
+    client = InstrumentedCluster(
+        url=f"redis://[{host}]:{port}" if ":" in host else f"redis://{host}:{port}",
+        connection_class=_with_hybrid_packer(connection_class),
+        retry=Retry(NoBackoff(), 0),
+        # each node's pool holds at most this many connections, as the one pool does in standalone mode
+        max_connections=settings.redis_max_connections,
+        **options,
+    )
+    client.observer, client.breaker, client.retries = observer, breaker, settings.redis_retries
+    client.wait_replicas = settings.redis_wait_replicas
+    return client
+
+
+def make_sentinel(settings, observer=None, breaker=None) -> InstrumentedRedis:
+    sentinels = [(host, int(port)) for host, _, port in (s.rpartition(":") for s in settings.redis_sentinels)]
+    sentinel_options = {"socket_timeout": settings.redis_connect_timeout, "socket_connect_timeout": settings.redis_connect_timeout}
+    if settings.redis_sentinel_password:
+        sentinel_options["password"] = settings.redis_sentinel_password
+    options = _client_options(settings)
+    if settings.redis_url.startswith("rediss://"):
+        options["ssl"] = True
+    manager = Sentinel(sentinels, sentinel_kwargs=sentinel_options, **options)
+    client = manager.master_for(
+        settings.redis_sentinel_master,
+        redis_class=InstrumentedRedis,
+        retry=Retry(NoBackoff(), 0),
+        max_connections=settings.redis_max_connections,
+    )
+    assert isinstance(client, InstrumentedRedis)
+    pool = client.connection_pool
+    pool.connection_class = _with_hybrid_packer(pool.connection_class)
+    client.observer, client.breaker, client.retries = observer, breaker, settings.redis_retries
+    client.wait_replicas = settings.redis_wait_replicas
+    return client
+
+
+_TAGGED = re.compile(r"^([^{]*)\{([^}]+)\}")
+
+
+def _marker(key: str) -> str:
+    """A key in ``key``'s hash slot, under its prefix (so the service's ACL covers it), for the marker write."""
+    found = _TAGGED.match(key)
+    if found:
+        return f"{found.group(1)}{{{found.group(2)}}}:replicated"
+    return f"{key.split(':', 1)[0]}:{{{key}}}:replicated"
+
+
+def confirm_replicas(client: redis.Redis | RedisCluster, keys: Iterable[str]) -> None:
+    """Return once ``REDIS_WAIT_REPLICAS`` replicas of each primary holding one of ``keys`` have every write
+    it acknowledged so far; ``ReplicasNotConfirmed`` when they do not within the request's budget.  A no-op
+    when the setting is 0."""
+    wanted = getattr(client, "wait_replicas", 0)
+    if not wanted:
+        return
+    markers: dict[object, str] = {}  # one per primary
+    for key in keys:
+        marker = _marker(key)
+        node = client.get_node_from_key(marker) if isinstance(client, RedisCluster) else None
+        markers.setdefault(node.name if node is not None else None, marker)
+    for marker in markers.values():
+        left = deadline.timeout(5.0)
+        wait_ms = max(1, int((left - 0.05) * 1000))  # WAIT 0 would wait for ever
+        with client.pipeline(transaction=False) as pipe:
+            pipe.set(marker, b"1", px=60_000)
+            if isinstance(client, RedisCluster):
+                pipe.execute_command("WAIT", wanted, wait_ms, target_nodes=client.get_node_from_key(marker))
+            else:
+                pipe.execute_command("WAIT", wanted, wait_ms)
+            confirmed = pipe.execute()[-1]
+        if int(confirmed) < wanted:
+            raise ReplicasNotConfirmed(f"{confirmed} of {wanted} replicas confirmed the write in time")
+
+
+# How one INFO field of every primary adds up to the cluster's: summed, the worst, or the oldest.
+_SUMMED = ("used_memory", "maxmemory", "connected_clients", "rdb_changes_since_last_save")
+_WORST_FLAG = {"loading": max, "aof_enabled": min, "aof_rewrite_in_progress": max}
+_STATUSES = ("aof_last_write_status", "rdb_last_bgsave_status")
+
+
+class _PrimariesInfo(Protocol):
+    def info(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class ClusterInfo:
+    """INFO of a cluster, read from every primary and added up as one server's (``redis_info`` reads it):
+    memory and clients summed, a flag at its worst (loading if one loads, AOF on only if on everywhere),
+    a status ``ok`` only if ok everywhere, the oldest snapshot; ``nodes`` holds each primary's memory."""
+
+    def __init__(self, client: _PrimariesInfo) -> None:
+        self.client = client
+
+    def info(self) -> dict:
+        per_node = self.client.info(target_nodes=RedisCluster.PRIMARIES)
+        if not isinstance(per_node, dict) or not per_node:
+            raise redis.exceptions.ConnectionError("no primary answered INFO")
+        readings = list(per_node.values())
+        merged = dict(readings[0])
+        for field in _SUMMED:
+            merged[field] = sum(int(r.get(field, 0) or 0) for r in readings)
+        for field, worst in _WORST_FLAG.items():
+            merged[field] = worst(int(r.get(field, 0) or 0) for r in readings)
+        for field in _STATUSES:
+            merged[field] = "ok" if all(r.get(field, "ok") == "ok" for r in readings) else "err"
+        merged["rdb_last_save_time"] = min(int(r.get("rdb_last_save_time", 0) or 0) for r in readings)
+        merged["nodes"] = {name: {"used_memory": int(r.get("used_memory", 0) or 0)} for name, r in sorted(per_node.items())}
+        return merged
+
+
+def info_client(settings):
+    """A client for INFO only (``redis_info``) in ``REDIS_MODE``: short timeouts, no retries, few connections."""
+    short = {
+        "socket_timeout": settings.redis_info_timeout,
+        "socket_connect_timeout": settings.redis_info_timeout,
+        "client_name": f"redfile-{settings.service_name}-info",
+    }
+    if settings.redis_username:
+        short["username"] = settings.redis_username
+    if settings.redis_password:
+        short["password"] = settings.redis_password
+    if settings.redis_mode == "cluster":
+        return ClusterInfo(RedisCluster.from_url(settings.redis_url, retry=Retry(NoBackoff(), 0), max_connections=2, **short))
+    sentinels = [(host, int(port)) for host, _, port in (s.rpartition(":") for s in settings.redis_sentinels)]
+    sentinel_options = {"socket_timeout": settings.redis_info_timeout, "socket_connect_timeout": settings.redis_info_timeout}
+    if settings.redis_sentinel_password:
+        sentinel_options["password"] = settings.redis_sentinel_password
+    manager = Sentinel(sentinels, sentinel_kwargs=sentinel_options, **short)
+    return manager.master_for(settings.redis_sentinel_master, retry=Retry(NoBackoff(), 0), max_connections=2)
