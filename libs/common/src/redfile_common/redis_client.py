@@ -36,11 +36,13 @@ import functools
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TypeVar
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.client import Pipeline
+from redis.cluster import key_slot
 from redis.retry import Retry
 
 from . import deadline
@@ -120,6 +122,53 @@ SAFE_TO_REPEAT = frozenset(
 # request whose budget was nearly spent may time out sooner through no fault of Redis.
 HUNG_AFTER = 0.25
 _NETWORK_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+# Commands that name no key where a write names its first one (args[1]): nothing to confirm by slot.
+_KEYLESS = frozenset(["MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SCRIPT", "CLIENT", "WAIT", "PUBLISH", "FLUSHALL", "FLUSHDB"])
+_SCRIPTS = frozenset(["EVALSHA", "EVAL", "FCALL"])
+# Writes no client is told are stored: the audit trail is appended after the answer is decided.
+_UNCONFIRMED = ("rf:audit",)
+# The keys a request wrote, one per hash slot (``track_writes``): None while nothing is tracked.
+_writes: ContextVar[dict[int, str] | None] = ContextVar("redfile_writes", default=None)
+
+
+def track_writes() -> None:
+    """From now on, remember a key of each slot this context's writes touch (``written``)."""
+    _writes.set({})
+
+
+def stop_tracking() -> None:
+    _writes.set(None)
+
+
+def written() -> list[str]:
+    """A key of each hash slot written since ``track_writes`` (``redis_topology.confirm_replicas`` takes them)."""
+    found = _writes.get()
+    return list(found.values()) if found else []
+
+
+def wrote(key: str | bytes) -> None:
+    """Remember that ``key`` was written (a command sent past redis-py, as a staged chunk is, says so itself)."""
+    found = _writes.get()
+    if found is None:
+        return
+    text = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+    if not text.startswith(_UNCONFIRMED):
+        found.setdefault(key_slot(text.encode()), text)
+
+
+def _record_write(args: tuple) -> None:
+    if _writes.get() is None:
+        return
+    label = command_label(args)
+    if label in SAFE_TO_REPEAT or label in _KEYLESS:
+        return
+    if label in _SCRIPTS:
+        if len(args) > 3 and int(args[2]) > 0:
+            wrote(args[3])
+    elif len(args) > 1 and isinstance(args[1], (str, bytes)):
+        wrote(args[1])
 
 
 def never_sent(exc: BaseException) -> bool:
@@ -215,7 +264,10 @@ class InstrumentedPipeline(_Guarded, Pipeline):
                 self.command_stack, self.scripts = list(stack), set(scripts)
             return Pipeline.execute(self, raise_on_error)
 
-        return self._guarded("MULTI" if multi else "PIPELINE", repeatable, attempt, raise_on_error)
+        result = self._guarded("MULTI" if multi else "PIPELINE", repeatable, attempt, raise_on_error)
+        for args, _ in stack:
+            _record_write(args)
+        return result
 
     def immediate_execute_command(self, *args, **options):
         # WATCH mode: a new connection would lose the WATCH, so never again
@@ -229,7 +281,9 @@ class InstrumentedRedis(_Guarded, redis.Redis):
 
     def execute_command(self, *args, **options):
         label = command_label(args)
-        return self._guarded(label, label in SAFE_TO_REPEAT, super().execute_command, *args, **options)
+        result = self._guarded(label, label in SAFE_TO_REPEAT, super().execute_command, *args, **options)
+        _record_write(args)
+        return result
 
     def pipeline(self, transaction: bool = True, shard_hint=None) -> InstrumentedPipeline:
         pipe = InstrumentedPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)

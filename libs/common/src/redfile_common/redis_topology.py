@@ -24,6 +24,7 @@ primary acknowledged before it.
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -37,7 +38,7 @@ from redis.sentinel import Sentinel
 
 from . import deadline
 from .product_metrics import command_label
-from .redis_client import SAFE_TO_REPEAT, InstrumentedRedis, _Guarded, _with_hybrid_packer
+from .redis_client import SAFE_TO_REPEAT, InstrumentedRedis, _Guarded, _record_write, _with_hybrid_packer
 
 
 class ReplicasNotConfirmed(redis.exceptions.TimeoutError):
@@ -66,7 +67,10 @@ class InstrumentedClusterPipeline(_Guarded, ClusterPipeline):
                 strategy.command_queue = list(queued)  # type: ignore[misc]  # the concrete strategies have a setter
             return ClusterPipeline.execute(self, raise_on_error)
 
-        return self._guarded("MULTI" if multi else "PIPELINE", repeatable, attempt, raise_on_error)
+        result = self._guarded("MULTI" if multi else "PIPELINE", repeatable, attempt, raise_on_error)
+        for command in queued:
+            _record_write(command.args)
+        return result
 
 
 class InstrumentedCluster(_Guarded, RedisCluster):
@@ -76,7 +80,9 @@ class InstrumentedCluster(_Guarded, RedisCluster):
 
     def execute_command(self, *args, **kwargs):
         label = command_label(args)
-        return self._guarded(label, label in SAFE_TO_REPEAT, super().execute_command, *args, **kwargs)
+        result = self._guarded(label, label in SAFE_TO_REPEAT, super().execute_command, *args, **kwargs)
+        _record_write(args)
+        return result
 
     def pipeline(self, transaction=None, shard_hint=None) -> InstrumentedClusterPipeline:
         if shard_hint:
@@ -158,6 +164,13 @@ def make_sentinel(settings, observer=None, breaker=None) -> InstrumentedRedis:
     return client
 
 
+def client_timeout(client) -> float:
+    """The configured socket timeout of ``client``'s connections."""
+    if isinstance(client, RedisCluster):
+        return float(client.nodes_manager.connection_kwargs.get("socket_timeout") or 5.0)
+    return float(client.connection_pool.connection_kwargs.get("socket_timeout") or 5.0)
+
+
 _TAGGED = re.compile(r"^([^{]*)\{([^}]+)\}")
 
 
@@ -166,7 +179,7 @@ def _marker(key: str) -> str:
     found = _TAGGED.match(key)
     if found:
         return f"{found.group(1)}{{{found.group(2)}}}:replicated"
-    return f"{key.split(':', 1)[0]}:{{{key}}}:replicated"
+    return f"{key}:{{{key}}}:replicated"  # the whole key is its slot's tag, and its prefix stays first
 
 
 def confirm_replicas(client: redis.Redis | RedisCluster, keys: Iterable[str]) -> None:
@@ -182,8 +195,9 @@ def confirm_replicas(client: redis.Redis | RedisCluster, keys: Iterable[str]) ->
         node = client.get_node_from_key(marker) if isinstance(client, RedisCluster) else None
         markers.setdefault(node.name if node is not None else None, marker)
     for marker in markers.values():
-        left = deadline.timeout(5.0)
-        wait_ms = max(1, int((left - 0.05) * 1000))  # WAIT 0 would wait for ever
+        left = deadline.timeout(client_timeout(client))
+        # WAIT answers when its time is up, well before the socket's timeout (the budget's rest) would cut it
+        wait_ms = max(1, int((left - min(0.25, left / 4)) * 1000))  # WAIT 0 would wait for ever
         with client.pipeline(transaction=False) as pipe:
             pipe.set(marker, b"1", px=60_000)
             if isinstance(client, RedisCluster):
@@ -249,3 +263,69 @@ def info_client(settings):
         sentinel_options["password"] = settings.redis_sentinel_password
     manager = Sentinel(sentinels, sentinel_kwargs=sentinel_options, **short)
     return manager.master_for(settings.redis_sentinel_master, retry=Retry(NoBackoff(), 0), max_connections=2)
+
+
+class _ClusterReadiness:
+    """``/readyz``'s ping of a cluster: the first primary (in random order) that answers within its share of
+    ``READINESS_TIMEOUT``; one primary down leaves the others' slots served, so the pod stays ready."""
+
+    def __init__(self, client: RedisCluster, timeout: float) -> None:
+        self.client = client
+        self.timeout = timeout
+
+    def ping(self) -> bool:
+        primaries = self.client.get_primaries()
+        random.shuffle(primaries)
+        failure: Exception = redis.exceptions.ConnectionError("the cluster has no primary")
+        for node in primaries:
+            try:
+                return bool(self.client.ping(target_nodes=node))
+            except (redis.exceptions.RedisError, OSError) as exc:
+                failure = exc
+        raise failure
+
+
+def readiness_client(settings):
+    """What ``/readyz`` pings in ``REDIS_MODE``: one try, within ``READINESS_TIMEOUT``."""
+    short = {"socket_timeout": settings.readiness_timeout, "socket_connect_timeout": settings.readiness_timeout, "health_check_interval": 0}
+    if settings.redis_username:
+        short["username"] = settings.redis_username
+    if settings.redis_password:
+        short["password"] = settings.redis_password
+    if settings.redis_mode == "cluster":
+        client = RedisCluster.from_url(settings.redis_url, retry=Retry(NoBackoff(), 0), max_connections=4, **short)
+        return _ClusterReadiness(client, settings.readiness_timeout)
+    sentinels = [(host, int(port)) for host, _, port in (s.rpartition(":") for s in settings.redis_sentinels)]
+    sentinel_options = {"socket_timeout": settings.readiness_timeout, "socket_connect_timeout": settings.readiness_timeout}
+    if settings.redis_sentinel_password:
+        sentinel_options["password"] = settings.redis_sentinel_password
+    manager = Sentinel(sentinels, sentinel_kwargs=sentinel_options, **short)
+    return manager.master_for(settings.redis_sentinel_master, retry=Retry(NoBackoff(), 0), max_connections=4)
+
+
+def init_confirmation(app, client) -> None:
+    """With ``REDIS_WAIT_REPLICAS``, a request that changes something answers 2xx only once the replicas have
+    what it wrote (``confirm_replicas`` over a key of each slot it wrote); else a 503 (``ReplicasNotConfirmed``)."""
+    if not getattr(client, "wait_replicas", 0):
+        return
+    from flask import request
+
+    from .redis_client import stop_tracking, track_writes, written
+
+    @app.before_request
+    def _track() -> None:
+        track_writes()
+
+    @app.after_request
+    def _confirm(response):
+        try:
+            if request.method not in ("GET", "HEAD", "OPTIONS") and 200 <= response.status_code < 300:
+                keys = written()
+                if keys:
+                    confirm_replicas(client, keys)
+        except redis.exceptions.RedisError as exc:
+            # Flask answers an exception raised here 500 whatever its handlers: answer it as the view's would be
+            return app.make_response(app.handle_user_exception(exc))
+        finally:
+            stop_tracking()
+        return response
