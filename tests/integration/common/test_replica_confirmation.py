@@ -27,7 +27,8 @@ def _app(sentinels, wait: int, **extra):
 
     @app.get("/probe/<name>")
     def read(name):
-        return {"value": (redfile().redis.get(f"files:{{{name}}}:a") or b"").decode()}
+        value = redfile().redis.get(f"files:{{{name}}}:a")
+        return {"value": value.decode() if isinstance(value, bytes) else ""}
 
     return app
 
