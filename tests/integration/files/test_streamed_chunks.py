@@ -230,7 +230,7 @@ def test_a_chunk_script_run_again_after_it_stored_the_chunk_finds_it_unchanged(a
 
 @pytest.fixture
 def observed(redis_url):
-    from redfile_common.redis_client import make_redis
+    from redfile_common.redis_topology import make_redis
     from redfile_common.settings import ServiceSettings
     from redfile_dev.testing import make_settings
 

@@ -46,76 +46,13 @@ from redis.retry import Retry
 from . import deadline
 from .breaker import BreakerOpen, CircuitBreaker
 from .product_metrics import command_label
+from .redis_commands import SAFE_TO_REPEAT
+from .replicas import record_write
 from .settings import ServiceSettings
 
 Observer = Callable[[str, float, "BaseException | None"], None]
 
 
-# Commands whose repetition changes nothing: reads, and the connection's own handshake.
-SAFE_TO_REPEAT = frozenset(
-    [
-        "GET",
-        "MGET",
-        "GETRANGE",
-        "STRLEN",
-        "EXISTS",
-        "TYPE",
-        "TTL",
-        "PTTL",
-        "EXPIRETIME",
-        "PEXPIRETIME",
-        "HGET",
-        "HMGET",
-        "HGETALL",
-        "HEXISTS",
-        "HLEN",
-        "HKEYS",
-        "HVALS",
-        "HSTRLEN",
-        "HSCAN",
-        "HRANDFIELD",
-        "SMEMBERS",
-        "SISMEMBER",
-        "SMISMEMBER",
-        "SCARD",
-        "SSCAN",
-        "SRANDMEMBER",
-        "ZSCORE",
-        "ZMSCORE",
-        "ZCARD",
-        "ZCOUNT",
-        "ZRANK",
-        "ZREVRANK",
-        "ZRANGE",
-        "ZREVRANGE",
-        "ZRANGEBYSCORE",
-        "ZREVRANGEBYSCORE",
-        "ZRANGEBYLEX",
-        "ZSCAN",
-        "LRANGE",
-        "LLEN",
-        "LINDEX",
-        "XRANGE",
-        "XREVRANGE",
-        "XLEN",
-        "XINFO",
-        "SCAN",
-        "KEYS",
-        "DBSIZE",
-        "PING",
-        "ECHO",
-        "INFO",
-        "TIME",
-        "MEMORY",
-        "OBJECT",
-        "EVALSHA_RO",
-        "EVAL_RO",
-        "FCALL_RO",
-        "HELLO",
-        "AUTH",
-        "SELECT",
-    ]
-)
 # A timeout counts against Redis (the breaker) only after this long: Redis answers in milliseconds, but a
 # request whose budget was nearly spent may time out sooner through no fault of Redis.
 HUNG_AFTER = 0.25
@@ -127,7 +64,7 @@ def never_sent(exc: BaseException) -> bool:
     return isinstance(exc, (BreakerOpen, deadline.DeadlineExceeded)) or "connecting to" in str(exc)
 
 
-class _Guarded:
+class Guarded:
     """Breaker, budget and retries around one command (or one pipeline)."""
 
     observer: Observer | None = None
@@ -193,7 +130,7 @@ class _Guarded:
         time.sleep(pause)
 
 
-class InstrumentedPipeline(_Guarded, Pipeline):
+class InstrumentedPipeline(Guarded, Pipeline):
     """A pipeline whose ``execute`` (and WATCH-mode commands) go through the breaker, the budget and the observer."""
 
     def execute(self, raise_on_error: bool = True):
@@ -215,21 +152,26 @@ class InstrumentedPipeline(_Guarded, Pipeline):
                 self.command_stack, self.scripts = list(stack), set(scripts)
             return Pipeline.execute(self, raise_on_error)
 
-        return self._guarded("MULTI" if multi else "PIPELINE", repeatable, attempt, raise_on_error)
+        result = self._guarded("MULTI" if multi else "PIPELINE", repeatable, attempt, raise_on_error)
+        for args, _ in stack:
+            record_write(args)
+        return result
 
     def immediate_execute_command(self, *args, **options):
         # WATCH mode: a new connection would lose the WATCH, so never again
         return self._guarded(command_label(args), False, super().immediate_execute_command, *args, **options)
 
 
-class InstrumentedRedis(_Guarded, redis.Redis):
+class InstrumentedRedis(Guarded, redis.Redis):
     """``redis.Redis`` with the breaker, the budget and safe retries, reporting each command to ``observer``."""
 
     wait_replicas = 0  # REDIS_WAIT_REPLICAS (redis_topology.confirm_replicas)
 
     def execute_command(self, *args, **options):
         label = command_label(args)
-        return self._guarded(label, label in SAFE_TO_REPEAT, super().execute_command, *args, **options)
+        result = self._guarded(label, label in SAFE_TO_REPEAT, super().execute_command, *args, **options)
+        record_write(args)
+        return result
 
     def pipeline(self, transaction: bool = True, shard_hint=None) -> InstrumentedPipeline:
         pipe = InstrumentedPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
@@ -286,7 +228,7 @@ class _Spending:
 
 
 @functools.cache
-def _with_hybrid_packer(conn_cls: type) -> type:
+def budgeted_connection_class(conn_cls: type) -> type:
     class HybridPackerConnection(conn_cls):
         """The hybrid packer, and every connect, send and read cut to what the request's budget has left."""
 
@@ -324,15 +266,8 @@ def _with_hybrid_packer(conn_cls: type) -> type:
     return HybridPackerConnection
 
 
-def make_redis(settings: ServiceSettings, observer: Observer | None = None, breaker: CircuitBreaker | None = None) -> redis.Redis:
-    """The process's client for ``REDIS_MODE`` (``redis_topology``).  A cluster client is not a ``redis.Redis``
-    but answers the same commands; typed as one, as the services use it."""
-    if settings.redis_mode != "standalone":
-        from . import redis_topology
-
-        if settings.redis_mode == "cluster":
-            return redis_topology.make_cluster(settings, observer, breaker)  # type: ignore[return-value]
-        return redis_topology.make_sentinel(settings, observer, breaker)
+def make_standalone(settings: ServiceSettings, observer: Observer | None = None, breaker: CircuitBreaker | None = None) -> redis.Redis:
+    """The client of one server at ``REDIS_URL`` (``redis_topology.make_redis`` chooses by ``REDIS_MODE``)."""
     kwargs = {}
     if settings.redis_username:
         kwargs["username"] = settings.redis_username
@@ -342,7 +277,7 @@ def make_redis(settings: ServiceSettings, observer: Observer | None = None, brea
         settings.redis_url,
         socket_timeout=settings.redis_socket_timeout,
         socket_connect_timeout=settings.redis_connect_timeout,
-        # redis-py's own retry would send anything again, a script that ran included: _Guarded retries instead
+        # redis-py's own retry would send anything again, a script that ran included: Guarded retries instead
         retry=Retry(NoBackoff(), 0),
         # No PING before a command on an idle connection: redis-py retries that PING with the whole
         # retry policy, and then the command with it again, so a Redis that stopped answering held a
@@ -355,7 +290,7 @@ def make_redis(settings: ServiceSettings, observer: Observer | None = None, brea
     )
     assert isinstance(client, InstrumentedRedis)  # from_url builds its own class; redis-py types it as Redis
     pool = client.connection_pool
-    pool.connection_class = _with_hybrid_packer(pool.connection_class)
+    pool.connection_class = budgeted_connection_class(pool.connection_class)
     client.observer = observer
     client.breaker = breaker
     client.retries = settings.redis_retries
