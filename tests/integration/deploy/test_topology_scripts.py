@@ -213,6 +213,10 @@ def test_the_sentinel_monitors_the_primary_as_ops_and_asks_for_its_password(acl_
         env={k: v for k, v in sentinel.items() if k != "password"} | {"REDIS_SELF": "other", "REDIS_FIRST_PRIMARY": "pod-0"},
     )
     assert asked.stdout.strip() == "127.0.0.1", asked.stderr
+    # ... and its Redis starts as a replica of that primary (the command printed instead of run)
+    env = {k: v for k, v in sentinel.items() if k != "password"} | {"REDIS_SELF": "other", "REDIS_FIRST_PRIMARY": "pod-0"}
+    started = script("sentinel-redis.sh", "echo", "redis-server", env=env)
+    assert started.stdout.split() == ["redis-server", "--replica-announce-ip", "other", "--replicaof", "127.0.0.1", str(acl_redis.port)]
     anonymous.close()
     client.close()
 
@@ -221,6 +225,11 @@ def test_with_no_sentinel_answering_the_first_primary_is_pod_0(tmp_path):
     env = {"REDIS_SELF": "pod-1", "REDIS_SENTINEL_HOSTS": "127.0.0.1", "REDIS_SENTINEL_PORT": str(free_port())}
     done = script("sentinel-primary.sh", env=env | {"REDIS_SENTINEL_MASTER": "redfile", "REDIS_FIRST_PRIMARY": "pod-0"})
     assert done.returncode == 0 and done.stdout.strip() == "pod-0", done.stderr
+    env |= {"REDIS_SENTINEL_MASTER": "redfile", "REDIS_FIRST_PRIMARY": "pod-0"}
+    as_pod_0 = script("sentinel-redis.sh", "echo", "redis-server", env=env | {"REDIS_SELF": "pod-0"})
+    assert as_pod_0.stdout.split() == ["redis-server", "--replica-announce-ip", "pod-0"]  # the primary
+    as_pod_1 = script("sentinel-redis.sh", "echo", "redis-server", env=env)
+    assert as_pod_1.stdout.split()[-2:] == ["pod-0", "6379"]  # a replica of pod-0
 
 
 def test_cluster_start_refreshes_every_nodes_ip_from_its_hostname(tmp_path):
