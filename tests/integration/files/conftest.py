@@ -13,6 +13,7 @@ from redfile_dev.testing import auth_header, redis_state, service_token, setting
 from redfile_files import create_app
 from redfile_files.domain import FilesDomain, files_domain
 from redfile_files.storage import keys
+from redfile_files.storage.files import locate_chunk
 from redfile_files.tus import appender as tus_appender
 
 from .tus_helpers import Tus
@@ -164,6 +165,12 @@ def domain(app) -> FilesDomain:
 def expire_now(r, user: str, file_id: str) -> None:
     """Make an id due now, as time passing would."""
     r.zadd(keys.due(user), {file_id: 0})
+
+
+def chunk_at(r, file_id: str, index: int) -> str:
+    """The key chunk ``index`` of an id is stored at (its record and the id's layout name it; one that does not exist
+    when no record does)."""
+    return locate_chunk(r, file_id, index)[0] or keys.chunk_key(file_id, index, "c:none")
 
 
 def dump(r) -> dict:
