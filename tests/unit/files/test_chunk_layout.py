@@ -63,8 +63,9 @@ def test_a_chunk_key_names_its_index_and_content_and_parses_back():
 CALL = re.compile(r"redis\.call\(")
 # where the keys of a command are among its arguments: None, every argument
 KEY_ARGS: dict[str, tuple[int, ...] | None] = {"TIME": (), "UNLINK": None, "DEL": None, "EXISTS": None, "RENAME": (0, 1), "COPY": (0, 1)}
-# scripts that touch a key they build, each with why it is still in the slot of its KEYS
-EXCEPTIONS = {"share_purge.lua": "each share key is files:{<id>}:share:<sid>, built from the id's prefix: the slot of KEYS[1]"}
+# scripts that touch a key they build, each with why it is still in the slot of its KEYS: none
+EXCEPTIONS: dict[str, str] = {}
+KEY_EXPR = re.compile(r"KEYS\[[\w +]+\]")  # KEYS[2], KEYS[i + 2]
 
 
 def _calls(text: str, name: str) -> list[list[str]]:
@@ -89,11 +90,11 @@ def _calls(text: str, name: str) -> list[list[str]]:
 
 
 def _key_names(text: str) -> set[str]:
-    """Locals bound to KEYS entries (``local a, b = KEYS[1], KEYS[2]``)."""
+    """Locals bound to KEYS entries (``local a, b = KEYS[1], KEYS[2]``, ``local k = KEYS[i + 2]``)."""
     names = set()
     for left, right in re.findall(r"local\s+([\w\s,]+?)\s*=\s*([^\n]+)", text):
         for name, value in zip((n.strip() for n in left.split(",")), (v.strip() for v in right.split(","))):
-            if re.fullmatch(r"KEYS\[\d+\]", value):
+            if KEY_EXPR.fullmatch(value):
                 names.add(name)
     return names
 
@@ -113,7 +114,7 @@ def test_every_key_a_script_touches_comes_from_its_keys():
         for text in sources.values():
             names = _key_names(text)
             for args in _calls(text, fn):
-                ok -= {p for p, a in zip(params, args) if not (re.fullmatch(r"KEYS\[\d+\]", a) or a in names)}
+                ok -= {p for p, a in zip(params, args) if not (KEY_EXPR.fullmatch(a) or a in names)}
         key_params[fn] = ok
     wrong = []
     for name, text in {**sources, **preludes}.items():
@@ -128,6 +129,6 @@ def test_every_key_a_script_touches_comes_from_its_keys():
             positions = KEY_ARGS.get(command, (0,))
             rest = args[1:]
             for i, arg in enumerate(rest):
-                if (positions is None or i in positions) and not (re.fullmatch(r"KEYS\[\d+\]", arg) or arg in allowed):
+                if (positions is None or i in positions) and not (KEY_EXPR.fullmatch(arg) or arg in allowed):
                     wrong.append(f"{name}: {command} {arg}")
     assert wrong == []

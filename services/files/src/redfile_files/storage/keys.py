@@ -93,10 +93,6 @@ def share(file_id: str, share_id: str) -> str:
     return id_key(file_id, f"share:{share_id}")
 
 
-def share_prefix(file_id: str) -> str:
-    return id_key(file_id, "share:")
-
-
 def shares(file_id: str) -> str:
     return id_key(file_id, "shares")
 

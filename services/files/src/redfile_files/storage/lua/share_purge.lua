@@ -1,16 +1,19 @@
--- Remove every share link and recipient of a file at once (the file is gone).
--- KEYS[1] the file's shares   KEYS[2] the file's recipients
--- ARGV[1] the share key prefix (files:{<id>}:share:)
--- Reply: {{share id, token_sha256, owner, ...}, {recipient's username, ...}} of what was removed
+-- Remove share links and every recipient of a file at once (the file is gone).
+-- KEYS[1] the file's shares   KEYS[2] the file's recipients   KEYS[3..] the share keys to remove (files:{<id>}:share:<sid>)
+-- ARGV[1..] their share ids, in the order of KEYS[3..]
+-- Reply: {{share id, token_sha256, owner, ...}, {recipient's username, ...}, shares still listed}
 local out = {}
-for _, sid in ipairs(redis.call('HKEYS', KEYS[1])) do
-  local k = ARGV[1] .. sid
+for i, sid in ipairs(ARGV) do
+  local k = KEYS[i + 2]
   local h = redis.call('HMGET', k, 'token_sha256', 'owner')
   table.insert(out, sid); table.insert(out, h[1] or ''); table.insert(out, h[2] or '')
   redis.call('UNLINK', k)
+  redis.call('HDEL', KEYS[1], sid)
 end
 local users = {}  -- account id -> username: the names key the inboxes
 local pairs_ = redis.call('HGETALL', KEYS[2])
 for i = 2, #pairs_, 2 do table.insert(users, pairs_[i]) end
-redis.call('UNLINK', KEYS[1], KEYS[2])
-return {out, users}
+redis.call('UNLINK', KEYS[2])
+local left = redis.call('HLEN', KEYS[1])
+if left == 0 then redis.call('UNLINK', KEYS[1]) end
+return {out, users, left}
