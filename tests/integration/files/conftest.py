@@ -200,7 +200,7 @@ def unchanged(redis_client):
 
 @pytest.fixture(params=["in-script", "sent-ahead"])
 def tus(request, app, client, redis_client, monkeypatch) -> Iterator[Tus]:
-    """The test's tus client, once with each way a chunk's bytes reach Redis: as the append script's argument
+    """The test's tus client, once with each way a chunk's bytes reach Redis: set to its key directly
     (the tests' chunks are small), and as a staged SET sent ahead of the script (``SEND_AHEAD_MIN`` lowered to 1 byte:
     streamed as the body arrives when its length is known and the upload is not encrypted).  Either way, once the
     test's requests are over no staged bytes are left behind, and no connection is held by a SET left unfinished."""

@@ -54,6 +54,13 @@ def test_an_append_checks_and_advances_the_offset(store, redis_client):
     assert redis_client.get(chunk_at(redis_client, ID, 1)) == b"efgh"
 
 
+def test_a_tail_written_again_leaves_one_version_of_its_chunk(store, redis_client):
+    for end in range(1, 5):  # the tail chunk 0 grows a byte at a time: each append writes it whole, under a new key
+        append(store, end - 1, end, [seg(0, b"abcd"[:end])])
+    assert [k.decode() for k in redis_client.keys(f"files:{{{ID}.0}}:*")] == [chunk_at(redis_client, ID, 0)]
+    assert redis_client.get(chunk_at(redis_client, ID, 0)) == b"abcd"
+
+
 def test_a_length_is_set_once_and_bounds_the_offset(store, redis_client):
     append(store, 0, 0, [], length=10)
     assert redis_client.hmget(keys.upload(ID), "total_size", "total_chunks") == [b"10", b"3"]

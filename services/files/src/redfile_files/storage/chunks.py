@@ -31,6 +31,7 @@ from redfile_common.errors import ApiError
 from redfile_common.lua_scripts import Scripts
 from redfile_files.checksums import Part
 from redfile_files.storage import keys
+from redfile_files.storage.records import text
 from redfile_files.storage.staged import StagedChunk
 
 BATCH = 512  # chunk keys per pipeline
@@ -62,16 +63,16 @@ class ChunkStore:
         """The chunk's bytes at ``key`` unless it is there; True when this created it."""
         return bool(self.redis.set(key, data, nx=True, px=self.ttl_ms))
 
-    def place(self, staging: str, key: str, staged: StagedChunk | None = None, *, copy: bool = False) -> bool:
+    def place(self, staging: str, key: str, staged: StagedChunk | None = None) -> bool:
         """Staged bytes renamed to ``key`` unless it is there (``staged``: its SET ends with this script behind it);
         True when this created it; ``service_unavailable`` when the staged bytes are gone."""
-        script, call_keys, args = self.place_call(staging, key, copy=copy)
+        script, call_keys, args = self.place_call(staging, key)
         result = script(keys=call_keys, args=args) if staged is None else staged.finish(script, call_keys, args)
         return self.placed(result)
 
-    def place_call(self, staging: str, key: str, *, copy: bool = False) -> tuple:
+    def place_call(self, staging: str, key: str) -> tuple:
         """``chunk_place``'s script, keys and args (for ``StagedChunk.send_end``)."""
-        return self.scripts["chunk_place"], [staging, key], [self.ttl_ms, "copy" if copy else ""]
+        return self.scripts["chunk_place"], [staging, key], [self.ttl_ms]
 
     @staticmethod
     def placed(result) -> bool:
@@ -87,7 +88,7 @@ class ChunkStore:
         for start in range(0, len(moves), BATCH):
             with self.redis.pipeline(transaction=False) as pipe:
                 for staging, key in moves[start : start + BATCH]:
-                    script(keys=[staging, key], args=[self.ttl_ms, ""], client=pipe)
+                    script(keys=[staging, key], args=[self.ttl_ms], client=pipe)
                 results += pipe.execute()
         if any(int(r) < 0 for r in results):
             raise staging_lost()
@@ -107,6 +108,15 @@ class ChunkStore:
         """Delete keys a refused write created (no record names them); a key Redis does not delete now expires."""
         with contextlib.suppress(redis.exceptions.RedisError):
             self.unlink(list(created))
+
+    def migrate(self, upload_id: str) -> None:
+        """An upload opened before chunks spread (``keys.LEGACY``) moves to ``keys.LAYOUT`` at once: its recorded chunks
+        renamed to their own keys (``migrate_upload.lua``, which spans slots: such an upload exists only on the
+        standalone Redis it was opened on).  Its writers find it so (a script answers ``layout``) and go on."""
+        table = {int(i): text(r) for i, r in self.redis.hgetall(keys.parts(upload_id)).items()}
+        old, new = keys_of(upload_id, table, keys.LEGACY), keys_of(upload_id, table, keys.LAYOUT)
+        call_keys = [keys.upload(upload_id), keys.parts(upload_id), *old, *new]
+        self.scripts["migrate_upload"](keys=call_keys, args=[len(table), keys.LAYOUT])
 
     # -- TTLs -----------------------------------------------------------------------------------
     def extend(self, chunk_keys: list[str], deadline: int) -> None:

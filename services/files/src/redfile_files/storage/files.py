@@ -15,6 +15,8 @@ Contract of ``FileStore``:
   chunk is missing or the sizes do not add up.  ``abort`` and ``delete_file`` (fenced) make the
   upload or file vanish at once, its part table left as a tombstone (``gone``); ``reclaim``
   deletes the chunks it names, then it.  ``snapshot`` reads meta and upload in one MULTI.
+* An upload opened before chunks spread (no ``layout``) is moved to the spread layout by its next
+  chunk (``ChunkStore.migrate``); a file of then is read and deleted where its chunks are.
 * Redis must run with ``maxmemory-policy noeviction``: an evicted chunk of a stored file cannot
   be recovered (reads raise ``ChunkMissing``).
 """
@@ -99,16 +101,11 @@ class FileStore:
                 unlink_quietly(self.redis, staged.key)
             raise
         record_it = partial(self._record_chunk, upload_id, owner, index, part, now_iso, total_chunks, create, not_after_us)
-        layout = keys.LAYOUT
         try:
-            result = record_it(layout)
-            if text(result[0]) == "layout":  # an upload opened before chunks spread: its chunks stay in its id's slot
-                legacy = keys.chunk(upload_id, index, record, keys.LEGACY)
-                made = self.chunks.place(key, legacy, copy=True)
-                if created:
-                    self.chunks.drop([key])
-                key, created, layout = legacy, made, keys.LEGACY
-                result = record_it(layout)
+            result = record_it()
+            if text(result[0]) == "layout":  # an upload opened before chunks spread: moved to its chunks' slots first
+                self.chunks.migrate(upload_id)
+                result = record_it()
         except redis.exceptions.ResponseError:
             if created:
                 self.chunks.drop([key])
@@ -116,17 +113,17 @@ class FileStore:
         status = text(result[0])
         if status in ("stored", "unchanged"):
             if result[4]:  # the deadline moved: the recorded chunks follow it
-                self.chunks.extend(keys_of(upload_id, _pairs(result[4]), layout), int(result[3]))
+                self.chunks.extend(keys_of(upload_id, _pairs(result[4]), keys.LAYOUT), int(result[3]))
             return ChunkWrite(status == "stored", int(result[1]), int(result[2]), int(result[3]))
         if created and not int(result[2]):
             self.chunks.drop([key])
         raise _chunk_refused(status, result, index, part, self.max_file_bytes)
 
-    def _record_chunk(self, upload_id, owner, index, part, now_iso, total_chunks, create, not_after_us, layout: str) -> list:
-        """``put_chunk.lua``: record a chunk written in ``layout``."""
+    def _record_chunk(self, upload_id, owner, index, part, now_iso, total_chunks, create, not_after_us) -> list:
+        """``put_chunk.lua``: record a chunk written in ``keys.LAYOUT``."""
         call_keys = [keys.upload(upload_id), keys.parts(upload_id), keys.meta(upload_id)]
         args = [owner, index, part.encode(), part.size, self.upload_ttl, now_iso, self.max_file_bytes]
-        args += ["" if total_chunks is None else total_chunks, "" if create is None else not_after_us, layout]
+        args += ["" if total_chunks is None else total_chunks, "" if create is None else not_after_us, keys.LAYOUT]
         args += flat(create.fields()) if create is not None else []
         return self.scripts["put_chunk"](keys=call_keys, args=args)
 

@@ -9,7 +9,8 @@ A chunk has a tag of its own, ``<id>.<index>``, so a file's chunks spread over e
 every primary of a cluster) instead of filling its id's; its key also names its content version
 (``chunk_version``: from its part record), so a write never changes the bytes a recorded chunk
 reads back as.  Files and uploads stored before (no ``layout`` field) keep their chunks at
-``files:{<id>}:c:<index>`` (``LEGACY``): ``chunk`` builds either.
+``files:{<id>}:c:<index>`` (``LEGACY``): ``chunk`` builds either (an upload moves to ``SPREAD``
+with its next chunk: ``ChunkStore.migrate``).
 
 ``KEY_SPACES`` is the table docs/architecture.md shows (a test keeps the two equal); ``classify``
 parses a key back into its space, for the consistency checker.
@@ -224,8 +225,8 @@ KEY_SPACES: tuple[KeySpace, ...] = (
              "deleted when the request ends otherwise — only a crash or a lost connection leaves one, until its TTL"),
     KeySpace("files:{<id>}:c:<index>", "id", "chunk", r"c:(0|[1-9][0-9]*)", "string",
              "as `files:{<id>.<index>}:c:<version>`",
-             "a chunk of a file or upload stored before chunks spread (no `layout` field): read, deleted, and written (an upload "
-             "of then) in place"),
+             "a chunk of a file or upload stored before chunks spread (no `layout` field): read and deleted in place; such an "
+             "upload moves its chunks to their own keys with its next chunk"),
     KeySpace("files:{<id>}:gone", "id", "gone", "gone", "hash", "none (deleted once its chunks are)",
              "a deleted file's or aborted upload's part table (and `layout`, `owner`): the chunks still to delete; the sweep finishes "
              "a deletion a crash interrupted (the id stays due until then)"),

@@ -138,23 +138,17 @@ class TusStore:
 
     def _record(self, upload_id, written, owner, expected, new_offset, now_iso, length, allow_final) -> Appended:
         """``tus_append.lua`` over chunks ``written``: the append's result, or what it raises (the keys it created and
-        no record names deleted); an upload opened before chunks spread has them copied to its id's slot first."""
-        layout = keys.LAYOUT
-        result = self._call(upload_id, written, layout, owner, expected, new_offset, now_iso, length, allow_final)
-        if text(result[0]) == "layout":
-            moved = []
-            for seg, key, created in written:
-                legacy = keys.chunk(upload_id, seg.index, seg.part.encode(), keys.LEGACY)
-                moved.append((seg, legacy, self.chunks.place(key, legacy, copy=True)))
-                if created:
-                    self.chunks.drop([key])
-            written, layout = moved, keys.LEGACY
-            result = self._call(upload_id, written, layout, owner, expected, new_offset, now_iso, length, allow_final)
+        no record names deleted, and a tail's earlier version once the new one is recorded)."""
+        result = self._call(upload_id, written, owner, expected, new_offset, now_iso, length, allow_final)
+        if text(result[0]) == "layout":  # an upload opened before chunks spread: moved to its chunks' slots first
+            self.chunks.migrate(upload_id)
+            result = self._call(upload_id, written, owner, expected, new_offset, now_iso, length, allow_final)
         status = text(result[0])
         if status == "ok":
             if result[3]:  # the deadline moved: the recorded chunks follow it
-                table = {int(result[3][i]): text(result[3][i + 1]) for i in range(0, len(result[3]), 2)}
-                self.chunks.extend(keys_of(upload_id, table, layout), int(result[1]))
+                self.chunks.extend(keys_of(upload_id, _table(result[3]), keys.LAYOUT), int(result[1]))
+            if result[4]:  # a tail written again: its earlier version is read by nobody now
+                self.chunks.drop(keys_of(upload_id, _table(result[4]), keys.LAYOUT))
             return Appended(int(result[1]), bool(int(result[2])))
         self.chunks.drop(key for (_, key, created), recorded in zip(written, result[2]) if created and not int(recorded))
         if status == "mismatch":
@@ -171,9 +165,9 @@ class TusStore:
             )
         raise ApiError("upload_not_found")
 
-    def _call(self, upload_id, written, layout, owner, expected, new_offset, now_iso, length, allow_final) -> list:
+    def _call(self, upload_id, written, owner, expected, new_offset, now_iso, length, allow_final) -> list:
         args: list = [owner, expected, new_offset, "" if length is None else length, self.upload_ttl, now_iso]
-        args += [layout, self.max_file_bytes, "1" if allow_final else "0", len(written)]
+        args += [keys.LAYOUT, self.max_file_bytes, "1" if allow_final else "0", len(written)]
         for seg, _, _ in written:
             args += [seg.index, seg.part.encode()]
         return self.scripts["tus_append"](keys=[keys.upload(upload_id), keys.parts(upload_id)], args=args)
@@ -202,3 +196,8 @@ class TusStore:
     def annotate_file(self, file_id: str, fields: dict[str, str]) -> bool:
         pairs = [x for kv in fields.items() for x in kv]
         return bool(pairs) and bool(self.scripts["annotate_file"](keys=[keys.meta(file_id)], args=pairs))
+
+
+def _table(flat_reply: list) -> dict[int, str]:
+    """A script's (index, record, ...) reply as a part table of records."""
+    return {int(flat_reply[i]): text(flat_reply[i + 1]) for i in range(0, len(flat_reply), 2)}

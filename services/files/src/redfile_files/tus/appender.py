@@ -112,6 +112,9 @@ class Appender:
             return
         stored, part = self.lifecycle.files.fetch_chunk(self.upload_id, self.index)
         if stored is None or part is None:
+            now = self.offset_now()
+            if now != self.offset:  # another append wrote the tail again since (its old version goes)
+                raise OffsetMismatch(now)
             log.error("tus_tail_missing", upload_id=self.upload_id, chunk_index=self.index)
             raise ApiError("stored_data_corrupt", details={"chunk_index": self.index})
         try:

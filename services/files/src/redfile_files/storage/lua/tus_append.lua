@@ -7,7 +7,8 @@
 -- ARGV[1] owner   ARGV[2] expected offset   ARGV[3] new offset   ARGV[4] length to set ('' none)   ARGV[5] ttl (s)
 -- ARGV[6] now (ISO 8601)   ARGV[7] the layout the chunks were written in   ARGV[8] largest file
 -- ARGV[9] '1': a final upload may take it   ARGV[10] n segments, then 2 ARGVs each: index, part record
--- Reply: {'ok', deadline, 1 if this set the length else 0, {index, record, ...} when the deadline moved}
+-- Reply: {'ok', deadline, 1 if this set the length else 0, {index, record, ...} when the deadline moved,
+--         {index, record, ...} of the records this replaced (a tail written again)}
 --        | {status, value, {recorded, ...}} for a refusal: 'not_found' | 'final' | 'layout' (value: the upload's)
 --        | 'mismatch' (offset) | 'length_conflict' (length) | 'too_long' (length) | 'too_large';
 --        recorded[i]: 1 when the part table holds segment i's very record at its index
@@ -40,8 +41,12 @@ local function append()
   if length and new_offset > length then return {'too_long', length} end
   if new_offset > max_file then return {'too_large'} end
   local deadline, pushed = push_deadline(upload, tonumber(u[6]), ttl, now)
+  local replaced = {}
   for i = 0, n - 1 do
-    redis.call('HSET', parts, ARGV[11 + i * 2], ARGV[12 + i * 2])
+    local index, record = ARGV[11 + i * 2], ARGV[12 + i * 2]
+    local old = redis.call('HGET', parts, index)
+    if old and old ~= record then table.insert(replaced, index); table.insert(replaced, old) end
+    redis.call('HSET', parts, index, record)
   end
   if set_length then
     local c = tonumber(u[5])
@@ -50,7 +55,7 @@ local function append()
   redis.call('HSET', upload, 'received_bytes', ARGV[3], 'updated_at', now_iso)
   redis.call('EXPIREAT', upload, deadline)
   if redis.call('EXISTS', parts) == 1 then redis.call('EXPIREAT', parts, deadline) end
-  return {'ok', deadline, set_length and 1 or 0, pushed and redis.call('HGETALL', parts) or {}}
+  return {'ok', deadline, set_length and 1 or 0, pushed and redis.call('HGETALL', parts) or {}, replaced}
 end
 
 local result = append()
