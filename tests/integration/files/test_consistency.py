@@ -501,3 +501,27 @@ def test_the_admin_endpoint_calls_files_with_a_service_token(store, app, serve, 
     body = client.get("/admin/consistency?strict=true", headers=root).get_json()
     assert body["ok"] is False and body["problems"][0]["kind"] == "stale_inbox_entry"
     assert client.get("/admin/consistency?deep=maybe", headers=root).status_code == 422
+
+
+def test_a_commit_interrupted_before_its_chunks_lost_their_ttl_is_pending_then_settled(
+    api, alice, domain, checker, redis_client, monkeypatch
+):
+    from redfile_files.storage.chunks import ChunkStore
+
+    up = api.create(alice, 6, chunk_size=3).json
+    api.put(alice, up["id"], 0, b"abc")
+    api.put(alice, up["id"], 1, b"def")
+
+    def crash(*_args, **_kwargs):
+        raise RuntimeError("crash")
+
+    monkeypatch.setattr(ChunkStore, "settle", crash)
+    with pytest.raises(RuntimeError):
+        domain.completion.complete("alice", up["id"], name="f", mime_type=None, total_size=6)
+    monkeypatch.undo()
+    report = checker.check()
+    assert report["ok"] and up["id"] in [p["id"] for p in report["pending"]]  # leased: the reconciler's
+    expire_now(redis_client, "alice", up["id"])
+    domain.storage.lifecycle.sweep_user("alice")
+    report = checker.check()
+    assert report["ok"] and report["pending"] == []
