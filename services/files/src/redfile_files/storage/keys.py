@@ -227,6 +227,13 @@ KEY_SPACES: tuple[KeySpace, ...] = (
              "as `files:{<id>.<index>}:c:<version>`",
              "a chunk of a file or upload stored before chunks spread (no `layout` field): read and deleted in place; such an "
              "upload moves its chunks to their own keys with its next chunk"),
+    KeySpace("files:{<id>}:in:<index>:<rand>", "id", "staging", r"in:(0|[1-9][0-9]*):[0-9a-f]{16}", "string", "60 s",
+             "a chunk's bytes on their way in, staged by a version before chunks spread: none is written now; one left by a "
+             "crash goes with its TTL"),
+    KeySpace("files:{<id>}:s:<token>:<n>", "id", "staging", r"s:[0-9a-f]{16}:([0-9]+)", "string",
+             "`UPLOAD_TTL` (staged for a checksum), else 60 s",
+             "a tus `PATCH`'s chunk staged by a version before chunks spread: none is written now; one left by a crash goes "
+             "with its TTL"),
     KeySpace("files:{<id>}:gone", "id", "gone", "gone", "hash", "none (deleted once its chunks are)",
              "a deleted file's or aborted upload's part table (and `layout`, `owner`): the chunks still to delete; the sweep finishes "
              "a deletion a crash interrupted (the id stays due until then)"),
