@@ -15,7 +15,7 @@ Contract of ``TusStore``:
   rules; then records each chunk's part, sets the offset and pushes the deadline.  Of two appends
   at one offset the first to run wins; the loser's chunk keys that no record names are deleted.
   Offsets only grow, so an unchanged offset proves the tail the caller read is still the tail; a
-  rewritten tail is a new key (its content changed), the old one left to its TTL.
+  rewritten tail is a new key (its content changed), the earlier one deleted once it is recorded.
 * ``open_staged`` begins a chunk's ``SET`` under a request's own staging key in the chunk's slot
   (``StagedChunk``); ``append(staged=...)`` ends it with the chunk's script right behind it on the
   same connection, and ``finish()`` ends it alone (a checksum's chunks, appended together after
