@@ -12,6 +12,7 @@ import pytest
 from redfile_files.checksums import Part, part_of
 from redfile_files.maintenance.sweeper import Sweeper
 from redfile_files.storage import keys
+from redfile_files.storage.chunks import ChunkStore
 from redfile_files.storage.files import Late
 from redfile_files.storage.keys import UploadMode
 from redfile_files.storage.records import Charged, NewUpload, Reserved
@@ -204,3 +205,59 @@ def test_the_background_sweep_of_a_worker_finds_work_with_no_request_from_its_ow
         assert redis_client.keys("files:{u:*") == []
     finally:
         sweeper.stop()
+
+
+# -- chunks in slots of their own: a crash between the file slot's step and the chunks' ---------------------
+def chunk_keys(r, fid):
+    return sorted(k.decode() for k in r.keys(f"files:{{{fid}.*}}:c:*"))
+
+
+def crash(*_args, **_kwargs):
+    raise RuntimeError("crash")
+
+
+def test_a_delete_interrupted_before_its_chunks_went_is_finished_by_the_sweep(api, client, alice, domain, redis_client, monkeypatch):
+    meta = api.session(alice, b"abcdefgh", chunk=3)
+    stored = chunk_keys(redis_client, meta["id"])
+    assert len(stored) == 3
+    monkeypatch.setattr(ChunkStore, "unlink", crash)
+    with pytest.raises(RuntimeError):
+        domain.storage.lifecycle.delete("alice", meta["id"])
+    monkeypatch.undo()
+    # the file is gone at once; its chunks and its tombstone wait for the sweep
+    assert client.get(f"/files/{meta['id']}", headers=alice).status_code == 404
+    assert chunk_keys(redis_client, meta["id"]) == stored and redis_client.exists(keys.gone(meta["id"]))
+    assert domain.storage.lifecycle.sweep_user("alice") == 0  # the lease holds
+    sweep(redis_client, domain, "alice", meta["id"])
+    assert redis_client.keys("files:*") == []
+    assert client.get("/quota", headers=alice).json["used_bytes"] == 0
+
+
+def test_an_abort_interrupted_before_its_chunks_went_is_finished_by_the_sweep(api, alice, domain, redis_client, monkeypatch):
+    up = api.create(alice, 6, chunk_size=3).json
+    api.put(alice, up["id"], 0, b"abc")
+    api.put(alice, up["id"], 1, b"def")
+    monkeypatch.setattr(ChunkStore, "unlink", crash)
+    with pytest.raises(RuntimeError):
+        domain.storage.lifecycle.discard("alice", up["id"])
+    monkeypatch.undo()
+    assert len(chunk_keys(redis_client, up["id"])) == 2 and not redis_client.exists(keys.upload(up["id"]))
+    sweep(redis_client, domain, "alice", up["id"])
+    assert redis_client.keys("files:*") == []
+
+
+def test_a_commit_interrupted_before_its_chunks_lost_their_ttl_is_finished_by_the_sweep(
+    api, client, alice, domain, redis_client, monkeypatch
+):
+    up = api.create(alice, 6, chunk_size=3).json
+    api.put(alice, up["id"], 0, b"abc")
+    api.put(alice, up["id"], 1, b"def")
+    monkeypatch.setattr(ChunkStore, "settle", crash)
+    assert client.post(f"/uploads/{up['id']}/complete", headers=alice).status_code == 500
+    monkeypatch.undo()
+    # visible at once, whole; its chunks still expire, at least UPLOAD_TTL after the commit
+    assert client.get(f"/files/{up['id']}", headers=alice).data == b"abcdef"
+    assert all(redis_client.ttl(k) > 0 for k in chunk_keys(redis_client, up["id"]))
+    sweep(redis_client, domain, "alice", up["id"])
+    assert [redis_client.ttl(k) for k in chunk_keys(redis_client, up["id"])] == [-1, -1]
+    assert state(redis_client, domain, "alice", up["id"])["held"] == Charged(6)
