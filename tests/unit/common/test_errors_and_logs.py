@@ -32,6 +32,17 @@ def app():
         # what redis-py raises for Redis's "-OOM ..." reply: its own class, the "OOM" prefix stripped
         raise redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")
 
+    @app.get("/t/cluster/<int:kind>")
+    def cluster_in_flux(kind):
+        # what redis-py raises for a redirect or a failover it did not follow (a command sent past it)
+        raise [
+            redis.exceptions.MovedError("3999 127.0.0.1:7002"),
+            redis.exceptions.AskError("3999 127.0.0.1:7002"),
+            redis.exceptions.TryAgainError("Multiple keys request during rehashing of slot"),
+            redis.exceptions.ClusterDownError("The cluster is down"),
+            redis.exceptions.MasterDownError("Link with MASTER is down"),
+        ][kind]
+
     return app
 
 
@@ -69,6 +80,13 @@ def test_redis_outage_is_503_with_retry_after(app):
 def test_redis_out_of_memory_is_507(app):
     resp = app.test_client().get("/t/oom")
     assert resp.status_code == 507 and resp.json["error"]["code"] == "insufficient_storage"
+
+
+@pytest.mark.parametrize("kind", range(5))
+def test_a_cluster_moving_a_slot_or_failing_over_is_a_503_to_try_again(app, kind):
+    resp = app.test_client().get(f"/t/cluster/{kind}")
+    assert resp.status_code == 503 and resp.headers["Retry-After"] == "1"
+    assert resp.json["error"]["code"] == "service_unavailable"
 
 
 def test_request_id_is_echoed_or_generated(app):

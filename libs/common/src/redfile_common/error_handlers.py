@@ -236,6 +236,16 @@ def chain_spec_processor(app, processor, *, first: bool = False) -> None:
         app.spec_callback = lambda spec: processor(previous(spec))
 
 
+# Redis Cluster's answers while slots move or a primary fails over: nothing done, try again shortly.
+CLUSTER_IN_FLUX = (
+    redis.exceptions.MovedError,
+    redis.exceptions.AskError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.MasterDownError,
+)
+
+
 def register_error_handlers(app: Flask) -> None:
     """Install the handlers that give every error the one shape."""
 
@@ -302,6 +312,11 @@ def register_error_handlers(app: Flask) -> None:
         if isinstance(exc, redis.exceptions.OutOfMemoryError) or str(exc).startswith("OOM"):
             log.error("redis_out_of_memory")
             return error_response("insufficient_storage")
+        if isinstance(exc, CLUSTER_IN_FLUX):
+            # a slot moving or a failover under way (a command sent past redis-py's redirects: a streamed chunk):
+            # nothing was done, and the same request a moment later goes where the slot now is
+            log.warning("redis_cluster_redirect", error_type=type(exc).__name__)
+            return error_response("service_unavailable", headers={"Retry-After": "1"})
         return _unexpected(exc)
 
     @app.errorhandler(Exception)

@@ -7,16 +7,27 @@ import time
 from typing import TYPE_CHECKING
 
 import redis
+from redis.cluster import RedisCluster
 
 from redfile_common.breaker import BreakerOpen
 from redfile_common.deadline import DeadlineExceeded
 from redfile_common.redis_client import HUNG_AFTER
+from redfile_common.replicas import wrote
 
 if TYPE_CHECKING:
     from redis.connection import Connection
 
 STAGING_TTL = 60  # seconds a staged chunk outlives a script that never ran
 _NETWORK_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def pool_for(client, key: str):
+    """The pool whose connections reach ``key``: the client's one, or on a cluster that of the node owning its slot
+    (the slot table as the client knows it; a slot that moved since answers MOVED: the request's 503, and the
+    client's table is refreshed by its next command)."""
+    if isinstance(client, RedisCluster):
+        return client.get_redis_connection(client.get_node_from_key(key)).connection_pool
+    return client.connection_pool
 
 
 def unlink_quietly(client: redis.Redis, key: str) -> None:
@@ -65,7 +76,8 @@ class StagedChunk:
         if self._breaker is not None:
             self._probe = self._breaker.before()  # BreakerOpen: no connection taken, nothing sent
         try:
-            self._conn = conn = self._io(self.client.connection_pool.get_connection)
+            self._pool = pool_for(self.client, self.key)
+            self._conn = conn = self._io(self._pool.get_connection)
         except BaseException as error:
             self._judge(error, answered=False)
             raise
@@ -178,11 +190,14 @@ class StagedChunk:
             reply = self._io(conn.read_response)
         except BaseException as error:  # a refused SET too: its script's reply is still on the way, so the connection goes
             self._close(broken=True, error=error)
+            if isinstance(error, redis.exceptions.MovedError) and isinstance(self.client, RedisCluster):
+                self.client.nodes_manager.move_slot(error)  # the slot moved (resharding): the client's retry goes there
             raise
         if reply not in (b"OK", "OK", True):
             unexpected = redis.exceptions.ResponseError(f"unexpected reply to a staged SET: {reply!r}")
             self._close(broken=True, error=unexpected)
             raise unexpected
+        wrote(self.key)  # sent past redis-py's commands: REDIS_WAIT_REPLICAS confirms its slot too
         if script is None:
             self._close(broken=False)
             return None
@@ -218,7 +233,7 @@ class StagedChunk:
     def _release(self, conn, *, broken: bool) -> None:
         if broken:
             conn.disconnect()  # Redis drops a command it did not receive whole; a reply not read is never read
-        self.client.connection_pool.release(conn)
+        self._pool.release(conn)
 
     def _close(self, *, broken: bool, error: BaseException | None = None, release: bool = True) -> None:
         """The SET is over (done, or abandoned with ``broken``): report it; return the connection unless ``release``
