@@ -32,6 +32,16 @@ def app():
         # what redis-py raises for Redis's "-OOM ..." reply: its own class, the "OOM" prefix stripped
         raise redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")
 
+    @app.get("/t/cluster/<kind>")
+    def cluster_unavailable(kind):
+        # what redis-py's cluster client raises while a primary with no replica is down, or slots move
+        raise {
+            "down": redis.exceptions.ClusterDownError("The cluster is down"),
+            "master-down": redis.exceptions.MasterDownError("Link with MASTER is down and replica-serve-stale-data is set to 'no'."),
+            "not-covered": redis.exceptions.SlotNotCoveredError("Command # 1 (GET x) of pipeline caused error: slot 16287 is not covered"),
+            "try-again": redis.exceptions.TryAgainError("Multiple keys request during rehashing of slot"),
+        }[kind]
+
     return app
 
 
@@ -64,6 +74,13 @@ def test_redis_outage_is_503_with_retry_after(app):
     assert resp.json["error"]["code"] == "service_unavailable"
     ready = app.test_client().get("/readyz")
     assert ready.status_code == 503
+
+
+@pytest.mark.parametrize("kind", ["down", "master-down", "not-covered", "try-again"])
+def test_a_cluster_that_cannot_serve_a_slot_is_503_with_retry_after(app, kind):
+    resp = app.test_client().get(f"/t/cluster/{kind}")
+    assert resp.status_code == 503, resp.json
+    assert resp.json["error"]["code"] == "service_unavailable" and resp.headers["Retry-After"]
 
 
 def test_redis_out_of_memory_is_507(app):

@@ -288,6 +288,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(redis.exceptions.ConnectionError)
     @app.errorhandler(redis.exceptions.TimeoutError)
+    # a cluster that cannot serve a slot now (its primary down with no replica, or the slot moving): retryable
+    @app.errorhandler(redis.exceptions.ClusterDownError)
+    @app.errorhandler(redis.exceptions.TryAgainError)
+    @app.errorhandler(redis.exceptions.SlotNotCoveredError)
     def _redis_down(exc: Exception):
         # a breaker that is open says when it lets a probe through; anything else: a few seconds
         retry_after = math.ceil(exc.retry_after) if isinstance(exc, BreakerOpen) else 5
