@@ -31,7 +31,7 @@ def one_side(rounds: int, size_mib: int) -> None:
     from procs import Processes
     from report import mib_s
 
-    from redfile_common.redis_client import make_redis
+    from redfile_common.redis_topology import make_redis
     from redfile_common.settings import ServiceSettings
     from redfile_dev.testing import test_env, user_token
 

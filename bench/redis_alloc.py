@@ -22,7 +22,7 @@ import redis
 from redfile_dev.redis_server import RedisProcess
 
 KIB, MIB = 1024, 1024 * 1024
-KEY = "files:{0123456789abcdef0123456789abcdef}:c:123"  # a real chunk key's length
+KEY = "files:{0123456789abcdef0123456789abcdef.123}:c:0123456789abcdef"  # a real chunk key's length
 SEAL = 28
 
 

@@ -62,7 +62,7 @@ from measure import (
 from procs import HERE, PeakRss, Processes, cpu_seconds, free_port, rss_kib
 from report import median, mib_s, print_table, targets
 
-from redfile_common.redis_client import make_redis
+from redfile_common.redis_topology import make_redis
 from redfile_common.settings import ServiceSettings
 from redfile_dev.testing import test_env, user_token
 

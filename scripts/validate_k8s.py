@@ -5,7 +5,7 @@
 Each object (multi-document YAML; `-` reads stdin) is checked against the strict JSON schemas
 that kubernetes-validate bundles, for every version asked for ("latest" is the newest it
 has).  A kind with no schema fails, unless it is one of ALLOWED_CRDS.  Then Redfile's
-policy: hardened pods, probes, resources, no mutable label in a StatefulSet's selector or
+policy: hardened pods (Jobs' too), probes, resources, no mutable label in a StatefulSet's selector or
 volumeClaimTemplates, no replicas under an HPA.  Exit status 1 when anything fails.
 """
 
@@ -22,7 +22,9 @@ from kubernetes_validate.utils import SchemaNotFoundError, ValidationError
 # CRDs whose schemas are not in the Kubernetes release: (apiVersion, kind).
 ALLOWED_CRDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
 MUTABLE_LABELS = ("app.kubernetes.io/version", "helm.sh/chart")
-WORKLOADS = ("Deployment", "StatefulSet", "Pod")
+WORKLOADS = ("Deployment", "StatefulSet", "Job", "Pod")
+# Workloads whose containers run to completion: no liveness or readiness probe.
+RUN_TO_COMPLETION = ("Job", "Pod")
 
 
 def load(paths: list[str]) -> list[tuple[str, dict]]:
@@ -89,7 +91,7 @@ def policy_problems(obj: dict, hpa_targets: set[str]) -> list[str]:
             resources = c.get("resources", {})
             if "memory" not in resources.get("limits", {}) or not resources.get("requests"):
                 problems.append(f"{where}: needs resource requests and a memory limit")
-        if kind != "Pod":
+        if kind not in RUN_TO_COMPLETION:
             for c in spec.get("containers", []):
                 for probe in ("livenessProbe", "readinessProbe"):
                     if probe not in c:

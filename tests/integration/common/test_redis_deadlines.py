@@ -16,7 +16,7 @@ import redis
 
 from redfile_common import deadline
 from redfile_common.breaker import CLOSED, OPEN, BreakerOpen, CircuitBreaker
-from redfile_common.redis_client import make_redis
+from redfile_common.redis_topology import make_redis
 from redfile_common.settings import ServiceSettings
 from redfile_dev.redis_server import RedisProcess
 from redfile_dev.testing import make_settings

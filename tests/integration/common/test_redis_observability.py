@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redfile_common.audit import STREAM, AuditLog, AuditReader
 from redfile_common.metrics import start_metrics_server
 from redfile_common.product_metrics import CommonMetrics
-from redfile_common.redis_client import make_redis
+from redfile_common.redis_topology import make_redis
 from redfile_common.settings import ServiceSettings
 from redfile_dev import testing
 from redfile_dev.redis_server import free_port

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import redis
 
-from redfile_common.redis_client import make_redis
+from redfile_common.redis_topology import make_redis
 from redfile_common.settings import ServiceSettings
 from redfile_dev.testing import make_settings
 

@@ -72,15 +72,30 @@ def error_code(resp: requests.Response) -> str | None:
 
 
 def upload_keys(r, upload_id: str) -> dict[str, bytes]:
-    """Every key of one upload or file (its hash tag), with its type: what a fault may have left behind."""
-    return {k.decode(): r.type(k) for k in r.scan_iter(match=f"files:{{{upload_id}}}:*", count=1000)}
+    """Every key of one upload or file (its hash tag, and its chunks' ``<id>.<index>``), with its type: what a fault
+    may have left behind."""
+    found = list(r.scan_iter(match=f"files:{{{upload_id}}}:*", count=1000))
+    found += r.scan_iter(match=f"files:{{{upload_id}.*}}:*", count=1000)
+    return {k.decode(): r.type(k) for k in found}
+
+
+def chunk_key(r, upload_id: str, index: int) -> str | None:
+    """Where chunk ``index`` is stored, as its part record names it: ``files:{<id>.<index>}:c:<first 16 hex of its
+    BLAKE3>``; None when no record does."""
+    record = r.hget(f"files:{{{upload_id}}}:parts", index)
+    return None if record is None else f"files:{{{upload_id}.{index}}}:c:{record.decode().rsplit(':', 1)[1][:16]}"
+
+
+def chunk_keys_of(r, upload_id: str, index: int) -> list[str]:
+    """Every chunk key (recorded or not) of index ``index``."""
+    return [k.decode() for k in r.scan_iter(match=f"files:{{{upload_id}.{index}}}:c:*", count=1000)]
 
 
 def staging_keys(r, upload_id: str | None = None) -> list[str]:
     """Chunks on their way in (``in:``) or staged by a tus PATCH (``s:``) that were never put in place."""
-    tag = upload_id or "*"
-    found = [k.decode() for k in r.scan_iter(match=f"files:{{{tag}}}:in:*", count=1000)]
-    found += [k.decode() for k in r.scan_iter(match=f"files:{{{tag}}}:s:*", count=1000)]
+    tag = upload_id or "*"  # in the chunk's slot: files:{<id>.<index>}:in:... and :s:...
+    found = [k.decode() for k in r.scan_iter(match=f"files:{{{tag}.*}}:in:*", count=1000)]
+    found += [k.decode() for k in r.scan_iter(match=f"files:{{{tag}.*}}:s:*", count=1000)]
     return found
 
 

@@ -40,7 +40,18 @@ import requests
 from redfile_dev.testing import ServiceProcess, auth_header, make_settings, user_token
 from redfile_files.settings import FilesSettings
 
-from .helpers import OCTET, CutProxy, assert_file_checksums, error_code, part_record, sha256, staging_keys, stored_parts
+from .helpers import (
+    OCTET,
+    CutProxy,
+    assert_file_checksums,
+    chunk_key,
+    chunk_keys_of,
+    error_code,
+    part_record,
+    sha256,
+    staging_keys,
+    stored_parts,
+)
 
 CHUNK = 64 * 1024
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -127,7 +138,7 @@ def test_session_chunk_cut_is_never_stored(files, alice, redis_client, server_lo
 
     assert_answered_as_client_error(proxy, server_log)
     assert set(stored_parts(redis_client, up["id"])) == {0}
-    assert not redis_client.exists(f"files:{{{up['id']}}}:c:1") and staging_keys(redis_client) == []
+    assert chunk_keys_of(redis_client, up["id"], 1) == [] and staging_keys(redis_client) == []
     status = requests.get(f"{files.url}/uploads/{up['id']}", headers=alice, timeout=10).json()
     assert status["missing"] == [1, 2] and status["received_bytes"] == CHUNK
     assert quota(files, alice) == before
@@ -190,7 +201,7 @@ def test_seed_chunk_cut_is_never_stored(files, alice, redis_client, server_log, 
 
     assert_answered_as_client_error(proxy, server_log)
     assert set(stored_parts(redis_client, file_id)) == {0}, f"a cut chunk was stored: {stored_parts(redis_client, file_id)}"
-    assert not redis_client.exists(f"files:{{{file_id}}}:c:1") and staging_keys(redis_client) == []
+    assert chunk_keys_of(redis_client, file_id, 1) == [] and staging_keys(redis_client) == []
     status = requests.get(f"{files.url}/uploads/{file_id}", headers=alice, timeout=10).json()
     assert status["missing"] == [1] and status["received_bytes"] == CHUNK
     assert quota(files, alice) == before
@@ -237,7 +248,7 @@ def stored_prefix(r, upload_id: str) -> bytes:
     assert sorted(parts) == list(range(len(parts))), parts
     out = b""
     for i in range(len(parts)):
-        value = r.get(f"files:{{{upload_id}}}:c:{i}")
+        value = r.get(chunk_key(r, upload_id, i))
         assert value is not None and parts[i] == part_record(value), i
         out += value
     return out

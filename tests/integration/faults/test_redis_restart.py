@@ -40,7 +40,7 @@ import requests
 from redfile_dev.testing import auth_header, make_settings, user_token
 from redfile_files.settings import FilesSettings
 
-from .helpers import RetryingUploader, assert_file_checksums, part_record, staging_keys, stored_parts, wait_until
+from .helpers import RetryingUploader, assert_file_checksums, chunk_key, part_record, staging_keys, stored_parts, wait_until
 
 CHUNK = 64 * 1024
 
@@ -76,7 +76,7 @@ def test_redis_restarted_mid_upload_keeps_every_acknowledged_chunk(own_redis, gu
         seen["acked"] = dict(client.acked)
         server.start()  # the same port and data folder: it loads its AOF
         seen["parts"] = stored_parts(r, upload_id)
-        seen["chunks"] = {i: r.get(f"files:{{{upload_id}}}:c:{i}") for i in seen["acked"]}
+        seen["chunks"] = {i: r.get(chunk_key(r, upload_id, i) or "none") for i in seen["acked"]}
         client.resume()
 
     with ThreadPoolExecutor(1) as pool:

@@ -44,7 +44,7 @@ def test_worker_killed_mid_upload_the_retrying_client_completes_byte_identical(r
             os.kill(pid, signal.SIGKILL)
         seen["stalled_answer"] = answer_of(stalled)
         # nothing of the chunk it was receiving (the first round does not send that index)
-        seen["stalled_keys"] = [k for k in upload_keys(redis_client, upload_id) if f":in:{STALLED}:" in k or k.endswith(f":c:{STALLED}")]
+        seen["stalled_keys"] = [k for k in upload_keys(redis_client, upload_id) if f"{{{upload_id}.{STALLED}}}" in k]
         seen["stalled_part"] = redis_client.hget(f"files:{{{upload_id}}}:parts", STALLED)
         # the master replaces the worker
         wait_until(lambda: len(set(files.worker_pids()) - set(seen["killed"])) == 1, 30, "the master to start a new worker")

@@ -13,6 +13,7 @@ from redfile_dev.testing import auth_header, redis_state, service_token, setting
 from redfile_files import create_app
 from redfile_files.domain import FilesDomain, files_domain
 from redfile_files.storage import keys
+from redfile_files.storage.files import locate_chunk
 from redfile_files.tus import appender as tus_appender
 
 from .tus_helpers import Tus
@@ -166,6 +167,12 @@ def expire_now(r, user: str, file_id: str) -> None:
     r.zadd(keys.due(user), {file_id: 0})
 
 
+def chunk_at(r, file_id: str, index: int) -> str:
+    """The key chunk ``index`` of an id is stored at (its record and the id's layout name it; one that does not exist
+    when no record does)."""
+    return locate_chunk(r, file_id, index)[0] or keys.chunk_key(file_id, index, "c:none")
+
+
 def dump(r) -> dict:
     """Every key's type, value and whether it expires: compare two dumps to prove nothing changed.
 
@@ -193,7 +200,7 @@ def unchanged(redis_client):
 
 @pytest.fixture(params=["in-script", "sent-ahead"])
 def tus(request, app, client, redis_client, monkeypatch) -> Iterator[Tus]:
-    """The test's tus client, once with each way a chunk's bytes reach Redis: as the append script's argument
+    """The test's tus client, once with each way a chunk's bytes reach Redis: set to its key directly
     (the tests' chunks are small), and as a staged SET sent ahead of the script (``SEND_AHEAD_MIN`` lowered to 1 byte:
     streamed as the body arrives when its length is known and the upload is not encrypted).  Either way, once the
     test's requests are over no staged bytes are left behind, and no connection is held by a SET left unfinished."""

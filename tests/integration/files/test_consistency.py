@@ -16,6 +16,7 @@ import sys
 import pytest
 
 from redfile_dev.testing import test_env as service_env
+from redfile_files.checksums import part_of
 from redfile_files.domain import FilesDomain, files_domain
 from redfile_files.maintenance.consistency import ConsistencyChecker
 from redfile_files.maintenance.consistency.repair import make_due
@@ -24,7 +25,7 @@ from redfile_files.storage import files as storage
 from redfile_files.storage import keys
 from redfile_files.storage.keys import classify
 
-from .conftest import expire_now
+from .conftest import chunk_at, expire_now
 from .share_helpers import files_keys, make_link
 from .tus_helpers import Tus, metadata
 
@@ -112,24 +113,24 @@ def test_the_check_writes_nothing(store, checker, redis_client):
 
 
 # -- planted faults -----------------------------------------------------------------------
-def _chunk(store, name="seed", index=1) -> str:
-    return keys.chunk(store[name]["id"], index)
+def _chunk(r, store, name="seed", index=1) -> str:
+    return chunk_at(r, store[name]["id"], index)
 
 
 FAULTS = {
-    "missing chunk": (lambda r, st: r.delete(_chunk(st)), "chunk_missing"),
-    "wrong chunk size": (lambda r, st: r.set(_chunk(st), b"short"), "chunk_size_wrong"),
-    "chunk of an upload never expires": (lambda r, st: r.persist(keys.chunk(st["open"]["id"], 3)), "key_expiry_wrong"),
-    "chunk of a permanent file expires": (lambda r, st: r.expire(_chunk(st), 3600), "key_expiry_wrong"),
+    "missing chunk": (lambda r, st: r.delete(_chunk(r, st)), "chunk_missing"),
+    "wrong chunk size": (lambda r, st: r.set(_chunk(r, st), b"short"), "chunk_size_wrong"),
+    "chunk of an upload never expires": (lambda r, st: r.persist(chunk_at(r, st["open"]["id"], 3)), "key_expiry_wrong"),
+    "chunk of a permanent file expires": (lambda r, st: r.expire(_chunk(r, st), 3600), "key_expiry_wrong"),
     "usage drift": (lambda r, st: r.hincrby(keys.quota("alice"), "used", 7), "usage_drift"),
     "reservation drift": (lambda r, st: r.hincrby(keys.quota("bob"), "reserved", -1), "reservation_drift"),
     "file not charged": (lambda r, st: r.hset(keys.held("alice"), st["seed"]["id"], "c:199"), "file_not_charged"),
     "upload not reserved": (lambda r, st: r.hset(keys.held("alice"), st["open"]["id"], "r:10"), "upload_not_reserved"),
     "upload not counted": (lambda r, st: r.zrem(keys.ALL_UPLOADS, st["tus"]), "upload_not_counted"),
-    "orphan chunk key": (lambda r, st: r.set(keys.chunk(GHOST, 0), b"left behind"), "orphan_key"),
-    "chunk outside its table": (lambda r, st: r.set(keys.chunk(st["seed"]["id"], 9), b"x"), "orphan_key"),
+    "orphan chunk key": (lambda r, st: r.set(keys.chunk(GHOST, 0, part_of(b"left behind").encode()), b"left behind"), "orphan_key"),
+    "chunk outside its table": (lambda r, st: r.set(keys.chunk(st["seed"]["id"], 9, part_of(b"x").encode()), b"x"), "orphan_key"),
     "chunk table of nothing": (lambda r, st: r.hset(keys.parts(GHOST), 0, "1:" + "0" * 64 + ":00000000"), "orphan_key"),
-    "staging key without TTL": (lambda r, st: r.set(f"files:{{{st['open']['id']}}}:in:1:{'a' * 16}", b"x"), "orphan_key"),
+    "staging key without TTL": (lambda r, st: r.set(keys.incoming(st["open"]["id"], 1), b"x"), "orphan_key"),
     "user index entry of a missing file": (lambda r, st: r.zadd(keys.user_files("alice"), {GHOST: 1}), "index_without_charge"),
     "global index entry of a missing file": (lambda r, st: r.zadd(keys.ALL_FILES, {GHOST: 1}), "dangling_index_entry"),
     "global size drift": (lambda r, st: r.incrby(keys.ALL_BYTES, 3), "global_bytes_drift"),
@@ -185,7 +186,7 @@ def test_a_file_record_without_a_sha256_is_fine(store, checker, redis_client):
 
 
 def test_a_problem_names_the_key_the_id_and_the_user(store, checker, redis_client):
-    redis_client.delete(_chunk(store))
+    redis_client.delete(_chunk(redis_client, store))
     (p,) = problems(checker.check(), "chunk_missing")
     assert p == {
         "kind": "chunk_missing",
@@ -200,7 +201,7 @@ def test_a_problem_names_the_key_the_id_and_the_user(store, checker, redis_clien
 
 
 def test_corrupted_bytes_are_found_only_by_a_deep_check(store, checker, redis_client):
-    key = _chunk(store)
+    key = _chunk(redis_client, store)
     data = bytearray(redis_client.get(key))
     data[10] ^= 0xFF  # the same length: only reading the bytes shows it
     redis_client.set(key, bytes(data))
@@ -220,7 +221,7 @@ def test_deep_opens_encrypted_chunks_and_finds_a_tampered_one(make_app, api, ali
     report = checker.check(deep=True)
     assert report["ok"], report["problems"]
     assert report["summary"]["bytes_verified"] == 300
-    key = keys.chunk(record["id"], 2)
+    key = chunk_at(redis_client, record["id"], 2)
     sealed = bytearray(redis_client.get(key))
     assert len(sealed) == 64 + 28  # stored sealed: the size check knows the overhead
     sealed[-1] ^= 1
@@ -258,10 +259,12 @@ def test_an_operation_in_flight_is_pending_not_a_problem(store, checker, domain,
 
 
 def test_staging_keys_within_their_ttl_are_transient(store, checker, redis_client):
-    redis_client.set(f"files:{{{store['open']['id']}}}:in:1:{'a' * 16}", b"x", ex=60)
-    redis_client.set(f"files:{{{store['tus']}}}:s:{'b' * 16}:0", b"x", ex=600)
+    redis_client.set(keys.incoming(store["open"]["id"], 1), b"x", ex=60)
+    redis_client.set(keys.tus_staging(store["tus"], 0, "b" * 16, 0), b"x", ex=600)
+    # a chunk no record names (a refused write, a tus tail's earlier version) is transient while it expires
+    redis_client.set(keys.chunk(store["open"]["id"], 1, part_of(b"late").encode()), b"late", ex=600)
     report = checker.check()
-    assert report["ok"] and report["summary"]["transient_keys"] == 2
+    assert report["ok"] and report["summary"]["transient_keys"] == 3
 
 
 def test_a_problem_gone_when_looked_at_again_is_not_reported(store, domain, redis_client):
@@ -295,7 +298,7 @@ def test_repair_is_off_by_default_and_does_only_the_services_own_repairs(store, 
     redis_client.zadd(keys.ALL_UPLOADS, {"d" * 32: 1})
     redis_client.hset(keys.inbox("bob"), GHOST, "alice")
     redis_client.hset(keys.share(GHOST, "a" * 32), mapping={"id": "a" * 32, "file_id": GHOST})
-    redis_client.delete(_chunk(store, "session", 0))  # not the service's to repair
+    redis_client.delete(_chunk(redis_client, store, "session", 0))  # not the service's to repair
     state = snapshot(redis_client)
     before = checker.check()
     assert snapshot(redis_client) == state
@@ -346,7 +349,7 @@ def test_the_command_prints_json_and_exits_non_zero_on_a_problem(store, redis_ur
     assert done.returncode == 0, done.stderr + done.stdout
     report = json.loads(done.stdout)
     assert report["ok"] and report["summary"]["bytes_verified"] == 355
-    redis_client.set(keys.chunk(GHOST, 0), b"x")
+    redis_client.set(keys.chunk(GHOST, 0, part_of(b"x").encode()), b"x")
     done = subprocess.run([*cmd, "--summary"], env=_env(redis_url), capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     report = json.loads(done.stdout)
@@ -375,12 +378,12 @@ def test_every_family_of_the_architecture_is_known():
             "recipients",
             "c:0",
             "c:17",
-            f"in:3:{'a' * 16}",
-            f"s:{'b' * 16}:0",
+            "gone",
             f"share:{'c' * 32}",
             f"resume:{'c' * 32}:{'d' * 32}",
         )
     ]
+    known += [f"files:{{{fid}.3}}:{p}" for p in (f"c:{'e' * 16}", f"in:{'a' * 16}", f"s:{'b' * 16}:0")]
     known += [f"files:{{{user}}}:{p}" for p in ("quota", "held", "files", "due", "links", "inbox")]
     known += [f"files:{{l:{sha}}}:{p}" for p in ("link", "pwfail", "pwcheck", "pwfail:203.0.113.9", "pwcheck:x-0a", "pwwait:::/64")]
     known += [f"files:{{all}}:{p}" for p in ("files", "sizes", "bytes", "uploads", "sweep-lock", "gc-cursor")]
@@ -396,6 +399,7 @@ def test_every_family_of_the_architecture_is_known():
             pattern.replace("<id>", fid)
             .replace("<username>", "alice")
             .replace("<index>", "3")
+            .replace("<version>", "e" * 16)
             .replace("<rand>", "a" * 16)
             .replace("<token>", "b" * 16)
             .replace("<n>", "0")
@@ -497,3 +501,27 @@ def test_the_admin_endpoint_calls_files_with_a_service_token(store, app, serve, 
     body = client.get("/admin/consistency?strict=true", headers=root).get_json()
     assert body["ok"] is False and body["problems"][0]["kind"] == "stale_inbox_entry"
     assert client.get("/admin/consistency?deep=maybe", headers=root).status_code == 422
+
+
+def test_a_commit_interrupted_before_its_chunks_lost_their_ttl_is_pending_then_settled(
+    api, alice, domain, checker, redis_client, monkeypatch
+):
+    from redfile_files.storage.chunks import ChunkStore
+
+    up = api.create(alice, 6, chunk_size=3).json
+    api.put(alice, up["id"], 0, b"abc")
+    api.put(alice, up["id"], 1, b"def")
+
+    def crash(*_args, **_kwargs):
+        raise RuntimeError("crash")
+
+    monkeypatch.setattr(ChunkStore, "settle", crash)
+    with pytest.raises(RuntimeError):
+        domain.completion.complete("alice", up["id"], name="f", mime_type=None, total_size=6)
+    monkeypatch.undo()
+    report = checker.check()
+    assert report["ok"] and up["id"] in [p["id"] for p in report["pending"]]  # leased: the reconciler's
+    expire_now(redis_client, "alice", up["id"])
+    domain.storage.lifecycle.sweep_user("alice")
+    report = checker.check()
+    assert report["ok"] and report["pending"] == []

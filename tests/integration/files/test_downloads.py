@@ -10,7 +10,8 @@ import pytest
 
 from redfile_files.crypto import ChunkCorrupt
 from redfile_files.storage import files as storage
-from redfile_files.storage import keys
+
+from .conftest import chunk_at
 
 DATA = random.Random("test_downloads").randbytes(64 * 5 + 30)  # fixed: test ids carry its hashes (xdist compares them)
 SHA256 = hashlib.sha256(DATA).hexdigest()
@@ -111,14 +112,14 @@ def test_if_range_and_if_none_match(request, client, alice, which, tag):
 
 
 def test_head_sends_the_headers_and_reads_nothing(client, alice, stored, hashed, redis_client):
-    redis_client.delete(keys.chunk(stored["id"], 0))  # a GET would fail on it; a HEAD never looks
+    redis_client.delete(chunk_at(redis_client, stored["id"], 0))  # a GET would fail on it; a HEAD never looks
     resp = client.head(f"/files/{stored['id']}", headers=alice)
     assert resp.status_code == 200 and resp.data == b""
     assert stored["sha256"] is None and stored["composite_blake3"] == COMPOSITE
     assert resp.headers["Content-Length"] == str(len(DATA)) and resp.headers["ETag"] == f'"{COMPOSITE}"'
     assert resp.headers["X-Checksum-Composite"] == COMPOSITE and resp.headers["X-Checksum-CRC32C"] == f"{google_crc32c.value(DATA):08x}"
     assert "X-Checksum-SHA256" not in resp.headers and "Repr-Digest" not in resp.headers
-    redis_client.delete(keys.chunk(hashed["id"], 0))
+    redis_client.delete(chunk_at(redis_client, hashed["id"], 0))
     with_sha = client.head(f"/files/{hashed['id']}", headers=alice)
     assert with_sha.status_code == 200 and with_sha.headers["ETag"] == f'"{SHA256}"' and with_sha.headers["X-Checksum-SHA256"] == SHA256
     assert with_sha.headers["X-Checksum-Composite"] == COMPOSITE
@@ -148,7 +149,7 @@ def test_safe_headers_for_user_content(api, client, alice, mime, disposition):
 
 
 def test_a_corrupt_first_chunk_is_a_clean_error_and_a_later_one_cuts_the_stream(client, alice, stored, redis_client):
-    key0, key3 = keys.chunk(stored["id"], 0), keys.chunk(stored["id"], 3)
+    key0, key3 = chunk_at(redis_client, stored["id"], 0), chunk_at(redis_client, stored["id"], 3)
     original = redis_client.get(key0)
     redis_client.set(key0, b"X" + original[1:])  # same size, one byte changed: the CRC32C catches it
     resp = get(client, alice, stored["id"])
@@ -170,6 +171,6 @@ def test_a_corrupt_first_chunk_is_a_clean_error_and_a_later_one_cuts_the_stream(
 
 
 def test_a_chunk_missing_under_a_download(client, alice, stored, redis_client):
-    redis_client.delete(keys.chunk(stored["id"], 2))
+    redis_client.delete(chunk_at(redis_client, stored["id"], 2))
     resp = get(client, alice, stored["id"], Range="bytes=128-")
     assert resp.status_code == 500 and resp.json["error"]["code"] == "stored_data_corrupt"

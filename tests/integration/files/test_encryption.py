@@ -9,6 +9,8 @@ from redfile_dev.testing import auth_header, user_token
 from redfile_files.crypto import SEAL_OVERHEAD
 from redfile_files.storage import keys
 
+from .conftest import chunk_at
+
 K1 = "k1:" + base64.b64encode(b"1" * 32).decode()
 K2 = "k2:" + base64.b64encode(b"2" * 32).decode()
 DATA = os.urandom(64 * 3 + 5)
@@ -36,7 +38,7 @@ def test_chunks_are_sealed_at_rest_and_read_back(sealed, redis_client):
     client, alice = sealed(K1)
     meta = upload(client, alice)
     for i in range(4):
-        stored = redis_client.get(keys.chunk(meta["id"], i))
+        stored = redis_client.get(chunk_at(redis_client, meta["id"], i))
         plain = DATA[i * 64 : (i + 1) * 64]
         assert len(stored) == len(plain) + SEAL_OVERHEAD and plain not in stored
     assert redis_client.hget(keys.meta(meta["id"]), "dek").startswith(b"k1:")
@@ -44,20 +46,20 @@ def test_chunks_are_sealed_at_rest_and_read_back(sealed, redis_client):
     assert client.get(f"/files/{meta['id']}", headers={**alice, "Range": "bytes=60-130"}).data == DATA[60:131]
     # the seed API and texts are sealed the same way
     text = client.post("/texts", headers=alice, json={"content": "hush"}).json
-    assert b"hush" not in redis_client.get(keys.chunk(text["id"], 0))
+    assert b"hush" not in redis_client.get(chunk_at(redis_client, text["id"], 0))
     assert client.get(f"/texts/{text['id']}", headers=alice).json["content"] == "hush"
 
 
 def test_rotation_keeps_old_files_readable_without_re_encrypting(sealed, redis_client):
     client, alice = sealed(K1)
     old = upload(client, alice)
-    before = redis_client.get(keys.chunk(old["id"], 0))
+    before = redis_client.get(chunk_at(redis_client, old["id"], 0))
     client, alice = sealed(f"{K2},{K1}")  # the new key first: it wraps new files, both unwrap
     new = upload(client, alice)
     assert redis_client.hget(keys.meta(new["id"]), "dek").startswith(b"k2:")
     assert client.get(f"/files/{old['id']}", headers=alice).data == DATA
     assert client.get(f"/files/{new['id']}", headers=alice).data == DATA
-    assert redis_client.get(keys.chunk(old["id"], 0)) == before
+    assert redis_client.get(chunk_at(redis_client, old["id"], 0)) == before
     client, alice = sealed(K2)  # k1 dropped too early: an error, never bytes
     resp = client.get(f"/files/{old['id']}", headers=alice)
     assert resp.status_code == 500 and resp.json["error"]["code"] == "stored_data_corrupt"
@@ -68,14 +70,14 @@ def test_tampering_is_detected_never_served(sealed, redis_client, attack):
     client, alice = sealed(K1)
     meta = upload(client, alice)
     other = upload(client, alice)
-    key = keys.chunk(meta["id"], 0)
+    key = chunk_at(redis_client, meta["id"], 0)
     stored = redis_client.get(key)
     if attack == "flip":
         forged = stored[:20] + bytes([stored[20] ^ 1]) + stored[21:]
     elif attack == "swap_index":
-        forged = redis_client.get(keys.chunk(meta["id"], 1))
+        forged = redis_client.get(chunk_at(redis_client, meta["id"], 1))
     elif attack == "swap_file":
-        forged = redis_client.get(keys.chunk(other["id"], 0))
+        forged = redis_client.get(chunk_at(redis_client, other["id"], 0))
     else:
         forged = stored[:10]
     redis_client.set(key, forged)
@@ -89,6 +91,6 @@ def test_clear_files_stay_readable_after_encryption_is_switched_on(sealed, redis
     up = client.post("/uploads", headers=alice, json={"name": "c", "total_size": 3}).json
     client.put(f"/uploads/{up['id']}/chunks/0", headers=alice, data=b"abc")
     meta = client.post(f"/uploads/{up['id']}/complete", headers=alice).json
-    assert meta["encrypted"] is False and redis_client.get(keys.chunk(meta["id"], 0)) == b"abc"
+    assert meta["encrypted"] is False and redis_client.get(chunk_at(redis_client, meta["id"], 0)) == b"abc"
     client, alice = sealed(K1)
     assert client.get(f"/files/{meta['id']}", headers=alice).data == b"abc"

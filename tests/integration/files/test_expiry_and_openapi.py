@@ -7,6 +7,8 @@ import pytest
 from redfile_dev.testing import auth_header, user_token
 from redfile_files.storage import keys
 
+from .conftest import chunk_at
+
 TTL = 30
 
 
@@ -38,7 +40,9 @@ def test_every_key_of_an_abandoned_upload_expires_within_upload_ttl(short, redis
     for key in found:
         assert 0 < redis_client.ttl(key) <= TTL, key
     deadline = int(redis_client.hget(keys.upload(fid), "deadline"))
-    assert {redis_client.expiretime(k) for k in found} == {deadline}
+    assert {redis_client.expiretime(k) for k in (keys.upload(fid), keys.parts(fid))} == {deadline}
+    # a chunk (in a slot of its own) lives UPLOAD_TTL from when it was written: never less than the deadline
+    assert all(deadline <= redis_client.expiretime(chunk_at(redis_client, fid, i)) <= deadline + 2 for i in (0, 2))
 
 
 def test_activity_moves_every_keys_deadline(short, redis_client):
@@ -67,7 +71,8 @@ def test_quiet_periods_shorter_than_a_tenth_share_the_old_deadline(short, redis_
         "/upload_chunk", headers=headers, json={"file_id": fid, "chunk_index": 3, "total_chunks": 4, "chunk_data": "eHl6"}
     )
     assert start_again.status_code == 200
-    assert redis_client.expiretime(keys.chunk(fid, 3)) == deadline
+    assert int(redis_client.hget(keys.upload(fid), "deadline")) == deadline
+    assert redis_client.expiretime(keys.parts(fid)) == deadline <= redis_client.expiretime(chunk_at(redis_client, fid, 3))
 
 
 def test_an_expired_upload_is_gone_for_good(short, redis_client):

@@ -18,7 +18,7 @@ from redfile_files.storage import files as storage
 from redfile_files.storage import keys
 from redfile_files.storage import ledger as ledger
 
-from .conftest import expire_now
+from .conftest import chunk_at, expire_now
 
 
 class Reading:
@@ -158,14 +158,14 @@ def test_stored_data_that_fails_its_check_is_counted_at_completion_and_on_downlo
     up = api.create(alice, 8, chunk_size=4).json
     api.put(alice, up["id"], 0, b"abcd")
     api.put(alice, up["id"], 1, b"efgh")
-    redis_client.set(keys.chunk(up["id"], 1), b"ef")  # truncated in storage
+    redis_client.set(chunk_at(redis_client, up["id"], 1), b"ef")  # truncated in storage
     m.delta()
     done = client.post(f"/uploads/{up['id']}/complete", headers=alice)
     assert done.status_code == 500 and done.json["error"]["code"] == "stored_data_corrupt"
     assert m.delta() == {"checksum_failures_total[storage]": 1}
 
     meta = api.session(alice, b"0123456789", chunk=64)
-    redis_client.set(keys.chunk(meta["id"], 0), b"012345678X")
+    redis_client.set(chunk_at(redis_client, meta["id"], 0), b"012345678X")
     m.delta()
     resp = client.get(f"/files/{meta['id']}", headers=alice)
     assert resp.status_code == 500 and resp.json["error"]["code"] == "stored_data_corrupt"

@@ -12,6 +12,7 @@ import pytest
 from redfile_files.checksums import Part, part_of
 from redfile_files.maintenance.sweeper import Sweeper
 from redfile_files.storage import keys
+from redfile_files.storage.chunks import ChunkStore
 from redfile_files.storage.files import Late
 from redfile_files.storage.keys import UploadMode
 from redfile_files.storage.records import Charged, NewUpload, Reserved
@@ -150,9 +151,17 @@ def test_a_newer_lease_wins_over_a_sweep_that_read_before_it(api, alice, domain,
 def test_the_sweep_drops_global_index_entries_of_ids_that_no_longer_exist(api, alice, domain, redis_client):
     meta = api.session(alice, b"kept", chunk=64)
     domain.storage.ledger.index_global("d" * 32, 1, 5)  # left by a crash before a commit that never came
-    Sweeper(domain.storage.lifecycle, domain.storage.ledger, interval=60).run_once()
+    # the sweep itself, not run_once: a sweeper thread of an app an earlier test in this process built (default
+    # SWEEP_INTERVAL) may hold the sweep lock at any moment
+    domain.storage.lifecycle.sweep_all()
     assert [m.decode() for m in redis_client.zrange(keys.ALL_FILES, 0, -1)] == [meta["id"]]
-    assert Sweeper(domain.storage.lifecycle, domain.storage.ledger, interval=60).run_once() == 0  # the lock: one sweep per interval
+
+
+def test_one_sweep_per_interval_holds_the_lock(domain, redis_client):
+    redis_client.delete(keys.SWEEP_LOCK)
+    assert domain.storage.ledger.try_sweep_lock(60) is True
+    assert Sweeper(domain.storage.lifecycle, domain.storage.ledger, interval=60).run_once() == 0  # taken: no second sweep
+    assert 0 < redis_client.ttl(keys.SWEEP_LOCK) <= 60
 
 
 def test_deleting_a_user_leaves_nothing(api, client, alice, internal, domain, redis_client):
@@ -196,3 +205,59 @@ def test_the_background_sweep_of_a_worker_finds_work_with_no_request_from_its_ow
         assert redis_client.keys("files:{u:*") == []
     finally:
         sweeper.stop()
+
+
+# -- chunks in slots of their own: a crash between the file slot's step and the chunks' ---------------------
+def chunk_keys(r, fid):
+    return sorted(k.decode() for k in r.keys(f"files:{{{fid}.*}}:c:*"))
+
+
+def crash(*_args, **_kwargs):
+    raise RuntimeError("crash")
+
+
+def test_a_delete_interrupted_before_its_chunks_went_is_finished_by_the_sweep(api, client, alice, domain, redis_client, monkeypatch):
+    meta = api.session(alice, b"abcdefgh", chunk=3)
+    stored = chunk_keys(redis_client, meta["id"])
+    assert len(stored) == 3
+    monkeypatch.setattr(ChunkStore, "unlink", crash)
+    with pytest.raises(RuntimeError):
+        domain.storage.lifecycle.delete("alice", meta["id"])
+    monkeypatch.undo()
+    # the file is gone at once; its chunks and its tombstone wait for the sweep
+    assert client.get(f"/files/{meta['id']}", headers=alice).status_code == 404
+    assert chunk_keys(redis_client, meta["id"]) == stored and redis_client.exists(keys.gone(meta["id"]))
+    assert domain.storage.lifecycle.sweep_user("alice") == 0  # the lease holds
+    sweep(redis_client, domain, "alice", meta["id"])
+    assert redis_client.keys("files:*") == []
+    assert client.get("/quota", headers=alice).json["used_bytes"] == 0
+
+
+def test_an_abort_interrupted_before_its_chunks_went_is_finished_by_the_sweep(api, alice, domain, redis_client, monkeypatch):
+    up = api.create(alice, 6, chunk_size=3).json
+    api.put(alice, up["id"], 0, b"abc")
+    api.put(alice, up["id"], 1, b"def")
+    monkeypatch.setattr(ChunkStore, "unlink", crash)
+    with pytest.raises(RuntimeError):
+        domain.storage.lifecycle.discard("alice", up["id"])
+    monkeypatch.undo()
+    assert len(chunk_keys(redis_client, up["id"])) == 2 and not redis_client.exists(keys.upload(up["id"]))
+    sweep(redis_client, domain, "alice", up["id"])
+    assert redis_client.keys("files:*") == []
+
+
+def test_a_commit_interrupted_before_its_chunks_lost_their_ttl_is_finished_by_the_sweep(
+    api, client, alice, domain, redis_client, monkeypatch
+):
+    up = api.create(alice, 6, chunk_size=3).json
+    api.put(alice, up["id"], 0, b"abc")
+    api.put(alice, up["id"], 1, b"def")
+    monkeypatch.setattr(ChunkStore, "settle", crash)
+    assert client.post(f"/uploads/{up['id']}/complete", headers=alice).status_code == 500
+    monkeypatch.undo()
+    # visible at once, whole; its chunks still expire, at least UPLOAD_TTL after the commit
+    assert client.get(f"/files/{up['id']}", headers=alice).data == b"abcdef"
+    assert all(redis_client.ttl(k) > 0 for k in chunk_keys(redis_client, up["id"]))
+    sweep(redis_client, domain, "alice", up["id"])
+    assert [redis_client.ttl(k) for k in chunk_keys(redis_client, up["id"])] == [-1, -1]
+    assert state(redis_client, domain, "alice", up["id"])["held"] == Charged(6)

@@ -13,7 +13,7 @@ from redfile_common.errors import ApiError
 from redfile_files.storage import keys
 from redfile_files.storage.records import Reserved
 
-from .conftest import expire_now
+from .conftest import chunk_at, expire_now
 
 
 def sha(data: bytes) -> str:
@@ -230,7 +230,7 @@ def test_a_chunks_sha256_is_computed_only_when_sent_and_then_verified(api, clien
         assert wrong.json["error"]["details"] == {"chunk_index": 2, "checksums": ["sha256"]}
         # a wrong one against a stored chunk's own bytes is refused too
         assert api.put(alice, up["id"], 1, pieces[1], **{"X-Checksum-SHA256": sha(pieces[0])}).status_code == 400
-    assert redis_client.exists(keys.chunk(up["id"], 2)) == 0
+    assert redis_client.exists(chunk_at(redis_client, up["id"], 2)) == 0
     assert client.get(f"/uploads/{up['id']}", headers=alice).json["missing"] == [2]
     # and the record of a chunk sent with its SHA-256 is the same as without: no SHA-256 in it
     assert redis_client.hget(keys.parts(up["id"]), 0).decode() == f"64:{crc(pieces[0])}:{b3(pieces[0])}"

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from redfile_common.breaker import CLOSED, OPEN, BreakerOpen, CircuitBreaker
-from redfile_common.redis_client import make_redis
+from redfile_common.redis_topology import make_redis
 from redfile_common.settings import ServiceSettings
 from redfile_dev.testing import make_settings
 from redfile_files.storage.staged import StagedChunk

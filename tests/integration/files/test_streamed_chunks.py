@@ -21,6 +21,8 @@ from redfile_files.storage import keys
 from redfile_files.storage.staged import StagedChunk
 from redfile_files.uploads import intake as intake
 
+from .conftest import chunk_at
+
 MIB = 1024 * 1024
 CHUNK = max(intake.THREADED_MIN, 2 * intake.PIECE) + 12345  # threads hash it, and it comes in several pieces
 
@@ -50,7 +52,7 @@ def test_a_streamed_upload_is_byte_identical_and_completes_without_reading_chunk
         resp = api.put(alice, upload_id, index, piece, **{"X-Checksum-SHA256": hashlib.sha256(piece).hexdigest()})
         assert resp.status_code == 201, resp.json
         assert resp.json["sha256"] == hashlib.sha256(piece).hexdigest() and resp.json["size"] == len(piece)
-    assert redis_client.get(keys.chunk(upload_id, 1)) == data[CHUNK : 2 * CHUNK]
+    assert redis_client.get(chunk_at(redis_client, upload_id, 1)) == data[CHUNK : 2 * CHUNK]
     assert staged_keys(redis_client, upload_id) == []
 
     def no_reads(*args, **kwargs):
@@ -110,7 +112,7 @@ def test_a_body_that_ends_early_stores_nothing(api, client, alice, redis_client,
             environ_overrides={"CONTENT_LENGTH": str(CHUNK)},
         )
         assert resp.status_code == 400, resp.json
-    assert redis_client.exists(keys.chunk(upload_id, 0)) == 0
+    assert redis_client.exists(chunk_at(redis_client, upload_id, 0)) == 0
 
 
 def test_a_checksum_mismatch_drops_the_staged_bytes(api, alice, redis_client, unchanged):
@@ -147,7 +149,7 @@ def test_different_bytes_at_a_stored_index_conflict_and_leave_no_staging(api, al
     assert api.put(alice, upload_id, 0, first).status_code == 201
     assert api.put(alice, upload_id, 0, first).status_code == 200  # the same bytes: nothing changes
     assert api.put(alice, upload_id, 0, os.urandom(CHUNK)).status_code == 409
-    assert redis_client.get(keys.chunk(upload_id, 0)) == first
+    assert redis_client.get(chunk_at(redis_client, upload_id, 0)) == first
     assert staged_keys(redis_client, upload_id) == []
 
 
@@ -166,14 +168,14 @@ def test_redis_going_away_mid_chunk_stores_nothing(app, api, client, alice, redi
     resp = api.put(alice, upload_id, 0, os.urandom(CHUNK))
     assert resp.status_code == 503 and resp.headers["Retry-After"], resp.json
     monkeypatch.undo()
-    assert redis_client.exists(keys.chunk(upload_id, 0)) == 0 and staged_keys(redis_client, upload_id) == []
+    assert redis_client.exists(chunk_at(redis_client, upload_id, 0)) == 0 and staged_keys(redis_client, upload_id) == []
     breaker = app.extensions["redfile"].breaker
     assert breaker.state == "open"
     opened = breaker.clock()
     breaker.clock = lambda: opened + breaker.reset_timeout  # its reset timeout is over: the next command probes
     again = os.urandom(CHUNK)
     assert api.put(alice, upload_id, 0, again).status_code == 201
-    assert redis_client.get(keys.chunk(upload_id, 0)) == again
+    assert redis_client.get(chunk_at(redis_client, upload_id, 0)) == again
 
 
 def test_a_script_redis_has_not_cached_is_loaded_and_the_chunk_stored(api, alice, redis_client):
@@ -184,7 +186,7 @@ def test_a_script_redis_has_not_cached_is_loaded_and_the_chunk_stored(api, alice
     data = os.urandom(CHUNK)
     resp = api.put(alice, upload_id, 0, data)
     assert resp.status_code == 201 and resp.json["received_chunks"] == 1, resp.json
-    assert redis_client.get(keys.chunk(upload_id, 0)) == data and staged_keys(redis_client, upload_id) == []
+    assert redis_client.get(chunk_at(redis_client, upload_id, 0)) == data and staged_keys(redis_client, upload_id) == []
     assert api.put(alice, upload_id, 1, os.urandom(CHUNK)).status_code == 201  # the pool's connection is in step
 
 
@@ -225,12 +227,12 @@ def test_a_chunk_script_run_again_after_it_stored_the_chunk_finds_it_unchanged(a
         now_iso="2026-01-01T00:00:00Z",
         staged=Staged(keys.incoming(upload_id, 0)),
     )
-    assert not again.stored and again.received_chunks == 1 and redis_client.get(keys.chunk(upload_id, 0)) == data
+    assert not again.stored and again.received_chunks == 1 and redis_client.get(chunk_at(redis_client, upload_id, 0)) == data
 
 
 @pytest.fixture
 def observed(redis_url):
-    from redfile_common.redis_client import make_redis
+    from redfile_common.redis_topology import make_redis
     from redfile_common.settings import ServiceSettings
     from redfile_dev.testing import make_settings
 

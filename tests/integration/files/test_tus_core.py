@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from .conftest import CHUNK
+from .conftest import CHUNK, chunk_at
 from .tus_helpers import OCTET, TUS, cut_body, metadata, upload_id
 
 
@@ -86,7 +86,6 @@ def test_a_chunk_refused_while_the_next_one_streams_ends_the_patch_409_with_noth
     it was the last: the PATCH still answers 409 with the offset the other writer left, and none of its chunks,
     staged bytes or connections stay behind."""
     from redfile_files.checksums import part_of
-    from redfile_files.storage import keys
     from redfile_files.storage.tus import Segment, TusStore
 
     url = tus.new(alice, 3 * CHUNK)
@@ -123,7 +122,7 @@ def test_a_chunk_refused_while_the_next_one_streams_ends_the_patch_409_with_noth
     assert raced == [(upload_id(url), "sent ahead" if sent_ahead else "waited for")]
     assert tus.offset(alice, url) == CHUNK
     fid = upload_id(url)
-    assert [redis_client.get(keys.chunk(fid, i)) for i in range(3)] == [other, None, None]
+    assert [redis_client.get(chunk_at(redis_client, fid, i)) for i in range(3)] == [other, None, None]
 
 
 def test_a_redis_error_while_keeping_a_cut_body_s_bytes_still_reads_the_append_sent_before_it(request, tus, alice, monkeypatch):
@@ -139,11 +138,11 @@ def test_a_redis_error_while_keeping_a_cut_body_s_bytes_still_reads_the_append_s
     url = tus.new(alice, 3 * CHUNK)
     original, sizes = TusStore.open_staged, []
 
-    def open_staged(store, upload_id, token, n, size, **kw):
+    def open_staged(store, upload_id, index, token, n, size, **kw):
         sizes.append(size)
         if len(sizes) == 3:  # the first chunk, the second (cut), then the cut one's bytes sent again
             raise redis.exceptions.ConnectionError("Redis went away")
-        return original(store, upload_id, token, n, size, **kw)
+        return original(store, upload_id, index, token, n, size, **kw)
 
     monkeypatch.setattr(TusStore, "open_staged", open_staged)
     resp = tus.patch(alice, url, 0, b"", **cut_body(os.urandom(CHUNK + CHUNK // 2), 3 * CHUNK))

@@ -11,6 +11,8 @@ import google_crc32c
 from redfile_files.storage import keys
 from redfile_files.storage import ledger as ledger
 
+from .conftest import chunk_at
+
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -93,7 +95,7 @@ def test_chunked_upload_lifecycle(client, api, alice, redis_client, unchanged):
     assert meta["expires_at"] is None and meta["total_chunks"] == 4 and meta["chunk_size"] == 64
     # upload state gone; chunks and the part table (now the file's chunk table) kept without TTL
     assert not redis_client.exists(keys.upload(fid))
-    assert all(redis_client.ttl(keys.chunk(fid, i)) == -1 for i in range(4))
+    assert all(redis_client.ttl(chunk_at(redis_client, fid, i)) == -1 for i in range(4))
     assert redis_client.ttl(keys.parts(fid)) == -1
 
     listed = client.get("/files", headers=alice).json
@@ -223,7 +225,7 @@ def test_a_vanished_chunk_blocks_completion_until_it_is_sent_again(api, client, 
     fid = api.chunk(alice, 0, 3, b"aa").json["file_id"]
     api.chunk(alice, 1, 3, b"bb", fid)
     api.chunk(alice, 2, 3, b"cc", fid)
-    redis_client.delete(keys.chunk(fid, 1))  # as if evicted
+    redis_client.delete(chunk_at(redis_client, fid, 1))  # as if evicted
     with unchanged():
         resp = api.complete(alice, fid, 6)
     assert resp.status_code == 409 and resp.json["error"]["details"]["missing"] == [1]

@@ -7,7 +7,8 @@ import redis
 from redis.cluster import RedisCluster, key_slot
 
 from redfile_common.redis_info import summary
-from redfile_common.redis_topology import ClusterInfo, _marker
+from redfile_common.redis_topology import ClusterInfo
+from redfile_common.replicas import marker_of
 
 
 class _Primaries:
@@ -55,6 +56,6 @@ def test_cluster_info_without_an_answer_is_a_connection_error():
 
 @pytest.mark.parametrize("key", ["files:{0123456789abcdef0123456789abcdef}:meta", "files:{u:alice}:quota", "rf:audit", "auth:user:{bob}"])
 def test_the_marker_of_a_write_is_in_its_slot_and_under_its_prefix(key):
-    marker = _marker(key)
+    marker = marker_of(key)
     assert key_slot(marker.encode()) == key_slot(key.encode())
     assert marker.split(":", 1)[0] == key.split(":", 1)[0] and marker != key

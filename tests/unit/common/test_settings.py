@@ -78,7 +78,8 @@ def test_service_token_ttl_capped_at_60():
 def test_redis_client_packs_large_values_without_hiredis_and_has_bounded_timeouts():
     from redis.connection import Connection, HiredisRespSerializer, PythonRespSerializer
 
-    from redfile_common.redis_client import HybridPacker, make_redis
+    from redfile_common.redis_client import HybridPacker
+    from redfile_common.redis_topology import make_redis
 
     s = load_settings(ServiceSettings, {"redfile_env": "development", "redis_url": "redis://127.0.0.1:1/0", "redis_socket_timeout": 3})
     client = make_redis(s)
@@ -109,7 +110,7 @@ def test_redis_topology_settings_are_read_and_checked():
 def test_the_sentinel_client_asks_the_sentinels_and_keeps_the_budgeted_connections():
     from redis.sentinel import SentinelConnectionPool
 
-    from redfile_common.redis_client import make_redis
+    from redfile_common.redis_topology import make_redis
 
     s = load_settings(
         ServiceSettings,
@@ -122,7 +123,7 @@ def test_the_sentinel_client_asks_the_sentinels_and_keeps_the_budgeted_connectio
 
 
 def test_a_cluster_url_with_a_database_other_than_0_is_refused():
-    from redfile_common.redis_client import make_redis
+    from redfile_common.redis_topology import make_redis
 
     s = load_settings(ServiceSettings, {"redfile_env": "development", "redis_mode": "cluster", "redis_url": "redis://127.0.0.1:1/3"})
     with pytest.raises(ValueError, match="database 0"):

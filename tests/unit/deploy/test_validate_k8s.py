@@ -90,3 +90,24 @@ def test_replicas_under_an_hpa_fail(tmp_path):
     }
     assert run(tmp_path, deployment(replicas=2), hpa) == 1
     assert run(tmp_path, deployment(), hpa) == 0
+
+
+def job(pod: dict) -> dict:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "j"},
+        "spec": {"template": {"spec": pod | {"restartPolicy": "Never"}}},
+    }
+
+
+def test_a_job_is_held_to_the_pod_policy_but_needs_no_probes(tmp_path):
+    import copy
+
+    pod: dict = copy.deepcopy(GOOD_POD)
+    container = pod["containers"][0]
+    for probe in ("livenessProbe", "readinessProbe"):
+        container.pop(probe)
+    assert run(tmp_path, job(pod)) == 0
+    container["securityContext"]["readOnlyRootFilesystem"] = False
+    assert run(tmp_path, job(pod)) == 1

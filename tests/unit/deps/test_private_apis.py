@@ -19,7 +19,7 @@ from gunicorn.http.parser import RequestParser
 from gunicorn.http.unreader import SocketUnreader
 from redis.connection import HIREDIS_AVAILABLE, Connection, ConnectionPool, HiredisRespSerializer, PythonRespSerializer
 
-from redfile_common.redis_client import LARGE_VALUE, HybridPacker, _with_hybrid_packer
+from redfile_common.redis_client import LARGE_VALUE, HybridPacker, budgeted_connection_class
 from redfile_files.uploads.direct_input import DirectBody, direct
 
 # -- redis-py: the command packer (libs/common redis_client) ------------------------------------
@@ -27,7 +27,7 @@ from redfile_files.uploads.direct_input import DirectBody, direct
 
 def test_the_connection_builds_its_packer_through_the_hook_we_override():
     assert list(inspect.signature(Connection._construct_command_packer).parameters) == ["self", "packer"]
-    conn = _with_hybrid_packer(Connection)()
+    conn = budgeted_connection_class(Connection)()
     assert HIREDIS_AVAILABLE
     assert isinstance(conn._command_packer, HybridPacker)  # the hook's result is what pack_command uses
     assert isinstance(conn._buffer_cutoff, int) and callable(conn.encoder.encode)
@@ -49,7 +49,7 @@ def test_the_connection_connects_and_sends_through_what_the_budget_cuts():
     # redis_client cuts _connect's socket_connect_timeout and sets the socket's timeout before each send
     # (the parser reads with the socket's timeout when given none): issue 18's per-request budget
     assert list(inspect.signature(Connection._connect).parameters) == ["self"]
-    conn = _with_hybrid_packer(Connection)(socket_connect_timeout=1.5)
+    conn = budgeted_connection_class(Connection)(socket_connect_timeout=1.5)
     assert conn.socket_connect_timeout == 1.5 and conn._sock is None
     assert "socket_connect_timeout" in inspect.getsource(Connection._connect)
     assert "self._sock" in inspect.getsource(Connection.send_packed_command)

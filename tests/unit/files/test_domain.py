@@ -71,7 +71,7 @@ def seed_file(r, n, owner="alice", score=None, chunks=(b"ab", b"c"), kind="file"
         },
     )
     for i, c in enumerate(chunks):
-        r.set(keys.chunk(file_id, i), c)
+        r.set(keys.chunk(file_id, i, part_of(c).encode(), keys.LEGACY), c)  # stored as before chunks spread
         r.hset(keys.parts(file_id), i, part_of(c).encode())
     r.zadd(keys.user_files(owner), {file_id: score})
     r.zadd(keys.ALL_FILES, {file_id: score})
@@ -178,7 +178,7 @@ def seed_upload(r, upload_id, owner, total, parts):
     r.hset(keys.upload(upload_id), mapping={"owner": owner, "mode": "seed", "total_chunks": total, "received_bytes": sum(parts.values())})
     for index, size in parts.items():
         r.hset(keys.parts(upload_id), index, f"{size}:{'0' * 8}:{'0' * 64}")
-        r.set(keys.chunk(upload_id, index), b"x" * size)
+        r.set(keys.chunk(upload_id, index, "", keys.LEGACY), b"x" * size)
 
 
 def test_completion_checks(service, r, domain):
@@ -204,7 +204,7 @@ def test_completion_checks(service, r, domain):
 
 def test_a_missing_chunk_stops_a_read(service, r, domain):
     fid = seed_file(r, 1, chunks=(b"a", b"b", b"c"))
-    r.delete(keys.chunk(fid, 1))
+    r.delete(keys.chunk(fid, 1, "", keys.LEGACY))
     chunks = domain.reader.read_chunks(service.get_file(ALICE, fid))
     assert next(chunks) == b"a"
     with pytest.raises(ChunkMissing) as err:
@@ -218,7 +218,7 @@ def test_reads_of_a_range_cross_chunks_and_verify_each(service, r, domain):
     assert record.chunk_size == 0
     for start, end in ((0, 11), (3, 7), (5, 9), (9, 11), (10, 11), (0, 1)):
         assert b"".join(domain.reader.read_chunks(record, start, end)) == b"hello world"[start:end]
-    r.set(keys.chunk(fid, 1), b" WOR")  # same size, other bytes: the CRC32C catches it
+    r.set(keys.chunk(fid, 1, "", keys.LEGACY), b" WOR")  # same size, other bytes: the CRC32C catches it
     with pytest.raises(ChunkCorrupt) as err:
         b"".join(domain.reader.read_chunks(record))
     assert err.value.index == 1

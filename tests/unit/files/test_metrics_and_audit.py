@@ -125,9 +125,9 @@ def test_a_download_that_stops_early_counts_only_what_was_handed_out(service, r,
 def test_stored_data_that_fails_its_check_is_counted_once_as_storage(service, r, metrics, damage, domain):
     fid = seed_file(r, 1, chunks=(b"abc", b"def"))
     if damage == "missing":
-        r.delete(keys.chunk(fid, 0))
+        r.delete(keys.chunk(fid, 0, "", keys.LEGACY))
     else:
-        r.set(keys.chunk(fid, 0), b"abX")
+        r.set(keys.chunk(fid, 0, "", keys.LEGACY), b"abX")
     record = service.get_file(ALICE, fid)
     # the first chunk is read before any header: a clean stored_data_corrupt
     assert code(download_response, record, domain.reader.read_chunks(record)) == "stored_data_corrupt"
@@ -136,7 +136,7 @@ def test_stored_data_that_fails_its_check_is_counted_once_as_storage(service, r,
 
 def test_a_later_chunk_that_fails_cuts_the_stream_and_is_counted(service, r, metrics, domain):
     fid = seed_file(r, 1, chunks=(b"abc", b"def"))
-    r.set(keys.chunk(fid, 1), b"deX")
+    r.set(keys.chunk(fid, 1, "", keys.LEGACY), b"deX")
     record = service.get_file(ALICE, fid)
     body = iter(cast("Iterable[bytes]", download_response(record, domain.reader.read_chunks(record)).response))
     assert next(body) == b"abc"
@@ -147,7 +147,7 @@ def test_a_later_chunk_that_fails_cuts_the_stream_and_is_counted(service, r, met
 
 def test_a_corrupt_text_is_stored_data_corrupt_and_counted(service, r, metrics):
     fid = seed_file(r, 1, chunks=(b"note", b"s"), kind="text")
-    r.set(keys.chunk(fid, 1), b"S")
+    r.set(keys.chunk(fid, 1, "", keys.LEGACY), b"S")
     assert code(service.read_text, ALICE, fid) == "stored_data_corrupt"
     assert metrics.calls[("checksum_failure", "storage")] == 1
 

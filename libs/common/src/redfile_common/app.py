@@ -19,12 +19,11 @@ from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from . import contract, deadline, docs_assets, error_handlers, health, logs, metrics, redis_topology, tracing
+from . import contract, deadline, docs_assets, error_handlers, health, logs, metrics, redis_topology, replicas, tracing
 from .audit import AuditLog, request_context
 from .body_drain import DrainUnreadBody
 from .breaker import CircuitBreaker
 from .product_metrics import CommonMetrics
-from .redis_client import make_redis
 from .redis_info import RedisInfo, info_client
 from .security import BEARER_SCHEME, SERVICE_SCHEME, credentials_first
 from .security_events import SecurityEvents
@@ -112,7 +111,7 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
     breaker = CircuitBreaker(
         failures=settings.breaker_failures, reset_timeout=settings.breaker_reset_timeout, on_change=_breaker_reporter(instruments)
     )
-    client = make_redis(settings, observer=instruments.redis_command, breaker=breaker)
+    client = redis_topology.make_redis(settings, observer=instruments.redis_command, breaker=breaker)
     if settings.redis_mode == "standalone":
         readiness = redis.Redis.from_url(
             settings.redis_url,
@@ -163,7 +162,7 @@ def create_service_app(import_name: str, settings: ServiceSettings, *, title: st
         hops = settings.trusted_proxy_hops  # the address, scheme and host the trusted proxies saw (each sets all three)
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]  # Flask's documented way to wrap its WSGI app
     metrics.init_metrics(app, name, registry)
-    redis_topology.init_confirmation(app, client)
+    replicas.init_confirmation(app, client)
     deadline.init_deadlines(app, budget=settings.request_budget, write_rate=settings.write_budget_rate)
     tracing.instrument_app(app)
     # what an answer left of a body is read after it, so the proxy in front gets the answer, not a reset

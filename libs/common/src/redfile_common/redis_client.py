@@ -36,139 +36,27 @@ import functools
 import threading
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import TypeVar
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.client import Pipeline
-from redis.cluster import key_slot
 from redis.retry import Retry
 
 from . import deadline
 from .breaker import BreakerOpen, CircuitBreaker
 from .product_metrics import command_label
+from .redis_commands import SAFE_TO_REPEAT
+from .replicas import record_write
 from .settings import ServiceSettings
 
 Observer = Callable[[str, float, "BaseException | None"], None]
 
 
-# Commands whose repetition changes nothing: reads, and the connection's own handshake.
-SAFE_TO_REPEAT = frozenset(
-    [
-        "GET",
-        "MGET",
-        "GETRANGE",
-        "STRLEN",
-        "EXISTS",
-        "TYPE",
-        "TTL",
-        "PTTL",
-        "EXPIRETIME",
-        "PEXPIRETIME",
-        "HGET",
-        "HMGET",
-        "HGETALL",
-        "HEXISTS",
-        "HLEN",
-        "HKEYS",
-        "HVALS",
-        "HSTRLEN",
-        "HSCAN",
-        "HRANDFIELD",
-        "SMEMBERS",
-        "SISMEMBER",
-        "SMISMEMBER",
-        "SCARD",
-        "SSCAN",
-        "SRANDMEMBER",
-        "ZSCORE",
-        "ZMSCORE",
-        "ZCARD",
-        "ZCOUNT",
-        "ZRANK",
-        "ZREVRANK",
-        "ZRANGE",
-        "ZREVRANGE",
-        "ZRANGEBYSCORE",
-        "ZREVRANGEBYSCORE",
-        "ZRANGEBYLEX",
-        "ZSCAN",
-        "LRANGE",
-        "LLEN",
-        "LINDEX",
-        "XRANGE",
-        "XREVRANGE",
-        "XLEN",
-        "XINFO",
-        "SCAN",
-        "KEYS",
-        "DBSIZE",
-        "PING",
-        "ECHO",
-        "INFO",
-        "TIME",
-        "MEMORY",
-        "OBJECT",
-        "EVALSHA_RO",
-        "EVAL_RO",
-        "FCALL_RO",
-        "HELLO",
-        "AUTH",
-        "SELECT",
-    ]
-)
 # A timeout counts against Redis (the breaker) only after this long: Redis answers in milliseconds, but a
 # request whose budget was nearly spent may time out sooner through no fault of Redis.
 HUNG_AFTER = 0.25
 _NETWORK_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-
-
-# Commands that name no key where a write names its first one (args[1]): nothing to confirm by slot.
-_KEYLESS = frozenset(["MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SCRIPT", "CLIENT", "WAIT", "PUBLISH", "FLUSHALL", "FLUSHDB"])
-_SCRIPTS = frozenset(["EVALSHA", "EVAL", "FCALL"])
-# Writes no client is told are stored: the audit trail is appended after the answer is decided.
-_UNCONFIRMED = ("rf:audit",)
-# The keys a request wrote, one per hash slot (``track_writes``): None while nothing is tracked.
-_writes: ContextVar[dict[int, str] | None] = ContextVar("redfile_writes", default=None)
-
-
-def track_writes() -> None:
-    """From now on, remember a key of each slot this context's writes touch (``written``)."""
-    _writes.set({})
-
-
-def stop_tracking() -> None:
-    _writes.set(None)
-
-
-def written() -> list[str]:
-    """A key of each hash slot written since ``track_writes`` (``redis_topology.confirm_replicas`` takes them)."""
-    found = _writes.get()
-    return list(found.values()) if found else []
-
-
-def wrote(key: str | bytes) -> None:
-    """Remember that ``key`` was written (a command sent past redis-py, as a staged chunk is, says so itself)."""
-    found = _writes.get()
-    if found is None:
-        return
-    text = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
-    if not text.startswith(_UNCONFIRMED):
-        found.setdefault(key_slot(text.encode()), text)
-
-
-def _record_write(args: tuple) -> None:
-    if _writes.get() is None:
-        return
-    label = command_label(args)
-    if label in SAFE_TO_REPEAT or label in _KEYLESS:
-        return
-    if label in _SCRIPTS:
-        if len(args) > 3 and int(args[2]) > 0:
-            wrote(args[3])
-    elif len(args) > 1 and isinstance(args[1], (str, bytes)):
-        wrote(args[1])
 
 
 def never_sent(exc: BaseException) -> bool:
@@ -176,7 +64,7 @@ def never_sent(exc: BaseException) -> bool:
     return isinstance(exc, (BreakerOpen, deadline.DeadlineExceeded)) or "connecting to" in str(exc)
 
 
-class _Guarded:
+class Guarded:
     """Breaker, budget and retries around one command (or one pipeline)."""
 
     observer: Observer | None = None
@@ -242,7 +130,7 @@ class _Guarded:
         time.sleep(pause)
 
 
-class InstrumentedPipeline(_Guarded, Pipeline):
+class InstrumentedPipeline(Guarded, Pipeline):
     """A pipeline whose ``execute`` (and WATCH-mode commands) go through the breaker, the budget and the observer."""
 
     def execute(self, raise_on_error: bool = True):
@@ -266,7 +154,7 @@ class InstrumentedPipeline(_Guarded, Pipeline):
 
         result = self._guarded("MULTI" if multi else "PIPELINE", repeatable, attempt, raise_on_error)
         for args, _ in stack:
-            _record_write(args)
+            record_write(args)
         return result
 
     def immediate_execute_command(self, *args, **options):
@@ -274,7 +162,7 @@ class InstrumentedPipeline(_Guarded, Pipeline):
         return self._guarded(command_label(args), False, super().immediate_execute_command, *args, **options)
 
 
-class InstrumentedRedis(_Guarded, redis.Redis):
+class InstrumentedRedis(Guarded, redis.Redis):
     """``redis.Redis`` with the breaker, the budget and safe retries, reporting each command to ``observer``."""
 
     wait_replicas = 0  # REDIS_WAIT_REPLICAS (redis_topology.confirm_replicas)
@@ -282,7 +170,7 @@ class InstrumentedRedis(_Guarded, redis.Redis):
     def execute_command(self, *args, **options):
         label = command_label(args)
         result = self._guarded(label, label in SAFE_TO_REPEAT, super().execute_command, *args, **options)
-        _record_write(args)
+        record_write(args)
         return result
 
     def pipeline(self, transaction: bool = True, shard_hint=None) -> InstrumentedPipeline:
@@ -340,7 +228,7 @@ class _Spending:
 
 
 @functools.cache
-def _with_hybrid_packer(conn_cls: type) -> type:
+def budgeted_connection_class(conn_cls: type) -> type:
     class HybridPackerConnection(conn_cls):
         """The hybrid packer, and every connect, send and read cut to what the request's budget has left."""
 
@@ -378,15 +266,8 @@ def _with_hybrid_packer(conn_cls: type) -> type:
     return HybridPackerConnection
 
 
-def make_redis(settings: ServiceSettings, observer: Observer | None = None, breaker: CircuitBreaker | None = None) -> redis.Redis:
-    """The process's client for ``REDIS_MODE`` (``redis_topology``).  A cluster client is not a ``redis.Redis``
-    but answers the same commands; typed as one, as the services use it."""
-    if settings.redis_mode != "standalone":
-        from . import redis_topology
-
-        if settings.redis_mode == "cluster":
-            return redis_topology.make_cluster(settings, observer, breaker)  # type: ignore[return-value]
-        return redis_topology.make_sentinel(settings, observer, breaker)
+def make_standalone(settings: ServiceSettings, observer: Observer | None = None, breaker: CircuitBreaker | None = None) -> redis.Redis:
+    """The client of one server at ``REDIS_URL`` (``redis_topology.make_redis`` chooses by ``REDIS_MODE``)."""
     kwargs = {}
     if settings.redis_username:
         kwargs["username"] = settings.redis_username
@@ -396,7 +277,7 @@ def make_redis(settings: ServiceSettings, observer: Observer | None = None, brea
         settings.redis_url,
         socket_timeout=settings.redis_socket_timeout,
         socket_connect_timeout=settings.redis_connect_timeout,
-        # redis-py's own retry would send anything again, a script that ran included: _Guarded retries instead
+        # redis-py's own retry would send anything again, a script that ran included: Guarded retries instead
         retry=Retry(NoBackoff(), 0),
         # No PING before a command on an idle connection: redis-py retries that PING with the whole
         # retry policy, and then the command with it again, so a Redis that stopped answering held a
@@ -409,7 +290,7 @@ def make_redis(settings: ServiceSettings, observer: Observer | None = None, brea
     )
     assert isinstance(client, InstrumentedRedis)  # from_url builds its own class; redis-py types it as Redis
     pool = client.connection_pool
-    pool.connection_class = _with_hybrid_packer(pool.connection_class)
+    pool.connection_class = budgeted_connection_class(pool.connection_class)
     client.observer = observer
     client.breaker = breaker
     client.retries = settings.redis_retries

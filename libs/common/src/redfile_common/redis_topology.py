@@ -1,6 +1,6 @@
 """The client for each Redis topology (``REDIS_MODE``), and what acknowledging a write to replicas takes.
 
-* ``standalone``: one server at ``REDIS_URL`` (``redis_client.make_redis``).
+* ``standalone``: one server at ``REDIS_URL`` (``redis_client.make_standalone``).
 * ``sentinel``: the primary the sentinels (``REDIS_SENTINELS``) name for ``REDIS_SENTINEL_MASTER``,
   asked again whenever a connection to it fails, so a failover is followed (redis-py's ``Sentinel``
   and its ``SentinelConnectionPool``; a primary demoted to a replica answers READONLY, which closes
@@ -15,18 +15,12 @@ are off in every mode (``Retry(NoBackoff(), 0)``): the cluster client's would se
 a timeout.  A MOVED, ASK or TRYAGAIN answer is not a failure: the cluster client sends the command to
 the node that owns the slot, which is safe because the first node ran nothing.
 
-``confirm_replicas`` makes a write durable beyond its primary (``REDIS_WAIT_REPLICAS``): Redis's
-``WAIT`` counts the replicas that acknowledged everything *its connection* wrote, and a pool hands the
-next command any connection, so it is sent right behind a write of its own (a short-lived marker in
-the same hash slot, so on the same primary): replicas that have that write have every write the
-primary acknowledged before it.
+What a write acknowledged to replicas takes (``REDIS_WAIT_REPLICAS``) is ``replicas``'s.
 """
 
 from __future__ import annotations
 
 import random
-import re
-from collections.abc import Iterable
 from typing import Any, Protocol
 
 import redis
@@ -36,18 +30,21 @@ from redis.connection import Connection, parse_url
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from . import deadline
 from .product_metrics import command_label
-from .redis_client import SAFE_TO_REPEAT, InstrumentedRedis, _Guarded, _record_write, _with_hybrid_packer
+from .redis_client import SAFE_TO_REPEAT, Guarded, InstrumentedRedis, Observer, budgeted_connection_class, make_standalone, record_write
 
 
-class ReplicasNotConfirmed(redis.exceptions.TimeoutError):
-    """Fewer replicas than ``REDIS_WAIT_REPLICAS`` acknowledged a write within the request's budget: the
-    write is on the primary (whole: each write is atomic), but a failover now could lose it.  A timeout,
-    so the request answers 503 ``service_unavailable`` with ``Retry-After``; repeating it is safe."""
+def make_redis(settings, observer: Observer | None = None, breaker=None) -> redis.Redis:
+    """The process's one client for ``REDIS_MODE``.  A cluster client is not a ``redis.Redis`` but answers the
+    same commands, and is typed as one, as the services use it."""
+    if settings.redis_mode == "cluster":
+        return make_cluster(settings, observer, breaker)  # type: ignore[return-value]
+    if settings.redis_mode == "sentinel":
+        return make_sentinel(settings, observer, breaker)
+    return make_standalone(settings, observer, breaker)
 
 
-class InstrumentedClusterPipeline(_Guarded, ClusterPipeline):
+class InstrumentedClusterPipeline(Guarded, ClusterPipeline):
     """A cluster pipeline whose ``execute`` goes through the breaker, the budget and the observer."""
 
     def execute(self, raise_on_error: bool = True):
@@ -69,11 +66,11 @@ class InstrumentedClusterPipeline(_Guarded, ClusterPipeline):
 
         result = self._guarded("MULTI" if multi else "PIPELINE", repeatable, attempt, raise_on_error)
         for command in queued:
-            _record_write(command.args)
+            record_write(command.args)
         return result
 
 
-class InstrumentedCluster(_Guarded, RedisCluster):
+class InstrumentedCluster(Guarded, RedisCluster):
     """``RedisCluster`` with the breaker, the budget and safe retries, reporting each command to ``observer``."""
 
     wait_replicas = 0
@@ -81,7 +78,7 @@ class InstrumentedCluster(_Guarded, RedisCluster):
     def execute_command(self, *args, **kwargs):
         label = command_label(args)
         result = self._guarded(label, label in SAFE_TO_REPEAT, super().execute_command, *args, **kwargs)
-        _record_write(args)
+        record_write(args)
         return result
 
     def pipeline(self, transaction=None, shard_hint=None) -> InstrumentedClusterPipeline:
@@ -109,7 +106,7 @@ def _client_options(settings) -> dict:
     options: dict = {
         "socket_timeout": settings.redis_socket_timeout,
         "socket_connect_timeout": settings.redis_connect_timeout,
-        "health_check_interval": 0,  # see redis_client.make_redis
+        "health_check_interval": 0,  # see redis_client.make_standalone
         "client_name": f"redfile-{settings.service_name}",
     }
     if settings.redis_username:
@@ -130,7 +127,7 @@ def make_cluster(settings, observer=None, breaker=None) -> InstrumentedCluster:
     options = _client_options(settings) | url
     client = InstrumentedCluster(
         url=f"redis://[{host}]:{port}" if ":" in host else f"redis://{host}:{port}",
-        connection_class=_with_hybrid_packer(connection_class),
+        connection_class=budgeted_connection_class(connection_class),
         retry=Retry(NoBackoff(), 0),
         # each node's pool holds at most this many connections, as the one pool does in standalone mode
         max_connections=settings.redis_max_connections,
@@ -158,55 +155,10 @@ def make_sentinel(settings, observer=None, breaker=None) -> InstrumentedRedis:
     )
     assert isinstance(client, InstrumentedRedis)
     pool = client.connection_pool
-    pool.connection_class = _with_hybrid_packer(pool.connection_class)
+    pool.connection_class = budgeted_connection_class(pool.connection_class)
     client.observer, client.breaker, client.retries = observer, breaker, settings.redis_retries
     client.wait_replicas = settings.redis_wait_replicas
     return client
-
-
-def client_timeout(client) -> float:
-    """The configured socket timeout of ``client``'s connections."""
-    if isinstance(client, RedisCluster):
-        return float(client.nodes_manager.connection_kwargs.get("socket_timeout") or 5.0)
-    return float(client.connection_pool.connection_kwargs.get("socket_timeout") or 5.0)
-
-
-_TAGGED = re.compile(r"^([^{]*)\{([^}]+)\}")
-
-
-def _marker(key: str) -> str:
-    """A key in ``key``'s hash slot, under its prefix (so the service's ACL covers it), for the marker write."""
-    found = _TAGGED.match(key)
-    if found:
-        return f"{found.group(1)}{{{found.group(2)}}}:replicated"
-    return f"{key}:{{{key}}}:replicated"  # the whole key is its slot's tag, and its prefix stays first
-
-
-def confirm_replicas(client: redis.Redis | RedisCluster, keys: Iterable[str]) -> None:
-    """Return once ``REDIS_WAIT_REPLICAS`` replicas of each primary holding one of ``keys`` have every write
-    it acknowledged so far; ``ReplicasNotConfirmed`` when they do not within the request's budget.  A no-op
-    when the setting is 0."""
-    wanted = getattr(client, "wait_replicas", 0)
-    if not wanted:
-        return
-    markers: dict[object, str] = {}  # one per primary
-    for key in keys:
-        marker = _marker(key)
-        node = client.get_node_from_key(marker) if isinstance(client, RedisCluster) else None
-        markers.setdefault(node.name if node is not None else None, marker)
-    for marker in markers.values():
-        left = deadline.timeout(client_timeout(client))
-        # WAIT answers when its time is up, well before the socket's timeout (the budget's rest) would cut it
-        wait_ms = max(1, int((left - min(0.25, left / 4)) * 1000))  # WAIT 0 would wait for ever
-        with client.pipeline(transaction=False) as pipe:
-            pipe.set(marker, b"1", px=60_000)
-            if isinstance(client, RedisCluster):
-                pipe.execute_command("WAIT", wanted, wait_ms, target_nodes=client.get_node_from_key(marker))
-            else:
-                pipe.execute_command("WAIT", wanted, wait_ms)
-            confirmed = pipe.execute()[-1]
-        if int(confirmed) < wanted:
-            raise ReplicasNotConfirmed(f"{confirmed} of {wanted} replicas confirmed the write in time")
 
 
 # How one INFO field of every primary adds up to the cluster's: summed, the worst, or the oldest.
@@ -301,31 +253,3 @@ def readiness_client(settings):
         sentinel_options["password"] = settings.redis_sentinel_password
     manager = Sentinel(sentinels, sentinel_kwargs=sentinel_options, **short)
     return manager.master_for(settings.redis_sentinel_master, retry=Retry(NoBackoff(), 0), max_connections=4)
-
-
-def init_confirmation(app, client) -> None:
-    """With ``REDIS_WAIT_REPLICAS``, a request that changes something answers 2xx only once the replicas have
-    what it wrote (``confirm_replicas`` over a key of each slot it wrote); else a 503 (``ReplicasNotConfirmed``)."""
-    if not getattr(client, "wait_replicas", 0):
-        return
-    from flask import request
-
-    from .redis_client import stop_tracking, track_writes, written
-
-    @app.before_request
-    def _track() -> None:
-        track_writes()
-
-    @app.after_request
-    def _confirm(response):
-        try:
-            if request.method not in ("GET", "HEAD", "OPTIONS") and 200 <= response.status_code < 300:
-                keys = written()
-                if keys:
-                    confirm_replicas(client, keys)
-        except redis.exceptions.RedisError as exc:
-            # Flask answers an exception raised here 500 whatever its handlers: answer it as the view's would be
-            return app.make_response(app.handle_user_exception(exc))
-        finally:
-            stop_tracking()
-        return response

@@ -90,7 +90,7 @@ class Reader:
         def fetch(index: int) -> list[bytes]:
             stored, part = self.store.fetch_chunk_pieces(record.id, index)
             if stored is None or part is None:
-                # the delete script removes meta and chunks at once: no meta now means the file went meanwhile
+                # a delete removes meta and part table at once, then the chunks: no meta now means the file went meanwhile
                 raise FileGone(index) if self.store.file_sizes([record.id])[0] is None else ChunkMissing(index)
             if sealer.encrypted or (by_chunk and len(stored) > 1):
                 stored = [sealer.open(index, b"".join(stored))]

@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
 
-    from redfile_common.redis_client import make_redis
+    from redfile_common.redis_topology import make_redis
     from redfile_common.service_client import ServiceClient
     from redfile_common.settings import SettingsError, load_settings
     from redfile_common.tokens import Keyring, ServiceTokens

@@ -8,18 +8,22 @@ Contract of ``FileStore``:
   chunk already at the index has the same part record (a repeat changes nothing; other bytes:
   ``chunk_conflict``) and the largest file; only then does it write, and the chunk is
   acknowledged only after Redis answered.  A refused write changes nothing.
-* All keys of an upload share one deadline (from Redis's clock); a request more than a tenth of
-  ``upload_ttl`` after it was last set moves every key to now + ``upload_ttl``.
+* An upload's hash and part table share one deadline (from Redis's clock); a request more than a
+  tenth of ``upload_ttl`` after it was last set moves it to now + ``upload_ttl``, and its chunks
+  (in slots of their own: ``storage.chunks``) follow it.
 * ``commit`` (fenced) turns a complete upload into a file at once, or changes nothing when a
-  chunk is missing or the sizes do not add up.  ``abort`` and ``delete_file`` (fenced) remove
-  every key of the upload or file.  ``snapshot`` reads meta and upload in one MULTI.
+  chunk is missing or the sizes do not add up.  ``abort`` and ``delete_file`` (fenced) make the
+  upload or file vanish at once, its part table left as a tombstone (``gone``); ``reclaim``
+  deletes the chunks it names, then it.  ``snapshot`` reads meta and upload in one MULTI.
+* An upload opened before chunks spread (no ``layout``) is moved to the spread layout by its next
+  chunk (``ChunkStore.migrate``); a file of then is read and deleted where its chunks are.
 * Redis must run with ``maxmemory-policy noeviction``: an evicted chunk of a stored file cannot
   be recovered (reads raise ``ChunkMissing``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from functools import partial
 
 import redis
 
@@ -28,8 +32,9 @@ from redfile_common.lua_scripts import Scripts
 from redfile_files.checksums import Part
 from redfile_files.records import MISSING_LIMIT
 from redfile_files.storage import keys
+from redfile_files.storage.chunks import ChunkStore, keys_of
 from redfile_files.storage.records import ChunkWrite, NewUpload, Snapshot, UploadState, decode_meta, decode_parts, decode_upload, flat, text
-from redfile_files.storage.staged import STAGING_TTL, StagedChunk, unlink_quietly
+from redfile_files.storage.staged import StagedChunk, unlink_quietly
 
 READ_PIECE = 1024 * 1024  # bytes per GETRANGE when a chunk is read back
 
@@ -46,6 +51,7 @@ class FileStore:
         self.upload_ttl = upload_ttl
         self.max_file_bytes = max_file_bytes
         self.scripts = Scripts(client, "redfile_files.storage")
+        self.chunks = ChunkStore(client, upload_ttl=upload_ttl)
 
     # -- uploads -------------------------------------------------------------
     def create_upload(self, upload_id: str, upload: NewUpload, *, not_after_us: int) -> int:
@@ -61,7 +67,7 @@ class FileStore:
         raise ApiError("conflict", "An upload with this id already exists.")
 
     def stage(self, upload_id: str, index: int, size: int) -> StagedChunk:
-        """A staged ``SET`` of chunk ``index``, its ``size`` bytes streamed in; then ``put_chunk(staged=...)``."""
+        """A staged ``SET`` of chunk ``index`` (in its slot), its ``size`` bytes streamed in; then ``put_chunk(staged=...)``."""
         return StagedChunk(self.redis, keys.incoming(upload_id, index), size)
 
     def put_chunk(
@@ -80,30 +86,46 @@ class FileStore:
     ) -> ChunkWrite:
         """Store one chunk's stored bytes ``data`` whose plaintext is ``part``; see the module contract.
 
-        ``create`` opens a seed upload with this chunk (fenced by ``not_after_us``); ``total_chunks``
-        is the seed client's claim, checked against the upload's.  ``staged``: the bytes are in this
-        staged ``SET`` (``stage``), whose end goes with the script in one round trip, and ``data`` is
-        ignored.
+        The bytes go to the chunk's key first (``ChunkStore``), then the file slot's script records
+        the part.  ``create`` opens a seed upload with this chunk (fenced by ``not_after_us``);
+        ``total_chunks`` is the seed client's claim, checked against the upload's.  ``staged``: the
+        bytes are in this staged ``SET`` (``stage``), whose end goes with the chunk's script in one
+        round trip, and ``data`` is ignored.
         """
-        if staged is None:
-            staging = keys.incoming(upload_id, index)
-            self.redis.set(staging, data, ex=STAGING_TTL)  # the bytes, once, straight into the value they become
-        else:
-            staging = staged.key
-        script = self.scripts["put_chunk"]
-        call_keys = [keys.upload(upload_id), keys.parts(upload_id), keys.chunk(upload_id, index), keys.meta(upload_id), staging]
-        args = [owner, index, part.encode(), part.size, self.upload_ttl, now_iso, keys.chunk_prefix(upload_id), self.max_file_bytes]
-        args += ["" if total_chunks is None else total_chunks, "" if create is None else not_after_us]
-        args += flat(create.fields()) if create is not None else []
+        record = part.encode()
+        key = keys.chunk(upload_id, index, record)
         try:
-            result = script(keys=call_keys, args=args) if staged is None else staged.finish(script, call_keys, args)
-        except redis.exceptions.ResponseError:  # e.g. OOM: the script refused or stopped; the staged bytes go now, not in 60 s
-            unlink_quietly(self.redis, staging)
+            created = self.chunks.put(key, data) if staged is None else self.chunks.place(staged.key, key, staged)
+        except redis.exceptions.ResponseError:  # e.g. OOM: refused; the staged bytes go now, not in 60 s
+            if staged is not None:
+                unlink_quietly(self.redis, staged.key)
+            raise
+        record_it = partial(self._record_chunk, upload_id, owner, index, part, now_iso, total_chunks, create, not_after_us)
+        try:
+            result = record_it()
+            if text(result[0]) == "layout":  # an upload opened before chunks spread: moved to its chunks' slots first
+                self.chunks.migrate(upload_id)
+                result = record_it()
+        except redis.exceptions.ResponseError:
+            if created:
+                self.chunks.drop([key])
             raise
         status = text(result[0])
         if status in ("stored", "unchanged"):
+            if result[4]:  # the deadline moved: the recorded chunks follow it
+                self.chunks.extend(keys_of(upload_id, _pairs(result[4]), keys.LAYOUT), int(result[3]))
             return ChunkWrite(status == "stored", int(result[1]), int(result[2]), int(result[3]))
+        if created and not int(result[2]):
+            self.chunks.drop([key])
         raise _chunk_refused(status, result, index, part, self.max_file_bytes)
+
+    def _record_chunk(self, upload_id, owner, index, part, now_iso, total_chunks, create, not_after_us) -> list:
+        """``put_chunk.lua``: record a chunk written in ``keys.LAYOUT``."""
+        call_keys = [keys.upload(upload_id), keys.parts(upload_id), keys.meta(upload_id)]
+        args = [owner, index, part.encode(), part.size, self.upload_ttl, now_iso, self.max_file_bytes]
+        args += ["" if total_chunks is None else total_chunks, "" if create is None else not_after_us, keys.LAYOUT]
+        args += flat(create.fields()) if create is not None else []
+        return self.scripts["put_chunk"](keys=call_keys, args=args)
 
     def get_upload(self, upload_id: str) -> UploadState | None:
         with self.redis.pipeline(transaction=False) as pipe:
@@ -118,12 +140,11 @@ class FileStore:
         """The whole part table (an upload's received chunks, or a file's chunk table)."""
         return decode_parts(self.redis.hgetall(keys.parts(file_id)))
 
-    def chunk_lengths(self, file_id: str, indices: Iterable[int]) -> list[int]:
-        """The stored length of each chunk (0: missing), in one round trip."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            for index in indices:
-                pipe.strlen(keys.chunk(file_id, index))
-            return [int(n) for n in pipe.execute()]
+    def chunk_lengths(self, file_id: str, parts: dict[int, Part], indices: range, layout: str) -> list[int]:
+        """The stored length of each chunk (0: missing, or not recorded in ``parts``), in one round trip."""
+        table = {i: parts[i] for i in indices if i in parts}
+        found = dict(zip(table, self.chunks.lengths(keys_of(file_id, table, layout))))
+        return [found.get(i, 0) for i in indices]
 
     def missing_chunks(self, upload_id: str, total_chunks: int) -> list[int]:
         """Indices below ``total_chunks`` with no stored part (reads the whole parts hash)."""
@@ -133,12 +154,23 @@ class FileStore:
     def commit(
         self, upload_id: str, *, owner: str, total_chunks: int, size: int, meta: dict, expires_ts: int | None, not_after_us: int
     ) -> None:
-        """Turn a complete upload into the file ``meta`` atomically (fenced); see the module contract."""
+        """Turn a complete upload into the file ``meta`` atomically (fenced); see the module contract.
+
+        Every recorded chunk is checked (and held: it lives ``upload_ttl`` more) first, then the file
+        slot's script makes the file visible, then its chunks get the file's TTL (``ChunkStore``)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.parts(upload_id))
+            pipe.hget(keys.upload(upload_id), "layout")
+            raw, layout = pipe.execute()
+        table = {i: p for i, p in decode_parts(raw).items() if i < total_chunks}
+        chunk_keys = keys_of(upload_id, table, text(layout) or keys.LEGACY)
+        gone = [i for i, there in zip(table, self.chunks.hold(chunk_keys)) if not there]
         call_keys = [keys.upload(upload_id), keys.parts(upload_id), keys.meta(upload_id)]
-        args = [owner, not_after_us, total_chunks, size, keys.chunk_prefix(upload_id), expires_ts or 0, MISSING_LIMIT, *flat(meta)]
+        args = [owner, not_after_us, total_chunks, size, expires_ts or 0, MISSING_LIMIT, ",".join(map(str, gone)), *flat(meta)]
         result = self.scripts["commit"](keys=call_keys, args=args)
         status = text(result[0])
         if status == "ok":
+            self.chunks.settle(chunk_keys, expires_ts)
             return
         if status == "missing":
             raise ApiError("upload_incomplete", details={"missing": [int(i) for i in result[2]], "missing_count": int(result[1])})
@@ -151,9 +183,10 @@ class FileStore:
         raise ApiError("upload_not_found")
 
     def abort(self, upload_id: str, *, owner: str, not_after_us: int) -> None:
-        """Remove every key of the upload (fenced); ``upload_not_found`` when it is not ``owner``'s."""
-        call_keys = [keys.upload(upload_id), keys.parts(upload_id)]
-        result = self.scripts["abort"](keys=call_keys, args=[owner, not_after_us, keys.chunk_prefix(upload_id)])
+        """Remove the upload at once (fenced), its part table left as its tombstone (``reclaim`` deletes its chunks);
+        ``upload_not_found`` when it is not ``owner``'s."""
+        call_keys = [keys.upload(upload_id), keys.parts(upload_id), keys.gone(upload_id)]
+        result = self.scripts["abort"](keys=call_keys, args=[owner, not_after_us])
         status = text(result[0])
         if status == "late":
             raise Late()
@@ -162,15 +195,33 @@ class FileStore:
 
     # -- files ---------------------------------------------------------------
     def delete_file(self, file_id: str, *, not_after_us: int, only_owner: str | None = None) -> tuple[str, int] | None:
-        """Remove meta, part table and chunks at once (fenced); (owner, size), or None when there is no such file."""
-        call_keys = [keys.meta(file_id), keys.parts(file_id)]
-        result = self.scripts["delete_file"](keys=call_keys, args=[not_after_us, keys.chunk_prefix(file_id), only_owner or ""])
+        """Remove the file at once (fenced), its part table left as its tombstone (``reclaim`` deletes its chunks);
+        (owner, size), or None when there is no such file."""
+        call_keys = [keys.meta(file_id), keys.parts(file_id), keys.gone(file_id)]
+        result = self.scripts["delete_file"](keys=call_keys, args=[not_after_us, only_owner or ""])
         status = text(result[0])
         if status == "late":
             raise Late()
         if status != "ok":
             return None
         return text(result[1]), int(result[2])
+
+    def reclaim(self, file_id: str) -> int:
+        """Delete the chunks an id's tombstone names, then the tombstone (idempotent); how many chunk keys."""
+        table = {text(k): text(v) for k, v in self.redis.hgetall(keys.gone(file_id)).items()}
+        if not table:
+            return 0
+        layout = table.pop("layout", keys.LEGACY)
+        table.pop("owner", None)
+        chunk_keys = keys_of(file_id, {int(i): record for i, record in table.items()}, layout)
+        self.chunks.unlink(chunk_keys)
+        self.redis.unlink(keys.gone(file_id))
+        return len(chunk_keys)
+
+    def settle_chunks(self, file_id: str, meta: dict) -> None:
+        """A file's chunks get its TTL (none, or its expiry): what a commit does after making it visible."""
+        table = self.parts(file_id)
+        self.chunks.settle(keys_of(file_id, table, meta.get("layout") or keys.LEGACY), meta.get("expires_ts") or None)
 
     def snapshot(self, file_id: str) -> Snapshot:
         with self.redis.pipeline(transaction=True) as pipe:
@@ -211,37 +262,31 @@ class FileStore:
     def fetch_chunk_pieces(self, file_id: str, index: int) -> tuple[list[bytes] | None, Part | None]:
         """``fetch_chunk``, the bytes as the ``READ_PIECE`` pieces they were read in (a download sends them on unjoined).
 
-        The first piece, the length and the record come in one round trip; a longer chunk's other
-        pieces in a MULTI that also checks that length and record did not change in between (a
-        tus append rewrites its last chunk): if they did, the chunk is read again.  A reply of a
-        whole 8 MiB chunk is read about half as fast per byte as 1 MiB pieces.
+        The part record and the layout come first (the id's slot), then the chunk from the key they
+        name: the first piece and the length in one round trip, a longer chunk's other pieces in a
+        second.  A chunk's key names its content, so its bytes never change under the reader (a tus
+        append writes its tail again under another key); one deleted meanwhile reads as missing.
+        A reply of a whole 8 MiB chunk is read about half as fast per byte as 1 MiB pieces.
         """
-        key, parts = keys.chunk(file_id, index), keys.parts(file_id)
-        for _ in range(3):
-            with self.redis.pipeline(transaction=False) as pipe:
-                pipe.getrange(key, 0, READ_PIECE - 1)
-                pipe.hget(parts, index)
-                pipe.strlen(key)
-                pipe.exists(key)  # STRLEN is 0 for a missing key and an empty chunk alike
-                first, raw_part, size, exists = pipe.execute()
-            part = Part.decode(raw_part) if raw_part else None
-            if not exists:
-                return None, part
-            if size <= READ_PIECE:
-                return [first], part
-            with self.redis.pipeline(transaction=True) as pipe:
-                pipe.strlen(key)
-                pipe.hget(parts, index)
-                for start in range(READ_PIECE, size, READ_PIECE):
-                    pipe.getrange(key, start, min(start + READ_PIECE, size) - 1)
-                again, raw_again, *rest = pipe.execute()
-            if again == size and raw_again == raw_part:
-                return [first, *rest], part
-        with self.redis.pipeline(transaction=True) as pipe:  # still changing: the whole value in one reply
-            pipe.get(key)
-            pipe.hget(parts, index)
-            data, raw_part = pipe.execute()
-        return ([data] if data is not None else None), Part.decode(raw_part) if raw_part else None
+        key, part = locate_chunk(self.redis, file_id, index)
+        if key is None:
+            return None, part
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.getrange(key, 0, READ_PIECE - 1)
+            pipe.strlen(key)
+            pipe.exists(key)  # STRLEN is 0 for a missing key and an empty chunk alike
+            first, size, exists = pipe.execute()
+        if not exists:
+            return None, part
+        if size <= READ_PIECE:
+            return [first], part
+        with self.redis.pipeline(transaction=False) as pipe:
+            for start in range(READ_PIECE, size, READ_PIECE):
+                pipe.getrange(key, start, min(start + READ_PIECE, size) - 1)
+            rest = pipe.execute()
+        if len(first) + sum(map(len, rest)) != size:  # deleted while it was read
+            return None, part
+        return [first, *rest], part
 
     def rename(self, file_id: str, name: str, now_iso: str) -> bool:
         """Set name and updated_at if the file exists; False when it does not."""
@@ -255,6 +300,20 @@ class FileStore:
             return True
 
         return bool(self.redis.transaction(change, key, value_from_callable=True))  # type: ignore[arg-type]  # redis-py's type has no value_from_callable result
+
+
+def locate_chunk(client: redis.Redis, file_id: str, index: int) -> tuple[str | None, Part | None]:
+    """Where chunk ``index`` of an id is stored (the key its part record and the id's layout name), and that record;
+    (None, None) when no record names one.  One round trip, in the id's slot."""
+    with client.pipeline(transaction=False) as pipe:
+        pipe.hget(keys.parts(file_id), index)
+        pipe.hmget(keys.meta(file_id), "owner", "layout")
+        pipe.hmget(keys.upload(file_id), "owner", "layout")
+        raw_part, (file_owner, file_layout), (_, upload_layout) = pipe.execute()
+    if not raw_part:
+        return None, None
+    layout = text(file_layout if file_owner else upload_layout) or keys.LEGACY
+    return keys.chunk(file_id, index, raw_part, layout), Part.decode(raw_part)
 
 
 # -- a request's first reads, sent with its token check (``login_required(reads=...)``) ------------------
@@ -285,12 +344,13 @@ def read_parts(replies: list) -> dict[int, Part] | None:
     return decode_parts(replies[2]) if len(replies) > 2 else None
 
 
+def _pairs(flat_reply: list) -> dict[int, str]:
+    """A script's ``HGETALL`` reply (index, record, ...) as a part table of records."""
+    return {int(flat_reply[i]): text(flat_reply[i + 1]) for i in range(0, len(flat_reply), 2)}
+
+
 def _chunk_refused(status: str, result: list, index: int, part: Part, max_file_bytes: int) -> Exception:
     """What the client is told when ``put_chunk``'s script refused the chunk."""
-    if status == "staging_lost":  # a staged SET Redis refused without an error reply, or evicted before the script
-        return ApiError(
-            "service_unavailable", "The chunk was lost in storage before it was kept; send it again.", headers={"Retry-After": "1"}
-        )
     if status == "not_found":
         return ApiError("upload_not_found")
     if status == "conflict":
@@ -316,4 +376,4 @@ def _chunk_refused(status: str, result: list, index: int, part: Part, max_file_b
     return ApiError("conflict", "An upload with this id already exists.")
 
 
-__all__ = ["READ_PIECE", "FileStore", "Late", "prefetch_meta", "prefetch_upload", "read_meta", "read_parts", "read_upload"]
+__all__ = ["READ_PIECE", "FileStore", "Late", "locate_chunk", "prefetch_meta", "prefetch_upload", "read_meta", "read_parts", "read_upload"]

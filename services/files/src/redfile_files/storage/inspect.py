@@ -131,31 +131,69 @@ class Inspector:
         )
 
     def chunks(self, file_id: str, n: int) -> Iterator[ChunkRow]:
-        """Chunks ``0..n-1``: part record, stored length, existence, PTTL; ``CHUNK_BATCH`` per round trip."""
+        """Chunks ``0..n-1``: part record, stored length, existence, PTTL (at the key its record and the id's layout
+        name); ``CHUNK_BATCH`` per two round trips (the id's slot, then the chunks')."""
         for start in range(0, n, CHUNK_BATCH):
             idx = list(range(start, min(n, start + CHUNK_BATCH)))
+            raws, layout = self._table(file_id, idx)
+            named = [keys.chunk(file_id, i, raw, layout) for i, raw in zip(idx, raws) if raw]
 
-            def fill(p, idx=idx):
-                p.hmget(keys.parts(file_id), idx)
-                for i in idx:
-                    p.strlen(keys.chunk(file_id, i))
-                    p.exists(keys.chunk(file_id, i))
-                    p.pttl(keys.chunk(file_id, i))
+            def fill(p, named=named):
+                for key in named:
+                    p.strlen(key)
+                    p.exists(key)
+                    p.pttl(key)
 
-            res = self._pipe(fill)
-            raws = res[0] or [None] * len(idx)
-            for j, i in enumerate(idx):
-                strlen, exists, ttl = res[1 + 3 * j : 4 + 3 * j]
-                yield ChunkRow(i, as_text(raws[j]), int(strlen or 0), bool(exists), ttl)
+            res = iter(self._pipe(fill) if named else [])
+            for i, raw in zip(idx, raws):
+                if not raw:
+                    yield ChunkRow(i, None, 0, False, -2)
+                    continue
+                strlen, exists, ttl = next(res), next(res), next(res)
+                yield ChunkRow(i, raw, int(strlen or 0), bool(exists), ttl)
+
+    def _table(self, file_id: str, idx: list[int]) -> tuple[list[str | None], str]:
+        """The records of chunks ``idx`` (None: none, or not text) and the id's layout (its file's, else its upload's)."""
+        raws, meta, upload = self._pipe(
+            lambda p: (
+                p.hmget(keys.parts(file_id), idx),
+                p.hmget(keys.meta(file_id), "owner", "layout"),
+                p.hmget(keys.upload(file_id), "owner", "layout"),
+            )
+        )
+        layout = (meta[1] if meta and meta[0] else upload[1] if upload and upload[0] else None) if meta or upload else None
+        return [as_text(raw) for raw in (raws or [None] * len(idx))], as_text(layout) or keys.LEGACY
 
     def id_keys(self, items: list[tuple[str, Family]]) -> list[list]:
-        """Per key of an id: [its file exists, its upload exists, (a chunk) listed in the part table | (else) its PTTL]."""
+        """Per key of an id: [its file exists, its upload exists, (a legacy chunk) listed in the part table | (else) its
+        PTTL]."""
         return self._rows(
             items,
             lambda p, x: p.exists(keys.meta(x[1].tag)),
             lambda p, x: p.exists(keys.upload(x[1].tag)),
             lambda p, x: p.hexists(keys.parts(x[1].tag), x[1].arg) if x[1].part == "chunk" else p.pttl(x[0]),
         )
+
+    def chunk_keys(self, items: list[tuple[str, Family]]) -> list[list]:
+        """Per key of a chunk's slot: [its id's part record for its index, the id's layout (its file's, else its
+        upload's; None: neither exists), its PTTL] (two round trips: the ids' slots, then the chunks')."""
+        named = self._rows(
+            items,
+            lambda p, x: p.hget(keys.parts(x[1].tag), x[1].arg),
+            lambda p, x: p.hmget(keys.meta(x[1].tag), "owner", "layout"),
+            lambda p, x: p.hmget(keys.upload(x[1].tag), "owner", "layout"),
+        )
+        rows = []
+        for (raw, meta, upload), ttl in zip(named, self.pttls([key for key, _ in items])):
+            layout = (meta[1] or keys.LEGACY) if meta and meta[0] else (upload[1] or keys.LEGACY) if upload and upload[0] else None
+            rows.append([as_text(raw), as_text(layout), ttl])
+        return rows
+
+    def tombstones(self, items: list[tuple[str, Family]]) -> list[list]:
+        """Per tombstone: [its owner, that owner's due score for the id]."""
+        owners = [as_text(o) for o in self._pipe(lambda p: [p.hget(key, "owner") for key, _ in items])] if items else []
+        scores = self._pipe(lambda p: [p.zscore(keys.due(o or ""), fam.tag) for o, (_, fam) in zip(owners, items)]) if items else []
+        return [[o, score if o else None] for o, score in zip(owners, scores)]
 
     # -- shares and links ------------------------------------------------------------------------
     def list_entries(self, key: str) -> Iterator[list[str]]:

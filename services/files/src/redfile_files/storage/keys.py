@@ -5,6 +5,13 @@ braces are a Redis Cluster hash tag, so the keys of one file or upload (tag ``<i
 user (``u:<username>``), of one share token (``l:<sha256(token)>``) and the global index
 (``all``) each live in one slot.  No command or script touches keys of two tags.
 
+A chunk has a tag of its own, ``<id>.<index>``, so a file's chunks spread over every slot (and
+every primary of a cluster) instead of filling its id's; its key also names its content version
+(``chunk_version``: from its part record), so a write never changes the bytes a recorded chunk
+reads back as.  Files and uploads stored before (no ``layout`` field) keep their chunks at
+``files:{<id>}:c:<index>`` (``LEGACY``): ``chunk`` builds either (an upload moves to ``SPREAD``
+with its next chunk: ``ChunkStore.migrate``).
+
 ``KEY_SPACES`` is the table docs/architecture.md shows (a test keeps the two equal); ``classify``
 parses a key back into its space, for the consistency checker.
 """
@@ -17,6 +24,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 PREFIX = "files"
+LEGACY = "1"  # chunks in the id's slot: files:{<id>}:c:<index>
+SPREAD = "2"  # chunks in slots of their own: files:{<id>.<index>}:c:<version>
+LAYOUT = SPREAD  # the layout of every new upload (its ``layout`` field; absent: LEGACY)
 
 
 class UploadMode(StrEnum):
@@ -44,23 +54,36 @@ def meta(file_id: str) -> str:
     return id_key(file_id, "meta")
 
 
-def chunk_prefix(file_id: str) -> str:
-    """Chunk keys are this prefix and the index: scripts build them from it (same tag, same slot)."""
-    return id_key(file_id, "c:")
+def gone(file_id: str) -> str:
+    return id_key(file_id, "gone")
 
 
-def chunk(file_id: str, index: int) -> str:
-    return f"{chunk_prefix(file_id)}{index}"
+# -- one chunk: tag {<id>.<index>} ---------------------------------------------------------------
+def chunk_key(file_id: str, index: int, rest: str) -> str:
+    return f"{PREFIX}:{{{file_id}.{index}}}:{rest}"
+
+
+def chunk_version(record: str | bytes) -> str:
+    """A chunk's content version: the first 16 hex digits of the BLAKE3 in its part record (``size:crc32c:blake3``)."""
+    text = record.decode() if isinstance(record, bytes) else record
+    return text.rsplit(":", 1)[-1][:16]
+
+
+def chunk(file_id: str, index: int, record: str | bytes, layout: str = LAYOUT) -> str:
+    """Where the chunk whose part record is ``record`` is stored, in ``layout`` (``SPREAD`` or ``LEGACY``)."""
+    if layout == LEGACY:
+        return id_key(file_id, f"c:{index}")
+    return chunk_key(file_id, index, f"c:{chunk_version(record)}")
 
 
 def incoming(file_id: str, index: int) -> str:
-    """Where a chunk's bytes wait for their script to rename them into place: unique per attempt."""
-    return id_key(file_id, f"in:{index}:{secrets.token_hex(8)}")
+    """Where a chunk's bytes wait for their script to rename them into place (the chunk's slot): unique per attempt."""
+    return chunk_key(file_id, index, f"in:{secrets.token_hex(8)}")
 
 
-def tus_staging(file_id: str, token: str, n: int) -> str:
-    """The ``n``-th chunk staged by the tus request with staging ``token``."""
-    return id_key(file_id, f"s:{token}:{n}")
+def tus_staging(file_id: str, index: int, token: str, n: int) -> str:
+    """The ``n``-th chunk (index ``index``) staged by the tus request with staging ``token``."""
+    return chunk_key(file_id, index, f"s:{token}:{n}")
 
 
 def new_staging_token() -> str:
@@ -69,10 +92,6 @@ def new_staging_token() -> str:
 
 def share(file_id: str, share_id: str) -> str:
     return id_key(file_id, f"share:{share_id}")
-
-
-def share_prefix(file_id: str) -> str:
-    return id_key(file_id, "share:")
 
 
 def shares(file_id: str) -> str:
@@ -167,7 +186,7 @@ FILE_OR_UPLOAD_HASHES = f"{PREFIX}:{{*}}:*"
 @dataclass(frozen=True)
 class KeySpace:
     key: str  # as docs/architecture.md writes it
-    space: str  # id | link | user | all: what the tag names
+    space: str  # id | chunk | link | user | all: what the tag names
     part: str  # the family's name
     rest: str  # a regex for what follows the tag (group 1: the family's argument, if any)
     type: str  # the Redis type it must have
@@ -187,25 +206,41 @@ KEY_SPACES: tuple[KeySpace, ...] = (
              "for with `checksum_algorithm`, or a one-request file), file_expires, dek (wrapped data key), created_at, updated_at, "
              "received_bytes (a tus upload's offset), deadline; tus only: tus_metadata (`Upload-Metadata`, normalised), tus_concat "
              "(`partial`, or a final's `final;<urls>`), tus_parts (a final's partial ids), `tus_final:<id>` (on a partial: a final "
-             "waiting for it)"),
+             "waiting for it), layout (`2`: chunks spread; absent: stored before, chunks in the id's slot)"),
     KeySpace("files:{<id>}:parts", "id", "parts", "parts", "hash", "the upload's deadline; then none, or the file's expiry",
              "chunk index → `size:crc32c:blake3` of the plaintext (the same bytes always make the same record); after "
              "completion, the file's chunk table"),
-    KeySpace("files:{<id>}:c:<index>", "id", "chunk", r"c:(0|[1-9][0-9]*)", "string",
-             "the upload's deadline; then none, or the file's expiry",
-             "the chunk's bytes: raw, or `nonce‖ciphertext‖tag` (AES-256-GCM) — never base64"),
-    KeySpace("files:{<id>}:in:<index>:<rand>", "id", "staging", r"in:(0|[1-9][0-9]*):[0-9a-f]{16}", "string", "60 s",
+    KeySpace("files:{<id>.<index>}:c:<version>", "chunk", "chunk", r"c:([0-9a-f]{16})", "string",
+             "now + `UPLOAD_TTL` when written, pushed with the upload's deadline; then none, or the file's expiry",
+             "the chunk's bytes: raw, or `nonce‖ciphertext‖tag` (AES-256-GCM) — never base64; `<version>`: the first 16 hex "
+             "of the BLAKE3 in its part record. Written (only if absent) before its part is recorded: one no record names "
+             "is a refused or interrupted write, or a tus tail's earlier version, and goes with its TTL"),
+    KeySpace("files:{<id>.<index>}:in:<rand>", "chunk", "staging", r"in:[0-9a-f]{16}", "string", "60 s",
              "a chunk's bytes on their way in: SET (a streamed chunk: sent as its body arrives, created only whole), then renamed "
-             "into `c:<index>` by its script (or deleted) — only a crash between the two leaves one, until its TTL"),
-    KeySpace("files:{<id>}:s:<token>:<n>", "id", "staging", r"s:[0-9a-f]{16}:([0-9]+)", "string",
+             "into `c:<version>` by the script right behind it (or deleted) — only a crash between the two leaves one, until its TTL"),
+    KeySpace("files:{<id>.<index>}:s:<token>:<n>", "chunk", "staging", r"s:[0-9a-f]{16}:([0-9]+)", "string",
              "`UPLOAD_TTL` (staged for a checksum), else 60 s",
              "a tus `PATCH`'s chunk (sealed like a chunk) on its way in: staged until its `Upload-Checksum` is verified, or, for a "
-             "chunk of 64 KiB or more, just until the append script right behind its `SET` renames it into its `c:<index>` place; "
+             "chunk of 64 KiB or more, just until the script right behind its `SET` renames it into its `c:<version>` place; "
              "deleted when the request ends otherwise — only a crash or a lost connection leaves one, until its TTL"),
+    KeySpace("files:{<id>}:c:<index>", "id", "chunk", r"c:(0|[1-9][0-9]*)", "string",
+             "as `files:{<id>.<index>}:c:<version>`",
+             "a chunk of a file or upload stored before chunks spread (no `layout` field): read and deleted in place; such an "
+             "upload moves its chunks to their own keys with its next chunk"),
+    KeySpace("files:{<id>}:in:<index>:<rand>", "id", "staging", r"in:(0|[1-9][0-9]*):[0-9a-f]{16}", "string", "60 s",
+             "a chunk's bytes on their way in, staged by a version before chunks spread: none is written now; one left by a "
+             "crash goes with its TTL"),
+    KeySpace("files:{<id>}:s:<token>:<n>", "id", "staging", r"s:[0-9a-f]{16}:([0-9]+)", "string",
+             "`UPLOAD_TTL` (staged for a checksum), else 60 s",
+             "a tus `PATCH`'s chunk staged by a version before chunks spread: none is written now; one left by a crash goes "
+             "with its TTL"),
+    KeySpace("files:{<id>}:gone", "id", "gone", "gone", "hash", "none (deleted once its chunks are)",
+             "a deleted file's or aborted upload's part table (and `layout`, `owner`): the chunks still to delete; the sweep finishes "
+             "a deletion a crash interrupted (the id stays due until then)"),
     KeySpace("files:{<id>}:meta", "id", "meta", "meta", "hash", "none, or EXPIREAT the file's expiry",
              "id, name, size, owner, created_at, updated_at, created_ms, mime_type, sha256 (empty unless asked for), crc32c, "
-             "composite_blake3, kind, total_chunks, chunk_size, expires_at, expires_ts, dek; a file made by tus also tus_metadata, "
-             "tus_concat (for its `HEAD`)"),
+             "composite_blake3, kind, total_chunks, chunk_size, expires_at, expires_ts, dek, layout (its upload's); a file made by "
+             "tus also tus_metadata, tus_concat (for its `HEAD`)"),
     KeySpace("files:{<id>}:share:<sid>", "id", "share", r"share:([0-9a-f]{32})", "hash", "none, or the file's expiry",
              "one share link of the file: id, file_id, owner, token_sha256 (the token itself is never stored), password (argon2id "
              "hash or empty), expires_ts (0: never), max_downloads (0: no limit), downloads, preview, burn, visibility, created_at"),
@@ -270,14 +305,16 @@ def doc_rows() -> list[str]:
 class Family:
     """What a key is: the space its tag names, the tag, the family, its Redis type and argument."""
 
-    space: str  # id | user | link | all
+    space: str  # id | chunk | user | link | all
     tag: str  # the id, the username, the token's hash, "all"
     part: str
     type: str
     arg: str = ""  # a chunk's or staged chunk's index, a share's id
+    version: str = ""  # a chunk's content version (its SPREAD key's)
 
 
 _KEY = re.compile(r"files:\{([^{}]*)\}:(.+)", re.S)
+_CHUNK_TAG = re.compile(r"([0-9a-f]{32})\.(0|[1-9][0-9]*)")
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _BY_SPACE: dict[str, list[tuple[re.Pattern, KeySpace]]] = {}
@@ -291,8 +328,11 @@ def classify(key: str) -> Family | None:
     if not found:
         return None
     tag, rest = found.groups()
+    index = ""
     if _HEX32.fullmatch(tag):
         space, name = "id", tag
+    elif chunk_tag := _CHUNK_TAG.fullmatch(tag):
+        space, (name, index) = "chunk", chunk_tag.groups()
     elif tag.startswith("u:") and len(tag) > 2:
         space, name = "user", tag[2:]
     elif tag.startswith("l:") and _HEX64.fullmatch(tag[2:]):
@@ -304,5 +344,8 @@ def classify(key: str) -> Family | None:
     for pattern, ks in _BY_SPACE[space]:
         matched = pattern.fullmatch(rest)
         if matched:
-            return Family(space, name, ks.part, ks.type, matched.group(1) if pattern.groups else "")
+            found_arg = matched.group(1) if pattern.groups else ""
+            if space == "chunk":  # the index is the tag's; a chunk's group is its version, a staged one's its number
+                return Family(space, name, ks.part, ks.type, index, found_arg if ks.part == "chunk" else "")
+            return Family(space, name, ks.part, ks.type, found_arg)
     return None

@@ -26,11 +26,14 @@ open            1 reserve + lease (user)  1b count it in         1-1b: a reserva
                 progress (all)  2 create the upload, fenced      count), released at the
                 (file)  3 due := deadline (user)                 lease's end; 2: an upload
 commit          1 charge + index + lease (user)  2 global        1-2: a charge and index
-                index (all)  3 commit, fenced (file)  3b no      entries, reverted at the
-                longer in progress (all)  4 due := expiry        lease's end; 3: the file
-discard/delete  1 lease (user)  2 remove, fenced (file)          2-3: a holding and index
-                3 unindex, no longer in progress (all)           entries of a gone id,
-                4 release (user)                                 released at the lease's end
+                index (all)  2b hold the chunks (chunk slots)    entries, reverted at the
+                3 commit, fenced (file)  3a the chunks' TTL      lease's end; 3: the file
+                (chunk slots)  3b no longer in progress (all)    (its chunks' TTL set then)
+                4 due := expiry
+discard/delete  1 lease (user)  2 remove, fenced, leaving a       2-3: a holding and index
+                tombstone (file)  2b delete its chunks, then it  entries of a gone id (and
+                (chunk slots)  3 unindex, no longer in progress  its chunks), released (and
+                (all)  4 release (user)                          deleted) at the lease's end
 ==============  ===============================================  ============================
 """
 
@@ -233,6 +236,7 @@ class Lifecycle:
             # newer lease: settle the id now, as the sweep would when our lease ends (a gone upload stays gone).
             self.reconcile(owner, upload_id, lease.score)
             raise
+        self.files.reclaim(upload_id)  # its chunks; should this fail, the sweep does it at the lease's end
         self.ledger.unindex_global(upload_id)
         self.ledger.upload_ended(upload_id)
         self._settle(owner, upload_id, lease, None, None, None)
@@ -248,6 +252,7 @@ class Lifecycle:
             # Another delete (or the expiry) got there first: settle the id now (a gone id stays gone).
             self.reconcile(owner, file_id, lease.score)
             return False
+        self.files.reclaim(file_id)  # its chunks; should this fail, the sweep does it at the lease's end
         self.ledger.unindex_global(file_id)
         self._settle(owner, file_id, lease, None, None, None)
         return True
@@ -277,11 +282,17 @@ class Lifecycle:
         """Make ``user``'s slot and the global index agree with ``file_id``'s file slot; False when a newer lease made
         it busy.  A file of the user: charged its size, indexed, due at its expiry.  An upload of the user:
         reserved at least its bytes, unindexed, due at its deadline.  Nothing: released, unindexed, no due
-        entry (a reservation released so is an upload that expired: counted)."""
+        entry (a reservation released so is an upload that expired: counted).  The chunks follow the
+        file slot too: a file's get its TTL (a commit interrupted before it set them), and a gone id's
+        tombstone has its chunks deleted (an abort or delete interrupted before it did)."""
         snap = self.files.snapshot(file_id)
         meta, upload = snap.meta, snap.upload
         if upload is None:
             self.ledger.upload_ended(file_id)
+        if meta is not None:
+            self.files.settle_chunks(file_id, meta)
+        elif upload is None:
+            self.files.reclaim(file_id)
         if meta is not None and meta.get("owner") == user:
             self.ledger.index_global(file_id, meta["created_ms"], meta["size"])
             due = meta["expires_ts"] * US if meta["expires_ts"] else None

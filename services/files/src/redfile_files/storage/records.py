@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from redfile_common.errors import ApiError
 from redfile_files.checksums import Part
-from redfile_files.storage.keys import UploadMode
+from redfile_files.storage.keys import LAYOUT, LEGACY, UploadMode
 
 
 class ChunkMissing(Exception):
@@ -116,6 +116,7 @@ class NewUpload:
         """As the hash stores it (a seed upload's only the fields it has)."""
         out: dict[str, str | int] = {"owner": self.owner, "mode": self.mode.value, "total_chunks": self.total_chunks, "dek": self.dek}
         out["created_at"] = self.created_at
+        out["layout"] = LAYOUT
         if self.mode is UploadMode.SEED:
             return out
         out |= {
@@ -153,6 +154,7 @@ class UploadState:
     deadline: int
     dek: str
     fields: dict[str, str]  # the whole hash, as text (tus reads its own fields from it)
+    layout: str = LEGACY  # where its chunks are (keys.SPREAD, or keys.LEGACY: opened before chunks spread)
 
     def reserves(self) -> int:
         """The bytes the reconciler keeps reserved for it: a declared size, else what it received."""
@@ -214,6 +216,7 @@ def decode_upload(upload_id: str, raw: dict, received_chunks: int) -> UploadStat
         deadline=_int(u.get("deadline", "")) or 0,
         dek=u.get("dek", ""),
         fields=u,
+        layout=u.get("layout") or LEGACY,
     )
 
 

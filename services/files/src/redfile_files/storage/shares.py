@@ -22,6 +22,8 @@ from redfile_files.storage import keys
 from redfile_files.storage.recipient_rows import is_account_row, legacy_name, row_name
 from redfile_files.storage.records import text
 
+PURGE_ROUNDS = 5  # reads of a gone file's share list while links still appear on it
+
 
 class ShareStore:
     """Share links and recipients in Redis.  Contract:
@@ -221,8 +223,16 @@ class ShareStore:
     # -- a file is gone ----------------------------------------------------------------
     def purge_file(self, file_id: str) -> int:
         """Remove every link and recipient of a (deleted) file; how many shares there were."""
-        links, rows = self.scripts["share_purge"](keys=[keys.shares(file_id), keys.recipients(file_id)], args=[keys.share_prefix(file_id)])
-        links = [text(x) for x in links]
+        links: list[str] = []
+        rows: list = []
+        for _ in range(PURGE_ROUNDS):  # a share listed after its ids were read is purged by the next round
+            sids = [text(s) for s in self.redis.hkeys(keys.shares(file_id))]
+            call_keys = [keys.shares(file_id), keys.recipients(file_id), *(keys.share(file_id, s) for s in sids)]
+            removed, found, left = self.scripts["share_purge"](keys=call_keys, args=sids)
+            links += [text(x) for x in removed]
+            rows += found
+            if not int(left):
+                break
         for i in range(0, len(links), 3):
             sid, token_sha256, owner = links[i : i + 3]
             if token_sha256:

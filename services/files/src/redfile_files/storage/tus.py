@@ -8,46 +8,65 @@ rewrites the tail whole (the caller reads it, adds the new bytes and seals the r
 
 Contract of ``TusStore``:
 
-* ``append`` is the one write of a tus upload's bytes: one script checks owner, mode (a final
-  upload only with ``allow_final``), that the offset is ``expected`` (else ``OffsetMismatch``
-  with the current one, nothing changed), the length rules and that every staged key is still
-  there; then puts each chunk in place, records its part, sets the offset and pushes the
-  deadline.  Of two appends at one offset the first to run wins.  Offsets only grow, so an
-  unchanged offset proves the tail the caller read is still the tail.
-* ``open_staged`` begins a chunk's ``SET`` under a request's own staging key (``StagedChunk``);
-  ``append(staged=...)`` ends it with the script right behind it on the same connection, and
-  ``finish()`` ends it alone (a checksum's chunks, appended together after the check).  A
-  refused or failed append removes its staging key; staging keys also expire (``STAGING_TTL``,
-  or ``upload_ttl`` for a checksum's, which wait for the whole body); ``discard`` removes them.
-* ``append_later(staged=...)`` sends what ``append`` sends without waiting: ``result()`` reads the
-  replies later and returns or raises what ``append`` would.  Meanwhile the connection is the
-  pending append's, so the caller's next chunk streams on another one.
+* ``append`` is the one write of a tus upload's bytes: first each chunk goes to its own key (in
+  its own slot, only if absent: ``storage.chunks``; staged bytes gone: ``service_unavailable``),
+  then one script checks owner, mode (a final upload only with ``allow_final``), that the offset
+  is ``expected`` (else ``OffsetMismatch`` with the current one, nothing recorded) and the length
+  rules; then records each chunk's part, sets the offset and pushes the deadline.  Of two appends
+  at one offset the first to run wins; the loser's chunk keys that no record names are deleted.
+  Offsets only grow, so an unchanged offset proves the tail the caller read is still the tail; a
+  rewritten tail is a new key (its content changed), the earlier one deleted once it is recorded.
+* ``open_staged`` begins a chunk's ``SET`` under a request's own staging key in the chunk's slot
+  (``StagedChunk``); ``append(staged=...)`` ends it with the chunk's script right behind it on the
+  same connection, and ``finish()`` ends it alone (a checksum's chunks, appended together after
+  the check).  Staging keys expire (``STAGING_TTL``, or ``upload_ttl`` for a checksum's, which
+  wait for the whole body); ``discard`` removes them.
+* ``append_later(staged=...)`` sends the staged chunk's end and script without waiting: a thread
+  reads the replies and records the append while the caller's next chunk streams on another
+  connection; ``result()`` returns or raises what ``append`` would.
 * ``link_final`` records on a partial upload that a final waits for it (only while the partial
   exists); ``annotate_file`` adds tus fields to a file's meta (only while the file exists).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import redis
 
+from redfile_common import deadline
 from redfile_common.errors import ApiError
 from redfile_common.lua_scripts import Scripts
 from redfile_files.storage import keys
+from redfile_files.storage.chunks import ChunkStore, keys_of
 from redfile_files.storage.records import Appended, OffsetMismatch, Segment, text
 from redfile_files.storage.staged import STAGING_TTL, StagedChunk, unlink_quietly
 
 
 class PendingAppend:
-    """An append whose staged ``SET`` and script were sent and whose replies are not read yet (``append_later``)."""
+    """An append whose staged ``SET`` and chunk script were sent (``append_later``): a thread of its own reads their
+    replies and records the append at once, as the request goes on; ``result()`` waits for it."""
 
     def __init__(self, read: Callable[[], Appended]) -> None:
-        self._read = read
+        self._outcome: tuple[Appended | None, BaseException | None] = (None, None)
+        self._thread = threading.Thread(target=self._run, args=(deadline.carried(read),), name="redfile-tus-append", daemon=True)
+        self._thread.start()
+
+    def _run(self, read: Callable[[], Appended]) -> None:
+        try:
+            self._outcome = (read(), None)
+        except BaseException as error:  # handed to result()
+            self._outcome = (None, error)
 
     def result(self) -> Appended:
-        """Read the replies: ``append``'s result, or what it raises (the staging key removed when refused)."""
-        return self._read()
+        """``append``'s result, or what it raises (the chunk keys it created and no record names removed)."""
+        self._thread.join()
+        done, error = self._outcome
+        if error is not None:
+            raise error
+        assert done is not None
+        return done
 
 
 class TusStore:
@@ -58,6 +77,7 @@ class TusStore:
         self.upload_ttl = upload_ttl
         self.max_file_bytes = max_file_bytes
         self.scripts = Scripts(client, "redfile_files.storage")
+        self.chunks = ChunkStore(client, upload_ttl=upload_ttl)
 
     def append(
         self,
@@ -73,12 +93,9 @@ class TusStore:
         staged: StagedChunk | None = None,
     ) -> Appended:
         """See the module contract; ``staged``: an ``open_staged`` write (of the segment whose ``staged_key`` is its
-        key) that this ends, the script sent right behind it."""
-        call_keys, args = self._call(upload_id, owner, expected, new_offset, segments, now_iso, length, allow_final)
-        script = self.scripts["tus_append"]
-        if staged is None:
-            return self._appended(script(keys=call_keys, args=args), None)
-        return self._appended(self._staged_step(staged, lambda: staged.finish(script, call_keys, args)), staged)
+        key) that this ends, the chunk's script sent right behind it."""
+        written = self._write(upload_id, segments, staged)
+        return self._record(upload_id, written, owner, expected, new_offset, now_iso, length, allow_final)
 
     def append_later(
         self,
@@ -92,29 +109,48 @@ class TusStore:
         staged: StagedChunk,
         length: int | None = None,
     ) -> PendingAppend:
-        """``append(staged=...)`` sent, its replies not read: ``result()`` reads them (see the module contract)."""
-        call_keys, args = self._call(upload_id, owner, expected, new_offset, segments, now_iso, length, False)
-        script = self.scripts["tus_append"]
+        """``append(staged=...)`` sent (the staged chunk's end and its script), its replies not read: ``result()`` reads
+        them and records the append (see the module contract)."""
+        seg = next(s for s in segments if s.staged_key == staged.key)
+        key = keys.chunk(upload_id, seg.index, seg.part.encode())
+        script, call_keys, args = self.chunks.place_call(staged.key, key)
         self._staged_step(staged, lambda: staged.send_end(script, call_keys, args))
-        return PendingAppend(lambda: self._appended(self._staged_step(staged, staged.read_end), staged))
 
-    def _call(self, upload_id, owner, expected, new_offset, segments, now_iso, length, allow_final) -> tuple[list, list]:
-        args: list = [owner, expected, new_offset, "" if length is None else length, self.upload_ttl, now_iso]
-        args += [keys.chunk_prefix(upload_id), self.max_file_bytes, "1" if allow_final else "0", len(segments)]
+        def read() -> Appended:
+            created = self.chunks.placed(self._staged_step(staged, staged.read_end))
+            written = [(seg, key, created), *self._write(upload_id, [s for s in segments if s is not seg], None)]
+            return self._record(upload_id, written, owner, expected, new_offset, now_iso, length, False)
+
+        return PendingAppend(read)
+
+    def _write(self, upload_id: str, segments: list[Segment], staged: StagedChunk | None) -> list[tuple[Segment, str, bool]]:
+        """Each segment's bytes to its chunk key (only if absent), in the chunks' slots: (segment, key, created)."""
+        where = {id(seg): keys.chunk(upload_id, seg.index, seg.part.encode()) for seg in segments}
+        created: dict[int, bool] = {}
         for seg in segments:
-            if seg.staged_key is not None:
-                args += [seg.index, seg.part.encode(), "s", seg.staged_key]
-            else:
-                args += [seg.index, seg.part.encode(), "d", seg.data]
-        return [keys.upload(upload_id), keys.parts(upload_id)], args
+            if staged is not None and seg.staged_key == staged.key:
+                created[id(seg)] = self._staged_step(staged, lambda seg=seg: self.chunks.place(staged.key, where[id(seg)], staged))
+        moves = [seg for seg in segments if seg.staged_key is not None and id(seg) not in created]
+        created |= dict(zip(map(id, moves), self.chunks.place_many([(s.staged_key, where[id(s)]) for s in moves])))  # type: ignore[misc]  # staged_key is set
+        puts = [seg for seg in segments if seg.staged_key is None]
+        created |= dict(zip(map(id, puts), self.chunks.put_many([(where[id(s)], s.data) for s in puts])))
+        return [(seg, where[id(seg)], created[id(seg)]) for seg in segments]
 
-    def _appended(self, result, staged: StagedChunk | None) -> Appended:
-        """The append script's reply, as ``append`` returns or raises it."""
+    def _record(self, upload_id, written, owner, expected, new_offset, now_iso, length, allow_final) -> Appended:
+        """``tus_append.lua`` over chunks ``written``: the append's result, or what it raises (the keys it created and
+        no record names deleted, and a tail's earlier version once the new one is recorded)."""
+        result = self._call(upload_id, written, owner, expected, new_offset, now_iso, length, allow_final)
+        if text(result[0]) == "layout":  # an upload opened before chunks spread: moved to its chunks' slots first
+            self.chunks.migrate(upload_id)
+            result = self._call(upload_id, written, owner, expected, new_offset, now_iso, length, allow_final)
         status = text(result[0])
         if status == "ok":
+            if result[3]:  # the deadline moved: the recorded chunks follow it
+                self.chunks.extend(keys_of(upload_id, _table(result[3]), keys.LAYOUT), int(result[1]))
+            if result[4]:  # a tail written again: its earlier version is read by nobody now
+                self.chunks.drop(keys_of(upload_id, _table(result[4]), keys.LAYOUT))
             return Appended(int(result[1]), bool(int(result[2])))
-        if staged is not None:
-            unlink_quietly(self.redis, staged.key)  # refused: the staged bytes go now, not when they expire
+        self.chunks.drop(key for (_, key, created), recorded in zip(written, result[2]) if created and not int(recorded))
         if status == "mismatch":
             raise OffsetMismatch(int(result[1]))
         if status == "final":
@@ -127,15 +163,20 @@ class TusStore:
             raise ApiError(
                 "payload_too_large", "The upload would exceed the largest file size.", details={"max_file_bytes": self.max_file_bytes}
             )
-        if status == "staged_gone":
-            raise ApiError("service_unavailable", "The request's staged data expired; send it again.", headers={"Retry-After": "1"})
         raise ApiError("upload_not_found")
 
-    def open_staged(self, upload_id: str, token: str, n: int, size: int, *, waits: bool = False) -> StagedChunk:
-        """A ``SET`` of ``size`` bytes to the request's ``n``-th staging key, begun: ``write`` its bytes, then
-        ``append(staged=...)`` (or ``abandon`` it: nothing is stored).  The key lives ``STAGING_TTL``, or
+    def _call(self, upload_id, written, owner, expected, new_offset, now_iso, length, allow_final) -> list:
+        args: list = [owner, expected, new_offset, "" if length is None else length, self.upload_ttl, now_iso]
+        args += [keys.LAYOUT, self.max_file_bytes, "1" if allow_final else "0", len(written)]
+        for seg, _, _ in written:
+            args += [seg.index, seg.part.encode()]
+        return self.scripts["tus_append"](keys=[keys.upload(upload_id), keys.parts(upload_id)], args=args)
+
+    def open_staged(self, upload_id: str, index: int, token: str, n: int, size: int, *, waits: bool = False) -> StagedChunk:
+        """A ``SET`` of ``size`` bytes (chunk ``index``) to the request's ``n``-th staging key, begun: ``write`` its
+        bytes, then ``append(staged=...)`` (or ``abandon`` it: nothing is stored).  The key lives ``STAGING_TTL``, or
         ``upload_ttl`` when it ``waits`` (a checksum's staged chunks wait for the whole body)."""
-        key = keys.tus_staging(upload_id, token, n)
+        key = keys.tus_staging(upload_id, index, token, n)
         return StagedChunk(self.redis, key, size, ttl=self.upload_ttl if waits else STAGING_TTL).__enter__()
 
     def _staged_step(self, staged: StagedChunk, step):
@@ -147,8 +188,7 @@ class TusStore:
             raise
 
     def discard(self, staging_keys: list[str]) -> None:
-        if staging_keys:
-            self.redis.unlink(*staging_keys)
+        self.chunks.unlink(staging_keys)
 
     def link_final(self, partial_id: str, final_id: str) -> bool:
         return bool(self.scripts["tus_link_final"](keys=[keys.upload(partial_id)], args=[f"tus_final:{final_id}"]))
@@ -156,3 +196,8 @@ class TusStore:
     def annotate_file(self, file_id: str, fields: dict[str, str]) -> bool:
         pairs = [x for kv in fields.items() for x in kv]
         return bool(pairs) and bool(self.scripts["annotate_file"](keys=[keys.meta(file_id)], args=pairs))
+
+
+def _table(flat_reply: list) -> dict[int, str]:
+    """A script's (index, record, ...) reply as a part table of records."""
+    return {int(flat_reply[i]): text(flat_reply[i + 1]) for i in range(0, len(flat_reply), 2)}

@@ -7,20 +7,20 @@ and then appended all together.  A deferred length reserves each chunk's new byt
 its append, and gives them back if the append refuses.
 
 How a chunk's bytes reach Redis: a chunk of ``SEND_AHEAD_MIN`` bytes or more goes as a staging
-``SET`` that the append script renames into place, sent on the same connection right ahead of the
-script; a smaller one rides in the script's arguments.  When the body's length is known, the
-upload's length too (nothing to reserve per chunk) and the upload is not encrypted, that ``SET``
-opens as soon as the chunk's size is known and each piece goes on as it arrives, so receiving and
-storing overlap; otherwise the chunk is sent once complete.  The pieces are also held (the received
+``SET`` that the chunk's script renames into place, sent on the same connection right ahead of the
+script; a smaller one is set to its key directly; then the append script records it.  When the
+body's length is known, the upload's length too (nothing to reserve per chunk) and the upload is
+not encrypted, that ``SET`` opens as soon as the chunk's size is known and each piece goes on as
+it arrives, so receiving and storing overlap; otherwise the chunk is sent once complete.  The pieces are also held (the received
 objects, not copies): a body that ends early still has what arrived stored (tus keeps it), the
 unfinished ``SET`` abandoned and the bytes sent again.
 
 Such a chunk's append (outside a checksum's staging, a deferred length and a concatenation) is
-sent without waiting for its replies: the next chunk streams on another connection while Redis
-takes this one, and the replies are read before the next append (whose expected offset depends
-on them), at the body's end, or in ``abandon``.  A refusal is raised one chunk later; if the
-request fails for another reason first, that error is the answer, and the offset (``HEAD``) still
-says what is in.
+sent without waiting for its replies: the next chunk streams on another connection while a thread
+reads them and records the append, and its result is read before the next append (whose expected
+offset depends on it), at the body's end, or in ``abandon``.  A refusal is raised one chunk later;
+if the request fails for another reason first, that error is the answer, and the offset (``HEAD``)
+still says what is in.
 """
 
 from __future__ import annotations
@@ -112,6 +112,9 @@ class Appender:
             return
         stored, part = self.lifecycle.files.fetch_chunk(self.upload_id, self.index)
         if stored is None or part is None:
+            now = self.offset_now()
+            if now != self.offset:  # another append wrote the tail again since (its old version goes)
+                raise OffsetMismatch(now)
             log.error("tus_tail_missing", upload_id=self.upload_id, chunk_index=self.index)
             raise ApiError("stored_data_corrupt", details={"chunk_index": self.index})
         try:
@@ -146,7 +149,7 @@ class Appender:
 
     def _open_staged(self, size: int) -> StagedChunk:
         n = len(self.pending) if self.staged else self.index
-        return self.tus.open_staged(self.upload_id, self.token, n, size, waits=self.staged)
+        return self.tus.open_staged(self.upload_id, self.index, self.token, n, size, waits=self.staged)
 
     def _send(self, new) -> None:
         """Send ``new`` (the chunk's next bytes) on to Redis, opening the chunk's staged SET with its first ones."""

@@ -2,7 +2,7 @@
 
 A ``PATCH`` body is cut at chunk boundaries (``Appender``).  Without ``Upload-Checksum`` each chunk goes
 in as soon as it is full, so a connection cut part-way keeps what arrived (tus asks for that); with
-one, every chunk is staged under the request's own keys and one append renames them all into place
+one, every chunk is staged under the request's own keys and one append puts them all in place
 after the checksum matched (a mismatch deletes them: 460, nothing changed).
 """
 

@@ -148,7 +148,7 @@ class Completion:
         if not end:
             return
         overhead = SEAL_OVERHEAD if state.dek else 0
-        lengths = self.store.chunk_lengths(state.id, range(end))
+        lengths = self.store.chunk_lengths(state.id, parts, range(end), state.layout)
         missing = [i for i, n in enumerate(lengths) if n == 0 and (i not in parts or parts[i].size > 0)]
         if missing:
             raise ApiError("upload_incomplete", details=missing_details(missing))

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from redfile_common.redis_client import make_redis
+from redfile_common.redis_topology import make_redis
 from redfile_common.settings import load_settings
 from redfile_files.catalogue.reader import Reader
 from redfile_files.crypto import Encryption, parse_master_keys

@@ -49,13 +49,15 @@ def check_files(walk: Walk, ids: list[str]) -> None:
             walk.emit("file_and_upload", key, "an upload hash exists for this file's id", target, id=file_id, user=owner)
         if not expiry and (expires(meta_ttl) or expires(parts_ttl)):
             walk.emit("key_expiry_wrong", key, "a permanent file's meta or chunk table expires", target, id=file_id, user=owner)
-        check_chunk_table(walk, file_id, meta, hlen or 0, owner)
+        expiring = check_chunk_table(walk, file_id, meta, hlen or 0, owner)
         if walk.deep:
             verify_bytes(walk, file_id, meta, owner)
-        live.append((file_id, owner, size, expiry))
-    looks = walk.inspect.ledger_of([(i, o) for i, o, _, _ in live], uploads=False)
-    for (file_id, owner, size, expiry), (held, indexed, due, gindexed, gsize) in zip(live, looks):
+        live.append((file_id, owner, size, expiry, expiring))
+    looks = walk.inspect.ledger_of([(i, o) for i, o, _, _, _ in live], uploads=False)
+    for (file_id, owner, size, expiry, expiring), (held, indexed, due, gindexed, gsize) in zip(live, looks):
         issues = []
+        if expiring:  # a commit sets its chunks' TTL after the file appears: the reconciler's while it is leased
+            issues.append(("key_expiry_wrong", f"chunks of a permanent file expire: {first(expiring)}"))
         if holding(held) != ("c", size):
             issues.append(("file_not_charged", f"held is {as_text(held)!r}, the file's size is {size}"))
         if indexed is None:
@@ -67,7 +69,8 @@ def check_files(walk: Walk, ids: list[str]) -> None:
         walk.settle_issues(file_id, owner, issues, due, expiry * US if expiry else None, Target("file", file_id), keys.meta(file_id))
 
 
-def check_chunk_table(walk: Walk, file_id: str, meta: dict, hlen: int, owner: str) -> None:
+def check_chunk_table(walk: Walk, file_id: str, meta: dict, hlen: int, owner: str) -> list[int]:
+    """A file's chunk table and chunks; the permanent file's chunks that expire (for the caller to weigh)."""
     n, size, chunk = int(meta["total_chunks"]), int(meta["size"]), int(meta.get("chunk_size") or 0)
     sealed, permanent = bool(meta.get("dek")), not int(meta.get("expires_ts") or 0)
     total, found = 0, 0
@@ -104,8 +107,7 @@ def check_chunk_table(walk: Walk, file_id: str, meta: dict, hlen: int, owner: st
     for field, compute in (("composite_blake3", composite), ("crc32c", file_crc32c)):
         if found == n and meta.get(field) and meta[field] != compute(parts):
             walk.emit("checksum_record_mismatch", key, f"{field} differs from the chunk table's", target, id=file_id, user=owner)
-    if expiring:
-        walk.emit("key_expiry_wrong", key, f"chunks of a permanent file expire: {first(expiring)}", target, id=file_id, user=owner)
+    return expiring
 
 
 def verify_bytes(walk: Walk, file_id: str, meta: dict, owner: str) -> None:

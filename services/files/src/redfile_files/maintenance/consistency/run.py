@@ -6,7 +6,7 @@ from collections import Counter
 
 from redfile_files.maintenance.consistency.files import check_files, check_uploads
 from redfile_files.maintenance.consistency.problems import ERROR, KINDS, STALE, Target
-from redfile_files.maintenance.consistency.shares import check_id_keys, check_links, check_shares
+from redfile_files.maintenance.consistency.shares import check_chunk_keys, check_id_keys, check_links, check_shares, check_tombstones
 from redfile_files.maintenance.consistency.users import check_global, check_user
 from redfile_files.maintenance.consistency.walk import MAX_LISTED, Walk
 from redfile_files.storage.inspect import BATCH, as_text, batches
@@ -56,6 +56,8 @@ def walk_batch(walk: Walk, raw_keys: list) -> None:
     check_files(walk, [f.tag for _, f in by.get("id:meta", [])])
     check_uploads(walk, [f.tag for _, f in by.get("id:upload", [])])
     check_id_keys(walk, [kf for part in ("parts", "chunk", "staging", "shares", "recipients") for kf in by.get("id:" + part, [])])
+    check_chunk_keys(walk, [kf for part in ("chunk", "staging") for kf in by.get("chunk:" + part, [])])
+    check_tombstones(walk, by.get("id:gone", []))
     check_shares(walk, [(f.tag, f.arg) for _, f in by.get("id:share", [])])
     parts = ("pwfail", "pwcheck", "pwfail-client", "pwcheck-client", "pwwait")
     counters = [k for part in parts for k, _ in by.get("link:" + part, [])]

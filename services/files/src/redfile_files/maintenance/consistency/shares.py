@@ -32,6 +32,34 @@ def check_id_keys(walk: Walk, items: list[tuple[str, Family]]) -> None:
             walk.emit("orphan_key", key, "a chunk that is not in its chunk table", target, id=fam.tag)
 
 
+def check_chunk_keys(walk: Walk, items: list[tuple[str, Family]]) -> None:
+    """Keys in a chunk's own slot: a staging key must expire; a chunk its id's part table names (at its version, in
+    the spread layout) is checked with its file or upload; one no record names is a refused or interrupted write (or a
+    tus tail's earlier version) that must expire."""
+    for (key, fam), (record, layout, ttl) in zip(items, walk.inspect.chunk_keys(items)):
+        if ttl == -2:
+            continue  # gone since the SCAN
+        named = record is not None and layout == keys.SPREAD and keys.chunk_version(record) == fam.version
+        if fam.part == "chunk" and named:
+            continue
+        if not expires(ttl):
+            what = "a staging key" if fam.part == "staging" else "a chunk no record names"
+            walk.emit("orphan_key", key, f"{what} without TTL", Target("exists", key), id=fam.tag)
+        else:
+            walk.summary["transient_keys"] += 1
+
+
+def check_tombstones(walk: Walk, items: list[tuple[str, Family]]) -> None:
+    """A deleted id's tombstone: the reconciler's while its owner's due entry for it lasts (it deletes the chunks named)."""
+    for (key, fam), (owner, due) in zip(items, walk.inspect.tombstones(items)):
+        if due is not None:
+            walk.mark_pending(fam.tag, owner, walk.due_state(due) or "leased", [f"{key}: chunks still to delete"])
+        else:
+            walk.emit(
+                "orphan_key", key, "a tombstone its owner's sweep will not look at: its chunks stay", Target("exists", key), id=fam.tag
+            )
+
+
 def check_share_lists(walk: Walk, file_id: str, part: str) -> None:
     key = keys.shares(file_id) if part == "shares" else keys.recipients(file_id)
     for pairs in walk.inspect.list_pairs(key):

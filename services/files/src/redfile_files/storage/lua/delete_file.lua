@@ -1,11 +1,13 @@
--- Remove a file's meta, part table and chunks at once, fenced.
--- KEYS[1] meta   KEYS[2] parts
--- ARGV[1] not after (unix µs)   ARGV[2] chunk key prefix   ARGV[3] only this owner's ('' any)
+-- Remove a file at once, fenced: its meta goes and its part table becomes its tombstone (the chunks still to
+-- delete, in slots of their own: the caller deletes them, then the tombstone; the sweep does if it cannot).
+-- KEYS[1] meta   KEYS[2] parts   KEYS[3] gone
+-- ARGV[1] not after (unix µs)   ARGV[2] only this owner's ('' any)
 -- Reply: {'ok', owner, size} | {'late'} | {'not_found'}
 --! include: time
+--! include: tombstone
 if now_us > tonumber(ARGV[1]) then return {'late'} end
-local m = redis.call('HMGET', KEYS[1], 'owner', 'total_chunks', 'size')
-if not m[1] or (ARGV[3] ~= '' and m[1] ~= ARGV[3]) then return {'not_found'} end
-for i = 0, tonumber(m[2]) - 1 do redis.call('UNLINK', ARGV[2] .. i) end
-redis.call('UNLINK', KEYS[1], KEYS[2])
-return {'ok', m[1], tonumber(m[3])}
+local m = redis.call('HMGET', KEYS[1], 'owner', 'size', 'layout')
+if not m[1] or (ARGV[2] ~= '' and m[1] ~= ARGV[2]) then return {'not_found'} end
+bury(KEYS[2], KEYS[3], m[3], m[1])
+redis.call('UNLINK', KEYS[1])
+return {'ok', m[1], tonumber(m[2])}
