@@ -10,7 +10,8 @@ import redis
 
 from redfile_common.breaker import BreakerOpen
 from redfile_common.deadline import DeadlineExceeded
-from redfile_common.redis_client import HUNG_AFTER, wrote
+from redfile_common.redis_client import HUNG_AFTER
+from redfile_common.replicas import wrote
 
 if TYPE_CHECKING:
     from redis.connection import Connection
@@ -37,7 +38,7 @@ class StagedChunk:
     connection is closed instead, Redis drops the partial command, and nothing
     is stored.  Reported to the client's observer as a ``SET`` and an
     ``EVALSHA``, and their keys to the request's write tracking
-    (``redis_client.wrote``: its 2xx waits for the replicas with
+    (``replicas.wrote``: its 2xx waits for the replicas with
     ``REDIS_WAIT_REPLICAS``); neither gets an OpenTelemetry span, and neither
     is retried by redis-py's retry policy: a connection lost here is the
     client's 503, and its retry of the chunk is a no-op or stores it.
