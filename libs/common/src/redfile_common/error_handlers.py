@@ -236,14 +236,9 @@ def chain_spec_processor(app, processor, *, first: bool = False) -> None:
         app.spec_callback = lambda spec: processor(previous(spec))
 
 
-# Redis Cluster's answers while slots move or a primary fails over: nothing done, try again shortly.
-CLUSTER_IN_FLUX = (
-    redis.exceptions.MovedError,
-    redis.exceptions.AskError,
-    redis.exceptions.TryAgainError,
-    redis.exceptions.ClusterDownError,
-    redis.exceptions.MasterDownError,
-)
+# Redis Cluster's answers while a slot moves (a command sent past redis-py's own redirects: a streamed chunk):
+# nothing was done, and the same request a moment later goes where the slot now is.
+CLUSTER_REDIRECTS = (redis.exceptions.MovedError, redis.exceptions.AskError, redis.exceptions.TryAgainError)
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -298,10 +293,22 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(redis.exceptions.ConnectionError)
     @app.errorhandler(redis.exceptions.TimeoutError)
+    # a cluster that cannot serve a slot now (its primary down with no replica, or a failover under way)
+    @app.errorhandler(redis.exceptions.ClusterDownError)
+    @app.errorhandler(redis.exceptions.MasterDownError)
+    @app.errorhandler(redis.exceptions.SlotNotCoveredError)
+    @app.errorhandler(redis.exceptions.MovedError)
+    @app.errorhandler(redis.exceptions.AskError)
+    @app.errorhandler(redis.exceptions.TryAgainError)
     def _redis_down(exc: Exception):
-        # a breaker that is open says when it lets a probe through; anything else: a few seconds
-        retry_after = math.ceil(exc.retry_after) if isinstance(exc, BreakerOpen) else 5
-        if not isinstance(exc, BreakerOpen):  # the breaker logs its own opening, not each refusal
+        # a breaker that is open says when it lets a probe through; a slot moving, a second; anything else: a few
+        if isinstance(exc, BreakerOpen):  # the breaker logs its own opening, not each refusal
+            retry_after = math.ceil(exc.retry_after)
+        elif isinstance(exc, CLUSTER_REDIRECTS):
+            retry_after = 1
+            log.warning("redis_cluster_redirect", error_type=type(exc).__name__)
+        else:
+            retry_after = 5
             log.error("redis_unavailable", error_type=type(exc).__name__)
         return error_response("service_unavailable", headers={"Retry-After": str(max(1, retry_after))})
 
@@ -312,11 +319,6 @@ def register_error_handlers(app: Flask) -> None:
         if isinstance(exc, redis.exceptions.OutOfMemoryError) or str(exc).startswith("OOM"):
             log.error("redis_out_of_memory")
             return error_response("insufficient_storage")
-        if isinstance(exc, CLUSTER_IN_FLUX):
-            # a slot moving or a failover under way (a command sent past redis-py's redirects: a streamed chunk):
-            # nothing was done, and the same request a moment later goes where the slot now is
-            log.warning("redis_cluster_redirect", error_type=type(exc).__name__)
-            return error_response("service_unavailable", headers={"Retry-After": "1"})
         return _unexpected(exc)
 
     @app.errorhandler(Exception)

@@ -47,9 +47,11 @@ class StagedChunk:
     early, a piece is too many, a checksum does not match, an exception), the
     connection is closed instead, Redis drops the partial command, and nothing
     is stored.  Reported to the client's observer as a ``SET`` and an
-    ``EVALSHA``; neither gets an OpenTelemetry span, and neither is retried by
-    redis-py's retry policy: a connection lost here is the client's 503, and
-    its retry of the chunk is a no-op or stores it.
+    ``EVALSHA``, and their keys to the request's write tracking
+    (``replicas.wrote``: its 2xx waits for the replicas with
+    ``REDIS_WAIT_REPLICAS``); neither gets an OpenTelemetry span, and neither
+    is retried by redis-py's retry policy: a connection lost here is the
+    client's 503, and its retry of the chunk is a no-op or stores it.
 
     It goes through the client's circuit breaker (``redis_client``) as any command does: an open
     breaker refuses it (``BreakerOpen``) before it takes a connection, and stops it between two pieces
@@ -170,6 +172,9 @@ class StagedChunk:
             self._close(broken=True, error=error)
             raise
         self._ending = (script, keys, args)
+        # sent past redis-py, so named here: a request's 2xx waits until replicas have them (REDIS_WAIT_REPLICAS)
+        for key in (self.key, *keys[:1]):
+            wrote(key)
         try:
             self._io(conn.send_packed_command, tail, check_health=False)
         except BaseException as error:
@@ -197,7 +202,6 @@ class StagedChunk:
             unexpected = redis.exceptions.ResponseError(f"unexpected reply to a staged SET: {reply!r}")
             self._close(broken=True, error=unexpected)
             raise unexpected
-        wrote(self.key)  # sent past redis-py's commands: REDIS_WAIT_REPLICAS confirms its slot too
         if script is None:
             self._close(broken=False)
             return None

@@ -1,0 +1,132 @@
+"""Tools for the failover tests: a client that times every request, and the figures of one failover.
+
+Imported by the ``test_failover_*`` tests (not a conftest).  Every loop is bounded by a deadline and every
+request by a timeout.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import requests
+
+from .helpers import REQUEST_TIMEOUT, RetryingUploader, sha256
+
+
+@dataclass
+class Exchange:
+    """One request: when it left, when its answer (or its failure) came, its status (None: the connection broke)."""
+
+    started: float
+    ended: float
+    status: int | None
+    what: str  # method and path
+
+    @property
+    def failed(self) -> bool:
+        return self.status is None or self.status >= 500
+
+
+@dataclass
+class Figures:
+    """What a failover cost the clients, from the moment the primary was killed."""
+
+    recovered_after: float  # seconds from the kill to the first 2xx of a request sent after it
+    first_success: str  # that request
+    writes_recovered_after: float | None  # the same for a request that stores something (None: none was sent)
+    failed: int  # requests answered 5xx or cut after the kill
+    failed_statuses: dict = field(default_factory=dict)  # status (None: connection broke) -> count
+    worst_failure: float = 0.0  # seconds the slowest failed request took
+    bytes_lost: int = 0  # acknowledged bytes the service later did not have
+
+    def __str__(self) -> str:
+        return (
+            f"recovered after {self.recovered_after:.2f} s ({self.first_success}; a write: {self.writes_recovered_after}), {self.failed} requests failed {self.failed_statuses}, "
+            f"worst failure answered in {self.worst_failure:.2f} s, {self.bytes_lost} acknowledged bytes lost"
+        )
+
+
+class Exchanges:
+    """The requests of a test's clients, timed, from every thread."""
+
+    def __init__(self) -> None:
+        self.seen: list[Exchange] = []
+        self._lock = threading.Lock()
+
+    def add(self, started: float, status: int | None, what: str) -> None:
+        with self._lock:
+            self.seen.append(Exchange(started, time.monotonic(), status, what))
+
+    def figures(self, killed_at: float, bytes_lost: int = 0) -> Figures:
+        with self._lock:
+            after = [e for e in self.seen if e.ended >= killed_at]
+        recovered = [e for e in after if e.started >= killed_at and e.status is not None and 200 <= e.status < 300]
+        assert recovered, "no request succeeded after the kill"
+        first = min(recovered, key=lambda e: e.ended)
+        writes = [e.ended - killed_at for e in recovered if not e.what.startswith(("GET", "HEAD"))]
+        failures = [e for e in after if e.failed]
+        statuses: dict = {}
+        for e in failures:
+            statuses[e.status] = statuses.get(e.status, 0) + 1
+        return Figures(
+            recovered_after=first.ended - killed_at,
+            first_success=first.what,
+            writes_recovered_after=round(min(writes), 2) if writes else None,
+            failed=len(failures),
+            failed_statuses=statuses,
+            worst_failure=max((e.ended - e.started for e in failures), default=0.0),
+            bytes_lost=bytes_lost,
+        )
+
+
+class TimedUploader(RetryingUploader):
+    """A :class:`RetryingUploader` that times each request in ``exchanges`` and notes every acknowledged chunk
+    the service later lists as missing (``forgotten``): an acknowledgement it did not keep."""
+
+    def __init__(self, *args, exchanges: Exchanges, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.exchanges = exchanges
+        self.forgotten: set[int] = set()
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response | None:
+        started = time.monotonic()
+        resp = super().request(method, path, **kwargs)
+        self.exchanges.add(started, None if resp is None else resp.status_code, f"{method} {path}")
+        return resp
+
+    def missing(self) -> list[int]:
+        todo = super().missing()
+        with self._lock:
+            self.forgotten |= set(todo) & set(self.acked)
+        return todo
+
+    def bytes_forgotten(self) -> int:
+        return sum(len(self.piece(i)) for i in self.forgotten)
+
+
+def timed_get(exchanges: Exchanges, url: str, headers: dict, **kwargs) -> requests.Response | None:
+    """A GET whose whole body is read, timed; None when the connection broke (or the body was cut)."""
+    started = time.monotonic()
+    try:
+        resp = requests.get(url, headers=headers, timeout=REQUEST_TIMEOUT, **kwargs)
+    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError):
+        exchanges.add(started, None, f"GET {urlsplit(url).path}")
+        return None
+    exchanges.add(started, resp.status_code, f"GET {urlsplit(url).path}")
+    return resp
+
+
+def read_back(exchanges: Exchanges, base: str, headers: dict, stored: dict[str, str], deadline: float) -> None:
+    """Every file of ``stored`` (id -> SHA-256) reads back byte-identical, each GET retried until ``deadline``."""
+    for file_id, digest in stored.items():
+        while True:
+            resp = timed_get(exchanges, f"{base}/files/{file_id}", headers)
+            if resp is not None and resp.status_code < 500:
+                assert resp.status_code == 200, (file_id, resp.status_code, resp.text[:300])
+                assert sha256(resp.content) == digest, f"file {file_id} read back different bytes"
+                break
+            assert time.monotonic() < deadline, f"file {file_id} did not read back before the deadline"
+            time.sleep(0.1)
