@@ -82,7 +82,7 @@ def test_every_failed_login_costs_one_argon2_verification(sessions, users, alice
 
 
 def failures(store, kind: str, value: str) -> int:
-    return int(store.redis.get(f"auth:ratelimit:{kind}:{value}") or 0)
+    return int(store.redis.get(f"auth:ratelimit:{kind}:{{{value}}}") or 0)
 
 
 def test_client_lockout_and_retry_after(sessions, users, alice, store):

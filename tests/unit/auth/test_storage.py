@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+from redis.crc import key_slot
+
 from redfile_auth.storage import FAMILY, REFRESH, USER_FAMILIES, AuthStore, UserRecord, login_scopes
 from redfile_common.limiter import Scope
 
@@ -155,11 +157,15 @@ def test_start_family_and_peek(store, fake):
     assert 900 < fake.ttl("rf:tokdeny:family:" + family) <= 905  # its access tokens are refused while they can live
 
 
-def test_login_scopes_keep_the_auth_key_names():
+def test_login_scopes_keep_the_auth_key_names_each_scope_in_one_cluster_slot():
     (user, pair, ip), wait = login_scopes("alice", "10.0.0.1", per_client=2, per_user=3, per_ip=5)
-    assert user == Scope("user", "auth:ratelimit:user:alice", "auth:ratelimit:checking:user:alice", 3, slows=True)
-    assert pair == Scope("client", "auth:ratelimit:pair:alice:10.0.0.1", "auth:ratelimit:checking:pair:alice:10.0.0.1", 2)
-    assert ip == Scope("ip", "auth:ratelimit:ip:10.0.0.1", "auth:ratelimit:checking:ip:10.0.0.1", 5)
-    assert wait == "auth:ratelimit:wait:alice:10.0.0.1"
+    assert user == Scope("user", "auth:ratelimit:user:{alice}", "auth:ratelimit:checking:user:{alice}", 3, slows=True)
+    assert pair == Scope("client", "auth:ratelimit:pair:{alice:10.0.0.1}", "auth:ratelimit:checking:pair:{alice:10.0.0.1}", 2)
+    assert ip == Scope("ip", "auth:ratelimit:ip:{10.0.0.1}", "auth:ratelimit:checking:ip:{10.0.0.1}", 5)
+    assert wait == "auth:ratelimit:wait:{alice}:10.0.0.1"
+    # the limiter's scripts touch one scope each: a scope's keys (and the slowing scope's cooldown) share a slot
+    assert len({key_slot(k.encode()) for k in (user.failures_key, user.checks_key, wait)}) == 1
+    for scope in (pair, ip):
+        assert key_slot(scope.failures_key.encode()) == key_slot(scope.checks_key.encode())
     # not a possible username: the address only, and nothing to wait on
     assert login_scopes(None, "10.0.0.1", per_client=2, per_user=3, per_ip=5) == ([ip], None)

@@ -75,15 +75,20 @@ def login_scopes(username: str | None, client: str, *, per_client: int, per_user
     The username (when it can be one) slows past ``per_user``; the (username, client) pair and the
     client lock at ``per_client`` and ``per_ip``.  ``client`` is ``limiter.client_id`` of the address.
     """
-    ip = Scope("ip", RATE_IP + client, CHECKING_IP + client, per_ip)
+    ip = Scope("ip", RATE_IP + tag(client), CHECKING_IP + tag(client), per_ip)
     if not username:
         return [ip], None
-    pair = f"{username}:{client}"
+    pair = tag(f"{username}:{client}")
     return [
-        Scope("user", RATE_USER + username, CHECKING_USER + username, per_user, slows=True),
+        Scope("user", RATE_USER + tag(username), CHECKING_USER + tag(username), per_user, slows=True),
         Scope("client", RATE_PAIR + pair, CHECKING_PAIR + pair, per_client),
         ip,
-    ], WAIT + pair
+    ], f"{WAIT}{tag(username)}:{client}"
+
+
+def tag(value: str) -> str:
+    """``value`` as a Redis Cluster hash tag: the keys that carry the same tag share one slot."""
+    return "{" + value + "}"
 
 
 @dataclass(frozen=True)
