@@ -16,11 +16,11 @@ from .conftest import ADMIN_PASSWORD
 
 def test_create_app_twice_is_idempotent(make_app, redis_client):
     first = make_app()
-    created = redis_client.hget("auth:user:admin", "created_at")
-    version = redis_client.get("rf:tokstate:admin")
+    created = redis_client.hget("auth:user:{admin}", "created_at")
+    version = redis_client.get("rf:tokstate:{admin}")
     make_app(admin_password="a-different-password")
-    assert redis_client.hget("auth:user:admin", "created_at") == created
-    assert redis_client.get("rf:tokstate:admin") == version  # existing sessions survive a restart
+    assert redis_client.hget("auth:user:{admin}", "created_at") == created
+    assert redis_client.get("rf:tokstate:{admin}") == version  # existing sessions survive a restart
     client = first.test_client()
     assert client.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}).status_code == 200
     assert redis_client.zrange("auth:users", 0, -1) == [b"admin"]
@@ -29,7 +29,7 @@ def test_create_app_twice_is_idempotent(make_app, redis_client):
 def test_outside_development_without_admin_password_refuses_to_start(make_app, redis_client):
     with pytest.raises(BootstrapError, match="ADMIN_PASSWORD"):
         make_app(admin_password=None)
-    assert not redis_client.exists("auth:user:admin")
+    assert not redis_client.exists("auth:user:{admin}")
     make_app()  # creates it
     make_app(admin_password=None)  # now it exists: starts fine
 
@@ -48,7 +48,7 @@ def test_development_generates_a_password_printed_once(make_app, capsys):
 
 def test_concurrent_workers_create_the_admin_exactly_once(make_app, redis_client):
     app = make_app(admin_users="root", admin_password=ADMIN_PASSWORD)
-    redis_client.delete("auth:user:root")
+    redis_client.delete("auth:user:{root}")
     redis_client.zrem("auth:users", "root")
     domain = domain_of(AuthDomain, app)
     results, barrier = [], threading.Barrier(6)

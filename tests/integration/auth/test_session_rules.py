@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from redfile_auth.keys import family_key, refresh_family
 from redfile_auth.passwords import Passwords
 from redfile_auth.sessions.service import Sessions, scopes_for, token_hash
 from redfile_common.errors import ApiError
 from redfile_common.tokens import TokenError
 
 ADDR = "192.0.2.1"
+
+
+def peek(store, refresh_token: str):
+    return store.peek_refresh(token_hash(refresh_token), refresh_family(refresh_token))
 
 
 @pytest.fixture
@@ -30,7 +35,7 @@ def test_login_issues_a_verifiable_pair(sessions, alice, user_tokens, token_stat
     assert (claims.sub, claims.role, claims.scopes) == ("alice", "user", ("files:read", "files:write"))
     assert pair.expires_in == 900 and pair.token_type == "Bearer"
     assert len(pair.refresh_token) >= 43
-    username, family = store.peek_refresh(token_hash(pair.refresh_token))
+    username, family = peek(store, pair.refresh_token)
     assert username == "alice" and family
 
 
@@ -82,7 +87,7 @@ def test_every_failed_login_costs_one_argon2_verification(sessions, users, alice
 
 
 def failures(store, kind: str, value: str) -> int:
-    return int(store.redis.get(f"auth:ratelimit:{kind}:{value}") or 0)
+    return int(store.redis.get(f"auth:ratelimit:{kind}:{{{value}}}") or 0)
 
 
 def test_client_lockout_and_retry_after(sessions, users, alice, store):
@@ -130,10 +135,10 @@ def test_logout_denies_the_access_token_and_revokes_own_family(sessions, alice, 
     sessions.logout(claims, first.refresh_token)
     with pytest.raises(TokenError, match="revoked"):
         token_state.check(claims)
-    family = store.peek_refresh(token_hash(first.refresh_token))[1]
-    assert not store.redis.exists("auth:family:" + family)
-    other_family = store.peek_refresh(token_hash(other.refresh_token))[1]
-    assert store.redis.exists("auth:family:" + other_family)
+    family = peek(store, first.refresh_token)[1]
+    assert not store.redis.exists(family_key(family))
+    other_family = peek(store, other.refresh_token)[1]
+    assert store.redis.exists(family_key(other_family))
     token_state.check(user_tokens.verify(other.access_token))  # the other session goes on
 
 
@@ -142,8 +147,8 @@ def test_logout_leaves_another_users_family_alone(sessions, users, alice, user_t
     bobs = sessions.login("bob", "bob-password", ADDR)
     alices = sessions.login("alice", "alice-password", ADDR)
     sessions.logout(user_tokens.verify(alices.access_token), bobs.refresh_token)
-    family = store.peek_refresh(token_hash(bobs.refresh_token))[1]
-    assert store.redis.exists("auth:family:" + family)
+    family = peek(store, bobs.refresh_token)[1]
+    assert store.redis.exists(family_key(family))
 
 
 def test_change_password_ends_sessions_and_issues_a_new_pair(sessions, alice, user_tokens, token_state, store):
@@ -152,8 +157,8 @@ def test_change_password_ends_sessions_and_issues_a_new_pair(sessions, alice, us
     with pytest.raises(TokenError, match="revoked"):
         token_state.check(user_tokens.verify(old.access_token))
     token_state.check(user_tokens.verify(pair.access_token))
-    old_family = store.peek_refresh(token_hash(old.refresh_token))[1]
-    assert not store.redis.exists("auth:family:" + old_family)
+    old_family = peek(store, old.refresh_token)[1]
+    assert not store.redis.exists(family_key(old_family))
     assert login_error(sessions, "alice", "alice-password").code == "invalid_credentials"
     assert sessions.login("alice", "a-brand-new-password", ADDR)
 

@@ -9,12 +9,22 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from redfile_common.limiter import FailureLimiter, Refused, Scope
 
 
 def scope(name: str, limit: int, value: str = "x") -> Scope:
-    return Scope(name, f"t:fail:{name}:{value}", f"t:check:{name}:{value}", limit)
+    return Scope(name, f"t:fail:{{{name}:{value}}}", f"t:check:{{{name}:{value}}}", limit)
+
+
+def connect(url: str) -> redis.Redis:
+    """A client of its own for ``url``: a cluster client when the server is a cluster node."""
+    client = redis.Redis.from_url(url)
+    if client.info("cluster").get("cluster_enabled"):
+        client.close()
+        return RedisCluster.from_url(url)  # type: ignore[return-value]  # the limiter uses what both clients share
+    return client
 
 
 def wait_until(condition, seconds: float, what: str) -> None:
@@ -161,7 +171,7 @@ def test_simultaneous_guesses_get_exactly_the_limits_worth_of_checks(redis_url, 
     user, ip = scope("user", limit), scope("ip", 100)
 
     def guess(_) -> str:
-        client = redis.Redis.from_url(redis_url)
+        client = connect(redis_url)
         limiter = FailureLimiter(client, window=60, wait=1.0)
         try:
             barrier.wait(10)
@@ -179,7 +189,7 @@ def test_simultaneous_guesses_get_exactly_the_limits_worth_of_checks(redis_url, 
         outcomes = Counter(pool.map(guess, range(guessers), timeout=30))
     assert outcomes["checked"] == limit, outcomes
     assert outcomes["checked"] + outcomes["busy"] + outcomes["locked"] == guessers
-    with redis.Redis.from_url(redis_url) as client:
+    with connect(redis_url) as client:
         assert int(client.get(user.failures_key)) == limit
         assert int(client.get(ip.failures_key)) == limit
         assert client.zcard(user.checks_key) == 0
@@ -192,7 +202,7 @@ def test_simultaneous_right_secrets_are_all_served(redis_url):
     link = scope("link", 2)
 
     def check(_) -> bool:
-        client = redis.Redis.from_url(redis_url)
+        client = connect(redis_url)
         limiter = FailureLimiter(client, window=60, wait=5.0)
         try:
             barrier.wait(10)
@@ -208,32 +218,32 @@ def test_simultaneous_right_secrets_are_all_served(redis_url):
 
 
 def _slowed_pair(client: str, limit: int = 10) -> Scope:
-    return Scope("pair", f"t:fail:pair:{client}", f"t:check:pair:{client}", limit)
+    return Scope("pair", f"t:fail:{{pair:{client}}}", f"t:check:{{pair:{client}}}", limit)
 
 
 def _target_attempt(limiter: FailureLimiter, client: str, ceiling: int = 2):
-    target = Scope("target", "t:fail:target", "t:check:target", ceiling, slows=True)
-    return limiter.begin([target, _slowed_pair(client)], cooldown=f"t:wait:{client}")
+    target = Scope("target", "t:fail:{target}", "t:check:{target}", ceiling, slows=True)
+    return limiter.begin([target, _slowed_pair(client)], cooldown=f"t:wait:{{target}}:{client}")
 
 
 def test_a_slowing_scope_never_locks_and_past_its_ceiling_only_the_clients_that_failed_wait(redis_client):
     limiter = FailureLimiter(redis_client, window=60, max_delay=1)
     assert limiter.failed(_target_attempt(limiter, "c1")) == []  # under the ceiling: no wait for anybody
     assert limiter.failed(_target_attempt(limiter, "c2")) == ["target"]  # reaches the ceiling: c2 waits 2^0 = 1 s
-    assert 0 < redis_client.pttl("t:wait:c2") <= 1000
-    assert redis_client.zcard("t:check:target") == 0 and not redis_client.exists("t:check:target")  # it takes no places
+    assert 0 < redis_client.pttl("t:wait:{target}:c2") <= 1000
+    assert redis_client.zcard("t:check:{target}") == 0 and not redis_client.exists("t:check:{target}")  # it takes no places
     with pytest.raises(Refused) as slowed:
         _target_attempt(limiter, "c2")
     assert (slowed.value.slowed, slowed.value.locked, slowed.value.retry_after, slowed.value.busy) == (True, ("target",), 1, False)
     limiter.failed(_target_attempt(limiter, "c1"))  # c1 failed before the ceiling, so it had no wait; now it has one
-    assert redis_client.exists("t:wait:c1")
+    assert redis_client.exists("t:wait:{target}:c1")
     for fresh in ("c3", "c4", "c5"):  # clients that have not failed are admitted at once, however far past the ceiling
         limiter.succeeded(_target_attempt(limiter, fresh), forget={"pair"})
-    assert int(redis_client.get("t:fail:target")) == 3  # a right secret does not forget the target's failures
-    wait_until(lambda: not redis_client.exists("t:wait:c2"), 5, "c2's wait to end")
+    assert int(redis_client.get("t:fail:{target}")) == 3  # a right secret does not forget the target's failures
+    wait_until(lambda: not redis_client.exists("t:wait:{target}:c2"), 5, "c2's wait to end")
     attempt = _target_attempt(limiter, "c2")  # a delay, not a lockout
     limiter.failed(attempt)
-    assert 0 < redis_client.pttl("t:wait:c2") <= 1000  # 2^(4 - 2) = 4 s, capped at max_delay
+    assert 0 < redis_client.pttl("t:wait:{target}:c2") <= 1000  # 2^(4 - 2) = 4 s, capped at max_delay
 
 
 def test_the_delay_doubles_with_each_failure_past_the_ceiling_and_the_right_secret_ends_it(redis_client):
@@ -241,11 +251,11 @@ def test_the_delay_doubles_with_each_failure_past_the_ceiling_and_the_right_secr
     waits = []
     for i in range(4):  # a different client each time: none of them is made to wait before its own check
         limiter.failed(_target_attempt(limiter, f"d{i}", ceiling=1))
-        waits.append(redis_client.pttl(f"t:wait:d{i}"))
+        waits.append(redis_client.pttl(f"t:wait:{{target}}:d{i}"))
     assert [round(w / 1000) for w in waits] == [1, 2, 4, 8]
     with pytest.raises(Refused) as slowed:
         _target_attempt(limiter, "d3", ceiling=1)
     assert 7 <= slowed.value.retry_after <= 8
-    redis_client.delete("t:wait:d0")  # as if d0 had waited its second
+    redis_client.delete("t:wait:{target}:d0")  # as if d0 had waited its second
     limiter.succeeded(_target_attempt(limiter, "d0", ceiling=1), forget={"pair"})
-    assert not redis_client.exists("t:wait:d0") and not redis_client.exists("t:fail:pair:d0")
+    assert not redis_client.exists("t:wait:{target}:d0") and not redis_client.exists("t:fail:{pair:d0}")

@@ -206,7 +206,7 @@ def test_redis_down_every_service_answers_503_then_recovers_by_itself(system):
     assert requests.get(f"{s['files'].url}/files/{s['upload_id']}", headers=s["alice"], timeout=BOUND).content == s["big"]
     assert after["admin stats"].json()["unavailable"] == []
     r = redis.Redis.from_url(redis_server.url)
-    assert r.exists("auth:user:bob") and r.exists(f"files:{{{s['upload_id']}}}:meta")
+    assert r.exists("auth:user:{bob}") and r.exists(f"files:{{{s['upload_id']}}}:meta")
     r.close()
 
     # -- frozen: connections are accepted and then nothing answers

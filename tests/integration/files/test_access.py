@@ -106,6 +106,6 @@ def test_internal_endpoints_refuse_user_tokens_and_other_audiences(client, setti
 def test_a_revoked_user_is_refused(client, settings, redis_client, alices_file):
     headers = auth_header(user_token(settings, redis_client, "carol"))
     assert client.get("/files", headers=headers).status_code == 200
-    redis_client.set("rf:tokstate:carol", "rotated")
+    redis_client.set("rf:tokstate:{carol}", "rotated")
     resp = client.get("/files", headers=headers)
     assert resp.status_code == 401 and resp.json["error"]["code"] == "token_revoked"

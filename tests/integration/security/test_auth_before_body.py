@@ -74,11 +74,11 @@ def test_a_bad_token_is_401_before_the_body_too(apps):
 
 
 def test_with_credentials_the_body_is_still_refused(apps, redis_server):
-    import redis
-
     from redfile_files.settings import FilesSettings
 
-    client = redis.Redis.from_url(redis_server.url)
+    from .cluster_aware import connect
+
+    client = connect(redis_server.url)
     try:
         token = user_token(make_settings(FilesSettings, redis_server.url), client, "body-checker")
     finally:

@@ -21,7 +21,6 @@ import time
 
 import jwt
 import pytest
-import redis
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.test import Client
 
@@ -30,6 +29,7 @@ from redfile_common.tokens import Keyring, ServiceTokens, TokenError, TokenState
 from redfile_dev.testing import auth_header, settings_overrides
 
 from .authz_table import B64, BROKEN, GATEWAY_INTERNAL, PASSWORD, POLICIES, PRINCIPALS, ROWS, TUS_CREATE, Row, expected_code
+from .cluster_aware import connect, flush
 
 CHEAP_ARGON2 = {"argon2_memory_kib": 1024, "argon2_time_cost": 1, "argon2_parallelism": 1}
 OTHER_SERVICE = {"auth": "files", "files": "auth", "admin": "files"}
@@ -43,8 +43,8 @@ class Stack:
         from redfile_auth import create_app as auth_app
         from redfile_files import create_app as files_app
 
-        self.redis = redis.Redis.from_url(redis_url)
-        self.redis.flushall()
+        self.redis = connect(redis_url)
+        flush(self.redis)
         self._servers: list[BaseWSGIServer] = []
         self.apps = {
             "auth": auth_app(**settings_overrides(redis_url, admin_users="admin", admin_password="admin-password-1", **CHEAP_ARGON2))
@@ -129,7 +129,7 @@ class Minter:
         }
 
     def _uid(self, name: str) -> str:
-        raw = self.s.redis.hget(f"auth:user:{name}", "id")
+        raw = self.s.redis.hget(f"auth:user:{{{name}}}", "id")
         return raw.decode() if isinstance(raw, bytes) else ""
 
     def service_claims(self, target: str, *, caller: str = "admin", age: int = 0, ttl: int = 30) -> dict:

@@ -272,8 +272,8 @@ def test_login_checks_in_flight_hold_places_that_free_themselves(redis_client):
     limits.succeeded(first)  # a right password gives its place back ...
     third = limits.begin("dana", addr)
     assert limits.failed(third) == []  # ... a wrong one keeps it, as a failure
-    assert int(redis_client.get(f"auth:ratelimit:pair:dana:{addr}")) == 1
-    assert int(redis_client.get("auth:ratelimit:user:dana")) == 2
+    assert int(redis_client.get(f"auth:ratelimit:pair:{{dana:{addr}}}")) == 1
+    assert int(redis_client.get("auth:ratelimit:user:{dana}")) == 2
     # `second` never ends (its worker died): its place frees itself after `hold`
     _wait_until(lambda: _admitted(limits, "dana", addr), 5, "the dead check's place to free itself")
     with pytest.raises(Refused) as locked:  # two failures now: locked for the window, not busy

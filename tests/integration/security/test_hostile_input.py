@@ -50,6 +50,8 @@ from redfile_common.app import domain_of
 from redfile_common.errors import CATALOGUE
 from redfile_dev.testing import ServiceProcess, auth_header, service_token, settings_overrides, user_token
 
+from .cluster_aware import connect, flush
+
 ADMIN_PASSWORD = "admin-password-1"
 PASSWORD = "password-123"
 LINK_PASSWORD = "link-password-1"
@@ -186,8 +188,8 @@ def env(redis_server):
     from redfile_auth import create_app as create_auth
     from redfile_files import create_app as create_files
 
-    r = redis.Redis.from_url(redis_server.url)
-    r.flushall()
+    r = connect(redis_server.url)
+    flush(r)
     servers = []
 
     def serve(wsgi) -> str:

@@ -7,6 +7,8 @@ gets that far.
 
 import pytest
 
+from redfile_common.tokens import TokenState
+
 ROUTES = [
     ("post", "/admin/users", {"username": "ann", "password": "pw"}),
     ("get", "/admin/users", None),
@@ -57,7 +59,7 @@ def test_a_non_admin_learns_nothing_about_the_input(client, token_for):
 
 
 def test_a_revoked_admin_token_is_401(app, client, as_admin):
-    app.extensions["test_redis"].set("rf:tokstate:root", "another-version")
+    app.extensions["test_redis"].set(TokenState.version_key("root"), "another-version")
     resp = client.get("/admin/users", headers=as_admin)
     assert resp.status_code == 401 and resp.get_json()["error"]["code"] == "token_revoked"
 

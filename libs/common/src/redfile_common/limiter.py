@@ -25,7 +25,15 @@ to ``wait`` seconds, then is refused with Retry-After 1.  A place is held at mos
 seconds, so a worker that dies mid-check cannot keep it.  Redis's clock (``TIME``) dates
 the places; Redis's TTLs end the windows.
 
-All keys of one attempt must be in one Redis slot if the service runs on Redis Cluster.
+One script touches one scope (``lua/limiter_take.lua``, ``lua/limiter_give.lua``), so the
+scopes of one attempt may live in different Redis Cluster slots; only a scope's own keys (and,
+for a slowing scope, the attempt's cooldown key) must share one.  Each scope is exact on its
+own: its count and its places change in one step.  Places are all or none: ``begin`` asks
+every scope in turn and gives back the places it took when any scope refuses; meanwhile such a
+place may make a concurrent check of that scope wait (``busy``), never admit one too many.
+``failed`` counts the failure scope by scope, in the attempt's order: a worker that dies
+between two scopes leaves the later ones' places held until their hold ends, uncounted.
+
 Redis errors are not caught: the check fails closed (503).
 """
 
@@ -107,15 +115,16 @@ class FailureLimiter:
             raise ValueError("an attempt concerns at least one scope")
         attempt = Attempt(secrets.token_hex(8), tuple(scopes), cooldown)
         deadline = time.monotonic() + self.wait
-        args = [attempt.id, self.hold, *(s.limit for s in scopes), *_kinds(scopes)]
         while True:
-            reply = self._scripts["limiter_begin"](keys=_keys(attempt), args=args)
-            verdict = reply[0].decode()
-            if verdict == "ok":
+            replies = [self._take(attempt, scope) for scope in scopes]
+            verdicts = [reply[0].decode() for reply in replies]
+            if all(v == "ok" for v in verdicts):
                 return attempt
-            if verdict in ("locked", "slowed"):
-                names = tuple(scopes[int(i) - 1].name for i in reply[2:])
-                raise Refused(names, max(int(reply[1]), 1), slowed=verdict == "slowed")
+            self._give_back(attempt, [s for s, v in zip(scopes, verdicts, strict=True) if v == "ok" and not s.slows])
+            for refusal in ("locked", "slowed"):
+                found = [(s.name, int(r[1])) for s, v, r in zip(scopes, verdicts, replies, strict=True) if v == refusal]
+                if found:
+                    raise Refused(tuple(n for n, _ in found), max(max(t for _, t in found), 1), slowed=refusal == "slowed")
             if time.monotonic() >= deadline:
                 raise Refused((), 1)
             time.sleep(random.uniform(0.01, 0.05))
@@ -133,11 +142,23 @@ class FailureLimiter:
         """The check ended without a verdict (an error): give the places up, count nothing."""
         self._end(attempt, failed=False)
 
+    def _take(self, attempt: Attempt, scope: Scope) -> list:
+        second = attempt.cooldown if scope.slows else scope.checks_key
+        keys = [scope.failures_key, *([second] if second else [])]
+        return self._scripts["limiter_take"](keys=keys, args=[attempt.id, self.hold, scope.limit, _kind(scope)])
+
+    def _give_back(self, attempt: Attempt, taken: Sequence[Scope]) -> None:
+        for scope in taken:
+            self._give(attempt, scope, failed=False, forget=False, ends_wait=False)
+
     def _end(self, attempt: Attempt, *, failed: bool, forget: Collection[str] = ()) -> list[int]:
-        scopes = attempt.scopes
-        flags = ["1" if s.name in forget else "0" for s in scopes]
-        args = [attempt.id, "1" if failed else "0", self.window, self.max_delay, *flags, *(s.limit for s in scopes), *_kinds(scopes)]
-        return [int(n) for n in self._scripts["limiter_end"](keys=_keys(attempt), args=args)]
+        ends_wait = bool(forget) and not failed
+        return [self._give(attempt, s, failed=failed, forget=s.name in forget, ends_wait=ends_wait) for s in attempt.scopes]
+
+    def _give(self, attempt: Attempt, scope: Scope, *, failed: bool, forget: bool, ends_wait: bool) -> int:
+        keys = [scope.failures_key, scope.checks_key, *([attempt.cooldown] if scope.slows and attempt.cooldown else [])]
+        args = [attempt.id, int(failed), self.window, self.max_delay, int(forget), scope.limit, _kind(scope), int(ends_wait)]
+        return int(self._scripts["limiter_give"](keys=keys, args=args))
 
 
 def client_id(addr: str | None) -> str:
@@ -157,10 +178,5 @@ def client_id(addr: str | None) -> str:
     return str(ip)
 
 
-def _keys(attempt: Attempt) -> list[str]:
-    keys = [key for s in attempt.scopes for key in (s.failures_key, s.checks_key)]
-    return [*keys, attempt.cooldown] if attempt.cooldown else keys
-
-
-def _kinds(scopes: Sequence[Scope]) -> list[str]:
-    return ["slow" if s.slows else "lock" for s in scopes]
+def _kind(scope: Scope) -> str:
+    return "slow" if scope.slows else "lock"

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 import jwt
+from redis.cluster import RedisCluster
 
 from .settings import SigningKey
 
@@ -26,6 +27,7 @@ ACCESS = "access"
 SERVICE = "service"
 MAX_SERVICE_TOKEN_TTL = 60
 LEEWAY_SECONDS = 5
+FAMILY_MARK = "~"  # starts every family id auth issues; one without it was issued before families had a hash tag
 
 
 class TokenError(Exception):
@@ -237,18 +239,27 @@ class TokenState:
     """Per-user token version and per-token denylist, kept in Redis.
 
     Key spaces (owner: auth writes, every service reads):
-      ``rf:tokstate:{username}``  string, the user's current token version; no TTL.
+      ``rf:tokstate:{<username>}``  string, the user's current token version; no TTL.
           Changed whenever the user's role, password or active flag changes, and
           deleted with the user, so their existing tokens fail on the next request.
-      ``rf:tokdeny:{jti}``        string "1", TTL = the token's remaining life;
+          In the user's slot (hash tag ``{<username>}``, with auth's user record).
+      ``rf:tokdeny:<jti>``        string "1", TTL = the token's remaining life;
           set on logout.
-      ``rf:tokdeny:family:{family}``  string "1", TTL = the access-token TTL (plus
+      ``rf:tokdeny:family:{<family>}``  string "1", TTL = the access-token TTL (plus
           leeway): the refresh family (one login) was revoked -- a reused refresh
           token, or logout with the refresh token -- so every access token minted
           from it (claim ``fam``) is refused.  A token without ``fam`` has no family.
+          In the family's slot (hash tag ``{<family>}``, with auth's family and its
+          refresh tokens), so a family's revocation denies it in the same step.  A family
+          id without ``FAMILY_MARK`` was issued by an earlier release, which denied it
+          under ``rf:tokdeny:family:<family>``: on a single Redis the check reads that key
+          too, in the same ``MGET`` (a Cluster holds no such family).
 
-    The check is one ``MGET`` of these keys (two or three), in the round trip every
-    request already makes: revoking a family costs verifiers nothing extra.
+    The check reads these keys (two or three) in one round trip, the one every request
+    already makes: one ``MGET`` on a single Redis; on Redis Cluster, where they sit in up
+    to three slots, one GET each in a pipeline, which the cluster client sends to their
+    nodes together and reads back in one wait.  Revoking a family costs verifiers nothing
+    extra.
 
     Failure mode: if Redis cannot be read the request fails (503): we do not
     let a possibly revoked token through.
@@ -260,26 +271,47 @@ class TokenState:
 
     def __init__(self, redis_client) -> None:
         self.redis = redis_client
+        self._cluster = isinstance(redis_client, RedisCluster)
+
+    @classmethod
+    def version_key(cls, username: str) -> str:
+        return cls.VERSION_PREFIX + "{" + username + "}"
+
+    @classmethod
+    def family_deny_key(cls, family: str) -> str:
+        return cls.FAMILY_DENY_PREFIX + "{" + family + "}"
 
     def check(self, claims: Claims, reads=None) -> list | None:
         """Raise ``TokenError("revoked")`` unless the token's version is current and it is not denied.
 
         ``reads``: a function that adds read commands to a pipeline.  They go in
-        the same round trip, after the check's ``MGET``, and their replies are
+        the same round trip, after the check's reads, and their replies are
         returned only when the check passed (else nothing of them is used).
         Reads only: a request's first read, not any write, may travel with the
         check (``login_required(reads=...)``).
         """
-        keys = [self.VERSION_PREFIX + claims.sub, self.DENY_PREFIX + claims.jti]
+        keys = [self.version_key(claims.sub), self.DENY_PREFIX + claims.jti]
         if claims.fam:
-            keys.append(self.FAMILY_DENY_PREFIX + claims.fam)
-        if reads is None:
+            keys.append(self.family_deny_key(claims.fam))
+            if not self._cluster and not claims.fam.startswith(FAMILY_MARK):
+                keys.append(self.FAMILY_DENY_PREFIX + claims.fam)  # a family from before the tags: its denial may be there
+        if reads is None and not self._cluster:
             (version, *denied), replies = self.redis.mget(*keys), None
         else:
             with self.redis.pipeline(transaction=False) as pipe:
-                pipe.mget(*keys)
-                reads(pipe)
-                (version, *denied), *replies = pipe.execute()
+                if self._cluster:
+                    for key in keys:
+                        pipe.get(key)
+                else:
+                    pipe.mget(*keys)
+                if reads is not None:
+                    reads(pipe)
+                results = pipe.execute()
+            if self._cluster:
+                (version, *denied), replies = results[: len(keys)], results[len(keys) :]
+            else:
+                (version, *denied), *replies = results
+            replies = replies if reads is not None else None
         if any(d is not None for d in denied):
             raise TokenError("revoked")
         if version is None or version.decode() != claims.ver:
@@ -289,18 +321,15 @@ class TokenState:
     # -- writers (auth only) -------------------------------------------------
     def bump(self, username: str, pipe=None) -> str:
         version = secrets.token_hex(8)
-        (pipe or self.redis).set(self.VERSION_PREFIX + username, version)
+        (pipe or self.redis).set(self.version_key(username), version)
         return version
 
     def current(self, username: str) -> str | None:
-        raw = self.redis.get(self.VERSION_PREFIX + username)
+        raw = self.redis.get(self.version_key(username))
         return raw.decode() if raw is not None else None
 
     def forget(self, username: str, pipe=None) -> None:
-        (pipe or self.redis).delete(self.VERSION_PREFIX + username)
-
-    def family_deny_key(self, family: str) -> str:
-        return self.FAMILY_DENY_PREFIX + family
+        (pipe or self.redis).delete(self.version_key(username))
 
     def deny_family(self, family: str, access_ttl: int, pipe=None) -> None:
         """Refuse every access token minted from ``family`` for as long as one of them can live."""

@@ -8,6 +8,7 @@ import redis
 
 from redfile_auth.accounts.bootstrap import bootstrap_admins
 from redfile_auth.accounts.service import Users
+from redfile_auth.migration import migrate
 from redfile_auth.passwords import Passwords
 from redfile_auth.sessions.limits import LoginLimits
 from redfile_auth.sessions.service import Sessions
@@ -29,6 +30,7 @@ class AuthDomain:
     audit: AuditLog | None = None
 
     def bootstrap(self) -> bool:
+        migrate(self.store.redis)  # keys of an earlier layout first: the admins below are looked up under the new names
         return bootstrap_admins(
             self.users, self.settings.admin_users, self.settings.admin_password, development=self.settings.development, audit=self.audit
         )

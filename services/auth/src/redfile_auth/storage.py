@@ -1,44 +1,21 @@
 """Redis storage of the auth service: the only module of auth that talks to Redis.
 
-Key spaces (owner: auth; no hash tags: auth expects one Redis primary, not Redis Cluster):
+Its keys and their hash tags are named in ``keys``.  It also writes ``rf:tokstate:{<username>}``
+(user slot) in the same MULTI as the user change, ``rf:tokdeny:<jti>`` through the shared ``TokenState`` (see redfile_common.tokens), and
+``rf:tokdeny:family:{<family>}`` (family slot) in the same step as a family's revocation
+(``rotate_refresh`` on reuse, ``revoke_family``), so the family's access tokens end with it.
 
-``auth:user:{username}``            hash, no TTL: id (the account's immutable id: 128 random
-                                    bits, hex, never reused; a re-created name gets a new one),
-                                    username, password_hash, role ("admin"/"user"), active
-                                    ("1"/"0"), created_at, updated_at
-``auth:users``                      sorted set, no TTL: every username with score 0, so
-                                    ZRANGEBYLEX lists them in name order for cursor paging
-``auth:refresh:{sha256(token)}``    hash, TTL = REFRESH_TOKEN_TTL: username, family, version
-                                    (token version when issued), used ("0"/"1").  Only the
-                                    hash of a refresh token is stored; a used token stays
-                                    until it expires so that its reuse can be detected
-``auth:family:{family}``            hash, TTL = REFRESH_TOKEN_TTL, renewed by each rotation:
-                                    username, created_at.  The family (one login's chain of
-                                    refresh tokens) is alive while this key exists
-``auth:user-families:{username}``   set, TTL = REFRESH_TOKEN_TTL, renewed by each login and
-                                    rotation: the user's family ids, to revoke them all
-``auth:ratelimit:user:{username}``  string counter, TTL = LOGIN_FAILURE_WINDOW from the first
-``auth:ratelimit:pair:{username}:{client}``  failure: failed logins per username (all
-``auth:ratelimit:ip:{client}``      clients), per username and client, per client
-``auth:ratelimit:checking:pair:{username}:{client}``  sorted set, TTL = the hold (60 s),
-``auth:ratelimit:checking:ip:{client}``  renewed: the password checks in flight (attempt id
-                                    -> until when it holds its place, unix s)
-``auth:ratelimit:wait:{username}:{client}``  string, TTL = the client's delay: past the
-                                    username's ceiling, how long this client still waits.
-                                    These are written by ``redfile_common.limiter``
-                                    (``login_scopes``); ``{client}`` is ``limiter.client_id``
-
-It also writes ``rf:tokstate:{username}`` and ``rf:tokdeny:{jti}`` through the shared
-``TokenState`` (see redfile_common.tokens), in the same MULTI as the user change, and
-``rf:tokdeny:family:{family}`` in the same step as a family's revocation (``rotate_refresh``
-on reuse, ``revoke_family``), so the family's access tokens end with it.
-
-Contract:
-* ``create_user`` writes nothing and returns None when the name is taken (WATCH/MULTI).
-* ``update_user`` and ``delete_user`` change the record, the token version and the
-  user's refresh families in one MULTI, so no session outlives the change.
-* ``rotate_refresh`` is one Lua script (lua/rotate_refresh.lua): the presented token is marked used and its
-  successor written, or, when it was already used, the whole family is revoked.
+Contract (no command, MULTI or script touches two slots; the steps across slots are ordered so
+that a crash between two leaves a state the next operation repairs, docs/architecture.md):
+* ``create_user`` writes nothing in the user slot and returns None when the name is taken
+  (WATCH/MULTI); the name is indexed first (``auth:users``), the record second.
+* ``update_user`` and ``delete_user`` change the record, the token version and the user's
+  families index in one MULTI (user slot), so no session outlives the change; the families'
+  own keys go after (a family left by a crash fails its next rotation on the version check).
+  ``delete_user`` unindexes the name after the MULTI.
+* ``rotate_refresh`` is one Lua script in the family slot (lua/rotate_refresh.lua): the presented
+  token is marked used and its successor written, or, when it was already used, the whole family
+  is revoked; the user's families index follows.
 * Failure mode: Redis errors are not caught here.  They reach the shared error
   handler (503), so login and its rate limiting fail closed: no Redis, no login.
 """
@@ -49,41 +26,27 @@ import secrets
 from dataclasses import dataclass, field, replace
 
 import redis
+from redis.cluster import RedisCluster
 
-from redfile_common.limiter import Scope
+from redfile_auth.keys import (
+    FAMILY,
+    FAMILY_SEPARATOR,
+    REFRESH,
+    USER,
+    USER_FAMILIES,
+    USERS,
+    families_key,
+    family_key,
+    login_scopes,
+    refresh_family,
+    refresh_key,
+    user_key,
+)
 from redfile_common.lua_scripts import Scripts
 from redfile_common.redis_client import transaction
-from redfile_common.tokens import LEEWAY_SECONDS, Claims, TokenState
+from redfile_common.tokens import FAMILY_MARK, LEEWAY_SECONDS, Claims, TokenState
 
-USER = "auth:user:"
-USERS = "auth:users"
-REFRESH = "auth:refresh:"
-FAMILY = "auth:family:"
-USER_FAMILIES = "auth:user-families:"
-RATE_USER = "auth:ratelimit:user:"
-RATE_PAIR = "auth:ratelimit:pair:"
-RATE_IP = "auth:ratelimit:ip:"
-CHECKING_USER = "auth:ratelimit:checking:user:"  # named for the limiter's layout; a slowing scope writes none
-CHECKING_PAIR = "auth:ratelimit:checking:pair:"
-CHECKING_IP = "auth:ratelimit:checking:ip:"
-WAIT = "auth:ratelimit:wait:"
-
-
-def login_scopes(username: str | None, client: str, *, per_client: int, per_user: int, per_ip: int) -> tuple[list[Scope], str | None]:
-    """The failure limiter's scopes of one login, and the client's cooldown key on the username.
-
-    The username (when it can be one) slows past ``per_user``; the (username, client) pair and the
-    client lock at ``per_client`` and ``per_ip``.  ``client`` is ``limiter.client_id`` of the address.
-    """
-    ip = Scope("ip", RATE_IP + client, CHECKING_IP + client, per_ip)
-    if not username:
-        return [ip], None
-    pair = f"{username}:{client}"
-    return [
-        Scope("user", RATE_USER + username, CHECKING_USER + username, per_user, slows=True),
-        Scope("client", RATE_PAIR + pair, CHECKING_PAIR + pair, per_client),
-        ip,
-    ], WAIT + pair
+__all__ = ["FAMILY", "REFRESH", "USER", "USER_FAMILIES", "AuthStore", "Rotation", "UserRecord", "login_scopes", "refresh_family"]
 
 
 @dataclass(frozen=True)
@@ -151,30 +114,32 @@ class AuthStore:
         self.redis = client
         self.token_state = token_state
         self._scripts = Scripts(client, "redfile_auth")
+        # a refresh token issued before tokens named their family is stored outside its family's slot
+        self.legacy_refresh = not isinstance(client, RedisCluster)
 
     # -- users ---------------------------------------------------------------
     def create_user(self, record: UserRecord) -> str | None:
         """Store a new user and give it a token version; None if the name is taken."""
-        key = USER + record.username
+        key = user_key(record.username)
+        self.redis.zadd(USERS, {record.username: 0})  # first: a name indexed without a record is skipped by readers
 
         def txn(pipe) -> str | None:
             if pipe.exists(key):
                 return None
             pipe.multi()
             pipe.hset(key, mapping=record.to_redis())
-            pipe.zadd(USERS, {record.username: 0})
             return self.token_state.bump(record.username, pipe)
 
         return transaction(self.redis, txn, key)
 
     def get_user(self, username: str) -> UserRecord | None:
-        return UserRecord.from_redis(_text(self.redis.hgetall(USER + username)))
+        return UserRecord.from_redis(_text(self.redis.hgetall(user_key(username))))
 
     def ensure_id(self, record: UserRecord) -> UserRecord:
         """The record with its immutable id, giving one to a record stored before ids existed (the first one given stays)."""
         if record.id:
             return record
-        key = USER + record.username
+        key = user_key(record.username)
 
         def txn(pipe) -> str:
             if not pipe.exists(key):
@@ -190,10 +155,10 @@ class AuthStore:
         return replace(record, id=transaction(self.redis, txn, key))
 
     def user_and_version(self, username: str) -> tuple[UserRecord | None, str | None]:
-        """The record and the current token version, read in one MULTI (a consistent pair)."""
+        """The record and the current token version, read in one MULTI (a consistent pair: one slot)."""
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(USER + username)
-            pipe.get(TokenState.VERSION_PREFIX + username)
+            pipe.hgetall(user_key(username))
+            pipe.get(TokenState.version_key(username))
             raw, version = pipe.execute()
         return UserRecord.from_redis(_text(raw)), version.decode() if version is not None else None
 
@@ -205,7 +170,7 @@ class AuthStore:
         names = self.redis.zrangebylex(USERS, f"({after}" if after else "-", "+", start=0, num=limit + 1)
         with self.redis.pipeline(transaction=False) as pipe:
             for name in names[:limit]:
-                pipe.hgetall(USER + _str(name))
+                pipe.hgetall(user_key(_str(name)))
             raws = pipe.execute()
         records = [r for r in (UserRecord.from_redis(_text(raw)) for raw in raws) if r is not None]
         return records, len(names) > limit
@@ -213,11 +178,12 @@ class AuthStore:
     def update_user(self, username: str, updates: dict[str, str], now: str) -> tuple[UserRecord, str | None] | None:
         """Apply the fields of ``updates`` that differ from the stored ones.
 
-        When anything changed: bump the token version and revoke every refresh
-        family of the user in the same MULTI.  Returns (record, new version or
-        None when nothing changed), or None when there is no such user.
+        When anything changed: bump the token version and drop the user's families index in
+        the same MULTI, then end those families.  Returns (record, new version or None when
+        nothing changed), or None when there is no such user.
         """
-        key, families_key = USER + username, USER_FAMILIES + username
+        key, index = user_key(username), families_key(username)
+        ended: list[str] = []
 
         def txn(pipe):
             current = _text(pipe.hgetall(key))
@@ -226,19 +192,22 @@ class AuthStore:
             diff = {k: v for k, v in updates.items() if current.get(k) != v}
             if not diff:
                 return UserRecord.from_redis(current), None
-            families = pipe.smembers(families_key)
+            ended[:] = [_str(f) for f in pipe.smembers(index)]
             diff["updated_at"] = now
             pipe.multi()
             pipe.hset(key, mapping=diff)
             version = self.token_state.bump(username, pipe)
-            self._revoke_all(pipe, username, families)
+            pipe.delete(index)
             return UserRecord.from_redis({**current, **diff}), version
 
-        return transaction(self.redis, txn, key, families_key)
+        result = transaction(self.redis, txn, key, index)
+        if result is not None and result[1] is not None:
+            self._end_families(ended)
+        return result
 
     def replace_password_hash(self, username: str, old_hash: str, new_hash: str) -> bool:
         """Swap in a rehash of the same password, unless the hash changed meanwhile."""
-        key = USER + username
+        key = user_key(username)
 
         def txn(pipe) -> bool:
             if pipe.hget(key, "password_hash") != old_hash.encode():
@@ -250,25 +219,34 @@ class AuthStore:
         return transaction(self.redis, txn, key)
 
     def delete_user(self, username: str) -> bool:
-        """Remove the user, its token version and its refresh families; False if absent."""
-        key, families_key = USER + username, USER_FAMILIES + username
+        """Remove the user, its token version and its refresh families; False if absent.
+
+        The name leaves the index after the record, also when the record is already gone
+        (a deletion that stopped between the two is finished by the next one)."""
+        key, index = user_key(username), families_key(username)
+        ended: list[str] = []
 
         def txn(pipe) -> bool:
             if not pipe.exists(key):
                 return False
-            families = pipe.smembers(families_key)
+            ended[:] = [_str(f) for f in pipe.smembers(index)]
             pipe.multi()
-            pipe.delete(key)
-            pipe.zrem(USERS, username)
+            pipe.delete(key, index)
             self.token_state.forget(username, pipe)
-            self._revoke_all(pipe, username, families)
             return True
 
-        return transaction(self.redis, txn, key, families_key)
+        deleted = transaction(self.redis, txn, key, index)
+        self.redis.zrem(USERS, username)
+        self._end_families(ended)
+        return deleted
 
-    @staticmethod
-    def _revoke_all(pipe, username: str, families) -> None:
-        pipe.delete(USER_FAMILIES + username, *(FAMILY + f.decode() for f in families))
+    def _end_families(self, families: list[str]) -> None:
+        """Delete the families' keys, each in its own slot (their access tokens already fail on the version)."""
+        if families:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for family in families:
+                    pipe.delete(family_key(family))
+                pipe.execute()
 
     # -- access tokens -------------------------------------------------------
     def new_version(self, username: str) -> str:
@@ -281,38 +259,63 @@ class AuthStore:
     @staticmethod
     def new_family() -> str:
         """A new refresh family's id: known before its first access token is minted (claim ``fam``)."""
-        return secrets.token_urlsafe(16)
+        return FAMILY_MARK + secrets.token_urlsafe(16)
+
+    @staticmethod
+    def new_refresh_token(family: str) -> str:
+        """A refresh token of ``family``: the family, then 256 random bits."""
+        return f"{family}{FAMILY_SEPARATOR}{secrets.token_urlsafe(32)}"
 
     def start_family(self, family: str, username: str, token_hash: str, version: str, ttl: int, now: str) -> str:
-        """Open the refresh family ``family`` (``new_family``) for a login with its first token; returns its id."""
+        """Open the refresh family ``family`` (``new_family``) for a login with its first token; returns its id.
+
+        The user's families index first (user slot), the family and its token second (family
+        slot): a crash between leaves an id in the index with no family, which revoking skips."""
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(FAMILY + family, mapping={"username": username, "created_at": now})
-            pipe.expire(FAMILY + family, ttl)
-            pipe.sadd(USER_FAMILIES + username, family)
-            pipe.expire(USER_FAMILIES + username, ttl)
-            pipe.hset(REFRESH + token_hash, mapping={"username": username, "family": family, "version": version, "used": "0"})
-            pipe.expire(REFRESH + token_hash, ttl)
+            pipe.sadd(families_key(username), family)
+            pipe.expire(families_key(username), ttl)
+            pipe.execute()
+        token = refresh_key(token_hash, family)
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(family_key(family), mapping={"username": username, "created_at": now})
+            pipe.expire(family_key(family), ttl)
+            pipe.hset(token, mapping={"username": username, "family": family, "version": version, "used": "0"})
+            pipe.expire(token, ttl)
             pipe.execute()
         return family
 
-    def peek_refresh(self, token_hash: str) -> tuple[str, str] | None:
-        """(username, family) of a stored refresh token, used or not."""
-        username, family = self.redis.hmget(REFRESH + token_hash, "username", "family")
-        if username is None or family is None:
+    def peek_refresh(self, token_hash: str, family: str | None) -> tuple[str, str] | None:
+        """(username, family) of a stored refresh token, used or not; ``family``: the one the token names."""
+        if family is None and not self.legacy_refresh:
             return None
-        return _str(username), _str(family)
+        username, stored = self.redis.hmget(refresh_key(token_hash, family), "username", "family")
+        if username is None or stored is None or (family is not None and _str(stored) != family):
+            return None
+        return _str(username), _str(stored)
 
-    def rotate_refresh(self, old_hash: str, new_hash: str, username: str, family: str, ttl: int, access_ttl: int) -> Rotation:
-        """``access_ttl``: on reuse the family's access tokens are denied that long (``TokenState.deny_family``)."""
-        keys = [REFRESH + old_hash, REFRESH + new_hash, FAMILY + family, USER_FAMILIES + username, self.token_state.family_deny_key(family)]
+    def rotate_refresh(
+        self, old_hash: str, new_hash: str, username: str, family: str, ttl: int, access_ttl: int, *, legacy: bool = False
+    ) -> Rotation:
+        """``access_ttl``: on reuse the family's access tokens are denied that long (``TokenState.deny_family``).
+
+        ``legacy``: the presented token is one issued before tokens named their family (single Redis only).
+        The family slot's script first, the user's families index after."""
+        old = refresh_key(old_hash, None if legacy else family)
+        keys = [old, refresh_key(new_hash, family), family_key(family), self.token_state.family_deny_key(family)]
         result = self._scripts["rotate_refresh"](keys=keys, args=[username, family, ttl, access_ttl + LEEWAY_SECONDS])
         status = result[0].decode()
+        if status == "ok":
+            self.redis.expire(families_key(username), ttl)
+        elif status == "reuse":
+            self.redis.srem(families_key(username), family)
         return Rotation(status, result[1].decode() if len(result) > 1 else None)
 
     def revoke_family(self, username: str, family: str, access_ttl: int) -> None:
-        """End the family: its refresh tokens, and its access tokens for the ``access_ttl`` they can live."""
+        """End the family: its refresh tokens, and its access tokens for the ``access_ttl`` they can live.
+
+        The family slot first (the family and its denial in one MULTI), the user's index after."""
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(FAMILY + family)
-            pipe.srem(USER_FAMILIES + username, family)
+            pipe.delete(family_key(family))
             self.token_state.deny_family(family, access_ttl, pipe)
             pipe.execute()
+        self.redis.srem(families_key(username), family)

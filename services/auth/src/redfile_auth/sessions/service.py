@@ -23,13 +23,12 @@ says ``<unknown>``): it may be a password typed into the wrong box.
 from __future__ import annotations
 
 import hashlib
-import secrets
 from dataclasses import dataclass
 
 from redfile_auth.accounts.service import utc_now
 from redfile_auth.passwords import Passwords
 from redfile_auth.sessions.limits import LoginLimits
-from redfile_auth.storage import AuthStore, UserRecord
+from redfile_auth.storage import AuthStore, UserRecord, refresh_family
 from redfile_auth.validation import is_valid_username, normalise_username, require_password
 from redfile_common.audit import NullAuditLog
 from redfile_common.errors import ApiError
@@ -124,14 +123,16 @@ class Sessions:
         return pair
 
     def refresh(self, refresh_token: str) -> TokenPair:
-        old_hash = token_hash(refresh_token)
-        owner = self.store.peek_refresh(old_hash)
+        old_hash, named = token_hash(refresh_token), refresh_family(refresh_token)
+        owner = self.store.peek_refresh(old_hash, named)
         if owner is None:
             self.metrics.refresh("invalid")
             raise ApiError("invalid_token")
         username, family = owner
-        new_token = secrets.token_urlsafe(32)
-        rotation = self.store.rotate_refresh(old_hash, token_hash(new_token), username, family, self.refresh_ttl, self.access_ttl)
+        new_token = self.store.new_refresh_token(family)
+        rotation = self.store.rotate_refresh(
+            old_hash, token_hash(new_token), username, family, self.refresh_ttl, self.access_ttl, legacy=named is None
+        )
         if rotation.status == "reuse":
             self.metrics.refresh("reuse")
             self.events.emit("refresh_token_reuse", username=username, family=family)
@@ -159,7 +160,7 @@ class Sessions:
     def _end_family(self, claims: Claims, refresh_token: str | None) -> bool:
         if not refresh_token:
             return False
-        owner = self.store.peek_refresh(token_hash(refresh_token))
+        owner = self.store.peek_refresh(token_hash(refresh_token), refresh_family(refresh_token))
         if owner is None:
             return False
         username, family = owner
@@ -208,6 +209,6 @@ class Sessions:
     def _issue(self, record: UserRecord, version: str) -> TokenPair:
         family = self.store.new_family()
         access, _ = self._mint_access(record, version, family)
-        refresh = secrets.token_urlsafe(32)
+        refresh = self.store.new_refresh_token(family)
         self.store.start_family(family, record.username, token_hash(refresh), version, self.refresh_ttl, utc_now())
         return TokenPair(access, refresh, self.access_ttl)
