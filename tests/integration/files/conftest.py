@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from redfile_dev.testing import auth_header, redis_state, service_token, settings_overrides, user_account, user_token
+from redfile_dev.testing import auth_header, connections_in_use, redis_state, service_token, settings_overrides, user_account, user_token
 from redfile_files import create_app
 from redfile_files.domain import FilesDomain, files_domain
 from redfile_files.storage import keys
@@ -208,4 +208,4 @@ def tus(request, app, client, redis_client, monkeypatch) -> Iterator[Tus]:
         monkeypatch.setattr(tus_appender, "SEND_AHEAD_MIN", 1)
     yield Tus(client)
     assert list(redis_client.scan_iter(match="files:{*}:s:*", count=1000)) == []
-    assert not app.extensions["redfile"].redis.connection_pool._in_use_connections  # redis-py keeps no public count
+    assert connections_in_use(app.extensions["redfile"].redis) == 0

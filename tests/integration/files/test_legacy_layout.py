@@ -1,8 +1,14 @@
 """Files and uploads stored before chunks spread (no ``layout`` field, chunks at ``files:{<id>}:c:<index>``) keep working."""
 
+import pytest
+
 from redfile_files.storage import keys
 
 from .conftest import chunk_at
+
+# The layout before chunks spread was only ever written on one server (its scripts touched a file's chunks
+# from its slot); a cluster never holds it.
+pytestmark = pytest.mark.topology("standalone", "sentinel")
 
 
 def to_legacy(r, fid: str, hash_key: str, n: int) -> list[str]:

@@ -128,10 +128,11 @@ def test_unsharing_by_the_name_as_typed_when_sharing_works(api, client, alice, b
 
 def test_sharing_with_an_account_deleted_during_the_look_up_is_a_404(api, client, alice, redis_client, monkeypatch):
     """auth read the name, then the account was gone before it had an id: user_not_found, not a 502."""
+    from redfile_auth.keys import user_key
     from redfile_auth.storage import AuthStore
 
     user_account(redis_client, "carol")
-    redis_client.hdel("auth:user:carol", "id")  # stored before ids: auth gives it one when asked
+    redis_client.hdel(user_key("carol"), "id")  # stored before ids: auth gives it one when asked
     read = AuthStore.get_user
 
     def read_then_deleted(self, username):

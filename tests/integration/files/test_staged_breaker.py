@@ -10,11 +10,12 @@ import io
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from redfile_common.breaker import CLOSED, OPEN, BreakerOpen, CircuitBreaker
 from redfile_common.redis_topology import make_redis
 from redfile_common.settings import ServiceSettings
-from redfile_dev.testing import make_settings
+from redfile_dev.testing import connections_made, make_settings
 from redfile_files.storage.staged import StagedChunk
 
 from .conftest import dump
@@ -56,9 +57,10 @@ def force_open(breaker: CircuitBreaker) -> None:
 
 def test_an_open_breaker_refuses_a_staged_set_before_it_takes_a_connection(guarded, breaker, redis_client):
     force_open(breaker)
+    made = connections_made(guarded)  # a cluster client has connected to learn the slots
     with pytest.raises(BreakerOpen):
         StagedChunk(guarded, "staged", SIZE).__enter__()
-    assert guarded.connection_pool._created_connections == 0  # redis-py keeps no public count
+    assert connections_made(guarded) == made
     assert redis_client.exists("staged") == 0
 
 
@@ -73,9 +75,10 @@ def test_a_staged_set_stops_once_the_breaker_opens_and_stores_nothing(guarded, b
 def test_a_staged_set_whose_connection_fails_counts_against_redis(guarded, breaker, redis_client):
     staged = StagedChunk(guarded, "staged", SIZE).__enter__()
     staged.write(b"a" * 1024)
-    for c in redis_client.client_list():
+    on = {"target_nodes": redis_client.get_node_from_key("staged")} if isinstance(redis_client, RedisCluster) else {}
+    for c in redis_client.client_list(**on):
         if c["name"] == "redfile-files":
-            redis_client.client_kill_filter(_id=c["id"])
+            redis_client.client_kill_filter(_id=c["id"], **on)
     with pytest.raises(redis.exceptions.ConnectionError):
         staged.write(b"b" * (SIZE - 1024))
         staged.finish()

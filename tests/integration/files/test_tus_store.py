@@ -3,6 +3,7 @@
 import pytest
 
 from redfile_common.errors import ApiError
+from redfile_dev.testing import connections_in_use
 from redfile_files.checksums import part_of
 from redfile_files.storage import keys
 from redfile_files.storage.files import FileStore
@@ -152,7 +153,7 @@ def test_a_refused_append_removes_the_bytes_sent_ahead_and_changes_nothing(store
             staged=staged_write(store, key, b"efgh"),
         )
     assert dump(redis_client) == before
-    assert not store.redis.connection_pool._in_use_connections
+    assert connections_in_use(store.redis) == 0
 
 
 def test_an_abandoned_write_stores_nothing_and_frees_its_connection(store, redis_client):
@@ -162,7 +163,7 @@ def test_an_abandoned_write_stores_nothing_and_frees_its_connection(store, redis
     staged.abandon()
     staged.abandon()  # twice is fine
     assert dump(redis_client) == before
-    assert not store.redis.connection_pool._in_use_connections
+    assert connections_in_use(store.redis) == 0
     store.redis.ping()  # the pool's connections are in step
 
 
@@ -195,12 +196,12 @@ def test_an_append_sent_without_waiting_is_in_place_once_read_while_the_next_chu
     first, second = keys.tus_staging(ID, 0, token, 0), keys.tus_staging(ID, 1, token, 1)
     pending = append_later(store, 0, 4, [Segment(0, part_of(b"abcd"), staged_key=first)], staged_write(store, (token, 0), b"abcd"))
     following = staged_write(store, (token, 1), b"efgh")  # the next chunk streams while the first's replies are read
-    assert following._conn is not None and len(store.redis.connection_pool._in_use_connections) >= 1
+    assert following._conn is not None and connections_in_use(store.redis) >= 1
     assert pending.result().deadline > 0
     assert redis_client.hget(keys.upload(ID), "received_bytes") == b"4"
     append(store, 4, 8, [Segment(1, part_of(b"efgh"), staged_key=second)], staged=following)
     assert [redis_client.get(chunk_at(redis_client, ID, i)) for i in (0, 1)] == [b"abcd", b"efgh"]
-    assert not store.redis.connection_pool._in_use_connections
+    assert connections_in_use(store.redis) == 0
     assert list(redis_client.scan_iter(match="files:{*}:s:*")) == []
 
 
@@ -214,7 +215,7 @@ def test_an_append_sent_without_waiting_and_refused_raises_when_read_and_changes
         pending.result()
     assert refused.value.offset == 0
     assert dump(redis_client) == before  # the bytes sent ahead were removed with the refusal
-    assert not store.redis.connection_pool._in_use_connections
+    assert connections_in_use(store.redis) == 0
 
 
 def test_a_script_redis_forgot_is_loaded_again_when_the_append_was_sent_without_waiting(store, redis_client):
@@ -225,4 +226,4 @@ def test_a_script_redis_forgot_is_loaded_again_when_the_append_was_sent_without_
     )
     pending.result()
     assert redis_client.get(chunk_at(redis_client, ID, 0)) == b"abcd"
-    assert not store.redis.connection_pool._in_use_connections
+    assert connections_in_use(store.redis) == 0

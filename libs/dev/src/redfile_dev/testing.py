@@ -337,6 +337,24 @@ def gunicorn(tmp_path):
         proc.stop()
 
 
+def _pools(client) -> list:
+    """The connection pools of ``client``: its one, or each node's of a cluster client."""
+    from redis.cluster import RedisCluster
+
+    if isinstance(client, RedisCluster):
+        return [node.redis_connection.connection_pool for node in client.get_nodes() if node.redis_connection is not None]
+    return [client.connection_pool]
+
+
+def connections_in_use(client) -> int:
+    """Connections ``client``'s pools have handed out and not had back (redis-py keeps no public count)."""
+    return sum(len(pool._in_use_connections) for pool in _pools(client))
+
+
+def connections_made(client) -> int:
+    return sum(pool._created_connections for pool in _pools(client))
+
+
 def redis_state(r: redis.Redis, skip=lambda key: False) -> dict:
     """Every key (but those ``skip(key)``): its type, value and whether it expires.
 

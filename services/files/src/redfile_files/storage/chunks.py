@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 
 from redfile_common.errors import ApiError
 from redfile_common.lua_scripts import Scripts
@@ -84,8 +85,10 @@ class ChunkStore:
         """``place`` for each (staging, key), pipelined; raises ``service_unavailable`` if any staged bytes are gone
         (after every other one is in place)."""
         script = self.scripts["chunk_place"]
-        results = []
-        for start in range(0, len(moves), BATCH):
+        results: list = []
+        if isinstance(self.redis, RedisCluster):  # redis-py's cluster pipeline refuses scripts: one call each
+            results = [script(keys=[staging, key], args=[self.ttl_ms]) for staging, key in moves]
+        for start in range(0, len(moves) if not results else 0, BATCH):
             with self.redis.pipeline(transaction=False) as pipe:
                 for staging, key in moves[start : start + BATCH]:
                     script(keys=[staging, key], args=[self.ttl_ms], client=pipe)

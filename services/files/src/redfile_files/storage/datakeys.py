@@ -4,7 +4,8 @@ The walk SCANs (``TYPE hash``, a page at a time: bounded memory, never ``KEYS``)
 ``files:{<id>}:meta`` and ``files:{<id>}:upload`` and reads their ``dek`` fields in one pipeline a
 page.  ``swap`` is a compare-and-set in the id's slot: the field changes only if it still holds
 what was read; a hash that is gone is never recreated, and nothing else of it (nor its TTL) is
-touched.  On a Redis Cluster the SCAN would be needed on every primary; Redfile runs on one.
+touched.  On a Redis Cluster the walk SCANs each primary in turn (in the order of their names), and
+its cursor names the primary too (``NODE_SPAN``): a progress line's cursor resumes it there.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import redis
+from redis.cluster import RedisCluster
 
 from redfile_common.lua_scripts import Scripts
 from redfile_files.storage import keys
 from redfile_files.storage.records import text
 
 _SUFFIXES = (b":meta", b":upload")
+# A cluster walk's cursor: the primary's place in the walk times this, plus that primary's SCAN cursor
+# (a SCAN cursor stays below the size of the node's hash table, far below 2**48).
+NODE_SPAN = 2**48
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,7 @@ class DataKeys:
     def pages(self, cursor: int, count: int) -> Iterator[Page]:
         """The walk from ``cursor`` (0: the start) to its end, a SCAN page at a time."""
         while True:
-            cursor, found = self.redis.scan(cursor, match=keys.FILE_OR_UPLOAD_HASHES, count=count, _type="hash")
+            cursor, found = self._scan(cursor, count)
             names = [k if isinstance(k, bytes) else k.encode() for k in found]
             targets = [k for k in names if k.endswith(_SUFFIXES)]
             wrapped: list = []
@@ -54,6 +59,19 @@ class DataKeys:
             yield Page(int(cursor), [DataKey(k, _file_id(k), None if w is None else text(w)) for k, w in zip(targets, wrapped)])
             if int(cursor) == 0:
                 return
+
+    def _scan(self, cursor: int, count: int) -> tuple[int, list]:
+        if not isinstance(self.redis, RedisCluster):
+            return self.redis.scan(cursor, match=keys.FILE_OR_UPLOAD_HASHES, count=count, _type="hash")
+        primaries = sorted(self.redis.get_primaries(), key=lambda node: node.name)
+        index, at = divmod(cursor, NODE_SPAN)
+        if index >= len(primaries):
+            return 0, []
+        answer = self.redis.scan(at, match=keys.FILE_OR_UPLOAD_HASHES, count=count, _type="hash", target_nodes=primaries[index])
+        at, found = next(iter(answer.values())) if isinstance(answer, dict) else answer
+        if int(at) != 0:
+            return index * NODE_SPAN + int(at), found
+        return (0 if index + 1 == len(primaries) else (index + 1) * NODE_SPAN), found
 
     def read(self, key: bytes) -> str | None:
         raw = self.redis.hget(key, "dek")
