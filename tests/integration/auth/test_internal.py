@@ -178,7 +178,7 @@ def test_an_account_deleted_while_it_is_given_its_id_is_not_found(client, svc, r
     from redfile_auth.storage import AuthStore
 
     assert client.post("/internal/users", json={"username": "erin", "password": "password-123"}, headers=svc).status_code == 201
-    redis_client.hdel("auth:user:erin", "id")
+    redis_client.hdel("auth:user:{erin}", "id")
     read = AuthStore.get_user
 
     def read_then_deleted(self, username):

@@ -79,7 +79,7 @@ def admin_exists(redis_env: dict[str, str], username: str) -> bool:
     When Redis cannot say (a REDIS_URL whose user may not read auth's keys), it counts as existing:
     the banner then claims no password it cannot vouch for.
     """
-    from redfile_auth.storage import USER
+    from redfile_auth.keys import USER, user_key
     from redfile_auth.validation import normalise_username
 
     try:
@@ -88,7 +88,9 @@ def admin_exists(redis_env: dict[str, str], username: str) -> bool:
         say(f"could not tell whether admin {username!r} exists ({type(exc).__name__})")
         return True
     try:
-        return bool(client.exists(USER + normalise_username(username)))
+        name = normalise_username(username)
+        # its key, or the one of a release before keys carried hash tags (auth renames it when it starts)
+        return bool(client.exists(user_key(name))) or bool(client.exists(USER + name))
     except redis.RedisError as exc:
         say(f"could not tell whether admin {username!r} exists ({type(exc).__name__})")
         return True
