@@ -68,7 +68,8 @@ class DataKeys:
         if index >= len(primaries):
             return 0, []
         answer = self.redis.scan(at, match=keys.FILE_OR_UPLOAD_HASHES, count=count, _type="hash", target_nodes=primaries[index])
-        at, found = next(iter(answer.values())) if isinstance(answer, dict) else answer
+        cursors, found = answer  # redis-py's cluster SCAN answers ({node: cursor}, keys)
+        at = next(iter(cursors.values())) if isinstance(cursors, dict) else cursors
         if int(at) != 0:
             return index * NODE_SPAN + int(at), found
         return (0 if index + 1 == len(primaries) else (index + 1) * NODE_SPAN), found
