@@ -33,6 +33,7 @@ def observed(redis_url):
     client.close()
 
 
+@pytest.mark.topology("standalone", "sentinel")  # counts one server's MULTI/EXEC; a cluster transaction sends its own
 def test_commands_pipelines_scripts_and_errors_are_timed(observed, redis_client):
     client, value = observed
     redis_client.script_flush()  # another test may have loaded the same script into this Redis

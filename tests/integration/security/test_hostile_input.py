@@ -48,7 +48,7 @@ from werkzeug.serving import make_server
 from redfile_auth.domain import AuthDomain
 from redfile_common.app import domain_of
 from redfile_common.errors import CATALOGUE
-from redfile_dev.testing import ServiceProcess, auth_header, service_token, settings_overrides, user_token
+from redfile_dev.testing import ServiceProcess, auth_header, restore_state, service_token, settings_overrides, user_token
 
 from .cluster_aware import connect, flush
 
@@ -76,11 +76,7 @@ def snapshot(r: redis.Redis) -> list[tuple[bytes, int, bytes]]:
 
 
 def restore(r: redis.Redis, state) -> None:
-    pipe = r.pipeline(transaction=False)
-    pipe.flushall()
-    for key, ttl, value in state:
-        pipe.restore(key, ttl, value, replace=True)
-    pipe.execute()
+    restore_state(r, state)
 
 
 def value(r: redis.Redis, key: bytes, kind: bytes):

@@ -57,7 +57,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import CHECKS as REGISTERED_CHECKS
 from schemathesis.checks import load_all_checks
 
-from redfile_dev.testing import auth_header, service_token, settings_overrides, user_account, user_token
+from redfile_dev.testing import auth_header, restore_state, service_token, settings_overrides, user_account, user_token
 
 # Examples per operation and generation mode, times the number of request media types it documents.
 POSITIVE_EXAMPLES = 20
@@ -95,12 +95,8 @@ def snapshot(r: redis.Redis) -> list[tuple[bytes, int, bytes]]:
     return [(key, max(r.pttl(key), 0), dumped) for key in r.scan_iter(count=1000) if (dumped := r.dump(key)) is not None]
 
 
-def restore(r: redis.Redis, state: list[tuple[bytes, int, bytes]]) -> None:
-    pipe = r.pipeline(transaction=False)
-    pipe.flushall()
-    for key, ttl, value in state:
-        pipe.restore(key, ttl, value, replace=True)
-    pipe.execute()
+def restore(r: redis.Redis, state) -> None:
+    restore_state(r, state)
 
 
 # -- the run --------------------------------------------------------------------------------

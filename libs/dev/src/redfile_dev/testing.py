@@ -355,6 +355,20 @@ def connections_made(client) -> int:
     return sum(pool._created_connections for pool in _pools(client))
 
 
+def restore_state(r, state) -> None:
+    """Empty every primary of ``r``'s topology, then RESTORE each (key, ttl, DUMP) of ``state``."""
+    from redis.cluster import RedisCluster
+
+    if isinstance(r, RedisCluster):
+        r.flushall(target_nodes=RedisCluster.PRIMARIES)
+    else:
+        r.flushall()
+    pipe = r.pipeline(transaction=False)
+    for key, ttl, value in state:
+        pipe.restore(key, ttl, value, replace=True)
+    pipe.execute()
+
+
 def redis_state(r: redis.Redis, skip=lambda key: False) -> dict:
     """Every key (but those ``skip(key)``): its type, value and whether it expires.
 
