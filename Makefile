@@ -48,8 +48,15 @@ test-tools:
 run: $(VENV)/.synced-run
 	$(VENV)/bin/python -m redfile_dev.run
 
+# make test: every tier against one private Redis server; then the stores, scripts and endpoints (the
+# integration tiers of auth, files and admin) and the end-to-end tier against a private Redis Cluster, and
+# those integration tiers against a private Sentinel set-up (test-cluster and test-sentinel run all of the
+# integration and end-to-end tiers there; .ci/run must stay under 15 minutes).
+TOPOLOGY_TESTS := tests/integration/auth tests/integration/files tests/integration/admin
 test: sync test-tools
 	$(call tests,)
+	REDFILE_TEST_REDIS_MODE=cluster $(PYTEST) -m "not timing" $(PYTEST_K) $(PYTEST_ARGS) $(TOPOLOGY_TESTS) tests/e2e || [ $$? -eq 5 ]
+	REDFILE_TEST_REDIS_MODE=sentinel $(PYTEST) -m "not timing" $(PYTEST_K) $(PYTEST_ARGS) $(TOPOLOGY_TESTS) || [ $$? -eq 5 ]
 
 test-unit: sync test-tools
 	$(call tests,unit and )
@@ -62,7 +69,7 @@ test-e2e: sync test-tools
 
 # The integration and end-to-end tiers against a private Redis Cluster (3 primaries, a replica each) or
 # Sentinel set-up (a primary, 2 replicas, 3 sentinels) instead of one server: REDFILE_TEST_REDIS_MODE
-# (redfile_dev.testing).  Not part of make test yet.
+# (redfile_dev.testing).  make test runs a subset of these (above).
 test-cluster: export REDFILE_TEST_REDIS_MODE := cluster
 test-cluster: sync test-tools
 	$(call tests,(integration or e2e) and )
