@@ -1,0 +1,163 @@
+"""Issue 19, faults on real processes: a Redis Cluster primary killed (SIGKILL) in the middle of a 256 MiB upload
+and in the middle of a download.
+
+A real gunicorn files process runs against a private cluster (3 primaries, a replica each, cluster-node-timeout
+of the harness) with ``REDIS_WAIT_REPLICAS=1``.  The primary killed is the one that owns the file's own slot
+(its upload, part table and metadata: every chunk's record goes there), so every request on the file meets
+the failover, and it holds a third of the chunks too.  Its replica is promoted; meanwhile requests answer 503
+(or their connection breaks) within the request's budget, then everything works again without help.  The
+uploading client re-sends what was not acknowledged; the service never lists an acknowledged chunk as missing
+(zero acknowledged bytes lost), the file completes byte-identical, and every file completed before the kill
+reads back byte-identical.  A download cut by the kill resumes with a Range from the bytes received.  Each
+test prints its figures (``-s``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from redfile_common.redis_topology import make_redis
+from redfile_common.replicas import confirm_replicas
+from redfile_common.settings import ServiceSettings
+from redfile_dev.testing import auth_header, make_settings, user_token
+from redfile_files.settings import FilesSettings
+from redfile_files.storage import keys
+
+from .failover import Exchanges, TimedUploader, read_back, timed_get
+from .helpers import REQUEST_TIMEOUT, RetryingUploader, error_code, sha256, wait_until
+
+MIB = 1024 * 1024
+CHUNK = 4 * MIB
+BIG = 256 * MIB
+WORST_FAILURE = 2.0 + 0.5 + 1.0  # REQUEST_BUDGET, a 4 MiB chunk's body allowance, a little for the machine
+RECOVERY = 20.0  # seconds from the kill to the first 2xx: the node timeout, the replica's election
+
+
+def _files_service(redis_cluster, gunicorn):
+    (files,) = gunicorn("files", redis_cluster.url, REDIS_WAIT_REPLICAS="1")
+    client = make_redis(make_settings(ServiceSettings, redis_cluster.url, service_name="files", redis_wait_replicas=1))
+    headers = auth_header(user_token(make_settings(FilesSettings, redis_cluster.url), client, "alice"))
+    confirm_replicas(client, ["rf:tokstate:{alice}"])  # the token's version is on the replica too
+    return files, headers, client
+
+
+def _owner_of(redis_cluster, client, file_id: str):
+    port = client.get_node_from_key(keys.upload(file_id)).port
+    return next(node for node in redis_cluster.primaries() if node.port == port)
+
+
+def _store(base: str, headers: dict, sizes: list[int], deadline: float) -> dict[str, str]:
+    stored = {}
+    for size in sizes:
+        data = os.urandom(size)
+        client = RetryingUploader(base, headers, data, MIB, deadline=deadline)
+        client.create(name=f"before-{size}.bin")
+        client.send_all()
+        record = client.complete()
+        assert record["sha256"] == sha256(data)
+        stored[record["id"]] = sha256(data)
+    return stored
+
+
+@pytest.mark.timing
+def test_primary_killed_mid_upload_loses_no_acknowledged_byte(redis_cluster, gunicorn):
+    files, headers, client = _files_service(redis_cluster, gunicorn)
+    deadline = time.monotonic() + 240
+    stored = _store(files.url, headers, [3 * MIB + 5, MIB, 17], deadline)
+    data = os.urandom(BIG)
+    exchanges = Exchanges()
+    uploader = TimedUploader(files.url, headers, data, CHUNK, deadline=deadline, exchanges=exchanges)
+    upload_id = uploader.create(name="big.bin")
+    victim = _owner_of(redis_cluster, client, upload_id)
+    seen: dict = {}
+
+    def kill_the_primary_mid_upload() -> None:
+        wait_until(lambda: len(uploader.acked) >= uploader.total // 3, 120, "a third of the chunks", interval=0.002)
+        seen["killed_at"] = time.monotonic()
+        redis_cluster.kill(victim)
+        seen["acked_at_kill"] = dict(uploader.acked)
+        seen["promoted"] = redis_cluster.wait_failover(victim, 30)
+        seen["promoted_at"] = time.monotonic()
+
+    with ThreadPoolExecutor(1) as pool:
+        killer = pool.submit(kill_the_primary_mid_upload)
+        uploader.send_all()
+        killer.result(timeout=60)
+    record = uploader.complete()
+
+    killed_at = seen["killed_at"]
+    assert len(seen["acked_at_kill"]) < uploader.total, "the primary died after the upload, not during it"
+    assert seen["promoted"].port != victim.port
+    assert uploader.forgotten == set(), f"acknowledged chunks lost: {sorted(uploader.forgotten)}"
+    assert record["size"] == BIG and record["sha256"] == sha256(data)
+    assert sha256(uploader.download()) == sha256(data)
+    read_back(exchanges, files.url, headers, stored, deadline)
+
+    figures = exchanges.figures(killed_at, uploader.bytes_forgotten())
+    print(
+        f"\ncluster, the file slot's primary killed mid-upload ({len(seen['acked_at_kill'])}/{uploader.total} chunks "
+        f"acknowledged; its replica promoted after {seen['promoted_at'] - killed_at:.2f} s): {figures}"
+    )
+    assert figures.bytes_lost == 0
+    assert figures.failed > 0, "no request met the failover"
+    assert set(figures.failed_statuses) <= {None, 503}, figures  # a cut connection or a clean 503, never a 500
+    assert {code for _, code, _ in uploader.server_errors} <= {"service_unavailable"}, uploader.summary()
+    assert figures.worst_failure < WORST_FAILURE, figures
+    assert figures.recovered_after < RECOVERY, figures
+
+
+@pytest.mark.timing
+def test_primary_killed_mid_download_resumes_with_a_range(redis_cluster, gunicorn):
+    files, headers, client = _files_service(redis_cluster, gunicorn)
+    deadline = time.monotonic() + 240
+    stored = _store(files.url, headers, [2 * MIB + 1, 11], deadline)
+    data = os.urandom(BIG)
+    uploader = RetryingUploader(files.url, headers, data, CHUNK, deadline=deadline)
+    file_id = uploader.create(name="big.bin")
+    uploader.send_all()
+    uploader.complete()
+    victim = _owner_of(redis_cluster, client, file_id)
+    exchanges = Exchanges()
+    received = bytearray()
+    url = f"{files.url}/files/{file_id}"
+
+    killed_at = None
+    broke = None
+    with requests.get(url, headers=headers, stream=True, timeout=REQUEST_TIMEOUT) as resp:
+        assert resp.status_code == 200, resp.text[:300]
+        try:
+            for piece in resp.iter_content(MIB):
+                received += piece
+                if killed_at is None and len(received) >= BIG // 4:
+                    killed_at = time.monotonic()
+                    redis_cluster.kill(victim)
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            broke = exc
+    assert killed_at is not None
+    exchanges.add(killed_at, None if broke is not None or len(received) < BIG else resp.status_code, "GET (the download)")
+    cut_at = len(received)
+    assert received == data[:cut_at]  # what came before the cut is right
+
+    while len(received) < BIG:  # resume from the bytes received, as a download manager does
+        assert time.monotonic() < deadline, "the download did not resume before the deadline"
+        resumed = timed_get(exchanges, url, {**headers, "Range": f"bytes={len(received)}-"})
+        if resumed is None or resumed.status_code >= 500:
+            if resumed is not None:
+                assert resumed.status_code == 503 and error_code(resumed) == "service_unavailable", resumed.text[:300]
+            time.sleep(0.1)
+            continue
+        assert resumed.status_code == 206, resumed.text[:300]
+        received += resumed.content
+    assert sha256(bytes(received)) == sha256(data)
+    read_back(exchanges, files.url, headers, stored, deadline)
+
+    figures = exchanges.figures(killed_at)
+    print(f"\ncluster, the file slot's primary killed mid-download (cut at {cut_at / MIB:.1f} MiB of {BIG // MIB}): {figures}")
+    assert set(figures.failed_statuses) <= {None, 503}, figures
+    assert figures.worst_failure < WORST_FAILURE, figures
+    assert figures.recovered_after < RECOVERY, figures
