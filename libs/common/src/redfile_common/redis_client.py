@@ -85,22 +85,27 @@ class Guarded:
         observer(label, time.perf_counter() - started, None)
         return result
 
-    def _guarded(self, label: str, repeatable: bool, call, *args, **options):
+    def _breaker_for(self, args: tuple) -> CircuitBreaker | None:
+        """The breaker a command goes through: the process's (a cluster client: the node's, ``redis_topology``)."""
+        return self.breaker
+
+    def _guarded(self, label: str, repeatable: bool, call, *args, breaker_for: tuple = (), **options):
         failures = 0
+        breaker = self._breaker_for(breaker_for or args)
         while True:
-            probe = self.breaker.before() if self.breaker is not None else False  # BreakerOpen: not sent
+            probe = breaker.before() if breaker is not None else False  # BreakerOpen: not sent
             started = time.monotonic()
             try:
                 result = self._timed(label, call, *args, **options)
             except _NETWORK_ERRORS as exc:
                 waited = time.monotonic() - started  # spent from the budget by the connection (_Spending)
-                if self.breaker is not None:
+                if breaker is not None:
                     if isinstance(exc, deadline.DeadlineExceeded) or (
                         isinstance(exc, redis.exceptions.TimeoutError) and waited < HUNG_AFTER
                     ):
-                        self.breaker.released(probe)  # nothing asked of Redis, or a budget nearly spent: no sign of a hang
+                        breaker.released(probe)  # nothing asked of Redis, or a budget nearly spent: no sign of a hang
                     else:
-                        self.breaker.failed(probe)
+                        breaker.failed(probe)
                 failures += 1
                 if isinstance(exc, deadline.DeadlineExceeded) or failures > self.retries:
                     raise
@@ -109,15 +114,15 @@ class Guarded:
                 self._pause(failures)
                 continue
             except redis.exceptions.ResponseError:
-                if self.breaker is not None:
-                    self.breaker.succeeded(probe)  # Redis answered
+                if breaker is not None:
+                    breaker.succeeded(probe)  # Redis answered
                 raise
             except BaseException:
-                if self.breaker is not None:
-                    self.breaker.released(probe)
+                if breaker is not None:
+                    breaker.released(probe)
                 raise
-            if self.breaker is not None:
-                self.breaker.succeeded(probe)
+            if breaker is not None:
+                breaker.succeeded(probe)
             return result
 
     def _pause(self, failures: int) -> None:

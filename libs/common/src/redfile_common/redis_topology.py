@@ -30,6 +30,7 @@ from redis.connection import Connection, parse_url
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
+from .breaker import CircuitBreaker
 from .product_metrics import command_label
 from .redis_client import SAFE_TO_REPEAT, Guarded, InstrumentedRedis, Observer, budgeted_connection_class, make_standalone, record_write
 
@@ -44,7 +45,29 @@ def make_redis(settings, observer: Observer | None = None, breaker=None) -> redi
     return make_standalone(settings, observer, breaker)
 
 
-class InstrumentedClusterPipeline(Guarded, ClusterPipeline):
+class NodeBreakers:
+    """One circuit breaker per primary, like the process's: a dead primary fails fast the commands of its slots
+    only, and the other primaries' keep working.  A command with no key goes through the process's breaker."""
+
+    def _breaker_for(self, args: tuple) -> CircuitBreaker | None:
+        base = self.breaker  # type: ignore[attr-defined]  # the class this mixes into has it
+        if base is None or not args:
+            return base
+        try:
+            node = self.nodes_manager.get_node_from_slot(self.determine_slot(*args))  # type: ignore[attr-defined]
+        except Exception:  # no key, or a slot nobody serves now: the process's
+            return base
+        breakers: dict = self.__dict__.setdefault("_node_breakers", {})
+        found = breakers.get(node.name)
+        if found is None:
+            found = breakers.setdefault(
+                node.name,
+                CircuitBreaker(failures=base.failures, reset_timeout=base.reset_timeout, on_change=base.on_change, clock=base.clock),
+            )
+        return found
+
+
+class InstrumentedClusterPipeline(NodeBreakers, Guarded, ClusterPipeline):
     """A cluster pipeline whose ``execute`` goes through the breaker, the budget and the observer."""
 
     def execute(self, raise_on_error: bool = True):
@@ -64,14 +87,15 @@ class InstrumentedClusterPipeline(Guarded, ClusterPipeline):
                 strategy.command_queue = list(queued)  # type: ignore[misc]  # the concrete strategies have a setter
             return ClusterPipeline.execute(self, raise_on_error)
 
-        result = self._guarded("MULTI" if multi else "PIPELINE", repeatable, attempt, raise_on_error)
+        first = queued[0].args if queued else ()  # the breaker of the first command's primary
+        result = self._guarded("MULTI" if multi else "PIPELINE", repeatable, attempt, raise_on_error, breaker_for=first)
         for command in queued:
             record_write(command.args)
         return result
 
 
-class InstrumentedCluster(Guarded, RedisCluster):
-    """``RedisCluster`` with the breaker, the budget and safe retries, reporting each command to ``observer``."""
+class InstrumentedCluster(NodeBreakers, Guarded, RedisCluster):
+    """``RedisCluster`` with the breakers, the budget and safe retries, reporting each command to ``observer``."""
 
     wait_replicas = 0
 
@@ -99,6 +123,7 @@ class InstrumentedCluster(Guarded, RedisCluster):
             event_dispatcher=self._event_dispatcher,
         )
         pipe.observer, pipe.breaker, pipe.retries = self.observer, self.breaker, self.retries
+        pipe.__dict__["_node_breakers"] = self.__dict__.setdefault("_node_breakers", {})  # the client's, not its own
         return pipe
 
 
