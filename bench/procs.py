@@ -14,6 +14,7 @@ from pathlib import Path
 
 import requests
 
+from redfile_dev.cluster import ClusterProcess
 from redfile_dev.redis_server import RedisProcess, free_port
 from redfile_dev.testing import test_env
 
@@ -104,7 +105,9 @@ class Processes:
         self.tmp = tmp
         self.workers = workers
         self.threads = threads
+        self.aof = aof
         self.redis = RedisProcess(tmp / "redis", appendonly=aof).start()
+        self.clusters: list[ClusterProcess] = []
         self.apps: list[App] = []
 
     @property
@@ -164,9 +167,17 @@ class Processes:
         started.wait_ready(ready)
         return started
 
+    def cluster(self, *, primaries: int, replicas: int) -> ClusterProcess:
+        """A private Redis Cluster (same binary, same AOF setting as the standalone Redis), stopped by :meth:`close`."""
+        cluster = ClusterProcess(self.tmp / f"cluster-{len(self.clusters)}", primaries=primaries, replicas=replicas, appendonly=self.aof)
+        self.clusters.append(cluster.start())
+        return cluster
+
     def close(self) -> None:
         for app in reversed(self.apps):
             app.stop()
+        for cluster in self.clusters:
+            cluster.stop()
         self.redis.stop()
 
 

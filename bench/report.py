@@ -24,6 +24,10 @@ TARGETS = [
     ("meta_vs_tiny", "authenticated GET /files/<id>/meta rate / bare Flask tiny-JSON rate", ">=", 0.6),
     ("login_p50_ms", "login (argon2id, production parameters) p50 latency (ms)", "<", 1000.0),
     ("login_vs_meta_p50", "login p50 / authenticated meta p50 (one at a time)", ">", 10.0),
+    ("cluster_upload_time_vs_standalone", "3-primary cluster / standalone: upload time, 1 stream", "<=", 1.10),
+    ("cluster_download_time_vs_standalone", "3-primary cluster / standalone: download time, 1 stream", "<=", 1.10),
+    ("cluster_parallel4_vs_single", "cluster: 4-stream upload / 1-stream upload (aggregate MiB/s)", ">", 1.0),
+    ("cluster_spread_off_even_pct_points", "cluster: a primary's share of a file's bytes, points from 33.3 %", "<=", 10.0),
 ]
 
 
@@ -39,14 +43,48 @@ def mib_s(size: int, seconds: float) -> float:
 def check(op: str, value: float | None, bound: float) -> bool | None:
     if value is None:
         return None
-    return {">=": value >= bound, ">": value > bound, "<": value < bound}[op]
+    return {">=": value >= bound, ">": value > bound, "<": value < bound, "<=": value <= bound}[op]
 
 
 def targets(ratios: dict[str, float | None]) -> list[dict]:
+    """Each target whose value the run computed (``--only`` leaves some out)."""
     return [
         {"key": key, "what": what, "value": ratios.get(key), "op": op, "bound": bound, "met": check(op, ratios.get(key), bound)}
         for key, what, op, bound in TARGETS
+        if key in ratios
     ]
+
+
+def ratios(doc: dict) -> dict:
+    """The targets' values; with ``--only``, those of the phases that ran."""
+    from cluster_bench import ratios as cluster_ratios
+
+    found = cluster_ratios(doc) if "cluster" in doc else {}
+    if not {"memory", "headline", "peer", "small", "login"} <= set(doc):
+        return found
+    h, p, s, login = doc["headline"], doc["peer"], doc["small"], doc["login"]
+    big = [m for m in doc["memory"] if m["size_mib"] == 1024]
+
+    def div(a: float | None, b: float | None) -> float | None:
+        return a / b if a is not None and b else None
+
+    return found | {
+        "upload_vs_raw_set": div(h["upload_mib_s"], h["raw_set_mib_s"]),
+        "upload_chunks_vs_raw_set": div(h["upload_chunks_mib_s"], h["raw_set_mib_s"]),
+        "upload_vs_sha256": div(h["upload_mib_s"], h.get("sha256_mib_s")),
+        "upload_sha256_vs_raw_set": div(h.get("upload_sha256_mib_s"), h["raw_set_mib_s"]),
+        "download_vs_raw_get": div(h["download_mib_s"], h["raw_get_mib_s"]),
+        "download_vs_raw_getrange": div(h["download_mib_s"], h["raw_getrange_mib_s"]),
+        "upload_vs_seed": div(p["redfile_upload_mib_s"], p["upload_mib_s"]),
+        "upload_tus_vs_raw_set": div(h.get("upload_tus_mib_s"), h["raw_set_mib_s"]),
+        "upload_tus_vs_seed": div(p.get("redfile_tus_upload_mib_s"), p["upload_mib_s"]),
+        "download_vs_seed": div(p["redfile_download_mib_s"], p["download_mib_s"]),
+        "parallel4_vs_single": div(h["upload4_mib_s"], h["upload_mib_s"]),
+        "rss_growth_1gib_mib": max(big[0]["upload_mib"], big[0]["download_mib"]) if big else None,
+        "meta_vs_tiny": div(s["meta_rps"], s["tiny_rps"]),
+        "login_p50_ms": login["p50_ms"],
+        "login_vs_meta_p50": div(login["p50_ms"], s["meta_alone_p50_ms"]),
+    }
 
 
 def _fmt(value) -> str:
@@ -58,14 +96,42 @@ def _fmt(value) -> str:
 
 
 def print_table(doc: dict) -> None:
-    h = doc["headline"]
     size = doc["config"]["size_mib"]
     print(
         f"\n== Redfile bench: {size} MiB file, chunk {doc['config']['chunk_bytes']} B, "
         f"{doc['config']['workers']} workers x {doc['config']['threads']} threads (gthread); "
         f"load {doc['machine']['loadavg_before']} -> {doc['machine']['loadavg_after']}"
     )
-    rows = [
+    whole = {"memory", "headline", "peer", "small", "login"} <= set(doc)  # else --only ran some phases
+    rows = _rows(doc) if whole else []
+    if "cluster" in doc:
+        from cluster_bench import table_rows
+
+        rows += table_rows(doc["cluster"])
+    width = max(len(r[0]) for r in rows) + 2 if rows else 0
+    for name, value, unit in rows:
+        print(f"  {name:<{width}} {_fmt(value):>12} {unit}")
+    if whole:
+        print(
+            "\n  memory (worker peak RSS over warmed-up, MiB): "
+            + ", ".join(f"{m['size_mib']} MiB file: up {_fmt(m['upload_mib'])} / down {_fmt(m['download_mib'])}" for m in doc["memory"])
+        )
+    if doc.get("peer_memory"):
+        print(
+            "  seed stand-in (peak RSS over start / file size): "
+            + ", ".join(f"{m['size_mib']} MiB: up {_fmt(m['upload_x'])}x down {_fmt(m['download_x'])}x" for m in doc["peer_memory"])
+        )
+    print("\n  target                                                               value      bound   met")
+    for t in doc["targets"]:
+        met = {True: "yes", False: "NO", None: "-"}[t["met"]]
+        print(f"  {t['what']:<66} {_fmt(t['value']):>9} {t['op']:>3}{_fmt(t['bound']):>6}   {met}")
+    print()
+
+
+def _rows(doc: dict) -> list[tuple[str, object, str]]:
+    """The printed rows of a whole run's phases: (what, value, unit)."""
+    h = doc["headline"]
+    return [
         ("raw redis-py SET", h["raw_set_mib_s"], "MiB/s"),
         ("raw redis-py GET", h["raw_get_mib_s"], "MiB/s"),
         ("raw redis-py read in 1 MiB GETRANGE pieces", h["raw_getrange_mib_s"], "MiB/s"),
@@ -96,20 +162,3 @@ def print_table(doc: dict) -> None:
         ("login (argon2id) p50 / max, one at a time", f"{_fmt(doc['login']['p50_ms'])} / {_fmt(doc['login']['max_ms'])}", "ms"),
         (f"login rate, {doc['login']['concurrency']} at once", doc["login"]["rate_per_s"], "logins/s"),
     ]
-    width = max(len(r[0]) for r in rows) + 2
-    for name, value, unit in rows:
-        print(f"  {name:<{width}} {_fmt(value):>12} {unit}")
-    print(
-        "\n  memory (worker peak RSS over warmed-up, MiB): "
-        + ", ".join(f"{m['size_mib']} MiB file: up {_fmt(m['upload_mib'])} / down {_fmt(m['download_mib'])}" for m in doc["memory"])
-    )
-    if doc.get("peer_memory"):
-        print(
-            "  seed stand-in (peak RSS over start / file size): "
-            + ", ".join(f"{m['size_mib']} MiB: up {_fmt(m['upload_x'])}x down {_fmt(m['download_x'])}x" for m in doc["peer_memory"])
-        )
-    print("\n  target                                                               value      bound   met")
-    for t in doc["targets"]:
-        met = {True: "yes", False: "NO", None: "-"}[t["met"]]
-        print(f"  {t['what']:<66} {_fmt(t['value']):>9} {t['op']:>3}{_fmt(t['bound']):>6}   {met}")
-    print()

@@ -33,6 +33,21 @@ SECTIONS = {
     "peer": {"size_mib", "upload_mib_s", "download_mib_s", "redfile_upload_mib_s", "redfile_download_mib_s", "redfile_tus_upload_mib_s"},
     "small": {"tool", "tiny_rps", "meta_rps", "meta_p50_ms", "meta_alone_p50_ms", "tiny_cpu_ms", "meta_cpu_ms"},
     "login": {"p50_ms", "max_ms", "rate_per_s", "argon2", "argon2_loaded_in_files_workers"},
+    "cluster": {
+        "primaries",
+        "replicas_per_primary",
+        "standalone_upload_mib_s",
+        "standalone_download_mib_s",
+        "cluster_upload_mib_s",
+        "cluster_download_mib_s",
+        "cluster_upload4_mib_s",
+        "upload_time_ratio",
+        "download_time_ratio",
+        "parallel4_vs_single",
+        "headline_shares",
+        "spread_shares",
+        "spread_off_even_pct_points",
+    },
 }
 ROWS = {
     "chunk_sweep": {"chunk_bytes", "raw_set_mib_s", "raw_get_mib_s", "upload_mib_s", "download_mib_s", "bare_upload_mib_s"},
@@ -53,6 +68,10 @@ TARGETS = {
     "meta_vs_tiny",
     "login_p50_ms",
     "login_vs_meta_p50",
+    "cluster_upload_time_vs_standalone",
+    "cluster_download_time_vs_standalone",
+    "cluster_parallel4_vs_single",
+    "cluster_spread_off_even_pct_points",
 }
 
 
@@ -73,4 +92,8 @@ def test_the_suite_runs_at_a_tiny_size_and_writes_every_key(tmp_path):
     assert {t["key"] for t in doc["targets"]} == TARGETS
     assert doc["warm_up"]["upload_checksums_ok"] is True and doc["warm_up"]["download_sha256_ok"] is True
     assert doc["login"]["argon2_loaded_in_files_workers"] is False
+    cluster = doc["cluster"]
+    assert cluster["warm_up"] == {"upload_checksums_ok": True, "download_sha256_ok": True, "login_status": 200}
+    assert [len(cluster[k]) for k in ("headline_shares", "spread_shares")] == [3, 3]  # one row per primary
+    assert sum(row["bytes"] for row in cluster["spread_shares"]) == int(cluster["spread_mib"] * 2**20)  # every chunk found
     assert "target" in proc.stdout  # the table was printed
