@@ -13,6 +13,7 @@ import json
 import os
 import time
 
+import pytest
 import requests
 from redis.cluster import RedisCluster
 
@@ -28,6 +29,7 @@ from redfile_files.storage import keys
 from .helpers import error_code, sha256, wait_until
 
 
+@pytest.mark.timing
 def test_the_files_on_a_dead_primary_answer_503_and_the_others_are_served(tmp_path, gunicorn):
     # AOF on: the primary that dies comes back with what it had (no replica holds it meanwhile)
     cluster = ClusterProcess(tmp_path / "cluster", replicas=0, require_full_coverage=False, appendonly=True).start()
