@@ -175,7 +175,7 @@ def table_rows(c: dict) -> list[tuple[str, object, str]]:
     size = f"{c['size_mib']:g} MiB"
     return [
         (
-            f"standalone: upload / download, 1 stream ({size})",
+            f"standalone, {c['replicas_per_primary']} replica(s): upload / download, 1 stream ({size})",
             f"{c['standalone_upload_mib_s']:,.0f} / {c['standalone_download_mib_s']:,.0f}",
             "MiB/s",
         ),

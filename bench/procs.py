@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import redis
 import requests
 
 from redfile_dev.cluster import ClusterProcess
@@ -108,6 +109,7 @@ class Processes:
         self.aof = aof
         self.redis = RedisProcess(tmp / "redis", appendonly=aof).start()
         self.clusters: list[ClusterProcess] = []
+        self.replicas: list[RedisProcess] = []
         self.apps: list[App] = []
 
     @property
@@ -173,11 +175,35 @@ class Processes:
         self.clusters.append(cluster.start())
         return cluster
 
+    def standalone_replicas(self, count: int) -> list[RedisProcess]:
+        """``count`` replicas of the standalone Redis (same binary and AOF setting), each in sync with it on
+        return: the standalone side of a comparison with a cluster whose primaries have as many.  Stopped by
+        :meth:`close`, or earlier by their caller."""
+        started = []
+        for n in range(count):
+            replica = RedisProcess(
+                self.tmp / f"redis-replica-{n}", appendonly=self.aof, extra_args=["--replicaof", "127.0.0.1", str(self.redis.port)]
+            )
+            started.append(replica.start())
+            self.replicas.append(replica)
+        client = redis.Redis(port=self.redis.port, socket_timeout=10)
+        try:  # bounded: the replicas of an empty server connect and sync in well under a second
+            deadline = time.monotonic() + 30
+            while client.info("replication").get("connected_slaves", 0) < count or client.wait(count, 1000) < count:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"bench: {count} replica(s) of the standalone Redis not in sync after 30 s")
+                time.sleep(0.1)
+        finally:
+            client.close()
+        return started
+
     def close(self) -> None:
         for app in reversed(self.apps):
             app.stop()
         for cluster in self.clusters:
             cluster.stop()
+        for replica in self.replicas:
+            replica.stop()
         self.redis.stop()
 
 

@@ -226,6 +226,8 @@ class Bench:
 
     def cluster(self) -> dict:
         """The headline file on a 3-primary cluster against the standalone Redis, interleaved (bench/cluster_bench.py)."""
+        # the standalone Redis gets as many replicas as each primary has: the ratio is cluster mode's, not replication's
+        replicas = self.procs.standalone_replicas(self.args.cluster_replicas)
         side = ClusterSide(self.procs, replicas=self.args.cluster_replicas, admin=ADMIN, **self.files_env)
         try:
             warm = side.warm_up(self.payload(3 * MIB, 1 * MIB))
@@ -233,6 +235,8 @@ class Bench:
             return {"warm_up": warm, **compare(side, self.files.port, self.token, payload, self.args.rounds, spread)}
         finally:
             side.stop()
+            for replica in replicas:
+                replica.stop()
 
     def chunk_sweep(self) -> list[dict]:
         size = self.args.size_mib * MIB
