@@ -3,7 +3,8 @@
 A private cluster (``redfile_dev.cluster.ClusterProcess``: 3 primaries, ``--cluster-replicas`` replicas
 each, no AOF, the same ``redis-server`` as the standalone one) with its own files and auth services,
 started as ``Processes.gunicorn`` starts them on the standalone Redis but with ``REDIS_MODE=cluster``
-and ``REDIS_URL`` naming one node.  After one unmeasured trip on each side, each round uploads and
+and ``REDIS_URL`` naming one node.  After ``WARM_TRIPS`` unmeasured trips on each side (so that every
+worker of each has its connections and scripts), each round uploads and
 downloads the headline file over one stream on each side (the side that goes first alternating by
 round), then uploads it over 4 streams on the cluster; the ratios are the medians of each round's own.
 Then where a file's bytes are: the sum of ``STRLEN`` of its chunk keys on each primary (the bytes
@@ -26,6 +27,7 @@ from redfile_common.settings import ServiceSettings
 from redfile_dev.testing import test_env, user_token
 
 PRIMARIES = 3
+WARM_TRIPS = 3  # unmeasured trips per side: a worker's first request opens its connections to every node
 
 
 class ClusterSide:
@@ -106,7 +108,7 @@ def compare(side: ClusterSide, standalone_port: int, standalone_token: str, payl
     """``rounds`` interleaved rounds (standalone and cluster, one stream; the cluster, 4 streams); then the
     per-primary bytes of the last round's file and of ``spread`` (the issue's 1 GiB file)."""
     crc = payload.crc32c()
-    for port, token in ((standalone_port, standalone_token), (side.files.port, side.token)):  # unmeasured: both sides see the size first
+    for port, token in ((standalone_port, standalone_token), (side.files.port, side.token)) * WARM_TRIPS:  # unmeasured
         redfile_delete(port, token, one_trip(port, token, payload, crc)[2])
     rows = []
     headline_shares: list[dict] = []
