@@ -31,6 +31,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from .breaker import CircuitBreaker
+from .deadline import DeadlineExceeded
 from .product_metrics import command_label
 from .redis_client import SAFE_TO_REPEAT, Guarded, InstrumentedRedis, Observer, budgeted_connection_class, make_standalone, record_write
 
@@ -67,6 +68,29 @@ class NodeBreakers:
         return found
 
 
+def reachable(call):
+    """``call``, with redis-py's "Redis Cluster cannot be connected" raised as the network error behind it.
+
+    When a node does not answer, redis-py reads the slot table again from every node it knows; when none
+    answers (the whole cluster down, or the request's budget spent meanwhile) it raises a
+    ``RedisClusterException``, which is not a ``RedisError``: as the error that caused it, the breaker
+    counts it, a repeatable command is tried again, and the request is a 503 like any Redis out of reach.
+    """
+
+    def inner(*args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        except redis.exceptions.RedisClusterException as exc:
+            cause = exc.__cause__
+            if isinstance(cause, DeadlineExceeded):
+                raise DeadlineExceeded(str(cause)) from exc
+            if isinstance(cause, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+                raise redis.exceptions.ConnectionError(str(exc)) from exc
+            raise
+
+    return inner
+
+
 class InstrumentedClusterPipeline(NodeBreakers, Guarded, ClusterPipeline):
     """A cluster pipeline whose ``execute`` goes through the breaker, the budget and the observer."""
 
@@ -85,7 +109,7 @@ class InstrumentedClusterPipeline(NodeBreakers, Guarded, ClusterPipeline):
                 if watching:
                     raise redis.exceptions.WatchError("the connection that held the WATCH failed")
                 strategy.command_queue = list(queued)  # type: ignore[misc]  # the concrete strategies have a setter
-            return ClusterPipeline.execute(self, raise_on_error)
+            return reachable(ClusterPipeline.execute)(self, raise_on_error)
 
         first = queued[0].args if queued else ()  # the breaker of the first command's primary
         result = self._guarded("MULTI" if multi else "PIPELINE", repeatable, attempt, raise_on_error, breaker_for=first)
@@ -101,7 +125,7 @@ class InstrumentedCluster(NodeBreakers, Guarded, RedisCluster):
 
     def execute_command(self, *args, **kwargs):
         label = command_label(args)
-        result = self._guarded(label, label in SAFE_TO_REPEAT, super().execute_command, *args, **kwargs)
+        result = self._guarded(label, label in SAFE_TO_REPEAT, reachable(super().execute_command), *args, **kwargs)
         record_write(args)
         return result
 
