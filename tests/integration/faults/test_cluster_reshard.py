@@ -134,5 +134,8 @@ def test_a_fourth_primary_takes_its_slots_while_files_go_up_and_down(redis_clust
     assert set(statuses) <= {200, 201, 503}, statuses
     assert {(status, code) for status, code, _ in server_errors} <= {(503, "service_unavailable")}, server_errors
     assert all(retry_after for _, _, retry_after in server_errors), server_errors
+    # a chunk streamed to a slot that moved is refused once (MOVED), and the whole slot table is read again: a
+    # handful of 503s, not one per moved slot a chunk lands on (3-4 % of the requests when only its slot was)
+    assert len(server_errors) <= len(seen) // 50, (len(server_errors), len(seen))
     log = files.log_path.read_text(errors="replace")
     assert "unhandled_exception" not in log and "Traceback" not in log, log[-3000:]
