@@ -71,9 +71,9 @@ class ChunkStore:
     def check_holders(self, file_id: str, indices: range) -> None:
         """On a Redis Cluster, one ``EXISTS`` on each primary that holds a chunk of ``indices`` (spread layout), so that
         a primary that is down is known before any chunk is read: ``ChunksUnreachable``.  The name read is one in the
-        chunk's slot, not its key (that needs the part record): what matters is that the node answers.  A file of the
-        legacy layout keeps its chunks in its own slot, which the check then does not hold against it.  Elsewhere one
-        server holds everything: nothing to check."""
+        chunk's slot, not its key (that needs the part record): what matters is that the node answers.  A cluster
+        holds the spread layout only (``keys.LEGACY`` was only ever written on one server); elsewhere one server
+        holds everything: nothing to check."""
         if not isinstance(self.redis, RedisCluster):
             return
         asked: set[str] = set()
@@ -87,8 +87,7 @@ class ChunkStore:
         except NODE_DOWN as exc:
             if isinstance(exc, DeadlineExceeded):
                 raise  # the request's budget, not the node
-            if text(self.redis.hget(keys.meta(file_id), "layout")) == keys.SPREAD:
-                raise ChunksUnreachable(file_id) from exc
+            raise ChunksUnreachable(file_id) from exc
 
     # -- writes ------------------------------------------------------------------------------
     def put(self, key: str, data) -> bool:
