@@ -1,6 +1,8 @@
 """Issue 19: a Redis Cluster primary with no replica dies.  The files whose keys live on it answer a clear
 503 (``service_unavailable``, with ``Retry-After``), never a 500 and never a hang; everything whose keys live
-on the other primaries keeps working; once the node is back, so is every file.
+on the other primaries keeps working; once the node is back, so is every file.  A large file, whose chunks span
+every primary, answers 503 ``storage_unavailable`` before its headers (never a 200 cut short), while a range on
+the live primaries, a small file there and the listing are served.
 
 A real gunicorn files process on a private 3-primary cluster without replicas
 (``cluster-require-full-coverage no``: the live primaries serve their slots while one is down).
@@ -26,7 +28,7 @@ from redfile_dev.testing_topology import forget, register
 from redfile_files.settings import FilesSettings
 from redfile_files.storage import keys
 
-from .helpers import error_code, sha256, wait_until
+from .helpers import RetryingUploader, error_code, sha256, wait_until
 
 
 @pytest.mark.timing
@@ -93,6 +95,70 @@ def test_the_files_on_a_dead_primary_answer_503_and_the_others_are_served(tmp_pa
         for file_id, data in stored.items():
             resp = requests.get(f"{files.url}/files/{file_id}", headers=headers, timeout=10)
             assert resp.status_code == 200 and sha256(resp.content) == sha256(data), (file_id, resp.status_code, resp.text[:300])
+    finally:
+        forget(cluster)
+        cluster.stop()
+
+
+MIB = 1024 * 1024
+CHUNK = 256 * 1024
+
+
+@pytest.mark.timing
+def test_a_large_file_with_a_chunk_on_a_dead_primary_answers_503_before_its_headers(tmp_path, gunicorn):
+    cluster = ClusterProcess(tmp_path / "cluster", replicas=0, require_full_coverage=False).start()
+    register(cluster)
+    try:
+        (files,) = gunicorn("files", cluster.url, REQUEST_BUDGET="1")
+        client = make_redis(make_settings(ServiceSettings, cluster.url, service_name="files"))
+        assert isinstance(client, RedisCluster)
+        port_of = lambda key: client.get_node_from_key(key).port  # noqa: E731
+        mine = {port_of(k) for k in (TokenState.version_key("alice"), keys.user_files("alice"))}
+        deadline = time.monotonic() + 60
+        while True:  # a large file whose record and first chunk live on alice's primaries, its chunks on every one
+            data = os.urandom(12 * CHUNK + 5)
+            uploader = RetryingUploader(files.url, {}, data, CHUNK, deadline=deadline)
+            token = user_token(make_settings(FilesSettings, cluster.url), client, "alice")
+            uploader.headers = auth_header(token)
+            claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+            big = uploader.create(name="big.bin")
+            chunk_ports = [port_of(keys.chunk_key(big, i, "c")) for i in range(uploader.total)]
+            if port_of(keys.meta(big)) in mine and chunk_ports[0] in mine and port_of(TokenState.DENY_PREFIX + claims["jti"]) in mine:
+                break
+        assert set(chunk_ports) == {node.port for node in cluster.primaries()}, "the chunks span every primary"
+        headers = uploader.headers
+        uploader.send_all()
+        assert uploader.complete()["sha256"] == sha256(data)
+        victim = next(node for node in cluster.primaries() if node.port not in mine)
+        small = None
+        while small is None:  # a small file wholly on the surviving primaries
+            resp = requests.post(f"{files.url}/files", headers=headers, files={"file": ("small.bin", b"small")}, timeout=10)
+            assert resp.status_code == 201, resp.text
+            file_id = resp.json()["id"]
+            if victim.port not in (port_of(keys.meta(file_id)), port_of(keys.chunk_key(file_id, 0, "c"))):
+                small = file_id
+            else:  # the listing's page holds only records on the live primaries (one on the dead one: its 503)
+                assert requests.delete(f"{files.url}/files/{file_id}", headers=headers, timeout=10).status_code == 204
+
+        cluster.kill(victim)
+        started = time.monotonic()
+        resp = requests.get(f"{files.url}/files/{big}", headers=headers, timeout=10)
+        took = time.monotonic() - started
+        print(f"\na large file, one of its primaries dead: {resp.status_code} {resp.text[:200]!r} in {took:.2f} s")
+        assert took < 3.0, took  # within the budget, never a hang
+        assert resp.status_code == 503 and error_code(resp) == "storage_unavailable", (resp.status_code, resp.headers, resp.text[:300])
+        assert resp.headers["Retry-After"]
+        on_victim = chunk_ports.index(victim.port)
+        ranged = requests.get(f"{files.url}/files/{big}", headers={**headers, "Range": f"bytes={on_victim * CHUNK}-"}, timeout=10)
+        assert ranged.status_code == 503 and error_code(ranged) == "storage_unavailable", ranged.text[:300]
+        # chunk 0 lives on a surviving primary: a range within it is served
+        part = requests.get(f"{files.url}/files/{big}", headers={**headers, "Range": f"bytes=5-{CHUNK - 1}"}, timeout=10)
+        assert part.status_code == 206 and part.content == data[5:CHUNK], part.text[:300]
+        resp = requests.get(f"{files.url}/files/{small}", headers=headers, timeout=10)
+        assert resp.status_code == 200 and resp.content == b"small", resp.text[:300]
+        listing = requests.get(f"{files.url}/files", headers=headers, timeout=10)
+        assert listing.status_code == 200, listing.text[:300]
+        assert {big, small} <= {item["id"] for item in listing.json()["items"]}
     finally:
         forget(cluster)
         cluster.stop()

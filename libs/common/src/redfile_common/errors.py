@@ -50,6 +50,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "stored_data_corrupt": (500, "The stored data failed its integrity check."),
     "bad_gateway": (502, "An upstream service failed."),
     "service_unavailable": (503, "The service is temporarily unavailable; try again later."),
+    "storage_unavailable": (503, "Part of the storage that holds this file is unavailable; try again later."),
     "insufficient_storage": (507, "The storage is full."),
 }
 

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import redis
 from redis.backoff import NoBackoff
-from redis.cluster import ClusterPipeline, RedisCluster
+from redis.cluster import PRIMARY, ClusterNode, ClusterPipeline, RedisCluster
 from redis.connection import Connection, parse_url
 from redis.retry import Retry
 from redis.sentinel import Sentinel
@@ -91,7 +91,28 @@ def reachable(call):
     return inner
 
 
-class InstrumentedClusterPipeline(NodeBreakers, Guarded, ClusterPipeline):
+class FollowsAskToNewPrimaries:
+    """An ASK to a primary that serves no slot yet is followed.
+
+    redis-py follows an ASK by looking its target up by name in its node table (``get_node(node_name=...)``),
+    which ``CLUSTER SLOTS`` fills with the nodes that serve a slot: a primary just added, importing its first
+    slots, is not there, and redis-py 8.1 dereferences None (redis/redis-py#4015).  A name asked for alone and
+    not known is answered with a primary node for that address, kept in the table as redis-py keeps a MOVED's
+    new owner (``NodesManager.move_slot``); the next refresh of the table replaces it.
+    """
+
+    def get_node(self, host=None, port=None, node_name=None):
+        node = super().get_node(host, port, node_name)  # type: ignore[misc]  # RedisCluster's, which this mixes into
+        if node is not None or host or port or not node_name:
+            return node
+        address, _, number = node_name.rpartition(":")
+        if not address or not number.isdigit():
+            return None
+        cache = self.nodes_manager.nodes_cache  # type: ignore[attr-defined]
+        return cache.setdefault(node_name, ClusterNode(address, int(number), PRIMARY))  # one step: no lock needed
+
+
+class InstrumentedClusterPipeline(FollowsAskToNewPrimaries, NodeBreakers, Guarded, ClusterPipeline):
     """A cluster pipeline whose ``execute`` goes through the breaker, the budget and the observer."""
 
     def execute(self, raise_on_error: bool = True):
@@ -118,7 +139,7 @@ class InstrumentedClusterPipeline(NodeBreakers, Guarded, ClusterPipeline):
         return result
 
 
-class InstrumentedCluster(NodeBreakers, Guarded, RedisCluster):
+class InstrumentedCluster(FollowsAskToNewPrimaries, NodeBreakers, Guarded, RedisCluster):
     """``RedisCluster`` with the breakers, the budget and safe retries, reporting each command to ``observer``."""
 
     wait_replicas = 0

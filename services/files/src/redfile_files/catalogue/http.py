@@ -83,6 +83,7 @@ def create_file():
             304: {"description": "Not modified (If-None-Match matched the ETag)"},  # no body: no content
             416: "The range starts past the end (Content-Range: bytes */size)",
             500: "A stored chunk failed its integrity check (stored_data_corrupt)",
+            503: "A Redis Cluster primary that holds some of the file's chunks is down (storage_unavailable, Retry-After)",
             **_FILE_ERRORS,
         }
     ),

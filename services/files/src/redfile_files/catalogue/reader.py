@@ -15,11 +15,12 @@ from redfile_common.product_metrics import FilesMetrics
 from redfile_files.crypto import ChunkCorrupt, Encryption
 from redfile_files.records import FileRecord
 from redfile_files.storage.files import FileStore
-from redfile_files.storage.records import ChunkMissing
+from redfile_files.storage.records import ChunkMissing, ChunksUnreachable
 
 log = structlog.get_logger("redfile.files")
 
 READ_AHEAD_THREADS = 32  # downloads fetching their next chunk at once, per process
+UNREACHABLE_RETRY_AFTER = 5  # seconds: a primary down comes back, or its replica is promoted, in a few
 
 
 class FileGone(ChunkMissing):
@@ -65,6 +66,8 @@ class Reader:
         when its file went with it (a concurrent delete or expiry), else with ``ChunkMissing``; one
         that fails its check with ``ChunkCorrupt``: never wrong bytes.  The last two are counted as
         storage checksum failures; each chunk's bytes are counted as downloaded as it is handed out.
+        On a Redis Cluster every primary that holds a chunk of the range is asked first: one that does not
+        answer is the 503 ``storage_unavailable`` now, before a download has sent its headers, not a cut later.
         """
         end = record.size if end is None else end
         if start >= end:
@@ -101,6 +104,12 @@ class Reader:
                 raise ChunkCorrupt(index, "checksum mismatch")
             return stored
 
+        if last > first:  # the first chunk is read before a download's headers go; the others' primaries are asked now
+            try:
+                self.store.chunks.check_holders(record.id, range(first + 1, last + 1))
+            except ChunksUnreachable:
+                log.warning("file_chunks_unreachable", file_id=record.id)
+                raise ApiError("storage_unavailable", headers={"Retry-After": str(UNREACHABLE_RETRY_AFTER)}) from None
         return self._pieces(fetch, first, last, offset_of, start, end)
 
     def _pieces(self, fetch, first: int, last: int, offset_of: Callable[[int], int], start: int, end: int) -> Iterator[bytes]:

@@ -28,14 +28,23 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 
+from redfile_common.deadline import DeadlineExceeded
 from redfile_common.errors import ApiError
 from redfile_common.lua_scripts import Scripts
 from redfile_files.checksums import Part
 from redfile_files.storage import keys
-from redfile_files.storage.records import text
+from redfile_files.storage.records import ChunksUnreachable, text
 from redfile_files.storage.staged import StagedChunk
 
 BATCH = 512  # chunk keys per pipeline
+# what a cluster client raises for a node it cannot reach (an open breaker is a ConnectionError)
+NODE_DOWN = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.SlotNotCoveredError,
+)
 
 
 def keys_of(file_id: str, parts: dict[int, Part] | dict[int, str], layout: str) -> list[str]:
@@ -58,6 +67,27 @@ class ChunkStore:
     @property
     def ttl_ms(self) -> int:
         return self.upload_ttl * 1000
+
+    def check_holders(self, file_id: str, indices: range) -> None:
+        """On a Redis Cluster, one ``EXISTS`` on each primary that holds a chunk of ``indices`` (spread layout), so that
+        a primary that is down is known before any chunk is read: ``ChunksUnreachable``.  The name read is one in the
+        chunk's slot, not its key (that needs the part record): what matters is that the node answers.  A cluster
+        holds the spread layout only (``keys.LEGACY`` was only ever written on one server); elsewhere one server
+        holds everything: nothing to check."""
+        if not isinstance(self.redis, RedisCluster):
+            return
+        asked: set[str] = set()
+        try:
+            for index in indices:
+                probe = keys.chunk_key(file_id, index, "c")
+                node = self.redis.get_node_from_key(probe)
+                if node.name not in asked:
+                    asked.add(node.name)
+                    self.redis.exists(probe)
+        except NODE_DOWN as exc:
+            if isinstance(exc, DeadlineExceeded):
+                raise  # the request's budget, not the node
+            raise ChunksUnreachable(file_id) from exc
 
     # -- writes ------------------------------------------------------------------------------
     def put(self, key: str, data) -> bool:

@@ -17,6 +17,11 @@ class ChunkMissing(Exception):
         super().__init__(f"chunk {index} is missing")
 
 
+class ChunksUnreachable(Exception):
+    """A primary of a Redis Cluster that holds chunks of a file does not answer (down, its breaker open, its
+    slots not served): the file cannot be read whole now."""
+
+
 class OffsetMismatch(Exception):
     """A tus upload's offset is not the one the append expected: nothing changed."""
 

@@ -24,7 +24,7 @@ _NETWORK_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutErr
 def pool_for(client, key: str):
     """The pool whose connections reach ``key``: the client's one, or on a cluster that of the node owning its slot
     (the slot table as the client knows it; a slot that moved since answers MOVED: the request's 503, and the
-    client's table is refreshed by its next command)."""
+    client's table is read again, ``StagedChunk.read_end``)."""
     if isinstance(client, RedisCluster):
         return client.get_redis_connection(client.get_node_from_key(key)).connection_pool
     return client.connection_pool
@@ -196,7 +196,9 @@ class StagedChunk:
         except BaseException as error:  # a refused SET too: its script's reply is still on the way, so the connection goes
             self._close(broken=True, error=error)
             if isinstance(error, redis.exceptions.MovedError) and isinstance(self.client, RedisCluster):
-                self.client.nodes_manager.move_slot(error)  # the slot moved (resharding): the client's retry goes there
+                # a slot moved (resharding): the whole table is read again, so the client's retry, and the next chunk
+                # of any slot moved so far, goes to the new owner
+                self.client.nodes_manager.initialize()
             raise
         if reply not in (b"OK", "OK", True):
             unexpected = redis.exceptions.ResponseError(f"unexpected reply to a staged SET: {reply!r}")
