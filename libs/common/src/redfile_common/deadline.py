@@ -94,6 +94,13 @@ def timeout(configured: float) -> float:
     return min(configured, left)
 
 
+def check() -> None:
+    """``DeadlineExceeded`` when the current request has nothing left (a command not worth taking a connection for)."""
+    budget = _current.get()
+    if budget is not None and budget.left() <= 0:
+        raise DeadlineExceeded("the request's time budget is spent")
+
+
 def spend(seconds: float) -> None:
     budget = _current.get()
     if budget is not None:

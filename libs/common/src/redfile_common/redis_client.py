@@ -93,6 +93,9 @@ class Guarded:
         failures = 0
         breaker = self._breaker_for(breaker_for or args)
         while True:
+            # a spent budget stops here: a cluster client would take the command's timeout for a failed node, drop
+            # the node's idle connections and read the slot table again
+            deadline.check()
             probe = breaker.before() if breaker is not None else False  # BreakerOpen: not sent
             started = time.monotonic()
             try:
