@@ -21,6 +21,7 @@ What a write acknowledged to replicas takes (``REDIS_WAIT_REPLICAS``) is ``repli
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import redis
@@ -50,11 +51,20 @@ class NodeBreakers:
     only, and the other primaries' keep working.  A command with no key goes through the process's breaker."""
 
     def _breaker_for(self, args: tuple) -> CircuitBreaker | None:
-        base = self.breaker  # type: ignore[attr-defined]  # the class this mixes into has it
-        if base is None or not args:
+        if not args:
+            return self.breaker  # type: ignore[attr-defined]  # the class this mixes into has it
+        return self._breaker_of_slot(lambda: self.determine_slot(*args))  # type: ignore[attr-defined]
+
+    def breaker_for_key(self, key: str) -> CircuitBreaker | None:
+        """The breaker of the primary serving ``key``'s slot, which its commands go through (``breaker_guarding``)."""
+        return self._breaker_of_slot(lambda: self.keyslot(key))  # type: ignore[attr-defined]
+
+    def _breaker_of_slot(self, slot_of: Callable[[], int]) -> CircuitBreaker | None:
+        base = self.breaker  # type: ignore[attr-defined]
+        if base is None:
             return base
         try:
-            node = self.nodes_manager.get_node_from_slot(self.determine_slot(*args))  # type: ignore[attr-defined]
+            node = self.nodes_manager.get_node_from_slot(slot_of())  # type: ignore[attr-defined]
         except Exception:  # no key, or a slot nobody serves now: the process's
             return base
         breakers: dict = self.__dict__.setdefault("_node_breakers", {})
