@@ -1,17 +1,20 @@
 """The topology module's pure parts: INFO added up over a cluster's primaries, the marker key of a write, the
-breaker guarding a key."""
+breaker guarding a key, what each Sentinel client connects with (no connection is made)."""
 
 from __future__ import annotations
 
 import pytest
 import redis
 from redis.cluster import RedisCluster, key_slot
+from redis.sentinel import SentinelManagedSSLConnection
 
 from redfile_common.breaker import CircuitBreaker
 from redfile_common.redis_client import Guarded, InstrumentedRedis, breaker_guarding
 from redfile_common.redis_info import summary
-from redfile_common.redis_topology import ClusterInfo, NodeBreakers
+from redfile_common.redis_topology import ClusterInfo, NodeBreakers, info_client, make_sentinel, readiness_client
 from redfile_common.replicas import marker_of
+from redfile_common.settings import ServiceSettings
+from redfile_dev.testing import make_settings
 
 
 class _Primaries:
@@ -117,3 +120,33 @@ def test_without_a_cluster_the_breaker_guarding_a_key_is_the_processs_or_none():
     assert breaker_guarding(standalone, "any") is base
     assert breaker_guarding(redis.Redis(), "any") is None
     assert breaker_guarding(_Cluster(None), "any") is None
+
+
+@pytest.mark.parametrize(
+    ("make", "timeout", "connect_timeout", "name"),
+    [(make_sentinel, 5.0, 2.0, "redfile-files"), (info_client, 1.5, 1.5, "redfile-files-info"), (readiness_client, 3.0, 3.0, None)],
+    ids=["requests", "info", "readiness"],
+)
+def test_every_sentinel_client_connects_with_the_acl_user_tls_and_its_own_timeouts(make, timeout, connect_timeout, name):
+    settings = make_settings(
+        ServiceSettings,
+        "rediss://127.0.0.1:6390/0",
+        redis_mode="sentinel",
+        redis_sentinels=["127.0.0.1:26390", "127.0.0.1:26391"],
+        redis_sentinel_password="sentinel-secret",
+        redis_username="files",
+        redis_password="redis-secret",
+        redis_socket_timeout=5.0,
+        redis_connect_timeout=2.0,
+        redis_info_timeout=1.5,
+        readiness_timeout=3.0,
+        service_name="files",
+    )
+    pool = make(settings).connection_pool
+    assert issubclass(pool.connection_class, SentinelManagedSSLConnection)  # rediss://: TLS to the primary too
+    options = pool.connection_kwargs
+    assert (options["username"], options["password"]) == ("files", "redis-secret")
+    assert (options["socket_timeout"], options["socket_connect_timeout"], options.get("client_name")) == (timeout, connect_timeout, name)
+    sentinels = [s.connection_pool.connection_kwargs for s in pool.sentinel_manager.sentinels]
+    assert [(s["host"], s["port"]) for s in sentinels] == [("127.0.0.1", 26390), ("127.0.0.1", 26391)]
+    assert all(s["password"] == "sentinel-secret" and s["socket_timeout"] == connect_timeout for s in sentinels)
