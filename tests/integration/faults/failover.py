@@ -1,4 +1,5 @@
-"""Tools for the failover tests: a client that times every request, and the figures of one failover.
+"""Tools for the failover tests: a client that times every request, the figures of one failover, files stored
+before it, and a download cut by it and resumed.
 
 Imported by the ``test_failover_*`` tests (not a conftest).  Every loop is bounded by a deadline and every
 request by a timeout.
@@ -6,14 +7,18 @@ request by a timeout.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import requests
 
-from .helpers import REQUEST_TIMEOUT, RetryingUploader, sha256
+from .helpers import REQUEST_TIMEOUT, RetryingUploader, error_code, sha256
+
+MIB = 1024 * 1024
 
 
 @dataclass
@@ -130,3 +135,62 @@ def read_back(exchanges: Exchanges, base: str, headers: dict, stored: dict[str, 
                 break
             assert time.monotonic() < deadline, f"file {file_id} did not read back before the deadline"
             time.sleep(0.1)
+
+
+def store_files(base: str, headers: dict, sizes: list[int], deadline: float) -> dict[str, str]:
+    """Files of these sizes, uploaded and completed (chunks of a MiB): id -> SHA-256."""
+    stored = {}
+    for size in sizes:
+        data = os.urandom(size)
+        client = RetryingUploader(base, headers, data, MIB, deadline=deadline)
+        client.create(name=f"before-{size}.bin")
+        client.send_all()
+        record = client.complete()
+        assert record["sha256"] == sha256(data)
+        stored[record["id"]] = sha256(data)
+    return stored
+
+
+@dataclass
+class CutDownload:
+    body: bytes  # the whole file, as received across the cut and the resumes
+    killed_at: float
+    cut_at: int  # bytes received before the stream ended (the whole size when the kill did not cut it)
+
+
+def download_through_a_kill(
+    exchanges: Exchanges, url: str, headers: dict, size: int, kill: Callable[[], object], deadline: float
+) -> CutDownload:
+    """GET ``url`` (``size`` bytes) as a stream and ``kill()`` once a quarter of it came; then resume with a Range
+    from the bytes received, as a download manager does, until every byte is in (or ``deadline``).  Meanwhile a
+    failed resume is a cut connection or a 503 with ``Retry-After``, and every resume a 206 from where it asked."""
+    received = bytearray()
+    killed_at = None
+    broke = None
+    with requests.get(url, headers=headers, stream=True, timeout=REQUEST_TIMEOUT) as resp:
+        assert resp.status_code == 200, resp.text[:300]
+        try:
+            for piece in resp.iter_content(MIB):
+                received += piece
+                if killed_at is None and len(received) >= size // 4:
+                    killed_at = time.monotonic()
+                    kill()
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            broke = exc
+    assert killed_at is not None
+    exchanges.add(killed_at, None if broke is not None or len(received) < size else resp.status_code, "GET (the download)")
+    cut_at = len(received)
+
+    while len(received) < size:
+        assert time.monotonic() < deadline, "the download did not resume before the deadline"
+        resumed = timed_get(exchanges, url, {**headers, "Range": f"bytes={len(received)}-"})
+        if resumed is None or resumed.status_code >= 500:
+            if resumed is not None:
+                assert resumed.status_code == 503 and error_code(resumed) == "service_unavailable", resumed.text[:300]
+                assert resumed.headers["Retry-After"]
+            time.sleep(0.1)
+            continue
+        assert resumed.status_code == 206, resumed.text[:300]
+        assert resumed.headers["Content-Range"] == f"bytes {len(received)}-{size - 1}/{size}"
+        received += resumed.content
+    return CutDownload(bytes(received), killed_at, cut_at)

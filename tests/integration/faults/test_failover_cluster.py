@@ -19,7 +19,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import requests
 
 from redfile_common.redis_topology import make_redis
 from redfile_common.replicas import confirm_replicas
@@ -28,10 +27,9 @@ from redfile_dev.testing import auth_header, make_settings, user_token
 from redfile_files.settings import FilesSettings
 from redfile_files.storage import keys
 
-from .failover import Exchanges, TimedUploader, read_back, timed_get
-from .helpers import REQUEST_TIMEOUT, RetryingUploader, error_code, sha256, wait_until
+from .failover import MIB, Exchanges, TimedUploader, download_through_a_kill, read_back, store_files
+from .helpers import RetryingUploader, sha256, wait_until
 
-MIB = 1024 * 1024
 CHUNK = 4 * MIB
 BIG = 256 * MIB
 WORST_FAILURE = 2.0 + 0.5 + 1.0  # REQUEST_BUDGET, a 4 MiB chunk's body allowance, a little for the machine
@@ -51,24 +49,11 @@ def _owner_of(redis_cluster, client, file_id: str):
     return next(node for node in redis_cluster.primaries() if node.port == port)
 
 
-def _store(base: str, headers: dict, sizes: list[int], deadline: float) -> dict[str, str]:
-    stored = {}
-    for size in sizes:
-        data = os.urandom(size)
-        client = RetryingUploader(base, headers, data, MIB, deadline=deadline)
-        client.create(name=f"before-{size}.bin")
-        client.send_all()
-        record = client.complete()
-        assert record["sha256"] == sha256(data)
-        stored[record["id"]] = sha256(data)
-    return stored
-
-
 @pytest.mark.timing
 def test_primary_killed_mid_upload_loses_no_acknowledged_byte(redis_cluster, gunicorn):
     files, headers, client = _files_service(redis_cluster, gunicorn)
     deadline = time.monotonic() + 240
-    stored = _store(files.url, headers, [3 * MIB + 5, MIB, 17], deadline)
+    stored = store_files(files.url, headers, [3 * MIB + 5, MIB, 17], deadline)
     data = os.urandom(BIG)
     exchanges = Exchanges()
     uploader = TimedUploader(files.url, headers, data, CHUNK, deadline=deadline, exchanges=exchanges)
@@ -115,7 +100,7 @@ def test_primary_killed_mid_upload_loses_no_acknowledged_byte(redis_cluster, gun
 def test_primary_killed_mid_download_resumes_with_a_range(redis_cluster, gunicorn):
     files, headers, client = _files_service(redis_cluster, gunicorn)
     deadline = time.monotonic() + 240
-    stored = _store(files.url, headers, [2 * MIB + 1, 11], deadline)
+    stored = store_files(files.url, headers, [2 * MIB + 1, 11], deadline)
     data = os.urandom(BIG)
     uploader = RetryingUploader(files.url, headers, data, CHUNK, deadline=deadline)
     file_id = uploader.create(name="big.bin")
@@ -123,37 +108,11 @@ def test_primary_killed_mid_download_resumes_with_a_range(redis_cluster, gunicor
     uploader.complete()
     victim = _owner_of(redis_cluster, client, file_id)
     exchanges = Exchanges()
-    received = bytearray()
-    url = f"{files.url}/files/{file_id}"
-
-    killed_at = None
-    broke = None
-    with requests.get(url, headers=headers, stream=True, timeout=REQUEST_TIMEOUT) as resp:
-        assert resp.status_code == 200, resp.text[:300]
-        try:
-            for piece in resp.iter_content(MIB):
-                received += piece
-                if killed_at is None and len(received) >= BIG // 4:
-                    killed_at = time.monotonic()
-                    redis_cluster.kill(victim)
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            broke = exc
-    assert killed_at is not None
-    exchanges.add(killed_at, None if broke is not None or len(received) < BIG else resp.status_code, "GET (the download)")
-    cut_at = len(received)
-    assert received == data[:cut_at]  # what came before the cut is right
-
-    while len(received) < BIG:  # resume from the bytes received, as a download manager does
-        assert time.monotonic() < deadline, "the download did not resume before the deadline"
-        resumed = timed_get(exchanges, url, {**headers, "Range": f"bytes={len(received)}-"})
-        if resumed is None or resumed.status_code >= 500:
-            if resumed is not None:
-                assert resumed.status_code == 503 and error_code(resumed) == "service_unavailable", resumed.text[:300]
-            time.sleep(0.1)
-            continue
-        assert resumed.status_code == 206, resumed.text[:300]
-        received += resumed.content
-    assert sha256(bytes(received)) == sha256(data)
+    download = download_through_a_kill(
+        exchanges, f"{files.url}/files/{file_id}", headers, BIG, lambda: redis_cluster.kill(victim), deadline
+    )
+    killed_at, cut_at = download.killed_at, download.cut_at
+    assert sha256(download.body) == sha256(data)
     read_back(exchanges, files.url, headers, stored, deadline)
 
     figures = exchanges.figures(killed_at)

@@ -24,10 +24,9 @@ import requests
 from redfile_dev.testing import auth_header, make_settings, user_token
 from redfile_files.settings import FilesSettings
 
-from .failover import Exchanges, TimedUploader, read_back, timed_get
+from .failover import MIB, Exchanges, TimedUploader, download_through_a_kill, read_back, store_files
 from .helpers import OCTET, REQUEST_TIMEOUT, RetryingUploader, error_code, sha256, wait_until
 
-MIB = 1024 * 1024
 CHUNK = 4 * MIB
 BIG = 256 * MIB
 # A failed request answers within its budget: REQUEST_BUDGET (2 s) plus a chunk's body allowance
@@ -45,20 +44,6 @@ def _files_service(redis_sentinel, gunicorn, **env: str):
     assert primary.execute_command("WAIT", 2, 5000) == 2  # the token's version is on both replicas
     primary.close()
     return files, headers
-
-
-def _store(base: str, headers: dict, sizes: list[int], deadline: float) -> dict[str, str]:
-    """Files of these sizes, uploaded and completed: id -> SHA-256."""
-    stored = {}
-    for size in sizes:
-        data = os.urandom(size)
-        client = RetryingUploader(base, headers, data, MIB, deadline=deadline)
-        client.create(name=f"before-{size}.bin")
-        client.send_all()
-        record = client.complete()
-        assert record["sha256"] == sha256(data)
-        stored[record["id"]] = sha256(data)
-    return stored
 
 
 def test_a_streamed_chunk_is_acknowledged_only_once_a_replica_has_it(redis_sentinel, gunicorn):
@@ -95,7 +80,7 @@ def test_a_streamed_chunk_is_acknowledged_only_once_a_replica_has_it(redis_senti
 def test_primary_killed_mid_upload_loses_no_acknowledged_byte(redis_sentinel, gunicorn):
     files, headers = _files_service(redis_sentinel, gunicorn)
     deadline = time.monotonic() + 240
-    stored = _store(files.url, headers, [3 * MIB + 5, MIB, 17], deadline)
+    stored = store_files(files.url, headers, [3 * MIB + 5, MIB, 17], deadline)
     data = os.urandom(BIG)
     exchanges = Exchanges()
     client = TimedUploader(files.url, headers, data, CHUNK, deadline=deadline, exchanges=exchanges)
@@ -150,47 +135,17 @@ def test_primary_killed_mid_upload_loses_no_acknowledged_byte(redis_sentinel, gu
 def test_primary_killed_mid_download_resumes_with_a_range(redis_sentinel, gunicorn):
     files, headers = _files_service(redis_sentinel, gunicorn)
     deadline = time.monotonic() + 240
-    stored = _store(files.url, headers, [2 * MIB + 1, 11], deadline)
+    stored = store_files(files.url, headers, [2 * MIB + 1, 11], deadline)
     data = os.urandom(BIG)
     uploader = RetryingUploader(files.url, headers, data, CHUNK, deadline=deadline)
     file_id = uploader.create(name="big.bin")
     uploader.send_all()
     uploader.complete()
     exchanges = Exchanges()
-    received = bytearray()
-    url = f"{files.url}/files/{file_id}"
-
-    killed_at = None
-    broke = None
-    with requests.get(url, headers=headers, stream=True, timeout=REQUEST_TIMEOUT) as resp:
-        assert resp.status_code == 200, resp.text[:300]
-        try:
-            for piece in resp.iter_content(MIB):
-                received += piece
-                if killed_at is None and len(received) >= BIG // 4:
-                    killed_at = time.monotonic()
-                    redis_sentinel.kill_primary()
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            broke = exc
-    assert killed_at is not None
-    exchanges.add(killed_at, None if broke is not None or len(received) < BIG else resp.status_code, "GET (the download)")  # kill -> cut
-    cut_at = len(received)
+    download = download_through_a_kill(exchanges, f"{files.url}/files/{file_id}", headers, BIG, redis_sentinel.kill_primary, deadline)
+    killed_at, cut_at = download.killed_at, download.cut_at
     assert cut_at < BIG, "the download in progress went on through the kill"
-    assert received == data[:cut_at]  # what came before the cut is right
-
-    while len(received) < BIG:  # resume from the bytes received, as a download manager does
-        assert time.monotonic() < deadline, "the download did not resume before the deadline"
-        resumed = timed_get(exchanges, url, {**headers, "Range": f"bytes={len(received)}-"})
-        if resumed is None or resumed.status_code >= 500:
-            if resumed is not None:
-                assert resumed.status_code == 503 and error_code(resumed) == "service_unavailable", resumed.text[:300]
-                assert resumed.headers["Retry-After"]
-            time.sleep(0.1)
-            continue
-        assert resumed.status_code == 206, resumed.text[:300]
-        assert resumed.headers["Content-Range"] == f"bytes {len(received)}-{BIG - 1}/{BIG}"
-        received += resumed.content
-    assert sha256(bytes(received)) == sha256(data)
+    assert sha256(download.body) == sha256(data)
     read_back(exchanges, files.url, headers, stored, deadline)
 
     figures = exchanges.figures(killed_at)
