@@ -18,8 +18,6 @@ import json
 import math
 import secrets
 
-from redis.cluster import key_slot
-
 from redfile_files.settings import DEFAULT_CHUNK_BYTES
 from redfile_files.storage import keys
 
@@ -31,16 +29,6 @@ def slot_ranges(primaries: int) -> list[tuple[int, int]]:
     """The slot ranges ``redis-cli --cluster create`` assigns ``primaries`` primaries (even, the remainder to the first)."""
     per = SLOTS / primaries
     return [(round(i * per), round((i + 1) * per) - 1) for i in range(primaries)]
-
-
-def shares(file_id: str, size: int, chunk: int, ranges: list[tuple[int, int]]) -> list[float]:
-    held = [0] * len(ranges)
-    n = math.ceil(size / chunk)
-    for index in range(n):
-        length = chunk if index < n - 1 else size - chunk * (n - 1)
-        slot = key_slot(keys.chunk(file_id, index, f"{length}:00000000:{'0' * 64}").encode())
-        held[next(p for p, (lo, hi) in enumerate(ranges) if lo <= slot <= hi)] += length
-    return [h / size for h in held]
 
 
 def main() -> None:
@@ -57,7 +45,7 @@ def main() -> None:
     total = [0.0] * args.primaries
     worst, beyond = 0.0, 0
     for _ in range(max(1, args.files)):
-        one = shares(secrets.token_hex(16), size, args.chunk, ranges)
+        one = keys.chunk_spread(secrets.token_hex(16), size, args.chunk, ranges)
         first = first or one
         total = [t + s for t, s in zip(total, one)]
         furthest = max(abs(s - even) for s in one)

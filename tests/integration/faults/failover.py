@@ -1,4 +1,5 @@
-"""Tools for the failover tests: a client that times every request, and the figures of one failover.
+"""Tools for the failover tests: a client that times every request, the figures of one failover and what they
+must stay within, files stored before it, an upload the kill meets, and a download cut by it and resumed.
 
 Imported by the ``test_failover_*`` tests (not a conftest).  Every loop is bounded by a deadline and every
 request by a timeout.
@@ -6,14 +7,19 @@ request by a timeout.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import requests
 
-from .helpers import REQUEST_TIMEOUT, RetryingUploader, sha256
+from .helpers import REQUEST_TIMEOUT, RetryingUploader, error_code, sha256, wait_until
+
+MIB = 1024 * 1024
 
 
 @dataclass
@@ -107,6 +113,58 @@ class TimedUploader(RetryingUploader):
         return sum(len(self.piece(i)) for i in self.forgotten)
 
 
+@dataclass
+class Kill:
+    """A primary killed in the middle of an upload: when, what was acknowledged by then, the failover."""
+
+    killed_at: float
+    acked_at_kill: dict  # chunk index -> when its acknowledgement came
+    killed: object  # what ``kill`` returned
+    promoted: object  # what ``wait_failover`` returned: the new primary
+    promoted_at: float
+
+
+def upload_through_a_kill(uploader: TimedUploader, kill: Callable[[], object], wait_failover: Callable[[], object]) -> Kill:
+    """``uploader`` sends every chunk while another thread calls ``kill()`` once a third are acknowledged, then
+    ``wait_failover()``; each within a bounded wait."""
+    seen: dict = {}
+
+    def kill_mid_upload() -> None:
+        wait_until(lambda: len(uploader.acked) >= uploader.total // 3, 120, "a third of the chunks", interval=0.002)
+        seen["killed_at"] = time.monotonic()
+        seen["killed"] = kill()
+        seen["acked_at_kill"] = dict(uploader.acked)
+        seen["promoted"] = wait_failover()
+        seen["promoted_at"] = time.monotonic()
+
+    with ThreadPoolExecutor(1) as pool:
+        killer = pool.submit(kill_mid_upload)
+        uploader.send_all()
+        killer.result(timeout=60)
+    assert len(seen["acked_at_kill"]) < uploader.total, "the primary died after the upload, not during it"
+    return Kill(**seen)
+
+
+def assert_within(figures: Figures, uploader: TimedUploader, worst_failure: float, recovery: float) -> None:
+    """What a failover met by an upload may cost: no acknowledged byte, only cut connections and clean 503s (with
+    ``Retry-After``), none slower than ``worst_failure``, a success again within ``recovery`` seconds."""
+    assert figures.bytes_lost == 0
+    assert figures.failed > 0, "no request met the failover"
+    assert set(figures.failed_statuses) <= {None, 503}, figures  # a cut connection or a clean 503, never a 500
+    assert {code for _, code, _ in uploader.server_errors} <= {"service_unavailable"}, uploader.summary()
+    assert all(retry_after for _, _, retry_after in uploader.server_errors)
+    assert figures.worst_failure < worst_failure, figures
+    assert figures.recovered_after < recovery, figures
+
+
+def assert_download_within(figures: Figures, worst_failure: float, recovery: float) -> None:
+    """What a failover met by a download may cost: only cut connections and clean 503s, none slower than
+    ``worst_failure``, a success again within ``recovery`` seconds."""
+    assert set(figures.failed_statuses) <= {None, 503}, figures
+    assert figures.worst_failure < worst_failure, figures
+    assert figures.recovered_after < recovery, figures
+
+
 def timed_get(exchanges: Exchanges, url: str, headers: dict, **kwargs) -> requests.Response | None:
     """A GET whose whole body is read, timed; None when the connection broke (or the body was cut)."""
     started = time.monotonic()
@@ -130,3 +188,67 @@ def read_back(exchanges: Exchanges, base: str, headers: dict, stored: dict[str, 
                 break
             assert time.monotonic() < deadline, f"file {file_id} did not read back before the deadline"
             time.sleep(0.1)
+
+
+def upload_file(base: str, headers: dict, data: bytes, chunk: int, name: str, deadline: float) -> str:
+    """``data`` uploaded in chunks of ``chunk`` bytes and completed, each request retried until ``deadline``: its id."""
+    client = RetryingUploader(base, headers, data, chunk, deadline=deadline)
+    client.create(name=name)
+    client.send_all()
+    record = client.complete()
+    assert record["sha256"] == sha256(data)
+    return record["id"]
+
+
+def store_files(base: str, headers: dict, sizes: list[int], deadline: float) -> dict[str, str]:
+    """Files of these sizes, uploaded and completed (chunks of a MiB): id -> SHA-256."""
+    stored = {}
+    for size in sizes:
+        data = os.urandom(size)
+        stored[upload_file(base, headers, data, MIB, f"before-{size}.bin", deadline)] = sha256(data)
+    return stored
+
+
+@dataclass
+class CutDownload:
+    body: bytes  # the whole file, as received across the cut and the resumes
+    killed_at: float
+    cut_at: int  # bytes received before the stream ended (the whole size when the kill did not cut it)
+
+
+def download_through_a_kill(
+    exchanges: Exchanges, url: str, headers: dict, size: int, kill: Callable[[], object], deadline: float
+) -> CutDownload:
+    """GET ``url`` (``size`` bytes) as a stream and ``kill()`` once a quarter of it came; then resume with a Range
+    from the bytes received, as a download manager does, until every byte is in (or ``deadline``).  Meanwhile a
+    failed resume is a cut connection or a 503 with ``Retry-After``, and every resume a 206 from where it asked."""
+    received = bytearray()
+    killed_at = None
+    broke = None
+    with requests.get(url, headers=headers, stream=True, timeout=REQUEST_TIMEOUT) as resp:
+        assert resp.status_code == 200, resp.text[:300]
+        try:
+            for piece in resp.iter_content(MIB):
+                received += piece
+                if killed_at is None and len(received) >= size // 4:
+                    killed_at = time.monotonic()
+                    kill()
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            broke = exc
+    assert killed_at is not None
+    exchanges.add(killed_at, None if broke is not None or len(received) < size else resp.status_code, "GET (the download)")
+    cut_at = len(received)
+
+    while len(received) < size:
+        assert time.monotonic() < deadline, "the download did not resume before the deadline"
+        resumed = timed_get(exchanges, url, {**headers, "Range": f"bytes={len(received)}-"})
+        if resumed is None or resumed.status_code >= 500:
+            if resumed is not None:
+                assert resumed.status_code == 503 and error_code(resumed) == "service_unavailable", resumed.text[:300]
+                assert resumed.headers["Retry-After"]
+            time.sleep(0.1)
+            continue
+        assert resumed.status_code == 206, resumed.text[:300]
+        assert resumed.headers["Content-Range"] == f"bytes {len(received)}-{size - 1}/{size}"
+        received += resumed.content
+    return CutDownload(bytes(received), killed_at, cut_at)

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import requests
 
 from redfile_common.redis_topology import make_redis
 from redfile_common.replicas import confirm_replicas
@@ -28,10 +26,10 @@ from redfile_dev.testing import auth_header, make_settings, user_token
 from redfile_files.settings import FilesSettings
 from redfile_files.storage import keys
 
-from .failover import Exchanges, TimedUploader, read_back, timed_get
-from .helpers import REQUEST_TIMEOUT, RetryingUploader, error_code, sha256, wait_until
+from . import failover
+from .failover import MIB
+from .helpers import sha256
 
-MIB = 1024 * 1024
 CHUNK = 4 * MIB
 BIG = 256 * MIB
 WORST_FAILURE = 2.0 + 0.5 + 1.0  # REQUEST_BUDGET, a 4 MiB chunk's body allowance, a little for the machine
@@ -51,113 +49,50 @@ def _owner_of(redis_cluster, client, file_id: str):
     return next(node for node in redis_cluster.primaries() if node.port == port)
 
 
-def _store(base: str, headers: dict, sizes: list[int], deadline: float) -> dict[str, str]:
-    stored = {}
-    for size in sizes:
-        data = os.urandom(size)
-        client = RetryingUploader(base, headers, data, MIB, deadline=deadline)
-        client.create(name=f"before-{size}.bin")
-        client.send_all()
-        record = client.complete()
-        assert record["sha256"] == sha256(data)
-        stored[record["id"]] = sha256(data)
-    return stored
-
-
 @pytest.mark.timing
 def test_primary_killed_mid_upload_loses_no_acknowledged_byte(redis_cluster, gunicorn):
     files, headers, client = _files_service(redis_cluster, gunicorn)
     deadline = time.monotonic() + 240
-    stored = _store(files.url, headers, [3 * MIB + 5, MIB, 17], deadline)
+    stored = failover.store_files(files.url, headers, [3 * MIB + 5, MIB, 17], deadline)
     data = os.urandom(BIG)
-    exchanges = Exchanges()
-    uploader = TimedUploader(files.url, headers, data, CHUNK, deadline=deadline, exchanges=exchanges)
+    exchanges = failover.Exchanges()
+    uploader = failover.TimedUploader(files.url, headers, data, CHUNK, deadline=deadline, exchanges=exchanges)
     upload_id = uploader.create(name="big.bin")
     victim = _owner_of(redis_cluster, client, upload_id)
-    seen: dict = {}
-
-    def kill_the_primary_mid_upload() -> None:
-        wait_until(lambda: len(uploader.acked) >= uploader.total // 3, 120, "a third of the chunks", interval=0.002)
-        seen["killed_at"] = time.monotonic()
-        redis_cluster.kill(victim)
-        seen["acked_at_kill"] = dict(uploader.acked)
-        seen["promoted"] = redis_cluster.wait_failover(victim, 30)
-        seen["promoted_at"] = time.monotonic()
-
-    with ThreadPoolExecutor(1) as pool:
-        killer = pool.submit(kill_the_primary_mid_upload)
-        uploader.send_all()
-        killer.result(timeout=60)
+    kill = failover.upload_through_a_kill(uploader, lambda: redis_cluster.kill(victim), lambda: redis_cluster.wait_failover(victim, 30))
     record = uploader.complete()
 
-    killed_at = seen["killed_at"]
-    assert len(seen["acked_at_kill"]) < uploader.total, "the primary died after the upload, not during it"
-    assert seen["promoted"].port != victim.port
+    killed_at = kill.killed_at
+    assert kill.promoted.port != victim.port  # type: ignore[attr-defined]  # the cluster's node
     assert uploader.forgotten == set(), f"acknowledged chunks lost: {sorted(uploader.forgotten)}"
     assert record["size"] == BIG and record["sha256"] == sha256(data)
     assert sha256(uploader.download()) == sha256(data)
-    read_back(exchanges, files.url, headers, stored, deadline)
+    failover.read_back(exchanges, files.url, headers, stored, deadline)
 
     figures = exchanges.figures(killed_at, uploader.bytes_forgotten())
     print(
-        f"\ncluster, the file slot's primary killed mid-upload ({len(seen['acked_at_kill'])}/{uploader.total} chunks "
-        f"acknowledged; its replica promoted after {seen['promoted_at'] - killed_at:.2f} s): {figures}"
+        f"\ncluster, the file slot's primary killed mid-upload ({len(kill.acked_at_kill)}/{uploader.total} chunks "
+        f"acknowledged; its replica promoted after {kill.promoted_at - killed_at:.2f} s): {figures}"
     )
-    assert figures.bytes_lost == 0
-    assert figures.failed > 0, "no request met the failover"
-    assert set(figures.failed_statuses) <= {None, 503}, figures  # a cut connection or a clean 503, never a 500
-    assert {code for _, code, _ in uploader.server_errors} <= {"service_unavailable"}, uploader.summary()
-    assert figures.worst_failure < WORST_FAILURE, figures
-    assert figures.recovered_after < RECOVERY, figures
+    failover.assert_within(figures, uploader, WORST_FAILURE, RECOVERY)
 
 
 @pytest.mark.timing
 def test_primary_killed_mid_download_resumes_with_a_range(redis_cluster, gunicorn):
     files, headers, client = _files_service(redis_cluster, gunicorn)
     deadline = time.monotonic() + 240
-    stored = _store(files.url, headers, [2 * MIB + 1, 11], deadline)
+    stored = failover.store_files(files.url, headers, [2 * MIB + 1, 11], deadline)
     data = os.urandom(BIG)
-    uploader = RetryingUploader(files.url, headers, data, CHUNK, deadline=deadline)
-    file_id = uploader.create(name="big.bin")
-    uploader.send_all()
-    uploader.complete()
+    file_id = failover.upload_file(files.url, headers, data, CHUNK, "big.bin", deadline)
     victim = _owner_of(redis_cluster, client, file_id)
-    exchanges = Exchanges()
-    received = bytearray()
-    url = f"{files.url}/files/{file_id}"
-
-    killed_at = None
-    broke = None
-    with requests.get(url, headers=headers, stream=True, timeout=REQUEST_TIMEOUT) as resp:
-        assert resp.status_code == 200, resp.text[:300]
-        try:
-            for piece in resp.iter_content(MIB):
-                received += piece
-                if killed_at is None and len(received) >= BIG // 4:
-                    killed_at = time.monotonic()
-                    redis_cluster.kill(victim)
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            broke = exc
-    assert killed_at is not None
-    exchanges.add(killed_at, None if broke is not None or len(received) < BIG else resp.status_code, "GET (the download)")
-    cut_at = len(received)
-    assert received == data[:cut_at]  # what came before the cut is right
-
-    while len(received) < BIG:  # resume from the bytes received, as a download manager does
-        assert time.monotonic() < deadline, "the download did not resume before the deadline"
-        resumed = timed_get(exchanges, url, {**headers, "Range": f"bytes={len(received)}-"})
-        if resumed is None or resumed.status_code >= 500:
-            if resumed is not None:
-                assert resumed.status_code == 503 and error_code(resumed) == "service_unavailable", resumed.text[:300]
-            time.sleep(0.1)
-            continue
-        assert resumed.status_code == 206, resumed.text[:300]
-        received += resumed.content
-    assert sha256(bytes(received)) == sha256(data)
-    read_back(exchanges, files.url, headers, stored, deadline)
+    exchanges = failover.Exchanges()
+    download = failover.download_through_a_kill(
+        exchanges, f"{files.url}/files/{file_id}", headers, BIG, lambda: redis_cluster.kill(victim), deadline
+    )
+    killed_at, cut_at = download.killed_at, download.cut_at
+    assert sha256(download.body) == sha256(data)
+    failover.read_back(exchanges, files.url, headers, stored, deadline)
 
     figures = exchanges.figures(killed_at)
     print(f"\ncluster, the file slot's primary killed mid-download (cut at {cut_at / MIB:.1f} MiB of {BIG // MIB}): {figures}")
-    assert set(figures.failed_statuses) <= {None, 503}, figures
-    assert figures.worst_failure < WORST_FAILURE, figures
-    assert figures.recovered_after < RECOVERY, figures
+    failover.assert_download_within(figures, WORST_FAILURE, RECOVERY)

@@ -1,4 +1,5 @@
-"""Staged chunk writes (a session chunk, a tus body) go through the process's circuit breaker, against real Redis.
+"""Staged chunk writes (a session chunk, a tus body) go through the circuit breaker guarding their key, against
+real Redis: the process's, or on a cluster that of the primary serving the key's slot.
 
 A staged ``SET`` writes its RESP on a connection of the pool itself, past ``InstrumentedRedis``: it asks
 the breaker first, stops once the breaker opens, and its outcome counts as any command's does.
@@ -13,9 +14,11 @@ import redis
 from redis.cluster import RedisCluster
 
 from redfile_common.breaker import CLOSED, OPEN, BreakerOpen, CircuitBreaker
+from redfile_common.redis_client import breaker_guarding
 from redfile_common.redis_topology import make_redis
 from redfile_common.settings import ServiceSettings
 from redfile_dev.testing import connections_made, make_settings
+from redfile_files.storage import keys
 from redfile_files.storage.staged import StagedChunk
 
 from .conftest import dump
@@ -38,16 +41,28 @@ def clock():
 
 
 @pytest.fixture
-def breaker(clock):
+def process_breaker(clock):
     return CircuitBreaker(failures=1, reset_timeout=1.0, clock=clock)
 
 
 @pytest.fixture
-def guarded(redis_url, breaker):
+def guarded(redis_url, process_breaker):
     """A Redis client of the test's own, with its own breaker on the test's clock."""
-    c = make_redis(make_settings(ServiceSettings, redis_url, service_name="files"), breaker=breaker)
+    c = make_redis(make_settings(ServiceSettings, redis_url, service_name="files"), breaker=process_breaker)
     yield c
     c.close()
+
+
+def guarding(client, key: str) -> CircuitBreaker:
+    """The breaker guarding ``key``: the process's, or on a cluster that of its slot's primary (on the same clock)."""
+    found = breaker_guarding(client, key)
+    assert found is not None
+    return found
+
+
+@pytest.fixture
+def breaker(guarded):
+    return guarding(guarded, "staged")
 
 
 def force_open(breaker: CircuitBreaker) -> None:
@@ -94,6 +109,33 @@ def test_a_staged_set_may_be_the_probe_and_its_answer_closes_the_breaker(guarded
     assert redis_client.get("staged") == b"abc"
 
 
+def _key_on(client, port: int, *, other_than: bool = False) -> str:
+    return next(k for i in range(1000) if (client.get_node_from_key(k := f"staged:{{t{i}}}").port == port) != other_than)
+
+
+def test_on_a_cluster_a_staged_set_to_a_dead_primary_opens_that_primarys_breaker_only(redis_cluster):
+    """Uploads to the healthy primaries go on while the dead one's slots fail fast."""
+    process = CircuitBreaker(failures=1, reset_timeout=300)
+    client = make_redis(make_settings(ServiceSettings, redis_cluster.url, service_name="files"), breaker=process)
+    try:
+        victim = redis_cluster.primaries()[0]
+        doomed, healthy = _key_on(client, victim.port), _key_on(client, victim.port, other_than=True)
+        redis_cluster.kill(victim)
+        with pytest.raises(redis.exceptions.ConnectionError), StagedChunk(client, doomed, 3) as staged:
+            staged.write(b"abc")
+        assert guarding(client, doomed).state == OPEN
+        assert process.state == CLOSED and guarding(client, healthy).state == CLOSED
+        with StagedChunk(client, healthy, 3) as staged:
+            staged.write(b"abc")
+        assert client.get(healthy) == b"abc"
+        made = connections_made(client)
+        with pytest.raises(BreakerOpen):
+            StagedChunk(client, doomed, 3).__enter__()
+        assert connections_made(client) == made
+    finally:
+        client.close()
+
+
 # -- through HTTP: the app's own breaker ----------------------------------------------------
 @pytest.fixture
 def app(make_app):
@@ -126,9 +168,14 @@ def assert_unavailable(resp) -> None:
     assert resp.json["error"]["code"] == "service_unavailable" and int(resp.headers["Retry-After"]) >= 1
 
 
+def guarding_chunk(app, file_id: str, index: int) -> CircuitBreaker:
+    """The app's breaker guarding the chunk's slot, where it is staged: the process's, or that slot's primary's."""
+    return guarding(app.extensions["redfile"].redis, keys.chunk_key(file_id, index, "staged"))
+
+
 def test_a_chunk_put_answers_503_while_the_breaker_is_open_and_stores_nothing(app, api, client, alice, redis_client):
-    breaker = app.extensions["redfile"].breaker
     upload = api.create(alice, 2 * SIZE, chunk_size=SIZE).json
+    breaker = guarding_chunk(app, upload["id"], 0)
     before = dump(redis_client)
     body = OpensTheBreaker(b"c" * SIZE, breaker)
     resp = client.put(
@@ -136,14 +183,14 @@ def test_a_chunk_put_answers_503_while_the_breaker_is_open_and_stores_nothing(ap
     )
     assert_unavailable(resp)
     assert dump(redis_client) == before
-    resp = api.put(alice, upload["id"], 1, b"d" * SIZE)  # the breaker is open: refused before Redis is asked anything
+    resp = api.put(alice, upload["id"], 0, b"d" * SIZE)  # the chunk again: its breaker is open, the staged SET refused
     assert_unavailable(resp)
     assert dump(redis_client) == before
 
 
 def test_a_tus_patch_answers_503_while_the_breaker_is_open_and_stores_nothing(app, tus, client, alice, redis_client):
-    breaker = app.extensions["redfile"].breaker
     url = tus.new(alice, 2 * SIZE)
+    breaker = guarding_chunk(app, url.rstrip("/").rsplit("/", 1)[-1], 0)
     before = dump(redis_client)
     body = OpensTheBreaker(b"e" * SIZE, breaker)
     resp = client.patch(url, headers={**alice, **TUS, "Upload-Offset": "0"}, input_stream=body, content_length=SIZE, content_type=OCTET)

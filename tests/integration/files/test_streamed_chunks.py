@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from redfile_common.errors import ApiError
+from redfile_common.redis_client import breaker_guarding
 from redfile_dev.testing import redis_state
 from redfile_files.checksums import part_of
 from redfile_files.storage import keys
@@ -169,8 +170,8 @@ def test_redis_going_away_mid_chunk_stores_nothing(app, api, client, alice, redi
     assert resp.status_code == 503 and resp.headers["Retry-After"], resp.json
     monkeypatch.undo()
     assert redis_client.exists(chunk_at(redis_client, upload_id, 0)) == 0 and staged_keys(redis_client, upload_id) == []
-    breaker = app.extensions["redfile"].breaker
-    assert breaker.state == "open"
+    breaker = breaker_guarding(app.extensions["redfile"].redis, keys.chunk_key(upload_id, 0, "staged"))  # its slot's
+    assert breaker is not None and breaker.state == "open"
     opened = breaker.clock()
     breaker.clock = lambda: opened + breaker.reset_timeout  # its reset timeout is over: the next command probes
     again = os.urandom(CHUNK)

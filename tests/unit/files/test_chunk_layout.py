@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 import re
 from pathlib import Path
@@ -19,22 +18,11 @@ GIB = 1 << 30
 PRIMARIES = ((0, 5460), (5461, 10922), (10923, 16383))
 
 
-def shares_of(file_id: str, size: int, chunk: int) -> list[float]:
-    """The share of a file's bytes each primary holds, from its chunk keys' slots."""
-    held = [0] * len(PRIMARIES)
-    n = math.ceil(size / chunk)
-    for index in range(n):
-        length = chunk if index < n - 1 else size - chunk * (n - 1)
-        slot = key_slot(keys.chunk(file_id, index, f"{length}:00000000:{'ab' * 32}").encode())
-        held[next(p for p, (lo, hi) in enumerate(PRIMARIES) if lo <= slot <= hi)] += length
-    return [h / size for h in held]
-
-
 def test_a_1_gib_file_puts_a_third_of_its_bytes_on_each_of_three_primaries():
     rng = random.Random(19)
     for _ in range(200):
         file_id = f"{rng.getrandbits(128):032x}"
-        shares = shares_of(file_id, GIB, DEFAULT_CHUNK_BYTES)
+        shares = keys.chunk_spread(file_id, GIB, DEFAULT_CHUNK_BYTES, PRIMARIES)
         assert all(abs(share - 1 / 3) <= 0.10 for share in shares), (file_id, shares)
 
 

@@ -89,6 +89,10 @@ class Guarded:
         """The breaker a command goes through: the process's (a cluster client: the node's, ``redis_topology``)."""
         return self.breaker
 
+    def breaker_for_key(self, key: str) -> CircuitBreaker | None:
+        """The breaker that guards commands on ``key``: the process's (a cluster client: the node's)."""
+        return self.breaker
+
     def _guarded(self, label: str, repeatable: bool, call, *args, breaker_for: tuple = (), **options):
         failures = 0
         breaker = self._breaker_for(breaker_for or args)
@@ -136,6 +140,13 @@ class Guarded:
                 raise deadline.DeadlineExceeded("the request's time budget is spent")
             budget.spend(pause)
         time.sleep(pause)
+
+
+def breaker_guarding(client, key: str) -> CircuitBreaker | None:
+    """The circuit breaker that guards commands on ``key``, for code that talks to Redis past the client's commands
+    (a staged chunk): the process's, or on a cluster that of the primary serving the key's slot; None for a client
+    without breakers."""
+    return client.breaker_for_key(key) if isinstance(client, Guarded) else None
 
 
 class InstrumentedPipeline(Guarded, Pipeline):

@@ -21,6 +21,7 @@ What a write acknowledged to replicas takes (``REDIS_WAIT_REPLICAS``) is ``repli
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import redis
@@ -51,11 +52,20 @@ class NodeBreakers:
     only, and the other primaries' keep working.  A command with no key goes through the process's breaker."""
 
     def _breaker_for(self, args: tuple) -> CircuitBreaker | None:
-        base = self.breaker  # type: ignore[attr-defined]  # the class this mixes into has it
-        if base is None or not args:
+        if not args:
+            return self.breaker  # type: ignore[attr-defined]  # the class this mixes into has it
+        return self._breaker_of_slot(lambda: self.determine_slot(*args))  # type: ignore[attr-defined]
+
+    def breaker_for_key(self, key: str) -> CircuitBreaker | None:
+        """The breaker of the primary serving ``key``'s slot, which its commands go through (``breaker_guarding``)."""
+        return self._breaker_of_slot(lambda: self.keyslot(key))  # type: ignore[attr-defined]
+
+    def _breaker_of_slot(self, slot_of: Callable[[], int]) -> CircuitBreaker | None:
+        base = self.breaker  # type: ignore[attr-defined]
+        if base is None:
             return base
         try:
-            node = self.nodes_manager.get_node_from_slot(self.determine_slot(*args))  # type: ignore[attr-defined]
+            node = self.nodes_manager.get_node_from_slot(slot_of())  # type: ignore[attr-defined]
         except Exception:  # no key, or a slot nobody serves now: the process's
             return base
         breakers: dict = self.__dict__.setdefault("_node_breakers", {})
@@ -172,18 +182,29 @@ class InstrumentedCluster(FollowsAskToNewPrimaries, NodeBreakers, Guarded, Redis
         return pipe
 
 
-def _client_options(settings) -> dict:
-    options: dict = {
-        "socket_timeout": settings.redis_socket_timeout,
-        "socket_connect_timeout": settings.redis_connect_timeout,
-        "health_check_interval": 0,  # see redis_client.make_standalone
-        "client_name": f"redfile-{settings.service_name}",
-    }
+def _client_options(settings, timeout: float, connect_timeout: float, name: str | None = None) -> dict:
+    """What a client of the topology's nodes connects with: the ACL user, its timeouts, no PING before a command
+    on an idle connection (see ``redis_client.make_standalone``), and its name in CLIENT LIST."""
+    options: dict = {"socket_timeout": timeout, "socket_connect_timeout": connect_timeout, "health_check_interval": 0}
+    if name:
+        options["client_name"] = name
     if settings.redis_username:
         options["username"] = settings.redis_username
     if settings.redis_password:
         options["password"] = settings.redis_password
     return options
+
+
+def _sentinel(settings, timeout: float, options: dict) -> Sentinel:
+    """The sentinels of ``REDIS_SENTINELS``, asked within ``timeout``; ``options`` for the primary they name, with TLS
+    when ``REDIS_URL`` is ``rediss://``."""
+    sentinels = [(host, int(port)) for host, _, port in (s.rpartition(":") for s in settings.redis_sentinels)]
+    sentinel_options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if settings.redis_sentinel_password:
+        sentinel_options["password"] = settings.redis_sentinel_password
+    if settings.redis_url.startswith("rediss://"):
+        options = options | {"ssl": True}
+    return Sentinel(sentinels, sentinel_kwargs=sentinel_options, **options)
 
 
 def make_cluster(settings, observer=None, breaker=None) -> InstrumentedCluster:
@@ -194,7 +215,9 @@ def make_cluster(settings, observer=None, breaker=None) -> InstrumentedCluster:
     # redis:// URL and every other option (TLS's connection class included, wrapped) beside it
     host, port = url.pop("host"), url.pop("port", 6379)
     connection_class = url.pop("connection_class", Connection)
-    options = _client_options(settings) | url
+    options = (
+        _client_options(settings, settings.redis_socket_timeout, settings.redis_connect_timeout, f"redfile-{settings.service_name}") | url
+    )
     client = InstrumentedCluster(
         url=f"redis://[{host}]:{port}" if ":" in host else f"redis://{host}:{port}",
         connection_class=budgeted_connection_class(connection_class),
@@ -209,15 +232,8 @@ def make_cluster(settings, observer=None, breaker=None) -> InstrumentedCluster:
 
 
 def make_sentinel(settings, observer=None, breaker=None) -> InstrumentedRedis:
-    sentinels = [(host, int(port)) for host, _, port in (s.rpartition(":") for s in settings.redis_sentinels)]
-    sentinel_options = {"socket_timeout": settings.redis_connect_timeout, "socket_connect_timeout": settings.redis_connect_timeout}
-    if settings.redis_sentinel_password:
-        sentinel_options["password"] = settings.redis_sentinel_password
-    options = _client_options(settings)
-    if settings.redis_url.startswith("rediss://"):
-        options["ssl"] = True
-    manager = Sentinel(sentinels, sentinel_kwargs=sentinel_options, **options)
-    client = manager.master_for(
+    options = _client_options(settings, settings.redis_socket_timeout, settings.redis_connect_timeout, f"redfile-{settings.service_name}")
+    client = _sentinel(settings, settings.redis_connect_timeout, options).master_for(
         settings.redis_sentinel_master,
         redis_class=InstrumentedRedis,
         retry=Retry(NoBackoff(), 0),
@@ -229,6 +245,16 @@ def make_sentinel(settings, observer=None, breaker=None) -> InstrumentedRedis:
     client.observer, client.breaker, client.retries = observer, breaker, settings.redis_retries
     client.wait_replicas = settings.redis_wait_replicas
     return client
+
+
+def _side_client(settings, timeout: float, max_connections: int, name: str | None = None):
+    """A plain client of the cluster or the Sentinel primary for a task beside the requests (INFO, readiness):
+    its own timeout, one try, a few connections."""
+    options = _client_options(settings, timeout, timeout, name)
+    if settings.redis_mode == "cluster":
+        return RedisCluster.from_url(settings.redis_url, retry=Retry(NoBackoff(), 0), max_connections=max_connections, **options)
+    manager = _sentinel(settings, timeout, options)
+    return manager.master_for(settings.redis_sentinel_master, retry=Retry(NoBackoff(), 0), max_connections=max_connections)
 
 
 # How one INFO field of every primary adds up to the cluster's: summed, the worst, or the oldest.
@@ -268,23 +294,8 @@ class ClusterInfo:
 
 def info_client(settings):
     """A client for INFO only (``redis_info``) in ``REDIS_MODE``: short timeouts, no retries, few connections."""
-    short = {
-        "socket_timeout": settings.redis_info_timeout,
-        "socket_connect_timeout": settings.redis_info_timeout,
-        "client_name": f"redfile-{settings.service_name}-info",
-    }
-    if settings.redis_username:
-        short["username"] = settings.redis_username
-    if settings.redis_password:
-        short["password"] = settings.redis_password
-    if settings.redis_mode == "cluster":
-        return ClusterInfo(RedisCluster.from_url(settings.redis_url, retry=Retry(NoBackoff(), 0), max_connections=2, **short))
-    sentinels = [(host, int(port)) for host, _, port in (s.rpartition(":") for s in settings.redis_sentinels)]
-    sentinel_options = {"socket_timeout": settings.redis_info_timeout, "socket_connect_timeout": settings.redis_info_timeout}
-    if settings.redis_sentinel_password:
-        sentinel_options["password"] = settings.redis_sentinel_password
-    manager = Sentinel(sentinels, sentinel_kwargs=sentinel_options, **short)
-    return manager.master_for(settings.redis_sentinel_master, retry=Retry(NoBackoff(), 0), max_connections=2)
+    client = _side_client(settings, settings.redis_info_timeout, 2, f"redfile-{settings.service_name}-info")
+    return ClusterInfo(client) if settings.redis_mode == "cluster" else client
 
 
 class _ClusterReadiness:
@@ -309,17 +320,5 @@ class _ClusterReadiness:
 
 def readiness_client(settings):
     """What ``/readyz`` pings in ``REDIS_MODE``: one try, within ``READINESS_TIMEOUT``."""
-    short = {"socket_timeout": settings.readiness_timeout, "socket_connect_timeout": settings.readiness_timeout, "health_check_interval": 0}
-    if settings.redis_username:
-        short["username"] = settings.redis_username
-    if settings.redis_password:
-        short["password"] = settings.redis_password
-    if settings.redis_mode == "cluster":
-        client = RedisCluster.from_url(settings.redis_url, retry=Retry(NoBackoff(), 0), max_connections=4, **short)
-        return _ClusterReadiness(client, settings.readiness_timeout)
-    sentinels = [(host, int(port)) for host, _, port in (s.rpartition(":") for s in settings.redis_sentinels)]
-    sentinel_options = {"socket_timeout": settings.readiness_timeout, "socket_connect_timeout": settings.readiness_timeout}
-    if settings.redis_sentinel_password:
-        sentinel_options["password"] = settings.redis_sentinel_password
-    manager = Sentinel(sentinels, sentinel_kwargs=sentinel_options, **short)
-    return manager.master_for(settings.redis_sentinel_master, retry=Retry(NoBackoff(), 0), max_connections=4)
+    client = _side_client(settings, settings.readiness_timeout, 4)
+    return _ClusterReadiness(client, settings.readiness_timeout) if settings.redis_mode == "cluster" else client

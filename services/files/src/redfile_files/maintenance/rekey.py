@@ -32,18 +32,15 @@ nothing and answers the same question (status 0: no data key needs an old key).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from redfile_files.crypto import ChunkCorrupt, Encryption, parse_master_keys, wrapping_kid
-from redfile_files.storage import StorageError
+from redfile_files.maintenance.walk_cli import DEFAULT_BATCH, run_walk, walk_parser
 from redfile_files.storage.datakeys import DataKey, DataKeys
 
-DEFAULT_BATCH = 500
 MAX_LISTED = 100  # ids of unopenable keys named in a report
 
 
@@ -194,52 +191,33 @@ class Rekeyer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="redfile-rekey",
-        description="Re-wrap every file's data key under the first key of ENCRYPTION_KEYS "
+    def cursor(parser) -> None:
+        parser.add_argument("--cursor", type=int, default=0, help="resume the first pass at this SCAN cursor (from a progress line)")
+
+    def max_passes(parser) -> None:
+        parser.add_argument("--max-passes", type=int, default=3, help="passes while something is still re-wrapped (default %(default)s)")
+
+    args = walk_parser(
+        "redfile-rekey",
+        "Re-wrap every file's data key under the first key of ENCRYPTION_KEYS "
         "(run after every files replica has the new key first; see docs/operations.md).",
-    )
-    parser.add_argument("--dry-run", action="store_true", help="count data keys per master key; write nothing")
-    parser.add_argument("--cursor", type=int, default=0, help="resume the first pass at this SCAN cursor (from a progress line)")
-    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="keys per SCAN step (default %(default)s)")
-    parser.add_argument("--max-passes", type=int, default=3, help="passes while something is still re-wrapped (default %(default)s)")
-    parser.add_argument("--pause", type=float, default=0.0, help="seconds to sleep between SCAN steps, to spare a busy Redis")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    args = parser.parse_args(argv)
+        "count data keys per master key; write nothing",
+        first=cursor,
+        after_batch=max_passes,
+    ).parse_args(argv)
 
-    from redfile_common.redis_topology import make_redis
-    from redfile_common.settings import SettingsError, load_settings
-    from redfile_files.settings import FilesSettings
-
-    try:
-        settings = load_settings(FilesSettings)
+    def master_keys(settings) -> list:
         keys = parse_master_keys(settings.encryption_keys)
-    except (SettingsError, ValueError) as exc:
-        print(json.dumps({"error": "settings", "message": str(exc)}), file=sys.stderr)
-        return 2
-    if not keys:
-        print(json.dumps({"error": "settings", "message": "ENCRYPTION_KEYS is empty: nothing to re-wrap with"}), file=sys.stderr)
-        return 2
+        if not keys:
+            raise ValueError("ENCRYPTION_KEYS is empty: nothing to re-wrap with")
+        return keys
 
-    last_line = [0.0]
-
-    def progress(line: dict) -> None:  # at most one line a second, and the end of each pass
-        now = time.monotonic()
-        if not args.quiet and (line["cursor"] == 0 or now - last_line[0] >= 1):
-            last_line[0] = now
-            print(json.dumps(line), file=sys.stderr, flush=True)
-
-    client = make_redis(settings)
-    try:
+    def rekey(client, settings, keys: list, progress) -> RekeyReport:
         rekeyer = Rekeyer(DataKeys(client), Encryption(keys), batch=max(1, args.batch), pause=max(0.0, args.pause), progress=progress)
-        report = rekeyer.run(dry_run=args.dry_run, cursor=args.cursor, max_passes=args.max_passes)
-    except StorageError as exc:
-        print(json.dumps({"error": "redis", "message": f"{type(exc).__name__}: {exc}"}), file=sys.stderr)
-        return 2
-    finally:
-        client.close()
-    print(json.dumps(report.to_dict()))
-    return 0 if report.complete else 1
+        return rekeyer.run(dry_run=args.dry_run, cursor=args.cursor, max_passes=args.max_passes)
+
+    # the last line of each pass is printed too (its cursor is 0)
+    return run_walk(args, master_keys, rekey, last_line=lambda line: line["cursor"] == 0)
 
 
 if __name__ == "__main__":

@@ -26,20 +26,17 @@ writes nothing and reports what it would do.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from redfile_common.errors import ApiError
+from redfile_files.maintenance.walk_cli import DEFAULT_BATCH, run_walk, walk_parser
 from redfile_files.sharing.directory import Account, Directory
-from redfile_files.storage import StorageError
 from redfile_files.storage.recipient_rows import legacy_name
 from redfile_files.storage.shares import ShareStore
 
-DEFAULT_BATCH = 500
 MAX_LISTED = 100  # drops and unresolved names listed in a report
 
 
@@ -144,50 +141,26 @@ class ShareUpgrade:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="redfile-upgrade-shares",
-        description="Convert named shares stored before account ids into shares with the account "
+    args = walk_parser(
+        "redfile-upgrade-shares",
+        "Convert named shares stored before account ids into shares with the account "
         "(run once every files replica runs a release with account ids; see docs/operations.md).",
-    )
-    parser.add_argument("--dry-run", action="store_true", help="count what would be converted and dropped; write nothing")
-    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="keys per SCAN step (default %(default)s)")
-    parser.add_argument("--pause", type=float, default=0.0, help="seconds to sleep between SCAN steps, to spare a busy Redis")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    args = parser.parse_args(argv)
+        "count what would be converted and dropped; write nothing",
+    ).parse_args(argv)
 
-    from redfile_common.redis_topology import make_redis
     from redfile_common.service_client import ServiceClient
-    from redfile_common.settings import SettingsError, load_settings
     from redfile_common.tokens import Keyring, ServiceTokens
-    from redfile_files.settings import FilesSettings
 
-    try:
-        settings = load_settings(FilesSettings)
-        tokens = ServiceTokens(Keyring(settings.service_keyring), service_name=settings.service_name, ttl=settings.service_token_ttl)
-    except (SettingsError, ValueError) as exc:
-        print(json.dumps({"error": "settings", "message": str(exc)}), file=sys.stderr)
-        return 2
-    services = ServiceClient(tokens, {"auth": settings.service_url("auth")}, timeout=settings.service_timeout)
-    last_line = [0.0]
+    def service_tokens(settings) -> ServiceTokens:
+        return ServiceTokens(Keyring(settings.service_keyring), service_name=settings.service_name, ttl=settings.service_token_ttl)
 
-    def progress(line: dict) -> None:  # at most one line a second, and the end
-        now = time.monotonic()
-        if not args.quiet and (line["done"] or now - last_line[0] >= 1):
-            last_line[0] = now
-            print(json.dumps(line), file=sys.stderr, flush=True)
-
-    client = make_redis(settings)
-    try:
+    def upgrade(client, settings, tokens: ServiceTokens, progress) -> UpgradeReport:
+        services = ServiceClient(tokens, {"auth": settings.service_url("auth")}, timeout=settings.service_timeout)
         store = ShareStore(client, password_window=settings.share_password_window)
         upgrade = ShareUpgrade(store, Directory(services), batch=max(1, args.batch), pause=max(0.0, args.pause), progress=progress)
-        report = upgrade.run(dry_run=args.dry_run)
-    except StorageError as exc:
-        print(json.dumps({"error": "redis", "message": f"{type(exc).__name__}: {exc}"}), file=sys.stderr)
-        return 2
-    finally:
-        client.close()
-    print(json.dumps(report.to_dict()))
-    return 0 if report.complete else 1
+        return upgrade.run(dry_run=args.dry_run)
+
+    return run_walk(args, service_tokens, upgrade, last_line=lambda line: line["done"])
 
 
 if __name__ == "__main__":

@@ -18,10 +18,14 @@ parses a key back into its space, for the consistency checker.
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+
+from redis.cluster import key_slot
 
 PREFIX = "files"
 LEGACY = "1"  # chunks in the id's slot: files:{<id>}:c:<index>
@@ -74,6 +78,19 @@ def chunk(file_id: str, index: int, record: str | bytes, layout: str = LAYOUT) -
     if layout == LEGACY:
         return id_key(file_id, f"c:{index}")
     return chunk_key(file_id, index, f"c:{chunk_version(record)}")
+
+
+def chunk_spread(file_id: str, size: int, chunk_bytes: int, ranges: Sequence[tuple[int, int]]) -> list[float]:
+    """The share of a ``size``-byte file's bytes (in chunks of ``chunk_bytes``) whose chunk keys fall in each slot range
+    ``(first, last)`` of ``ranges``: how the layout spreads a file over a cluster's primaries (no Redis asked: a key's
+    slot is the CRC16 of its tag, as a cluster client computes it)."""
+    held = [0] * len(ranges)
+    n = math.ceil(size / chunk_bytes)
+    for index in range(n):
+        length = chunk_bytes if index < n - 1 else size - chunk_bytes * (n - 1)
+        slot = key_slot(chunk(file_id, index, f"{length}:00000000:{'0' * 64}").encode())
+        held[next(p for p, (first, last) in enumerate(ranges) if first <= slot <= last)] += length
+    return [h / size for h in held]
 
 
 def incoming(file_id: str, index: int) -> str:

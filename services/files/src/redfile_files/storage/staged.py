@@ -11,7 +11,7 @@ from redis.cluster import RedisCluster
 
 from redfile_common.breaker import BreakerOpen
 from redfile_common.deadline import DeadlineExceeded
-from redfile_common.redis_client import HUNG_AFTER
+from redfile_common.redis_client import HUNG_AFTER, breaker_guarding
 from redfile_common.replicas import wrote
 
 if TYPE_CHECKING:
@@ -53,7 +53,8 @@ class StagedChunk:
     is retried by redis-py's retry policy: a connection lost here is the
     client's 503, and its retry of the chunk is a no-op or stores it.
 
-    It goes through the client's circuit breaker (``redis_client``) as any command does: an open
+    It goes through the circuit breaker guarding its key (``redis_client.breaker_guarding``: the process's,
+    or on a cluster that of the primary serving the key's slot) as a command on the key does: an open
     breaker refuses it (``BreakerOpen``) before it takes a connection, and stops it between two pieces
     once it opens meanwhile (unless this ``SET`` is the probe); its outcome counts as a command's
     (an answer closes, a timeout of ``HUNG_AFTER`` or more or a lost connection counts a failure).
@@ -68,7 +69,7 @@ class StagedChunk:
         self._conn: Connection | None = None
         self._ending: tuple | None = None  # (script, keys, args) once send_end sent the SET's end
         self._sent_at = 0.0  # when it did
-        self._breaker = getattr(client, "breaker", None)
+        self._breaker = breaker_guarding(client, key)
         self._probe = False  # this SET is the breaker's probe
         self._waited = 0.0  # how long the send or read that failed waited
 
