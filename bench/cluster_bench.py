@@ -15,11 +15,13 @@ count (rounds, chunks) or by a ``SCAN`` of one primary's keys.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import NamedTuple
 
 import redis
 from client import Http, expect
 from measure import Payload, redfile_delete, redfile_download, redfile_upload
-from procs import Processes
+from procs import Processes, cpu_seconds
 from report import median, mib_s
 
 from redfile_common.redis_topology import make_redis
@@ -27,6 +29,7 @@ from redfile_common.settings import ServiceSettings
 from redfile_dev.testing import test_env, user_token
 
 PRIMARIES = 3
+ROUND_RATIOS = ("upload_time_ratio", "download_time_ratio", "parallel4_vs_single", "upload_cpu_ratio", "download_cpu_ratio")
 WARM_TRIPS = 3  # unmeasured trips per side: a worker's first request opens its connections to every node
 
 
@@ -51,6 +54,10 @@ class ClusterSide:
         settings = ServiceSettings(**{k.lower(): v for k, v in test_env(self.cluster.url, **env).items()})
         self.client = make_redis(settings)  # a cluster client, as the services build theirs
         self.token = user_token(settings, self.client, "bench")
+
+    def pids(self) -> list[int]:
+        """The processes an upload or a download on this side runs in: the files workers and every Redis node."""
+        return self.files.workers() + [node.proc.pid for node in self.cluster.nodes if node.proc is not None]
 
     def stop(self) -> None:
         """Stop the services and the cluster, so the phases after this one run without them."""
@@ -93,42 +100,61 @@ class ClusterSide:
         return rows
 
 
+class Trip(NamedTuple):
+    upload_s: float
+    download_s: float | None
+    file_id: str
+    upload_cpu_s: float  # CPU seconds the side's processes (files workers, Redis servers) spent on the upload
+    download_cpu_s: float | None
+
+
 def one_trip(
-    port: int, token: str, payload: Payload, crc: str, *, streams: int = 1, download: bool = True
-) -> tuple[float, float | None, str]:
-    """Upload (checked by its CRC32C) and, when ``download``, download one file: (upload s, download s, file id); not deleted."""
+    port: int, token: str, payload: Payload, crc: str, *, pids: Callable[[], list[int]], streams: int = 1, download: bool = True
+) -> Trip:
+    """Upload (checked by its CRC32C) and, when ``download``, download one file; not deleted.  ``pids``: the
+    processes whose CPU time each counts."""
+    before = cpu_seconds(pids())
     up = redfile_upload(port, token, payload, streams=streams, expected_crc=crc)
+    uploaded = cpu_seconds(pids())
     if not up.checksum_ok:
         raise RuntimeError("the file's checksums are not those of the bytes uploaded")
-    down_s = redfile_download(port, token, up.file_id, payload.size)[0] if download else None
-    return up.seconds, down_s, up.file_id
+    if not download:
+        return Trip(up.seconds, None, up.file_id, uploaded - before, None)
+    down_s = redfile_download(port, token, up.file_id, payload.size)[0]
+    return Trip(up.seconds, down_s, up.file_id, uploaded - before, cpu_seconds(pids()) - uploaded)
 
 
-def compare(side: ClusterSide, standalone_port: int, standalone_token: str, payload: Payload, rounds: int, spread: Payload) -> dict:
+def compare(
+    side: ClusterSide, standalone: tuple[int, str, Callable[[], list[int]]], payload: Payload, rounds: int, spread: Payload
+) -> dict:
     """``rounds`` interleaved rounds (standalone and cluster, one stream; the cluster, 4 streams); then the
-    per-primary bytes of the last round's file and of ``spread`` (the issue's 1 GiB file)."""
+    per-primary bytes of the last round's file and of ``spread`` (the issue's 1 GiB file).  ``standalone``:
+    the standalone files service's port, the bench user's token there, and its processes (workers, Redis)."""
     crc = payload.crc32c()
-    for port, token in ((standalone_port, standalone_token), (side.files.port, side.token)) * WARM_TRIPS:  # unmeasured
-        redfile_delete(port, token, one_trip(port, token, payload, crc)[2])
+    sides = [("standalone", *standalone), ("cluster", side.files.port, side.token, side.pids)]
+    for _, port, token, pids in sides * WARM_TRIPS:  # unmeasured
+        redfile_delete(port, token, one_trip(port, token, payload, crc, pids=pids).file_id)
     rows = []
     headline_shares: list[dict] = []
     for r in range(max(1, rounds)):
-        sides = [("standalone", standalone_port, standalone_token), ("cluster", side.files.port, side.token)]
         row: dict = {}
-        for name, port, token in sides if r % 2 == 0 else sides[::-1]:
-            up_s, down_s, file_id = one_trip(port, token, payload, crc)
-            row[f"{name}_upload_s"], row[f"{name}_download_s"] = up_s, down_s
+        for name, port, token, pids in sides if r % 2 == 0 else sides[::-1]:
+            trip = one_trip(port, token, payload, crc, pids=pids)
+            row[f"{name}_upload_s"], row[f"{name}_download_s"] = trip.upload_s, trip.download_s
+            row[f"{name}_upload_cpu_s"], row[f"{name}_download_cpu_s"] = trip.upload_cpu_s, trip.download_cpu_s
             if name == "cluster" and r == max(1, rounds) - 1:
-                headline_shares = side.byte_shares(file_id, payload.size)
-            redfile_delete(port, token, file_id)
-        up4_s, _, file_id = one_trip(side.files.port, side.token, payload, crc, streams=4, download=False)
-        redfile_delete(side.files.port, side.token, file_id)
-        row["cluster_upload4_s"] = up4_s
+                headline_shares = side.byte_shares(trip.file_id, payload.size)
+            redfile_delete(port, token, trip.file_id)
+        four = one_trip(side.files.port, side.token, payload, crc, pids=side.pids, streams=4, download=False)
+        redfile_delete(side.files.port, side.token, four.file_id)
+        row["cluster_upload4_s"] = four.upload_s
         row["upload_time_ratio"] = row["cluster_upload_s"] / row["standalone_upload_s"]
         row["download_time_ratio"] = row["cluster_download_s"] / row["standalone_download_s"]
-        row["parallel4_vs_single"] = row["cluster_upload_s"] / up4_s  # aggregate throughput, 4 streams over 1
+        row["upload_cpu_ratio"] = row["cluster_upload_cpu_s"] / row["standalone_upload_cpu_s"]
+        row["download_cpu_ratio"] = row["cluster_download_cpu_s"] / row["standalone_download_cpu_s"]
+        row["parallel4_vs_single"] = row["cluster_upload_s"] / four.upload_s  # aggregate throughput, 4 streams over 1
         rows.append(row)
-    _, _, spread_id = one_trip(side.files.port, side.token, spread, spread.crc32c(), download=False)
+    spread_id = one_trip(side.files.port, side.token, spread, spread.crc32c(), pids=side.pids, download=False).file_id
     spread_shares = side.byte_shares(spread_id, spread.size)
     redfile_delete(side.files.port, side.token, spread_id)
     size = payload.size
@@ -149,7 +175,11 @@ def compare(side: ClusterSide, standalone_port: int, standalone_token: str, payl
         "upload_time_ratio": median([r["upload_time_ratio"] for r in rows]),
         "download_time_ratio": median([r["download_time_ratio"] for r in rows]),
         "parallel4_vs_single": median([r["parallel4_vs_single"] for r in rows]),
-        "round_ratios": [[round(r[k], 3) for k in ("upload_time_ratio", "download_time_ratio", "parallel4_vs_single")] for r in rows],
+        "upload_cpu_ratio": median([r["upload_cpu_ratio"] for r in rows]),
+        "download_cpu_ratio": median([r["download_cpu_ratio"] for r in rows]),
+        "standalone_upload_cpu_s": median([r["standalone_upload_cpu_s"] for r in rows]),
+        "cluster_upload_cpu_s": median([r["cluster_upload_cpu_s"] for r in rows]),
+        "round_ratios": [[round(r[k], 3) for k in ROUND_RATIOS] for r in rows],
         "headline_shares": headline_shares,
         "spread_mib": spread.size / 1048576,
         "spread_shares": spread_shares,
@@ -163,6 +193,8 @@ def ratios(doc: dict) -> dict:
     return {
         "cluster_upload_time_vs_standalone": c["upload_time_ratio"],
         "cluster_download_time_vs_standalone": c["download_time_ratio"],
+        "cluster_upload_cpu_vs_standalone": c["upload_cpu_ratio"],
+        "cluster_download_cpu_vs_standalone": c["download_cpu_ratio"],
         "cluster_parallel4_vs_single": c["parallel4_vs_single"],
         "cluster_spread_off_even_pct_points": c["spread_off_even_pct_points"],
     }

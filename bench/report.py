@@ -26,6 +26,8 @@ TARGETS = [
     ("login_vs_meta_p50", "login p50 / authenticated meta p50 (one at a time)", ">", 10.0),
     ("cluster_upload_time_vs_standalone", "3-primary cluster / standalone: upload time, 1 stream", "<=", 1.10),
     ("cluster_download_time_vs_standalone", "3-primary cluster / standalone: download time, 1 stream", "<=", 1.10),
+    ("cluster_upload_cpu_vs_standalone", "3-primary cluster / standalone: CPU seconds of an upload (workers + Redis)", "<=", 1.10),
+    ("cluster_download_cpu_vs_standalone", "3-primary cluster / standalone: CPU seconds of a download (workers + Redis)", "<=", 1.10),
     ("cluster_parallel4_vs_single", "cluster: 4-stream upload / 1-stream upload (aggregate MiB/s)", ">", 1.0),
     ("cluster_spread_off_even_pct_points", "cluster: a primary's share of a file's bytes, points from 33.3 %", "<=", 10.0),
 ]

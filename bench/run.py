@@ -232,7 +232,12 @@ class Bench:
         try:
             warm = side.warm_up(self.payload(3 * MIB, 1 * MIB))
             payload, spread = self.payload(self.args.size_mib * MIB), self.payload(self.args.spread_mib * MIB)
-            return {"warm_up": warm, **compare(side, self.files.port, self.token, payload, self.args.rounds, spread)}
+            standalone = (
+                self.files.port,
+                self.token,
+                lambda: self.files.workers() + [r.proc.pid for r in (self.procs.redis, *replicas) if r.proc],
+            )
+            return {"warm_up": warm, **compare(side, standalone, payload, self.args.rounds, spread)}
         finally:
             side.stop()
             for replica in replicas:

@@ -90,8 +90,10 @@ class Reader:
             last = max(i for i in range(record.total_chunks) if offsets[i] < end)
             offset_of = offsets.__getitem__
 
+        located = self.store.locate_chunks(record.id, range(first, last + 1))  # a chunk with none: missing
+
         def fetch(index: int) -> list[bytes]:
-            stored, part = self.store.fetch_chunk_pieces(record.id, index)
+            stored, part = self.store.fetch_chunk_pieces(record.id, index, located.get(index, (None, None)))
             if stored is None or part is None:
                 # a delete removes meta and part table at once, then the chunks: no meta now means the file went meanwhile
                 raise FileGone(index) if self.store.file_sizes([record.id])[0] is None else ChunkMissing(index)
