@@ -12,7 +12,7 @@ import structlog
 from redfile_common import deadline
 from redfile_common.errors import ApiError
 from redfile_common.product_metrics import FilesMetrics
-from redfile_files.crypto import ChunkCorrupt, Encryption
+from redfile_files.crypto import SEAL_OVERHEAD, ChunkCorrupt, Encryption
 from redfile_files.records import FileRecord
 from redfile_files.storage.files import FileStore
 from redfile_files.storage.records import ChunkMissing, ChunksUnreachable
@@ -60,7 +60,8 @@ class Reader:
     def read_chunks(self, record: FileRecord, start: int = 0, end: int | None = None, *, by_chunk: bool = False) -> Iterator[bytes]:
         """The file's bytes ``[start, end)``, chunk by chunk, each verified before any of it is yielded.
 
-        A chunk's bytes come in the pieces Redis sent them in (``fetch_chunk_pieces``), never joined,
+        The part records of the range are read once (``locate_chunks``), then each chunk in one round trip
+        (``fetch_pieces_at``).  A chunk's bytes come in the pieces Redis sent them in, never joined,
         unless it is encrypted (opened whole) or ``by_chunk`` asks for one piece per chunk (the
         consistency check hashes each chunk).  A chunk that vanished ends the stream with ``FileGone``
         when its file went with it (a concurrent delete or expiry), else with ``ChunkMissing``; one
@@ -92,8 +93,11 @@ class Reader:
 
         located = self.store.locate_chunks(record.id, range(first, last + 1))  # a chunk with none: missing
 
+        overhead = SEAL_OVERHEAD if sealer.encrypted else 0
+
         def fetch(index: int) -> list[bytes]:
-            stored, part = self.store.fetch_chunk_pieces(record.id, index, located.get(index, (None, None)))
+            key, part = located.get(index, (None, None))
+            stored = None if key is None or part is None else self.store.fetch_pieces_at(key, part.size + overhead)
             if stored is None or part is None:
                 # a delete removes meta and part table at once, then the chunks: no meta now means the file went meanwhile
                 raise FileGone(index) if self.store.file_sizes([record.id])[0] is None else ChunkMissing(index)

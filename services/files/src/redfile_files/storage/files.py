@@ -260,8 +260,7 @@ class FileStore:
         return (None if pieces is None else b"".join(pieces)), part  # one piece: join hands it back uncopied
 
     def locate_chunks(self, file_id: str, indices: range) -> dict[int, tuple[str, Part]]:
-        """``locate_chunk`` for every index of ``indices`` at once (one round trip, in the id's slot): the ones a
-        part record names.  A download reads them once, not once per chunk."""
+        """``locate_chunk`` for every index of ``indices`` at once (one round trip, in the id's slot)."""
         if not indices:
             return {}
         with self.redis.pipeline(transaction=False) as pipe:
@@ -272,9 +271,17 @@ class FileStore:
         layout = text(file_layout if file_owner else upload_layout) or keys.LEGACY
         return {i: (keys.chunk(file_id, i, raw, layout), Part.decode(raw)) for i, raw in zip(indices, raw_parts) if raw}
 
-    def fetch_chunk_pieces(
-        self, file_id: str, index: int, located: tuple[str | None, Part | None] | None = None
-    ) -> tuple[list[bytes] | None, Part | None]:
+    def fetch_pieces_at(self, key: str, stored_size: int) -> list[bytes] | None:
+        """The ``READ_PIECE`` pieces of the chunk at ``key`` (``stored_size`` from its part record) in one round trip;
+        None when the key is not there (``EXISTS`` last: one deleted while read is missing too)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for start in range(0, max(stored_size, 1), READ_PIECE):
+                pipe.getrange(key, start, min(start + READ_PIECE, max(stored_size, 1)) - 1)
+            pipe.exists(key)
+            *pieces, exists = pipe.execute()
+        return pieces if exists else None
+
+    def fetch_chunk_pieces(self, file_id: str, index: int) -> tuple[list[bytes] | None, Part | None]:
         """``fetch_chunk``, the bytes as the ``READ_PIECE`` pieces they were read in (a download sends them on unjoined).
 
         The part record and the layout come first (the id's slot), then the chunk from the key they
@@ -282,9 +289,8 @@ class FileStore:
         second.  A chunk's key names its content, so its bytes never change under the reader (a tus
         append writes its tail again under another key); one deleted meanwhile reads as missing.
         A reply of a whole 8 MiB chunk is read about half as fast per byte as 1 MiB pieces.
-        ``located``: where the chunk is and its record, as ``locate_chunks`` read them (no round trip for them).
         """
-        key, part = located if located is not None else locate_chunk(self.redis, file_id, index)
+        key, part = locate_chunk(self.redis, file_id, index)
         if key is None:
             return None, part
         with self.redis.pipeline(transaction=False) as pipe:
