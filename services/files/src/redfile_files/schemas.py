@@ -15,7 +15,7 @@ from marshmallow import EXCLUDE, RAISE, ValidationError, validates_schema
 from redfile_common.errors import ApiError
 from redfile_common.fields import JsonInteger
 from redfile_files.records import FileRecord
-from redfile_files.validation import MAX_MIME_LENGTH, MIME_PATTERN, OWNER_PATTERN
+from redfile_files.validation import MAX_FOLDER_BYTES, MAX_FOLDER_DEPTH, MAX_MIME_LENGTH, MIME_PATTERN, OWNER_PATTERN
 
 PAGE_LIMIT_MAX = 200
 # The largest byte count a client may declare: exact as a double, so Lua scripts and JSON clients read it right (8 PiB).
@@ -36,6 +36,12 @@ def mime_type(description: str = "The MIME type; default: the one the name impli
 
 def owner(description: str, **options) -> String:
     return String(metadata={"pattern": OWNER_PATTERN, "description": description}, **options)
+
+
+def folder(description: str = "The folder: an absolute path (`/`, `/projects/2026`); default `/`.", **options) -> String:
+    """A folder: checked by the domain (``validate_folder``, a 400 ``invalid_folder``)."""
+    rules = f" Each segment is a valid file name; at most {MAX_FOLDER_DEPTH} deep and {MAX_FOLDER_BYTES} bytes."
+    return String(metadata={"description": description + rules, "maxLength": MAX_FOLDER_BYTES}, **options)
 
 
 def file_name(description: str = "The file's name.", **options) -> String:
@@ -93,6 +99,7 @@ class FileOut(Schema):
         metadata={"type": "string", "nullable": True, "description": "ISO 8601 UTC when the file disappears; null: never"},
     )
     encrypted = Boolean(metadata={"description": "stored sealed with AES-256-GCM"})
+    folder = String(metadata={"description": "the folder it is in: an absolute path, `/` for the root"})
 
     def dump(self, obj, *, many=None):
         """A ``FileRecord`` of exactly this schema dumps through ``file_out``: the same dict without marshmallow's
@@ -128,6 +135,7 @@ def file_out(f: FileRecord) -> dict:
         "total_chunks": f.total_chunks,
         "expires_at": f.expires_at or None,
         "encrypted": bool(f.dek),
+        "folder": f.folder,
     }
 
 

@@ -63,7 +63,9 @@ def create_file():
     """Upload a small file in one request (multipart part `file`, or JSON with base64 `data`)."""
     service = catalogue()
     upload = bodies.read_file_upload(request, FileJsonIn(), max_bytes=service.settings.max_single_upload_bytes)
-    return service.create_file(current_principal().username, upload.data, name=upload.name, mime_type=upload.mime_type)
+    return service.create_file(
+        current_principal().username, upload.data, name=upload.name, mime_type=upload.mime_type, folder=upload.folder
+    )
 
 
 @bp.get("/files/<file:file_id>")
@@ -130,7 +132,7 @@ def delete_file(file_id):
 @bp.doc(security=USER, responses={400: "Bad name", 401: "Missing or invalid token", 413: "Too large"})
 def create_text(json_data):
     """Save a text snippet (a text/plain file; default name snippet-<yyyymmdd-hhmmss>.txt)."""
-    return catalogue().create_text(current_principal().username, json_data["content"], json_data["name"])
+    return catalogue().create_text(current_principal().username, json_data["content"], json_data["name"], json_data["folder"])
 
 
 @bp.get("/texts/<file_id>")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apiflask.fields import String
 
-from redfile_files.schemas import FileOut, JsonIn, file_name
+from redfile_files.schemas import FileOut, JsonIn, file_name, folder
 
 
 class TextOut(FileOut):
@@ -18,3 +18,4 @@ class RenameIn(JsonIn):
 class TextIn(JsonIn):
     content = String(required=True)
     name = file_name("Default: text-<time>.txt.", load_default=None, allow_none=True)
+    folder = folder(load_default=None, allow_none=True)

@@ -94,7 +94,9 @@ class Catalogue:
         self.on_deleted: list[Callable[[str], object]] = []  # run after a file is deleted (sharing forgets its shares)
 
     # -- one-request files and texts ---------------------------------------------
-    def create_file(self, owner: str, data: bytes, *, name: str, mime_type: str | None, kind: str = "file") -> FileRecord:
+    def create_file(
+        self, owner: str, data: bytes, *, name: str, mime_type: str | None, kind: str = "file", folder: str | None = None
+    ) -> FileRecord:
         """Store a small file in one go, through the same session, chunk and commit path as large ones."""
         name = validate_name(name, self.settings.max_name_bytes)
         mime_type = mime_type_for(name, mime_type)
@@ -107,7 +109,14 @@ class Catalogue:
         size = self.settings.chunk_bytes
         # a one-request file is small (MAX_SINGLE_UPLOAD_BYTES): it always gets its SHA-256
         status = self.uploads.create(
-            owner, total_size=len(data), name=name, mime_type=mime_type, chunk_size=size, one_request=True, compute_sha256=True
+            owner,
+            total_size=len(data),
+            name=name,
+            mime_type=mime_type,
+            chunk_size=size,
+            one_request=True,
+            compute_sha256=True,
+            folder=folder,
         )
         view = memoryview(data)
         try:
@@ -122,14 +131,14 @@ class Catalogue:
         self.metrics.bytes_uploaded(record.size)
         return record
 
-    def create_text(self, owner: str, content: str, name: str | None = None) -> FileRecord:
+    def create_text(self, owner: str, content: str, name: str | None = None, folder: str | None = None) -> FileRecord:
         if name is None:
             name = datetime.fromtimestamp(self.clock(), UTC).strftime("snippet-%Y%m%d-%H%M%S.txt")
         try:
             data = content.encode("utf-8")
         except UnicodeEncodeError:
             raise ApiError("validation_error", "The content is not valid Unicode.") from None
-        return self.create_file(owner, data, name=name, mime_type=TEXT_MIME_TYPE, kind="text")
+        return self.create_file(owner, data, name=name, mime_type=TEXT_MIME_TYPE, kind="text", folder=folder)
 
     def read_text(self, actor: Actor | None, file_id: str) -> tuple[FileRecord, str]:
         record = self.get_file(actor, file_id)

@@ -204,7 +204,7 @@ KEY_SPACES: tuple[KeySpace, ...] = (
              f"an upload in progress: owner, mode ({_MODES}), total_chunks, total_size (`\"\"` while a tus length is deferred), "
              "chunk_size, name, mime_type, declared sha256, want_sha256 (`1`: the file's SHA-256 is computed — declared, asked "
              "for with `checksum_algorithm`, or a one-request file), file_expires, dek (wrapped data key), created_at, updated_at, "
-             "received_bytes (a tus upload's offset), deadline; tus only: tus_metadata (`Upload-Metadata`, normalised), tus_concat "
+             "received_bytes (a tus upload's offset), deadline, folder (sessions and tus); tus only: tus_metadata (`Upload-Metadata`, normalised), tus_concat "
              "(`partial`, or a final's `final;<urls>`), tus_parts (a final's partial ids), `tus_final:<id>` (on a partial: a final "
              "waiting for it), layout (`2`: chunks spread; absent: stored before, chunks in the id's slot)"),
     KeySpace("files:{<id>}:parts", "id", "parts", "parts", "hash", "the upload's deadline; then none, or the file's expiry",
@@ -239,7 +239,8 @@ KEY_SPACES: tuple[KeySpace, ...] = (
              "a deletion a crash interrupted (the id stays due until then)"),
     KeySpace("files:{<id>}:meta", "id", "meta", "meta", "hash", "none, or EXPIREAT the file's expiry",
              "id, name, size, owner, created_at, updated_at, created_ms, mime_type, sha256 (empty unless asked for), crc32c, "
-             "composite_blake3, kind, total_chunks, chunk_size, expires_at, expires_ts, dek, layout (its upload's); a file made by "
+             "composite_blake3, kind, total_chunks, chunk_size, expires_at, expires_ts, dek, layout (its upload's), folder (absent: "
+             "`/`); a file made by "
              "tus also tus_metadata, tus_concat (for its `HEAD`)"),
     KeySpace("files:{<id>}:share:<sid>", "id", "share", r"share:([0-9a-f]{32})", "hash", "none, or the file's expiry",
              "one share link of the file: id, file_id, owner, token_sha256 (the token itself is never stored), password (argon2id "

@@ -111,6 +111,7 @@ class NewUpload:
     tus_metadata: str = ""
     tus_concat: str = ""
     tus_parts: tuple[str, ...] = ()
+    folder: str = "/"
 
     def fields(self) -> dict[str, str | int]:
         """As the hash stores it (a seed upload's only the fields it has)."""
@@ -128,6 +129,7 @@ class NewUpload:
             "want_sha256": "1" if self.want_sha256 else "",
             "file_expires": self.file_expires or "",
             "updated_at": self.created_at,
+            "folder": self.folder,
         }
         if self.mode is UploadMode.TUS:
             out |= {"tus_metadata": self.tus_metadata, "tus_concat": self.tus_concat, "tus_parts": " ".join(self.tus_parts)}
@@ -155,6 +157,7 @@ class UploadState:
     dek: str
     fields: dict[str, str]  # the whole hash, as text (tus reads its own fields from it)
     layout: str = LEGACY  # where its chunks are (keys.SPREAD, or keys.LEGACY: opened before chunks spread)
+    folder: str = "/"  # where its file goes (a seed upload's, and one opened before folders: the root, unless completion says)
 
     def reserves(self) -> int:
         """The bytes the reconciler keeps reserved for it: a declared size, else what it received."""
@@ -217,6 +220,7 @@ def decode_upload(upload_id: str, raw: dict, received_chunks: int) -> UploadStat
         dek=u.get("dek", ""),
         fields=u,
         layout=u.get("layout") or LEGACY,
+        folder=u.get("folder") or "/",
     )
 
 
