@@ -24,6 +24,7 @@ from redfile_files.maintenance.consistency.walk import Walk
 from redfile_files.storage import files as storage
 from redfile_files.storage import keys
 from redfile_files.storage.keys import classify
+from redfile_files.storage.records import IndexRow
 
 from .conftest import chunk_at, expire_now
 from .share_helpers import files_keys, make_link
@@ -243,7 +244,9 @@ def test_an_operation_in_flight_is_pending_not_a_problem(store, checker, domain,
     up = store["open"]["id"]
     for i in (1, 2, 4):
         redis_client.hset(keys.parts(up), i, redis_client.hget(keys.parts(up), 0))  # not real chunks: never completed
-    domain.storage.ledger.charge("alice", up, 300, 123)  # a completion that charged, then "crashed" before its commit
+    domain.storage.ledger.charge(
+        "alice", up, 300, 123, IndexRow("/", "file.bin")
+    )  # a completion that charged, then "crashed" before its commit
     domain.storage.ledger.index_global(up, 123, 300)
     redis_client.hdel(keys.parts(up), 1, 2, 4)
     report = checker.check()

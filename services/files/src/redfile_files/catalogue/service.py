@@ -166,8 +166,8 @@ class Catalogue:
 
     def rename(self, actor: Actor | None, file_id: str, new_name: str) -> FileRecord:
         new_name = validate_name(new_name, self.settings.max_name_bytes)
-        self.get_file(actor, file_id)
-        if not self.store.rename(file_id, new_name, iso(self.clock())):
+        record = self.get_file(actor, file_id)
+        if not self.lifecycle.move(record.owner, file_id, name=new_name, folder=None, now_iso=iso(self.clock())):
             raise ApiError("file_not_found")
         return self.get_file(actor, file_id)
 

@@ -288,18 +288,13 @@ class FileStore:
             return None, part
         return [first, *rest], part
 
-    def rename(self, file_id: str, name: str, now_iso: str) -> bool:
-        """Set name and updated_at if the file exists; False when it does not."""
-        key = keys.meta(file_id)
-
-        def change(pipe) -> bool:
-            if not pipe.exists(key):
-                return False
-            pipe.multi()
-            pipe.hset(key, mapping={"name": name, "updated_at": now_iso})
-            return True
-
-        return bool(self.redis.transaction(change, key, value_from_callable=True))  # type: ignore[arg-type]  # redis-py's type has no value_from_callable result
+    def rename(self, file_id: str, fields: dict[str, str], *, not_after_us: int) -> bool:
+        """Set these meta fields (name, folder, updated_at) if the file exists, fenced (``Late`` after ``not_after_us``);
+        False when it does not exist."""
+        result = text(self.scripts["rename"](keys=[keys.meta(file_id)], args=[not_after_us, *flat(fields)]))
+        if result == "late":
+            raise Late()
+        return result == "ok"
 
 
 def locate_chunk(client: redis.Redis, file_id: str, index: int) -> tuple[str | None, Part | None]:

@@ -18,6 +18,7 @@ parses a key back into its space, for the consistency checker.
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 from dataclasses import dataclass
@@ -150,6 +151,29 @@ def user_files(user: str) -> str:
     return user_key(user, "files")
 
 
+def user_names(user: str) -> str:
+    return user_key(user, "names")
+
+
+def user_sizes(user: str) -> str:
+    return user_key(user, "sizes")
+
+
+def index_rows(user: str) -> str:
+    return user_key(user, "rows")
+
+
+def index_id(file_id: str) -> str:
+    """A file id as the owner's name and size indexes hold it: its 16 bytes in unpadded base64url (22 characters, not
+    32: each entry a smaller allocation, docs/architecture.md)."""
+    return base64.urlsafe_b64encode(bytes.fromhex(file_id)).rstrip(b"=").decode()
+
+
+def file_id_of(ix: str) -> str:
+    """``index_id`` backwards."""
+    return base64.urlsafe_b64decode(ix + "==").hex()
+
+
 def due(user: str) -> str:
     return user_key(user, "due")
 
@@ -277,6 +301,14 @@ KEY_SPACES: tuple[KeySpace, ...] = (
              "id → `r:<bytes>` (reserved by an upload) or `c:<bytes>` (charged by a file)"),
     KeySpace("files:{u:<username>}:files", "user", "files", "files", "zset", "none",
              "the user's file ids, score = creation time (ms)"),
+    KeySpace("files:{u:<username>}:names", "user", "names", "names", "zset", "none",
+             "the user's files by folder and name: `<folder>/\\0<casefold(name)>\\0<base64url id>`, all scores 0 (the root's "
+             "folder part is `/`): a folder is a lex range, its subtree a prefix (changed with `files`)"),
+    KeySpace("files:{u:<username>}:sizes", "user", "sizes", "sizes", "zset", "none",
+             "base64url id → size, for each id in `files` (changed with it)"),
+    KeySpace("files:{u:<username>}:rows", "user", "rows", "rows", "hash", "none",
+             "id → JSON list of `{f: folder key, n: casefold(name)}`: the `names` entries of an operation in flight (removed "
+             "by its last step or the reconciler) and the one of a file with an expiry (its `meta` goes by TTL)"),
     KeySpace("files:{u:<username>}:due", "user", "due", "due", "zset", "none",
              "id → when (unix µs) the reconciler must look at it: an upload's deadline, a file's expiry, a lease's end"),
     KeySpace("files:{u:<username>}:links", "user", "links", "links", "hash", "none",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from redfile_common.errors import ApiError
 from redfile_files.checksums import Part
 from redfile_files.storage.keys import LAYOUT, LEGACY, UploadMode
+from redfile_files.validation import ROOT_FOLDER, folder_key
 
 
 class ChunkMissing(Exception):
@@ -234,3 +236,19 @@ def flat(fields: dict) -> list:
     for key, value in fields.items():
         out += [key, "" if value is None else value]
     return out
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """Where a file is in its owner's name index: its folder and name (``json``: as the index scripts take it)."""
+
+    folder: str
+    name: str
+
+    def json(self) -> str:
+        return json.dumps({"f": folder_key(self.folder), "n": self.name.casefold()}, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def of_meta(cls, meta: dict) -> IndexRow:
+        """A file's row from its ``meta`` (a file stored before folders is in the root)."""
+        return cls(text(meta.get("folder")) or ROOT_FOLDER, text(meta.get("name")))
