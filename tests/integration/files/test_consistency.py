@@ -162,7 +162,27 @@ FAULTS = {
     "file record with a malformed sha256": (lambda r, st: r.hset(keys.meta(st["text"]["id"]), "sha256", "xyz"), "file_record_incomplete"),
     "parts that do not add up": (lambda r, st: r.hset(keys.meta(st["seed"]["id"]), "size", 201), "size_mismatch"),
     "sweep lock without TTL": (lambda r, st: r.set(keys.SWEEP_LOCK, b"x"), "bad_value"),
+    "files missing from the name index": (lambda r, st: r.delete(keys.user_names("alice")), "file_not_indexed"),
+    "file missing from the size index": (
+        lambda r, st: r.zrem(keys.user_sizes("alice"), keys.index_id(st["seed"]["id"])),
+        "file_not_indexed",
+    ),
+    "file under a name it does not have": (
+        lambda r, st: r.zadd(keys.user_names("alice"), {_entry("/x/", "y", st["seed"]["id"]): 0}),
+        "stale_name_entry",
+    ),
+    "name entry of a missing file": (lambda r, st: r.zadd(keys.user_names("alice"), {_entry("/", "ghost", GHOST): 0}), "stale_name_entry"),
+    "name entry that is no entry": (lambda r, st: r.zadd(keys.user_names("alice"), {"garbage": 0}), "stale_name_entry"),
+    "size entry of a missing file": (lambda r, st: r.zadd(keys.user_sizes("alice"), {keys.index_id(GHOST): 5}), "stale_size_entry"),
+    "row in flight of nothing in flight": (
+        lambda r, st: r.hset(keys.index_rows("alice"), st["seed"]["id"], '[{"f":"/","n":"x"}]'),
+        "stale_index_row",
+    ),
 }
+
+
+def _entry(folder_key: str, name: str, file_id: str) -> str:
+    return f"{folder_key}\0{name}\0{keys.index_id(file_id)}"
 
 
 @pytest.mark.parametrize("name", sorted(FAULTS))
@@ -528,3 +548,17 @@ def test_a_commit_interrupted_before_its_chunks_lost_their_ttl_is_pending_then_s
     domain.storage.lifecycle.sweep_user("alice")
     report = checker.check()
     assert report["ok"] and report["pending"] == []
+
+
+def test_repair_sets_the_name_and_size_indexes_right(store, checker, redis_client):
+    names_before = redis_client.zrange(keys.user_names("alice"), 0, -1)
+    redis_client.zrem(keys.user_names("alice"), names_before[0])
+    redis_client.zadd(keys.user_names("alice"), {_entry("/x/", "y", store["seed"]["id"]): 0, _entry("/", "ghost", GHOST): 0})
+    redis_client.zadd(keys.user_sizes("alice"), {keys.index_id(GHOST): 5})
+    redis_client.hset(keys.index_rows("alice"), store["session"]["id"], '[{"f":"/","n":"x"}]')
+    before = checker.check()
+    assert set(before["counts"]) == {"file_not_indexed", "stale_name_entry", "stale_size_entry", "stale_index_row"}
+    after = checker.check(repair=True, strict=True)
+    assert after["ok"], after["problems"]
+    assert redis_client.zrange(keys.user_names("alice"), 0, -1) == names_before
+    assert redis_client.hgetall(keys.index_rows("alice")) == {}

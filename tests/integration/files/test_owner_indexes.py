@@ -8,7 +8,7 @@ import pytest
 
 from redfile_files.records import iso
 from redfile_files.storage import keys
-from redfile_files.storage.files import Late
+from redfile_files.storage.files import Changed, Late
 from redfile_files.storage.records import IndexRow
 
 from .conftest import expire_now
@@ -99,7 +99,7 @@ def test_crash_in_a_rename_leaves_the_file_under_one_name(api, domain, alice, re
     assert len(names(redis_client)) == 2  # both in flight
     if step == "file":
         fields = {"name": "new.txt", "folder": "/s", "updated_at": iso(time.time())}
-        assert domain.storage.files.rename(made["id"], fields, not_after_us=lease.fence)
+        assert domain.storage.files.rename(made["id"], fields, not_after_us=lease.fence, expect=("/r", "old.txt"))
     sweep(redis_client, domain, made["id"])
     want = entry("/r/", "old.txt", made["id"]) if step == "lease" else entry("/s/", "new.txt", made["id"])
     assert names(redis_client) == [want] and rows(redis_client) == {}
@@ -108,7 +108,7 @@ def test_crash_in_a_rename_leaves_the_file_under_one_name(api, domain, alice, re
 def test_a_rename_that_comes_too_late_changes_nothing(api, domain, alice, redis_client):
     made = api.session(alice, b"abc", name="late.txt")
     with pytest.raises(Late):
-        domain.storage.files.rename(made["id"], {"name": "x"}, not_after_us=int(time.time() * 1e6) - 1_000_000)
+        domain.storage.files.rename(made["id"], {"name": "x"}, not_after_us=int(time.time() * 1e6) - 1_000_000, expect=("/", "late.txt"))
     assert redis_client.hget(keys.meta(made["id"]), "name") == b"late.txt"
 
 
@@ -120,3 +120,32 @@ def test_rename_keeps_working_for_owners_and_admins_only(api, client, alice, bob
     assert client.post(f"/files/{made['id']}/rename", headers=alice, json={"new_name": "../x"}).json["error"]["code"] == "invalid_name"
     assert client.post(f"/files/{made['id']}/rename", headers=admin, json={"new_name": "by admin"}).json["name"] == "by admin"
     assert client.get(f"/files/{made['id']}/meta", headers=alice).json["name"] == "by admin"
+
+
+@pytest.mark.parametrize("operation", ["rename", "delete"])
+def test_a_rename_landing_between_reading_a_file_and_changing_it_is_read_again(api, domain, alice, redis_client, monkeypatch, operation):
+    # the soak's race: this operation read the file, another renamed it and settled, then this one went on
+    made = api.session(alice, b"abc", name="first.txt", folder="/r")
+    files, lifecycle = domain.storage.files, domain.storage.lifecycle
+    stale = files.get_meta(made["id"])
+    assert lifecycle.move("alice", made["id"], name="second.txt", folder=None, now_iso=iso(time.time()))
+    reads = iter([stale])
+    real = files.get_meta
+    monkeypatch.setattr(files, "get_meta", lambda fid: next(reads, None) or real(fid))
+    if operation == "rename":
+        assert lifecycle.move("alice", made["id"], name="third.txt", folder="/s", now_iso=iso(time.time()))
+        assert names(redis_client) == [entry("/s/", "third.txt", made["id"])]
+    else:
+        assert lifecycle.delete("alice", made["id"])
+        assert names(redis_client) == []
+    assert rows(redis_client) == {}
+
+
+def test_a_file_renamed_under_a_step_is_not_changed_by_it(api, domain, alice, redis_client):
+    made = api.session(alice, b"abc", name="mine.txt")
+    later = int(time.time() * 1e6) + 60_000_000
+    with pytest.raises(Changed):
+        domain.storage.files.rename(made["id"], {"name": "x"}, not_after_us=later, expect=("/", "other.txt"))
+    with pytest.raises(Changed):
+        domain.storage.files.delete_file(made["id"], not_after_us=later, only_owner="alice", expect=("/other", "mine.txt"))
+    assert redis_client.hget(keys.meta(made["id"]), "name") == b"mine.txt"

@@ -39,6 +39,10 @@ from redfile_files.storage.staged import StagedChunk, unlink_quietly
 READ_PIECE = 1024 * 1024  # bytes per GETRANGE when a chunk is read back
 
 
+class Changed(Exception):
+    """The file's folder or name is no longer the one the caller recorded in flight: read it again and retry."""
+
+
 class Late(Exception):
     """A fenced step ran after its lease's fence: it changed nothing."""
 
@@ -194,14 +198,19 @@ class FileStore:
             raise ApiError("upload_not_found")
 
     # -- files ---------------------------------------------------------------
-    def delete_file(self, file_id: str, *, not_after_us: int, only_owner: str | None = None) -> tuple[str, int] | None:
+    def delete_file(
+        self, file_id: str, *, not_after_us: int, only_owner: str | None = None, expect: tuple[str, str] | None = None
+    ) -> tuple[str, int] | None:
         """Remove the file at once (fenced), its part table left as its tombstone (``reclaim`` deletes its chunks);
-        (owner, size), or None when there is no such file."""
+        (owner, size), or None when there is no such file.  ``expect``: its (folder, name), else ``Changed``."""
         call_keys = [keys.meta(file_id), keys.parts(file_id), keys.gone(file_id)]
-        result = self.scripts["delete_file"](keys=call_keys, args=[not_after_us, only_owner or ""])
+        folder, name = expect or ("", "")
+        result = self.scripts["delete_file"](keys=call_keys, args=[not_after_us, only_owner or "", folder, name])
         status = text(result[0])
         if status == "late":
             raise Late()
+        if status == "changed":
+            raise Changed()
         if status != "ok":
             return None
         return text(result[1]), int(result[2])
@@ -288,12 +297,15 @@ class FileStore:
             return None, part
         return [first, *rest], part
 
-    def rename(self, file_id: str, fields: dict[str, str], *, not_after_us: int) -> bool:
-        """Set these meta fields (name, folder, updated_at) if the file exists, fenced (``Late`` after ``not_after_us``);
-        False when it does not exist."""
-        result = text(self.scripts["rename"](keys=[keys.meta(file_id)], args=[not_after_us, *flat(fields)]))
+    def rename(self, file_id: str, fields: dict[str, str], *, not_after_us: int, expect: tuple[str, str]) -> bool:
+        """Set these meta fields (name, folder, updated_at) if the file exists and its (folder, name) is still
+        ``expect`` (else ``Changed``), fenced (``Late`` after ``not_after_us``); False when it does not exist."""
+        args = [not_after_us, *expect, *flat(fields)]
+        result = text(self.scripts["rename"](keys=[keys.meta(file_id)], args=args))
         if result == "late":
             raise Late()
+        if result == "changed":
+            raise Changed()
         return result == "ok"
 
 

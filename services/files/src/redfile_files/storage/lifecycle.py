@@ -53,7 +53,7 @@ from redfile_common.errors import ApiError
 from redfile_common.product_metrics import FilesMetrics
 from redfile_files.checksums import Part
 from redfile_files.records import FileRecord
-from redfile_files.storage.files import FileStore, Late
+from redfile_files.storage.files import Changed, FileStore, Late
 from redfile_files.storage.ledger import Ledger
 from redfile_files.storage.records import Appended, Charged, ChunkWrite, IndexRow, Lease, NewUpload, Reserved, Segment, too_late
 from redfile_files.storage.staged import StagedChunk
@@ -61,6 +61,11 @@ from redfile_files.storage.tus import TusStore
 
 US = 1_000_000
 MAX_ROUNDS = 50  # batches one user's sweep may take in one go
+CHANGE_TRIES = 5  # a delete or rename that finds the file renamed under it reads it again this often
+
+
+def _changing() -> ApiError:
+    return ApiError("conflict", "The file kept changing while this ran; try again.")
 
 
 @dataclass
@@ -248,43 +253,63 @@ class Lifecycle:
         self._settle(owner, upload_id, lease, None, None, None)
 
     def delete(self, owner: str, file_id: str) -> bool:
-        """Remove a file and its chunks, unindex it, release its bytes; False when it was not (any more) there."""
-        meta = self.files.get_meta(file_id)
-        rows = (IndexRow.of_meta(meta),) if meta is not None and meta.get("owner") == owner else ()
-        lease = self.ledger.lease(owner, file_id, rows)
-        try:
-            gone = self.files.delete_file(file_id, not_after_us=lease.fence, only_owner=owner)
-        except Late:
-            raise too_late() from None
-        if gone is None:
-            # Another delete (or the expiry) got there first: settle the id now (a gone id stays gone).
-            self.reconcile(owner, file_id, lease.score)
-            return False
-        self.files.reclaim(file_id)  # its chunks; should this fail, the sweep does it at the lease's end
-        self.ledger.unindex_global(file_id)
-        self._settle(owner, file_id, lease, None, None, None)
-        return True
+        """Remove a file and its chunks, unindex it, release its bytes; False when it was not (any more) there.
+
+        Its names entry is recorded in flight first, and the file slot's step runs only while the file is still
+        under that entry (a rename in between: read it again, at most ``CHANGE_TRIES`` times)."""
+        for _ in range(CHANGE_TRIES):
+            meta = self.files.get_meta(file_id)
+            row = IndexRow.of_meta(meta) if meta is not None and meta.get("owner") == owner else None
+            lease = self.ledger.lease(owner, file_id, (row,) if row else ())
+            try:
+                gone = self.files.delete_file(
+                    file_id, not_after_us=lease.fence, only_owner=owner, expect=(row.folder, row.name) if row else None
+                )
+            except Late:
+                raise too_late() from None
+            except Changed:
+                continue
+            if gone is None:
+                # Another delete (or the expiry) got there first: settle the id now (a gone id stays gone).
+                self.reconcile(owner, file_id, lease.score)
+                return False
+            self.files.reclaim(file_id)  # its chunks; should this fail, the sweep does it at the lease's end
+            self.ledger.unindex_global(file_id)
+            self._settle(owner, file_id, lease, None, None, None)
+            return True
+        raise _changing()
 
     def move(self, owner: str, file_id: str, *, name: str | None, folder: str | None, now_iso: str) -> bool:
         """Rename and/or move ``owner``'s file: its new names entry is written (with the old one, both in flight)
-        before the file slot changes, fenced, and the old one goes after; False when it is not (any more) there."""
-        meta = self.files.get_meta(file_id)
-        if meta is None or meta.get("owner") != owner:
-            return False
-        old = IndexRow.of_meta(meta)
-        new = IndexRow(old.folder if folder is None else folder, old.name if name is None else name)
-        lease = self.ledger.lease(owner, file_id, (old, new))
-        fields = {"name": new.name, "folder": new.folder, "updated_at": now_iso}
-        try:
-            done = self.files.rename(file_id, fields, not_after_us=lease.fence)
-        except Late:
-            raise too_late() from None
-        if not done:
-            self.reconcile(owner, file_id, lease.score)  # gone meanwhile: settle the id now (a gone id stays gone)
-            return False
-        due = meta["expires_ts"] * US if meta["expires_ts"] else None
-        self._settle(owner, file_id, lease, Charged(meta["size"]), meta["created_ms"], due, new)
-        return True
+        before the file slot changes, fenced and only while the file is still under the old one (else read again, at
+        most ``CHANGE_TRIES`` times), and the old one goes after; False when it is not (any more) there."""
+        for _ in range(CHANGE_TRIES):
+            meta = self.files.get_meta(file_id)
+            if meta is None or meta.get("owner") != owner:
+                return False
+            old = IndexRow.of_meta(meta)
+            new = IndexRow(old.folder if folder is None else folder, old.name if name is None else name)
+            lease = self.ledger.lease(owner, file_id, (old, new))
+            fields = {"name": new.name, "folder": new.folder, "updated_at": now_iso}
+            try:
+                done = self.files.rename(file_id, fields, not_after_us=lease.fence, expect=(old.folder, old.name))
+            except Late:
+                raise too_late() from None
+            except Changed:
+                continue
+            if not done:
+                self.reconcile(owner, file_id, lease.score)  # gone meanwhile: settle the id now (a gone id stays gone)
+                return False
+            due = meta["expires_ts"] * US if meta["expires_ts"] else None
+            self._settle(owner, file_id, lease, Charged(meta["size"]), meta["created_ms"], due, new)
+            return True
+        raise _changing()
+
+    def adopt(self, owner: str, file_id: str, row: IndexRow) -> bool:
+        """Settle a names entry no operation recorded (the consistency checker's repair): record it in flight under a
+        lease, then reconcile the id at once, which keeps it only if the file's ``meta`` confirms it."""
+        lease = self.ledger.lease(owner, file_id, (row,))
+        return self.reconcile(owner, file_id, lease.score)
 
     def _settle(
         self, owner: str, file_id: str, lease: Lease, holding, index_ms: int | None, due_us: int | None, row: IndexRow | None = None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from redfile_common.errors import ApiError
 from redfile_files.checksums import Part
-from redfile_files.storage.keys import LAYOUT, LEGACY, UploadMode
+from redfile_files.storage.keys import LAYOUT, LEGACY, UploadMode, file_id_of, index_id
 from redfile_files.validation import ROOT_FOLDER, folder_key
 
 
@@ -247,6 +247,31 @@ class IndexRow:
 
     def json(self) -> str:
         return json.dumps({"f": folder_key(self.folder), "n": self.name.casefold()}, ensure_ascii=False, separators=(",", ":"))
+
+    def entry(self, file_id: str) -> str:
+        """Its member of the name index (``index.lua`` builds the same)."""
+        return f"{folder_key(self.folder)}\0{self.name.casefold()}\0{index_id(file_id)}"
+
+    @classmethod
+    def of_entry(cls, entry: str) -> tuple[IndexRow, str] | None:
+        """A name index member back to its row (the name case-folded) and file id; None when it is none."""
+        parts = entry.split("\0")
+        if len(parts) != 3 or not parts[0].startswith("/") or not parts[0].endswith("/") or len(parts[2]) != 22:
+            return None
+        try:
+            file_id = file_id_of(parts[2])
+        except ValueError:
+            return None
+        return cls(parts[0] if parts[0] == ROOT_FOLDER else parts[0][:-1], parts[1]), file_id
+
+    @classmethod
+    def of_rows(cls, raw) -> list[IndexRow]:
+        """The rows in flight ``rows`` holds for an id (none when it holds nothing readable)."""
+        try:
+            listed = json.loads(text(raw)) if raw else []
+            return [cls(r["f"] if r["f"] == ROOT_FOLDER else r["f"][:-1], r["n"]) for r in listed]
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return []
 
     @classmethod
     def of_meta(cls, meta: dict) -> IndexRow:
