@@ -13,7 +13,7 @@ from flask import g, request
 
 from redfile_common.security import current_principal, login_required
 from redfile_files.catalogue.downloads import serve
-from redfile_files.catalogue.schemas import RenameIn, TextIn, TextOut
+from redfile_files.catalogue.schemas import FilePatchIn, RenameIn, TextIn, TextOut
 from redfile_files.catalogue.service import Catalogue, prefetch_meta
 from redfile_files.domain import files_domain
 from redfile_files.schemas import FileOut, FilePage, PageQuery, doc_responses
@@ -103,6 +103,19 @@ def download_file(file_id):
 def file_meta(file_id):
     """A file's metadata."""
     return catalogue().get_file(current_principal(), file_id, read=g.reads or None)
+
+
+@bp.patch("/files/<file:file_id>")
+@login_required
+@bp.input(FilePatchIn)
+@bp.output(FileOut)
+@bp.doc(
+    security=USER,
+    responses={400: "Bad name (invalid_name) or folder (invalid_folder)", 409: "Renamed meanwhile, again and again", **_FILE_ERRORS},
+)
+def patch_file(file_id, json_data):
+    """Rename and/or move a file: any of name and folder."""
+    return catalogue().update(current_principal(), file_id, name=json_data.get("name"), folder=json_data.get("folder"))
 
 
 @bp.post("/files/<file_id>/rename")

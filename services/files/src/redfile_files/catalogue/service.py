@@ -32,7 +32,7 @@ from redfile_files.storage.lifecycle import Lifecycle
 from redfile_files.storage.records import Reserved, Stats
 from redfile_files.uploads.completion import Completion
 from redfile_files.uploads.service import LARGE_FILES_HINT, Uploads
-from redfile_files.validation import decode_cursor, encode_cursor, is_file_id, mime_type_for, validate_name
+from redfile_files.validation import decode_cursor, encode_cursor, is_file_id, mime_type_for, validate_folder, validate_name
 
 log = structlog.get_logger("redfile.files")
 
@@ -165,9 +165,16 @@ class Catalogue:
         return items, (encode_cursor(*last) if last else None)
 
     def rename(self, actor: Actor | None, file_id: str, new_name: str) -> FileRecord:
-        new_name = validate_name(new_name, self.settings.max_name_bytes)
+        return self.update(actor, file_id, name=new_name)
+
+    def update(self, actor: Actor | None, file_id: str, *, name: str | None = None, folder: str | None = None) -> FileRecord:
+        """Rename and/or move a file (``Lifecycle.move``): its owner's or, for an admin, anyone's."""
+        if name is not None:
+            name = validate_name(name, self.settings.max_name_bytes)
+        if folder is not None:
+            folder = validate_folder(folder)
         record = self.get_file(actor, file_id)
-        if not self.lifecycle.move(record.owner, file_id, name=new_name, folder=None, now_iso=iso(self.clock())):
+        if not self.lifecycle.move(record.owner, file_id, name=name, folder=folder, now_iso=iso(self.clock())):
             raise ApiError("file_not_found")
         return self.get_file(actor, file_id)
 
