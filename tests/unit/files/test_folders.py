@@ -1,9 +1,11 @@
 """What a folder may be (``validate_folder``) and its key in the owner's indexes (``folder_key``)."""
 
+import re
+
 import pytest
 
 from redfile_common.errors import ApiError
-from redfile_files.validation import MAX_FOLDER_BYTES, MAX_FOLDER_DEPTH, folder_key, validate_folder
+from redfile_files.validation import MAX_FOLDER_BYTES, MAX_FOLDER_DEPTH, folder_key, folder_pattern, validate_folder
 
 
 @pytest.mark.parametrize(
@@ -35,7 +37,6 @@ def test_good_folders_are_kept_as_is(folder):
         "/a\ufffd",  # bytes that were not UTF-8
         "/x" * (MAX_FOLDER_DEPTH + 1),  # too deep
         "/" + "a" * MAX_FOLDER_BYTES,  # too long
-        "/" + "a" * 256,  # a segment longer than a name may be
         None,
         7,
         ["/a"],
@@ -59,3 +60,15 @@ def test_folder_keys_make_a_folder_a_range_and_a_subtree_a_prefix():
     # a folder's key is a prefix of its subfolders' keys, never of a sibling's with a longer name
     assert folder_key("/a/b").startswith(folder_key("/a"))
     assert not folder_key("/ab").startswith(folder_key("/a"))
+
+
+@pytest.mark.parametrize(
+    "folder", ["/", "/a", "/Résumés/été", "/x" * MAX_FOLDER_DEPTH, "a", "/a//b", "/a/", "/..", "/a\u202eb", "/x" * 33, "/ a"]
+)
+def test_the_documented_folder_pattern_is_the_rule(folder):
+    try:
+        validate_folder(folder)
+        valid = True
+    except ApiError:
+        valid = False
+    assert (re.fullmatch(folder_pattern(), folder) is not None) == valid

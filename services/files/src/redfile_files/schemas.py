@@ -9,13 +9,13 @@ from typing import cast
 from apiflask import Schema
 from apiflask.fields import Boolean, DateTime, Function, Integer, List, Nested, String
 from apiflask.types import ResponsesType
-from apiflask.validators import Length, Range
+from apiflask.validators import Length, OneOf, Range
 from marshmallow import EXCLUDE, RAISE, ValidationError, validates_schema
 
 from redfile_common.errors import ApiError
 from redfile_common.fields import JsonInteger
 from redfile_files.records import FileRecord
-from redfile_files.validation import MAX_FOLDER_BYTES, MAX_FOLDER_DEPTH, MAX_MIME_LENGTH, MIME_PATTERN, OWNER_PATTERN
+from redfile_files.validation import MAX_FOLDER_BYTES, MAX_FOLDER_DEPTH, MAX_MIME_LENGTH, MIME_PATTERN, OWNER_PATTERN, folder_pattern
 
 PAGE_LIMIT_MAX = 200
 # The largest byte count a client may declare: exact as a double, so Lua scripts and JSON clients read it right (8 PiB).
@@ -39,9 +39,9 @@ def owner(description: str, **options) -> String:
 
 
 def folder(description: str = "The folder: an absolute path (`/`, `/projects/2026`); default `/`.", **options) -> String:
-    """A folder: checked by the domain (``validate_folder``, a 400 ``invalid_folder``)."""
-    rules = f" Each segment is a valid file name; at most {MAX_FOLDER_DEPTH} deep and {MAX_FOLDER_BYTES} bytes."
-    return String(metadata={"description": description + rules, "maxLength": MAX_FOLDER_BYTES}, **options)
+    """A folder: checked by the domain (``validate_folder``, a 400 ``invalid_folder``), documented by its rules."""
+    rules = f" Each segment is a valid file name; at most {MAX_FOLDER_DEPTH} deep and {MAX_FOLDER_BYTES} bytes in UTF-8."
+    return String(metadata={"description": description + rules, "maxLength": MAX_FOLDER_BYTES, "pattern": folder_pattern()}, **options)
 
 
 def file_name(description: str = "The file's name.", **options) -> String:
@@ -154,6 +154,29 @@ class FilePage(Schema):
 class PageQuery(QueryIn):
     limit = Integer(load_default=PAGE_LIMIT_DEFAULT, validate=Range(1, PAGE_LIMIT_MAX))
     cursor = String(load_default=None, validate=Length(max=200))
+
+
+class FileListQuery(PageQuery):
+    """GET /files: filters and sorts, each served by an index of the owner's (docs/architecture.md)."""
+
+    cursor = String(load_default=None, validate=Length(max=2000), metadata={"description": "next_cursor of the page before"})
+    folder = folder("Only files in this folder (name order unless sort says).", load_default=None)
+    recursive = Boolean(load_default=False, metadata={"description": "with folder: its subfolders' files too"})
+    q = String(
+        load_default=None,
+        validate=Length(min=1, max=255),
+        metadata={"description": "a case-insensitive (Unicode case-folded) substring of the name; name order unless sort says"},
+    )
+    sort = String(
+        load_default=None,
+        validate=OneOf(["name", "size", "created_at"]),
+        metadata={"description": "default: name with folder or q, else created_at; folder and q need name"},
+    )
+    order = String(load_default=None, validate=OneOf(["asc", "desc"]), metadata={"description": "default: asc for name, else desc"})
+    min_size = Integer(load_default=None, validate=Range(min=0), metadata={"description": "bytes, with sort=size"})
+    max_size = Integer(load_default=None, validate=Range(min=0), metadata={"description": "bytes, with sort=size"})
+    created_after = DateTime(load_default=None, metadata={"description": "ISO 8601, inclusive; with the creation order"})
+    created_before = DateTime(load_default=None, metadata={"description": "ISO 8601, inclusive; with the creation order"})
 
 
 MAX_EXPIRY_SECONDS = 10 * 366 * 86400

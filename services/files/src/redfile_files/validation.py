@@ -111,7 +111,7 @@ def validate_folder(folder: object, default: str | None = None) -> str:
         if segment == "":
             raise bad("it must not hold an empty segment ('//' or a trailing '/')")
         try:
-            validate_name(segment)
+            validate_name(segment, MAX_FOLDER_BYTES)
         except ApiError as exc:
             raise bad("each segment must be a valid name (" + exc.message.split(": ", 1)[-1].rstrip(".") + ")") from None
     return folder
@@ -280,3 +280,11 @@ def validate_username(username: str) -> str:
     if not 1 <= len(username) <= 128 or any(ord(ch) < 0x20 or ch in "{}\ufffd" for ch in username):
         raise ApiError("validation_error", "Not a valid username.", details={"path": {"username": ["Not a valid username."]}})
     return username
+
+
+@functools.cache
+def folder_pattern() -> str:
+    """The rules of ``validate_folder`` but its byte limit, as one regular expression (for the OpenAPI documents):
+    ``/``, or 1 to ``MAX_FOLDER_DEPTH`` segments, each ``/`` and a name (``name_pattern``)."""
+    segment = name_pattern()[1:-1]
+    return f"^(?:/|(?:/{segment}){{1,{MAX_FOLDER_DEPTH}}})$"

@@ -7,6 +7,7 @@ Each handler authenticates, validates, calls one domain function and serialises;
 from __future__ import annotations
 
 import functools
+from datetime import UTC, datetime
 
 from apiflask import APIBlueprint
 from flask import g, request
@@ -14,9 +15,10 @@ from flask import g, request
 from redfile_common.security import current_principal, login_required
 from redfile_files.catalogue.downloads import serve
 from redfile_files.catalogue.schemas import FilePatchIn, RenameIn, TextIn, TextOut
+from redfile_files.catalogue.search import FileQuery
 from redfile_files.catalogue.service import Catalogue, prefetch_meta
 from redfile_files.domain import files_domain
-from redfile_files.schemas import FileOut, FilePage, PageQuery, doc_responses
+from redfile_files.schemas import FileListQuery, FileOut, FilePage, doc_responses
 from redfile_files.uploads import bodies
 from redfile_files.uploads.schemas import FileJsonIn
 
@@ -43,13 +45,42 @@ def catalogue() -> Catalogue:
 
 @bp.get("/files")
 @login_required
-@bp.input(PageQuery, location="query")
+@bp.input(FileListQuery, location="query")
 @bp.output(FilePage)
-@bp.doc(security=USER, responses={401: "Missing or invalid token"})
+@bp.doc(
+    security=USER,
+    responses={
+        400: "Bad folder (invalid_folder), or a combination no index serves (unsupported_query)",
+        401: "Missing or invalid token",
+        422: "A bad value or cursor",
+    },
+)
 def list_files(query_data):
-    """List the caller's files, newest first, a page at a time."""
-    items, cursor = catalogue().list_files(current_principal().username, limit=query_data["limit"], cursor=query_data["cursor"])
+    """List the caller's files a page at a time: newest first, or filtered by folder, name, size or time and sorted.
+
+    A page may hold fewer than `limit` files and still have a `next_cursor` (a name search reads a bounded
+    number of names per request)."""
+    query = FileQuery(
+        folder=query_data["folder"],
+        recursive=query_data["recursive"],
+        q=query_data["q"],
+        sort=query_data["sort"],
+        order=query_data["order"],
+        min_size=query_data["min_size"],
+        max_size=query_data["max_size"],
+        created_after_ms=_ms(query_data["created_after"]),
+        created_before_ms=_ms(query_data["created_before"]),
+    )
+    items, cursor = catalogue().list_files(
+        current_principal().username, limit=query_data["limit"], cursor=query_data["cursor"], query=query
+    )
     return {"items": items, "next_cursor": cursor}
+
+
+def _ms(at: datetime | None) -> int | None:
+    if at is None:
+        return None
+    return max(0, int((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp() * 1000))
 
 
 @bp.post("/files")

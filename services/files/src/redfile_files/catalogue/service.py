@@ -22,6 +22,7 @@ from redfile_common.audit import NullAuditLog
 from redfile_common.errors import ApiError
 from redfile_common.product_metrics import FilesMetrics
 from redfile_files.catalogue.reader import Reader
+from redfile_files.catalogue.search import FileQuery, Search
 from redfile_files.checksums import part_of
 from redfile_files.records import FileRecord, iso
 from redfile_files.settings import FilesSettings
@@ -29,6 +30,7 @@ from redfile_files.storage.files import prefetch_meta as _prefetch_meta
 from redfile_files.storage.files import read_meta
 from redfile_files.storage.ledger import Ledger
 from redfile_files.storage.lifecycle import Lifecycle
+from redfile_files.storage.listing import Listings
 from redfile_files.storage.records import Reserved, Stats
 from redfile_files.uploads.completion import Completion
 from redfile_files.uploads.service import LARGE_FILES_HINT, Uploads
@@ -80,6 +82,7 @@ class Catalogue:
         clock: Callable[[], float] = time.time,
         metrics: FilesMetrics | None = None,
         audit=None,
+        listings: Listings | None = None,
     ) -> None:
         self.uploads = uploads
         self.completion = completion
@@ -91,6 +94,7 @@ class Catalogue:
         self.clock = clock
         self.metrics = metrics or FilesMetrics.null()
         self.audit = audit or NullAuditLog()
+        self.search = Search(listings or Listings(self.store.redis), self.store)
         self.on_deleted: list[Callable[[str], object]] = []  # run after a file is deleted (sharing forgets its shares)
 
     # -- one-request files and texts ---------------------------------------------
@@ -155,11 +159,15 @@ class Catalogue:
             raise ApiError("file_not_found")
         return FileRecord.from_meta(meta)
 
-    def list_files(self, owner: str | None, *, limit: int, cursor: str | None) -> tuple[list[FileRecord], str | None]:
-        """A page of ``owner``'s files (every file when None), newest first."""
-        after = decode_cursor(cursor)
+    def list_files(
+        self, owner: str | None, *, limit: int, cursor: str | None, query: FileQuery | None = None
+    ) -> tuple[list[FileRecord], str | None]:
+        """A page of ``owner``'s files (every file when None), newest first; filtered and sorted by ``query``."""
         if owner is not None:
             self.lifecycle.sweep_user(owner)
+            if query is not None and query != FileQuery():
+                return self.search.page(owner, query, limit=limit, cursor=cursor)
+        after = decode_cursor(cursor)
         ids, last = self.ledger.page(owner, limit, after)
         items = [FileRecord.from_meta(m) for m in self.store.get_metas(ids) if m is not None]
         return items, (encode_cursor(*last) if last else None)
