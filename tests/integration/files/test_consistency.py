@@ -562,3 +562,16 @@ def test_repair_sets_the_name_and_size_indexes_right(store, checker, redis_clien
     assert after["ok"], after["problems"]
     assert redis_client.zrange(keys.user_names("alice"), 0, -1) == names_before
     assert redis_client.hgetall(keys.index_rows("alice")) == {}
+
+
+def test_files_stored_before_the_name_index_are_indexed_by_a_repair(store, checker, redis_client, client, alice):
+    # as a release before folders left them: no names or sizes entries, no folder in meta
+    for user in ("alice", "bob"):
+        redis_client.delete(keys.user_names(user), keys.user_sizes(user))
+    redis_client.hdel(keys.meta(store["seed"]["id"]), "folder")
+    assert client.get("/files", headers=alice, query_string={"sort": "size"}).json["items"] == []
+    assert set(checker.check()["counts"]) == {"file_not_indexed"}
+    assert checker.check(repair=True)["ok"]
+    listed = client.get("/files", headers=alice, query_string={"folder": "/"}).json["items"]
+    assert store["seed"]["id"] in {f["id"] for f in listed}
+    assert len(client.get("/files", headers=alice, query_string={"sort": "size"}).json["items"]) == len(listed)
