@@ -114,3 +114,34 @@ def test_created_bounds_and_the_oldest_first(client, alice, tree):
     after = everyone[2]["created_at"]
     later = names_of(listing(client, alice, order="asc", created_after=after))
     assert later[: len(later)] == [n for n in list(tree) if tree[n]["created_at"] >= after]
+
+
+def test_type_is_a_mime_prefix_in_any_order(api, client, alice, tree):
+    api.session(alice, b"png", name="pic.png", folder="/a", mime_type="image/png")
+    api.session(alice, b"jpeg!", name="pic.jpg", folder="/b", mime_type="image/jpeg")
+    assert names_of(listing(client, alice, type="image")) == ["pic.jpg", "pic.png"]
+    assert names_of(listing(client, alice, type="image/")) == ["pic.jpg", "pic.png"]
+    assert names_of(listing(client, alice, type="IMAGE/PNG")) == ["pic.png"]
+    assert names_of(listing(client, alice, type="image", sort="size", order="asc")) == ["pic.png", "pic.jpg"]
+    assert names_of(listing(client, alice, type="image", folder="/a")) == ["pic.png"]
+    assert names_of(listing(client, alice, type="application/pdf")) == ["Résumé.pdf"]
+    assert names_of(listing(client, alice, type="video")) == []
+    assert names_of(listing(client, alice, type="imag")) == []  # a type, not any prefix of one
+
+
+def test_a_selective_type_gives_short_pages_whose_cursors_reach_every_match(api, client, alice):
+    for i in range(12):
+        api.session(alice, b"x", name=f"t{i:02}.txt", mime_type="text/plain")
+    api.session(alice, b"x", name="only.png", mime_type="image/png")
+    for i in range(12, 20):
+        api.session(alice, b"x", name=f"t{i:02}.txt", mime_type="text/plain")
+    assert everything(client, alice, type="image", limit=1, sort="name") == ["only.png"]
+    first = listing(client, alice, type="image", limit=2)  # newest first: 4 rounds of 2 read, the image not among them
+    assert first["items"] == [] and first["next_cursor"]
+    assert everything(client, alice, type="image", limit=2) == ["only.png"]
+
+
+@pytest.mark.parametrize("bad", ["", "/png", "image//png", "ima ge", "image/png/x", "é"])
+def test_a_bad_type_is_refused(client, alice, bad):
+    resp = client.get("/files", headers=alice, query_string={"type": bad})
+    assert (resp.status_code, resp.json["error"]["code"]) == (422, "validation_error"), resp.json

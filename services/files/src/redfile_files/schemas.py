@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC
 from typing import cast
 
 from apiflask import Schema
 from apiflask.fields import Boolean, DateTime, Function, Integer, List, Nested, String
 from apiflask.types import ResponsesType
-from apiflask.validators import Length, OneOf, Range
+from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import EXCLUDE, RAISE, ValidationError, validates_schema
 
 from redfile_common.errors import ApiError
@@ -25,6 +26,7 @@ MAX_DECLARED_BYTES = 2**53 - 1
 
 
 PAGE_LIMIT_DEFAULT = 50
+MIME_PREFIX_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}(?:/[A-Za-z0-9!#$&^_.+-]{0,127})?$"
 
 
 NAME_RULE = "x-redfile-name"  # replaced in the document by the rules of validate_name (openapi.py)
@@ -156,6 +158,18 @@ class PageQuery(QueryIn):
     cursor = String(load_default=None, validate=Length(max=200))
 
 
+class QueryInteger(Integer):
+    """An integer in a query string: ASCII digits, or an integral number as JSON Schema counts one (``5.0``)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            found = re.fullmatch(r"(-?[0-9]{1,20})(?:\.0+)?", value)
+            if not found:
+                raise self.make_error("invalid")
+            value = found.group(1)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class FileListQuery(PageQuery):
     """GET /files: filters and sorts, each served by an index of the owner's (docs/architecture.md)."""
 
@@ -173,10 +187,22 @@ class FileListQuery(PageQuery):
         metadata={"description": "default: name with folder or q, else created_at; folder and q need name"},
     )
     order = String(load_default=None, validate=OneOf(["asc", "desc"]), metadata={"description": "default: asc for name, else desc"})
-    min_size = Integer(load_default=None, validate=Range(min=0), metadata={"description": "bytes, with sort=size"})
-    max_size = Integer(load_default=None, validate=Range(min=0), metadata={"description": "bytes, with sort=size"})
+    min_size = QueryInteger(
+        load_default=None, validate=Range(min=0, max=MAX_DECLARED_BYTES), metadata={"description": "bytes, with sort=size"}
+    )
+    max_size = QueryInteger(
+        load_default=None, validate=Range(min=0, max=MAX_DECLARED_BYTES), metadata={"description": "bytes, with sort=size"}
+    )
     created_after = DateTime(load_default=None, metadata={"description": "ISO 8601, inclusive; with the creation order"})
     created_before = DateTime(load_default=None, metadata={"description": "ISO 8601, inclusive; with the creation order"})
+    type = String(
+        load_default=None,
+        validate=Regexp(MIME_PREFIX_PATTERN),
+        metadata={
+            "pattern": MIME_PREFIX_PATTERN,
+            "description": "a MIME type or its type alone (`image`, `image/`: any image; `image/png`); with any order",
+        },
+    )
 
 
 MAX_EXPIRY_SECONDS = 10 * 366 * 86400

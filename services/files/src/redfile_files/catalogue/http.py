@@ -70,6 +70,7 @@ def list_files(query_data):
         max_size=query_data["max_size"],
         created_after_ms=_ms(query_data["created_after"]),
         created_before_ms=_ms(query_data["created_before"]),
+        type=query_data["type"],
     )
     items, cursor = catalogue().list_files(
         current_principal().username, limit=query_data["limit"], cursor=query_data["cursor"], query=query

@@ -22,6 +22,7 @@ from redfile_files.storage.records import IndexRow
 from redfile_files.validation import ROOT_FOLDER, folder_key, validate_folder
 
 NAME_CALLS = 2  # name index reads per request (each at most SCAN_BUDGET entries): a short page beats a slow one
+TYPE_ROUNDS = 4  # with a type filter, pages of the index read per request (then a short page and its cursor)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class FileQuery:
     max_size: int | None = None
     created_after_ms: int | None = None
     created_before_ms: int | None = None
+    type: str | None = None  # a MIME type or its prefix: checked on each file's meta, a bounded number of rounds
 
 
 def _unsupported(what: str) -> ApiError:
@@ -98,9 +100,13 @@ class Search:
                 raise _unsupported("size bounds with the creation order")
             low, high, index, kind = query.created_after_ms or 0, query.created_before_ms, "files", "c"
         after = _score_cursor(cursor, kind)
-        ids, last = self.listings.by_score(owner, index, after=after, low=low, high=high, limit=limit, desc=desc)
-        items = [FileRecord.from_meta(m) for m in self.store.get_metas(ids) if m is not None and m.get("owner") == owner]
-        return items, (_encode(kind, f"{last[0]}:{last[1]}") if last else None)
+        items: list[FileRecord] = []
+        for _ in range(TYPE_ROUNDS if query.type else 1):
+            ids, after = self.listings.by_score(owner, index, after=after, low=low, high=high, limit=limit - len(items), desc=desc)
+            items += [r for r in map(_record, self.store.get_metas(ids)) if r is not None and _kept(r, owner, query.type)]
+            if after is None or len(items) >= limit:
+                break
+        return items, (_encode(kind, f"{after[0]}:{after[1]}") if after else None)
 
     def _by_name(
         self, owner: str, folder: str | None, query: FileQuery, limit: int, cursor: str | None, desc: bool
@@ -110,15 +116,30 @@ class Search:
             raise _bad_cursor()
         prefix, exact = (folder_key(folder), not query.recursive) if folder is not None else (ROOT_FOLDER, False)
         q = query.q.casefold() if query.q else ""
-        entries: list[str] = []
-        for _ in range(NAME_CALLS):
-            found, after = self.listings.by_name(owner, prefix=prefix, exact=exact, after=after, q=q, limit=limit - len(entries), desc=desc)
-            entries += found
-            if after is None or len(entries) >= limit:
+        items: list[FileRecord] = []
+        for _ in range(NAME_CALLS * (TYPE_ROUNDS if query.type else 1)):
+            found, after = self.listings.by_name(owner, prefix=prefix, exact=exact, after=after, q=q, limit=limit - len(items), desc=desc)
+            pairs = [(e, parsed[1]) for e in found if (parsed := IndexRow.of_entry(e)) is not None]
+            for (entry, file_id), meta in zip(pairs, self.store.get_metas([i for _, i in pairs])):
+                # an entry its meta does not confirm is an operation's in flight: skipped
+                if meta is not None and IndexRow.of_meta(meta).entry(file_id) == entry:
+                    record = FileRecord.from_meta(meta)
+                    if _kept(record, owner, query.type):
+                        items.append(record)
+            if after is None or len(items) >= limit:
                 break
-        pairs = [(e, parsed[1]) for e in entries if (parsed := IndexRow.of_entry(e)) is not None]
-        items = []
-        for (entry, file_id), meta in zip(pairs, self.store.get_metas([i for _, i in pairs])):
-            if meta is not None and meta.get("owner") == owner and IndexRow.of_meta(meta).entry(file_id) == entry:
-                items.append(FileRecord.from_meta(meta))
         return items, (_encode("n", after) if after else None)
+
+
+def _record(meta: dict | None) -> FileRecord | None:
+    return FileRecord.from_meta(meta) if meta is not None else None
+
+
+def _kept(record: FileRecord, owner: str, mime_prefix: str | None) -> bool:
+    """The owner's file, of the MIME type asked for (``image`` or ``image/``: any image; ``image/png``: that one)."""
+    if record.owner != owner:
+        return False
+    if not mime_prefix:
+        return True
+    want = mime_prefix.lower()
+    return record.mime_type.lower().startswith(want if "/" in want else want + "/")
