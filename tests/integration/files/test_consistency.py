@@ -24,6 +24,7 @@ from redfile_files.maintenance.consistency.walk import Walk
 from redfile_files.storage import files as storage
 from redfile_files.storage import keys
 from redfile_files.storage.keys import classify
+from redfile_files.storage.records import IndexRow
 
 from .conftest import chunk_at, expire_now
 from .share_helpers import files_keys, make_link
@@ -161,7 +162,27 @@ FAULTS = {
     "file record with a malformed sha256": (lambda r, st: r.hset(keys.meta(st["text"]["id"]), "sha256", "xyz"), "file_record_incomplete"),
     "parts that do not add up": (lambda r, st: r.hset(keys.meta(st["seed"]["id"]), "size", 201), "size_mismatch"),
     "sweep lock without TTL": (lambda r, st: r.set(keys.SWEEP_LOCK, b"x"), "bad_value"),
+    "files missing from the name index": (lambda r, st: r.delete(keys.user_names("alice")), "file_not_indexed"),
+    "file missing from the size index": (
+        lambda r, st: r.zrem(keys.user_sizes("alice"), keys.index_id(st["seed"]["id"])),
+        "file_not_indexed",
+    ),
+    "file under a name it does not have": (
+        lambda r, st: r.zadd(keys.user_names("alice"), {_entry("/x/", "y", st["seed"]["id"]): 0}),
+        "stale_name_entry",
+    ),
+    "name entry of a missing file": (lambda r, st: r.zadd(keys.user_names("alice"), {_entry("/", "ghost", GHOST): 0}), "stale_name_entry"),
+    "name entry that is no entry": (lambda r, st: r.zadd(keys.user_names("alice"), {"garbage": 0}), "stale_name_entry"),
+    "size entry of a missing file": (lambda r, st: r.zadd(keys.user_sizes("alice"), {keys.index_id(GHOST): 5}), "stale_size_entry"),
+    "row in flight of nothing in flight": (
+        lambda r, st: r.hset(keys.index_rows("alice"), st["seed"]["id"], '[{"f":"/","n":"x"}]'),
+        "stale_index_row",
+    ),
 }
+
+
+def _entry(folder_key: str, name: str, file_id: str) -> str:
+    return f"{folder_key}\0{name}\0{keys.index_id(file_id)}"
 
 
 @pytest.mark.parametrize("name", sorted(FAULTS))
@@ -243,7 +264,9 @@ def test_an_operation_in_flight_is_pending_not_a_problem(store, checker, domain,
     up = store["open"]["id"]
     for i in (1, 2, 4):
         redis_client.hset(keys.parts(up), i, redis_client.hget(keys.parts(up), 0))  # not real chunks: never completed
-    domain.storage.ledger.charge("alice", up, 300, 123)  # a completion that charged, then "crashed" before its commit
+    domain.storage.ledger.charge(
+        "alice", up, 300, 123, IndexRow("/", "file.bin")
+    )  # a completion that charged, then "crashed" before its commit
     domain.storage.ledger.index_global(up, 123, 300)
     redis_client.hdel(keys.parts(up), 1, 2, 4)
     report = checker.check()
@@ -525,3 +548,30 @@ def test_a_commit_interrupted_before_its_chunks_lost_their_ttl_is_pending_then_s
     domain.storage.lifecycle.sweep_user("alice")
     report = checker.check()
     assert report["ok"] and report["pending"] == []
+
+
+def test_repair_sets_the_name_and_size_indexes_right(store, checker, redis_client):
+    names_before = redis_client.zrange(keys.user_names("alice"), 0, -1)
+    redis_client.zrem(keys.user_names("alice"), names_before[0])
+    redis_client.zadd(keys.user_names("alice"), {_entry("/x/", "y", store["seed"]["id"]): 0, _entry("/", "ghost", GHOST): 0})
+    redis_client.zadd(keys.user_sizes("alice"), {keys.index_id(GHOST): 5})
+    redis_client.hset(keys.index_rows("alice"), store["session"]["id"], '[{"f":"/","n":"x"}]')
+    before = checker.check()
+    assert set(before["counts"]) == {"file_not_indexed", "stale_name_entry", "stale_size_entry", "stale_index_row"}
+    after = checker.check(repair=True, strict=True)
+    assert after["ok"], after["problems"]
+    assert redis_client.zrange(keys.user_names("alice"), 0, -1) == names_before
+    assert redis_client.hgetall(keys.index_rows("alice")) == {}
+
+
+def test_files_stored_before_the_name_index_are_indexed_by_a_repair(store, checker, redis_client, client, alice):
+    # as a release before folders left them: no names or sizes entries, no folder in meta
+    for user in ("alice", "bob"):
+        redis_client.delete(keys.user_names(user), keys.user_sizes(user))
+    redis_client.hdel(keys.meta(store["seed"]["id"]), "folder")
+    assert client.get("/files", headers=alice, query_string={"sort": "size"}).json["items"] == []
+    assert set(checker.check()["counts"]) == {"file_not_indexed"}
+    assert checker.check(repair=True)["ok"]
+    listed = client.get("/files", headers=alice, query_string={"folder": "/"}).json["items"]
+    assert store["seed"]["id"] in {f["id"] for f in listed}
+    assert len(client.get("/files", headers=alice, query_string={"sort": "size"}).json["items"]) == len(listed)

@@ -17,6 +17,7 @@ from redfile_files.maintenance.sweeper import Sweeper
 from redfile_files.storage import files as storage
 from redfile_files.storage import keys
 from redfile_files.storage import ledger as ledger
+from redfile_files.storage.records import IndexRow
 
 from .conftest import chunk_at, expire_now
 
@@ -295,7 +296,7 @@ def test_crash_leftovers_over_count_until_the_reconciler_repairs_them(api, clien
     up = api.create(alice, 6, chunk_size=3).json
     api.put(alice, up["id"], 0, b"abc")
     api.put(alice, up["id"], 1, b"def")
-    domain.storage.ledger.charge("alice", up["id"], 6, 123)
+    domain.storage.ledger.charge("alice", up["id"], 6, 123, IndexRow("/", "file.bin"))
     domain.storage.ledger.index_global(up["id"], 123, 6)
     assert stats(client, internal) == {"files": 1, "bytes_stored": 6, "active_uploads": 1}  # over, never under
     expire_now(redis_client, "alice", up["id"])

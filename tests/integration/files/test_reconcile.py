@@ -15,7 +15,7 @@ from redfile_files.storage import keys
 from redfile_files.storage.chunks import ChunkStore
 from redfile_files.storage.files import Late
 from redfile_files.storage.keys import UploadMode
-from redfile_files.storage.records import Charged, NewUpload, Reserved
+from redfile_files.storage.records import Charged, IndexRow, NewUpload, Reserved
 
 from .conftest import expire_now
 
@@ -74,7 +74,7 @@ def test_crash_after_charging_before_committing(api, client, alice, domain, redi
     up = api.create(alice, 6, chunk_size=3).json
     api.put(alice, up["id"], 0, b"abc")
     api.put(alice, up["id"], 1, b"def")
-    domain.storage.ledger.charge("alice", up["id"], 6, 123)
+    domain.storage.ledger.charge("alice", up["id"], 6, 123, IndexRow("/", "file.bin"))
     domain.storage.ledger.index_global(up["id"], 123, 6)
     # crash: the file slot still holds the upload
     assert client.get("/files", headers=alice).json["items"] == []  # the index entry has no meta: skipped
@@ -94,7 +94,7 @@ def test_crash_after_charging_before_committing(api, client, alice, domain, redi
 def test_crash_after_committing_before_finishing(api, client, alice, domain, redis_client):
     up = api.create(alice, 3, chunk_size=3).json
     api.put(alice, up["id"], 0, b"abc")
-    lease = domain.storage.ledger.charge("alice", up["id"], 3, 456)
+    lease = domain.storage.ledger.charge("alice", up["id"], 3, 456, IndexRow("/", "n"))
     domain.storage.ledger.index_global(up["id"], 456, 3)
     meta = {"id": up["id"], "name": "n", "size": 3, "owner": "alice", "created_ms": 456, "total_chunks": 1, "sha256": "0" * 64}
     domain.storage.files.commit(up["id"], owner="alice", total_chunks=1, size=3, meta=meta, expires_ts=None, not_after_us=lease.fence)
@@ -112,7 +112,7 @@ def test_crash_after_committing_before_finishing(api, client, alice, domain, red
 
 def test_crash_after_deleting_before_releasing(api, client, alice, domain, redis_client):
     meta = api.session(alice, b"to go", chunk=64)
-    lease = domain.storage.ledger.lease("alice", meta["id"])
+    lease = domain.storage.ledger.lease("alice", meta["id"], (IndexRow("/", "file.bin"),))  # the delete's first step
     assert domain.storage.files.delete_file(meta["id"], not_after_us=lease.fence) == ("alice", 5)
     # crash: alice is still charged and indexed
     assert client.get("/quota", headers=alice).json["used_bytes"] == 5

@@ -10,7 +10,7 @@ from redfile_files.storage import keys
 from redfile_files.storage.files import FileStore, Late
 from redfile_files.storage.keys import UploadMode
 from redfile_files.storage.ledger import Ledger
-from redfile_files.storage.records import NewUpload, Quota, Reserved
+from redfile_files.storage.records import IndexRow, NewUpload, Quota, Reserved
 
 UID = "ab" * 16
 NOW = "2026-01-01T00:00:00Z"
@@ -188,7 +188,7 @@ def test_ledger_holdings_add_up(ledger):
     ledger.reserve("alice", UID, 50, new=False)
     ledger.shrink("alice", UID, 20)
     assert ledger.holding("alice", UID) == Reserved(130) and ledger.quota("alice").reserved == 130
-    lease = ledger.charge("alice", UID, 120, 7)
+    lease = ledger.charge("alice", UID, 120, 7, IndexRow("/", "file.bin"))
     assert ledger.quota("alice") == Quota(None, None, 120, 0)
     assert code(ledger.reserve, "alice", UID, 1, new=False).code == "conflict"  # being completed
     assert ledger.due_score("alice", UID) == lease.score and lease.fence < lease.score

@@ -91,6 +91,7 @@ def test_chunked_upload_lifecycle(client, api, alice, redis_client, unchanged):
         "total_chunks",
         "expires_at",
         "encrypted",
+        "folder",
     }
     assert meta["expires_at"] is None and meta["total_chunks"] == 4 and meta["chunk_size"] == 64
     # upload state gone; chunks and the part table (now the file's chunk table) kept without TTL

@@ -252,6 +252,7 @@ ROWS: tuple[Row, ...] = (
         path="/files/{file}/rename",
         json={"new_name": "renamed.txt"},
     ),
+    Row("files", "PATCH", "/files/<file:file_id>", "owner_or_admin", 200, ("file",), path="/files/{file}", json={"folder": "/moved"}),
     Row("files", "DELETE", "/files/<file:file_id>", "owner_or_admin", 204, ("file",), path="/files/{file}"),
     Row("files", "POST", "/texts", "user", 201, json={"name": "t.txt", "content": "hello"}),
     Row("files", "GET", "/texts/<file_id>", "owner_or_admin", 200, ("text",), path="/texts/{text}"),

@@ -328,6 +328,7 @@ def name_cases() -> list[Case]:
             ("file-form-name", "POST", "/files", multipart((b"file", b"f.txt", b"x"), (b"name", None, name.encode()))),
             ("text", "POST", "/texts", {"json": {"name": name, "content": "x"}}),
             ("rename", "POST", "/files/{file}/rename", {"json": {"new_name": name}}),
+            ("patch", "PATCH", "/files/{file}", {"json": {"name": name}}),
             ("send", "POST", "/send/bob", {"json": {"name": name, "data": b64(b"x")}}),
             ("zip", "POST", "/files/zip", {"json": {"file_ids": ["{file}"], "name": name}}),
             ("tus-metadata", "POST", "/tus/", tus_headers(**{"Upload-Length": "10", "Upload-Metadata": f"filename {b64(name.encode())}"})),
@@ -382,6 +383,53 @@ def name_cases() -> list[Case]:
 
 
 # 2. Invalid UTF-8 and lone surrogates in JSON bodies, URLs and headers.
+# 1b. Folders: relative, empty or dot segments, a trailing slash, the names above as a segment, too deep, too long.
+FOLDERS = {
+    "relative": "projects/2026",
+    "empty": "",
+    "double-slash": "/a//b",
+    "trailing-slash": "/a/",
+    "dotdot-segment": "/a/../b",
+    "dot-segment": "/a/./b",
+    "backslash": "/a\\b",
+    "nul": "/a\x00b",
+    "newline": "/a\nb",
+    "rtl-override": "/invoice\u202efdp",
+    "invisible-segment": "/\u200b",
+    "leading-space-segment": "/ a",
+    "replacement-char": "/bad\ufffd",
+    "too-deep": "/x" * 33,
+    "too-long": "/" + "a" * 1024,
+}
+
+
+def folder_cases() -> list[Case]:
+    cases = []
+    for label, folder in FOLDERS.items():
+        targets: list[tuple[str, str, str, dict]] = [
+            ("complete", "POST", "/upload_complete", {"json": {"file_id": "{seed}", "name": "f.txt", "total_size": 5, "folder": folder}}),
+            ("create-upload", "POST", "/uploads", {"json": {"name": "f.txt", "total_size": 10, "folder": folder}}),
+            ("file-json", "POST", "/files", {"json": {"name": "f.txt", "data": b64(b"x"), "folder": folder}}),
+            ("text", "POST", "/texts", {"json": {"content": "x", "folder": folder}}),
+            ("patch", "PATCH", "/files/{file}", {"json": {"folder": folder}}),
+        ]
+        if "\x00" not in folder:
+            targets.append(("file-form", "POST", "/files", multipart((b"file", b"f.txt", b"x"), (b"folder", None, folder.encode()))))
+            targets.append(
+                (
+                    "tus-metadata",
+                    "POST",
+                    "/tus/",
+                    tus_headers(**{"Upload-Length": "10", "Upload-Metadata": f"folder {b64(folder.encode())}"}),
+                )
+            )
+        for target, method, path, kw in targets:
+            if folder == "" and target == "tus-metadata":
+                continue  # an empty metadata value is no value: the root, as an empty filename is the default name
+            cases.append(Case(f"folder-{label}-{target}", "files", method, path, code="invalid_folder", kw=kw))
+    return cases
+
+
 def utf8_cases() -> list[Case]:
     bad_bodies = {
         "ff": b'{"name": "\xff\xfe", "content": "x"}',
@@ -1620,7 +1668,7 @@ OVERRIDES = {
 
 
 def all_cases() -> list[Case]:
-    cases = [*name_cases(), *utf8_cases(), *number_cases(), *tus_cases(), *body_cases(), *account_cases()]
+    cases = [*name_cases(), *folder_cases(), *utf8_cases(), *number_cases(), *tus_cases(), *body_cases(), *account_cases()]
     cases = [replace(c, status=OVERRIDES[c.id][0], code=OVERRIDES[c.id][1]) if c.id in OVERRIDES else c for c in cases]
     assert set(OVERRIDES) <= {c.id for c in cases}, set(OVERRIDES) - {c.id for c in cases}
     ids = [c.id for c in cases]

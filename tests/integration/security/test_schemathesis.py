@@ -144,6 +144,18 @@ BEYOND_THE_SCHEMA = frozenset(
 )
 
 
+def one_index(query: dict) -> dict:
+    """``GET /files``'s filters as one index serves them (else a 400 ``unsupported_query``): folder and q in name
+    order, size bounds in size order, time bounds in creation order."""
+    sort = query.get("sort") or ("name" if query.get("folder") is not None or query.get("q") is not None else "created_at")
+    drop = {
+        "name": {"min_size", "max_size", "created_after", "created_before"},
+        "size": {"folder", "q", "created_after", "created_before"},
+        "created_at": {"folder", "q", "min_size", "max_size"},
+    }.get(sort, set())
+    return {k: v for k, v in query.items() if k not in drop}
+
+
 def beyond_the_schema(case) -> None:
     """What a positive case may not hold although the schema allows it: rules no JSON Schema can state.
 
@@ -156,12 +168,15 @@ def beyond_the_schema(case) -> None:
     * tus: ``Upload-Checksum`` must be the body's digest; a creation takes exactly one of ``Upload-Length``
       (at least the body's size) and ``Upload-Defer-Length``; ``Upload-Metadata`` values must be real
       base64 and ``Upload-Concat``'s URLs real partial uploads: rules across headers, or about other uploads;
+    * ``GET /files`` combines only the filters one index serves (``one_index``): a rule across fields;
     * ``POST /upload_chunk`` reads its fields from the query string only with a raw body (a
       field there beside a JSON or form body is refused): OpenAPI cannot tie a parameter to a
       request media type.
     """
     if case.query:
         case.query = {k: v for k, v in case.query.items() if k != "cursor"}
+    if case.path == "/files" and case.method.upper() == "GET" and case.query:
+        case.query = one_index(case.query)
     if isinstance(case.body, dict):
         case.body = {k: v for k, v in case.body.items() if k not in ("expires_at", "burn_after_read")}
     if case.path == "/uploads" and isinstance(case.body, dict) and isinstance(case.body.get("total_size"), int | float):

@@ -131,17 +131,6 @@ def test_bad_cursor(service):
     assert code(service.list_files, "alice", limit=3, cursor="garbage!") == "validation_error"
 
 
-def test_rename(service, r):
-    fid = seed_file(r, 1)
-    renamed = service.rename(ALICE, fid, "new name.txt")
-    assert renamed.name == "new name.txt" and renamed.updated_at == "2025-11-24T16:00:00Z"
-    assert renamed.created_at == "2026-01-01T00:00:00Z"
-    assert code(service.rename, BOB, fid, "x") == "file_not_found"
-    assert code(service.rename, ALICE, fid, "../x") == "invalid_name"
-    assert service.get_file(ALICE, fid).name == "new name.txt"
-    assert service.rename(ADMIN, fid, "by admin").name == "by admin"
-
-
 def test_read_text_only_for_texts(service, r):
     fid = seed_file(r, 1, chunks=("héllo".encode(),), kind="text")
     record, content = service.read_text(ALICE, fid)

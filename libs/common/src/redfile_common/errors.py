@@ -18,6 +18,8 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "invalid_json": (400, "The request body is not valid JSON."),
     "invalid_base64": (400, "The data is not valid base64."),
     "invalid_name": (400, "The name is not allowed."),
+    "invalid_folder": (400, "The folder is not allowed."),
+    "unsupported_query": (400, "This combination of filters and sort is not supported."),
     "invalid_mime_type": (400, "The MIME type is not valid."),
     "invalid_chunk": (400, "The chunk is not valid."),
     "checksum_mismatch": (400, "The data does not match its checksum."),

@@ -62,7 +62,9 @@ def build_domain(
     uploads = Uploads(storage.lifecycle, encryption, settings, clock, metrics=metrics)
     completion = Completion(uploads)
     reader = Reader(storage.files, encryption, metrics)
-    catalogue = Catalogue(uploads, completion, reader, storage.ledger, settings, clock=clock, metrics=metrics, audit=audit)
+    catalogue = Catalogue(
+        uploads, completion, reader, storage.ledger, settings, clock=clock, metrics=metrics, audit=audit, listings=storage.listings
+    )
     core = TusCore(storage.lifecycle, uploads, completion, catalogue, reader, encryption, settings, clock=clock, metrics=metrics)
     return FilesDomain(
         settings=settings,

@@ -41,6 +41,7 @@ class FileRecord:
     created_ms: int = 0
     dek: str = ""
     composite_blake3: str = ""
+    folder: str = "/"  # a file stored before folders has none: the root
 
     @classmethod
     def from_meta(cls, meta: dict) -> FileRecord:
@@ -101,6 +102,7 @@ class UploadStatus:
     file_expires_at: str | None
     encrypted: bool
     checksum_algorithm: str | None = None
+    folder: str = "/"
 
 
 @dataclass(frozen=True)
@@ -110,3 +112,4 @@ class FileUpload:
     data: bytes
     name: str
     mime_type: str | None
+    folder: str | None = None

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC
 from typing import cast
 
 from apiflask import Schema
 from apiflask.fields import Boolean, DateTime, Function, Integer, List, Nested, String
 from apiflask.types import ResponsesType
-from apiflask.validators import Length, Range
+from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import EXCLUDE, RAISE, ValidationError, validates_schema
 
 from redfile_common.errors import ApiError
 from redfile_common.fields import JsonInteger
 from redfile_files.records import FileRecord
-from redfile_files.validation import MAX_MIME_LENGTH, MIME_PATTERN, OWNER_PATTERN
+from redfile_files.validation import MAX_FOLDER_BYTES, MAX_FOLDER_DEPTH, MAX_MIME_LENGTH, MIME_PATTERN, OWNER_PATTERN, folder_pattern
 
 PAGE_LIMIT_MAX = 200
 # The largest byte count a client may declare: exact as a double, so Lua scripts and JSON clients read it right (8 PiB).
@@ -25,6 +26,7 @@ MAX_DECLARED_BYTES = 2**53 - 1
 
 
 PAGE_LIMIT_DEFAULT = 50
+MIME_PREFIX_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}(?:/[A-Za-z0-9!#$&^_.+-]{0,127})?$"
 
 
 NAME_RULE = "x-redfile-name"  # replaced in the document by the rules of validate_name (openapi.py)
@@ -36,6 +38,12 @@ def mime_type(description: str = "The MIME type; default: the one the name impli
 
 def owner(description: str, **options) -> String:
     return String(metadata={"pattern": OWNER_PATTERN, "description": description}, **options)
+
+
+def folder(description: str = "The folder: an absolute path (`/`, `/projects/2026`); default `/`.", **options) -> String:
+    """A folder: checked by the domain (``validate_folder``, a 400 ``invalid_folder``), documented by its rules."""
+    rules = f" Each segment is a valid file name; at most {MAX_FOLDER_DEPTH} deep and {MAX_FOLDER_BYTES} bytes in UTF-8."
+    return String(metadata={"description": description + rules, "maxLength": MAX_FOLDER_BYTES, "pattern": folder_pattern()}, **options)
 
 
 def file_name(description: str = "The file's name.", **options) -> String:
@@ -93,6 +101,7 @@ class FileOut(Schema):
         metadata={"type": "string", "nullable": True, "description": "ISO 8601 UTC when the file disappears; null: never"},
     )
     encrypted = Boolean(metadata={"description": "stored sealed with AES-256-GCM"})
+    folder = String(metadata={"description": "the folder it is in: an absolute path, `/` for the root"})
 
     def dump(self, obj, *, many=None):
         """A ``FileRecord`` of exactly this schema dumps through ``file_out``: the same dict without marshmallow's
@@ -128,6 +137,7 @@ def file_out(f: FileRecord) -> dict:
         "total_chunks": f.total_chunks,
         "expires_at": f.expires_at or None,
         "encrypted": bool(f.dek),
+        "folder": f.folder,
     }
 
 
@@ -146,6 +156,53 @@ class FilePage(Schema):
 class PageQuery(QueryIn):
     limit = Integer(load_default=PAGE_LIMIT_DEFAULT, validate=Range(1, PAGE_LIMIT_MAX))
     cursor = String(load_default=None, validate=Length(max=200))
+
+
+class QueryInteger(Integer):
+    """An integer in a query string: ASCII digits, or an integral number as JSON Schema counts one (``5.0``)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            found = re.fullmatch(r"(-?[0-9]{1,20})(?:\.0+)?", value)
+            if not found:
+                raise self.make_error("invalid")
+            value = found.group(1)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class FileListQuery(PageQuery):
+    """GET /files: filters and sorts, each served by an index of the owner's (docs/architecture.md)."""
+
+    cursor = String(load_default=None, validate=Length(max=2000), metadata={"description": "next_cursor of the page before"})
+    folder = folder("Only files in this folder (name order unless sort says).", load_default=None)
+    recursive = Boolean(load_default=False, metadata={"description": "with folder: its subfolders' files too"})
+    q = String(
+        load_default=None,
+        validate=Length(min=1, max=255),
+        metadata={"description": "a case-insensitive (Unicode case-folded) substring of the name; name order unless sort says"},
+    )
+    sort = String(
+        load_default=None,
+        validate=OneOf(["name", "size", "created_at"]),
+        metadata={"description": "default: name with folder or q, else created_at; folder and q need name"},
+    )
+    order = String(load_default=None, validate=OneOf(["asc", "desc"]), metadata={"description": "default: asc for name, else desc"})
+    min_size = QueryInteger(
+        load_default=None, validate=Range(min=0, max=MAX_DECLARED_BYTES), metadata={"description": "bytes, with sort=size"}
+    )
+    max_size = QueryInteger(
+        load_default=None, validate=Range(min=0, max=MAX_DECLARED_BYTES), metadata={"description": "bytes, with sort=size"}
+    )
+    created_after = DateTime(load_default=None, metadata={"description": "ISO 8601, inclusive; with the creation order"})
+    created_before = DateTime(load_default=None, metadata={"description": "ISO 8601, inclusive; with the creation order"})
+    type = String(
+        load_default=None,
+        validate=Regexp(MIME_PREFIX_PATTERN),
+        metadata={
+            "pattern": MIME_PREFIX_PATTERN,
+            "description": "a MIME type or its type alone (`image`, `image/`: any image; `image/png`); with any order",
+        },
+    )
 
 
 MAX_EXPIRY_SECONDS = 10 * 366 * 86400

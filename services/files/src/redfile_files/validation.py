@@ -84,6 +84,45 @@ def validate_name(name: object, max_bytes: int = 255) -> str:
     return name
 
 
+MAX_FOLDER_DEPTH = 32  # segments below the root: each level is a count to keep per file (docs/architecture.md)
+MAX_FOLDER_BYTES = 1024  # UTF-8 bytes of the whole path
+ROOT_FOLDER = "/"
+
+
+def validate_folder(folder: object, default: str | None = None) -> str:
+    """A folder: ``/`` or ``/segment[/segment...]``, each segment a valid name (``validate_name``), bounded in depth
+    and length.  None (not given) is ``default`` when there is one."""
+    if folder is None and default is not None:
+        return default
+
+    def bad(reason: str) -> ApiError:
+        return ApiError("invalid_folder", f"The folder is not allowed: {reason}.")
+
+    if not isinstance(folder, str) or not folder.startswith("/"):
+        raise bad("it must be an absolute path, starting with '/'")
+    if folder == ROOT_FOLDER:
+        return folder
+    if len(folder.encode("utf-8", "surrogatepass")) > MAX_FOLDER_BYTES:
+        raise bad(f"it must be at most {MAX_FOLDER_BYTES} bytes in UTF-8")
+    segments = folder[1:].split("/")
+    if len(segments) > MAX_FOLDER_DEPTH:
+        raise bad(f"it must be at most {MAX_FOLDER_DEPTH} folders deep")
+    for segment in segments:
+        if segment == "":
+            raise bad("it must not hold an empty segment ('//' or a trailing '/')")
+        try:
+            validate_name(segment, MAX_FOLDER_BYTES)
+        except ApiError as exc:
+            raise bad("each segment must be a valid name (" + exc.message.split(": ", 1)[-1].rstrip(".") + ")") from None
+    return folder
+
+
+def folder_key(folder: str) -> str:
+    """A folder as the owner's name index keys it: with a trailing ``/``, so a folder's key is a prefix of exactly its
+    subtree's (``/a/`` of ``/a/b/``, not of ``/ab/``)."""
+    return folder if folder == ROOT_FOLDER else folder + "/"
+
+
 def _char_class(chars: list[int]) -> str:
     """A regex character class body for these code points, as ranges (escaped: valid in Python and ECMA-262)."""
     out, i = [], 0
@@ -241,3 +280,11 @@ def validate_username(username: str) -> str:
     if not 1 <= len(username) <= 128 or any(ord(ch) < 0x20 or ch in "{}\ufffd" for ch in username):
         raise ApiError("validation_error", "Not a valid username.", details={"path": {"username": ["Not a valid username."]}})
     return username
+
+
+@functools.cache
+def folder_pattern() -> str:
+    """The rules of ``validate_folder`` but its byte limit, as one regular expression (for the OpenAPI documents):
+    ``/``, or 1 to ``MAX_FOLDER_DEPTH`` segments, each ``/`` and a name (``name_pattern``)."""
+    segment = name_pattern()[1:-1]
+    return f"^(?:/|(?:/{segment}){{1,{MAX_FOLDER_DEPTH}}})$"

@@ -7,16 +7,18 @@ Each handler authenticates, validates, calls one domain function and serialises;
 from __future__ import annotations
 
 import functools
+from datetime import UTC, datetime
 
 from apiflask import APIBlueprint
 from flask import g, request
 
 from redfile_common.security import current_principal, login_required
 from redfile_files.catalogue.downloads import serve
-from redfile_files.catalogue.schemas import RenameIn, TextIn, TextOut
+from redfile_files.catalogue.schemas import FilePatchIn, RenameIn, TextIn, TextOut
+from redfile_files.catalogue.search import FileQuery
 from redfile_files.catalogue.service import Catalogue, prefetch_meta
 from redfile_files.domain import files_domain
-from redfile_files.schemas import FileOut, FilePage, PageQuery, doc_responses
+from redfile_files.schemas import FileListQuery, FileOut, FilePage, doc_responses
 from redfile_files.uploads import bodies
 from redfile_files.uploads.schemas import FileJsonIn
 
@@ -43,13 +45,43 @@ def catalogue() -> Catalogue:
 
 @bp.get("/files")
 @login_required
-@bp.input(PageQuery, location="query")
+@bp.input(FileListQuery, location="query")
 @bp.output(FilePage)
-@bp.doc(security=USER, responses={401: "Missing or invalid token"})
+@bp.doc(
+    security=USER,
+    responses={
+        400: "Bad folder (invalid_folder), or a combination no index serves (unsupported_query)",
+        401: "Missing or invalid token",
+        422: "A bad value or cursor",
+    },
+)
 def list_files(query_data):
-    """List the caller's files, newest first, a page at a time."""
-    items, cursor = catalogue().list_files(current_principal().username, limit=query_data["limit"], cursor=query_data["cursor"])
+    """List the caller's files a page at a time: newest first, or filtered by folder, name, size or time and sorted.
+
+    A page may hold fewer than `limit` files and still have a `next_cursor` (a name search reads a bounded
+    number of names per request)."""
+    query = FileQuery(
+        folder=query_data["folder"],
+        recursive=query_data["recursive"],
+        q=query_data["q"],
+        sort=query_data["sort"],
+        order=query_data["order"],
+        min_size=query_data["min_size"],
+        max_size=query_data["max_size"],
+        created_after_ms=_ms(query_data["created_after"]),
+        created_before_ms=_ms(query_data["created_before"]),
+        type=query_data["type"],
+    )
+    items, cursor = catalogue().list_files(
+        current_principal().username, limit=query_data["limit"], cursor=query_data["cursor"], query=query
+    )
     return {"items": items, "next_cursor": cursor}
+
+
+def _ms(at: datetime | None) -> int | None:
+    if at is None:
+        return None
+    return max(0, int((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp() * 1000))
 
 
 @bp.post("/files")
@@ -63,7 +95,9 @@ def create_file():
     """Upload a small file in one request (multipart part `file`, or JSON with base64 `data`)."""
     service = catalogue()
     upload = bodies.read_file_upload(request, FileJsonIn(), max_bytes=service.settings.max_single_upload_bytes)
-    return service.create_file(current_principal().username, upload.data, name=upload.name, mime_type=upload.mime_type)
+    return service.create_file(
+        current_principal().username, upload.data, name=upload.name, mime_type=upload.mime_type, folder=upload.folder
+    )
 
 
 @bp.get("/files/<file:file_id>")
@@ -104,6 +138,19 @@ def file_meta(file_id):
     return catalogue().get_file(current_principal(), file_id, read=g.reads or None)
 
 
+@bp.patch("/files/<file:file_id>")
+@login_required
+@bp.input(FilePatchIn)
+@bp.output(FileOut)
+@bp.doc(
+    security=USER,
+    responses={400: "Bad name (invalid_name) or folder (invalid_folder)", 409: "Renamed meanwhile, again and again", **_FILE_ERRORS},
+)
+def patch_file(file_id, json_data):
+    """Rename and/or move a file: any of name and folder."""
+    return catalogue().update(current_principal(), file_id, name=json_data.get("name"), folder=json_data.get("folder"))
+
+
 @bp.post("/files/<file_id>/rename")
 @login_required
 @bp.input(RenameIn)
@@ -131,7 +178,7 @@ def delete_file(file_id):
 @bp.doc(security=USER, responses={400: "Bad name", 401: "Missing or invalid token", 413: "Too large"})
 def create_text(json_data):
     """Save a text snippet (a text/plain file; default name snippet-<yyyymmdd-hhmmss>.txt)."""
-    return catalogue().create_text(current_principal().username, json_data["content"], json_data["name"])
+    return catalogue().create_text(current_principal().username, json_data["content"], json_data["name"], json_data["folder"])
 
 
 @bp.get("/texts/<file_id>")

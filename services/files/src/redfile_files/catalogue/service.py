@@ -22,6 +22,7 @@ from redfile_common.audit import NullAuditLog
 from redfile_common.errors import ApiError
 from redfile_common.product_metrics import FilesMetrics
 from redfile_files.catalogue.reader import Reader
+from redfile_files.catalogue.search import FileQuery, Search
 from redfile_files.checksums import part_of
 from redfile_files.records import FileRecord, iso
 from redfile_files.settings import FilesSettings
@@ -29,10 +30,11 @@ from redfile_files.storage.files import prefetch_meta as _prefetch_meta
 from redfile_files.storage.files import read_meta
 from redfile_files.storage.ledger import Ledger
 from redfile_files.storage.lifecycle import Lifecycle
+from redfile_files.storage.listing import Listings
 from redfile_files.storage.records import Reserved, Stats
 from redfile_files.uploads.completion import Completion
 from redfile_files.uploads.service import LARGE_FILES_HINT, Uploads
-from redfile_files.validation import decode_cursor, encode_cursor, is_file_id, mime_type_for, validate_name
+from redfile_files.validation import decode_cursor, encode_cursor, is_file_id, mime_type_for, validate_folder, validate_name
 
 log = structlog.get_logger("redfile.files")
 
@@ -80,6 +82,7 @@ class Catalogue:
         clock: Callable[[], float] = time.time,
         metrics: FilesMetrics | None = None,
         audit=None,
+        listings: Listings | None = None,
     ) -> None:
         self.uploads = uploads
         self.completion = completion
@@ -91,10 +94,13 @@ class Catalogue:
         self.clock = clock
         self.metrics = metrics or FilesMetrics.null()
         self.audit = audit or NullAuditLog()
+        self.search = Search(listings or Listings(self.store.redis), self.store)
         self.on_deleted: list[Callable[[str], object]] = []  # run after a file is deleted (sharing forgets its shares)
 
     # -- one-request files and texts ---------------------------------------------
-    def create_file(self, owner: str, data: bytes, *, name: str, mime_type: str | None, kind: str = "file") -> FileRecord:
+    def create_file(
+        self, owner: str, data: bytes, *, name: str, mime_type: str | None, kind: str = "file", folder: str | None = None
+    ) -> FileRecord:
         """Store a small file in one go, through the same session, chunk and commit path as large ones."""
         name = validate_name(name, self.settings.max_name_bytes)
         mime_type = mime_type_for(name, mime_type)
@@ -107,7 +113,14 @@ class Catalogue:
         size = self.settings.chunk_bytes
         # a one-request file is small (MAX_SINGLE_UPLOAD_BYTES): it always gets its SHA-256
         status = self.uploads.create(
-            owner, total_size=len(data), name=name, mime_type=mime_type, chunk_size=size, one_request=True, compute_sha256=True
+            owner,
+            total_size=len(data),
+            name=name,
+            mime_type=mime_type,
+            chunk_size=size,
+            one_request=True,
+            compute_sha256=True,
+            folder=folder,
         )
         view = memoryview(data)
         try:
@@ -122,14 +135,14 @@ class Catalogue:
         self.metrics.bytes_uploaded(record.size)
         return record
 
-    def create_text(self, owner: str, content: str, name: str | None = None) -> FileRecord:
+    def create_text(self, owner: str, content: str, name: str | None = None, folder: str | None = None) -> FileRecord:
         if name is None:
             name = datetime.fromtimestamp(self.clock(), UTC).strftime("snippet-%Y%m%d-%H%M%S.txt")
         try:
             data = content.encode("utf-8")
         except UnicodeEncodeError:
             raise ApiError("validation_error", "The content is not valid Unicode.") from None
-        return self.create_file(owner, data, name=name, mime_type=TEXT_MIME_TYPE, kind="text")
+        return self.create_file(owner, data, name=name, mime_type=TEXT_MIME_TYPE, kind="text", folder=folder)
 
     def read_text(self, actor: Actor | None, file_id: str) -> tuple[FileRecord, str]:
         record = self.get_file(actor, file_id)
@@ -146,19 +159,30 @@ class Catalogue:
             raise ApiError("file_not_found")
         return FileRecord.from_meta(meta)
 
-    def list_files(self, owner: str | None, *, limit: int, cursor: str | None) -> tuple[list[FileRecord], str | None]:
-        """A page of ``owner``'s files (every file when None), newest first."""
-        after = decode_cursor(cursor)
+    def list_files(
+        self, owner: str | None, *, limit: int, cursor: str | None, query: FileQuery | None = None
+    ) -> tuple[list[FileRecord], str | None]:
+        """A page of ``owner``'s files (every file when None), newest first; filtered and sorted by ``query``."""
         if owner is not None:
             self.lifecycle.sweep_user(owner)
+            if query is not None and query != FileQuery():
+                return self.search.page(owner, query, limit=limit, cursor=cursor)
+        after = decode_cursor(cursor)
         ids, last = self.ledger.page(owner, limit, after)
         items = [FileRecord.from_meta(m) for m in self.store.get_metas(ids) if m is not None]
         return items, (encode_cursor(*last) if last else None)
 
     def rename(self, actor: Actor | None, file_id: str, new_name: str) -> FileRecord:
-        new_name = validate_name(new_name, self.settings.max_name_bytes)
-        self.get_file(actor, file_id)
-        if not self.store.rename(file_id, new_name, iso(self.clock())):
+        return self.update(actor, file_id, name=new_name)
+
+    def update(self, actor: Actor | None, file_id: str, *, name: str | None = None, folder: str | None = None) -> FileRecord:
+        """Rename and/or move a file (``Lifecycle.move``): its owner's or, for an admin, anyone's."""
+        if name is not None:
+            name = validate_name(name, self.settings.max_name_bytes)
+        if folder is not None:
+            folder = validate_folder(folder)
+        record = self.get_file(actor, file_id)
+        if not self.lifecycle.move(record.owner, file_id, name=name, folder=folder, now_iso=iso(self.clock())):
             raise ApiError("file_not_found")
         return self.get_file(actor, file_id)
 

@@ -357,7 +357,7 @@ class Sharing:
         sender's own and share it with that account."""
         account = self._recipient(actor, username)
         upload = read()
-        record = self.catalogue.create_file(actor.username, upload.data, name=upload.name, mime_type=upload.mime_type)
+        record = self.catalogue.create_file(actor.username, upload.data, name=upload.name, mime_type=upload.mime_type, folder=upload.folder)
         self._share_with(actor, record, account)
         return record
 

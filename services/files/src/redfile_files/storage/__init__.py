@@ -3,7 +3,7 @@
 ``keys`` builds (and parses) every key; ``files`` is the file slot (an upload's or a file's keys),
 ``ledger`` the user slot and the global index, ``tus`` and ``shares`` their scripts in the file
 slot; ``lifecycle`` is the protocol that spans the slots (open, put/append, commit, discard,
-delete, reconcile); ``inspect`` and ``datakeys`` are the read-only walks and the data-key swap of
+delete, reconcile); ``listing`` reads pages of the owner's name and size indexes; ``inspect`` and ``datakeys`` are the read-only walks and the data-key swap of
 the operators' tools.  The Lua scripts are in ``lua/``.
 """
 
@@ -22,6 +22,7 @@ from redfile_files.storage.files import FileStore
 from redfile_files.storage.inspect import Inspector
 from redfile_files.storage.ledger import Ledger
 from redfile_files.storage.lifecycle import Lifecycle
+from redfile_files.storage.listing import Listings
 from redfile_files.storage.shares import ShareStore
 from redfile_files.storage.tus import TusStore
 
@@ -38,6 +39,7 @@ class Storage:
     lifecycle: Lifecycle
     inspect: Inspector
     data_keys: DataKeys
+    listings: Listings
 
     @classmethod
     def open(
@@ -56,4 +58,5 @@ class Storage:
             lifecycle,
             Inspector(client),
             DataKeys(client),
+            Listings(client),
         )

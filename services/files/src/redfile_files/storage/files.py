@@ -33,14 +33,26 @@ from redfile_files.checksums import Part
 from redfile_files.records import MISSING_LIMIT
 from redfile_files.storage import keys
 from redfile_files.storage.chunks import ChunkStore, keys_of
-from redfile_files.storage.records import ChunkWrite, NewUpload, Snapshot, UploadState, decode_meta, decode_parts, decode_upload, flat, text
+from redfile_files.storage.records import (
+    ChunkWrite,
+    Late,
+    NewUpload,
+    Snapshot,
+    UploadState,
+    chunk_refused,
+    decode_meta,
+    decode_parts,
+    decode_upload,
+    flat,
+    text,
+)
 from redfile_files.storage.staged import StagedChunk, unlink_quietly
 
 READ_PIECE = 1024 * 1024  # bytes per GETRANGE when a chunk is read back
 
 
-class Late(Exception):
-    """A fenced step ran after its lease's fence: it changed nothing."""
+class Changed(Exception):
+    """The file's folder or name is no longer the one the caller recorded in flight: read it again and retry."""
 
 
 class FileStore:
@@ -117,7 +129,7 @@ class FileStore:
             return ChunkWrite(status == "stored", int(result[1]), int(result[2]), int(result[3]))
         if created and not int(result[2]):
             self.chunks.drop([key])
-        raise _chunk_refused(status, result, index, part, self.max_file_bytes)
+        raise chunk_refused(status, result, index, part, self.max_file_bytes)
 
     def _record_chunk(self, upload_id, owner, index, part, now_iso, total_chunks, create, not_after_us) -> list:
         """``put_chunk.lua``: record a chunk written in ``keys.LAYOUT``."""
@@ -194,14 +206,19 @@ class FileStore:
             raise ApiError("upload_not_found")
 
     # -- files ---------------------------------------------------------------
-    def delete_file(self, file_id: str, *, not_after_us: int, only_owner: str | None = None) -> tuple[str, int] | None:
+    def delete_file(
+        self, file_id: str, *, not_after_us: int, only_owner: str | None = None, expect: tuple[str, str] | None = None
+    ) -> tuple[str, int] | None:
         """Remove the file at once (fenced), its part table left as its tombstone (``reclaim`` deletes its chunks);
-        (owner, size), or None when there is no such file."""
+        (owner, size), or None when there is no such file.  ``expect``: its (folder, name), else ``Changed``."""
         call_keys = [keys.meta(file_id), keys.parts(file_id), keys.gone(file_id)]
-        result = self.scripts["delete_file"](keys=call_keys, args=[not_after_us, only_owner or ""])
+        folder, name = expect or ("", "")
+        result = self.scripts["delete_file"](keys=call_keys, args=[not_after_us, only_owner or "", folder, name])
         status = text(result[0])
         if status == "late":
             raise Late()
+        if status == "changed":
+            raise Changed()
         if status != "ok":
             return None
         return text(result[1]), int(result[2])
@@ -310,18 +327,16 @@ class FileStore:
             return None, part
         return [first, *rest], part
 
-    def rename(self, file_id: str, name: str, now_iso: str) -> bool:
-        """Set name and updated_at if the file exists; False when it does not."""
-        key = keys.meta(file_id)
-
-        def change(pipe) -> bool:
-            if not pipe.exists(key):
-                return False
-            pipe.multi()
-            pipe.hset(key, mapping={"name": name, "updated_at": now_iso})
-            return True
-
-        return bool(self.redis.transaction(change, key, value_from_callable=True))  # type: ignore[arg-type]  # redis-py's type has no value_from_callable result
+    def rename(self, file_id: str, fields: dict[str, str], *, not_after_us: int, expect: tuple[str, str]) -> bool:
+        """Set these meta fields (name, folder, updated_at) if the file exists and its (folder, name) is still
+        ``expect`` (else ``Changed``), fenced (``Late`` after ``not_after_us``); False when it does not exist."""
+        args = [not_after_us, *expect, *flat(fields)]
+        result = text(self.scripts["rename"](keys=[keys.meta(file_id)], args=args))
+        if result == "late":
+            raise Late()
+        if result == "changed":
+            raise Changed()
+        return result == "ok"
 
 
 def locate_chunk(client: redis.Redis, file_id: str, index: int) -> tuple[str | None, Part | None]:
@@ -369,33 +384,6 @@ def read_parts(replies: list) -> dict[int, Part] | None:
 def _pairs(flat_reply: list) -> dict[int, str]:
     """A script's ``HGETALL`` reply (index, record, ...) as a part table of records."""
     return {int(flat_reply[i]): text(flat_reply[i + 1]) for i in range(0, len(flat_reply), 2)}
-
-
-def _chunk_refused(status: str, result: list, index: int, part: Part, max_file_bytes: int) -> Exception:
-    """What the client is told when ``put_chunk``'s script refused the chunk."""
-    if status == "not_found":
-        return ApiError("upload_not_found")
-    if status == "conflict":
-        return ApiError("chunk_conflict", details={"chunk_index": index})
-    if status == "total_mismatch":
-        return ApiError("invalid_chunk", "total_chunks differs from the upload's declared total.", details={"total_chunks": int(result[1])})
-    if status == "bad_index":
-        return ApiError("invalid_chunk", "The chunk index is past the upload's last chunk.", details={"total_chunks": int(result[1])})
-    if status == "bad_size":
-        return ApiError(
-            "invalid_chunk",
-            "The chunk's size is not the one this index must have.",
-            details={"chunk_index": index, "expected_size": int(result[1]), "size": part.size},
-        )
-    if status == "too_large":
-        return ApiError(
-            "payload_too_large",
-            "The upload would exceed the largest file size.",
-            details={"max_file_bytes": max_file_bytes, "received_bytes": int(result[1])},
-        )
-    if status == "late":
-        return Late()
-    return ApiError("conflict", "An upload with this id already exists.")
 
 
 __all__ = ["READ_PIECE", "FileStore", "Late", "locate_chunk", "prefetch_meta", "prefetch_upload", "read_meta", "read_parts", "read_upload"]

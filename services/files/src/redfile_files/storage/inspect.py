@@ -269,6 +269,31 @@ class Inspector:
         """Per id due for the user: [held by them, a file or upload exists]."""
         return self._rows(ids, lambda p, i: p.hexists(keys.held(user), i), lambda p, i: p.exists(keys.meta(i), keys.upload(i)))
 
+    def name_entries(self, items: list[tuple[str, str, str]]) -> list[list]:
+        """Per (id, owner, its names entry): [the entry in the owner's name index, its size there, its row in flight]."""
+        return self._rows(
+            items,
+            lambda p, x: p.zscore(keys.user_names(x[1]), x[2]),
+            lambda p, x: p.zscore(keys.user_sizes(x[1]), keys.index_id(x[0])),
+            lambda p, x: p.hget(keys.index_rows(x[1]), x[0]),
+        )
+
+    def index_owners(self, user: str, ids: list[str]) -> list[list]:
+        """Per id of the user's name or size index or rows: [its meta's owner, folder, name, expires_ts; in the user's
+        file index; its due score; its rows in flight]."""
+        return self._rows(
+            ids,
+            lambda p, i: p.hmget(keys.meta(i), "owner", "folder", "name", "expires_ts"),
+            lambda p, i: p.zscore(keys.user_files(user), i),
+            lambda p, i: p.zscore(keys.due(user), i),
+            lambda p, i: p.hget(keys.index_rows(user), i),
+        )
+
+    def rows_in_flight(self, user: str) -> Iterator[list[tuple[str, str]]]:
+        """The user's rows in flight (id, JSON), in batches."""
+        for batch in batches(self.redis.hscan_iter(keys.index_rows(user), count=SCAN_COUNT)):
+            yield [(as_text(k) or "", as_text(v) or "") for k, v in batch]
+
     def due_score(self, user: str, file_id: str):
         return self.redis.zscore(keys.due(user), file_id)
 

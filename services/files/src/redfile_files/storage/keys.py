@@ -18,6 +18,7 @@ parses a key back into its space, for the consistency checker.
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 import secrets
@@ -81,9 +82,8 @@ def chunk(file_id: str, index: int, record: str | bytes, layout: str = LAYOUT) -
 
 
 def chunk_spread(file_id: str, size: int, chunk_bytes: int, ranges: Sequence[tuple[int, int]]) -> list[float]:
-    """The share of a ``size``-byte file's bytes (in chunks of ``chunk_bytes``) whose chunk keys fall in each slot range
-    ``(first, last)`` of ``ranges``: how the layout spreads a file over a cluster's primaries (no Redis asked: a key's
-    slot is the CRC16 of its tag, as a cluster client computes it)."""
+    """The share of a ``size``-byte file's bytes (chunks of ``chunk_bytes``) whose keys fall in each slot range
+    ``(first, last)`` of ``ranges``: the layout's spread over a cluster's primaries (CRC16 of the tag; no Redis asked)."""
     held = [0] * len(ranges)
     n = math.ceil(size / chunk_bytes)
     for index in range(n):
@@ -167,6 +167,29 @@ def user_files(user: str) -> str:
     return user_key(user, "files")
 
 
+def user_names(user: str) -> str:
+    return user_key(user, "names")
+
+
+def user_sizes(user: str) -> str:
+    return user_key(user, "sizes")
+
+
+def index_rows(user: str) -> str:
+    return user_key(user, "rows")
+
+
+def index_id(file_id: str) -> str:
+    """A file id as the owner's name and size indexes hold it: its 16 bytes in unpadded base64url (22 characters, not
+    32: each entry a smaller allocation, docs/architecture.md)."""
+    return base64.urlsafe_b64encode(bytes.fromhex(file_id)).rstrip(b"=").decode()
+
+
+def file_id_of(ix: str) -> str:
+    """``index_id`` backwards."""
+    return base64.urlsafe_b64decode(ix + "==").hex()
+
+
 def due(user: str) -> str:
     return user_key(user, "due")
 
@@ -221,7 +244,7 @@ KEY_SPACES: tuple[KeySpace, ...] = (
              f"an upload in progress: owner, mode ({_MODES}), total_chunks, total_size (`\"\"` while a tus length is deferred), "
              "chunk_size, name, mime_type, declared sha256, want_sha256 (`1`: the file's SHA-256 is computed — declared, asked "
              "for with `checksum_algorithm`, or a one-request file), file_expires, dek (wrapped data key), created_at, updated_at, "
-             "received_bytes (a tus upload's offset), deadline; tus only: tus_metadata (`Upload-Metadata`, normalised), tus_concat "
+             "received_bytes (a tus upload's offset), deadline, folder (sessions and tus); tus only: tus_metadata (`Upload-Metadata`, normalised), tus_concat "
              "(`partial`, or a final's `final;<urls>`), tus_parts (a final's partial ids), `tus_final:<id>` (on a partial: a final "
              "waiting for it), layout (`2`: chunks spread; absent: stored before, chunks in the id's slot)"),
     KeySpace("files:{<id>}:parts", "id", "parts", "parts", "hash", "the upload's deadline; then none, or the file's expiry",
@@ -256,7 +279,8 @@ KEY_SPACES: tuple[KeySpace, ...] = (
              "a deletion a crash interrupted (the id stays due until then)"),
     KeySpace("files:{<id>}:meta", "id", "meta", "meta", "hash", "none, or EXPIREAT the file's expiry",
              "id, name, size, owner, created_at, updated_at, created_ms, mime_type, sha256 (empty unless asked for), crc32c, "
-             "composite_blake3, kind, total_chunks, chunk_size, expires_at, expires_ts, dek, layout (its upload's); a file made by "
+             "composite_blake3, kind, total_chunks, chunk_size, expires_at, expires_ts, dek, layout (its upload's), folder (absent: "
+             "`/`); a file made by "
              "tus also tus_metadata, tus_concat (for its `HEAD`)"),
     KeySpace("files:{<id>}:share:<sid>", "id", "share", r"share:([0-9a-f]{32})", "hash", "none, or the file's expiry",
              "one share link of the file: id, file_id, owner, token_sha256 (the token itself is never stored), password (argon2id "
@@ -293,6 +317,14 @@ KEY_SPACES: tuple[KeySpace, ...] = (
              "id → `r:<bytes>` (reserved by an upload) or `c:<bytes>` (charged by a file)"),
     KeySpace("files:{u:<username>}:files", "user", "files", "files", "zset", "none",
              "the user's file ids, score = creation time (ms)"),
+    KeySpace("files:{u:<username>}:names", "user", "names", "names", "zset", "none",
+             "the user's files by folder and name: `<folder>/\\0<casefold(name)>\\0<base64url id>`, all scores 0 (the root's "
+             "folder part is `/`): a folder is a lex range, its subtree a prefix (changed with `files`)"),
+    KeySpace("files:{u:<username>}:sizes", "user", "sizes", "sizes", "zset", "none",
+             "base64url id → size, for each id in `files` (changed with it)"),
+    KeySpace("files:{u:<username>}:rows", "user", "rows", "rows", "hash", "none",
+             "id → JSON list of `{f: folder key, n: casefold(name)}`: the `names` entries of an operation in flight (removed "
+             "by its last step or the reconciler) and the one of a file with an expiry (its `meta` goes by TTL)"),
     KeySpace("files:{u:<username>}:due", "user", "due", "due", "zset", "none",
              "id → when (unix µs) the reconciler must look at it: an upload's deadline, a file's expiry, a lease's end"),
     KeySpace("files:{u:<username>}:links", "user", "links", "links", "hash", "none",

@@ -17,6 +17,11 @@ Contract:
   one the caller saw (else it is busy and changes nothing).
 * A user's file index holds exactly the ids ``held`` records as charged, so their counts are
   O(1): files = ZCARD, bytes = ``used``, uploads in progress = HLEN ``held`` - ZCARD.
+* The name index (``names``: folder, case-folded name, id) and the size index (``sizes``) follow the
+  file index: ``charge`` writes the file's entries, ``apply`` makes them the truth's (the row it is
+  given) and removes every other names entry of the id, each of which an operation recorded in
+  ``rows`` before it wrote it (``charge``, ``lease`` with rows); a file with an expiry keeps its row
+  there, since nothing else would name its entry once its ``meta`` expires.
 * The global slot keeps, beside the index, each indexed file's size and their sum (changed in
   the same script as the index), and the set of uploads in progress (added before an upload is
   created, removed after it is gone).  All of it is derived state: the reconciler and the
@@ -34,7 +39,7 @@ import redis
 from redfile_common.errors import ApiError
 from redfile_common.lua_scripts import Scripts
 from redfile_files.storage import keys
-from redfile_files.storage.records import Charged, Holding, Lease, Quota, Reserved, Stats, text
+from redfile_files.storage.records import Charged, Holding, IndexRow, Lease, Quota, Reserved, Stats, text
 
 LEASE_US = 120_000_000  # a multi-slot operation's lease
 FENCE_US = 60_000_000  # its file-slot step must run within this (the rest is margin for clock skew)
@@ -42,7 +47,11 @@ GLOBAL_KEYS = [keys.ALL_FILES, keys.ALL_SIZES, keys.ALL_BYTES]
 
 
 def _user_keys(user: str) -> list[str]:
-    return [keys.quota(user), keys.held(user), keys.user_files(user), keys.due(user)]
+    return [keys.quota(user), keys.held(user), keys.user_files(user), keys.due(user), *_index_keys(user)]
+
+
+def _index_keys(user: str) -> list[str]:
+    return [keys.user_names(user), keys.user_sizes(user), keys.index_rows(user)]
 
 
 def decode_holding(raw) -> Holding | None:
@@ -91,27 +100,44 @@ class Ledger:
     def shrink(self, user: str, upload_id: str, size: int) -> None:
         self.scripts["shrink"](keys=[keys.quota(user), keys.held(user)], args=[upload_id, size])
 
-    def charge(self, user: str, upload_id: str, size: int, score_ms: int) -> Lease:
-        """Turn the upload's reservation into a charge of ``size`` and index the file; take a lease."""
-        result = self.scripts["charge"](keys=_user_keys(user), args=[upload_id, size, score_ms, self.default_quota, LEASE_US])
+    def charge(self, user: str, upload_id: str, size: int, score_ms: int, row: IndexRow) -> Lease:
+        """Turn the upload's reservation into a charge of ``size`` and index the file (``row`` in flight); take a lease."""
+        args = [upload_id, size, score_ms, self.default_quota, LEASE_US, keys.index_id(upload_id), row.json()]
+        result = self.scripts["charge"](keys=_user_keys(user), args=args)
         if text(result[0]) != "ok":
             raise _refusal(result, size)
         return Lease(int(result[1]), int(result[2]) + FENCE_US)
 
-    def lease(self, user: str, file_id: str) -> Lease:
-        score, now = self.scripts["lease"](keys=[keys.due(user)], args=[file_id, LEASE_US])
+    def lease(self, user: str, file_id: str, rows: tuple[IndexRow, ...] = ()) -> Lease:
+        """A lease on the id; ``rows``: names entries recorded as in flight and written first (a rename's, a delete's)."""
+        pending = "[" + ",".join(r.json() for r in rows) + "]" if rows else ""
+        args = [file_id, LEASE_US, keys.index_id(file_id), pending]
+        score, now = self.scripts["lease"](keys=[keys.due(user), keys.user_names(user), keys.index_rows(user)], args=args)
         return Lease(int(score), int(now) + FENCE_US)
 
     def apply(
-        self, user: str, file_id: str, *, expected: int | None, holding: Holding | None, index_ms: int | None, due_us: int | None
+        self,
+        user: str,
+        file_id: str,
+        *,
+        expected: int | None,
+        holding: Holding | None,
+        index_ms: int | None,
+        due_us: int | None,
+        row: IndexRow | None = None,
     ) -> str | None:
-        """Set the id's holding (a ``Reserved`` is at least that much), index entry and due time.
+        """Set the id's holding (a ``Reserved`` is at least that much), index entries and due time.
 
-        The kind of holding it replaced (``"r"``, ``"c"`` or ``""``: none); None when busy (the
+        Indexed (``index_ms``): under ``row`` in the name index, the holding's bytes in the size index, and
+        every other names entry of the id in flight removed; ``row`` is kept in flight when the file expires
+        (``due_us``).  The kind of holding it replaced (``"r"``, ``"c"`` or ``""``: none); None when busy (the
         due score is no longer ``expected``)."""
+        if index_ms is not None and row is None:
+            raise ValueError("an indexed file needs its row")
         kind = "r" if isinstance(holding, Reserved) else "c" if isinstance(holding, Charged) else ""
         args = [file_id, "" if expected is None else expected, kind, holding.bytes if holding is not None else 0]
         args += ["" if index_ms is None else index_ms, "" if due_us is None else due_us]
+        args += [keys.index_id(file_id), row.json() if row is not None else "", "1" if due_us is not None else ""]
         result = text(self.scripts["apply"](keys=_user_keys(user), args=args))
         return result[3:] if result.startswith("ok") else None
 

@@ -30,10 +30,15 @@ commit          1 charge + index + lease (user)  2 global        1-2: a charge a
                 3 commit, fenced (file)  3a the chunks' TTL      lease's end; 3: the file
                 (chunk slots)  3b no longer in progress (all)    (its chunks' TTL set then)
                 4 due := expiry
-discard/delete  1 lease (user)  2 remove, fenced, leaving a       2-3: a holding and index
-                tombstone (file)  2b delete its chunks, then it  entries of a gone id (and
-                (chunk slots)  3 unindex, no longer in progress  its chunks), released (and
-                (all)  4 release (user)                          deleted) at the lease's end
+discard/delete  1 lease, a file's names entry in flight (user)   2-3: a holding and index
+                2 remove, fenced, leaving a tombstone (file)     entries of a gone id (and
+                2b delete its chunks, then it (chunk slots)      its chunks), released (and
+                3 unindex, no longer in progress (all)           deleted) at the lease's end
+                4 release, unindex (user)
+move            0 read meta  1 lease, the old and new names      1-2: the file under both
+                entries in flight (user)  2 name, folder,        entries; the one its meta
+                fenced (file)  3 the other entry goes (user)     does not show goes at the
+                                                                 lease's end
 ==============  ===============================================  ============================
 """
 
@@ -48,14 +53,19 @@ from redfile_common.errors import ApiError
 from redfile_common.product_metrics import FilesMetrics
 from redfile_files.checksums import Part
 from redfile_files.records import FileRecord
-from redfile_files.storage.files import FileStore, Late
+from redfile_files.storage.files import Changed, FileStore, Late
 from redfile_files.storage.ledger import Ledger
-from redfile_files.storage.records import Appended, Charged, ChunkWrite, Lease, NewUpload, Reserved, Segment, too_late
+from redfile_files.storage.records import Appended, Charged, ChunkWrite, IndexRow, Lease, NewUpload, Reserved, Segment, too_late
 from redfile_files.storage.staged import StagedChunk
 from redfile_files.storage.tus import TusStore
 
 US = 1_000_000
 MAX_ROUNDS = 50  # batches one user's sweep may take in one go
+CHANGE_TRIES = 5  # a delete or rename that finds the file renamed under it reads it again this often
+
+
+def _changing() -> ApiError:
+    return ApiError("conflict", "The file kept changing while this ran; try again.")
 
 
 @dataclass
@@ -206,7 +216,8 @@ class Lifecycle:
     def commit(self, record: FileRecord) -> None:
         """Charge the file's size (its reservation goes), index it, and turn its upload into the file."""
         owner, file_id, size = record.owner, record.id, record.size
-        lease = self._charge(owner, file_id, size, record.created_ms)
+        row = IndexRow(record.folder, record.name)
+        lease = self._charge(owner, file_id, size, record.created_ms, row)
         self.ledger.index_global(file_id, record.created_ms, size)
         try:
             self.files.commit(
@@ -222,7 +233,7 @@ class Lifecycle:
             raise too_late() from None
         self.ledger.upload_ended(file_id)
         due = record.expires_ts * US if record.expires_ts else None
-        self._settle(owner, file_id, lease, Charged(size), record.created_ms, due)
+        self._settle(owner, file_id, lease, Charged(size), record.created_ms, due, row)
 
     def discard(self, owner: str, upload_id: str) -> None:
         """Remove an upload and every chunk of it; its reserved bytes return to the owner's quota."""
@@ -242,24 +253,69 @@ class Lifecycle:
         self._settle(owner, upload_id, lease, None, None, None)
 
     def delete(self, owner: str, file_id: str) -> bool:
-        """Remove a file and its chunks, unindex it, release its bytes; False when it was not (any more) there."""
-        lease = self.ledger.lease(owner, file_id)
-        try:
-            gone = self.files.delete_file(file_id, not_after_us=lease.fence, only_owner=owner)
-        except Late:
-            raise too_late() from None
-        if gone is None:
-            # Another delete (or the expiry) got there first: settle the id now (a gone id stays gone).
-            self.reconcile(owner, file_id, lease.score)
-            return False
-        self.files.reclaim(file_id)  # its chunks; should this fail, the sweep does it at the lease's end
-        self.ledger.unindex_global(file_id)
-        self._settle(owner, file_id, lease, None, None, None)
-        return True
+        """Remove a file and its chunks, unindex it, release its bytes; False when it was not (any more) there.
 
-    def _settle(self, owner: str, file_id: str, lease: Lease, holding, index_ms: int | None, due_us: int | None) -> None:
+        Its names entry is recorded in flight first, and the file slot's step runs only while the file is still
+        under that entry (a rename in between: read it again, at most ``CHANGE_TRIES`` times)."""
+        for _ in range(CHANGE_TRIES):
+            meta = self.files.get_meta(file_id)
+            row = IndexRow.of_meta(meta) if meta is not None and meta.get("owner") == owner else None
+            lease = self.ledger.lease(owner, file_id, (row,) if row else ())
+            try:
+                gone = self.files.delete_file(
+                    file_id, not_after_us=lease.fence, only_owner=owner, expect=(row.folder, row.name) if row else None
+                )
+            except Late:
+                raise too_late() from None
+            except Changed:
+                continue
+            if gone is None:
+                # Another delete (or the expiry) got there first: settle the id now (a gone id stays gone).
+                self.reconcile(owner, file_id, lease.score)
+                return False
+            self.files.reclaim(file_id)  # its chunks; should this fail, the sweep does it at the lease's end
+            self.ledger.unindex_global(file_id)
+            self._settle(owner, file_id, lease, None, None, None)
+            return True
+        raise _changing()
+
+    def move(self, owner: str, file_id: str, *, name: str | None, folder: str | None, now_iso: str) -> bool:
+        """Rename and/or move ``owner``'s file: its new names entry is written (with the old one, both in flight)
+        before the file slot changes, fenced and only while the file is still under the old one (else read again, at
+        most ``CHANGE_TRIES`` times), and the old one goes after; False when it is not (any more) there."""
+        for _ in range(CHANGE_TRIES):
+            meta = self.files.get_meta(file_id)
+            if meta is None or meta.get("owner") != owner:
+                return False
+            old = IndexRow.of_meta(meta)
+            new = IndexRow(old.folder if folder is None else folder, old.name if name is None else name)
+            lease = self.ledger.lease(owner, file_id, (old, new))
+            fields = {"name": new.name, "folder": new.folder, "updated_at": now_iso}
+            try:
+                done = self.files.rename(file_id, fields, not_after_us=lease.fence, expect=(old.folder, old.name))
+            except Late:
+                raise too_late() from None
+            except Changed:
+                continue
+            if not done:
+                self.reconcile(owner, file_id, lease.score)  # gone meanwhile: settle the id now (a gone id stays gone)
+                return False
+            due = meta["expires_ts"] * US if meta["expires_ts"] else None
+            self._settle(owner, file_id, lease, Charged(meta["size"]), meta["created_ms"], due, new)
+            return True
+        raise _changing()
+
+    def adopt(self, owner: str, file_id: str, row: IndexRow) -> bool:
+        """Settle a names entry no operation recorded (the consistency checker's repair): record it in flight under a
+        lease, then reconcile the id at once, which keeps it only if the file's ``meta`` confirms it."""
+        lease = self.ledger.lease(owner, file_id, (row,))
+        return self.reconcile(owner, file_id, lease.score)
+
+    def _settle(
+        self, owner: str, file_id: str, lease: Lease, holding, index_ms: int | None, due_us: int | None, row: IndexRow | None = None
+    ) -> None:
         """The last step of an operation: set the final state, unless a newer lease took over."""
-        self.ledger.apply(owner, file_id, expected=lease.score, holding=holding, index_ms=index_ms, due_us=due_us)
+        self.ledger.apply(owner, file_id, expected=lease.score, holding=holding, index_ms=index_ms, due_us=due_us, row=row)
 
     def _reserve(self, owner: str, upload_id: str, size: int, **kwargs) -> Lease | None:
         try:
@@ -269,9 +325,9 @@ class Lifecycle:
                 self.metrics.quota_rejection()
             raise
 
-    def _charge(self, owner: str, upload_id: str, size: int, created_ms: int) -> Lease:
+    def _charge(self, owner: str, upload_id: str, size: int, created_ms: int, row: IndexRow) -> Lease:
         try:
-            return self.ledger.charge(owner, upload_id, size, created_ms)
+            return self.ledger.charge(owner, upload_id, size, created_ms, row)
         except ApiError as exc:
             if exc.code == "quota_exceeded":
                 self.metrics.quota_rejection()
@@ -297,7 +353,13 @@ class Lifecycle:
             self.ledger.index_global(file_id, meta["created_ms"], meta["size"])
             due = meta["expires_ts"] * US if meta["expires_ts"] else None
             done = self.ledger.apply(
-                user, file_id, expected=expected, holding=Charged(meta["size"]), index_ms=meta["created_ms"], due_us=due
+                user,
+                file_id,
+                expected=expected,
+                holding=Charged(meta["size"]),
+                index_ms=meta["created_ms"],
+                due_us=due,
+                row=IndexRow.of_meta(meta),
             )
             return done is not None
         if upload is not None and upload.owner == user:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from redfile_common.errors import ApiError
 from redfile_files.checksums import Part
-from redfile_files.storage.keys import LAYOUT, LEGACY, UploadMode
+from redfile_files.storage.keys import LAYOUT, LEGACY, UploadMode, file_id_of, index_id
+from redfile_files.validation import ROOT_FOLDER, folder_key
 
 
 class ChunkMissing(Exception):
@@ -116,6 +118,7 @@ class NewUpload:
     tus_metadata: str = ""
     tus_concat: str = ""
     tus_parts: tuple[str, ...] = ()
+    folder: str = "/"
 
     def fields(self) -> dict[str, str | int]:
         """As the hash stores it (a seed upload's only the fields it has)."""
@@ -133,6 +136,7 @@ class NewUpload:
             "want_sha256": "1" if self.want_sha256 else "",
             "file_expires": self.file_expires or "",
             "updated_at": self.created_at,
+            "folder": self.folder,
         }
         if self.mode is UploadMode.TUS:
             out |= {"tus_metadata": self.tus_metadata, "tus_concat": self.tus_concat, "tus_parts": " ".join(self.tus_parts)}
@@ -160,6 +164,7 @@ class UploadState:
     dek: str
     fields: dict[str, str]  # the whole hash, as text (tus reads its own fields from it)
     layout: str = LEGACY  # where its chunks are (keys.SPREAD, or keys.LEGACY: opened before chunks spread)
+    folder: str = "/"  # where its file goes (a seed upload's, and one opened before folders: the root, unless completion says)
 
     def reserves(self) -> int:
         """The bytes the reconciler keeps reserved for it: a declared size, else what it received."""
@@ -222,6 +227,7 @@ def decode_upload(upload_id: str, raw: dict, received_chunks: int) -> UploadStat
         dek=u.get("dek", ""),
         fields=u,
         layout=u.get("layout") or LEGACY,
+        folder=u.get("folder") or "/",
     )
 
 
@@ -235,3 +241,75 @@ def flat(fields: dict) -> list:
     for key, value in fields.items():
         out += [key, "" if value is None else value]
     return out
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """Where a file is in its owner's name index: its folder and name (``json``: as the index scripts take it)."""
+
+    folder: str
+    name: str
+
+    def json(self) -> str:
+        return json.dumps({"f": folder_key(self.folder), "n": self.name.casefold()}, ensure_ascii=False, separators=(",", ":"))
+
+    def entry(self, file_id: str) -> str:
+        """Its member of the name index (``index.lua`` builds the same)."""
+        return f"{folder_key(self.folder)}\0{self.name.casefold()}\0{index_id(file_id)}"
+
+    @classmethod
+    def of_entry(cls, entry: str) -> tuple[IndexRow, str] | None:
+        """A name index member back to its row (the name case-folded) and file id; None when it is none."""
+        parts = entry.split("\0")
+        if len(parts) != 3 or not parts[0].startswith("/") or not parts[0].endswith("/") or len(parts[2]) != 22:
+            return None
+        try:
+            file_id = file_id_of(parts[2])
+        except ValueError:
+            return None
+        return cls(parts[0] if parts[0] == ROOT_FOLDER else parts[0][:-1], parts[1]), file_id
+
+    @classmethod
+    def of_rows(cls, raw) -> list[IndexRow]:
+        """The rows in flight ``rows`` holds for an id (none when it holds nothing readable)."""
+        try:
+            listed = json.loads(text(raw)) if raw else []
+            return [cls(r["f"] if r["f"] == ROOT_FOLDER else r["f"][:-1], r["n"]) for r in listed]
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return []
+
+    @classmethod
+    def of_meta(cls, meta: dict) -> IndexRow:
+        """A file's row from its ``meta`` (a file stored before folders is in the root)."""
+        return cls(text(meta.get("folder")) or ROOT_FOLDER, text(meta.get("name")))
+
+
+class Late(Exception):
+    """A fenced step ran after its lease's fence: it changed nothing."""
+
+
+def chunk_refused(status: str, result: list, index: int, part: Part, max_file_bytes: int) -> Exception:
+    """What the client is told when ``put_chunk``'s script refused the chunk."""
+    if status == "not_found":
+        return ApiError("upload_not_found")
+    if status == "conflict":
+        return ApiError("chunk_conflict", details={"chunk_index": index})
+    if status == "total_mismatch":
+        return ApiError("invalid_chunk", "total_chunks differs from the upload's declared total.", details={"total_chunks": int(result[1])})
+    if status == "bad_index":
+        return ApiError("invalid_chunk", "The chunk index is past the upload's last chunk.", details={"total_chunks": int(result[1])})
+    if status == "bad_size":
+        return ApiError(
+            "invalid_chunk",
+            "The chunk's size is not the one this index must have.",
+            details={"chunk_index": index, "expected_size": int(result[1]), "size": part.size},
+        )
+    if status == "too_large":
+        return ApiError(
+            "payload_too_large",
+            "The upload would exceed the largest file size.",
+            details={"max_file_bytes": max_file_bytes, "received_bytes": int(result[1])},
+        )
+    if status == "late":
+        return Late()
+    return ApiError("conflict", "An upload with this id already exists.")

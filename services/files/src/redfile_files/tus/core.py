@@ -33,7 +33,7 @@ from redfile_files.tus.model import TusUpload, from_file, from_upload
 from redfile_files.tus.protocol import Metadata
 from redfile_files.uploads.completion import Completion
 from redfile_files.uploads.service import Uploads
-from redfile_files.validation import is_file_id, lenient_mime_type, validate_name
+from redfile_files.validation import ROOT_FOLDER, is_file_id, lenient_mime_type, validate_folder, validate_name
 
 log = structlog.get_logger("redfile.files.tus")
 
@@ -89,6 +89,7 @@ class TusCore:
         upload_id = new_file_id()
         name = metadata.text("filename", "name")
         name = validate_name(name, self.settings.max_name_bytes) if name is not None else f"upload-{upload_id[:8]}"
+        folder = validate_folder(metadata.text("folder"), default=ROOT_FOLDER)
         self.lifecycle.sweep_user(owner)
         chunk_size = self.settings.chunk_bytes
         new = NewUpload(
@@ -104,6 +105,7 @@ class TusCore:
             tus_metadata=metadata.raw,
             tus_concat=concat,
             tus_parts=parts,
+            folder=folder,
         )
         deadline = self.lifecycle.open(owner, upload_id, new, reserve=length or 0)
         self.metrics.upload_started()

@@ -88,7 +88,7 @@ def document_tus(spec: dict) -> dict:
                 _header("Upload-Defer-Length", "1: the size comes with a later PATCH", {"type": "string", "enum": ["1"]}),
                 _header(
                     "Upload-Metadata",
-                    "key base64-value pairs, comma-separated: filename, filetype (as the name and MIME type)",
+                    "key base64-value pairs, comma-separated: filename, filetype, folder (as the name, MIME type and folder)",
                     {"type": "string", "pattern": r"^[^\s,]+(?: [A-Za-z0-9+/]*={0,2})?(?:,[^\s,]+(?: [A-Za-z0-9+/]*={0,2})?)*$"},
                 ),
                 _header(

@@ -140,7 +140,7 @@ def read_file_upload(request: Request, json_schema, *, max_bytes: int) -> FileUp
             raise _invalid("form", {"name": ["Missing data for required field (or a filename on the part)."]})
         # An explicit mime_type field is validated; the part's own Content-Type is only a hint.
         mime_type = form["mime_type"] or lenient_mime_type(part.mimetype, name)
-        return FileUpload(data=_read_part(part, max_bytes, "file"), name=name, mime_type=mime_type)
+        return FileUpload(data=_read_part(part, max_bytes, "file"), name=name, mime_type=mime_type, folder=form["folder"])
     if request.is_json:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
@@ -150,5 +150,5 @@ def read_file_upload(request: Request, json_schema, *, max_bytes: int) -> FileUp
         except ValidationError as exc:
             raise _invalid("json", exc.messages) from None
         data = _base64_field(loaded["data"], max_bytes, "file")
-        return FileUpload(data=data, name=loaded["name"], mime_type=loaded.get("mime_type"))
+        return FileUpload(data=data, name=loaded["name"], mime_type=loaded.get("mime_type"), folder=loaded.get("folder"))
     raise ApiError("unsupported_media_type", "Send the file as multipart/form-data or application/json (base64).")

@@ -20,7 +20,7 @@ from redfile_files.records import FileRecord, iso, missing_details
 from redfile_files.storage.files import read_parts
 from redfile_files.storage.records import UploadState
 from redfile_files.uploads.service import Uploads
-from redfile_files.validation import guess_mime_type, validate_mime_type, validate_name
+from redfile_files.validation import guess_mime_type, validate_folder, validate_mime_type, validate_name
 
 log = structlog.get_logger("redfile.files")
 
@@ -46,6 +46,7 @@ class Completion:
         kind: str = "file",
         one_request: bool = False,
         read: list | None = None,
+        folder: str | None = None,
     ) -> FileRecord:
         """Check the upload is whole and its checksums, then publish it as a file.
 
@@ -54,6 +55,8 @@ class Completion:
         uploads = self.uploads
         if name is not None:
             name = validate_name(name, uploads.settings.max_name_bytes)
+        if folder is not None:
+            folder = validate_folder(folder)
         if mime_type is not None:
             mime_type = validate_mime_type(mime_type)
         state = uploads.upload(owner, upload_id, read)
@@ -107,6 +110,7 @@ class Completion:
             expires_ts=expires_ts or 0,
             created_ms=int(now * 1000),
             dek=state.dek,
+            folder=folder if folder is not None else state.folder,
         )
         self.lifecycle.commit(record)
         if not one_request:

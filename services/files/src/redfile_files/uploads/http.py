@@ -47,7 +47,7 @@ def user() -> str:
 @bp.doc(
     security=USER,
     responses={
-        400: "Bad name or MIME type",
+        400: "Bad name, folder or MIME type",
         401: "Missing or invalid token",
         413: "Larger than your largest file (payload_too_large), or over your quota (quota_exceeded)",
         422: "A field is missing or out of range",
@@ -65,6 +65,7 @@ def create_upload(json_data):
         sha256=parse_sha256(json_data["sha256"]),
         compute_sha256=json_data["checksum_algorithm"] == "sha256",
         expires_ts=expiry_ts(json_data, service.clock()),
+        folder=json_data["folder"],
     )
 
 
@@ -191,7 +192,7 @@ def upload_chunk():
 @bp.doc(
     security=USER,
     responses={
-        400: "Bad name or MIME type",
+        400: "Bad name, folder or MIME type",
         401: "Missing or invalid token",
         404: "No such upload (or not yours)",
         409: "Chunks are missing (details.missing lists them)",
@@ -207,4 +208,5 @@ def upload_complete(json_data):
         mime_type=json_data["mime_type"],
         total_size=json_data["total_size"],
         expires_ts=expiry_ts(json_data, domain().uploads.clock()),
+        folder=json_data["folder"],
     )

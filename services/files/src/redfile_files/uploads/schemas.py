@@ -11,7 +11,7 @@ from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import EXCLUDE, ValidationError, validates_schema
 
 from redfile_common.fields import JsonInteger
-from redfile_files.schemas import MAX_DECLARED_BYTES, ExpiryIn, JsonIn, QueryIn, file_name, mime_type
+from redfile_files.schemas import MAX_DECLARED_BYTES, ExpiryIn, JsonIn, QueryIn, file_name, folder, mime_type
 from redfile_files.validation import SHA256_PATTERN
 
 
@@ -64,6 +64,7 @@ class CompleteIn(ExpiryIn):
     name = file_name(required=True)
     mime_type = mime_type(load_default=None, allow_none=True)
     total_size = JsonInteger(required=True, validate=Range(min=0, max=MAX_DECLARED_BYTES))
+    folder = folder(load_default=None, allow_none=True)
 
 
 class UploadIn(ExpiryIn):
@@ -91,6 +92,7 @@ class UploadIn(ExpiryIn):
         validate=OneOf(["sha256"]),
         metadata={"description": "sha256: compute the file's SHA-256 without declaring it (implied by sha256)"},
     )
+    folder = folder(load_default=None, allow_none=True)
 
 
 class UploadOut(Schema):
@@ -111,6 +113,7 @@ class UploadOut(Schema):
     checksum_algorithm = String(allow_none=True, metadata={"description": "sha256 when the file's SHA-256 will be computed"})
     file_expires_at = String(allow_none=True, metadata={"description": "when the completed file will disappear"})
     encrypted = Boolean()
+    folder = String(metadata={"description": "the folder the file will be in"})
 
 
 class ChunkPutOut(Schema):
@@ -130,6 +133,7 @@ class FileFormIn(QueryIn):
 
     name = file_name("Default: the part's filename.", load_default=None, allow_none=True)
     mime_type = mime_type("Default: the part's Content-Type, else the type the name implies.", load_default=None, allow_none=True)
+    folder = folder(load_default=None, allow_none=True)
 
 
 class FileJsonIn(JsonIn):
@@ -137,4 +141,5 @@ class FileJsonIn(JsonIn):
 
     name = file_name(required=True)
     mime_type = mime_type(load_default=None, allow_none=True)
+    folder = folder(load_default=None, allow_none=True)
     data = String(required=True, metadata={"description": "the file's bytes, base64", "format": "byte"})

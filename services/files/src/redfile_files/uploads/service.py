@@ -33,7 +33,7 @@ from redfile_files.storage.keys import UploadMode
 from redfile_files.storage.lifecycle import Lifecycle
 from redfile_files.storage.records import NewUpload, UploadState, decode_upload
 from redfile_files.uploads import intake
-from redfile_files.validation import is_file_id, mime_type_for, validate_name
+from redfile_files.validation import ROOT_FOLDER, is_file_id, mime_type_for, validate_folder, validate_name
 
 # What a client told "too large" can do: the two ways of sending a file in pieces.
 LARGE_FILES_HINT = (
@@ -116,6 +116,7 @@ class Uploads:
         expires_ts: int | None = None,
         one_request: bool = False,
         compute_sha256: bool = False,
+        folder: str | None = None,
     ) -> UploadStatus:
         """Reserve ``total_size`` against the owner's quota, then open an upload session.
 
@@ -123,6 +124,7 @@ class Uploads:
         (``compute_sha256``); otherwise the file gets its CRC32C and BLAKE3 composite only.
         """
         name = validate_name(name, self.settings.max_name_bytes)
+        folder = validate_folder(folder, default=ROOT_FOLDER)
         mime_type = mime_type_for(name, mime_type)
         expires_ts = self.check_expiry(expires_ts)
         chunk_size = chunk_size or self.settings.chunk_bytes
@@ -152,6 +154,7 @@ class Uploads:
             sha256=sha256 or "",
             want_sha256=bool(sha256 or compute_sha256),
             file_expires=expires_ts,
+            folder=folder,
         )
         deadline = self.lifecycle.open(owner, upload_id, new, reserve=total_size)
         if not one_request:
@@ -187,6 +190,7 @@ class Uploads:
             file_expires_at=iso(state.file_expires) if state.file_expires else None,
             encrypted=bool(state.dek),
             checksum_algorithm="sha256" if state.want_sha256 else None,
+            folder=state.folder,
         )
 
     # -- chunks ----------------------------------------------------------------

@@ -24,7 +24,7 @@ from redfile_files.storage import keys
 from redfile_files.storage.inspect import as_hash, as_text
 from redfile_files.storage.keys import UploadMode
 from redfile_files.storage.lifecycle import US
-from redfile_files.storage.records import ChunkMissing
+from redfile_files.storage.records import ChunkMissing, IndexRow
 
 
 def check_files(walk: Walk, ids: list[str]) -> None:
@@ -52,10 +52,11 @@ def check_files(walk: Walk, ids: list[str]) -> None:
         expiring = check_chunk_table(walk, file_id, meta, hlen or 0, owner)
         if walk.deep:
             verify_bytes(walk, file_id, meta, owner)
-        live.append((file_id, owner, size, expiry, expiring))
-    looks = walk.inspect.ledger_of([(i, o) for i, o, _, _, _ in live], uploads=False)
-    for (file_id, owner, size, expiry, expiring), (held, indexed, due, gindexed, gsize) in zip(live, looks):
-        issues = []
+        live.append((file_id, owner, size, expiry, expiring, IndexRow.of_meta(meta)))
+    looks = walk.inspect.ledger_of([(i, o) for i, o, _, _, _, _ in live], uploads=False)
+    entries = walk.inspect.name_entries([(i, o, named.entry(i)) for i, o, _, _, _, named in live])
+    for (file_id, owner, size, expiry, expiring, named), (held, indexed, due, gindexed, gsize), index in zip(live, looks, entries):
+        issues = index_issues(file_id, size, expiry, named, index)
         if expiring:  # a commit sets its chunks' TTL after the file appears: the reconciler's while it is leased
             issues.append(("key_expiry_wrong", f"chunks of a permanent file expire: {first(expiring)}"))
         if holding(held) != ("c", size):
@@ -67,6 +68,19 @@ def check_files(walk: Walk, ids: list[str]) -> None:
         if expiry and due is None:
             issues.append(("due_missing", f"expires at {expiry} but has no due entry"))
         walk.settle_issues(file_id, owner, issues, due, expiry * US if expiry else None, Target("file", file_id), keys.meta(file_id))
+
+
+def index_issues(file_id: str, size: int, expiry: int, row: IndexRow, index: list) -> list[tuple[str, str]]:
+    """A file's entries in its owner's name and size indexes, and the row an expiring file keeps."""
+    named, sized, rows = index
+    issues = []
+    if named is None:
+        issues.append(("file_not_indexed", f"not in its owner's name index under {row.folder!r} / {row.name!r}"))
+    if sized is None or float(sized) != size:
+        issues.append(("file_not_indexed", f"size index: {as_text(sized)}, the file's size is {size}"))
+    if expiry and row.entry(file_id) not in {r.entry(file_id) for r in IndexRow.of_rows(rows)}:
+        issues.append(("file_not_indexed", "an expiring file's row is not kept in its owner's rows"))
+    return issues
 
 
 def check_chunk_table(walk: Walk, file_id: str, meta: dict, hlen: int, owner: str) -> list[int]:

@@ -47,6 +47,9 @@ KINDS = {
     "global_bytes_drift": (ERROR, "files:{all}:bytes is not the sum of files:{all}:sizes"),
     "upload_count_stale": (ERROR, "files:{all}:uploads lists an id that is no upload in progress"),
     "bad_value": (ERROR, "a counter, lock or cursor holds a bad value or never expires"),
+    "stale_name_entry": (ERROR, "a user's name index holds an entry no file's meta confirms and no operation has in flight"),
+    "stale_size_entry": (ERROR, "a user's size index holds an id that is not in their file index"),
+    "stale_index_row": (ERROR, "a row in flight of an id with no operation in flight that is not an expiring file"),
     "stale_link_entry": (STALE, "a user's links index names a share that is gone (dropped when they list)"),
     "stale_inbox_entry": (STALE, "a user's inbox names a file no longer shared with them (dropped when they list)"),
 }
@@ -63,6 +66,8 @@ RECONCILED = frozenset(
         "dangling_holding",
         "index_without_charge",
         "orphan_due",
+        "stale_size_entry",
+        "stale_index_row",
     }
 )
 REPAIRABLE = RECONCILED | {
@@ -72,6 +77,7 @@ REPAIRABLE = RECONCILED | {
     "stale_link_entry",
     "stale_inbox_entry",
     "orphan_share",
+    "stale_name_entry",
 }
 
 
@@ -91,6 +97,7 @@ class Problem:
     id: str | None = None
     user: str | None = None
     share_id: str | None = None  # the share the problem is about (repairs act on it)
+    entry: str | None = None  # the name index entry the problem is about (repairs act on it)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

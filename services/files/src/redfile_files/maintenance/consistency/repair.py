@@ -12,6 +12,7 @@ from __future__ import annotations
 from redfile_files.maintenance.consistency.problems import RECONCILED, REPAIRABLE
 from redfile_files.maintenance.consistency.walk import Walk
 from redfile_files.storage import Storage
+from redfile_files.storage.records import IndexRow
 
 
 def fixable(walk: Walk) -> bool:
@@ -29,6 +30,10 @@ def run_repairs(walk: Walk, storage: Storage) -> list[dict]:
             if make_due(walk, storage, user, fid):
                 sweep.add(user)
                 done.append({"action": "reconcile", "id": fid, "user": user, "for": kind})
+        elif kind == "stale_name_entry" and fid and user and problem.entry:
+            found = IndexRow.of_entry(problem.entry)
+            if found is not None and storage.lifecycle.adopt(user, fid, found[0]):
+                done.append({"action": "settle_entry", "id": fid, "user": user, "for": kind})
         elif kind in ("dangling_index_entry", "size_without_index") and fid:
             ledger.unindex_global(fid)
             done.append({"action": "unindex", "id": fid, "for": kind})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from redfile_files.maintenance.consistency.indexes import check_owner_indexes
 from redfile_files.maintenance.consistency.problems import Target
 from redfile_files.maintenance.consistency.shares import check_user_links
 from redfile_files.maintenance.consistency.walk import Walk, holding, to_int
@@ -45,6 +46,7 @@ def check_user(walk: Walk, user: str) -> None:
                 detail = f"{file_id} is due at {int(score)} but neither held nor alive"
                 walk.emit("orphan_due", keys.due(user), detail, target, id=file_id, user=user)
     check_user_links(walk, user)
+    check_owner_indexes(walk, user)
     files, uploads = walk.user_files.get(user, [0, 0]), walk.user_uploads.get(user, [0, 0])
     walk.user_rows[user] = {
         "user": user,

@@ -70,8 +70,9 @@ class Walk:
         id: str | None = None,
         user: str | None = None,
         share_id: str | None = None,
+        entry: str | None = None,
     ) -> None:
-        problem = Problem(kind, key, detail, id, user, share_id)
+        problem = Problem(kind, key, detail, id, user, share_id, entry)
         found = (problem.kind, problem.key, problem.id or "")
         if found in self.problems:
             return
