@@ -41,6 +41,8 @@ SECTIONS = {
         "cluster_upload_mib_s",
         "cluster_download_mib_s",
         "cluster_upload4_mib_s",
+        "upload_cpu_ratio",
+        "download_cpu_ratio",
         "upload_time_ratio",
         "download_time_ratio",
         "parallel4_vs_single",
@@ -70,6 +72,8 @@ TARGETS = {
     "login_vs_meta_p50",
     "cluster_upload_time_vs_standalone",
     "cluster_download_time_vs_standalone",
+    "cluster_upload_cpu_vs_standalone",
+    "cluster_download_cpu_vs_standalone",
     "cluster_parallel4_vs_single",
     "cluster_spread_off_even_pct_points",
 }
