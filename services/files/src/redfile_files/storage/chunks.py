@@ -77,8 +77,11 @@ class ChunkStore:
         if not isinstance(self.redis, RedisCluster):
             return
         asked: set[str] = set()
+        primaries = len(self.redis.get_primaries())
         try:
             for index in indices:
+                if len(asked) >= primaries:
+                    return  # every primary answered: the rest of a long file need not be walked
                 probe = keys.chunk_key(file_id, index, "c")
                 node = self.redis.get_node_from_key(probe)
                 if node.name not in asked:
