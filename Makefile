@@ -50,8 +50,8 @@ run: $(VENV)/.synced-run
 
 # make test: every tier against one private Redis server; then the stores, scripts and endpoints (the
 # integration tiers of auth, files and admin) against a private Redis Cluster and a private Sentinel
-# set-up (test-cluster and test-sentinel run all of the integration and end-to-end tiers there: .ci/run
-# must stay under 15 minutes).
+# set-up (test-cluster and test-sentinel run all of the integration and end-to-end tiers there; these two
+# rounds add about 5 minutes to .ci/run on 2 cores).
 TOPOLOGY_TESTS := tests/integration/auth tests/integration/files tests/integration/admin
 test: sync test-tools
 	$(call tests,)
