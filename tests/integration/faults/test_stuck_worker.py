@@ -44,6 +44,14 @@ def ask(port: int, path: str) -> socket.socket:
     return sock
 
 
+def ready(url: str) -> bool:
+    """Whether ``/readyz`` answers 200 within 2 s: a fresh worker still starting leaves the request waiting."""
+    try:
+        return requests.get(f"{url}/readyz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def stuck_lines(log_path: Path) -> list[dict]:
     lines = []
     for line in log_path.read_text(errors="replace").splitlines():
@@ -66,7 +74,7 @@ def test_a_worker_whose_threads_are_all_stuck_is_replaced_and_requests_succeed(s
     finally:
         for sock in blocked:
             sock.close()
-    wait_until(lambda: requests.get(f"{server.url}/readyz", timeout=2).status_code == 200, 30, "the fresh worker to serve")
+    wait_until(lambda: ready(server.url), 30, "the fresh worker to serve")
     answer = requests.get(f"{server.url}/test/trickle", params={"pieces": 2, "size": 10, "every": 0}, timeout=10)
     assert answer.status_code == 200 and answer.content == b"x" * 20
     (line,) = stuck_lines(server.log_path)
