@@ -124,6 +124,11 @@ def one_trip(
     return Trip(up.seconds, down_s, up.file_id, uploaded - before, cpu_seconds(pids()) - uploaded)
 
 
+def over(value: float, base: float) -> float | None:
+    """``value / base``; None when ``base`` is below the clock's tick (a tiny file: nothing measured)."""
+    return value / base if base > 0 else None
+
+
 def compare(
     side: ClusterSide, standalone: tuple[int, str, Callable[[], list[int]]], payload: Payload, rounds: int, spread: Payload
 ) -> dict:
@@ -150,8 +155,8 @@ def compare(
         row["cluster_upload4_s"] = four.upload_s
         row["upload_time_ratio"] = row["cluster_upload_s"] / row["standalone_upload_s"]
         row["download_time_ratio"] = row["cluster_download_s"] / row["standalone_download_s"]
-        row["upload_cpu_ratio"] = row["cluster_upload_cpu_s"] / row["standalone_upload_cpu_s"]
-        row["download_cpu_ratio"] = row["cluster_download_cpu_s"] / row["standalone_download_cpu_s"]
+        row["upload_cpu_ratio"] = over(row["cluster_upload_cpu_s"], row["standalone_upload_cpu_s"])
+        row["download_cpu_ratio"] = over(row["cluster_download_cpu_s"], row["standalone_download_cpu_s"])
         row["parallel4_vs_single"] = row["cluster_upload_s"] / four.upload_s  # aggregate throughput, 4 streams over 1
         rows.append(row)
     spread_id = one_trip(side.files.port, side.token, spread, spread.crc32c(), pids=side.pids, download=False).file_id
@@ -179,7 +184,7 @@ def compare(
         "download_cpu_ratio": median([r["download_cpu_ratio"] for r in rows]),
         "standalone_upload_cpu_s": median([r["standalone_upload_cpu_s"] for r in rows]),
         "cluster_upload_cpu_s": median([r["cluster_upload_cpu_s"] for r in rows]),
-        "round_ratios": [[round(r[k], 3) for k in ROUND_RATIOS] for r in rows],
+        "round_ratios": [[None if r[k] is None else round(r[k], 3) for k in ROUND_RATIOS] for r in rows],
         "headline_shares": headline_shares,
         "spread_mib": spread.size / 1048576,
         "spread_shares": spread_shares,
